@@ -1,0 +1,63 @@
+/**
+ * @file envelope.h
+ * @brief The message envelope: a JSON object readable in mosquitto_sub.
+ *
+ *   {"id":"01JD...","seq":42,"from":"alice","to":"bob","group":"team",
+ *    "ts":1764000000123,"type":"text","body":"hi"}
+ *
+ * Decoding parses with cJSON and copies the strings into a caller-owned
+ * arena, so the result outlives the parse and nothing is left to free.
+ * Encoding writes into a caller buffer and reports the size it needs.
+ */
+#ifndef MQIM_ENVELOPE_H
+#define MQIM_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mqim/status.h"
+#include "mqim/str.h"
+
+typedef struct mqim_envelope {
+    mqim_str_t id;    /**< sender-chosen or gateway-made; empty = absent */
+    mqim_str_t from;  /**< set by the gateway from the topic; ignored on input */
+    mqim_str_t to;    /**< peer user (direct messages) */
+    mqim_str_t group; /**< group name (group messages) */
+    mqim_str_t type;  /**< "text" when absent */
+    mqim_str_t body;  /**< UTF-8 text */
+    uint64_t seq;     /**< inbox seq; valid when has_seq */
+    int64_t ts;       /**< ms since the epoch; valid when has_ts */
+    bool has_seq;
+    bool has_ts;
+} mqim_envelope_t;
+
+/**
+ * Decode a JSON envelope. Unknown fields are ignored (forward compatibility).
+ * Every present field is checked: id with mqim_id_check(), to with the user
+ * rules, group with the group rules, type 1..MQIM_TYPE_MAX of [a-z0-9_.-],
+ * body a string of valid UTF-8 up to MQIM_BODY_MAX bytes, seq a non-negative
+ * integer, ts an integer. Strings are copied into `arena`; an arena of
+ * `len` bytes is always enough (decoded strings never outgrow their JSON).
+ * @param[out] arena_used bytes of the arena used; may be NULL.
+ * @return MQIM_OK, MQIM_BAD_PARAMETER, MQIM_PAYLOAD_TOO_LARGE (len >
+ *         MQIM_PAYLOAD_MAX), MQIM_JSON_MALFORMED, MQIM_JSON_NOT_OBJECT,
+ *         MQIM_JSON_TOO_DEEP, MQIM_FIELD_TYPE, MQIM_FIELD_RANGE,
+ *         MQIM_ID_EMPTY, MQIM_ID_TOO_LONG, MQIM_ID_BAD_CHAR, MQIM_NAME_*,
+ *         MQIM_TYPE_BAD, MQIM_BODY_TOO_LARGE, MQIM_UTF8_INVALID,
+ *         MQIM_BUFFER_TOO_SMALL (arena), MQIM_INTERNAL (cJSON out of memory).
+ */
+mqim_status_t mqim_envelope_decode(const char *json, size_t len, mqim_envelope_t *env,
+                                   char *arena, size_t arena_cap, size_t *arena_used);
+
+/**
+ * Encode an envelope as compact JSON in the field order above; absent
+ * (empty) strings and invalid seq/ts are left out. Strings are escaped per
+ * RFC 8259. The output is NUL-terminated and needs *out_len + 1 bytes;
+ * *out_len is set also on MQIM_BUFFER_TOO_SMALL (buf = NULL, cap = 0 is a
+ * size query).
+ * @return MQIM_OK, MQIM_BUFFER_TOO_SMALL, MQIM_BAD_PARAMETER.
+ */
+mqim_status_t mqim_envelope_encode(const mqim_envelope_t *env, char *buf, size_t cap,
+                                   size_t *out_len);
+
+#endif /* MQIM_ENVELOPE_H */

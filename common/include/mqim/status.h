@@ -1,0 +1,66 @@
+/**
+ * @file status.h
+ * @brief One status code for every failure in mqim, shared by common/, the
+ *        gateway and the device library.
+ *
+ * The table is an X-macro so the enum, the short names and the readable
+ * strings cannot drift apart. Numbers are stable: they appear on the wire
+ * ("code_num" in rejected acks) and in logs. Never renumber; append.
+ */
+#ifndef MQIM_STATUS_H
+#define MQIM_STATUS_H
+
+/* X(ENUM_SUFFIX, number, short_name, readable_string) */
+#define MQIM_STATUS_TABLE(X)                                                          \
+    X(OK,               0, "ok",               "success")                              \
+    X(BAD_PARAMETER,    1, "bad_parameter",    "invalid argument")                     \
+    X(BUFFER_TOO_SMALL, 2, "buffer_too_small", "output buffer too small")              \
+    X(NAME_EMPTY,      10, "name_empty",       "name is empty")                        \
+    X(NAME_TOO_LONG,   11, "name_too_long",    "name is too long")                     \
+    X(NAME_BAD_CHAR,   12, "name_bad_char",    "name has a character outside [A-Za-z0-9_.-]") \
+    X(TOPIC_BAD_ROOT,  20, "topic_bad_root",   "topic is outside the mqim root")       \
+    X(TOPIC_UNKNOWN,   21, "topic_unknown",    "topic is not part of the mqim scheme") \
+    X(TOPIC_TOO_LONG,  22, "topic_too_long",   "topic is too long")                    \
+    X(JSON_MALFORMED,  30, "json_malformed",   "payload is not valid JSON")            \
+    X(JSON_NOT_OBJECT, 31, "json_not_object",  "JSON payload is not an object")        \
+    X(JSON_TOO_DEEP,   32, "json_too_deep",    "JSON nesting is too deep")             \
+    X(FIELD_TYPE,      33, "field_type",       "a field has the wrong type")           \
+    X(FIELD_MISSING,   34, "field_missing",    "a required field is missing")          \
+    X(FIELD_RANGE,     35, "field_range",      "a field is out of range")              \
+    X(ID_EMPTY,        40, "id_empty",         "message id is empty")                  \
+    X(ID_TOO_LONG,     41, "id_too_long",      "message id is longer than 64 characters") \
+    X(ID_BAD_CHAR,     42, "id_bad_char",      "message id has a character outside [A-Za-z0-9_-]") \
+    X(BODY_TOO_LARGE,  50, "body_too_large",   "message body is too large")            \
+    X(BODY_EMPTY,      51, "body_empty",       "message body is empty")                \
+    X(TYPE_BAD,        52, "type_bad",         "message type is invalid")              \
+    X(PAYLOAD_TOO_LARGE, 53, "payload_too_large", "payload is too large")              \
+    X(UTF8_INVALID,    54, "utf8_invalid",     "text is not valid UTF-8")              \
+    X(UNKNOWN_PEER,    60, "unknown_peer",     "no such user")                         \
+    X(NOT_MEMBER,      61, "not_member",       "not a member of the group")            \
+    X(RATE_LIMITED,    62, "rate_limited",     "too many requests; slow down")         \
+    X(QUOTA_FULL,      63, "quota_full",       "recipient inbox is full")              \
+    X(UNSUPPORTED,     64, "unsupported",      "not supported")                        \
+    X(NOT_YOUR_MESSAGE, 65, "not_your_message", "receipt for a message not in your inbox") \
+    X(QOS_ZERO_RECEIPT, 66, "qos_mismatch",    "request must be published with QoS 1 or 2") \
+    X(STORE_FULL,      70, "store_full",       "gateway storage is full")              \
+    X(STORE_ERROR,     71, "store_error",      "gateway storage error")                \
+    X(INTERNAL,        72, "internal",         "internal error")                       \
+    X(BAD_REQUEST,     80, "bad_request",      "malformed control request")            \
+    X(UNKNOWN_OP,      81, "unknown_op",       "unknown control operation")            \
+    X(NOT_FOUND,       82, "not_found",        "not found")                            \
+    X(RESPONSE_TOPIC,  83, "response_topic",   "response topic must be under the requester's in/ topics")
+
+typedef enum mqim_status {
+#define MQIM_STATUS_ENUM_(suffix, num, name, str) MQIM_##suffix = (num),
+    MQIM_STATUS_TABLE(MQIM_STATUS_ENUM_)
+#undef MQIM_STATUS_ENUM_
+    MQIM_STATUS_END_ /* not a status; keeps the trailing comma legal in C99 */
+} mqim_status_t;
+
+/** Short stable snake_case name ("body_too_large"); "unknown_status" for a bad value. */
+const char *mqim_status_name(mqim_status_t status);
+
+/** Readable sentence for logs and the "reason" of a rejection. */
+const char *mqim_status_str(mqim_status_t status);
+
+#endif /* MQIM_STATUS_H */

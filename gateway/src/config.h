@@ -1,0 +1,64 @@
+/**
+ * @file config.h
+ * @brief mqim-gateway configuration: defaults, then the config file, then
+ *        command-line flags (later wins). File format: Mosquitto style, one
+ *        "key value" per line, '#' starts a comment, blank lines ignored.
+ *        Keys are the field names below (e.g. "broker_port 1883").
+ */
+#ifndef MQIM_GW_CONFIG_H
+#define MQIM_GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MQIM_GW_PATH_MAX 1024
+
+typedef struct mqim_gw_config {
+    char root[33];                     /**< topic root; "im" */
+    char broker_host[256];             /**< "127.0.0.1" */
+    int broker_port;                   /**< 1883 */
+    char username[65];                 /**< gateway's broker user; "mqim-gateway" */
+    char password[256];                /**< from password_file when set; never logged */
+    char password_file[MQIM_GW_PATH_MAX]; /**< file holding the gateway's password (first line) */
+    char client_id[128];               /**< MQTT client id; "mqim-gateway" (persistent session) */
+    char data_dir[MQIM_GW_PATH_MAX];   /**< LMDB environment directory; "var/gateway" */
+    uint64_t map_size_mb;              /**< LMDB map size in MiB; 1024 */
+    bool accept_any_user;              /**< route to any valid name, not only registered users */
+    unsigned max_inflight;             /**< outstanding QoS>0 publishes to the broker; 64 */
+    unsigned rate_per_sec;             /**< per-user publishes per second; 100 (0 = no limit) */
+    unsigned rate_burst;               /**< per-user burst; 500 */
+    uint64_t inbox_quota;              /**< max stored messages per inbox; 100000 (0 = none) */
+    uint64_t retain_count;             /**< keep at most this many per inbox; 0 = no count limit */
+    uint64_t retain_days;              /**< drop messages older than this; 0 = keep forever */
+    unsigned sync_page;                /**< max messages per sync/history page; 100 */
+    unsigned stats_interval_s;         /**< publish {root}/gateway/stats every N s; 10 (0 = off) */
+    int log_level;                     /**< mqim_log_level_t; INFO */
+    /* Broker files managed by `mqim-gateway user ...` */
+    char broker_password_file[MQIM_GW_PATH_MAX]; /**< mosquitto password_file; "var/mosquitto/passwd" */
+    char broker_acl_file[MQIM_GW_PATH_MAX];      /**< mosquitto acl_file; "var/mosquitto/acl" */
+    char broker_pid_file[MQIM_GW_PATH_MAX];      /**< mosquitto pid_file, SIGHUP to reload; "var/mosquitto/mosquitto.pid" */
+} mqim_gw_config_t;
+
+/** Fill the defaults listed above. */
+void mqim_gw_config_defaults(mqim_gw_config_t *cfg);
+
+/**
+ * Read a config file over the current values. On error writes a readable
+ * message ("FILE:LINE: unknown key 'x'") into err and returns -1.
+ * If password_file is set (here or before), the password is read from it.
+ */
+int mqim_gw_config_load(mqim_gw_config_t *cfg, const char *path, char *err, size_t err_len);
+
+/**
+ * Apply one "key value" setting (used by the file reader and by flags:
+ * --broker-port 1884 is key "broker_port"). Returns -1 with a message in err
+ * for an unknown key or a bad value (out of range, not a number, too long).
+ */
+int mqim_gw_config_set(mqim_gw_config_t *cfg, const char *key, const char *value, char *err,
+                       size_t err_len);
+
+/** Check cross-field rules (root valid, port range, sizes > 0). -1 + err on failure. */
+int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_len);
+
+#endif /* MQIM_GW_CONFIG_H */

@@ -1,0 +1,387 @@
+/* mqim-gateway: the daemon and its operator commands. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "mqim/name.h"
+#include "mqtt.h"
+#include "store.h"
+#include "users.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: mqim-gateway [-c FILE] [--KEY VALUE ...] [COMMAND]\n"
+          "\n"
+          "commands:\n"
+          "  run                      run the gateway (default)\n"
+          "  init                     write the broker ACL file and the gateway's broker user\n"
+          "  user add NAME [--password P | --password-file F | --random]\n"
+          "                           add or update a user (--random prints the password)\n"
+          "  user del NAME            remove a user from the broker (history is kept)\n"
+          "  user list                list registered users\n"
+          "  history USER [--with PEER] [--after SEQ] [--limit N]\n"
+          "                           print a user's stored inbox\n"
+          "  stats                    print store statistics\n"
+          "\n"
+          "options: -c/--config FILE, then any config key as a flag: --broker-port 1884,\n"
+          "--data-dir DIR, --log-level debug, ... (see config/gateway.conf.example).\n",
+          f);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int open_store(const mqim_gw_config_t *cfg, bool ro, mqim_store_t **s)
+{
+    if (mqim_store_open(cfg->data_dir, (size_t)cfg->map_size_mb << 20, ro, s) != MQIM_OK) {
+        fprintf(stderr, "mqim-gateway: cannot open the store in %s\n", cfg->data_dir);
+        return -1;
+    }
+    return 0;
+}
+
+static int register_user(const mqim_gw_config_t *cfg, const char *name, bool add)
+{
+    mqim_store_t *s;
+    mqim_txn_t txn;
+    mqim_status_t st;
+    if (open_store(cfg, false, &s) != 0) {
+        return -1;
+    }
+    st = mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
+    if (st == MQIM_OK) {
+        st = add ? mqim_store_user_ensure(&txn, mqim_str_from_cstr(name), now_ms())
+                 : mqim_store_user_del(&txn, mqim_str_from_cstr(name));
+        if (st == MQIM_NOT_FOUND) {
+            st = MQIM_OK;
+        }
+        st = st == MQIM_OK ? mqim_txn_commit(&txn) : (mqim_txn_abort(&txn), st);
+    }
+    mqim_store_close(s);
+    if (st != MQIM_OK) {
+        fprintf(stderr, "mqim-gateway: store: %s\n", mqim_status_str(st));
+        return -1;
+    }
+    return 0;
+}
+
+static int reload(const mqim_gw_config_t *cfg)
+{
+    char err[256];
+    int rc = mqim_users_reload_broker(cfg, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+static int read_first_line(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(buf, (int)cap, f) == NULL) {
+        if (f != NULL) {
+            fclose(f);
+        }
+        return -1;
+    }
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return buf[0] != '\0' ? 0 : -1;
+}
+
+static int cmd_init(mqim_gw_config_t *cfg)
+{
+    char err[512];
+    mqim_store_t *s;
+    if (mqim_users_write_acl(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+        return 1;
+    }
+    if (cfg->password_file[0] != '\0' && cfg->password[0] == '\0') {
+        /* First start: a strong random password for the gateway's own broker user. */
+        FILE *f;
+        int fd;
+        if (mqim_users_random_password(cfg->password, 32) != 0) {
+            fprintf(stderr, "mqim-gateway: cannot make a random password\n");
+            return 1;
+        }
+        fd = open(cfg->password_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (f == NULL || fprintf(f, "%s\n", cfg->password) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "mqim-gateway: cannot write %s: %s\n", cfg->password_file,
+                    strerror(errno));
+            return 1;
+        }
+    }
+    if (cfg->password[0] != '\0' &&
+        mqim_users_passwd_set(cfg, cfg->username, cfg->password, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+        return 1;
+    }
+    if (open_store(cfg, false, &s) != 0) {
+        return 1;
+    }
+    mqim_store_close(s);
+    return reload(cfg) == 0 ? 0 : 1;
+}
+
+static int print_user(void *ctx, mqim_str_t user, const mqim_user_rec_t *rec);
+
+static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
+{
+    char err[512];
+    char password[256] = "";
+    const char *sub = argc > 0 ? argv[0] : "";
+    const char *name = argc > 1 ? argv[1] : NULL;
+    bool random_pw = false;
+
+    if (strcmp(sub, "list") == 0) {
+        mqim_store_t *s;
+        mqim_txn_t txn;
+        if (open_store(cfg, true, &s) != 0) {
+            return 1;
+        }
+        if (mqim_txn_begin(s, MQIM_TXN_READ, &txn) == MQIM_OK) {
+            (void)mqim_store_user_each(&txn, print_user, NULL);
+            mqim_txn_abort(&txn);
+        }
+        mqim_store_close(s);
+        return 0;
+    }
+    if (name == NULL || (strcmp(sub, "add") != 0 && strcmp(sub, "del") != 0)) {
+        usage(stderr);
+        return 2;
+    }
+    if (mqim_name_check(MQIM_NAME_USER, mqim_str_from_cstr(name)) != MQIM_OK) {
+        fprintf(stderr, "mqim-gateway: invalid user name '%s': %s\n", name,
+                mqim_status_str(mqim_name_check(MQIM_NAME_USER, mqim_str_from_cstr(name))));
+        return 2;
+    }
+    if (strcmp(sub, "del") == 0) {
+        if (mqim_users_passwd_del(cfg, name, err, sizeof(err)) != 0) {
+            fprintf(stderr, "mqim-gateway: %s\n", err);
+            return 1;
+        }
+        return register_user(cfg, name, false) == 0 && reload(cfg) == 0 ? 0 : 1;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--random") == 0) {
+            random_pw = true;
+        } else if (strcmp(argv[i], "--password") == 0 && i + 1 < argc) {
+            snprintf(password, sizeof(password), "%s", argv[++i]);
+        } else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc) {
+            if (read_first_line(argv[++i], password, sizeof(password)) != 0) {
+                fprintf(stderr, "mqim-gateway: cannot read a password from %s\n", argv[i]);
+                return 1;
+            }
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (random_pw || password[0] == '\0') {
+        if (mqim_users_random_password(password, 20) != 0) {
+            fprintf(stderr, "mqim-gateway: cannot make a random password\n");
+            return 1;
+        }
+        random_pw = true;
+    }
+    if (mqim_users_passwd_set(cfg, name, password, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+        return 1;
+    }
+    if (register_user(cfg, name, true) != 0 || reload(cfg) != 0) {
+        return 1;
+    }
+    if (random_pw) {
+        printf("%s\n", password); /* the only output: scripts capture it */
+    }
+    return 0;
+}
+
+static int print_user(void *ctx, mqim_str_t user, const mqim_user_rec_t *rec)
+{
+    (void)ctx;
+    printf("%.*s\tmessages=%" PRIu64 "\tnext_seq=%" PRIu64 "\n", (int)user.len, user.ptr, rec->count,
+           rec->next_seq);
+    return 0;
+}
+
+typedef struct hist_print {
+    mqim_txn_t *txn;
+    const char *with;
+    uint64_t limit, n;
+} hist_print_t;
+
+static int print_entry(void *ctx, const mqim_inbox_entry_t *e)
+{
+    hist_print_t *h = ctx;
+    mqim_msg_rec_t m;
+    if (h->n++ >= h->limit) {
+        return 1;
+    }
+    if (mqim_store_msg_get(h->txn, e->mid, &m) != MQIM_OK) {
+        return 0;
+    }
+    printf("%" PRIu64 "\t%" PRId64 "\t%s %.*s\t%.*s\t%.*s\n", e->seq, m.ts,
+           e->dir == MQIM_INBOX_SENT ? "to  " : "from", (int)e->chat.len, e->chat.ptr,
+           (int)m.id.len, m.id.ptr, (int)m.body.len, m.body.ptr);
+    return 0;
+}
+
+static int cmd_history(mqim_gw_config_t *cfg, int argc, char **argv)
+{
+    mqim_store_t *s;
+    mqim_txn_t txn;
+    hist_print_t h = { &txn, NULL, 100, 0 };
+    uint64_t after = 0;
+    const char *user = argc > 0 ? argv[0] : NULL;
+    if (user == NULL || mqim_name_check(MQIM_NAME_USER, mqim_str_from_cstr(user)) != MQIM_OK) {
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--with") == 0) {
+            h.with = argv[i + 1];
+        } else if (strcmp(argv[i], "--after") == 0) {
+            after = strtoull(argv[i + 1], NULL, 10);
+        } else if (strcmp(argv[i], "--limit") == 0) {
+            h.limit = strtoull(argv[i + 1], NULL, 10);
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (open_store(cfg, true, &s) != 0) {
+        return 1;
+    }
+    if (mqim_txn_begin(s, MQIM_TXN_READ, &txn) == MQIM_OK) {
+        printf("seq\tts\tchat\tid\tbody\n");
+        if (h.with != NULL) {
+            (void)mqim_store_chat_scan(&txn, mqim_str_from_cstr(user), mqim_str_from_cstr(h.with),
+                                       after, 0, print_entry, &h);
+        } else {
+            (void)mqim_store_inbox_scan(&txn, mqim_str_from_cstr(user), after, print_entry, &h);
+        }
+        mqim_txn_abort(&txn);
+    }
+    mqim_store_close(s);
+    return 0;
+}
+
+static int cmd_stats(mqim_gw_config_t *cfg)
+{
+    mqim_store_t *s;
+    mqim_txn_t txn;
+    mqim_store_stats_t st;
+    if (open_store(cfg, true, &s) != 0) {
+        return 1;
+    }
+    if (mqim_txn_begin(s, MQIM_TXN_READ, &txn) == MQIM_OK) {
+        (void)mqim_store_stats(&txn, &st);
+        printf("users\t%" PRIu64 "\nmessages\t%" PRIu64 "\ninbox_entries\t%" PRIu64
+               "\noutbox\t%" PRIu64 "\nmessages_total\t%" PRIu64 "\nrejected_total\t%" PRIu64
+               "\nduplicates_total\t%" PRIu64 "\nmap_used_bytes\t%" PRIu64 "\nmap_size_bytes\t%" PRIu64 "\n",
+               st.users, st.messages, st.inbox_entries, st.outbox,
+               mqim_store_counter_get(&txn, "messages"), mqim_store_counter_get(&txn, "rejected"),
+               mqim_store_counter_get(&txn, "duplicates"), st.map_used_bytes, st.map_size_bytes);
+        mqim_txn_abort(&txn);
+    }
+    mqim_store_close(s);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    mqim_gw_config_t cfg;
+    char err[512];
+    int i = 1;
+    const char *cmd = "run";
+
+    mqim_gw_config_defaults(&cfg);
+    /* Global options first: the config file, then flags that override it. */
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "mqim-gateway: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (mqim_gw_config_load(&cfg, argv[++i], err, sizeof(err)) != 0) {
+                fprintf(stderr, "mqim-gateway: %s\n", err);
+                return 2;
+            }
+        } else if (strncmp(argv[i], "--", 2) == 0) {
+            char key[64];
+            snprintf(key, sizeof(key), "%s", argv[i] + 2);
+            for (char *p = key; *p; p++) {
+                if (*p == '-') {
+                    *p = '_';
+                }
+            }
+            if (mqim_gw_config_set(&cfg, key, argv[++i], err, sizeof(err)) != 0) {
+                fprintf(stderr, "mqim-gateway: %s\n", err);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "mqim-gateway: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (mqim_gw_config_validate(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+        return 2;
+    }
+    mqim_log_set_level((mqim_log_level_t)cfg.log_level);
+    if (i < argc) {
+        cmd = argv[i++];
+    }
+    if (strcmp(cmd, "run") == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        return mqim_gateway_run(&cfg, &stop_flag);
+    }
+    if (strcmp(cmd, "init") == 0) {
+        return cmd_init(&cfg);
+    }
+    if (strcmp(cmd, "user") == 0) {
+        return cmd_user(&cfg, argc - i, argv + i);
+    }
+    if (strcmp(cmd, "history") == 0) {
+        return cmd_history(&cfg, argc - i, argv + i);
+    }
+    if (strcmp(cmd, "stats") == 0) {
+        return cmd_stats(&cfg);
+    }
+    fprintf(stderr, "mqim-gateway: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

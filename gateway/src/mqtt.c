@@ -1,0 +1,620 @@
+/* Paho glue and outbox pump (see mqtt.h). */
+#include "mqtt.h"
+
+#include <MQTTAsync.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "mqim/json_write.h"
+#include "mqim/limits.h"
+#include "mqim/topic.h"
+#include "router.h"
+#include "store.h"
+
+#define LOG_MOD "mqtt"
+#define SWEEP_INTERVAL_MS 60000
+#define SHUTDOWN_DRAIN_MS 5000
+
+typedef struct gw {
+    const mqim_gw_config_t *cfg;
+    mqim_store_t *store;
+    mqim_router_t *router;
+    mqim_router_config_t rcfg;
+    MQTTAsync client;
+    char uri[300];
+    char status_topic[MQIM_TOPIC_MAX + 1];
+    char stats_topic[MQIM_TOPIC_MAX + 1];
+    char sub_filter[MQIM_TOPIC_MAX + 1];
+
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;
+    bool connected;
+    bool connecting;    /* a connect attempt (ours or Paho's automatic one) is under way */
+    bool rewind;        /* resend the outbox from its start (after a reconnect) */
+    bool kick;          /* new outbox entries were committed */
+    int connect_failures;
+    uint64_t *inflight; /* outbox keys sent and not yet acknowledged */
+    unsigned ninflight;
+    uint64_t *acked;    /* acknowledged keys waiting for deletion */
+    unsigned nacked, acked_cap;
+    uint64_t resend_from; /* UINT64_MAX: nothing failed */
+    uint64_t handled, rejected;
+} gw_t;
+
+/* Paho's per-message callbacks carry only a void *: the outbox key travels in
+ * it, and this pointer leads back to the (single) gateway of the process. */
+static gw_t *the_gw;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void deadline_in(struct timespec *ts, long ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static bool inflight_remove(gw_t *g, uint64_t key)
+{
+    for (unsigned i = 0; i < g->ninflight; i++) {
+        if (g->inflight[i] == key) {
+            g->inflight[i] = g->inflight[--g->ninflight];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void on_send_success(void *context, MQTTAsync_successData5 *response)
+{
+    gw_t *g = the_gw;
+    uint64_t key = (uint64_t)(uintptr_t)context;
+    (void)response;
+    pthread_mutex_lock(&g->mu);
+    (void)inflight_remove(g, key);
+    if (g->nacked < g->acked_cap) {
+        g->acked[g->nacked++] = key;
+    }
+    /* else: the entry stays and is sent again after the next rewind; harmless */
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void on_send_failure(void *context, MQTTAsync_failureData5 *response)
+{
+    gw_t *g = the_gw;
+    uint64_t key = (uint64_t)(uintptr_t)context;
+    pthread_mutex_lock(&g->mu);
+    if (inflight_remove(g, key) && key < g->resend_from) {
+        g->resend_from = key;
+    }
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    MQIM_LOGD(LOG_MOD, "publish of outbox entry %" PRIu64 " failed (%d); will resend", key,
+              response != NULL ? response->code : 0);
+}
+
+/* ---- inbound ---- */
+
+static mqim_str_t prop_data(MQTTProperties *props, enum MQTTPropertyCodes code)
+{
+    MQTTProperty *p = MQTTProperties_getProperty(props, code);
+    if (p == NULL) {
+        return (mqim_str_t){ NULL, 0 };
+    }
+    return (mqim_str_t){ p->value.data.data, (size_t)p->value.data.len };
+}
+
+static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
+{
+    gw_t *g = context;
+    mqim_inbound_t in;
+    mqim_status_t st;
+    in.topic = (mqim_str_t){ topic, topic_len > 0 ? (size_t)topic_len : strlen(topic) };
+    in.payload = (mqim_str_t){ m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0u };
+    in.qos = m->qos;
+    in.retained = m->retained != 0;
+    in.response_topic = prop_data(&m->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
+    in.correlation = prop_data(&m->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
+    /* Handled (committed) before returning: Paho acknowledges the publish to
+     * the broker only after this callback returns true. */
+    st = mqim_router_handle(g->router, &in, now_ms());
+    pthread_mutex_lock(&g->mu);
+    g->handled++;
+    if (st != MQIM_OK) {
+        g->rejected++;
+    }
+    g->kick = true;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+/* Ephemeral publishes and last-resort rejections: straight to Paho. */
+static void publish_now(void *ctx, const mqim_outbound_t *o)
+{
+    gw_t *g = ctx;
+    char topic[MQIM_TOPIC_MAX + 1];
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    int rc;
+    if (o->topic.len > MQIM_TOPIC_MAX) {
+        return;
+    }
+    memcpy(topic, o->topic.ptr, o->topic.len);
+    topic[o->topic.len] = '\0';
+    msg.payload = (void *)(uintptr_t)o->payload.ptr;
+    msg.payloadlen = (int)o->payload.len;
+    msg.qos = o->qos;
+    msg.retained = o->retain;
+    rc = MQTTAsync_sendMessage(g->client, topic, &msg, NULL);
+    if (rc != MQTTASYNC_SUCCESS) {
+        MQIM_LOGW(LOG_MOD, "direct publish to %s failed (%d)", topic, rc);
+    }
+}
+
+/* ---- connection ---- */
+
+static void publish_gateway_status(gw_t *g, const char *state)
+{
+    char buf[128];
+    int n = snprintf(buf, sizeof(buf), "{\"state\":\"%s\",\"ts\":%" PRId64 "}", state, now_ms());
+    mqim_outbound_t o = { mqim_str_from_cstr(g->status_topic), { buf, (size_t)n }, 1, true,
+                          { NULL, 0 } };
+    publish_now(g, &o);
+}
+
+static void on_subscribed(void *context, MQTTAsync_successData5 *response)
+{
+    gw_t *g = context;
+    if (response != NULL && response->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
+        MQIM_LOGE(LOG_MOD, "subscription to %s refused (reason %d): check the ACL file",
+                  g->sub_filter, response->reasonCode);
+        return;
+    }
+    MQIM_LOGI(LOG_MOD, "subscribed to %s", g->sub_filter);
+}
+
+static void on_subscribe_failed(void *context, MQTTAsync_failureData5 *response)
+{
+    gw_t *g = context;
+    MQIM_LOGE(LOG_MOD, "subscribe to %s failed (%d)", g->sub_filter,
+              response != NULL ? response->code : 0);
+}
+
+/* Called on the first connect and on every automatic reconnect. */
+static void on_connected(void *context, char *cause)
+{
+    gw_t *g = context;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    int rc;
+    (void)cause;
+    pthread_mutex_lock(&g->mu);
+    g->connected = true;
+    g->connecting = false;
+    g->connect_failures = 0;
+    g->rewind = true;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    MQIM_LOGI(LOG_MOD, "connected to %s as %s", g->uri, g->cfg->client_id);
+
+    /* QoS 1, not 2: with no client-side persistence, Paho would lose a QoS 2
+     * message taken between PUBREC and PUBREL by a crash. QoS 1 plus (from,
+     * id) dedupe gives exactly-once storage for enveloped messages.
+     * retainHandling 1: retained statuses only when the subscription is new,
+     * not again on every reconnect of the persistent session. */
+    ro.onSuccess5 = on_subscribed;
+    ro.onFailure5 = on_subscribe_failed;
+    ro.context = g;
+    ro.subscribeOptions.retainHandling = 1;
+    rc = MQTTAsync_subscribe(g->client, g->sub_filter, 1, &ro);
+    if (rc != MQTTASYNC_SUCCESS) {
+        MQIM_LOGE(LOG_MOD, "subscribe call failed (%d)", rc);
+    }
+    publish_gateway_status(g, "online");
+}
+
+static void on_connection_lost(void *context, char *cause)
+{
+    gw_t *g = context;
+    pthread_mutex_lock(&g->mu);
+    g->connected = false;
+    g->connecting = true; /* automaticReconnect takes over from here */
+    pthread_mutex_unlock(&g->mu);
+    MQIM_LOGW(LOG_MOD, "connection to %s lost (%s); reconnecting", g->uri,
+              cause != NULL ? cause : "no reason given");
+}
+
+static void on_connect_failed(void *context, MQTTAsync_failureData5 *response)
+{
+    gw_t *g = context;
+    pthread_mutex_lock(&g->mu);
+    g->connecting = false;
+    g->connect_failures++;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    if (response != NULL && response->reasonCode != MQTTREASONCODE_SUCCESS) {
+        MQIM_LOGE(LOG_MOD, "broker %s refused the connection: %s", g->uri,
+                  MQTTReasonCode_toString(response->reasonCode));
+    } else {
+        MQIM_LOGE(LOG_MOD, "cannot connect to broker %s: %s", g->uri,
+                  response != NULL && response->message != NULL ? response->message
+                                                                : "unreachable");
+    }
+}
+
+static int start_connect(gw_t *g)
+{
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
+    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+    MQTTProperties props = MQTTProperties_initializer;
+    MQTTProperty p;
+    static const char offline[] = "{\"state\":\"offline\"}";
+    int rc;
+
+    /* A persistent session that never expires: publishes made while the
+     * gateway is down wait in the broker until it is back. */
+    p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+    p.value.integer4 = 0xFFFFFFFFu;
+    MQTTProperties_add(&props, &p);
+    co.cleanstart = 0;
+    co.connectProperties = &props;
+    co.keepAliveInterval = 20;
+    co.username = g->cfg->username;
+    co.password = g->cfg->password[0] != '\0' ? g->cfg->password : NULL;
+    co.automaticReconnect = 1;
+    co.minRetryInterval = 1;
+    co.maxRetryInterval = 16;
+    co.onSuccess5 = NULL;
+    co.onFailure5 = on_connect_failed;
+    co.context = g;
+    will.topicName = g->status_topic;
+    will.message = offline;
+    will.retained = 1;
+    will.qos = 1;
+    co.will = &will;
+    pthread_mutex_lock(&g->mu);
+    g->connecting = true;
+    pthread_mutex_unlock(&g->mu);
+    rc = MQTTAsync_connect(g->client, &co);
+    MQTTProperties_free(&props);
+    if (rc != MQTTASYNC_SUCCESS) {
+        pthread_mutex_lock(&g->mu);
+        g->connecting = false;
+        g->connect_failures++;
+        pthread_mutex_unlock(&g->mu);
+        MQIM_LOGE(LOG_MOD, "connect call failed (%d)", rc);
+    }
+    return rc;
+}
+
+/* ---- pump ---- */
+
+static void delete_acked(gw_t *g, const uint64_t *keys, unsigned n)
+{
+    mqim_txn_t txn;
+    if (n == 0u || mqim_txn_begin(g->store, MQIM_TXN_WRITE_LAZY, &txn) != MQIM_OK) {
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        (void)mqim_store_outbox_del(&txn, keys[i]); /* already gone: fine */
+    }
+    if (mqim_txn_commit(&txn) != MQIM_OK) {
+        MQIM_LOGW(LOG_MOD, "could not delete %u sent outbox entries; they will be sent again", n);
+    }
+}
+
+/* Send outbox entries from *next while the window has room. */
+static void fill_window(gw_t *g, uint64_t *next)
+{
+    mqim_txn_t txn;
+    if (mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) != MQIM_OK) {
+        return;
+    }
+    for (;;) {
+        mqim_outbox_rec_t rec;
+        char topic[MQIM_TOPIC_MAX + 1];
+        MQTTAsync_message msg = MQTTAsync_message_initializer;
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        bool room;
+        int rc;
+        pthread_mutex_lock(&g->mu);
+        room = g->connected && g->ninflight < g->cfg->max_inflight;
+        pthread_mutex_unlock(&g->mu);
+        if (!room || mqim_store_outbox_next(&txn, *next, &rec) != MQIM_OK) {
+            break;
+        }
+        if (rec.topic.len > MQIM_TOPIC_MAX) {
+            MQIM_LOGE(LOG_MOD, "outbox entry %" PRIu64 " has a bad topic; skipped", rec.key);
+            *next = rec.key + 1u;
+            continue;
+        }
+        memcpy(topic, rec.topic.ptr, rec.topic.len);
+        topic[rec.topic.len] = '\0';
+        msg.payload = (void *)(uintptr_t)rec.payload.ptr;
+        msg.payloadlen = (int)rec.payload.len;
+        msg.qos = rec.qos;
+        msg.retained = rec.retain;
+        if (rec.corr.len > 0u) {
+            MQTTProperty p;
+            p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
+            p.value.data.data = (char *)(uintptr_t)rec.corr.ptr;
+            p.value.data.len = (int)rec.corr.len;
+            MQTTProperties_add(&msg.properties, &p);
+        }
+        ro.onSuccess5 = on_send_success;
+        ro.onFailure5 = on_send_failure;
+        ro.context = (void *)(uintptr_t)rec.key;
+        /* Count it in flight before Paho can call back. */
+        pthread_mutex_lock(&g->mu);
+        g->inflight[g->ninflight++] = rec.key;
+        pthread_mutex_unlock(&g->mu);
+        rc = MQTTAsync_sendMessage(g->client, topic, &msg, &ro);
+        MQTTProperties_free(&msg.properties);
+        if (rc != MQTTASYNC_SUCCESS) {
+            pthread_mutex_lock(&g->mu);
+            (void)inflight_remove(g, rec.key);
+            pthread_mutex_unlock(&g->mu);
+            MQIM_LOGD(LOG_MOD, "send of outbox entry %" PRIu64 " deferred (%d)", rec.key, rc);
+            break;
+        }
+        if (rec.qos == 0) {
+            /* QoS 0 completes on write; Paho still calls onSuccess. */
+        }
+        *next = rec.key + 1u;
+    }
+    mqim_txn_abort(&txn);
+}
+
+static void publish_stats(gw_t *g)
+{
+    mqim_txn_t txn;
+    mqim_store_stats_t s;
+    char buf[512];
+    mqim_json_writer_t w;
+    size_t len = 0;
+    uint64_t handled, rejected;
+    if (mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) != MQIM_OK) {
+        return;
+    }
+    (void)mqim_store_stats(&txn, &s);
+    mqim_txn_abort(&txn);
+    pthread_mutex_lock(&g->mu);
+    handled = g->handled;
+    rejected = g->rejected;
+    pthread_mutex_unlock(&g->mu);
+    mqim_json_init(&w, buf, sizeof(buf));
+    mqim_json_object_begin(&w);
+    mqim_json_key_u64(&w, "users", s.users);
+    mqim_json_key_u64(&w, "messages", s.messages);
+    mqim_json_key_u64(&w, "outbox", s.outbox);
+    mqim_json_key_u64(&w, "handled", handled);
+    mqim_json_key_u64(&w, "not_ok", rejected);
+    mqim_json_key_u64(&w, "map_used", s.map_used_bytes);
+    mqim_json_key_u64(&w, "map_size", s.map_size_bytes);
+    mqim_json_key_i64(&w, "ts", now_ms());
+    mqim_json_object_end(&w);
+    if (mqim_json_finish(&w, &len) == MQIM_OK) {
+        mqim_outbound_t o = { mqim_str_from_cstr(g->stats_topic), { buf, len }, 0, true,
+                              { NULL, 0 } };
+        publish_now(g, &o);
+    }
+}
+
+static void pump(gw_t *g, volatile sig_atomic_t *stop)
+{
+    uint64_t next = 0;
+    uint64_t *acked = calloc(g->acked_cap, sizeof(uint64_t));
+    int64_t last_sweep = now_ms(), last_stats = 0, retry_at = 0, drain_until = 0;
+    unsigned backoff_s = 1;
+
+    while (acked != NULL) {
+        struct timespec dl;
+        unsigned nacked;
+        bool rewind, connected, connecting;
+        int64_t t;
+
+        deadline_in(&dl, 200);
+        pthread_mutex_lock(&g->mu);
+        while (!*stop && !g->kick && g->nacked == 0u && !g->rewind &&
+               g->resend_from == UINT64_MAX) {
+            if (pthread_cond_timedwait(&g->cv, &g->mu, &dl) == ETIMEDOUT) {
+                break;
+            }
+        }
+        nacked = g->nacked;
+        memcpy(acked, g->acked, nacked * sizeof(uint64_t));
+        g->nacked = 0;
+        rewind = g->rewind;
+        g->rewind = false;
+        g->kick = false;
+        if (rewind) {
+            g->ninflight = 0; /* whatever was in flight is sent again */
+            g->resend_from = UINT64_MAX;
+        } else if (g->resend_from != UINT64_MAX) {
+            if (g->resend_from < next) {
+                next = g->resend_from;
+            }
+            g->resend_from = UINT64_MAX;
+        }
+        connected = g->connected;
+        connecting = g->connecting;
+        pthread_mutex_unlock(&g->mu);
+
+        delete_acked(g, acked, nacked);
+        if (rewind) {
+            next = 0;
+        }
+        t = now_ms();
+        if (!connected && !connecting && !*stop && t >= retry_at) {
+            /* Automatic reconnect covers lost connections; the first connect
+             * (and a connect that failed outright) is retried here. */
+            if (g->connect_failures > 0) {
+                MQIM_LOGW(LOG_MOD, "broker %s unreachable; retrying in %u s", g->uri, backoff_s);
+                retry_at = t + (int64_t)backoff_s * 1000;
+                backoff_s = backoff_s < 30u ? backoff_s * 2u : 30u;
+                pthread_mutex_lock(&g->mu);
+                g->connect_failures = 0;
+                pthread_mutex_unlock(&g->mu);
+                continue;
+            }
+            if (!MQTTAsync_isConnected(g->client)) {
+                (void)start_connect(g);
+            }
+        }
+        if (connected) {
+            backoff_s = 1;
+            fill_window(g, &next);
+        }
+        if (t - last_sweep >= SWEEP_INTERVAL_MS) {
+            uint64_t pruned = 0;
+            last_sweep = t;
+            if (mqim_router_sweep(g->store, &g->rcfg, t, &pruned) == MQIM_OK && pruned > 0u) {
+                MQIM_LOGI(LOG_MOD, "retention removed %" PRIu64 " inbox entries", pruned);
+            }
+        }
+        if (connected && g->cfg->stats_interval_s > 0u &&
+            t - last_stats >= (int64_t)g->cfg->stats_interval_s * 1000) {
+            last_stats = t;
+            publish_stats(g);
+        }
+        if (*stop) {
+            mqim_txn_t txn;
+            uint64_t left = 1;
+            unsigned inflight;
+            if (drain_until == 0) {
+                drain_until = t + SHUTDOWN_DRAIN_MS;
+                MQIM_LOGI(LOG_MOD, "stopping: sending what is left in the outbox");
+            }
+            if (mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) == MQIM_OK) {
+                left = mqim_store_outbox_count(&txn);
+                mqim_txn_abort(&txn);
+            }
+            pthread_mutex_lock(&g->mu);
+            inflight = g->ninflight;
+            pthread_mutex_unlock(&g->mu);
+            if ((left == 0u && inflight == 0u) || !connected || t >= drain_until) {
+                if (left > 0u) {
+                    MQIM_LOGW(LOG_MOD, "%" PRIu64 " outbox entries left; they are sent at the next start",
+                              left);
+                }
+                break;
+            }
+        }
+    }
+    free(acked);
+}
+
+int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
+{
+    gw_t g;
+    MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
+    size_t len = 0;
+    int rc;
+    mqim_str_t root = mqim_str_from_cstr(cfg->root);
+
+    memset(&g, 0, sizeof(g));
+    g.cfg = cfg;
+    g.resend_from = UINT64_MAX;
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    snprintf(g.uri, sizeof(g.uri), "tcp://%s:%d", cfg->broker_host, cfg->broker_port);
+    (void)mqim_topic_build(root, MQIM_TOPIC_GATEWAY_STATUS, (mqim_str_t){ NULL, 0 },
+                           (mqim_str_t){ NULL, 0 }, g.status_topic, sizeof(g.status_topic), &len);
+    (void)mqim_topic_build(root, MQIM_TOPIC_GATEWAY_STATS, (mqim_str_t){ NULL, 0 },
+                           (mqim_str_t){ NULL, 0 }, g.stats_topic, sizeof(g.stats_topic), &len);
+    snprintf(g.sub_filter, sizeof(g.sub_filter), "%s/u/+/out/#", cfg->root);
+    g.inflight = calloc(cfg->max_inflight, sizeof(uint64_t));
+    g.acked_cap = cfg->max_inflight * 4u;
+    g.acked = calloc(g.acked_cap, sizeof(uint64_t));
+    if (g.inflight == NULL || g.acked == NULL) {
+        MQIM_LOGE(LOG_MOD, "out of memory");
+        return 1;
+    }
+    if (mqim_store_open(cfg->data_dir, (size_t)cfg->map_size_mb << 20, false, &g.store) != MQIM_OK) {
+        return 1;
+    }
+    g.rcfg = (mqim_router_config_t){
+        .root = cfg->root,
+        .accept_any_user = cfg->accept_any_user,
+        .inbox_quota = cfg->inbox_quota,
+        .retain_count = cfg->retain_count,
+        .retain_age_ms = (int64_t)cfg->retain_days * 86400000,
+        .rate_per_sec = cfg->rate_per_sec,
+        .rate_burst = cfg->rate_burst,
+        .sync_page = cfg->sync_page,
+        .publish_now = publish_now,
+        .publish_ctx = &g,
+    };
+    g.router = mqim_router_new(g.store, &g.rcfg);
+    if (g.router == NULL) {
+        MQIM_LOGE(LOG_MOD, "cannot create the router");
+        mqim_store_close(g.store);
+        return 1;
+    }
+    the_gw = &g;
+    /* Buffer room for the window plus direct publishes (rejections, ephemeral). */
+    cro.maxBufferedMessages = (int)cfg->max_inflight + 1000;
+    rc = MQTTAsync_createWithOptions(&g.client, g.uri, cfg->client_id, MQTTCLIENT_PERSISTENCE_NONE,
+                                     NULL, &cro);
+    if (rc != MQTTASYNC_SUCCESS) {
+        MQIM_LOGE(LOG_MOD, "cannot create the MQTT client for %s (%d)", g.uri, rc);
+        mqim_router_free(g.router);
+        mqim_store_close(g.store);
+        return 1;
+    }
+    MQTTAsync_setCallbacks(g.client, &g, on_connection_lost, on_message, NULL);
+    MQTTAsync_setConnected(g.client, &g, on_connected);
+    MQIM_LOGI(LOG_MOD, "mqim-gateway starting: broker %s, data %s, root %s", g.uri, cfg->data_dir,
+              cfg->root);
+    (void)start_connect(&g);
+
+    pump(&g, stop);
+
+    if (MQTTAsync_isConnected(g.client)) {
+        MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer5;
+        MQTTAsync_message msg = MQTTAsync_message_initializer;
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        char buf[96];
+        int n = snprintf(buf, sizeof(buf), "{\"state\":\"offline\",\"ts\":%" PRId64 "}", now_ms());
+        msg.payload = buf;
+        msg.payloadlen = n;
+        msg.qos = 1;
+        msg.retained = 1;
+        if (MQTTAsync_sendMessage(g.client, g.status_topic, &msg, &ro) == MQTTASYNC_SUCCESS) {
+            (void)MQTTAsync_waitForCompletion(g.client, ro.token, 2000);
+        }
+        dopts.timeout = 2000;
+        (void)MQTTAsync_disconnect(g.client, &dopts);
+        for (int i = 0; i < 40 && MQTTAsync_isConnected(g.client); i++) {
+            struct timespec ts = { 0, 50000000L };
+            nanosleep(&ts, NULL);
+        }
+    }
+    MQTTAsync_destroy(&g.client);
+    the_gw = NULL;
+    mqim_router_free(g.router);
+    mqim_store_close(g.store);
+    free(g.inflight);
+    free(g.acked);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+    MQIM_LOGI(LOG_MOD, "mqim-gateway stopped");
+    return 0;
+}

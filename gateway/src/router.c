@@ -1,0 +1,1532 @@
+/* Routing rules of the gateway (see router.h and docs/protocol.md). */
+#include "router.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "mqim/envelope.h"
+#include "mqim/id.h"
+#include "mqim/json_write.h"
+#include "mqim/limits.h"
+#include "mqim/name.h"
+#include "mqim/topic.h"
+#include "ratelimit.h"
+
+#define LOG_MOD "router"
+#define RECEIPT_SEQS_MAX 256
+#define PRESENCE_USERS_MAX 100
+#define REASON_MAX 160
+
+/* A growable buffer reused for every JSON document the router writes, so the
+ * hot path allocates only when a document outgrows every earlier one. */
+typedef struct scratch {
+    char *buf;
+    size_t cap;
+} scratch_t;
+
+struct mqim_router {
+    mqim_store_t *store;
+    mqim_router_config_t cfg;
+    mqim_str_t root;
+    mqim_ratelimit_t *rl;
+    mqim_idgen_t idgen;
+    scratch_t doc;   /* the payload being written */
+    scratch_t env;   /* an envelope embedded in a document */
+    char topic[MQIM_TOPIC_MAX + 1];
+    /* Work areas of the handlers, allocated once: too big for the stack,
+     * and the ctl ones must outlive the handler that fills them. */
+    struct dm_parse *dm;
+    struct sync_ctx *sync;
+    struct hist_ctx *hist;
+    struct pres_ctx *pres;
+};
+
+/* What is being handled: shared by the handlers of one inbound publish. */
+typedef struct req {
+    mqim_router_t *r;
+    const mqim_inbound_t *in;
+    mqim_topic_t t;
+    mqim_txn_t txn;
+    int64_t now;
+} req_t;
+
+typedef void (*build_fn)(mqim_json_writer_t *w, const void *ctx);
+
+static bool scratch_reserve(scratch_t *s, size_t need)
+{
+    char *nb;
+    size_t cap;
+    if (need <= s->cap) {
+        return true;
+    }
+    cap = s->cap > 0u ? s->cap : 1024u;
+    while (cap < need) {
+        cap *= 2u;
+    }
+    nb = realloc(s->buf, cap);
+    if (nb == NULL) {
+        return false;
+    }
+    s->buf = nb;
+    s->cap = cap;
+    return true;
+}
+
+/* Run a builder into a scratch buffer; a second pass only when the first
+ * one found the buffer too small. */
+static mqim_status_t build_json(scratch_t *s, build_fn fn, const void *ctx, mqim_str_t *out)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        mqim_json_writer_t w;
+        size_t len = 0;
+        mqim_json_init(&w, s->buf, s->cap);
+        fn(&w, ctx);
+        if (mqim_json_finish(&w, &len) == MQIM_OK) {
+            *out = (mqim_str_t){ s->buf, len };
+            return MQIM_OK;
+        }
+        if (!scratch_reserve(s, len + 1u)) {
+            return MQIM_INTERNAL;
+        }
+    }
+    return MQIM_INTERNAL;
+}
+
+static mqim_status_t encode_envelope(scratch_t *s, const mqim_envelope_t *env, mqim_str_t *out)
+{
+    size_t len = 0;
+    mqim_status_t st = mqim_envelope_encode(env, s->buf, s->cap, &len);
+    if (st == MQIM_BUFFER_TOO_SMALL) {
+        if (!scratch_reserve(s, len + 1u)) {
+            return MQIM_INTERNAL;
+        }
+        st = mqim_envelope_encode(env, s->buf, s->cap, &len);
+    }
+    if (st == MQIM_OK) {
+        *out = (mqim_str_t){ s->buf, len };
+    }
+    return st;
+}
+
+static void envelope_from_rec(const mqim_msg_rec_t *m, uint64_t seq, mqim_envelope_t *env)
+{
+    memset(env, 0, sizeof(*env));
+    env->id = m->id;
+    env->from = m->from;
+    env->to = m->to;
+    env->group = m->group;
+    env->type = m->type;
+    env->body = m->body;
+    env->seq = seq;
+    env->has_seq = true;
+    env->ts = m->ts;
+    env->has_ts = true;
+}
+
+/* ---- outputs ---- */
+
+static mqim_status_t user_topic(mqim_router_t *r, mqim_topic_kind_t kind, mqim_str_t user,
+                                mqim_str_t *out)
+{
+    size_t len = 0;
+    mqim_status_t st = mqim_topic_build(r->root, kind, user, (mqim_str_t){ NULL, 0 }, r->topic,
+                                        sizeof(r->topic), &len);
+    *out = (mqim_str_t){ r->topic, len };
+    return st;
+}
+
+/* Queue a publish to a user's in/ topic (or presence) in the current txn. */
+static mqim_status_t emit(req_t *q, mqim_topic_kind_t kind, mqim_str_t user, int qos, bool retain,
+                          mqim_str_t payload)
+{
+    mqim_str_t topic;
+    mqim_status_t st = user_topic(q->r, kind, user, &topic);
+    if (st == MQIM_OK) {
+        st = mqim_store_outbox_put(&q->txn, topic, qos, retain, (mqim_str_t){ NULL, 0 }, payload,
+                                   NULL);
+    }
+    return st;
+}
+
+static void publish_now(mqim_router_t *r, mqim_str_t topic, mqim_str_t payload, int qos,
+                        mqim_str_t corr)
+{
+    if (r->cfg.publish_now != NULL) {
+        mqim_outbound_t o = { topic, payload, qos, false, corr };
+        r->cfg.publish_now(r->cfg.publish_ctx, &o);
+    }
+}
+
+/* ---- rejected acks ---- */
+
+typedef struct reject_doc {
+    const char *re;      /* what was rejected: "dm", "receipt", "status", "ctl" */
+    mqim_str_t id;       /* message id when known */
+    mqim_str_t to;       /* peer when known */
+    mqim_status_t code;
+    const char *reason;
+    const uint64_t *seqs;
+    size_t nseqs;
+    int64_t ts;
+} reject_doc_t;
+
+static void build_reject(mqim_json_writer_t *w, const void *vctx)
+{
+    const reject_doc_t *d = vctx;
+    mqim_json_object_begin(w);
+    mqim_json_key_str(w, "status", MQIM_STR("rejected"));
+    mqim_json_key_str(w, "re", mqim_str_from_cstr(d->re));
+    if (d->id.len > 0u) {
+        mqim_json_key_str(w, "id", d->id);
+    }
+    if (d->to.len > 0u) {
+        mqim_json_key_str(w, "to", d->to);
+    }
+    mqim_json_key_str(w, "code", mqim_str_from_cstr(mqim_status_name(d->code)));
+    mqim_json_key_u64(w, "code_num", (uint64_t)d->code);
+    mqim_json_key_str(w, "reason", mqim_str_from_cstr(d->reason));
+    if (d->nseqs > 0u) {
+        mqim_json_array_begin(w, "seqs");
+        for (size_t i = 0; i < d->nseqs; i++) {
+            mqim_json_value_u64(w, d->seqs[i]);
+        }
+        mqim_json_array_end(w);
+    }
+    mqim_json_key_i64(w, "ts", d->ts);
+    mqim_json_object_end(w);
+}
+
+/*
+ * Tell the sender why its publish was rejected. The ack goes through the
+ * outbox in a fresh transaction (the failed one is aborted by the caller);
+ * when even that cannot be stored (store full) it is published directly,
+ * so a rejection is never silent.
+ */
+static mqim_status_t reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
+                            mqim_status_t code, const char *reason_fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static mqim_status_t reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
+                            mqim_status_t code, const char *reason_fmt, ...)
+{
+    mqim_router_t *r = q->r;
+    char reason[REASON_MAX];
+    reject_doc_t d = { re, id, to, code, reason, NULL, 0, q->now };
+    mqim_str_t payload, topic;
+    mqim_status_t st;
+    va_list ap;
+    va_start(ap, reason_fmt);
+    vsnprintf(reason, sizeof(reason), reason_fmt, ap);
+    va_end(ap);
+
+    MQIM_LOGI(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
+              mqim_status_name(code), reason);
+    if (build_json(&r->doc, build_reject, &d, &payload) != MQIM_OK ||
+        user_topic(r, MQIM_TOPIC_IN_ACK, q->t.user, &topic) != MQIM_OK) {
+        return MQIM_INTERNAL;
+    }
+    if (q->in->qos == 0) {
+        publish_now(r, topic, payload, 0, (mqim_str_t){ NULL, 0 });
+        return code;
+    }
+    st = mqim_txn_begin(r->store, MQIM_TXN_WRITE, &q->txn);
+    if (st == MQIM_OK) {
+        st = mqim_store_outbox_put(&q->txn, topic, 1, false, (mqim_str_t){ NULL, 0 }, payload, NULL);
+        if (st == MQIM_OK) {
+            (void)mqim_store_counter_add(&q->txn, "rejected", 1u);
+            st = mqim_txn_commit(&q->txn);
+        } else {
+            mqim_txn_abort(&q->txn);
+        }
+    }
+    if (st != MQIM_OK) {
+        MQIM_LOGW(LOG_MOD, "cannot store rejection (%s): publishing it directly",
+                  mqim_status_name(st));
+        publish_now(r, topic, payload, 1, (mqim_str_t){ NULL, 0 });
+        return st;
+    }
+    return code;
+}
+
+/* ---- JSON input helpers ---- */
+
+static int json_depth(const cJSON *item, int depth)
+{
+    int max = depth;
+    for (const cJSON *c = item->child; c != NULL && max <= MQIM_JSON_DEPTH_MAX; c = c->next) {
+        int d = json_depth(c, depth + 1);
+        if (d > max) {
+            max = d;
+        }
+    }
+    return max;
+}
+
+/* Parse a request object; on failure *st says why. */
+static cJSON *parse_object(mqim_str_t payload, mqim_status_t *st)
+{
+    cJSON *root;
+    if (payload.len > MQIM_PAYLOAD_MAX) {
+        *st = MQIM_PAYLOAD_TOO_LARGE;
+        return NULL;
+    }
+    root = cJSON_ParseWithLength(payload.ptr, payload.len);
+    if (root == NULL) {
+        *st = MQIM_JSON_MALFORMED;
+    } else if (!cJSON_IsObject(root)) {
+        *st = MQIM_JSON_NOT_OBJECT;
+    } else if (json_depth(root, 1) > MQIM_JSON_DEPTH_MAX) {
+        *st = MQIM_JSON_TOO_DEEP;
+    } else {
+        *st = MQIM_OK;
+        return root;
+    }
+    cJSON_Delete(root);
+    return NULL;
+}
+
+/* A JSON number that is a whole u64 we can trust (<= 2^53). */
+static bool json_u64(const cJSON *item, uint64_t *out)
+{
+    double v;
+    if (!cJSON_IsNumber(item)) {
+        return false;
+    }
+    v = item->valuedouble;
+    if (v < 0.0 || v > 9007199254740992.0 || v != (double)(uint64_t)v) {
+        return false;
+    }
+    *out = (uint64_t)v;
+    return true;
+}
+
+static mqim_str_t json_str(const cJSON *item)
+{
+    if (cJSON_IsString(item) && item->valuestring != NULL) {
+        return mqim_str_from_cstr(item->valuestring);
+    }
+    return (mqim_str_t){ NULL, 0 };
+}
+
+/* ---- direct messages ---- */
+
+typedef struct sent_doc {
+    mqim_str_t id, to;
+    uint64_t seq;
+    int64_t ts;
+} sent_doc_t;
+
+static void build_sent(mqim_json_writer_t *w, const void *vctx)
+{
+    const sent_doc_t *d = vctx;
+    mqim_json_object_begin(w);
+    mqim_json_key_str(w, "status", MQIM_STR("sent"));
+    mqim_json_key_str(w, "id", d->id);
+    mqim_json_key_str(w, "to", d->to);
+    mqim_json_key_u64(w, "seq", d->seq);
+    mqim_json_key_i64(w, "ts", d->ts);
+    mqim_json_object_end(w);
+}
+
+static bool payload_is_json(mqim_str_t p)
+{
+    for (size_t i = 0; i < p.len; i++) {
+        char c = p.ptr[i];
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+            return c == '{';
+        }
+    }
+    return false;
+}
+
+static void random_bytes(mqim_router_t *r, uint8_t *buf, size_t len)
+{
+    if (r->cfg.random != NULL) {
+        r->cfg.random(r->cfg.random_ctx, buf, len);
+    } else {
+        size_t got = 0;
+        while (got < len) {
+            ssize_t n = getrandom(buf + got, len - got, 0);
+            if (n <= 0) {
+                break;
+            }
+            got += (size_t)n;
+        }
+    }
+}
+
+/* Room for an envelope decoded from a payload of at most MQIM_PAYLOAD_MAX. */
+typedef struct dm_parse {
+    mqim_envelope_t env;
+    char idbuf[MQIM_ULID_LEN + 1];
+    char arena[MQIM_PAYLOAD_MAX];
+} dm_parse_t;
+
+static mqim_status_t dm_parse(req_t *q, dm_parse_t *p, mqim_status_t *why_field,
+                              const char **reason)
+{
+    mqim_str_t payload = q->in->payload;
+    mqim_status_t st = MQIM_OK;
+    *reason = NULL;
+    (void)why_field;
+    memset(&p->env, 0, sizeof(p->env));
+    if (payload.len > MQIM_PAYLOAD_MAX) {
+        *reason = "payload is larger than 16384 bytes";
+        return MQIM_PAYLOAD_TOO_LARGE;
+    }
+    if (payload_is_json(payload)) {
+        st = mqim_envelope_decode(payload.ptr, payload.len, &p->env, p->arena, sizeof(p->arena),
+                                  NULL);
+        if (st != MQIM_OK) {
+            return st;
+        }
+        if (p->env.to.len > 0u && !mqim_str_eq(p->env.to, q->t.name)) {
+            *reason = "\"to\" does not match the topic's peer";
+            return MQIM_FIELD_RANGE;
+        }
+    } else {
+        /* Plain text from the shell: the whole payload is the body. */
+        if (payload.len > MQIM_BODY_MAX) {
+            return MQIM_BODY_TOO_LARGE;
+        }
+        if (!mqim_utf8_valid(payload.ptr, payload.len)) {
+            return MQIM_UTF8_INVALID;
+        }
+        p->env.body = payload;
+    }
+    if (p->env.body.len == 0u) {
+        return MQIM_BODY_EMPTY;
+    }
+    if (p->env.type.len == 0u) {
+        p->env.type = MQIM_STR("text");
+    }
+    p->env.from = q->t.user; /* never from the payload */
+    p->env.to = q->t.name;
+    p->env.has_ts = true;
+    p->env.ts = q->now;
+    return MQIM_OK;
+}
+
+static mqim_status_t make_id(req_t *q, dm_parse_t *p)
+{
+    uint8_t rnd[10];
+    mqim_status_t st;
+    random_bytes(q->r, rnd, sizeof(rnd));
+    st = mqim_id_make(&q->r->idgen, (uint64_t)q->now, rnd, p->idbuf);
+    if (st == MQIM_OK) {
+        p->env.id = (mqim_str_t){ p->idbuf, MQIM_ULID_LEN };
+    }
+    return st;
+}
+
+static mqim_status_t check_quota(req_t *q, mqim_str_t user)
+{
+    mqim_user_rec_t u;
+    mqim_status_t st = mqim_store_user_get(&q->txn, user, &u);
+    if (st == MQIM_OK && q->r->cfg.inbox_quota != 0u && u.count >= q->r->cfg.inbox_quota &&
+        q->r->cfg.retain_count == 0u) {
+        st = MQIM_QUOTA_FULL;
+    }
+    return st;
+}
+
+static mqim_status_t prune_count(req_t *q, mqim_str_t user)
+{
+    uint64_t pruned = 0;
+    if (q->r->cfg.retain_count == 0u) {
+        return MQIM_OK;
+    }
+    return mqim_store_inbox_prune(&q->txn, user, q->r->cfg.retain_count, 0, &pruned);
+}
+
+/* Everything a stored direct message does, inside q->txn. */
+static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
+{
+    mqim_router_t *r = q->r;
+    mqim_str_t from = q->t.user, to = q->t.name;
+    bool self = mqim_str_eq(from, to);
+    mqim_user_rec_t su, ru;
+    mqim_msg_rec_t m;
+    mqim_envelope_t env = p->env;
+    mqim_str_t payload;
+    sent_doc_t sent;
+    mqim_status_t st;
+    int qos = q->in->qos > 1 ? 1 : q->in->qos;
+
+    st = mqim_store_user_get(&q->txn, from, &su);
+    if (st == MQIM_OK) {
+        st = mqim_store_user_get(&q->txn, to, &ru);
+    }
+    if (st != MQIM_OK) {
+        return st;
+    }
+    memset(&m, 0, sizeof(m));
+    m.ts = q->now;
+    m.qos = (uint8_t)qos;
+    m.id = env.id;
+    m.from = from;
+    m.to = to;
+    m.type = env.type;
+    m.body = env.body;
+    m.sender_seq = su.next_seq;
+    m.recipient_seq = self ? su.next_seq : ru.next_seq;
+    m.refs = self ? 1u : 2u;
+    st = mqim_store_msg_put(&q->txn, &m);
+    if (st == MQIM_OK && !self) {
+        uint64_t seq = 0;
+        st = mqim_store_inbox_append(&q->txn, to, from, m.mid, MQIM_INBOX_RECEIVED, &seq);
+        env.seq = seq;
+        env.has_seq = true;
+        if (st == MQIM_OK) {
+            st = encode_envelope(&r->env, &env, &payload);
+        }
+        if (st == MQIM_OK) {
+            st = emit(q, MQIM_TOPIC_IN_MSG, to, qos, false, payload);
+        }
+    }
+    if (st == MQIM_OK) {
+        uint64_t seq = 0;
+        st = mqim_store_inbox_append(&q->txn, from, to, m.mid, MQIM_INBOX_SENT, &seq);
+        env.seq = seq;
+        env.has_seq = true;
+        if (st == MQIM_OK) {
+            st = encode_envelope(&r->env, &env, &payload);
+        }
+        if (st == MQIM_OK) {
+            st = emit(q, MQIM_TOPIC_IN_MSG, from, qos, false, payload); /* the echo */
+        }
+    }
+    if (st == MQIM_OK) {
+        sent = (sent_doc_t){ env.id, to, m.sender_seq, q->now };
+        st = build_json(&r->doc, build_sent, &sent, &payload);
+    }
+    if (st == MQIM_OK) {
+        st = emit(q, MQIM_TOPIC_IN_ACK, from, 1, false, payload);
+    }
+    if (st == MQIM_OK && sender_chose_id) {
+        st = mqim_store_dedupe_put(&q->txn, from, env.id, payload);
+    }
+    if (st == MQIM_OK) {
+        st = prune_count(q, to);
+    }
+    if (st == MQIM_OK && !self) {
+        st = prune_count(q, from);
+    }
+    if (st == MQIM_OK) {
+        st = mqim_store_counter_add(&q->txn, "messages", 1u);
+    }
+    return st;
+}
+
+/* QoS 0: an ephemeral signal (typing, ping): validated, forwarded, never stored or acked. */
+static mqim_status_t dm_ephemeral(req_t *q, dm_parse_t *p)
+{
+    mqim_str_t payload, topic;
+    mqim_status_t st = encode_envelope(&q->r->env, &p->env, &payload);
+    if (st == MQIM_OK) {
+        st = user_topic(q->r, MQIM_TOPIC_IN_MSG, q->t.name, &topic);
+    }
+    if (st == MQIM_OK) {
+        publish_now(q->r, topic, payload, 0, (mqim_str_t){ NULL, 0 });
+    }
+    return st;
+}
+
+static bool user_known(req_t *q, mqim_str_t user)
+{
+    mqim_user_rec_t u;
+    return mqim_store_user_get(&q->txn, user, &u) == MQIM_OK;
+}
+
+static mqim_status_t handle_dm(req_t *q)
+{
+    dm_parse_t *p = q->r->dm;
+    mqim_router_t *r = q->r;
+    const char *reason = NULL;
+    mqim_status_t st = dm_parse(q, p, NULL, &reason);
+    bool chose_id;
+    mqim_str_t dup;
+
+    if (st != MQIM_OK) {
+        return reject(q, "dm", p->env.id, q->t.name, st, "%s",
+                      reason != NULL ? reason : mqim_status_str(st));
+    }
+    chose_id = p->env.id.len > 0u;
+    if (!chose_id && make_id(q, p) != MQIM_OK) {
+        return reject(q, "dm", p->env.id, q->t.name, MQIM_INTERNAL, "cannot make an id");
+    }
+    if (q->in->qos == 0) {
+        return dm_ephemeral(q, p);
+    }
+    st = mqim_txn_begin(r->store, MQIM_TXN_WRITE, &q->txn);
+    if (st != MQIM_OK) {
+        return reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
+    }
+    /* A retried publish (same sender and id) gets the first ack again. */
+    if (chose_id && mqim_store_dedupe_get(&q->txn, q->t.user, p->env.id, &dup) == MQIM_OK) {
+        char copy[1024];
+        size_t n = dup.len < sizeof(copy) ? dup.len : sizeof(copy);
+        memcpy(copy, dup.ptr, n); /* dup points into the map; copy before writing */
+        st = emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, (mqim_str_t){ copy, n });
+        if (st == MQIM_OK) {
+            st = mqim_store_counter_add(&q->txn, "duplicates", 1u);
+        }
+        if (st == MQIM_OK) {
+            return mqim_txn_commit(&q->txn);
+        }
+        mqim_txn_abort(&q->txn);
+        return reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
+    }
+    st = mqim_store_user_ensure(&q->txn, q->t.user, q->now);
+    if (st == MQIM_OK && !user_known(q, q->t.name)) {
+        if (r->cfg.accept_any_user) {
+            st = mqim_store_user_ensure(&q->txn, q->t.name, q->now);
+        } else {
+            mqim_txn_abort(&q->txn);
+            return reject(q, "dm", p->env.id, q->t.name, MQIM_UNKNOWN_PEER, "no such user: %.*s",
+                          (int)q->t.name.len, q->t.name.ptr);
+        }
+    }
+    if (st == MQIM_OK) {
+        st = check_quota(q, q->t.name);
+        if (st == MQIM_QUOTA_FULL) {
+            mqim_txn_abort(&q->txn);
+            return reject(q, "dm", p->env.id, q->t.name, st, "inbox of %.*s is full (%llu messages)",
+                          (int)q->t.name.len, q->t.name.ptr,
+                          (unsigned long long)r->cfg.inbox_quota);
+        }
+    }
+    if (st == MQIM_OK) {
+        st = check_quota(q, q->t.user);
+        if (st == MQIM_QUOTA_FULL) {
+            mqim_txn_abort(&q->txn);
+            return reject(q, "dm", p->env.id, q->t.name, st, "your own inbox is full (%llu messages)",
+                          (unsigned long long)r->cfg.inbox_quota);
+        }
+    }
+    if (st == MQIM_OK) {
+        st = dm_store(q, p, chose_id);
+    }
+    if (st == MQIM_OK) {
+        st = mqim_txn_commit(&q->txn);
+    } else {
+        mqim_txn_abort(&q->txn);
+    }
+    if (st != MQIM_OK) {
+        return reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
+    }
+    return MQIM_OK;
+}
+
+/* ---- receipts ---- */
+
+typedef struct receipt_doc {
+    const char *status;
+    mqim_str_t id, by, device, chat;
+    uint64_t seq;
+    int64_t ts;
+} receipt_doc_t;
+
+static void build_receipt_ack(mqim_json_writer_t *w, const void *vctx)
+{
+    const receipt_doc_t *d = vctx;
+    mqim_json_object_begin(w);
+    mqim_json_key_str(w, "status", mqim_str_from_cstr(d->status));
+    mqim_json_key_str(w, "id", d->id);
+    mqim_json_key_u64(w, "seq", d->seq);
+    mqim_json_key_str(w, "by", d->by);
+    if (d->device.len > 0u) {
+        mqim_json_key_str(w, "device", d->device);
+    }
+    mqim_json_key_i64(w, "ts", d->ts);
+    mqim_json_object_end(w);
+}
+
+/* Forward one receipt for an inbox entry of the receipting user to the sender. */
+static mqim_status_t receipt_forward(req_t *q, const char *status, const mqim_inbox_entry_t *e,
+                                     mqim_str_t device)
+{
+    mqim_msg_rec_t m;
+    mqim_str_t payload;
+    char from[MQIM_USER_NAME_MAX];
+    size_t from_len;
+    receipt_doc_t d;
+    mqim_status_t st = mqim_store_msg_get(&q->txn, e->mid, &m);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    d = (receipt_doc_t){ status, m.id, q->t.user, device, e->chat, m.sender_seq, q->now };
+    st = build_json(&q->r->doc, build_receipt_ack, &d, &payload);
+    /* m's strings live in the map: copy the sender before writing to the txn. */
+    from_len = m.from.len < sizeof(from) ? m.from.len : sizeof(from);
+    memcpy(from, m.from.ptr, from_len);
+    if (st == MQIM_OK) {
+        st = emit(q, MQIM_TOPIC_IN_ACK, (mqim_str_t){ from, from_len }, 1, false, payload);
+    }
+    return st;
+}
+
+typedef struct read_upto_ctx {
+    req_t *q;
+    uint64_t upto;
+    mqim_str_t device;
+    mqim_status_t st;
+    uint64_t count;
+} read_upto_ctx_t;
+
+static int read_upto_visit(void *vctx, const mqim_inbox_entry_t *e)
+{
+    read_upto_ctx_t *c = vctx;
+    if (e->seq > c->upto) {
+        return 1;
+    }
+    if (e->dir == MQIM_INBOX_RECEIVED) {
+        c->st = receipt_forward(c->q, "read", e, c->device);
+        c->count++;
+    }
+    return c->st != MQIM_OK;
+}
+
+static mqim_status_t receipt_read_upto(req_t *q, const cJSON *root, mqim_str_t device,
+                                       const char **why)
+{
+    mqim_str_t chat = json_str(cJSON_GetObjectItemCaseSensitive(root, "chat"));
+    uint64_t upto = 0, old;
+    mqim_user_rec_t u;
+    read_upto_ctx_t c;
+    mqim_status_t st;
+    if (mqim_name_check(MQIM_NAME_USER, chat) != MQIM_OK) {
+        *why = "\"chat\" must be a valid user name";
+        return MQIM_FIELD_TYPE;
+    }
+    if (!json_u64(cJSON_GetObjectItemCaseSensitive(root, "upto"), &upto)) {
+        *why = "\"upto\" must be a non-negative integer";
+        return MQIM_FIELD_TYPE;
+    }
+    st = mqim_store_user_get(&q->txn, q->t.user, &u);
+    if (st != MQIM_OK || upto >= u.next_seq) {
+        *why = "\"upto\" is beyond the last seq of your inbox";
+        return MQIM_NOT_YOUR_MESSAGE;
+    }
+    old = mqim_store_cursor_get(&q->txn, q->t.user, chat);
+    if (upto <= old) {
+        return MQIM_OK; /* forward-only: an older cursor changes nothing */
+    }
+    c = (read_upto_ctx_t){ q, upto, device, MQIM_OK, 0 };
+    st = mqim_store_chat_scan(&q->txn, q->t.user, chat, old, 0, read_upto_visit, &c);
+    if (st == MQIM_OK) {
+        st = c.st;
+    }
+    if (st == MQIM_OK) {
+        st = mqim_store_cursor_put(&q->txn, q->t.user, chat, upto);
+    }
+    return st;
+}
+
+static mqim_status_t handle_receipt(req_t *q)
+{
+    mqim_status_t st;
+    const char *why = NULL;
+    cJSON *root = parse_object(q->in->payload, &st);
+    const char *status;
+    mqim_str_t device;
+    const cJSON *seqs;
+    uint64_t bad[RECEIPT_SEQS_MAX];
+    size_t nbad = 0;
+
+    if (root == NULL) {
+        return reject(q, "receipt", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+                      mqim_status_str(st));
+    }
+    status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "status"));
+    device = json_str(cJSON_GetObjectItemCaseSensitive(root, "device"));
+    seqs = cJSON_GetObjectItemCaseSensitive(root, "seqs");
+    if (status == NULL || (strcmp(status, "delivered") != 0 && strcmp(status, "read") != 0)) {
+        st = MQIM_FIELD_TYPE;
+        why = "\"status\" must be \"delivered\" or \"read\"";
+    } else if (device.len > 0u && mqim_name_check(MQIM_NAME_DEVICE, device) != MQIM_OK) {
+        st = MQIM_FIELD_TYPE;
+        why = "\"device\" must be a valid device name";
+    } else if (seqs == NULL && strcmp(status, "read") != 0) {
+        st = MQIM_FIELD_MISSING;
+        why = "\"seqs\" is required";
+    } else if (seqs != NULL && (!cJSON_IsArray(seqs) || cJSON_GetArraySize(seqs) == 0 ||
+                                cJSON_GetArraySize(seqs) > RECEIPT_SEQS_MAX)) {
+        st = MQIM_FIELD_RANGE;
+        why = "\"seqs\" must be an array of 1..256 seqs";
+    }
+    if (st == MQIM_OK) {
+        st = mqim_txn_begin(q->r->store, MQIM_TXN_WRITE, &q->txn);
+    }
+    if (st == MQIM_OK && seqs != NULL) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, seqs)
+        {
+            uint64_t seq;
+            mqim_inbox_entry_t e;
+            if (!json_u64(it, &seq)) {
+                st = MQIM_FIELD_TYPE;
+                why = "\"seqs\" must hold non-negative integers";
+                break;
+            }
+            /* Only messages others sent to this user can be receipted. */
+            if (mqim_store_inbox_get(&q->txn, q->t.user, seq, &e) != MQIM_OK ||
+                e.dir != MQIM_INBOX_RECEIVED) {
+                bad[nbad++] = seq;
+                continue;
+            }
+            st = receipt_forward(q, status, &e, device);
+            if (st != MQIM_OK) {
+                break;
+            }
+        }
+    } else if (st == MQIM_OK) {
+        st = receipt_read_upto(q, root, device, &why);
+    }
+    cJSON_Delete(root);
+    if (st == MQIM_OK) {
+        st = mqim_txn_commit(&q->txn);
+    } else if (q->txn.impl != NULL) {
+        mqim_txn_abort(&q->txn);
+    }
+    if (st != MQIM_OK) {
+        return reject(q, "receipt", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+                      why != NULL ? why : mqim_status_str(st));
+    }
+    if (nbad > 0u) {
+        /* The valid part is committed; the rest is named in one rejection. */
+        mqim_router_t *r = q->r;
+        char reason[REASON_MAX];
+        reject_doc_t d = { "receipt", { NULL, 0 }, { NULL, 0 }, MQIM_NOT_YOUR_MESSAGE, reason, bad, nbad, q->now };
+        mqim_str_t payload;
+        snprintf(reason, sizeof(reason), "%zu seq(s) are not messages sent to you", nbad);
+        st = build_json(&r->doc, build_reject, &d, &payload);
+        if (st == MQIM_OK) {
+            st = mqim_txn_begin(r->store, MQIM_TXN_WRITE, &q->txn);
+        }
+        if (st == MQIM_OK) {
+            st = emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, payload);
+            st = st == MQIM_OK ? mqim_txn_commit(&q->txn) : (mqim_txn_abort(&q->txn), st);
+        }
+        MQIM_LOGI(LOG_MOD, "receipt from %.*s: %s", (int)q->t.user.len, q->t.user.ptr, reason);
+        return st == MQIM_OK ? MQIM_NOT_YOUR_MESSAGE : st;
+    }
+    return MQIM_OK;
+}
+
+/* ---- presence ---- */
+
+static const char *const state_names[] = { "offline", "sleeping", "away", "online" };
+
+static int state_parse(const char *s)
+{
+    for (int i = 0; s != NULL && i < 4; i++) {
+        if (strcmp(s, state_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+typedef struct agg {
+    int state;
+    int64_t since, last_seen;
+} agg_t;
+
+static int agg_visit(void *vctx, mqim_str_t device, const mqim_device_rec_t *d)
+{
+    agg_t *a = vctx;
+    (void)device;
+    if (d->state > a->state) {
+        a->state = d->state;
+        a->since = d->since_ms;
+    } else if (d->state == a->state) {
+        /* online since the earliest device came online; offline since the last left */
+        if (d->state == MQIM_PRESENCE_OFFLINE ? d->since_ms > a->since : d->since_ms < a->since) {
+            a->since = d->since_ms;
+        }
+    }
+    if (d->last_seen_ms > a->last_seen) {
+        a->last_seen = d->last_seen_ms;
+    }
+    return 0;
+}
+
+typedef struct presence_doc {
+    req_t *q;
+    mqim_str_t user;
+    bool known;
+} presence_doc_t;
+
+static int devices_write(void *vctx, mqim_str_t device, const mqim_device_rec_t *d)
+{
+    mqim_json_writer_t *w = vctx;
+    char key[MQIM_DEVICE_NAME_MAX + 1];
+    size_t n = device.len < MQIM_DEVICE_NAME_MAX ? device.len : MQIM_DEVICE_NAME_MAX;
+    memcpy(key, device.ptr, n);
+    key[n] = '\0';
+    mqim_json_object_begin_key(w, key);
+    mqim_json_key_str(w, "state", mqim_str_from_cstr(state_names[d->state & 3u]));
+    mqim_json_key_i64(w, "since", d->since_ms);
+    if (d->last_seen_ms != 0) {
+        mqim_json_key_i64(w, "last_seen", d->last_seen_ms);
+    }
+    mqim_json_object_end(w);
+    return 0;
+}
+
+/* The aggregate presence document of one user (also used by the ctl op). */
+static void build_presence(mqim_json_writer_t *w, const void *vctx)
+{
+    const presence_doc_t *d = vctx;
+    agg_t a = { MQIM_PRESENCE_OFFLINE, 0, 0 };
+    mqim_json_object_begin(w);
+    mqim_json_key_str(w, "user", d->user);
+    if (!d->known) {
+        mqim_json_key_str(w, "state", MQIM_STR("unknown"));
+        mqim_json_object_end(w);
+        return;
+    }
+    (void)mqim_store_device_each(&d->q->txn, d->user, agg_visit, &a);
+    mqim_json_key_str(w, "state", mqim_str_from_cstr(state_names[a.state]));
+    if (a.since != 0) {
+        mqim_json_key_i64(w, "since", a.since);
+    }
+    if (a.last_seen != 0) {
+        mqim_json_key_i64(w, "last_seen", a.last_seen);
+    }
+    mqim_json_object_begin_key(w, "devices");
+    (void)mqim_store_device_each(&d->q->txn, d->user, devices_write, w);
+    mqim_json_object_end(w);
+    mqim_json_key_i64(w, "ts", d->q->now);
+    mqim_json_object_end(w);
+}
+
+static mqim_status_t handle_status(req_t *q)
+{
+    mqim_status_t st;
+    const char *why = NULL;
+    cJSON *root;
+    int state;
+    uint64_t epoch = 0;
+    bool has_epoch;
+    mqim_device_rec_t old, now;
+    bool have_old;
+
+    if (q->in->payload.len == 0u) {
+        /* A device clearing its retained status: nothing to record. */
+        return MQIM_OK;
+    }
+    root = parse_object(q->in->payload, &st);
+    if (root == NULL) {
+        return reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+                      mqim_status_str(st));
+    }
+    state = state_parse(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "state")));
+    has_epoch = cJSON_GetObjectItemCaseSensitive(root, "epoch") != NULL;
+    if (state < 0) {
+        st = MQIM_FIELD_TYPE;
+        why = "\"state\" must be online, away, sleeping or offline";
+    } else if (has_epoch && !json_u64(cJSON_GetObjectItemCaseSensitive(root, "epoch"), &epoch)) {
+        st = MQIM_FIELD_TYPE;
+        why = "\"epoch\" must be a non-negative integer";
+    }
+    cJSON_Delete(root);
+    if (st != MQIM_OK) {
+        return reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s", why);
+    }
+    st = mqim_txn_begin(q->r->store, MQIM_TXN_WRITE, &q->txn);
+    if (st != MQIM_OK) {
+        return reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+                      mqim_status_str(st));
+    }
+    have_old = mqim_store_device_get(&q->txn, q->t.user, q->t.name, &old) == MQIM_OK;
+    if (have_old && has_epoch && old.has_epoch && epoch < old.epoch) {
+        /* The stale-will race: an older connection's will (or late status)
+         * must not override the newer connection's state. */
+        mqim_txn_abort(&q->txn);
+        MQIM_LOGD(LOG_MOD, "stale status of %.*s/%.*s ignored (epoch %llu < %llu)",
+                  (int)q->t.user.len, q->t.user.ptr, (int)q->t.name.len, q->t.name.ptr,
+                  (unsigned long long)epoch, (unsigned long long)old.epoch);
+        return MQIM_OK;
+    }
+    memset(&now, 0, sizeof(now));
+    now.state = (uint8_t)state;
+    now.has_epoch = (uint8_t)(has_epoch || (have_old && old.has_epoch));
+    now.epoch = has_epoch ? epoch : (have_old ? old.epoch : 0u);
+    now.since_ms = (have_old && old.state == now.state) ? old.since_ms : q->now;
+    now.last_seen_ms = have_old ? old.last_seen_ms : 0;
+    if (state != MQIM_PRESENCE_OFFLINE || (have_old && old.state != MQIM_PRESENCE_OFFLINE)) {
+        now.last_seen_ms = q->now; /* seen now, or seen until now */
+    }
+    if (have_old && old.state == now.state && old.epoch == now.epoch &&
+        old.has_epoch == now.has_epoch) {
+        mqim_txn_abort(&q->txn); /* a repeat (e.g. retained status replayed): no news */
+        return MQIM_OK;
+    }
+    st = mqim_store_user_ensure(&q->txn, q->t.user, q->now);
+    if (st == MQIM_OK) {
+        st = mqim_store_device_put(&q->txn, q->t.user, q->t.name, &now);
+    }
+    if (st == MQIM_OK) {
+        presence_doc_t d = { q, q->t.user, true };
+        mqim_str_t payload;
+        st = build_json(&q->r->doc, build_presence, &d, &payload);
+        if (st == MQIM_OK) {
+            st = emit(q, MQIM_TOPIC_PRESENCE, q->t.user, 1, true, payload);
+        }
+    }
+    if (st == MQIM_OK) {
+        st = mqim_txn_commit(&q->txn);
+    } else {
+        mqim_txn_abort(&q->txn);
+    }
+    if (st != MQIM_OK) {
+        return reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+                      mqim_status_str(st));
+    }
+    return MQIM_OK;
+}
+
+/* ---- control requests ---- */
+
+typedef struct ctl_doc ctl_doc_t;
+typedef void (*ctl_body_fn)(mqim_json_writer_t *w, const ctl_doc_t *d);
+
+struct ctl_doc {
+    req_t *q;
+    const char *op;
+    const cJSON *reqid; /* the request's "req", echoed when a string or integer */
+    mqim_status_t code; /* MQIM_OK: "ok":true */
+    const char *reason;
+    ctl_body_fn body;
+    const void *ctx;
+};
+
+static void build_ctl(mqim_json_writer_t *w, const void *vctx)
+{
+    const ctl_doc_t *d = vctx;
+    uint64_t reqnum;
+    mqim_json_object_begin(w);
+    mqim_json_key_str(w, "op", mqim_str_from_cstr(d->op != NULL ? d->op : ""));
+    if (cJSON_IsString(d->reqid)) {
+        mqim_json_key_str(w, "req", mqim_str_from_cstr(d->reqid->valuestring));
+    } else if (json_u64(d->reqid, &reqnum)) {
+        mqim_json_key_u64(w, "req", reqnum);
+    }
+    mqim_json_key_bool(w, "ok", d->code == MQIM_OK);
+    if (d->code != MQIM_OK) {
+        mqim_json_key_str(w, "code", mqim_str_from_cstr(mqim_status_name(d->code)));
+        mqim_json_key_u64(w, "code_num", (uint64_t)d->code);
+        mqim_json_key_str(w, "reason", mqim_str_from_cstr(d->reason != NULL ? d->reason
+                                                          : mqim_status_str(d->code)));
+    } else if (d->body != NULL) {
+        d->body(w, d);
+    }
+    mqim_json_object_end(w);
+}
+
+/*
+ * Where a response goes: the MQTT v5 response topic when the requester gave
+ * one under its own in/ topics (so mosquitto_rr works, and the gateway can
+ * never be made to publish elsewhere), otherwise {root}/u/{user}/in/res.
+ */
+static mqim_status_t response_topic(req_t *q, char *buf, size_t cap, mqim_str_t *out)
+{
+    mqim_str_t rt = q->in->response_topic;
+    size_t len = 0;
+    mqim_status_t st = mqim_topic_build(q->r->root, MQIM_TOPIC_IN_RES, q->t.user,
+                                        (mqim_str_t){ NULL, 0 }, buf, cap, &len);
+    *out = (mqim_str_t){ buf, len };
+    if (st != MQIM_OK || rt.len == 0u) {
+        return st;
+    }
+    /* in/res minus "res" is the allowed prefix "{root}/u/{user}/in/" */
+    if (rt.len > MQIM_TOPIC_MAX || rt.len <= len - 3u || memcmp(rt.ptr, buf, len - 3u) != 0 ||
+        memchr(rt.ptr, '+', rt.len) != NULL || memchr(rt.ptr, '#', rt.len) != NULL ||
+        memchr(rt.ptr, '\0', rt.len) != NULL) {
+        return MQIM_RESPONSE_TOPIC;
+    }
+    memcpy(buf, rt.ptr, rt.len);
+    buf[rt.len] = '\0';
+    *out = (mqim_str_t){ buf, rt.len };
+    return MQIM_OK;
+}
+
+static mqim_status_t ctl_respond(req_t *q, ctl_doc_t *d)
+{
+    char tbuf[MQIM_TOPIC_MAX + 1];
+    mqim_str_t topic, payload;
+    mqim_status_t st = response_topic(q, tbuf, sizeof(tbuf), &topic);
+    if (st == MQIM_RESPONSE_TOPIC && d->code == MQIM_OK) {
+        d->code = st;
+        d->reason = "response topic must be under your own in/ topics";
+        d->body = NULL;
+    } else if (st != MQIM_OK && st != MQIM_RESPONSE_TOPIC) {
+        return st;
+    }
+    st = build_json(&q->r->doc, build_ctl, d, &payload);
+    if (st == MQIM_OK) {
+        st = mqim_store_outbox_put(&q->txn, topic, 1, false, q->in->correlation, payload, NULL);
+    }
+    return st;
+}
+
+/* sync: replay inbox entries after a seq to in/msg, then answer. */
+typedef struct sync_ctx {
+    req_t *q;
+    uint64_t after, last, count, limit, first_seq;
+    bool complete;
+    mqim_status_t st;
+} sync_ctx_t;
+
+static int sync_visit(void *vctx, const mqim_inbox_entry_t *e)
+{
+    sync_ctx_t *c = vctx;
+    mqim_msg_rec_t m;
+    mqim_envelope_t env;
+    mqim_str_t payload;
+    char user[MQIM_USER_NAME_MAX];
+    mqim_str_t u = c->q->t.user;
+    if (c->count == c->limit) {
+        c->complete = false; /* one more exists beyond the page */
+        return 1;
+    }
+    c->st = mqim_store_msg_get(&c->q->txn, e->mid, &m);
+    if (c->st == MQIM_OK) {
+        envelope_from_rec(&m, e->seq, &env);
+        c->st = encode_envelope(&c->q->r->env, &env, &payload);
+    }
+    if (c->st == MQIM_OK) {
+        memcpy(user, u.ptr, u.len);
+        c->st = emit(c->q, MQIM_TOPIC_IN_MSG, (mqim_str_t){ user, u.len }, 1, false, payload);
+    }
+    c->last = e->seq;
+    c->count++;
+    return c->st != MQIM_OK;
+}
+
+static void sync_body(mqim_json_writer_t *w, const ctl_doc_t *d)
+{
+    const sync_ctx_t *c = d->ctx;
+    mqim_json_key_u64(w, "after", c->after);
+    mqim_json_key_u64(w, "count", c->count);
+    mqim_json_key_u64(w, "last", c->last);
+    mqim_json_key_bool(w, "complete", c->complete);
+    if (c->after + 1u < c->first_seq) {
+        /* Retention removed messages this device never saw: say so. */
+        mqim_json_key_bool(w, "pruned", true);
+        mqim_json_key_u64(w, "first_seq", c->first_seq);
+    }
+}
+
+static unsigned page_limit(req_t *q, const cJSON *root)
+{
+    uint64_t limit = q->r->cfg.sync_page;
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(root, "limit");
+    if (l != NULL && json_u64(l, &limit) && limit > 0u && limit < q->r->cfg.sync_page) {
+        return (unsigned)limit;
+    }
+    return q->r->cfg.sync_page;
+}
+
+static mqim_status_t ctl_sync(req_t *q, const cJSON *root, ctl_doc_t *d)
+{
+    sync_ctx_t *cp = q->r->sync;
+    mqim_user_rec_t u;
+    const cJSON *after = cJSON_GetObjectItemCaseSensitive(root, "after");
+    mqim_status_t st;
+    *cp = (sync_ctx_t){ q, 0, 0, 0, page_limit(q, root), 1, true, MQIM_OK };
+    if (after != NULL && !json_u64(after, &cp->after)) {
+        d->reason = "\"after\" must be a non-negative integer";
+        return MQIM_FIELD_TYPE;
+    }
+    cp->last = cp->after;
+    if (mqim_store_user_get(&q->txn, q->t.user, &u) == MQIM_OK) {
+        cp->first_seq = u.first_seq;
+        st = mqim_store_inbox_scan(&q->txn, q->t.user, cp->after, sync_visit, cp);
+        if (st == MQIM_OK) {
+            st = cp->st;
+        }
+        if (st != MQIM_OK) {
+            return st;
+        }
+    }
+    d->body = sync_body;
+    d->ctx = cp;
+    return MQIM_OK;
+}
+
+/* history: a page of one chat, as envelopes inside the response. */
+typedef struct hist_ctx {
+    req_t *q;
+    mqim_str_t with;
+    uint64_t after, before;
+    unsigned limit, count;
+    uint64_t seqs[1000];
+    uint64_t mids[1000];
+    bool complete;
+} hist_ctx_t;
+
+static int hist_visit(void *vctx, const mqim_inbox_entry_t *e)
+{
+    hist_ctx_t *h = vctx;
+    if (h->count == h->limit) {
+        h->complete = false;
+        return 1;
+    }
+    h->seqs[h->count] = e->seq;
+    h->mids[h->count] = e->mid;
+    h->count++;
+    return 0;
+}
+
+static void hist_body(mqim_json_writer_t *w, const ctl_doc_t *d)
+{
+    const hist_ctx_t *h = d->ctx;
+    bool desc = h->before != 0u;
+    mqim_json_key_str(w, "with", h->with);
+    mqim_json_array_begin(w, "messages");
+    for (unsigned i = 0; i < h->count; i++) {
+        /* Visited newest-first when paging backwards: emit oldest-first. */
+        unsigned k = desc ? h->count - 1u - i : i;
+        mqim_msg_rec_t m;
+        mqim_envelope_t env;
+        mqim_str_t json;
+        if (mqim_store_msg_get(&h->q->txn, h->mids[k], &m) != MQIM_OK) {
+            continue;
+        }
+        envelope_from_rec(&m, h->seqs[k], &env);
+        if (encode_envelope(&h->q->r->env, &env, &json) == MQIM_OK) {
+            mqim_json_key_raw(w, NULL, json);
+        }
+    }
+    mqim_json_array_end(w);
+    mqim_json_key_bool(w, "complete", h->complete);
+}
+
+static mqim_status_t ctl_history(req_t *q, const cJSON *root, ctl_doc_t *d)
+{
+    hist_ctx_t *hp = q->r->hist;
+    const cJSON *after = cJSON_GetObjectItemCaseSensitive(root, "after");
+    const cJSON *before = cJSON_GetObjectItemCaseSensitive(root, "before");
+    mqim_status_t st;
+    memset(hp, 0, sizeof(*hp));
+    hp->q = q;
+    hp->with = json_str(cJSON_GetObjectItemCaseSensitive(root, "with"));
+    hp->limit = page_limit(q, root);
+    hp->complete = true;
+    if (hp->limit > 1000u) {
+        hp->limit = 1000u;
+    }
+    if (mqim_name_check(MQIM_NAME_USER, hp->with) != MQIM_OK) {
+        d->reason = "\"with\" must be a valid user name";
+        return MQIM_FIELD_TYPE;
+    }
+    if ((after != NULL && !json_u64(after, &hp->after)) ||
+        (before != NULL && (!json_u64(before, &hp->before) || hp->before == 0u))) {
+        d->reason = "\"after\"/\"before\" must be positive integers";
+        return MQIM_FIELD_TYPE;
+    }
+    if (after != NULL && before != NULL) {
+        d->reason = "give \"after\" or \"before\", not both";
+        return MQIM_BAD_REQUEST;
+    }
+    if (after == NULL && before == NULL) {
+        hp->before = UINT64_MAX; /* the latest page */
+    }
+    st = mqim_store_chat_scan(&q->txn, q->t.user, hp->with, hp->after, hp->before, hist_visit, hp);
+    if (st == MQIM_OK) {
+        d->body = hist_body;
+        d->ctx = hp;
+    }
+    return st;
+}
+
+/* presence: the aggregate of each requested user. */
+typedef struct pres_ctx {
+    req_t *q;
+    const cJSON *users;
+} pres_ctx_t;
+
+static void pres_body(mqim_json_writer_t *w, const ctl_doc_t *d)
+{
+    const pres_ctx_t *p = d->ctx;
+    const cJSON *it;
+    mqim_json_array_begin(w, "users");
+    cJSON_ArrayForEach(it, p->users)
+    {
+        mqim_user_rec_t u;
+        presence_doc_t pd = { p->q, json_str(it), false };
+        pd.known = mqim_store_user_get(&p->q->txn, pd.user, &u) == MQIM_OK;
+        build_presence(w, &pd);
+    }
+    mqim_json_array_end(w);
+}
+
+static mqim_status_t ctl_presence(req_t *q, const cJSON *root, ctl_doc_t *d)
+{
+    const cJSON *users = cJSON_GetObjectItemCaseSensitive(root, "users");
+    const cJSON *it;
+    if (!cJSON_IsArray(users) || cJSON_GetArraySize(users) < 1 ||
+        cJSON_GetArraySize(users) > PRESENCE_USERS_MAX) {
+        d->reason = "\"users\" must be an array of 1..100 user names";
+        return MQIM_FIELD_TYPE;
+    }
+    cJSON_ArrayForEach(it, users)
+    {
+        if (mqim_name_check(MQIM_NAME_USER, json_str(it)) != MQIM_OK) {
+            d->reason = "\"users\" holds an invalid user name";
+            return MQIM_FIELD_TYPE;
+        }
+    }
+    *q->r->pres = (pres_ctx_t){ q, users };
+    d->body = pres_body;
+    d->ctx = q->r->pres;
+    return MQIM_OK;
+}
+
+static mqim_status_t handle_ctl(req_t *q)
+{
+    mqim_status_t st;
+    cJSON *root = parse_object(q->in->payload, &st);
+    ctl_doc_t d = { q, NULL, NULL, MQIM_OK, NULL, NULL, NULL };
+    if (root != NULL) {
+        d.op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "op"));
+        d.reqid = cJSON_GetObjectItemCaseSensitive(root, "req");
+    }
+    st = mqim_txn_begin(q->r->store, MQIM_TXN_WRITE, &q->txn);
+    if (st != MQIM_OK) {
+        cJSON_Delete(root);
+        return reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+                      mqim_status_str(st));
+    }
+    if (root == NULL) {
+        parse_object(q->in->payload, &d.code);
+    } else if (d.op == NULL) {
+        d.code = MQIM_FIELD_MISSING;
+        d.reason = "\"op\" is required";
+    } else if (strcmp(d.op, "sync") == 0) {
+        d.code = ctl_sync(q, root, &d);
+    } else if (strcmp(d.op, "history") == 0) {
+        d.code = ctl_history(q, root, &d);
+    } else if (strcmp(d.op, "presence") == 0) {
+        d.code = ctl_presence(q, root, &d);
+    } else {
+        d.code = MQIM_UNKNOWN_OP;
+        d.reason = "unknown \"op\" (known: sync, history, presence)";
+    }
+    if (d.code == MQIM_STORE_FULL || d.code == MQIM_STORE_ERROR) {
+        cJSON_Delete(root);
+        mqim_txn_abort(&q->txn);
+        return reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, d.code, "%s",
+                      mqim_status_str(d.code));
+    }
+    if (d.code != MQIM_OK) {
+        /* A bad request gets no partial effects, only the error response. */
+        mqim_txn_abort(&q->txn);
+        st = mqim_txn_begin(q->r->store, MQIM_TXN_WRITE, &q->txn);
+    }
+    if (st == MQIM_OK) {
+        st = ctl_respond(q, &d);
+    }
+    cJSON_Delete(root);
+    if (st == MQIM_OK) {
+        st = mqim_txn_commit(&q->txn);
+    } else if (q->txn.impl != NULL) {
+        mqim_txn_abort(&q->txn);
+    }
+    if (st != MQIM_OK) {
+        return reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+                      mqim_status_str(st));
+    }
+    return d.code;
+}
+
+/* ---- dispatch ---- */
+
+/* For a topic outside the scheme but under {root}/u/{user}/out/, find the
+ * user so the rejection can reach them. */
+static bool out_topic_user(mqim_router_t *r, mqim_str_t topic, mqim_str_t *user)
+{
+    const char *p = topic.ptr, *end = topic.ptr + topic.len, *slash;
+    if (topic.len < r->root.len + 3u || memcmp(p, r->root.ptr, r->root.len) != 0 ||
+        memcmp(p + r->root.len, "/u/", 3) != 0) {
+        return false;
+    }
+    p += r->root.len + 3u;
+    slash = memchr(p, '/', (size_t)(end - p));
+    if (slash == NULL || (size_t)(end - slash) < 5u || memcmp(slash, "/out/", 5) != 0) {
+        return false;
+    }
+    *user = (mqim_str_t){ p, (size_t)(slash - p) };
+    return mqim_name_check(MQIM_NAME_USER, *user) == MQIM_OK;
+}
+
+mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int64_t now_ms)
+{
+    req_t q;
+    mqim_status_t st;
+    memset(&q, 0, sizeof(q));
+    q.r = r;
+    q.in = in;
+    q.now = now_ms;
+    st = mqim_topic_parse(r->root, in->topic, &q.t);
+    if (st != MQIM_OK) {
+        if (out_topic_user(r, in->topic, &q.t.user)) {
+            return reject(&q, "topic", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st,
+                          "topic %.*s: %s", (int)(in->topic.len > 120u ? 120u : in->topic.len),
+                          in->topic.ptr, mqim_status_str(st));
+        }
+        MQIM_LOGW(LOG_MOD, "ignoring publish on a topic outside the scheme (%s)",
+                  mqim_status_name(st));
+        return st;
+    }
+    if (q.t.kind == MQIM_TOPIC_OUT_DM || q.t.kind == MQIM_TOPIC_OUT_GROUP ||
+        q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL) {
+        if (!mqim_ratelimit_take(r->rl, q.t.user, now_ms)) {
+            return reject(&q, "rate", (mqim_str_t){ NULL, 0 }, q.t.name, MQIM_RATE_LIMITED,
+                          "more than %u publishes per second (burst %u)", r->cfg.rate_per_sec,
+                          r->cfg.rate_burst);
+        }
+    }
+    switch (q.t.kind) {
+    case MQIM_TOPIC_OUT_DM:
+        st = handle_dm(&q);
+        break;
+    case MQIM_TOPIC_OUT_GROUP:
+        st = reject(&q, "group", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 },
+                    MQIM_UNSUPPORTED, "group messages are not available in this gateway version");
+        break;
+    case MQIM_TOPIC_OUT_RECEIPT:
+        st = handle_receipt(&q);
+        break;
+    case MQIM_TOPIC_OUT_CTL:
+        st = handle_ctl(&q);
+        break;
+    case MQIM_TOPIC_OUT_STATUS:
+        st = handle_status(&q);
+        break;
+    case MQIM_TOPIC_OUT_KEY:
+        st = MQIM_OK; /* keys are republished by the E2E feature; nothing to do yet */
+        break;
+    default:
+        st = MQIM_OK; /* in/, presence, gateway topics: written by the gateway itself */
+        break;
+    }
+    return st;
+}
+
+mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *cfg)
+{
+    mqim_router_t *r;
+    mqim_str_t root = mqim_str_from_cstr(cfg->root);
+    if (mqim_topic_root_check(root) != MQIM_OK) {
+        return NULL;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return NULL;
+    }
+    r->store = store;
+    r->cfg = *cfg;
+    r->root = root;
+    if (r->cfg.sync_page == 0u || r->cfg.sync_page > 1000u) {
+        r->cfg.sync_page = 100u;
+    }
+    r->rl = mqim_ratelimit_new(cfg->rate_per_sec, cfg->rate_burst, 4096u);
+    mqim_idgen_init(&r->idgen);
+    r->dm = malloc(sizeof(*r->dm));
+    r->sync = malloc(sizeof(*r->sync));
+    r->hist = malloc(sizeof(*r->hist));
+    r->pres = malloc(sizeof(*r->pres));
+    if (r->dm == NULL || r->sync == NULL || r->hist == NULL || r->pres == NULL || r->rl == NULL || !scratch_reserve(&r->doc, 4096u) || !scratch_reserve(&r->env, 4096u)) {
+        mqim_router_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void mqim_router_free(mqim_router_t *r)
+{
+    if (r != NULL) {
+        mqim_ratelimit_free(r->rl);
+        free(r->dm);
+        free(r->sync);
+        free(r->hist);
+        free(r->pres);
+        free(r->doc.buf);
+        free(r->env.buf);
+        free(r);
+    }
+}
+
+/* ---- age retention ---- */
+
+typedef struct names {
+    char (*v)[MQIM_USER_NAME_MAX + 1];
+    size_t n, cap;
+} names_t;
+
+static int collect_user(void *vctx, mqim_str_t user, const mqim_user_rec_t *rec)
+{
+    names_t *ns = vctx;
+    (void)rec;
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2u : 64u;
+        void *nv = realloc(ns->v, cap * sizeof(*ns->v));
+        if (nv == NULL) {
+            return 1;
+        }
+        ns->v = nv;
+        ns->cap = cap;
+    }
+    if (user.len <= MQIM_USER_NAME_MAX) {
+        memcpy(ns->v[ns->n], user.ptr, user.len);
+        ns->v[ns->n][user.len] = '\0';
+        ns->n++;
+    }
+    return 0;
+}
+
+mqim_status_t mqim_router_sweep(mqim_store_t *store, const mqim_router_config_t *cfg,
+                                int64_t now_ms, uint64_t *pruned)
+{
+    names_t ns = { NULL, 0, 0 };
+    mqim_txn_t txn;
+    mqim_status_t st;
+    *pruned = 0;
+    if (cfg->retain_age_ms <= 0) {
+        return MQIM_OK;
+    }
+    /* Names first (read txn), then one short write txn per user, so the
+     * sweep never holds the writer lock for long. */
+    st = mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    st = mqim_store_user_each(&txn, collect_user, &ns);
+    mqim_txn_abort(&txn);
+    for (size_t i = 0; st == MQIM_OK && i < ns.n; i++) {
+        uint64_t n = 0;
+        st = mqim_txn_begin(store, MQIM_TXN_WRITE, &txn);
+        if (st != MQIM_OK) {
+            break;
+        }
+        st = mqim_store_inbox_prune(&txn, mqim_str_from_cstr(ns.v[i]), 0, now_ms - cfg->retain_age_ms,
+                                    &n);
+        if (st == MQIM_OK && n > 0u) {
+            st = mqim_txn_commit(&txn);
+            *pruned += n;
+        } else {
+            mqim_txn_abort(&txn);
+        }
+    }
+    free(ns.v);
+    return st;
+}

@@ -1,0 +1,87 @@
+/**
+ * @file router.h
+ * @brief The gateway's routing logic, over the store interface only (no
+ *        Paho here), so every rule is unit-testable with a real LMDB file
+ *        and no broker.
+ *
+ * One inbound publish is handled in one durable LMDB transaction: the
+ * message, its inbox entries, the dedupe record and every publish it causes
+ * (delivery, echo, acks, presence, responses) are committed together into
+ * the store's outbox. Publishing happens later, from the outbox, so no `sent`
+ * ack can precede the commit and a crash after the commit loses nothing.
+ * Ephemeral traffic (QoS 0) bypasses the store through `publish_now`.
+ */
+#ifndef MQIM_GW_ROUTER_H
+#define MQIM_GW_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqim/status.h"
+#include "mqim/str.h"
+#include "store.h"
+
+/** An MQTT publish received by the gateway. */
+typedef struct mqim_inbound {
+    mqim_str_t topic;
+    mqim_str_t payload;
+    int qos;
+    bool retained;
+    mqim_str_t response_topic; /**< MQTT v5 response topic; empty when none */
+    mqim_str_t correlation;    /**< MQTT v5 correlation data; empty when none */
+} mqim_inbound_t;
+
+/** A publish to make right away (QoS 0 ephemeral traffic, last-resort rejections). */
+typedef struct mqim_outbound {
+    mqim_str_t topic;
+    mqim_str_t payload;
+    int qos;
+    bool retain;
+    mqim_str_t correlation;
+} mqim_outbound_t;
+
+typedef void (*mqim_publish_now_fn)(void *ctx, const mqim_outbound_t *msg);
+typedef void (*mqim_random_fn)(void *ctx, uint8_t *buf, size_t len);
+
+typedef struct mqim_router_config {
+    const char *root;          /**< topic root, e.g. "im" */
+    bool accept_any_user;      /**< route to any valid name, not only registered users */
+    uint64_t inbox_quota;      /**< 0 = unlimited */
+    uint64_t retain_count;     /**< 0 = no count limit */
+    int64_t retain_age_ms;     /**< 0 = keep forever */
+    unsigned rate_per_sec;     /**< 0 = no rate limit */
+    unsigned rate_burst;
+    unsigned sync_page;        /**< max messages per sync/history page */
+    mqim_publish_now_fn publish_now;
+    void *publish_ctx;
+    mqim_random_fn random;     /**< NULL = getrandom() */
+    void *random_ctx;
+} mqim_router_config_t;
+
+typedef struct mqim_router mqim_router_t;
+
+/** @return NULL on allocation failure or an invalid root. The config's strings must outlive the router. */
+mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *cfg);
+void mqim_router_free(mqim_router_t *r);
+
+/**
+ * Handle one inbound publish at time now_ms. Never fails silently: every
+ * rejection is written as a `rejected` ack (or an error response for ctl)
+ * to the sender. Not thread-safe: call from one thread.
+ * @return MQIM_OK when handled as intended; otherwise the status the sender
+ *         was told (e.g. MQIM_UNKNOWN_PEER), or MQIM_STORE_FULL /
+ *         MQIM_STORE_ERROR when even the rejection could not be stored (then
+ *         it went out through publish_now).
+ */
+mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int64_t now_ms);
+
+/**
+ * Age-based retention over every user (count-based retention happens on each
+ * append). Safe to call from another thread than mqim_router_handle: it uses
+ * only the store. *pruned receives the number of inbox entries removed.
+ */
+mqim_status_t mqim_router_sweep(mqim_store_t *store, const mqim_router_config_t *cfg,
+                                int64_t now_ms, uint64_t *pruned);
+
+#endif /* MQIM_GW_ROUTER_H */

@@ -1,0 +1,980 @@
+/* LMDB implementation of store.h. One environment, one named database per
+ * kind of record. Fixed-size records are stored in host byte order (the
+ * environment is local to one machine); keys that must sort numerically use
+ * big-endian u64. */
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "mqim/limits.h"
+
+#define LOG_MOD "store"
+
+enum { DB_META, DB_USERS, DB_MSGS, DB_INBOX, DB_CHATS, DB_DEDUPE, DB_CURSORS, DB_DEVICES,
+       DB_OUTBOX, DB_COUNT_ };
+
+static const char *const db_names[DB_COUNT_] = {
+    "meta", "users", "msgs", "inbox", "chats", "dedupe", "cursors", "devices", "outbox"
+};
+
+struct mqim_store {
+    MDB_env *env;
+    MDB_dbi dbi[DB_COUNT_];
+};
+
+/* Keys are built in a stack buffer: two names, separators and a seq. */
+#define KEY_MAX (MQIM_USER_NAME_MAX * 2u + MQIM_ID_MAX + 32u)
+
+typedef struct keybuf {
+    unsigned char b[KEY_MAX];
+    size_t len;
+} keybuf_t;
+
+static void key_str(keybuf_t *k, mqim_str_t s)
+{
+    size_t n = s.len;
+    if (n > KEY_MAX - k->len) {
+        n = KEY_MAX - k->len; /* callers validate names first; truncation cannot happen */
+    }
+    if (n > 0u) {
+        memcpy(k->b + k->len, s.ptr, n);
+    }
+    k->len += n;
+}
+
+static void key_sep(keybuf_t *k)
+{
+    if (k->len < KEY_MAX) {
+        k->b[k->len++] = 0u;
+    }
+}
+
+static void be64_put(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xffu);
+        v >>= 8;
+    }
+}
+
+static uint64_t be64_get(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static void key_u64(keybuf_t *k, uint64_t v)
+{
+    if (k->len + 8u <= KEY_MAX) {
+        be64_put(k->b + k->len, v);
+        k->len += 8u;
+    }
+}
+
+static MDB_val kval(keybuf_t *k)
+{
+    MDB_val v = { k->len, k->b };
+    return v;
+}
+
+static MDB_txn *T(mqim_txn_t *txn)
+{
+    return (MDB_txn *)txn->impl;
+}
+
+static mqim_status_t map_rc(int rc, const char *what)
+{
+    mqim_status_t st = MQIM_OK;
+    if (rc == MDB_SUCCESS) {
+        st = MQIM_OK;
+    } else if (rc == MDB_NOTFOUND) {
+        st = MQIM_NOT_FOUND;
+    } else if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
+        st = MQIM_STORE_FULL;
+    } else {
+        MQIM_LOGE(LOG_MOD, "%s: %s", what, mdb_strerror(rc));
+        st = MQIM_STORE_ERROR;
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_open(const char *dir, size_t map_size, bool read_only, mqim_store_t **out)
+{
+    mqim_store_t *s = calloc(1, sizeof(*s));
+    int rc;
+    if (s == NULL) {
+        return MQIM_INTERNAL;
+    }
+    if (!read_only && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        MQIM_LOGE(LOG_MOD, "cannot create %s: %s", dir, strerror(errno));
+        free(s);
+        return MQIM_STORE_ERROR;
+    }
+    rc = mdb_env_create(&s->env);
+    if (rc == 0) {
+        rc = mdb_env_set_maxdbs(s->env, DB_COUNT_);
+    }
+    if (rc == 0 && map_size > 0u) {
+        rc = mdb_env_set_mapsize(s->env, map_size);
+    }
+    if (rc == 0) {
+        /* NOTLS: read transactions may be used from the pump thread while the
+         * Paho thread writes; each transaction stays on one thread anyway. */
+        rc = mdb_env_open(s->env, dir, MDB_NOTLS | (read_only ? MDB_RDONLY : 0u), 0600);
+    }
+    if (rc == 0) {
+        MDB_txn *t = NULL;
+        rc = mdb_txn_begin(s->env, NULL, read_only ? MDB_RDONLY : 0u, &t);
+        for (int i = 0; rc == 0 && i < DB_COUNT_; i++) {
+            rc = mdb_dbi_open(t, db_names[i], read_only ? 0u : MDB_CREATE, &s->dbi[i]);
+        }
+        if (rc == 0) {
+            rc = mdb_txn_commit(t);
+        } else if (t != NULL) {
+            mdb_txn_abort(t);
+        }
+    }
+    if (rc != 0) {
+        MQIM_LOGE(LOG_MOD, "cannot open LMDB environment %s: %s", dir, mdb_strerror(rc));
+        if (s->env != NULL) {
+            mdb_env_close(s->env);
+        }
+        free(s);
+        return MQIM_STORE_ERROR;
+    }
+    *out = s;
+    return MQIM_OK;
+}
+
+void mqim_store_close(mqim_store_t *store)
+{
+    if (store != NULL) {
+        mdb_env_close(store->env);
+        free(store);
+    }
+}
+
+mqim_status_t mqim_txn_begin(mqim_store_t *store, mqim_txn_mode_t mode, mqim_txn_t *txn)
+{
+    unsigned flags = 0;
+    MDB_txn *t = NULL;
+    int rc;
+    if (mode == MQIM_TXN_READ) {
+        flags = MDB_RDONLY;
+    } else if (mode == MQIM_TXN_WRITE_LAZY) {
+        flags = MDB_NOSYNC;
+    }
+    rc = mdb_txn_begin(store->env, NULL, flags, &t);
+    txn->store = store;
+    txn->impl = t;
+    txn->write = mode != MQIM_TXN_READ;
+    return map_rc(rc, "txn begin");
+}
+
+mqim_status_t mqim_txn_commit(mqim_txn_t *txn)
+{
+    int rc = mdb_txn_commit(T(txn));
+    txn->impl = NULL;
+    return map_rc(rc, "commit");
+}
+
+void mqim_txn_abort(mqim_txn_t *txn)
+{
+    if (txn->impl != NULL) {
+        mdb_txn_abort(T(txn));
+        txn->impl = NULL;
+    }
+}
+
+static mqim_status_t db_get(mqim_txn_t *txn, int db, keybuf_t *k, MDB_val *val)
+{
+    MDB_val key = kval(k);
+    return map_rc(mdb_get(T(txn), txn->store->dbi[db], &key, val), "get");
+}
+
+static mqim_status_t db_put(mqim_txn_t *txn, int db, keybuf_t *k, const void *data, size_t len)
+{
+    MDB_val key = kval(k);
+    MDB_val val = { len, (void *)(uintptr_t)data };
+    return map_rc(mdb_put(T(txn), txn->store->dbi[db], &key, &val, 0), "put");
+}
+
+static mqim_status_t db_del(mqim_txn_t *txn, int db, keybuf_t *k)
+{
+    MDB_val key = kval(k);
+    return map_rc(mdb_del(T(txn), txn->store->dbi[db], &key, NULL), "del");
+}
+
+/* ---- meta counters ---- */
+
+static uint64_t meta_get(mqim_txn_t *txn, const char *name)
+{
+    keybuf_t k = { .len = 0 };
+    MDB_val v;
+    uint64_t value = 0;
+    key_str(&k, mqim_str_from_cstr(name));
+    if (db_get(txn, DB_META, &k, &v) == MQIM_OK && v.mv_size == sizeof(value)) {
+        memcpy(&value, v.mv_data, sizeof(value));
+    }
+    return value;
+}
+
+static mqim_status_t meta_put(mqim_txn_t *txn, const char *name, uint64_t value)
+{
+    keybuf_t k = { .len = 0 };
+    key_str(&k, mqim_str_from_cstr(name));
+    return db_put(txn, DB_META, &k, &value, sizeof(value));
+}
+
+/* Next value of a persistent sequence (first value 1, never reused). */
+static mqim_status_t meta_next(mqim_txn_t *txn, const char *name, uint64_t *value)
+{
+    uint64_t v = meta_get(txn, name) + 1u;
+    *value = v;
+    return meta_put(txn, name, v);
+}
+
+mqim_status_t mqim_store_counter_add(mqim_txn_t *txn, const char *name, uint64_t delta)
+{
+    return meta_put(txn, name, meta_get(txn, name) + delta);
+}
+
+uint64_t mqim_store_counter_get(mqim_txn_t *txn, const char *name)
+{
+    return meta_get(txn, name);
+}
+
+/* ---- users ---- */
+
+mqim_status_t mqim_store_user_get(mqim_txn_t *txn, mqim_str_t user, mqim_user_rec_t *rec)
+{
+    keybuf_t k = { .len = 0 };
+    MDB_val v;
+    mqim_status_t st;
+    key_str(&k, user);
+    st = db_get(txn, DB_USERS, &k, &v);
+    if (st == MQIM_OK) {
+        if (v.mv_size != sizeof(*rec)) {
+            MQIM_LOGE(LOG_MOD, "user record of %.*s has size %zu", (int)user.len, user.ptr,
+                      v.mv_size);
+            return MQIM_STORE_ERROR;
+        }
+        memcpy(rec, v.mv_data, sizeof(*rec));
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_user_put(mqim_txn_t *txn, mqim_str_t user, const mqim_user_rec_t *rec)
+{
+    keybuf_t k = { .len = 0 };
+    key_str(&k, user);
+    return db_put(txn, DB_USERS, &k, rec, sizeof(*rec));
+}
+
+mqim_status_t mqim_store_user_ensure(mqim_txn_t *txn, mqim_str_t user, int64_t now_ms)
+{
+    mqim_user_rec_t rec;
+    mqim_status_t st = mqim_store_user_get(txn, user, &rec);
+    if (st == MQIM_NOT_FOUND) {
+        memset(&rec, 0, sizeof(rec));
+        rec.next_seq = 1;
+        rec.first_seq = 1;
+        rec.created_ms = now_ms;
+        st = mqim_store_user_put(txn, user, &rec);
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_user_del(mqim_txn_t *txn, mqim_str_t user)
+{
+    keybuf_t k = { .len = 0 };
+    key_str(&k, user);
+    return db_del(txn, DB_USERS, &k);
+}
+
+mqim_status_t mqim_store_user_each(mqim_txn_t *txn, mqim_user_visit_fn fn, void *ctx)
+{
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_USERS], &c);
+    if (rc != 0) {
+        return map_rc(rc, "cursor");
+    }
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        mqim_user_rec_t rec;
+        mqim_str_t name = { (const char *)k.mv_data, k.mv_size };
+        if (v.mv_size != sizeof(rec)) {
+            continue;
+        }
+        memcpy(&rec, v.mv_data, sizeof(rec));
+        if (fn(ctx, name, &rec) != 0) {
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "user scan");
+}
+
+/* ---- messages ---- */
+
+/* Message record layout: fixed header, then the strings back to back. */
+typedef struct msg_hdr {
+    int64_t ts;
+    uint64_t sender_seq;
+    uint64_t recipient_seq;
+    uint32_t refs;
+    uint32_t body_len;
+    uint16_t id_len, from_len, to_len, group_len, type_len;
+    uint8_t qos;
+    uint8_t pad_;
+} msg_hdr_t;
+
+static mqim_status_t msg_write(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
+{
+    msg_hdr_t h;
+    size_t len;
+    unsigned char *buf, *p;
+    keybuf_t k = { .len = 0 };
+    mqim_status_t st;
+    const mqim_str_t *parts[5] = { &rec->id, &rec->from, &rec->to, &rec->group, &rec->type };
+
+    memset(&h, 0, sizeof(h));
+    h.ts = rec->ts;
+    h.sender_seq = rec->sender_seq;
+    h.recipient_seq = rec->recipient_seq;
+    h.refs = rec->refs;
+    h.qos = rec->qos;
+    h.id_len = (uint16_t)rec->id.len;
+    h.from_len = (uint16_t)rec->from.len;
+    h.to_len = (uint16_t)rec->to.len;
+    h.group_len = (uint16_t)rec->group.len;
+    h.type_len = (uint16_t)rec->type.len;
+    h.body_len = (uint32_t)rec->body.len;
+    len = sizeof(h) + rec->id.len + rec->from.len + rec->to.len + rec->group.len +
+          rec->type.len + rec->body.len;
+
+    /* Reserve in the map and write in place: one copy, no temporary buffer. */
+    key_u64(&k, rec->mid);
+    {
+        MDB_val key = kval(&k);
+        MDB_val val = { len, NULL };
+        int rc = mdb_put(T(txn), txn->store->dbi[DB_MSGS], &key, &val, MDB_RESERVE);
+        st = map_rc(rc, "msg put");
+        if (st != MQIM_OK) {
+            return st;
+        }
+        buf = val.mv_data;
+    }
+    memcpy(buf, &h, sizeof(h));
+    p = buf + sizeof(h);
+    for (size_t i = 0; i < 5u; i++) {
+        if (parts[i]->len > 0u) {
+            memcpy(p, parts[i]->ptr, parts[i]->len);
+            p += parts[i]->len;
+        }
+    }
+    if (rec->body.len > 0u) {
+        memcpy(p, rec->body.ptr, rec->body.len);
+    }
+    return MQIM_OK;
+}
+
+mqim_status_t mqim_store_msg_put(mqim_txn_t *txn, mqim_msg_rec_t *rec)
+{
+    mqim_status_t st = meta_next(txn, "next_mid", &rec->mid);
+    if (st == MQIM_OK) {
+        st = msg_write(txn, rec);
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *rec)
+{
+    keybuf_t k = { .len = 0 };
+    MDB_val v;
+    msg_hdr_t h;
+    const char *p;
+    size_t need;
+    mqim_status_t st;
+    key_u64(&k, mid);
+    st = db_get(txn, DB_MSGS, &k, &v);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    if (v.mv_size < sizeof(h)) {
+        return MQIM_STORE_ERROR;
+    }
+    memcpy(&h, v.mv_data, sizeof(h));
+    need = sizeof(h) + (size_t)h.id_len + h.from_len + h.to_len + h.group_len + h.type_len +
+           h.body_len;
+    if (need != v.mv_size) {
+        MQIM_LOGE(LOG_MOD, "message %llu: corrupt record", (unsigned long long)mid);
+        return MQIM_STORE_ERROR;
+    }
+    rec->mid = mid;
+    rec->ts = h.ts;
+    rec->sender_seq = h.sender_seq;
+    rec->recipient_seq = h.recipient_seq;
+    rec->refs = h.refs;
+    rec->qos = h.qos;
+    p = (const char *)v.mv_data + sizeof(h);
+    rec->id = (mqim_str_t){ p, h.id_len };
+    p += h.id_len;
+    rec->from = (mqim_str_t){ p, h.from_len };
+    p += h.from_len;
+    rec->to = (mqim_str_t){ p, h.to_len };
+    p += h.to_len;
+    rec->group = (mqim_str_t){ p, h.group_len };
+    p += h.group_len;
+    rec->type = (mqim_str_t){ p, h.type_len };
+    p += h.type_len;
+    rec->body = (mqim_str_t){ p, h.body_len };
+    return MQIM_OK;
+}
+
+mqim_status_t mqim_store_msg_update(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
+{
+    keybuf_t k = { .len = 0 };
+    MDB_val v;
+    msg_hdr_t h;
+    mqim_status_t st;
+    key_u64(&k, rec->mid);
+    st = db_get(txn, DB_MSGS, &k, &v);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    if (v.mv_size < sizeof(h)) {
+        return MQIM_STORE_ERROR;
+    }
+    /* Copy out the whole value, patch the header, write back: LMDB values
+     * are read-only outside MDB_RESERVE/WRITEMAP. */
+    {
+        unsigned char *copy = malloc(v.mv_size);
+        if (copy == NULL) {
+            return MQIM_INTERNAL;
+        }
+        memcpy(copy, v.mv_data, v.mv_size);
+        memcpy(&h, copy, sizeof(h));
+        h.sender_seq = rec->sender_seq;
+        h.recipient_seq = rec->recipient_seq;
+        h.refs = rec->refs;
+        memcpy(copy, &h, sizeof(h));
+        st = db_put(txn, DB_MSGS, &k, copy, v.mv_size);
+        free(copy);
+    }
+    return st;
+}
+
+static mqim_status_t msg_unref(mqim_txn_t *txn, uint64_t mid)
+{
+    mqim_msg_rec_t rec;
+    mqim_status_t st = mqim_store_msg_get(txn, mid, &rec);
+    if (st == MQIM_NOT_FOUND) {
+        return MQIM_OK;
+    }
+    if (st != MQIM_OK) {
+        return st;
+    }
+    if (rec.refs <= 1u) {
+        keybuf_t k = { .len = 0 };
+        key_u64(&k, mid);
+        st = db_del(txn, DB_MSGS, &k);
+    } else {
+        rec.refs--;
+        st = mqim_store_msg_update(txn, &rec);
+    }
+    return st;
+}
+
+/* ---- inbox ---- */
+
+/* Inbox value: mid (8), dir (1), chat bytes. */
+static void inbox_key(keybuf_t *k, mqim_str_t user, uint64_t seq)
+{
+    k->len = 0;
+    key_str(k, user);
+    key_sep(k);
+    key_u64(k, seq);
+}
+
+static void chat_key(keybuf_t *k, mqim_str_t user, mqim_str_t chat, uint64_t seq)
+{
+    k->len = 0;
+    key_str(k, user);
+    key_sep(k);
+    key_str(k, chat);
+    key_sep(k);
+    key_u64(k, seq);
+}
+
+static bool inbox_decode(const MDB_val *k, const MDB_val *v, mqim_inbox_entry_t *e)
+{
+    const unsigned char *val = v->mv_data;
+    if (v->mv_size < 9u || k->mv_size < 8u) {
+        return false;
+    }
+    e->seq = be64_get((const unsigned char *)k->mv_data + k->mv_size - 8u);
+    e->mid = be64_get(val);
+    e->dir = val[8] == 1u ? MQIM_INBOX_SENT : MQIM_INBOX_RECEIVED;
+    e->chat = (mqim_str_t){ (const char *)val + 9, v->mv_size - 9u };
+    return true;
+}
+
+mqim_status_t mqim_store_inbox_append(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat,
+                                      uint64_t mid, mqim_inbox_dir_t dir, uint64_t *seq)
+{
+    mqim_user_rec_t u;
+    keybuf_t k;
+    unsigned char val[9 + MQIM_GROUP_NAME_MAX + 2];
+    unsigned char midbuf[8];
+    mqim_status_t st = mqim_store_user_get(txn, user, &u);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    if (chat.len > MQIM_GROUP_NAME_MAX + 2u) {
+        return MQIM_BAD_PARAMETER;
+    }
+    *seq = u.next_seq;
+    be64_put(val, mid);
+    val[8] = (unsigned char)dir;
+    if (chat.len > 0u) {
+        memcpy(val + 9, chat.ptr, chat.len);
+    }
+    inbox_key(&k, user, u.next_seq);
+    st = db_put(txn, DB_INBOX, &k, val, 9u + chat.len);
+    if (st == MQIM_OK) {
+        chat_key(&k, user, chat, u.next_seq);
+        be64_put(midbuf, mid);
+        st = db_put(txn, DB_CHATS, &k, midbuf, sizeof(midbuf));
+    }
+    if (st == MQIM_OK) {
+        u.next_seq++;
+        u.count++;
+        st = mqim_store_user_put(txn, user, &u);
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_inbox_get(mqim_txn_t *txn, mqim_str_t user, uint64_t seq,
+                                   mqim_inbox_entry_t *entry)
+{
+    keybuf_t k;
+    MDB_val v, key;
+    mqim_status_t st;
+    inbox_key(&k, user, seq);
+    st = db_get(txn, DB_INBOX, &k, &v);
+    if (st == MQIM_OK) {
+        key = kval(&k);
+        if (!inbox_decode(&key, &v, entry)) {
+            st = MQIM_STORE_ERROR;
+        }
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_inbox_scan(mqim_txn_t *txn, mqim_str_t user, uint64_t after,
+                                    mqim_inbox_visit_fn fn, void *ctx)
+{
+    MDB_cursor *c = NULL;
+    keybuf_t k;
+    MDB_val key, val;
+    size_t prefix = user.len + 1u;
+    int rc;
+    if (after == UINT64_MAX) {
+        return MQIM_OK;
+    }
+    inbox_key(&k, user, after + 1u);
+    key = kval(&k);
+    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_INBOX], &c);
+    if (rc != 0) {
+        return map_rc(rc, "cursor");
+    }
+    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        mqim_inbox_entry_t e;
+        if (key.mv_size != prefix + 8u || memcmp(key.mv_data, k.b, prefix) != 0) {
+            break; /* past this user's entries */
+        }
+        if (!inbox_decode(&key, &val, &e)) {
+            continue;
+        }
+        if (fn(ctx, &e) != 0) {
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "inbox scan");
+}
+
+mqim_status_t mqim_store_chat_scan(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat,
+                                   uint64_t after, uint64_t before, mqim_inbox_visit_fn fn,
+                                   void *ctx)
+{
+    MDB_cursor *c = NULL;
+    keybuf_t k;
+    MDB_val key, val;
+    size_t prefix = user.len + 1u + chat.len + 1u;
+    bool descending = before != 0u;
+    int rc;
+    chat_key(&k, user, chat, descending ? before : after + 1u);
+    key = kval(&k);
+    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_CHATS], &c);
+    if (rc != 0) {
+        return map_rc(rc, "cursor");
+    }
+    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    if (descending) {
+        /* SET_RANGE lands on the first key >= before (or nothing): step back once. */
+        rc = (rc == 0) ? mdb_cursor_get(c, &key, &val, MDB_PREV)
+                       : mdb_cursor_get(c, &key, &val, MDB_LAST);
+    }
+    while (rc == 0) {
+        mqim_inbox_entry_t e;
+        mqim_inbox_entry_t full;
+        if (key.mv_size != prefix + 8u || memcmp(key.mv_data, k.b, prefix) != 0 ||
+            val.mv_size != 8u) {
+            break;
+        }
+        e.seq = be64_get((const unsigned char *)key.mv_data + prefix);
+        /* The chat index holds the mid; the inbox entry has the direction. */
+        if (mqim_store_inbox_get(txn, user, e.seq, &full) == MQIM_OK) {
+            if (fn(ctx, &full) != 0) {
+                break;
+            }
+        }
+        rc = mdb_cursor_get(c, &key, &val, descending ? MDB_PREV : MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "chat scan");
+}
+
+static int take_first(void *ctx, const mqim_inbox_entry_t *e)
+{
+    *(mqim_inbox_entry_t *)ctx = *e;
+    return 1;
+}
+
+/* Delete one inbox entry and its chat index entry, and drop its message ref. */
+static mqim_status_t inbox_remove(mqim_txn_t *txn, mqim_str_t user, const mqim_inbox_entry_t *e)
+{
+    keybuf_t k;
+    /* e->chat points into the map: copy it before the delete moves pages. */
+    char chat[MQIM_GROUP_NAME_MAX + 2];
+    mqim_str_t chat_copy = { chat, e->chat.len < sizeof(chat) ? e->chat.len : sizeof(chat) };
+    uint64_t seq = e->seq, mid = e->mid;
+    mqim_status_t st;
+    memcpy(chat, e->chat.ptr, chat_copy.len);
+    inbox_key(&k, user, seq);
+    st = db_del(txn, DB_INBOX, &k);
+    if (st == MQIM_OK) {
+        chat_key(&k, user, chat_copy, seq);
+        st = db_del(txn, DB_CHATS, &k);
+        if (st == MQIM_NOT_FOUND) {
+            st = MQIM_OK;
+        }
+    }
+    if (st == MQIM_OK) {
+        st = msg_unref(txn, mid);
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_inbox_prune(mqim_txn_t *txn, mqim_str_t user, uint64_t keep_count,
+                                     int64_t min_ts, uint64_t *pruned)
+{
+    mqim_user_rec_t u;
+    mqim_status_t st = mqim_store_user_get(txn, user, &u);
+    *pruned = 0;
+    /* Oldest first, one entry at a time with a fresh seek, so no cursor ever
+     * walks over a page this loop modifies. The first entry to keep ends it. */
+    while (st == MQIM_OK && u.count > 0u) {
+        mqim_inbox_entry_t e;
+        bool remove;
+        e.seq = 0;
+        st = mqim_store_inbox_scan(txn, user, u.first_seq - 1u, take_first, &e);
+        if (st != MQIM_OK || e.seq == 0u) {
+            break;
+        }
+        remove = keep_count != 0u && u.count > keep_count;
+        if (!remove && min_ts != 0) {
+            mqim_msg_rec_t m;
+            remove = mqim_store_msg_get(txn, e.mid, &m) == MQIM_OK && m.ts < min_ts;
+        }
+        if (!remove) {
+            break;
+        }
+        st = inbox_remove(txn, user, &e);
+        if (st == MQIM_OK) {
+            u.count--;
+            u.first_seq = e.seq + 1u;
+            (*pruned)++;
+        }
+    }
+    if (st == MQIM_OK && *pruned > 0u) {
+        st = mqim_store_user_put(txn, user, &u);
+    }
+    return st;
+}
+
+/* ---- dedupe ---- */
+
+static void dedupe_key(keybuf_t *k, mqim_str_t from, mqim_str_t id)
+{
+    k->len = 0;
+    key_str(k, from);
+    key_sep(k);
+    key_str(k, id);
+}
+
+mqim_status_t mqim_store_dedupe_get(mqim_txn_t *txn, mqim_str_t from, mqim_str_t id,
+                                    mqim_str_t *ack_payload)
+{
+    keybuf_t k;
+    MDB_val v;
+    mqim_status_t st;
+    dedupe_key(&k, from, id);
+    st = db_get(txn, DB_DEDUPE, &k, &v);
+    if (st == MQIM_OK) {
+        *ack_payload = (mqim_str_t){ (const char *)v.mv_data, v.mv_size };
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_dedupe_put(mqim_txn_t *txn, mqim_str_t from, mqim_str_t id,
+                                    mqim_str_t ack_payload)
+{
+    keybuf_t k;
+    dedupe_key(&k, from, id);
+    return db_put(txn, DB_DEDUPE, &k, ack_payload.ptr, ack_payload.len);
+}
+
+/* ---- cursors ---- */
+
+static void cursor_key(keybuf_t *k, mqim_str_t user, mqim_str_t chat)
+{
+    k->len = 0;
+    key_str(k, user);
+    key_sep(k);
+    key_str(k, chat);
+}
+
+uint64_t mqim_store_cursor_get(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat)
+{
+    keybuf_t k;
+    MDB_val v;
+    cursor_key(&k, user, chat);
+    if (db_get(txn, DB_CURSORS, &k, &v) == MQIM_OK && v.mv_size == 8u) {
+        return be64_get(v.mv_data);
+    }
+    return 0;
+}
+
+mqim_status_t mqim_store_cursor_put(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat,
+                                    uint64_t upto)
+{
+    keybuf_t k;
+    unsigned char b[8];
+    cursor_key(&k, user, chat);
+    be64_put(b, upto);
+    return db_put(txn, DB_CURSORS, &k, b, sizeof(b));
+}
+
+/* ---- devices ---- */
+
+mqim_status_t mqim_store_device_get(mqim_txn_t *txn, mqim_str_t user, mqim_str_t device,
+                                    mqim_device_rec_t *rec)
+{
+    keybuf_t k;
+    MDB_val v;
+    mqim_status_t st;
+    cursor_key(&k, user, device);
+    st = db_get(txn, DB_DEVICES, &k, &v);
+    if (st == MQIM_OK) {
+        if (v.mv_size != sizeof(*rec)) {
+            return MQIM_STORE_ERROR;
+        }
+        memcpy(rec, v.mv_data, sizeof(*rec));
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_device_put(mqim_txn_t *txn, mqim_str_t user, mqim_str_t device,
+                                    const mqim_device_rec_t *rec)
+{
+    keybuf_t k;
+    cursor_key(&k, user, device);
+    return db_put(txn, DB_DEVICES, &k, rec, sizeof(*rec));
+}
+
+mqim_status_t mqim_store_device_each(mqim_txn_t *txn, mqim_str_t user, mqim_device_visit_fn fn,
+                                     void *ctx)
+{
+    MDB_cursor *c = NULL;
+    keybuf_t k = { .len = 0 };
+    MDB_val key, val;
+    size_t prefix = user.len + 1u;
+    int rc;
+    key_str(&k, user);
+    key_sep(&k);
+    key = kval(&k);
+    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_DEVICES], &c);
+    if (rc != 0) {
+        return map_rc(rc, "cursor");
+    }
+    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        mqim_device_rec_t rec;
+        if (key.mv_size <= prefix || memcmp(key.mv_data, k.b, prefix) != 0) {
+            break;
+        }
+        if (val.mv_size != sizeof(rec)) {
+            continue;
+        }
+        memcpy(&rec, val.mv_data, sizeof(rec));
+        if (fn(ctx, (mqim_str_t){ (const char *)key.mv_data + prefix, key.mv_size - prefix },
+               &rec) != 0) {
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "device scan");
+}
+
+/* ---- outbox ---- */
+
+/* Outbox value: qos (1), retain (1), topic_len (2), corr_len (2), topic, corr, payload. */
+mqim_status_t mqim_store_outbox_put(mqim_txn_t *txn, mqim_str_t topic, int qos, bool retain,
+                                    mqim_str_t corr, mqim_str_t payload, uint64_t *key)
+{
+    keybuf_t k = { .len = 0 };
+    uint64_t n;
+    size_t len = 6u + topic.len + corr.len + payload.len;
+    unsigned char *p;
+    mqim_status_t st;
+    if (topic.len > 0xffffu || corr.len > 0xffffu) {
+        return MQIM_BAD_PARAMETER;
+    }
+    st = meta_next(txn, "next_outbox", &n);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    key_u64(&k, n);
+    {
+        MDB_val kv = kval(&k);
+        MDB_val val = { len, NULL };
+        /* Keys only grow: MDB_APPEND keeps the outbox pages dense. */
+        st = map_rc(mdb_put(T(txn), txn->store->dbi[DB_OUTBOX], &kv, &val, MDB_RESERVE | MDB_APPEND),
+                    "outbox put");
+        if (st != MQIM_OK) {
+            return st;
+        }
+        p = val.mv_data;
+    }
+    p[0] = (unsigned char)qos;
+    p[1] = retain ? 1u : 0u;
+    p[2] = (unsigned char)(topic.len >> 8);
+    p[3] = (unsigned char)(topic.len & 0xffu);
+    p[4] = (unsigned char)(corr.len >> 8);
+    p[5] = (unsigned char)(corr.len & 0xffu);
+    p += 6;
+    if (topic.len > 0u) {
+        memcpy(p, topic.ptr, topic.len);
+    }
+    p += topic.len;
+    if (corr.len > 0u) {
+        memcpy(p, corr.ptr, corr.len);
+    }
+    p += corr.len;
+    if (payload.len > 0u) {
+        memcpy(p, payload.ptr, payload.len);
+    }
+    if (key != NULL) {
+        *key = n;
+    }
+    return MQIM_OK;
+}
+
+mqim_status_t mqim_store_outbox_next(mqim_txn_t *txn, uint64_t from, mqim_outbox_rec_t *rec)
+{
+    MDB_cursor *c = NULL;
+    keybuf_t k = { .len = 0 };
+    MDB_val key, val;
+    int rc;
+    mqim_status_t st = MQIM_OK;
+    key_u64(&k, from);
+    key = kval(&k);
+    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_OUTBOX], &c);
+    if (rc != 0) {
+        return map_rc(rc, "cursor");
+    }
+    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    if (rc != 0) {
+        st = map_rc(rc, "outbox next");
+    } else {
+        const unsigned char *p = val.mv_data;
+        size_t tl, cl;
+        if (key.mv_size != 8u || val.mv_size < 6u) {
+            st = MQIM_STORE_ERROR;
+        } else {
+            tl = ((size_t)p[2] << 8) | p[3];
+            cl = ((size_t)p[4] << 8) | p[5];
+            if (6u + tl + cl > val.mv_size) {
+                st = MQIM_STORE_ERROR;
+            } else {
+                rec->key = be64_get(key.mv_data);
+                rec->qos = p[0];
+                rec->retain = p[1] != 0u;
+                rec->topic = (mqim_str_t){ (const char *)p + 6, tl };
+                rec->corr = (mqim_str_t){ (const char *)p + 6 + tl, cl };
+                rec->payload = (mqim_str_t){ (const char *)p + 6 + tl + cl, val.mv_size - 6u - tl - cl };
+            }
+        }
+    }
+    mdb_cursor_close(c);
+    return st;
+}
+
+mqim_status_t mqim_store_outbox_del(mqim_txn_t *txn, uint64_t key)
+{
+    keybuf_t k = { .len = 0 };
+    key_u64(&k, key);
+    return db_del(txn, DB_OUTBOX, &k);
+}
+
+static uint64_t db_entries(mqim_txn_t *txn, int db)
+{
+    MDB_stat st;
+    if (mdb_stat(T(txn), txn->store->dbi[db], &st) != 0) {
+        return 0;
+    }
+    return st.ms_entries;
+}
+
+uint64_t mqim_store_outbox_count(mqim_txn_t *txn)
+{
+    return db_entries(txn, DB_OUTBOX);
+}
+
+mqim_status_t mqim_store_stats(mqim_txn_t *txn, mqim_store_stats_t *stats)
+{
+    MDB_envinfo info;
+    MDB_stat est;
+    memset(stats, 0, sizeof(*stats));
+    stats->users = db_entries(txn, DB_USERS);
+    stats->messages = db_entries(txn, DB_MSGS);
+    stats->inbox_entries = db_entries(txn, DB_INBOX);
+    stats->outbox = db_entries(txn, DB_OUTBOX);
+    if (mdb_env_info(txn->store->env, &info) == 0 && mdb_env_stat(txn->store->env, &est) == 0) {
+        stats->map_size_bytes = info.me_mapsize;
+        stats->map_used_bytes = (uint64_t)(info.me_last_pgno + 1u) * est.ms_psize;
+    }
+    return MQIM_OK;
+}

@@ -1,0 +1,199 @@
+/**
+ * @file store.h
+ * @brief The gateway's durable state in one LMDB environment.
+ *
+ * Databases (keys use '\0' between names, which valid names never contain,
+ * and big-endian u64 seqs so byte order is numeric order):
+ *   meta     "next_mid", "next_outbox", counters       -> u64
+ *   users    user                                      -> mqim_user_rec_t
+ *   msgs     be64(mid)                                 -> message record
+ *   inbox    user \0 be64(seq)                         -> inbox entry (mid, dir, chat)
+ *   chats    user \0 chat \0 be64(seq)                 -> be64(mid)
+ *   dedupe   from \0 id                                -> the `sent` ack payload
+ *   cursors  user \0 chat                              -> be64(read upto seq)
+ *   devices  user \0 device                            -> mqim_device_rec_t
+ *   outbox   be64(key)                                 -> publish to make (topic, qos, payload)
+ *
+ * Every publish the gateway makes because of stored state goes through the
+ * outbox in the same transaction as the state change. The pump (mqtt.c)
+ * sends outbox entries in key order and deletes them when the broker has
+ * acknowledged them, so a crash after a commit loses no delivery and no ack.
+ *
+ * Strings returned by getters point into LMDB's map and are valid until the
+ * transaction ends.
+ */
+#ifndef MQIM_GW_STORE_H
+#define MQIM_GW_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqim/status.h"
+#include "mqim/str.h"
+
+typedef struct mqim_store mqim_store_t;
+
+/** A transaction; lives on the caller's stack. */
+typedef struct mqim_txn {
+    mqim_store_t *store;
+    void *impl; /* MDB_txn * */
+    bool write;
+} mqim_txn_t;
+
+typedef enum mqim_txn_mode {
+    MQIM_TXN_READ,
+    MQIM_TXN_WRITE,       /**< durable: the commit returns after fsync */
+    MQIM_TXN_WRITE_LAZY   /**< no fsync (e.g. deleting sent outbox entries: a lost
+                               delete only causes a harmless re-send) */
+} mqim_txn_mode_t;
+
+typedef struct mqim_user_rec {
+    uint64_t next_seq;  /**< next inbox seq to assign (first is 1) */
+    uint64_t first_seq; /**< lowest seq still stored (pruned below); 1 when nothing pruned */
+    uint64_t count;     /**< inbox entries stored */
+    int64_t created_ms;
+} mqim_user_rec_t;
+
+/** A stored message (strings point into the map). */
+typedef struct mqim_msg_rec {
+    uint64_t mid;
+    int64_t ts;
+    uint64_t sender_seq;    /**< seq of the echo in the sender's inbox */
+    uint64_t recipient_seq; /**< seq in the recipient's inbox (direct messages) */
+    uint32_t refs;          /**< inbox entries referring to it */
+    uint8_t qos;
+    mqim_str_t id, from, to, group, type, body;
+} mqim_msg_rec_t;
+
+typedef enum mqim_inbox_dir {
+    MQIM_INBOX_RECEIVED = 0, /**< someone sent it to this user */
+    MQIM_INBOX_SENT = 1      /**< this user sent it (the echo) */
+} mqim_inbox_dir_t;
+
+typedef struct mqim_inbox_entry {
+    uint64_t seq;
+    uint64_t mid;
+    mqim_inbox_dir_t dir;
+    mqim_str_t chat; /**< the peer (direct) */
+} mqim_inbox_entry_t;
+
+typedef enum mqim_presence_state {
+    MQIM_PRESENCE_OFFLINE = 0,
+    MQIM_PRESENCE_SLEEPING = 1,
+    MQIM_PRESENCE_AWAY = 2,
+    MQIM_PRESENCE_ONLINE = 3
+} mqim_presence_state_t;
+
+typedef struct mqim_device_rec {
+    uint64_t epoch;
+    int64_t since_ms;     /**< when the state last changed */
+    int64_t last_seen_ms; /**< last time the device was known online */
+    uint8_t state;        /**< mqim_presence_state_t */
+    uint8_t has_epoch;
+} mqim_device_rec_t;
+
+typedef struct mqim_outbox_rec {
+    uint64_t key;
+    uint8_t qos;
+    bool retain;
+    mqim_str_t topic;
+    mqim_str_t corr;    /**< MQTT v5 correlation data; empty when none */
+    mqim_str_t payload;
+} mqim_outbox_rec_t;
+
+/**
+ * Open (creating) the environment in directory `dir` (created 0700 if
+ * missing) with a map of map_size bytes.
+ * @return MQIM_OK, MQIM_STORE_ERROR (with a log line naming the cause).
+ */
+mqim_status_t mqim_store_open(const char *dir, size_t map_size, bool read_only,
+                              mqim_store_t **out);
+void mqim_store_close(mqim_store_t *store);
+
+mqim_status_t mqim_txn_begin(mqim_store_t *store, mqim_txn_mode_t mode, mqim_txn_t *txn);
+/** @return MQIM_OK, MQIM_STORE_FULL (map full: the txn is gone), MQIM_STORE_ERROR. */
+mqim_status_t mqim_txn_commit(mqim_txn_t *txn);
+void mqim_txn_abort(mqim_txn_t *txn);
+
+/* Counters in meta ("messages", "rejected", ...). */
+mqim_status_t mqim_store_counter_add(mqim_txn_t *txn, const char *name, uint64_t delta);
+uint64_t mqim_store_counter_get(mqim_txn_t *txn, const char *name);
+
+/* Users. */
+mqim_status_t mqim_store_user_get(mqim_txn_t *txn, mqim_str_t user, mqim_user_rec_t *rec);
+mqim_status_t mqim_store_user_put(mqim_txn_t *txn, mqim_str_t user, const mqim_user_rec_t *rec);
+/** Create when missing (fresh record); MQIM_OK either way. */
+mqim_status_t mqim_store_user_ensure(mqim_txn_t *txn, mqim_str_t user, int64_t now_ms);
+/** Remove the user record (stored messages stay until retention). MQIM_NOT_FOUND when absent. */
+mqim_status_t mqim_store_user_del(mqim_txn_t *txn, mqim_str_t user);
+typedef int (*mqim_user_visit_fn)(void *ctx, mqim_str_t user, const mqim_user_rec_t *rec);
+mqim_status_t mqim_store_user_each(mqim_txn_t *txn, mqim_user_visit_fn fn, void *ctx);
+
+/* Messages. The message's mid is assigned here. */
+mqim_status_t mqim_store_msg_put(mqim_txn_t *txn, mqim_msg_rec_t *rec);
+mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *rec);
+/** Rewrite the fixed fields (seqs, refs) of a stored message. */
+mqim_status_t mqim_store_msg_update(mqim_txn_t *txn, const mqim_msg_rec_t *rec);
+
+/**
+ * Append to a user's inbox: assigns the next seq (returned in *seq), adds the
+ * chat index entry, bumps the user's count. The user record must exist.
+ */
+mqim_status_t mqim_store_inbox_append(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat,
+                                      uint64_t mid, mqim_inbox_dir_t dir, uint64_t *seq);
+mqim_status_t mqim_store_inbox_get(mqim_txn_t *txn, mqim_str_t user, uint64_t seq,
+                                   mqim_inbox_entry_t *entry);
+/** Visit a user's inbox entries with seq > after in order; fn returns nonzero to stop. */
+typedef int (*mqim_inbox_visit_fn)(void *ctx, const mqim_inbox_entry_t *entry);
+mqim_status_t mqim_store_inbox_scan(mqim_txn_t *txn, mqim_str_t user, uint64_t after,
+                                    mqim_inbox_visit_fn fn, void *ctx);
+/**
+ * Visit one chat of a user: ascending from seq > after, or descending from
+ * seq < before (when before != 0). fn returns nonzero to stop.
+ */
+mqim_status_t mqim_store_chat_scan(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat,
+                                   uint64_t after, uint64_t before, mqim_inbox_visit_fn fn,
+                                   void *ctx);
+/**
+ * Remove the oldest inbox entries of a user while (count > keep_count, when
+ * keep_count != 0) or (ts < min_ts, when min_ts != 0); dereference messages
+ * and delete them at zero refs; advance first_seq. *pruned gets the number.
+ */
+mqim_status_t mqim_store_inbox_prune(mqim_txn_t *txn, mqim_str_t user, uint64_t keep_count,
+                                     int64_t min_ts, uint64_t *pruned);
+
+/* Dedupe: (from, id) -> the `sent` ack payload given the first time. */
+mqim_status_t mqim_store_dedupe_get(mqim_txn_t *txn, mqim_str_t from, mqim_str_t id,
+                                    mqim_str_t *ack_payload);
+mqim_status_t mqim_store_dedupe_put(mqim_txn_t *txn, mqim_str_t from, mqim_str_t id,
+                                    mqim_str_t ack_payload);
+
+/* Read cursors: forward-only is the router's rule; the store just keeps the value. */
+uint64_t mqim_store_cursor_get(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat);
+mqim_status_t mqim_store_cursor_put(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat,
+                                    uint64_t upto);
+
+/* Device presence. */
+mqim_status_t mqim_store_device_get(mqim_txn_t *txn, mqim_str_t user, mqim_str_t device,
+                                    mqim_device_rec_t *rec);
+mqim_status_t mqim_store_device_put(mqim_txn_t *txn, mqim_str_t user, mqim_str_t device,
+                                    const mqim_device_rec_t *rec);
+typedef int (*mqim_device_visit_fn)(void *ctx, mqim_str_t device, const mqim_device_rec_t *rec);
+mqim_status_t mqim_store_device_each(mqim_txn_t *txn, mqim_str_t user, mqim_device_visit_fn fn,
+                                     void *ctx);
+
+/* Outbox. */
+mqim_status_t mqim_store_outbox_put(mqim_txn_t *txn, mqim_str_t topic, int qos, bool retain,
+                                    mqim_str_t corr, mqim_str_t payload, uint64_t *key);
+/** First entry with key >= from; MQIM_NOT_FOUND when none. */
+mqim_status_t mqim_store_outbox_next(mqim_txn_t *txn, uint64_t from, mqim_outbox_rec_t *rec);
+mqim_status_t mqim_store_outbox_del(mqim_txn_t *txn, uint64_t key);
+uint64_t mqim_store_outbox_count(mqim_txn_t *txn);
+
+typedef struct mqim_store_stats {
+    uint64_t users, messages, inbox_entries, outbox, map_used_bytes, map_size_bytes;
+} mqim_store_stats_t;
+mqim_status_t mqim_store_stats(mqim_txn_t *txn, mqim_store_stats_t *stats);
+
+#endif /* MQIM_GW_STORE_H */

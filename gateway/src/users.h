@@ -1,0 +1,45 @@
+/**
+ * @file users.h
+ * @brief Broker-side user administration for `mqim-gateway user add|del|list`:
+ *        the Mosquitto password file (via mosquitto_passwd) and the ACL file
+ *        with the mqim patterns, then SIGHUP to the broker so it reloads.
+ *        The gateway's own user registry (LMDB) is updated by the caller.
+ */
+#ifndef MQIM_GW_USERS_H
+#define MQIM_GW_USERS_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+/**
+ * Write the ACL file with the mqim patterns for root cfg->root (idempotent;
+ * rewritten atomically via a temp file + rename, mode 0600). The gateway user
+ * (cfg->username) gets readwrite on {root}/#.
+ * @return 0 or -1 with err.
+ */
+int mqim_users_write_acl(const mqim_gw_config_t *cfg, char *err, size_t err_len);
+
+/**
+ * Add or update a user in the broker password file (created 0600 when
+ * missing) with mosquitto_passwd -b, never passing the password through logs.
+ * The name must pass mqim_name_check(MQIM_NAME_USER). @return 0 or -1 with err.
+ */
+int mqim_users_passwd_set(const mqim_gw_config_t *cfg, const char *user, const char *password,
+                          char *err, size_t err_len);
+
+/** Remove a user from the password file (mosquitto_passwd -D). 0 or -1 with err. */
+int mqim_users_passwd_del(const mqim_gw_config_t *cfg, const char *user, char *err,
+                          size_t err_len);
+
+/**
+ * Ask the broker to reload its password and ACL files: SIGHUP to the pid in
+ * cfg->broker_pid_file. Returns 0, or 1 when no broker is running (not an
+ * error: the files are read at broker start), or -1 with err.
+ */
+int mqim_users_reload_broker(const mqim_gw_config_t *cfg, char *err, size_t err_len);
+
+/** Fill buf with a random password of len characters [A-Za-z0-9] from getrandom(). 0 or -1. */
+int mqim_users_random_password(char *buf, size_t len);
+
+#endif /* MQIM_GW_USERS_H */
