@@ -1293,8 +1293,9 @@ static mqim_status_t ctl_presence(req_t *q, const cJSON *root, ctl_doc_t *d)
 
 static mqim_status_t handle_ctl(req_t *q)
 {
+    mqim_status_t parsed;
     mqim_status_t st;
-    cJSON *root = parse_object(q->in->payload, &st);
+    cJSON *root = parse_object(q->in->payload, &parsed);
     ctl_doc_t d = { q, NULL, NULL, MQIM_OK, NULL, NULL, NULL };
     if (root != NULL) {
         d.op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "op"));
@@ -1307,7 +1308,7 @@ static mqim_status_t handle_ctl(req_t *q)
                       mqim_status_str(st));
     }
     if (root == NULL) {
-        parse_object(q->in->payload, &d.code);
+        d.code = parsed;
     } else if (d.op == NULL) {
         d.code = MQIM_FIELD_MISSING;
         d.reason = "\"op\" is required";

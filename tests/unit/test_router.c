@@ -1,0 +1,638 @@
+/* Router unit tests: the routing rules over a real LMDB store in a temp
+ * directory, no broker. Outputs are read back from the store's outbox (what
+ * the pump would publish) and from publish_now (ephemeral traffic). */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mqim_check.h"
+#include "router.h"
+#include "store.h"
+
+#define MAX_OUT 512
+
+typedef struct out {
+    char topic[300];
+    char payload[20000];
+    int qos;
+    bool retain;
+    char corr[64];
+} out_t;
+
+static out_t outs[MAX_OUT];
+static int nouts;
+static out_t direct[64];
+static int ndirect;
+
+static char dir[256];
+static mqim_store_t *store;
+static mqim_router_t *router;
+static mqim_router_config_t rcfg;
+static int64_t clock_ms = 1764000000000;
+
+static void capture_now(void *ctx, const mqim_outbound_t *o)
+{
+    (void)ctx;
+    if (ndirect < 64) {
+        out_t *d = &direct[ndirect++];
+        snprintf(d->topic, sizeof(d->topic), "%.*s", (int)o->topic.len, o->topic.ptr);
+        snprintf(d->payload, sizeof(d->payload), "%.*s", (int)o->payload.len, o->payload.ptr);
+        d->qos = o->qos;
+        d->retain = o->retain;
+    }
+}
+
+static void fixed_random(void *ctx, uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(0x40 + i);
+    }
+}
+
+static void setup(const mqim_router_config_t *over, size_t map_size)
+{
+    snprintf(dir, sizeof(dir), "/tmp/mqim-router-XXXXXX");
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    if (mqim_store_open(dir, map_size, false, &store) != MQIM_OK) {
+        fprintf(stderr, "store open failed\n");
+        exit(2);
+    }
+    rcfg = (mqim_router_config_t){ .root = "im", .sync_page = 100 };
+    if (over != NULL) {
+        rcfg = *over;
+    }
+    rcfg.publish_now = capture_now;
+    rcfg.random = fixed_random;
+    router = mqim_router_new(store, &rcfg);
+    if (router == NULL) {
+        fprintf(stderr, "router_new failed\n");
+        exit(2);
+    }
+    nouts = 0;
+    ndirect = 0;
+    /* registered users */
+    {
+        mqim_txn_t txn;
+        const char *users[] = { "alice", "bob", "carol" };
+        mqim_txn_begin(store, MQIM_TXN_WRITE, &txn);
+        for (int i = 0; i < 3; i++) {
+            mqim_store_user_ensure(&txn, mqim_str_from_cstr(users[i]), clock_ms);
+        }
+        mqim_txn_commit(&txn);
+    }
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+    mqim_router_free(router);
+    mqim_store_close(store);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cleanup of %s failed\n", dir);
+    }
+}
+
+/* Move every outbox entry into outs[] (as the pump would publish and delete them). */
+static void drain(void)
+{
+    mqim_txn_t txn;
+    mqim_outbox_rec_t rec;
+    nouts = 0;
+    mqim_txn_begin(store, MQIM_TXN_WRITE, &txn);
+    while (nouts < MAX_OUT && mqim_store_outbox_next(&txn, 0, &rec) == MQIM_OK) {
+        out_t *o = &outs[nouts++];
+        uint64_t key = rec.key;
+        snprintf(o->topic, sizeof(o->topic), "%.*s", (int)rec.topic.len, rec.topic.ptr);
+        snprintf(o->payload, sizeof(o->payload), "%.*s", (int)rec.payload.len, rec.payload.ptr);
+        snprintf(o->corr, sizeof(o->corr), "%.*s", (int)rec.corr.len, rec.corr.ptr);
+        o->qos = rec.qos;
+        o->retain = rec.retain;
+        mqim_store_outbox_del(&txn, key);
+    }
+    mqim_txn_commit(&txn);
+}
+
+static mqim_status_t pub5(const char *topic, const char *payload, int qos, const char *resp,
+                          const char *corr)
+{
+    mqim_inbound_t in;
+    memset(&in, 0, sizeof(in));
+    in.topic = mqim_str_from_cstr(topic);
+    in.payload = mqim_str_from_cstr(payload);
+    in.qos = qos;
+    in.response_topic = mqim_str_from_cstr(resp);
+    in.correlation = mqim_str_from_cstr(corr);
+    clock_ms += 10;
+    return mqim_router_handle(router, &in, clock_ms);
+}
+
+static mqim_status_t pub(const char *topic, const char *payload, int qos)
+{
+    return pub5(topic, payload, qos, NULL, NULL);
+}
+
+static cJSON *json_of(const out_t *o)
+{
+    return cJSON_Parse(o->payload);
+}
+
+static const char *jstr(cJSON *j, const char *key)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, key));
+}
+
+static double jnum(cJSON *j, const char *key)
+{
+    cJSON *n = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsNumber(n) ? n->valuedouble : -1.0;
+}
+
+static bool jbool(cJSON *j, const char *key)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, key));
+}
+
+/* Assert out i is on topic and has a given string field value. */
+#define CHECK_OUT(i, t, key, val)                                                         \
+    do {                                                                                  \
+        CHECK((i) < nouts);                                                               \
+        if ((i) < nouts) {                                                                \
+            cJSON *j_ = json_of(&outs[i]);                                                \
+            CHECK(strcmp(outs[i].topic, (t)) == 0);                                       \
+            CHECK(j_ != NULL && jstr(j_, key) != NULL && strcmp(jstr(j_, key), (val)) == 0); \
+            if (j_ == NULL || strcmp(outs[i].topic, (t)) != 0) {                          \
+                fprintf(stderr, "  out[%d] = %s %s\n", (i), outs[i].topic, outs[i].payload); \
+            }                                                                             \
+            cJSON_Delete(j_);                                                             \
+        }                                                                                 \
+    } while (0)
+
+static void test_dm_plain_text(void)
+{
+    cJSON *j;
+    setup(NULL, 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "hello bob", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    CHECK_OUT(0, "im/u/bob/in/msg", "body", "hello bob");
+    CHECK_OUT(0, "im/u/bob/in/msg", "from", "alice");
+    CHECK_OUT(1, "im/u/alice/in/msg", "to", "bob");
+    CHECK_OUT(2, "im/u/alice/in/ack", "status", "sent");
+    j = json_of(&outs[0]);
+    CHECK(jnum(j, "seq") == 1.0);
+    CHECK(strlen(jstr(j, "id")) == 26u); /* a ULID */
+    CHECK(strcmp(jstr(j, "type"), "text") == 0);
+    CHECK(jnum(j, "ts") == (double)clock_ms);
+    cJSON_Delete(j);
+    j = json_of(&outs[2]);
+    CHECK(jnum(j, "seq") == 1.0); /* alice's echo seq */
+    CHECK(outs[2].qos == 1);
+    cJSON_Delete(j);
+    /* a second message: seqs advance per inbox */
+    CHECK_EQ_INT(pub("im/u/bob/out/dm/alice", "hi alice", 1), MQIM_OK);
+    drain();
+    j = json_of(&outs[0]);
+    CHECK(strcmp(outs[0].topic, "im/u/alice/in/msg") == 0 && jnum(j, "seq") == 2.0);
+    cJSON_Delete(j);
+    j = json_of(&outs[1]);
+    CHECK(strcmp(outs[1].topic, "im/u/bob/in/msg") == 0 && jnum(j, "seq") == 2.0);
+    cJSON_Delete(j);
+    teardown();
+}
+
+static void test_dm_envelope_from_ignored(void)
+{
+    cJSON *j;
+    setup(NULL, 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob",
+                     "{\"id\":\"m1\",\"from\":\"mallory\",\"type\":\"note\",\"body\":\"x\\n\\u00e9\"}", 1),
+                 MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    CHECK_OUT(0, "im/u/bob/in/msg", "from", "alice");
+    CHECK_OUT(0, "im/u/bob/in/msg", "id", "m1");
+    CHECK_OUT(0, "im/u/bob/in/msg", "type", "note");
+    CHECK_OUT(0, "im/u/bob/in/msg", "body", "x\n\xc3\xa9");
+    CHECK_OUT(2, "im/u/alice/in/ack", "id", "m1");
+    j = json_of(&outs[2]);
+    CHECK(strcmp(jstr(j, "to"), "bob") == 0);
+    cJSON_Delete(j);
+    teardown();
+}
+
+static void test_dedupe(void)
+{
+    char first_ack[512];
+    setup(NULL, 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"dup-1\",\"body\":\"once\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    snprintf(first_ack, sizeof(first_ack), "%s", outs[2].payload);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"dup-1\",\"body\":\"once\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1); /* only the ack, no second delivery */
+    CHECK(strcmp(outs[0].topic, "im/u/alice/in/ack") == 0);
+    CHECK(strcmp(outs[0].payload, first_ack) == 0);
+    {
+        mqim_txn_t txn;
+        mqim_user_rec_t u;
+        mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+        CHECK_EQ_INT(mqim_store_user_get(&txn, MQIM_STR("bob"), &u), MQIM_OK);
+        CHECK(u.count == 1u);
+        mqim_txn_abort(&txn);
+    }
+    /* same id from another sender is a different message */
+    CHECK_EQ_INT(pub("im/u/carol/out/dm/bob", "{\"id\":\"dup-1\",\"body\":\"mine\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    teardown();
+}
+
+typedef struct reject_case {
+    const char *topic;
+    const char *payload;
+    mqim_status_t code;
+} reject_case_t;
+
+static void test_rejections(void)
+{
+    static char big_body[4200];
+    static char big_payload[17000];
+    static char deep[64];
+    const reject_case_t cases[] = {
+        { "im/u/alice/out/dm/bob", "{not json", MQIM_JSON_MALFORMED },
+        { "im/u/alice/out/dm/bob", "{\"body\":5}", MQIM_FIELD_TYPE },
+        { "im/u/alice/out/dm/bob", "{\"body\":\"\"}", MQIM_BODY_EMPTY },
+        { "im/u/alice/out/dm/bob", "{\"to\":\"carol\",\"body\":\"x\"}", MQIM_FIELD_RANGE },
+        { "im/u/alice/out/dm/bob", "{\"id\":\"a b\",\"body\":\"x\"}", MQIM_ID_BAD_CHAR },
+        { "im/u/alice/out/dm/bob", "bad \xff utf8", MQIM_UTF8_INVALID },
+        { "im/u/alice/out/dm/nobody", "hi", MQIM_UNKNOWN_PEER },
+        { "im/u/alice/out/dm/bob", big_body, MQIM_BODY_TOO_LARGE },
+        { "im/u/alice/out/dm/bob", big_payload, MQIM_PAYLOAD_TOO_LARGE },
+        { "im/u/alice/out/dm/bob", deep, MQIM_JSON_TOO_DEEP },
+        { "im/u/alice/out/group/team", "hi", MQIM_UNSUPPORTED },
+        { "im/u/alice/out/bogus", "hi", MQIM_TOPIC_UNKNOWN },
+        { "im/u/alice/out/receipt", "[1,2]", MQIM_JSON_NOT_OBJECT },
+        { "im/u/alice/out/receipt", "{\"status\":\"seen\",\"seqs\":[1]}", MQIM_FIELD_TYPE },
+        { "im/u/alice/out/status/phone", "{\"state\":\"dancing\"}", MQIM_FIELD_TYPE },
+    };
+    memset(big_body, 'a', 4097);
+    big_body[4097] = '\0';
+    memset(big_payload, 'b', 16385);
+    big_payload[16385] = '\0';
+    snprintf(deep, sizeof(deep), "{\"a\":[[[[[[[[[1]]]]]]]]],\"body\":\"x\"}");
+    setup(NULL, 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        mqim_status_t st = pub(cases[i].topic, cases[i].payload, 1);
+        cJSON *j;
+        CHECK_EQ_INT(st, cases[i].code);
+        drain();
+        CHECK_EQ_INT(nouts, 1);
+        if (nouts != 1) {
+            fprintf(stderr, "  case %zu\n", i);
+            continue;
+        }
+        j = json_of(&outs[0]);
+        CHECK(strcmp(outs[0].topic, "im/u/alice/in/ack") == 0);
+        CHECK(j != NULL && strcmp(jstr(j, "status"), "rejected") == 0);
+        CHECK(j != NULL && strcmp(jstr(j, "code"), mqim_status_name(cases[i].code)) == 0);
+        CHECK(j != NULL && jnum(j, "code_num") == (double)cases[i].code);
+        CHECK(j != NULL && jstr(j, "reason") != NULL && strlen(jstr(j, "reason")) > 5u);
+        if (j == NULL || strcmp(jstr(j, "code"), mqim_status_name(cases[i].code)) != 0) {
+            fprintf(stderr, "  case %zu: %s\n", i, outs[0].payload);
+        }
+        cJSON_Delete(j);
+    }
+    /* a topic outside the scheme with no user to tell is ignored, loudly */
+    CHECK_EQ_INT(pub("other/thing", "x", 1), MQIM_TOPIC_BAD_ROOT);
+    drain();
+    CHECK_EQ_INT(nouts, 0);
+    /* QoS 0 rejection goes out directly at QoS 0 */
+    ndirect = 0;
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{oops", 0), MQIM_JSON_MALFORMED);
+    CHECK_EQ_INT(ndirect, 1);
+    CHECK(strcmp(direct[0].topic, "im/u/alice/in/ack") == 0 && direct[0].qos == 0);
+    teardown();
+}
+
+static void test_ephemeral_qos0(void)
+{
+    cJSON *j;
+    setup(NULL, 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"type\":\"typing\",\"body\":\"1\"}", 0), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 0); /* nothing stored, nothing acked */
+    CHECK_EQ_INT(ndirect, 1);
+    CHECK(strcmp(direct[0].topic, "im/u/bob/in/msg") == 0 && direct[0].qos == 0);
+    j = cJSON_Parse(direct[0].payload);
+    CHECK(j != NULL && strcmp(jstr(j, "type"), "typing") == 0 && jnum(j, "seq") < 0.0);
+    cJSON_Delete(j);
+    teardown();
+}
+
+static void test_accept_any_and_quota(void)
+{
+    mqim_router_config_t c = { .root = "im", .sync_page = 100, .accept_any_user = true,
+                               .inbox_quota = 2 };
+    setup(&c, 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/dave", "one", 1), MQIM_OK);
+    CHECK_EQ_INT(pub("im/u/carol/out/dm/dave", "two", 1), MQIM_OK);
+    CHECK_EQ_INT(pub("im/u/bob/out/dm/dave", "three", 1), MQIM_QUOTA_FULL);
+    drain();
+    CHECK_OUT(nouts - 1, "im/u/bob/in/ack", "code", "quota_full");
+    teardown();
+}
+
+static void test_rate_limit(void)
+{
+    mqim_router_config_t c = { .root = "im", .sync_page = 100, .rate_per_sec = 1, .rate_burst = 3 };
+    int ok = 0, limited = 0;
+    setup(&c, 0);
+    for (int i = 0; i < 10; i++) {
+        mqim_status_t st = pub("im/u/alice/out/dm/bob", "spam", 1);
+        ok += st == MQIM_OK;
+        limited += st == MQIM_RATE_LIMITED;
+    }
+    CHECK_EQ_INT(ok, 3);
+    CHECK_EQ_INT(limited, 7);
+    drain();
+    CHECK_EQ_INT(nouts, 3 * 3 + 7); /* every publish accounted for */
+    /* others are not affected */
+    CHECK_EQ_INT(pub("im/u/bob/out/dm/alice", "fine", 1), MQIM_OK);
+    teardown();
+}
+
+static void test_receipts(void)
+{
+    cJSON *j;
+    setup(NULL, 0);
+    pub("im/u/alice/out/dm/bob", "{\"id\":\"r1\",\"body\":\"one\"}", 1);  /* bob 1, alice 1 */
+    pub("im/u/alice/out/dm/bob", "{\"id\":\"r2\",\"body\":\"two\"}", 1);  /* bob 2, alice 2 */
+    pub("im/u/bob/out/dm/alice", "{\"id\":\"r3\",\"body\":\"back\"}", 1); /* bob 3 (echo), alice 3 */
+    pub("im/u/alice/out/dm/bob", "{\"id\":\"r4\",\"body\":\"four\"}", 1); /* bob 4, alice 4 */
+    drain();
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"delivered\",\"seqs\":[1,2],\"device\":\"phone\"}", 1),
+                 MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 2);
+    CHECK_OUT(0, "im/u/alice/in/ack", "status", "delivered");
+    CHECK_OUT(0, "im/u/alice/in/ack", "id", "r1");
+    CHECK_OUT(0, "im/u/alice/in/ack", "by", "bob");
+    CHECK_OUT(0, "im/u/alice/in/ack", "device", "phone");
+    CHECK_OUT(1, "im/u/alice/in/ack", "id", "r2");
+    j = json_of(&outs[1]);
+    CHECK(jnum(j, "seq") == 2.0);
+    cJSON_Delete(j);
+    /* bob's own echo (3) and a missing seq (99) are not his to receipt */
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"read\",\"seqs\":[3,4,99]}", 1),
+                 MQIM_NOT_YOUR_MESSAGE);
+    drain();
+    CHECK_EQ_INT(nouts, 2);
+    CHECK_OUT(0, "im/u/alice/in/ack", "id", "r4");
+    CHECK_OUT(1, "im/u/bob/in/ack", "code", "not_your_message");
+    j = json_of(&outs[1]);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "seqs")) == 2);
+    cJSON_Delete(j);
+    /* carol has no such messages */
+    CHECK_EQ_INT(pub("im/u/carol/out/receipt", "{\"status\":\"delivered\",\"seqs\":[1]}", 1),
+                 MQIM_NOT_YOUR_MESSAGE);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/carol/in/ack", "status", "rejected");
+    /* read up to 2 in the chat with alice: r1, r2 */
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"read\",\"chat\":\"alice\",\"upto\":2}", 1),
+                 MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 2);
+    CHECK_OUT(0, "im/u/alice/in/ack", "status", "read");
+    CHECK_OUT(0, "im/u/alice/in/ack", "id", "r1");
+    CHECK_OUT(1, "im/u/alice/in/ack", "id", "r2");
+    /* forward-only: a lower cursor does nothing */
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"read\",\"chat\":\"alice\",\"upto\":1}", 1),
+                 MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 0);
+    /* up to 4: only r4 is new (3 is bob's own) */
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"read\",\"chat\":\"alice\",\"upto\":4}", 1),
+                 MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/alice/in/ack", "id", "r4");
+    /* beyond the inbox */
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"read\",\"chat\":\"alice\",\"upto\":50}", 1),
+                 MQIM_NOT_YOUR_MESSAGE);
+    teardown();
+}
+
+static void test_presence_epochs(void)
+{
+    cJSON *j, *devs;
+    setup(NULL, 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/status/phone", "{\"state\":\"online\",\"epoch\":5}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/presence/alice", "state", "online");
+    CHECK(outs[0].retain);
+    /* reconnect with epoch 6, then the old connection's will (epoch 5) arrives late */
+    CHECK_EQ_INT(pub("im/u/alice/out/status/phone", "{\"state\":\"online\",\"epoch\":6}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(pub("im/u/alice/out/status/phone", "{\"state\":\"offline\",\"epoch\":5}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 0); /* stale: ignored */
+    /* a second device */
+    CHECK_EQ_INT(pub("im/u/alice/out/status/laptop", "{\"state\":\"away\"}", 1), MQIM_OK);
+    drain();
+    CHECK_OUT(0, "im/presence/alice", "state", "online");
+    j = json_of(&outs[0]);
+    devs = cJSON_GetObjectItemCaseSensitive(j, "devices");
+    CHECK(strcmp(jstr(cJSON_GetObjectItemCaseSensitive(devs, "laptop"), "state"), "away") == 0);
+    CHECK(strcmp(jstr(cJSON_GetObjectItemCaseSensitive(devs, "phone"), "state"), "online") == 0);
+    cJSON_Delete(j);
+    /* the real will of epoch 6, and the laptop leaves: offline with last_seen */
+    pub("im/u/alice/out/status/phone", "{\"state\":\"offline\",\"epoch\":6}", 1);
+    pub("im/u/alice/out/status/laptop", "{\"state\":\"offline\"}", 1);
+    drain();
+    CHECK_OUT(nouts - 1, "im/presence/alice", "state", "offline");
+    j = json_of(&outs[nouts - 1]);
+    CHECK(jnum(j, "last_seen") == (double)clock_ms);
+    cJSON_Delete(j);
+    /* a repeat changes nothing, and an empty retained payload is ignored */
+    CHECK_EQ_INT(pub("im/u/alice/out/status/laptop", "{\"state\":\"offline\"}", 1), MQIM_OK);
+    CHECK_EQ_INT(pub("im/u/alice/out/status/laptop", "", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 0);
+    teardown();
+}
+
+static void test_sync_and_history(void)
+{
+    cJSON *j, *msgs;
+    setup(NULL, 0);
+    for (int i = 0; i < 5; i++) {
+        char p[64];
+        snprintf(p, sizeof(p), "{\"id\":\"h%d\",\"body\":\"m%d\"}", i, i);
+        pub(i % 2 ? "im/u/bob/out/dm/alice" : "im/u/alice/out/dm/bob", p, 1);
+    }
+    pub("im/u/carol/out/dm/bob", "from carol", 1); /* bob 6 */
+    drain();
+    /* sync after 1, limit 2: replays 2,3 then a response, not complete */
+    CHECK_EQ_INT(pub("im/u/bob/out/ctl", "{\"op\":\"sync\",\"after\":1,\"limit\":2,\"req\":\"s1\"}", 1),
+                 MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    CHECK_OUT(0, "im/u/bob/in/msg", "id", "h1");
+    CHECK_OUT(1, "im/u/bob/in/msg", "id", "h2");
+    CHECK_OUT(2, "im/u/bob/in/res", "req", "s1");
+    j = json_of(&outs[2]);
+    CHECK(jbool(j, "ok") && !jbool(j, "complete") && jnum(j, "last") == 3.0 && jnum(j, "count") == 2.0);
+    cJSON_Delete(j);
+    CHECK_EQ_INT(pub("im/u/bob/out/ctl", "{\"op\":\"sync\",\"after\":3,\"req\":7}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 4);
+    j = json_of(&outs[3]);
+    CHECK(jbool(j, "complete") && jnum(j, "last") == 6.0 && jnum(j, "req") == 7.0);
+    cJSON_Delete(j);
+    /* history with alice: latest 2 of 5, oldest first */
+    CHECK_EQ_INT(pub("im/u/bob/out/ctl", "{\"op\":\"history\",\"with\":\"alice\",\"limit\":2}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    j = json_of(&outs[0]);
+    msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    CHECK(cJSON_GetArraySize(msgs) == 2);
+    CHECK(strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "id"), "h3") == 0);
+    CHECK(strcmp(jstr(cJSON_GetArrayItem(msgs, 1), "id"), "h4") == 0);
+    CHECK(!jbool(j, "complete"));
+    cJSON_Delete(j);
+    /* before 4: h0..h2, complete */
+    pub("im/u/bob/out/ctl", "{\"op\":\"history\",\"with\":\"alice\",\"before\":4,\"limit\":10}", 1);
+    drain();
+    j = json_of(&outs[0]);
+    msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    CHECK(cJSON_GetArraySize(msgs) == 3 && jbool(j, "complete"));
+    CHECK(strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "id"), "h0") == 0);
+    cJSON_Delete(j);
+    /* after 2: h2.. wait, seq 3..5 = h2, h3, h4 */
+    pub("im/u/bob/out/ctl", "{\"op\":\"history\",\"with\":\"alice\",\"after\":2,\"limit\":2}", 1);
+    drain();
+    j = json_of(&outs[0]);
+    msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    CHECK(cJSON_GetArraySize(msgs) == 2 && !jbool(j, "complete"));
+    CHECK(strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "id"), "h2") == 0);
+    cJSON_Delete(j);
+    /* errors */
+    CHECK_EQ_INT(pub("im/u/bob/out/ctl", "{\"op\":\"dance\"}", 1), MQIM_UNKNOWN_OP);
+    drain();
+    CHECK_OUT(0, "im/u/bob/in/res", "code", "unknown_op");
+    CHECK_EQ_INT(pub("im/u/bob/out/ctl", "{\"op\":\"history\",\"with\":\"a/b\"}", 1), MQIM_FIELD_TYPE);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    teardown();
+}
+
+static void test_response_topic_and_presence_op(void)
+{
+    cJSON *j, *users;
+    setup(NULL, 0);
+    pub("im/u/carol/out/status/sh", "{\"state\":\"online\"}", 1);
+    drain();
+    CHECK_EQ_INT(pub5("im/u/alice/out/ctl", "{\"op\":\"presence\",\"users\":[\"carol\",\"zed\"]}", 1,
+                      "im/u/alice/in/res/rr", "corr-1"),
+                 MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK(strcmp(outs[0].topic, "im/u/alice/in/res/rr") == 0);
+    CHECK(strcmp(outs[0].corr, "corr-1") == 0);
+    j = json_of(&outs[0]);
+    users = cJSON_GetObjectItemCaseSensitive(j, "users");
+    CHECK(cJSON_GetArraySize(users) == 2);
+    CHECK(strcmp(jstr(cJSON_GetArrayItem(users, 0), "state"), "online") == 0);
+    CHECK(strcmp(jstr(cJSON_GetArrayItem(users, 1), "state"), "unknown") == 0);
+    cJSON_Delete(j);
+    /* a response topic outside alice's in/ is refused, answered on in/res */
+    CHECK_EQ_INT(pub5("im/u/alice/out/ctl", "{\"op\":\"presence\",\"users\":[\"bob\"]}", 1,
+                      "im/u/bob/in/msg", "x"),
+                 MQIM_RESPONSE_TOPIC);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/alice/in/res", "code", "response_topic");
+    teardown();
+}
+
+static void test_retention_and_pruned_sync(void)
+{
+    mqim_router_config_t c = { .root = "im", .sync_page = 100, .retain_count = 3 };
+    cJSON *j;
+    uint64_t pruned = 0;
+    setup(&c, 0);
+    for (int i = 0; i < 5; i++) {
+        pub("im/u/alice/out/dm/bob", "msg", 1);
+    }
+    drain();
+    pub("im/u/bob/out/ctl", "{\"op\":\"sync\",\"after\":0}", 1);
+    drain();
+    CHECK_EQ_INT(nouts, 4); /* 3 kept + response */
+    j = json_of(&outs[3]);
+    CHECK(jbool(j, "pruned") && jnum(j, "first_seq") == 3.0 && jnum(j, "count") == 3.0);
+    cJSON_Delete(j);
+    /* age retention */
+    c.retain_count = 0;
+    c.retain_age_ms = 1000;
+    CHECK_EQ_INT(mqim_router_sweep(store, &c, clock_ms + 5000, &pruned), MQIM_OK);
+    CHECK(pruned == 6u); /* bob's 3 and alice's 3 */
+    {
+        mqim_txn_t txn;
+        mqim_store_stats_t s;
+        mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+        mqim_store_stats(&txn, &s);
+        CHECK(s.messages == 0u && s.inbox_entries == 0u);
+        mqim_txn_abort(&txn);
+    }
+    teardown();
+}
+
+static void test_store_full(void)
+{
+    int full = 0;
+    static char body[4000];
+    memset(body, 'z', sizeof(body) - 1);
+    setup(NULL, 256 * 1024);
+    for (int i = 0; i < 400 && !full; i++) {
+        mqim_status_t st = pub("im/u/alice/out/dm/bob", body, 1);
+        if (st == MQIM_STORE_FULL) {
+            full = 1;
+        } else {
+            CHECK_EQ_INT(st, MQIM_OK);
+        }
+        drain(); /* the pump keeps up; the store still fills with history */
+    }
+    CHECK(full);
+    /* the rejection reached alice: stored if possible, else published directly */
+    CHECK((nouts >= 1 && strstr(outs[nouts - 1].payload, "store_full") != NULL) ||
+          (ndirect >= 1 && strstr(direct[ndirect - 1].payload, "store_full") != NULL));
+    teardown();
+}
+
+int main(void)
+{
+    test_dm_plain_text();
+    test_dm_envelope_from_ignored();
+    test_dedupe();
+    test_rejections();
+    test_ephemeral_qos0();
+    test_accept_any_and_quota();
+    test_rate_limit();
+    test_receipts();
+    test_presence_epochs();
+    test_sync_and_history();
+    test_response_topic_and_presence_op();
+    test_retention_and_pruned_sync();
+    test_store_full();
+    return CHECK_REPORT();
+}
