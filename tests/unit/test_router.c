@@ -229,7 +229,7 @@ static void test_dm_envelope_from_ignored(void)
 
 static void test_dedupe(void)
 {
-    char first_ack[512];
+    static char first_ack[20000];
     setup(NULL, 0);
     CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"dup-1\",\"body\":\"once\"}", 1), MQIM_OK);
     drain();

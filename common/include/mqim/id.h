@@ -26,7 +26,7 @@ void mqim_idgen_init(mqim_idgen_t *gen);
  * generator: within the same millisecond, or if the clock steps back, the
  * previous random part is incremented instead of using `rand`.
  * @param out MQIM_ULID_LEN + 1 bytes; NUL-terminated on success.
- * @return MQIM_OK, MQIM_BAD_PARAMETER (NULL, time beyond 48 bits),
+ * @return MQIM_OK, MQIM_BAD_PARAMETER (NULL, time 0 or beyond 48 bits),
  *         MQIM_INTERNAL (80-bit random part overflowed within one ms).
  */
 mqim_status_t mqim_id_make(mqim_idgen_t *gen, uint64_t now_ms, const uint8_t rand[10],
