@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 
 #include "mqim/envelope.h"
+#include "mqim/json_depth.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/name.h"
@@ -12,21 +13,6 @@ typedef struct arena {
     size_t cap;
     size_t used;
 } arena_t;
-
-static int json_depth(const cJSON *item)
-{
-    int max = 0;
-    for (const cJSON *c = item->child; c != 0; c = c->next) {
-        int d = json_depth(c);
-        if (d > max) {
-            max = d;
-        }
-        if (max > MQIM_JSON_DEPTH_MAX) {
-            break; /* deep enough to reject; stop walking */
-        }
-    }
-    return max + 1;
-}
 
 static mqim_status_t arena_copy(arena_t *a, const char *s, mqim_str_t *out)
 {
@@ -181,7 +167,7 @@ mqim_status_t mqim_envelope_decode(const char *json, size_t len, mqim_envelope_t
             st = MQIM_JSON_MALFORMED;
         } else if (!cJSON_IsObject(root)) {
             st = MQIM_JSON_NOT_OBJECT;
-        } else if (json_depth(root) > MQIM_JSON_DEPTH_MAX) {
+        } else if (!mqim_json_depth_ok(root, MQIM_JSON_DEPTH_MAX)) {
             st = MQIM_JSON_TOO_DEEP;
         } else {
             st = decode_fields(root, env, &a);

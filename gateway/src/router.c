@@ -11,6 +11,7 @@
 #include "log.h"
 #include "mqim/envelope.h"
 #include "mqim/id.h"
+#include "mqim/json_depth.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/name.h"
@@ -255,18 +256,6 @@ static mqim_status_t reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t 
 
 /* ---- JSON input helpers ---- */
 
-static int json_depth(const cJSON *item, int depth)
-{
-    int max = depth;
-    for (const cJSON *c = item->child; c != NULL && max <= MQIM_JSON_DEPTH_MAX; c = c->next) {
-        int d = json_depth(c, depth + 1);
-        if (d > max) {
-            max = d;
-        }
-    }
-    return max;
-}
-
 /* Parse a request object; on failure *st says why. */
 static cJSON *parse_object(mqim_str_t payload, mqim_status_t *st)
 {
@@ -280,7 +269,7 @@ static cJSON *parse_object(mqim_str_t payload, mqim_status_t *st)
         *st = MQIM_JSON_MALFORMED;
     } else if (!cJSON_IsObject(root)) {
         *st = MQIM_JSON_NOT_OBJECT;
-    } else if (json_depth(root, 1) > MQIM_JSON_DEPTH_MAX) {
+    } else if (!mqim_json_depth_ok(root, MQIM_JSON_DEPTH_MAX)) {
         *st = MQIM_JSON_TOO_DEEP;
     } else {
         *st = MQIM_OK;

@@ -39,7 +39,7 @@ int mqim_users_passwd_del(const mqim_gw_config_t *cfg, const char *user, char *e
  */
 int mqim_users_reload_broker(const mqim_gw_config_t *cfg, char *err, size_t err_len);
 
-/** Fill buf with a random password of len characters [A-Za-z0-9] from getrandom(). 0 or -1. */
+/** Fill buf (len + 1 bytes) with a NUL-terminated random password of len characters [A-Za-z0-9] from getrandom(). 0 or -1. */
 int mqim_users_random_password(char *buf, size_t len);
 
 #endif /* MQIM_GW_USERS_H */

@@ -1,0 +1,394 @@
+/* common/ unit tests: table-driven, with exact-size and one-byte-short
+ * buffers for every encoder. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mqim/envelope.h"
+#include "mqim/id.h"
+#include "mqim/json_write.h"
+#include "mqim/limits.h"
+#include "mqim/name.h"
+#include "mqim/status.h"
+#include "mqim/topic.h"
+#include "mqim_check.h"
+
+#define CANARY 0x5a
+
+static void test_status_table(void)
+{
+    static const struct { mqim_status_t st; int num; } rows[] = {
+#define ROW_(suffix, num, name, str) { MQIM_##suffix, num },
+        MQIM_STATUS_TABLE(ROW_)
+#undef ROW_
+    };
+    size_t n = sizeof(rows) / sizeof(rows[0]);
+    for (size_t i = 0; i < n; i++) {
+        CHECK_EQ_INT(rows[i].st, rows[i].num);
+        CHECK(strlen(mqim_status_name(rows[i].st)) > 1u);
+        CHECK(strlen(mqim_status_str(rows[i].st)) > 1u);
+        CHECK(strcmp(mqim_status_name(rows[i].st), "unknown_status") != 0);
+        for (size_t k = i + 1u; k < n; k++) {
+            CHECK(rows[i].num != rows[k].num);
+            CHECK(strcmp(mqim_status_name(rows[i].st), mqim_status_name(rows[k].st)) != 0);
+        }
+    }
+    /* Wire-visible numbers never change. */
+    CHECK_EQ_INT(MQIM_OK, 0);
+    CHECK_EQ_INT(MQIM_UNKNOWN_PEER, 60);
+    CHECK_EQ_INT(MQIM_STORE_FULL, 70);
+    CHECK(strcmp(mqim_status_name(MQIM_BODY_TOO_LARGE), "body_too_large") == 0);
+    CHECK(strcmp(mqim_status_name((mqim_status_t)9999), "unknown_status") == 0);
+    CHECK(strcmp(mqim_status_str((mqim_status_t)-1), "unknown status") == 0);
+}
+
+static void test_names(void)
+{
+    static const struct { mqim_name_kind_t kind; const char *name; size_t repeat; mqim_status_t want; } rows[] = {
+        { MQIM_NAME_USER, "alice", 0, MQIM_OK },
+        { MQIM_NAME_USER, "A-b_c.9", 0, MQIM_OK },
+        { MQIM_NAME_USER, "", 0, MQIM_NAME_EMPTY },
+        { MQIM_NAME_USER, "x", 64, MQIM_OK },
+        { MQIM_NAME_USER, "x", 65, MQIM_NAME_TOO_LONG },
+        { MQIM_NAME_GROUP, "g", 64, MQIM_OK },
+        { MQIM_NAME_GROUP, "g", 65, MQIM_NAME_TOO_LONG },
+        { MQIM_NAME_DEVICE, "d", 32, MQIM_OK },
+        { MQIM_NAME_DEVICE, "d", 33, MQIM_NAME_TOO_LONG },
+        { MQIM_NAME_USER, "a/b", 0, MQIM_NAME_BAD_CHAR },
+        { MQIM_NAME_USER, "a+", 0, MQIM_NAME_BAD_CHAR },
+        { MQIM_NAME_USER, "#", 0, MQIM_NAME_BAD_CHAR },
+        { MQIM_NAME_USER, "a b", 0, MQIM_NAME_BAD_CHAR },
+        { MQIM_NAME_USER, "caf\xc3\xa9", 0, MQIM_NAME_BAD_CHAR },
+        { MQIM_NAME_USER, "a:b", 0, MQIM_NAME_BAD_CHAR },
+        { (mqim_name_kind_t)7, "a", 0, MQIM_BAD_PARAMETER },
+    };
+    char buf[80];
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        mqim_str_t s = mqim_str_from_cstr(rows[i].name);
+        if (rows[i].repeat > 0u) {
+            memset(buf, rows[i].name[0], rows[i].repeat);
+            s = (mqim_str_t){ buf, rows[i].repeat };
+        }
+        CHECK_EQ_INT(mqim_name_check(rows[i].kind, s), rows[i].want);
+    }
+    /* an embedded NUL is not a valid character */
+    CHECK_EQ_INT(mqim_name_check(MQIM_NAME_USER, (mqim_str_t){ "a\0b", 3 }), MQIM_NAME_BAD_CHAR);
+}
+
+static void test_ids(void)
+{
+    char buf[80];
+    CHECK_EQ_INT(mqim_id_check(MQIM_STR("m-0001_x")), MQIM_OK);
+    CHECK_EQ_INT(mqim_id_check(MQIM_STR("")), MQIM_ID_EMPTY);
+    CHECK_EQ_INT(mqim_id_check(MQIM_STR("a.b")), MQIM_ID_BAD_CHAR);
+    CHECK_EQ_INT(mqim_id_check(MQIM_STR("a b")), MQIM_ID_BAD_CHAR);
+    memset(buf, 'i', sizeof(buf));
+    CHECK_EQ_INT(mqim_id_check((mqim_str_t){ buf, 64 }), MQIM_OK);
+    CHECK_EQ_INT(mqim_id_check((mqim_str_t){ buf, 65 }), MQIM_ID_TOO_LONG);
+}
+
+static void test_utf8(void)
+{
+    static const struct { const char *s; size_t len; bool ok; } rows[] = {
+        { "plain ascii", 11, true },
+        { "", 0, true },
+        { "caf\xc3\xa9", 5, true },
+        { "\xe2\x82\xac", 3, true },          /* U+20AC */
+        { "\xf0\x9f\x98\x80", 4, true },      /* U+1F600 */
+        { "\xf4\x8f\xbf\xbf", 4, true },      /* U+10FFFF */
+        { "\xf4\x90\x80\x80", 4, false },     /* > U+10FFFF */
+        { "\xc0\xaf", 2, false },             /* overlong '/' */
+        { "\xe0\x80\xaf", 3, false },         /* overlong */
+        { "\xed\xa0\x80", 3, false },         /* surrogate */
+        { "\xc3", 1, false },                 /* truncated */
+        { "\xe2\x82", 2, false },             /* truncated */
+        { "\x80", 1, false },                 /* lone continuation */
+        { "\xff", 1, false },
+        { "a\xc3\x28", 3, false },            /* bad continuation */
+        { "nul\0inside", 10, true },          /* NUL is valid UTF-8 */
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        CHECK(mqim_utf8_valid(rows[i].s, rows[i].len) == rows[i].ok);
+    }
+}
+
+static void test_topics_roundtrip(void)
+{
+    static const struct { mqim_topic_kind_t kind; const char *user; const char *name; const char *want; } rows[] = {
+        { MQIM_TOPIC_OUT_DM, "alice", "bob", "u/alice/out/dm/bob" },
+        { MQIM_TOPIC_OUT_GROUP, "alice", "team", "u/alice/out/group/team" },
+        { MQIM_TOPIC_OUT_RECEIPT, "alice", "", "u/alice/out/receipt" },
+        { MQIM_TOPIC_OUT_CTL, "alice", "", "u/alice/out/ctl" },
+        { MQIM_TOPIC_OUT_STATUS, "alice", "phone", "u/alice/out/status/phone" },
+        { MQIM_TOPIC_OUT_KEY, "alice", "", "u/alice/out/key" },
+        { MQIM_TOPIC_IN_MSG, "bob", "", "u/bob/in/msg" },
+        { MQIM_TOPIC_IN_ACK, "bob", "", "u/bob/in/ack" },
+        { MQIM_TOPIC_IN_RES, "bob", "", "u/bob/in/res" },
+        { MQIM_TOPIC_PRESENCE, "bob", "", "presence/bob" },
+        { MQIM_TOPIC_KEYS, "bob", "", "keys/bob" },
+        { MQIM_TOPIC_GATEWAY_STATUS, "", "", "gateway/status" },
+        { MQIM_TOPIC_GATEWAY_STATS, "", "", "gateway/stats" },
+    };
+    static const char *const roots[] = { "im", "acme/im" };
+    CHECK_EQ_INT(sizeof(rows) / sizeof(rows[0]), MQIM_TOPIC_KIND_COUNT_);
+    for (size_t r = 0; r < 2u; r++) {
+        mqim_str_t root = mqim_str_from_cstr(roots[r]);
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+            char want[128], buf[128];
+            size_t len = 0, need = 0;
+            mqim_topic_t t;
+            int n = snprintf(want, sizeof(want), "%s/%s", roots[r], rows[i].want);
+            mqim_str_t user = mqim_str_from_cstr(rows[i].user), name = mqim_str_from_cstr(rows[i].name);
+            /* size query, exact size, one byte short (NUL included in the need) */
+            CHECK_EQ_INT(mqim_topic_build(root, rows[i].kind, user, name, NULL, 0, &need), MQIM_BUFFER_TOO_SMALL);
+            CHECK_EQ_INT(need, n);
+            memset(buf, CANARY, sizeof(buf));
+            CHECK_EQ_INT(mqim_topic_build(root, rows[i].kind, user, name, buf, need, &len), MQIM_BUFFER_TOO_SMALL);
+            CHECK((unsigned char)buf[need] == CANARY);
+            CHECK_EQ_INT(mqim_topic_build(root, rows[i].kind, user, name, buf, need + 1u, &len), MQIM_OK);
+            CHECK_EQ_STR(buf, len, want);
+            CHECK(buf[len] == '\0' && (unsigned char)buf[len + 1u] == CANARY);
+            CHECK_EQ_INT(mqim_topic_parse(root, (mqim_str_t){ buf, len }, &t), MQIM_OK);
+            CHECK_EQ_INT(t.kind, rows[i].kind);
+            CHECK(mqim_str_eq(t.user, user));
+            CHECK(mqim_str_eq(t.name, name));
+        }
+    }
+}
+
+static void test_topic_parse_errors(void)
+{
+    static const struct { const char *topic; mqim_status_t want; } rows[] = {
+        { "im/u/alice/out/dm/bob", MQIM_OK },
+        { "other/u/alice/out/dm/bob", MQIM_TOPIC_BAD_ROOT },
+        { "im", MQIM_TOPIC_BAD_ROOT },
+        { "imx/u/a/in/msg", MQIM_TOPIC_BAD_ROOT },
+        { "im/u/alice/out/dm/bob/extra", MQIM_TOPIC_UNKNOWN },
+        { "im/u/alice/out/bogus", MQIM_TOPIC_UNKNOWN },
+        { "im/u/alice/out/dm", MQIM_TOPIC_UNKNOWN },
+        { "im/u/alice/out/dm/", MQIM_NAME_EMPTY },
+        { "im/u//out/ctl", MQIM_NAME_EMPTY },
+        { "im/u/+/out/ctl", MQIM_NAME_BAD_CHAR },
+        { "im/u/alice/out/dm/#", MQIM_NAME_BAD_CHAR },
+        { "im/u/alice/out/status/0123456789012345678901234567890123", MQIM_NAME_TOO_LONG },
+        { "im/a/b/c/d/e/f/g/h", MQIM_TOPIC_UNKNOWN },
+        { "im/gateway/status", MQIM_OK },
+        { "im/gateway/other", MQIM_TOPIC_UNKNOWN },
+    };
+    char longt[300];
+    mqim_topic_t t;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        mqim_status_t st = mqim_topic_parse(MQIM_STR("im"), mqim_str_from_cstr(rows[i].topic), &t);
+        CHECK_EQ_INT(st, rows[i].want);
+        if (st != rows[i].want) {
+            fprintf(stderr, "  topic %s\n", rows[i].topic);
+        }
+    }
+    memset(longt, 'a', sizeof(longt));
+    memcpy(longt, "im/", 3);
+    CHECK_EQ_INT(mqim_topic_parse(MQIM_STR("im"), (mqim_str_t){ longt, MQIM_TOPIC_MAX + 1u }, &t),
+                 MQIM_TOPIC_TOO_LONG);
+    CHECK_EQ_INT(mqim_topic_root_check(MQIM_STR("im")), MQIM_OK);
+    CHECK_EQ_INT(mqim_topic_root_check(MQIM_STR("a/b")), MQIM_OK);
+    CHECK_EQ_INT(mqim_topic_root_check(MQIM_STR("")), MQIM_BAD_PARAMETER);
+    CHECK_EQ_INT(mqim_topic_root_check(MQIM_STR("a//b")), MQIM_BAD_PARAMETER);
+    CHECK_EQ_INT(mqim_topic_root_check(MQIM_STR("/im")), MQIM_BAD_PARAMETER);
+    CHECK_EQ_INT(mqim_topic_root_check(MQIM_STR("im/")), MQIM_BAD_PARAMETER);
+    CHECK_EQ_INT(mqim_topic_root_check(MQIM_STR("i+m")), MQIM_BAD_PARAMETER);
+    CHECK_EQ_INT(mqim_topic_parse(MQIM_STR("im"), MQIM_STR("im/u/a/in/msg"), NULL), MQIM_BAD_PARAMETER);
+    /* a name that is invalid for the build */
+    {
+        size_t len = 0;
+        char buf[64];
+        CHECK_EQ_INT(mqim_topic_build(MQIM_STR("im"), MQIM_TOPIC_OUT_DM, MQIM_STR("a"), MQIM_STR("b/c"),
+                                      buf, sizeof(buf), &len), MQIM_NAME_BAD_CHAR);
+        CHECK_EQ_INT(mqim_topic_build(MQIM_STR("im"), MQIM_TOPIC_KIND_COUNT_, MQIM_STR("a"), MQIM_STR("b"),
+                                      buf, sizeof(buf), &len), MQIM_BAD_PARAMETER);
+    }
+}
+
+static void test_json_writer(void)
+{
+    char buf[128];
+    mqim_json_writer_t w;
+    size_t len = 0;
+    const char *want = "{\"s\":\"a\\\"b\\\\c\\n\\u0001\",\"n\":18446744073709551615,\"i\":-9223372036854775808,"
+                       "\"t\":true,\"o\":{\"x\":[1,2]},\"r\":[{\"k\":0},{\"k\":1}]}";
+    for (int pass = 0; pass < 3; pass++) {
+        size_t cap = pass == 0 ? 0u : (pass == 1 ? strlen(want) : strlen(want) + 1u);
+        memset(buf, CANARY, sizeof(buf));
+        mqim_json_init(&w, pass == 0 ? NULL : buf, cap);
+        mqim_json_object_begin(&w);
+        mqim_json_key_str(&w, "s", (mqim_str_t){ "a\"b\\c\n\x01", 7 });
+        mqim_json_key_u64(&w, "n", UINT64_MAX);
+        mqim_json_key_i64(&w, "i", INT64_MIN);
+        mqim_json_key_bool(&w, "t", true);
+        mqim_json_object_begin_key(&w, "o");
+        mqim_json_array_begin(&w, "x");
+        mqim_json_value_u64(&w, 1);
+        mqim_json_value_u64(&w, 2);
+        mqim_json_array_end(&w);
+        mqim_json_object_end(&w);
+        mqim_json_array_begin(&w, "r");
+        for (uint64_t k = 0; k < 2u; k++) {
+            mqim_json_object_begin(&w);
+            mqim_json_key_u64(&w, "k", k);
+            mqim_json_object_end(&w);
+        }
+        mqim_json_array_end(&w);
+        mqim_json_object_end(&w);
+        CHECK_EQ_INT(mqim_json_finish(&w, &len), pass == 2 ? MQIM_OK : MQIM_BUFFER_TOO_SMALL);
+        CHECK_EQ_INT(len, strlen(want));
+        CHECK((unsigned char)buf[cap] == CANARY);
+        if (pass == 2) {
+            CHECK_EQ_STR(buf, len, want);
+        }
+    }
+}
+
+static void test_envelope_decode_table(void)
+{
+    static char body_max[MQIM_BODY_MAX + 32], body_over[MQIM_BODY_MAX + 32];
+    static const struct { const char *json; mqim_status_t want; } rows[] = {
+        { "{\"id\":\"m1\",\"to\":\"bob\",\"type\":\"text\",\"body\":\"hi\",\"seq\":3,\"ts\":-5}", MQIM_OK },
+        { "{\"body\":\"x\",\"unknown\":{\"deep\":[1,2,3]}}", MQIM_OK },
+        { "{\"body\":\"x\",\"from\":\"mallory\"}", MQIM_OK },
+        { "{\"body\":\"x\",\"from\":5}", MQIM_FIELD_TYPE },
+        { "{\"id\":5,\"body\":\"x\"}", MQIM_FIELD_TYPE },
+        { "{\"id\":\"\",\"body\":\"x\"}", MQIM_ID_EMPTY },
+        { "{\"id\":\"a/b\",\"body\":\"x\"}", MQIM_ID_BAD_CHAR },
+        { "{\"to\":\"a b\",\"body\":\"x\"}", MQIM_NAME_BAD_CHAR },
+        { "{\"group\":\"\",\"body\":\"x\"}", MQIM_NAME_EMPTY },
+        { "{\"type\":\"Text\",\"body\":\"x\"}", MQIM_TYPE_BAD },
+        { "{\"type\":\"\",\"body\":\"x\"}", MQIM_TYPE_BAD },
+        { "{\"body\":[1]}", MQIM_FIELD_TYPE },
+        { "{\"body\":\"x\",\"seq\":-1}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"x\",\"seq\":1.5}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"x\",\"seq\":1e300}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"x\",\"seq\":\"1\"}", MQIM_FIELD_TYPE },
+        { "{\"body\":\"x\",\"ts\":true}", MQIM_FIELD_TYPE },
+        { "{\"body\":\"\\ud800\"}", MQIM_JSON_MALFORMED }, /* cJSON refuses lone surrogates */
+        { "{\"body\":\"\xff\"}", MQIM_UTF8_INVALID },
+        { "[1,2]", MQIM_JSON_NOT_OBJECT },
+        { "\"s\"", MQIM_JSON_NOT_OBJECT },
+        { "{\"body\":", MQIM_JSON_MALFORMED },
+        { "", MQIM_JSON_MALFORMED },
+        { "{\"a\":[[[[[[[1]]]]]]]}", MQIM_OK },        /* depth 8 */
+        { "{\"a\":[[[[[[[[1]]]]]]]]}", MQIM_JSON_TOO_DEEP }, /* depth 9 */
+    };
+    char arena[MQIM_PAYLOAD_MAX];
+    mqim_envelope_t env;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        mqim_status_t st = mqim_envelope_decode(rows[i].json, strlen(rows[i].json), &env, arena,
+                                                sizeof(arena), NULL);
+        CHECK_EQ_INT(st, rows[i].want);
+        if (st != rows[i].want) {
+            fprintf(stderr, "  json %s\n", rows[i].json);
+        }
+    }
+    CHECK_EQ_INT(mqim_envelope_decode(rows[0].json, strlen(rows[0].json), &env, arena, sizeof(arena), NULL),
+                 MQIM_OK);
+    CHECK_EQ_STR(env.id.ptr, env.id.len, "m1");
+    CHECK_EQ_STR(env.to.ptr, env.to.len, "bob");
+    CHECK_EQ_STR(env.body.ptr, env.body.len, "hi");
+    CHECK(env.has_seq && env.seq == 3u && env.has_ts && env.ts == -5);
+    /* escapes and surrogate pairs decode to UTF-8 */
+    {
+        const char *j = "{\"body\":\"a\\n\\u00e9\\ud83d\\ude00\\\"\"}";
+        CHECK_EQ_INT(mqim_envelope_decode(j, strlen(j), &env, arena, sizeof(arena), NULL), MQIM_OK);
+        CHECK_EQ_STR(env.body.ptr, env.body.len, "a\n\xc3\xa9\xf0\x9f\x98\x80\"");
+    }
+    /* body size limit, exactly and one over */
+    memcpy(body_max, "{\"body\":\"", 9);
+    memset(body_max + 9, 'b', MQIM_BODY_MAX);
+    memcpy(body_max + 9 + MQIM_BODY_MAX, "\"}", 3);
+    CHECK_EQ_INT(mqim_envelope_decode(body_max, strlen(body_max), &env, arena, sizeof(arena), NULL), MQIM_OK);
+    CHECK_EQ_INT(env.body.len, MQIM_BODY_MAX);
+    memcpy(body_over, "{\"body\":\"", 9);
+    memset(body_over + 9, 'b', MQIM_BODY_MAX + 1u);
+    memcpy(body_over + 10 + MQIM_BODY_MAX, "\"}", 3);
+    CHECK_EQ_INT(mqim_envelope_decode(body_over, strlen(body_over), &env, arena, sizeof(arena), NULL),
+                 MQIM_BODY_TOO_LARGE);
+    /* arena: exactly enough, one byte short */
+    {
+        const char *j = "{\"id\":\"abc\",\"body\":\"hello\"}";
+        size_t used = 0;
+        CHECK_EQ_INT(mqim_envelope_decode(j, strlen(j), &env, arena, 8, &used), MQIM_OK);
+        CHECK_EQ_INT(used, 8);
+        CHECK_EQ_INT(mqim_envelope_decode(j, strlen(j), &env, arena, 7, &used), MQIM_BUFFER_TOO_SMALL);
+    }
+    CHECK_EQ_INT(mqim_envelope_decode(body_max, MQIM_PAYLOAD_MAX + 1u, &env, arena, sizeof(arena), NULL),
+                 MQIM_PAYLOAD_TOO_LARGE);
+    CHECK_EQ_INT(mqim_envelope_decode("{}", 2, NULL, arena, sizeof(arena), NULL), MQIM_BAD_PARAMETER);
+}
+
+static void test_envelope_encode_roundtrip(void)
+{
+    mqim_envelope_t in = { MQIM_STR("01JD"), MQIM_STR("alice"), MQIM_STR("bob"), MQIM_STR(""),
+                           MQIM_STR("text"), { "q\"\\\n\t\x01 \xc3\xa9", 9 }, 42, 1764000000123,
+                           true, true };
+    mqim_envelope_t out;
+    const char *want = "{\"id\":\"01JD\",\"seq\":42,\"from\":\"alice\",\"to\":\"bob\",\"ts\":1764000000123,"
+                       "\"type\":\"text\",\"body\":\"q\\\"\\\\\\n\\t\\u0001 \xc3\xa9\"}";
+    char buf[256], arena[256];
+    size_t need = 0, len = 0;
+    CHECK_EQ_INT(mqim_envelope_encode(&in, NULL, 0, &need), MQIM_BUFFER_TOO_SMALL);
+    CHECK_EQ_INT(need, strlen(want));
+    memset(buf, CANARY, sizeof(buf));
+    CHECK_EQ_INT(mqim_envelope_encode(&in, buf, need, &len), MQIM_BUFFER_TOO_SMALL);
+    CHECK((unsigned char)buf[need] == CANARY);
+    CHECK_EQ_INT(mqim_envelope_encode(&in, buf, need + 1u, &len), MQIM_OK);
+    CHECK_EQ_STR(buf, len, want);
+    CHECK_EQ_INT(mqim_envelope_decode(buf, len, &out, arena, sizeof(arena), NULL), MQIM_OK);
+    CHECK(mqim_str_eq(out.id, in.id) && mqim_str_eq(out.to, in.to) && mqim_str_eq(out.body, in.body));
+    CHECK(out.seq == 42u && out.ts == in.ts);
+    CHECK(out.from.len == 0u); /* "from" is never taken from a payload */
+}
+
+static void test_ulid(void)
+{
+    mqim_idgen_t g;
+    char a[MQIM_ULID_LEN + 1], b[MQIM_ULID_LEN + 1], c[MQIM_ULID_LEN + 1];
+    const uint8_t r0[10] = { 0 }, rff[10] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    const uint8_t r1[10] = { 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+    mqim_idgen_init(&g);
+    /* time 1 ms, random 0: 48-bit time 0x000000000001 then 80 zero bits.
+     * 128 bits = 2 padding zeros + 126: the time ends at bit 50 of the 130-bit
+     * base32 string, digit 9 (bits 45..49) holds "...00001" -> '1'. */
+    CHECK_EQ_INT(mqim_id_make(&g, 1, r0, a), MQIM_OK);
+    CHECK(strcmp(a, "00000000010000000000000000") == 0);
+    /* all ones in time and random: the first digit carries only 3 bits: '7' */
+    mqim_idgen_init(&g);
+    CHECK_EQ_INT(mqim_id_make(&g, ((uint64_t)1 << 48) - 1u, rff, a), MQIM_OK);
+    CHECK(strcmp(a, "7ZZZZZZZZZZZZZZZZZZZZZZZZZ") == 0);
+    /* monotonic within a millisecond and when the clock steps back */
+    mqim_idgen_init(&g);
+    CHECK_EQ_INT(mqim_id_make(&g, 1764000000000u, r1, a), MQIM_OK);
+    CHECK_EQ_INT(mqim_id_make(&g, 1764000000000u, r0, b), MQIM_OK);
+    CHECK_EQ_INT(mqim_id_make(&g, 1763999999000u, r0, c), MQIM_OK);
+    CHECK(strcmp(a, b) < 0 && strcmp(b, c) < 0);
+    CHECK(strncmp(a, b, 10) == 0); /* same time part */
+    CHECK_EQ_INT(mqim_id_make(&g, 1764000000001u, r0, a), MQIM_OK);
+    CHECK(strcmp(c, a) < 0);
+    /* the random part overflowing within one ms is an error, not a repeat */
+    mqim_idgen_init(&g);
+    CHECK_EQ_INT(mqim_id_make(&g, 5, rff, a), MQIM_OK);
+    CHECK_EQ_INT(mqim_id_make(&g, 5, rff, b), MQIM_INTERNAL);
+    CHECK_EQ_INT(mqim_id_make(&g, 0, r0, a), MQIM_BAD_PARAMETER);
+    CHECK_EQ_INT(mqim_id_make(&g, (uint64_t)1 << 48, r0, a), MQIM_BAD_PARAMETER);
+}
+
+int main(void)
+{
+    test_status_table();
+    test_names();
+    test_ids();
+    test_utf8();
+    test_topics_roundtrip();
+    test_topic_parse_errors();
+    test_json_writer();
+    test_envelope_decode_table();
+    test_envelope_encode_roundtrip();
+    test_ulid();
+    return CHECK_REPORT();
+}
