@@ -60,7 +60,7 @@ mqim_status_t mqim_id_make(mqim_idgen_t *gen, uint64_t now_ms, const uint8_t ran
         unsigned v = 0;
         for (unsigned b = 0; b < width; b++) {
             unsigned pos = bit + b;
-            v = (v << 1) | ((bytes[pos / 8u] >> (7u - pos % 8u)) & 1u);
+            v = (v << 1) | (((unsigned)bytes[pos / 8u] >> (7u - pos % 8u)) & 1u);
         }
         out[d] = crockford[v];
     }
