@@ -1380,7 +1380,14 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
     if (q.t.kind == MQIM_TOPIC_OUT_DM || q.t.kind == MQIM_TOPIC_OUT_GROUP ||
         q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL) {
         if (!mqim_ratelimit_take(r->rl, q.t.user, now_ms)) {
-            return reject(&q, "rate", (mqim_str_t){ NULL, 0 }, q.t.name, MQIM_RATE_LIMITED,
+            /* Name the message when it has an id, so the sender knows which to retry. */
+            mqim_str_t id = { NULL, 0 };
+            if (q.t.kind == MQIM_TOPIC_OUT_DM && payload_is_json(in->payload) &&
+                mqim_envelope_decode(in->payload.ptr, in->payload.len, &r->dm->env, r->dm->arena,
+                                     sizeof(r->dm->arena), NULL) == MQIM_OK) {
+                id = r->dm->env.id;
+            }
+            return reject(&q, "rate", id, q.t.name, MQIM_RATE_LIMITED,
                           "more than %u publishes per second (burst %u)", r->cfg.rate_per_sec,
                           r->cfg.rate_burst);
         }

@@ -1,0 +1,235 @@
+"""Integration test harness: a real Mosquitto on a free loopback port, the
+real mqim-gateway, real LMDB files in a temp dir. Setup goes through the same
+scripts as `make run` (scripts/broker-conf, `mqim-gateway init`, `user add`).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import paho.mqtt.client as mqtt
+
+SRC = os.environ.get("MQIM_SOURCE_DIR",
+                     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+GATEWAY = os.environ.get("MQIM_GATEWAY", os.path.join(SRC, "build", "test", "gateway", "mqim-gateway"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout=10.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+
+
+class Client:
+    """A paho client that collects every message it receives."""
+
+    def __init__(self, env, user, password, client_id=None, v5=False, subs=None,
+                 will=None, clean=True, connect=True):
+        self.env, self.user = env, user
+        self.msgs = []
+        self.lock = threading.Lock()
+        self.connected = threading.Event()
+        self.rc = None
+        cid = client_id or "%s.t%d" % (user, id(self) % 100000)
+        if v5:
+            self.c = mqtt.Client(client_id=cid, protocol=mqtt.MQTTv5)
+        else:
+            self.c = mqtt.Client(client_id=cid, clean_session=clean, protocol=mqtt.MQTTv311)
+        self.c.username_pw_set(user, password)
+        if will:
+            self.c.will_set(*will)
+        self.c.on_message = self._on_message
+        self.c.on_connect = self._on_connect
+        self.subs = subs if subs is not None else ["im/u/%s/in/#" % user]
+        self.v5 = v5
+        if connect:
+            self.c.connect("127.0.0.1", env.port, keepalive=30)
+            self.c.loop_start()
+            wait_until(self.connected.is_set, 10, "%s to connect" % user)
+            if self.rc != 0:
+                raise ConnectionRefusedError("connect refused: %s" % self.rc)
+
+    def _on_connect(self, c, userdata, flags, rc, props=None):
+        self.rc = rc if isinstance(rc, int) else rc.value
+        if self.rc == 0:
+            for s in self.subs:
+                c.subscribe(s, qos=1)
+        self.connected.set()
+
+    def _on_message(self, c, userdata, m):
+        try:
+            payload = json.loads(m.payload.decode("utf-8")) if m.payload[:1] == b"{" else m.payload.decode("utf-8", "replace")
+        except ValueError:
+            payload = m.payload.decode("utf-8", "replace")
+        props = {}
+        if self.v5 and m.properties is not None:
+            props["corr"] = getattr(m.properties, "CorrelationData", None)
+        with self.lock:
+            self.msgs.append((m.topic, payload, m.qos, m.retain, props))
+
+    def pub(self, topic, payload, qos=1, retain=False, props=None):
+        if isinstance(payload, (dict, list)):
+            payload = json.dumps(payload)
+        info = self.c.publish(topic, payload, qos=qos, retain=retain, properties=props)
+        if qos > 0:
+            info.wait_for_publish(10)
+        return info
+
+    def dm(self, peer, payload, qos=1):
+        return self.pub("im/u/%s/out/dm/%s" % (self.user, peer), payload, qos)
+
+    def matching(self, suffix=None, pred=None):
+        with self.lock:
+            out = list(self.msgs)
+        res = []
+        for t, p, q, r, props in out:
+            if suffix is not None and not t.endswith(suffix):
+                continue
+            if pred is not None and not pred(p):
+                continue
+            res.append(p)
+        return res
+
+    def expect(self, suffix, pred=lambda p: True, count=1, timeout=10.0):
+        return wait_until(lambda: (lambda r: r if len(r) >= count else None)(self.matching(suffix, pred)),
+                          timeout, "%d message(s) on %s for %s" % (count, suffix, self.user))
+
+    def clear(self):
+        with self.lock:
+            self.msgs.clear()
+
+    def close(self):
+        try:
+            self.c.disconnect()
+            self.c.loop_stop()
+        except Exception:
+            pass
+
+
+class Env:
+    """One broker + gateway in a temp dir. Use as a context manager."""
+
+    def __init__(self, users=("alice", "bob", "carol"), gateway_args=()):
+        self.users = users
+        self.gateway_args = list(gateway_args)
+        self.dir = tempfile.mkdtemp(prefix="mqim-it-")
+        self.port = free_port()
+        self.passwords = {}
+        self.broker = None
+        self.gateway = None
+        self.clients = []
+        self.failed = False
+
+    def cli(self, *args, check=True):
+        r = subprocess.run([GATEWAY, "-c", self.conf] + list(args), capture_output=True, text=True, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError("mqim-gateway %s failed: %s" % (" ".join(args), r.stderr))
+        return r
+
+    def __enter__(self):
+        subprocess.run([os.path.join(SRC, "scripts", "broker-conf"), self.dir, str(self.port)], check=True)
+        self.conf = os.path.join(self.dir, "gateway.conf")
+        self.cli("init")
+        for u in self.users:
+            self.passwords[u] = self.cli("user", "add", u, "--random").stdout.strip()
+        self.start_broker()
+        self.start_gateway()
+        return self
+
+    def start_broker(self):
+        with open(os.path.join(self.dir, "broker.stderr"), "a") as log:
+            self.broker = subprocess.Popen(["mosquitto", "-c", os.path.join(self.dir, "mosquitto", "mosquitto.conf")],
+                                           stdout=log, stderr=log)
+
+        def listening():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                    return True
+            except OSError:
+                return False
+        wait_until(listening, 10, "mosquitto to listen")
+
+    def stop_broker(self, sig=signal.SIGTERM):
+        if self.broker and self.broker.poll() is None:
+            self.broker.send_signal(sig)
+            self.broker.wait(10)
+
+    def restart_broker(self):
+        self.stop_broker()
+        self.start_broker()
+
+    def start_gateway(self, wait_online=True):
+        with open(os.path.join(self.dir, "gateway.log"), "a") as log:
+            self.gateway = subprocess.Popen([GATEWAY, "-c", self.conf, "--log-level", "debug"] + self.gateway_args,
+                                            stdout=log, stderr=log)
+        if wait_online:
+            self.wait_gateway_online()
+
+    def wait_gateway_online(self, timeout=15):
+        watcher = self.client("alice" if "alice" in self.passwords else self.users[0],
+                              subs=["im/gateway/status"], keep=False)
+        try:
+            watcher.expect("gateway/status", lambda p: isinstance(p, dict) and p.get("state") == "online",
+                           timeout=timeout)
+            # The subscription of the gateway is made right after it says online.
+            time.sleep(0.2)
+        finally:
+            watcher.close()
+
+    def stop_gateway(self, sig=signal.SIGTERM, timeout=20):
+        if self.gateway and self.gateway.poll() is None:
+            self.gateway.send_signal(sig)
+            return self.gateway.wait(timeout)
+        return self.gateway.returncode if self.gateway else None
+
+    def client(self, user, keep=True, **kw):
+        c = Client(self, user, self.passwords[user], **kw)
+        if keep:
+            self.clients.append(c)
+        return c
+
+    def log_tail(self, name, n=60):
+        try:
+            with open(os.path.join(self.dir, name), errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def __exit__(self, et, ev, tb):
+        for c in self.clients:
+            c.close()
+        self.stop_gateway()
+        self.stop_broker()
+        if et is not None or self.failed:
+            print("---- gateway.log (tail) ----\n" + self.log_tail("gateway.log"))
+            print("---- mosquitto.log (tail) ----\n" + self.log_tail(os.path.join("mosquitto", "mosquitto.log")))
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+
+class EnvTest(unittest.TestCase):
+    """A test case with a fresh Env per test (gateway args from GATEWAY_ARGS)."""
+    GATEWAY_ARGS = ()
+
+    def setUp(self):
+        self.env = Env(gateway_args=self.GATEWAY_ARGS).__enter__()
+
+    def tearDown(self):
+        self.env.failed = not getattr(self._outcome, "success", True)
+        self.env.__exit__(None, None, None)
