@@ -810,8 +810,17 @@ mqim_status_t mqim_store_device_put(mqim_txn_t *txn, mqim_str_t user, mqim_str_t
                                     const mqim_device_rec_t *rec)
 {
     keybuf_t k;
+    mqim_device_rec_t clean;
+    /* Copy field by field into zeroed memory: the struct's padding must not
+     * carry uninitialised bytes to disk. */
+    memset(&clean, 0, sizeof(clean));
+    clean.epoch = rec->epoch;
+    clean.since_ms = rec->since_ms;
+    clean.last_seen_ms = rec->last_seen_ms;
+    clean.state = rec->state;
+    clean.has_epoch = rec->has_epoch;
     cursor_key(&k, user, device);
-    return db_put(txn, DB_DEVICES, &k, rec, sizeof(*rec));
+    return db_put(txn, DB_DEVICES, &k, &clean, sizeof(clean));
 }
 
 mqim_status_t mqim_store_device_each(mqim_txn_t *txn, mqim_str_t user, mqim_device_visit_fn fn,
