@@ -100,6 +100,20 @@ static void test_defaults_file_validate(void)
     CHECK(strstr(err, "not a valid topic root") != NULL);
 }
 
+/* The documented example must stay loadable and list the defaults. */
+static void test_example_file(void)
+{
+    mqim_gw_config_t cfg, def;
+    char err[512] = "";
+    mqim_gw_config_defaults(&cfg);
+    mqim_gw_config_defaults(&def);
+    CHECK_EQ_INT(mqim_gw_config_load(&cfg, MQIM_SOURCE_DIR "/config/gateway.conf.example", err, sizeof(err)), 0);
+    if (err[0] != '\0') {
+        fprintf(stderr, "  %s\n", err);
+    }
+    CHECK(memcmp(&cfg, &def, sizeof(cfg)) == 0);
+}
+
 static void test_users(void)
 {
     mqim_gw_config_t cfg;
@@ -144,6 +158,7 @@ int main(void)
     }
     test_set_table();
     test_defaults_file_validate();
+    test_example_file();
     test_users();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0) {
