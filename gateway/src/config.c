@@ -1,8 +1,10 @@
-/* Gateway configuration (config.h): one table of keys drives defaults
- * documentation, the file reader and the flags alike. */
+/* Gateway configuration (config.h): one table of keys drives the file
+ * reader and the command-line flags alike. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,20 +12,26 @@
 #include <strings.h>
 
 #include "log.h"
+#include "mqim/limits.h"
+#include "mqim/name.h"
 #include "mqim/topic.h"
 
-typedef enum { K_STR, K_INT, K_U64, K_UINT, K_BOOL, K_LEVEL } key_type_t;
+typedef enum { K_STR, K_INT, K_UINT, K_U64, K_BOOL, K_LEVEL } key_type_t;
 
 typedef struct key_def {
     const char *name;
     key_type_t type;
     size_t offset;
-    size_t size;    /* K_STR: buffer size */
+    size_t size; /* of the field; for K_STR the buffer, NUL included */
     uint64_t min, max;
 } key_def_t;
 
 #define F(field) offsetof(mqim_gw_config_t, field), sizeof(((mqim_gw_config_t *)0)->field)
+#define U64_MAX_ UINT64_C(18446744073709551615)
 
+/* Ranges: what the code using the field can handle. Cross-field rules are in
+ * mqim_gw_config_validate(), which also re-checks these (a caller may fill
+ * the struct directly). */
 static const key_def_t keys[] = {
     { "root", K_STR, F(root), 0, 0 },
     { "broker_host", K_STR, F(broker_host), 0, 0 },
@@ -32,14 +40,14 @@ static const key_def_t keys[] = {
     { "password_file", K_STR, F(password_file), 0, 0 },
     { "client_id", K_STR, F(client_id), 0, 0 },
     { "data_dir", K_STR, F(data_dir), 0, 0 },
-    { "map_size_mb", K_U64, F(map_size_mb), 1, 1u << 24 },
+    { "map_size_mb", K_U64, F(map_size_mb), 1, UINT64_C(1) << 24 }, /* 16 TiB */
     { "accept_any_user", K_BOOL, F(accept_any_user), 0, 1 },
     { "max_inflight", K_UINT, F(max_inflight), 1, 65535 },
     { "rate_per_sec", K_UINT, F(rate_per_sec), 0, 1000000 },
     { "rate_burst", K_UINT, F(rate_burst), 1, 10000000 },
-    { "inbox_quota", K_U64, F(inbox_quota), 0, UINT64_MAX },
-    { "retain_count", K_U64, F(retain_count), 0, UINT64_MAX },
-    { "retain_days", K_U64, F(retain_days), 0, 100000 },
+    { "inbox_quota", K_U64, F(inbox_quota), 0, U64_MAX_ },
+    { "retain_count", K_U64, F(retain_count), 0, U64_MAX_ },
+    { "retain_days", K_U64, F(retain_days), 0, 1000000 },
     { "sync_page", K_UINT, F(sync_page), 1, 1000 },
     { "stats_interval_s", K_UINT, F(stats_interval_s), 0, 86400 },
     { "log_level", K_LEVEL, F(log_level), 0, 3 },
@@ -47,158 +55,285 @@ static const key_def_t keys[] = {
     { "broker_acl_file", K_STR, F(broker_acl_file), 0, 0 },
     { "broker_pid_file", K_STR, F(broker_pid_file), 0, 0 },
 };
+#define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src);
+}
 
 void mqim_gw_config_defaults(mqim_gw_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    snprintf(cfg->root, sizeof(cfg->root), "im");
-    snprintf(cfg->broker_host, sizeof(cfg->broker_host), "127.0.0.1");
+    copy_str(cfg->root, sizeof(cfg->root), "im");
+    copy_str(cfg->broker_host, sizeof(cfg->broker_host), "127.0.0.1");
     cfg->broker_port = 1883;
-    snprintf(cfg->username, sizeof(cfg->username), "mqim-gateway");
-    snprintf(cfg->client_id, sizeof(cfg->client_id), "mqim-gateway");
-    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "var/gateway");
+    copy_str(cfg->username, sizeof(cfg->username), "mqim-gateway");
+    copy_str(cfg->client_id, sizeof(cfg->client_id), "mqim-gateway");
+    copy_str(cfg->data_dir, sizeof(cfg->data_dir), "var/gateway");
     cfg->map_size_mb = 1024;
+    cfg->accept_any_user = false;
     cfg->max_inflight = 64;
     cfg->rate_per_sec = 100;
     cfg->rate_burst = 500;
     cfg->inbox_quota = 100000;
+    cfg->retain_count = 0;
+    cfg->retain_days = 0;
     cfg->sync_page = 100;
     cfg->stats_interval_s = 10;
     cfg->log_level = MQIM_LOG_INFO;
-    snprintf(cfg->broker_password_file, sizeof(cfg->broker_password_file), "var/mosquitto/passwd");
-    snprintf(cfg->broker_acl_file, sizeof(cfg->broker_acl_file), "var/mosquitto/acl");
-    snprintf(cfg->broker_pid_file, sizeof(cfg->broker_pid_file), "var/mosquitto/mosquitto.pid");
+    copy_str(cfg->broker_password_file, sizeof(cfg->broker_password_file), "var/mosquitto/passwd");
+    copy_str(cfg->broker_acl_file, sizeof(cfg->broker_acl_file), "var/mosquitto/acl");
+    copy_str(cfg->broker_pid_file, sizeof(cfg->broker_pid_file), "var/mosquitto/mosquitto.pid");
 }
 
-static int fail(char *err, size_t err_len, const char *fmt, const char *a, const char *b)
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t err_len, const char *fmt, ...)
 {
-    snprintf(err, err_len, fmt, a, b);
+    va_list ap;
+    if (err != NULL && err_len > 0u) {
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
     return -1;
 }
 
+/* Levenshtein distance of short strings, capped: for "did you mean". */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t row[64];
+    if (la >= 63u || lb >= 63u) {
+        return 99u;
+    }
+    for (size_t j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1u] == b[j - 1u] ? 0u : 1u);
+            if (up + 1u < best) {
+                best = up + 1u;
+            }
+            if (row[j - 1u] + 1u < best) {
+                best = row[j - 1u] + 1u;
+            }
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static int unknown_key(const char *key, char *err, size_t err_len)
+{
+    const char *best = NULL;
+    size_t best_d = 3u; /* suggest only close matches */
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        size_t d = edit_distance(key, keys[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = keys[i].name;
+        }
+    }
+    if (best != NULL) {
+        return fail(err, err_len, "unknown key '%s' (did you mean '%s'?)", key, best);
+    }
+    return fail(err, err_len, "unknown key '%s'", key);
+}
+
+/* Strict unsigned decimal: digits only (no sign, space, 0x), fully consumed.
+ * Returns 0, -1 (not a number) or -2 (beyond 2^64 - 1). */
 static int parse_u64(const char *text, uint64_t *out)
 {
     char *end = NULL;
     unsigned long long v;
-    if (text[0] == '\0' || text[0] == '-' || text[0] == '+') {
+    if (!isdigit((unsigned char)text[0])) {
         return -1;
     }
     errno = 0;
     v = strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0') {
+    if (end == text || *end != '\0') {
         return -1;
     }
-    *out = v;
+    if (errno == ERANGE) {
+        return -2;
+    }
+    *out = (uint64_t)v;
     return 0;
 }
 
+static int parse_bool(const char *text, bool *out)
+{
+    static const char *const yes[] = { "true", "yes", "on", "1" };
+    static const char *const no[] = { "false", "no", "off", "0" };
+    for (size_t i = 0; i < 4u; i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* password_file: the first line of the file is the password. A missing file
+ * is not an error here: `mqim-gateway init` creates it on the first start
+ * (the password then stays empty until it exists). */
 static int read_password(mqim_gw_config_t *cfg, char *err, size_t err_len)
 {
-    FILE *f = fopen(cfg->password_file, "r");
-    if (f == NULL) {
-        /* `init` creates it; running without it is reported by validate */
-        cfg->password[0] = '\0';
-        return errno == ENOENT ? 0 : fail(err, err_len, "password_file %s: %s", cfg->password_file,
-                                          strerror(errno));
+    char buf[sizeof(cfg->password) + 2u];
+    FILE *f;
+    size_t n;
+    cfg->password[0] = '\0';
+    if (cfg->password_file[0] == '\0') {
+        return 0; /* no password */
     }
-    if (fgets(cfg->password, sizeof(cfg->password), f) == NULL) {
-        cfg->password[0] = '\0';
+    f = fopen(cfg->password_file, "r");
+    if (f == NULL) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        return fail(err, err_len, "password_file %s: cannot read: %s", cfg->password_file,
+                    strerror(errno));
+    }
+    if (fgets(buf, (int)sizeof(buf), f) == NULL) {
+        int e = ferror(f) ? errno : 0;
+        fclose(f);
+        if (e != 0) {
+            return fail(err, err_len, "password_file %s: cannot read: %s", cfg->password_file,
+                        strerror(e));
+        }
+        return fail(err, err_len, "password_file %s: the file is empty", cfg->password_file);
     }
     fclose(f);
-    cfg->password[strcspn(cfg->password, "\r\n")] = '\0';
-    if (cfg->password[0] == '\0') {
-        return fail(err, err_len, "password_file %s: the first line is empty%s", cfg->password_file, "");
+    n = strcspn(buf, "\r\n");
+    if (n >= sizeof(cfg->password)) {
+        return fail(err, err_len, "password_file %s: the password is longer than %zu characters",
+                    cfg->password_file, sizeof(cfg->password) - 1u);
     }
+    if (n == 0u) {
+        return fail(err, err_len, "password_file %s: the first line is empty", cfg->password_file);
+    }
+    memcpy(cfg->password, buf, n);
+    cfg->password[n] = '\0';
+    memset(buf, 0, sizeof(buf));
     return 0;
+}
+
+static const key_def_t *find_key(const char *key)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (strcmp(keys[i].name, key) == 0) {
+            return &keys[i];
+        }
+    }
+    return NULL;
 }
 
 int mqim_gw_config_set(mqim_gw_config_t *cfg, const char *key, const char *value, char *err,
                        size_t err_len)
 {
-    const key_def_t *k = NULL;
+    const key_def_t *k;
     char *field;
     uint64_t v = 0;
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        if (strcmp(keys[i].name, key) == 0) {
-            k = &keys[i];
-        }
+    int rc;
+
+    if (key == NULL || (k = find_key(key)) == NULL) {
+        return unknown_key(key != NULL ? key : "", err, err_len);
     }
-    if (k == NULL) {
-        return fail(err, err_len, "unknown key '%s'%s", key, "");
+    if (value == NULL) {
+        value = "";
     }
     field = (char *)cfg + k->offset;
-    switch (k->type) {
-    case K_STR:
-        if (strlen(value) >= k->size) {
-            return fail(err, err_len, "%s: value is too long ('%s')", key, value);
+    if (k->type == K_STR) {
+        size_t len = strlen(value);
+        if (len >= k->size) {
+            return fail(err, err_len, "%s: the value is too long (%zu characters, at most %zu)", key,
+                        len, k->size - 1u);
         }
-        memcpy(field, value, strlen(value) + 1u);
-        if (strcmp(key, "password_file") == 0 && value[0] != '\0') {
+        memcpy(field, value, len + 1u);
+        if (k->offset == offsetof(mqim_gw_config_t, password_file)) {
             return read_password(cfg, err, err_len);
         }
         return 0;
-    case K_BOOL:
-        if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcmp(value, "1") ||
-            !strcasecmp(value, "on")) {
-            *(bool *)field = true;
-        } else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") || !strcmp(value, "0") ||
-                   !strcasecmp(value, "off")) {
-            *(bool *)field = false;
-        } else {
-            return fail(err, err_len, "%s: '%s' is not a boolean (true/false)", key, value);
+    }
+    if (value[0] == '\0') {
+        return fail(err, err_len, "%s: missing value", key);
+    }
+    if (k->type == K_BOOL) {
+        if (parse_bool(value, (bool *)(void *)field) != 0) {
+            return fail(err, err_len, "%s: '%s' is not a boolean (true/false, yes/no, on/off, 1/0)",
+                        key, value);
         }
         return 0;
-    case K_LEVEL: {
-        int level = mqim_log_level_parse(value);
-        if (level < 0) {
+    }
+    if (k->type == K_LEVEL) {
+        char lower[16];
+        size_t i = 0;
+        for (; value[i] != '\0' && i + 1u < sizeof(lower); i++) {
+            lower[i] = (char)tolower((unsigned char)value[i]);
+        }
+        lower[i] = '\0';
+        rc = value[i] == '\0' ? mqim_log_level_parse(lower) : -1;
+        if (rc < 0) {
             return fail(err, err_len, "%s: '%s' is not one of error, warn, info, debug", key, value);
         }
-        *(int *)field = level;
+        *(int *)(void *)field = rc;
         return 0;
     }
-    default:
+    rc = parse_u64(value, &v);
+    if (rc == -1) {
+        return fail(err, err_len, "%s: '%s' is not a number (expected an integer %llu..%llu)", key,
+                    value, (unsigned long long)k->min, (unsigned long long)k->max);
+    }
+    if (rc == -2 || v < k->min || v > k->max) {
+        return fail(err, err_len, "%s: %s is out of range %llu..%llu", key, value,
+                    (unsigned long long)k->min, (unsigned long long)k->max);
+    }
+    switch (k->type) {
+    case K_INT:
+        *(int *)(void *)field = (int)v;
         break;
-    }
-    if (parse_u64(value, &v) != 0) {
-        return fail(err, err_len, "%s: '%s' is not a non-negative integer", key, value);
-    }
-    if (v < k->min || v > k->max) {
-        char range[64];
-        snprintf(range, sizeof(range), "%llu..%llu", (unsigned long long)k->min,
-                 (unsigned long long)k->max);
-        snprintf(err, err_len, "%s: %s is out of range %s", key, value, range);
-        return -1;
-    }
-    if (k->type == K_INT) {
-        *(int *)field = (int)v;
-    } else if (k->type == K_UINT) {
-        *(unsigned *)field = (unsigned)v;
-    } else {
-        *(uint64_t *)field = v;
+    case K_UINT:
+        *(unsigned *)(void *)field = (unsigned)v;
+        break;
+    default:
+        *(uint64_t *)(void *)field = v;
+        break;
     }
     return 0;
 }
 
 int mqim_gw_config_load(mqim_gw_config_t *cfg, const char *path, char *err, size_t err_len)
 {
-    char line[2048];
-    char msg[1024];
+    char line[MQIM_GW_PATH_MAX + 256];
+    char msg[MQIM_GW_PATH_MAX + 256];
     unsigned lineno = 0;
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         return fail(err, err_len, "cannot open config file %s: %s", path, strerror(errno));
     }
-    while (fgets(line, sizeof(line), f) != NULL) {
+    while (fgets(line, (int)sizeof(line), f) != NULL) {
         char *p = line, *key, *value, *end;
         lineno++;
         if (strchr(line, '\n') == NULL && !feof(f)) {
-            snprintf(err, err_len, "%s:%u: line is too long", path, lineno);
             fclose(f);
-            return -1;
+            return fail(err, err_len, "%s:%u: the line is too long (at most %zu characters)", path,
+                        lineno, sizeof(line) - 2u);
+        }
+        if (lineno == 1u && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+            p += 3; /* UTF-8 byte order mark */
         }
         p += strspn(p, " \t");
         if (*p == '#' || *p == '\n' || *p == '\r' || *p == '\0') {
-            continue;
+            continue; /* comment or blank line */
         }
         key = p;
         p += strcspn(p, " \t\r\n");
@@ -206,30 +341,108 @@ int mqim_gw_config_load(mqim_gw_config_t *cfg, const char *path, char *err, size
             *p++ = '\0';
         }
         p += strspn(p, " \t");
-        value = p;
+        value = p; /* the rest of the line: paths may hold spaces */
         end = value + strlen(value);
-        while (end > value && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t')) {
+        while (end > value && strchr("\r\n \t", end[-1]) != NULL) {
             *--end = '\0';
         }
-        if (mqim_gw_config_set(cfg, key, value, msg, sizeof(msg)) != 0) {
-            snprintf(err, err_len, "%s:%u: %s", path, lineno, msg);
-            fclose(f);
-            return -1;
+        if (find_key(key) == NULL) {
+            (void)unknown_key(key, msg, sizeof(msg));
+        } else if (value[0] == '\0') {
+            snprintf(msg, sizeof(msg), "%s: missing value", key);
+        } else if (mqim_gw_config_set(cfg, key, value, msg, sizeof(msg)) == 0) {
+            continue;
         }
+        fclose(f);
+        return fail(err, err_len, "%s:%u: %s", path, lineno, msg);
+    }
+    if (ferror(f)) {
+        int e = errno;
+        fclose(f);
+        return fail(err, err_len, "cannot read config file %s: %s", path, strerror(e));
     }
     fclose(f);
     return 0;
 }
 
+/* Printable ASCII without spaces: values that go into other files' lines. */
+static bool is_token(const char *s)
+{
+    if (s[0] == '\0') {
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        if (*s <= ' ' || *s == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool has_control(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20u || *s == 0x7f) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_len)
 {
+    static const struct { size_t offset; const char *name; } required[] = {
+        { offsetof(mqim_gw_config_t, data_dir), "data_dir" },
+        { offsetof(mqim_gw_config_t, broker_password_file), "broker_password_file" },
+        { offsetof(mqim_gw_config_t, broker_acl_file), "broker_acl_file" },
+        { offsetof(mqim_gw_config_t, broker_pid_file), "broker_pid_file" },
+        { offsetof(mqim_gw_config_t, password_file), "password_file" },
+    };
     if (mqim_topic_root_check(mqim_str_from_cstr(cfg->root)) != MQIM_OK) {
-        return fail(err, err_len, "root '%s' is not a valid topic root (1..32 characters, no wildcards or empty levels)%s",
-                    cfg->root, "");
+        return fail(err, err_len,
+                    "root: '%s' is not a valid topic root (1..%u characters, no wildcards, no "
+                    "empty level)",
+                    cfg->root, (unsigned)MQIM_ROOT_MAX);
     }
-    if (cfg->broker_host[0] == '\0' || cfg->data_dir[0] == '\0' || cfg->client_id[0] == '\0' ||
-        cfg->username[0] == '\0') {
-        return fail(err, err_len, "broker_host, data_dir, client_id and username must not be empty%s%s", "", "");
+    if (!is_token(cfg->broker_host)) {
+        return fail(err, err_len, "broker_host: '%s' is not a host name or address", cfg->broker_host);
+    }
+    if (cfg->broker_port < 1 || cfg->broker_port > 65535) {
+        return fail(err, err_len, "broker_port: %d is out of range 1..65535", cfg->broker_port);
+    }
+    if (mqim_name_check(MQIM_NAME_USER, mqim_str_from_cstr(cfg->username)) != MQIM_OK) {
+        return fail(err, err_len,
+                    "username: '%s' is not a valid broker user name (1..%u characters of "
+                    "[A-Za-z0-9_.-])",
+                    cfg->username, (unsigned)MQIM_USER_NAME_MAX);
+    }
+    if (cfg->client_id[0] == '\0' || has_control(cfg->client_id)) {
+        return fail(err, err_len, "client_id: must be non-empty printable text");
+    }
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        const char *v = (const char *)cfg + required[i].offset;
+        if (i < 4u && v[0] == '\0') {
+            return fail(err, err_len, "%s: must not be empty", required[i].name);
+        }
+        if (has_control(v)) {
+            return fail(err, err_len, "%s: the path holds control characters", required[i].name);
+        }
+    }
+    if (cfg->map_size_mb < 1u || cfg->map_size_mb > (UINT64_C(1) << 24)) {
+        return fail(err, err_len, "map_size_mb: %llu is out of range 1..%llu",
+                    (unsigned long long)cfg->map_size_mb, (unsigned long long)(UINT64_C(1) << 24));
+    }
+    if (cfg->max_inflight < 1u || cfg->max_inflight > 65535u) {
+        return fail(err, err_len, "max_inflight: %u is out of range 1..65535", cfg->max_inflight);
+    }
+    if (cfg->sync_page < 1u || cfg->sync_page > 1000u) {
+        return fail(err, err_len, "sync_page: %u is out of range 1..1000", cfg->sync_page);
+    }
+    if (cfg->rate_per_sec > 0u && cfg->rate_burst < 1u) {
+        return fail(err, err_len, "rate_burst: must be at least 1 when rate_per_sec is set");
+    }
+    if (cfg->log_level < (int)MQIM_LOG_ERROR || cfg->log_level > (int)MQIM_LOG_DEBUG) {
+        return fail(err, err_len, "log_level: %d is not a level (0..3)", cfg->log_level);
     }
     return 0;
 }

@@ -550,6 +550,15 @@ static mqim_status_t handle_dm(req_t *q)
         return reject(q, "dm", p->env.id, q->t.name, MQIM_INTERNAL, "cannot make an id");
     }
     if (q->in->qos == 0) {
+        bool known = r->cfg.accept_any_user;
+        if (!known && mqim_txn_begin(r->store, MQIM_TXN_READ, &q->txn) == MQIM_OK) {
+            known = user_known(q, q->t.name);
+            mqim_txn_abort(&q->txn);
+        }
+        if (!known) {
+            return reject(q, "dm", p->env.id, q->t.name, MQIM_UNKNOWN_PEER, "no such user: %.*s",
+                          (int)q->t.name.len, q->t.name.ptr);
+        }
         return dm_ephemeral(q, p);
     }
     st = mqim_txn_begin(r->store, MQIM_TXN_WRITE, &q->txn);

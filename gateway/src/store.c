@@ -170,7 +170,10 @@ mqim_status_t mqim_txn_begin(mqim_store_t *store, mqim_txn_mode_t mode, mqim_txn
     if (mode == MQIM_TXN_READ) {
         flags = MDB_RDONLY;
     } else if (mode == MQIM_TXN_WRITE_LAZY) {
-        flags = MDB_NOSYNC;
+        /* NOMETASYNC, not NOSYNC: data pages are still flushed before the
+         * meta page is written, so a power loss can lose this commit but
+         * never leave a meta page pointing at unwritten pages. */
+        flags = MDB_NOMETASYNC;
     }
     rc = mdb_txn_begin(store->env, NULL, flags, &t);
     txn->store = store;

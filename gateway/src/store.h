@@ -44,7 +44,8 @@ typedef struct mqim_txn {
 typedef enum mqim_txn_mode {
     MQIM_TXN_READ,
     MQIM_TXN_WRITE,       /**< durable: the commit returns after fsync */
-    MQIM_TXN_WRITE_LAZY   /**< no fsync (e.g. deleting sent outbox entries: a lost
+    MQIM_TXN_WRITE_LAZY   /**< no meta-page fsync: may be lost in a power cut, never
+                               corrupts (for deleting sent outbox entries: a lost
                                delete only causes a harmless re-send) */
 } mqim_txn_mode_t;
 

@@ -334,6 +334,11 @@ static void test_ephemeral_qos0(void)
     j = cJSON_Parse(direct[0].payload);
     CHECK(j != NULL && strcmp(jstr(j, "type"), "typing") == 0 && jnum(j, "seq") < 0.0);
     cJSON_Delete(j);
+    /* to an unknown user: rejected at QoS 0, nothing forwarded */
+    ndirect = 0;
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/nobody", "typing", 0), MQIM_UNKNOWN_PEER);
+    CHECK_EQ_INT(ndirect, 1);
+    CHECK(strcmp(direct[0].topic, "im/u/alice/in/ack") == 0 && strstr(direct[0].payload, "unknown_peer") != NULL);
     teardown();
 }
 
