@@ -1,37 +1,55 @@
 # Thin wrapper over CMake. The two commands of the README:
 #   make run    install what is missing, build, start Mosquitto + the gateway
 #   make test   install what is missing, build with sanitizers, run every test
-.PHONY: all build run test fuzz clean
+# and:
+#   make        install what is missing, build build/run (no sanitizers, no tests)
+#   make fuzz   libFuzzer runs (clang) of every fuzz target, FUZZ_SECONDS each
+#   make clean  remove build/
+#
+# Variables: JOBS (build parallelism, default nproc), CTEST_JOBS (tests in
+# parallel; each test uses its own temp dir and free port), FUZZ_SECONDS (60),
+# MQIM_PORT / MQIM_DATA for `make run` (see scripts/run).
+.PHONY: all build deps run test fuzz clean
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_JOBS ?= $(JOBS)
 FUZZ_SECONDS ?= 60
 
 all: build
 
-build:
+deps:
 	@scripts/deps
+
+build: deps
 	cmake -S . -B build/run -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQIM_SANITIZE=OFF -DMQIM_BUILD_TESTS=OFF
 	cmake --build build/run -j $(JOBS)
 
 run: build
 	exec scripts/run
 
-test:
-	@scripts/deps
+test: deps
 	cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DMQIM_SANITIZE=ON -DMQIM_BUILD_TESTS=ON
 	cmake --build build/test -j $(JOBS)
-	ctest --test-dir build/test --output-on-failure -j $(JOBS) --timeout 600
+	ctest --test-dir build/test --output-on-failure -j $(CTEST_JOBS) --timeout 300
 
-fuzz:
-	@scripts/deps
-	CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQIM_FUZZ=ON -DMQIM_BUILD_GATEWAY=OFF -DMQIM_BUILD_TESTS=ON
+# Each fuzz_NAME binary runs on a copy of tests/fuzz/corpus/NAME in
+# build/fuzz/corpus/NAME (new inputs stay out of the source tree); crashes
+# land in build/fuzz/artifacts/.
+fuzz: deps
+	CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQIM_FUZZ=ON \
+	  -DMQIM_BUILD_GATEWAY=OFF -DMQIM_BUILD_TESTS=ON
 	cmake --build build/fuzz -j $(JOBS)
-	@for t in envelope topic; do \
-	  mkdir -p build/fuzz/corpus/$$t && cp -n tests/fuzz/corpus/$$t/* build/fuzz/corpus/$$t/ ; \
-	  echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
-	  build/fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=20000 \
-	    -artifact_prefix=build/fuzz/crash-$$t- build/fuzz/corpus/$$t || exit 1; \
-	done
+	@set -e; found=0; mkdir -p build/fuzz/artifacts; \
+	for bin in build/fuzz/tests/fuzz/fuzz_*; do \
+	  [ -x "$$bin" ] && [ -f "$$bin" ] || continue; \
+	  name=$${bin##*/fuzz_}; found=1; \
+	  corpus=build/fuzz/corpus/$$name; mkdir -p "$$corpus"; \
+	  if [ -d tests/fuzz/corpus/$$name ]; then cp -R tests/fuzz/corpus/$$name/. "$$corpus"/; fi; \
+	  echo "fuzz_$$name: $(FUZZ_SECONDS) s on $$corpus"; \
+	  "$$bin" -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/artifacts/$$name- "$$corpus"; \
+	done; \
+	[ $$found = 1 ] || { echo "fuzz: no fuzz_* binaries in build/fuzz/tests/fuzz" >&2; exit 1; }
 
 clean:
 	rm -rf build

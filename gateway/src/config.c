@@ -398,7 +398,7 @@ int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_l
         { offsetof(mqim_gw_config_t, broker_pid_file), "broker_pid_file" },
         { offsetof(mqim_gw_config_t, password_file), "password_file" },
     };
-    if (mqim_topic_root_check(mqim_str_from_cstr(cfg->root)) != MQIM_OK) {
+    if (mqim_topic_root_check(mqim_str_from_cstr(cfg->root)) != MQIM_OK || has_control(cfg->root)) {
         return fail(err, err_len,
                     "root: '%s' is not a valid topic root (1..%u characters, no wildcards, no "
                     "empty level)",

@@ -177,6 +177,11 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
                 mqim_status_str(mqim_name_check(MQIM_NAME_USER, mqim_str_from_cstr(name))));
         return 2;
     }
+    if (strcmp(name, cfg->username) == 0) {
+        /* That user may read and write the whole tree: `init` manages it. */
+        fprintf(stderr, "mqim-gateway: '%s' is the gateway's own broker user; see `init`\n", name);
+        return 2;
+    }
     if (strcmp(sub, "del") == 0) {
         if (mqim_users_passwd_del(cfg, name, err, sizeof(err)) != 0) {
             fprintf(stderr, "mqim-gateway: %s\n", err);
@@ -362,6 +367,11 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "run") == 0) {
         struct sigaction sa;
+        if (cfg.password_file[0] != '\0' && cfg.password[0] == '\0') {
+            fprintf(stderr, "mqim-gateway: %s does not exist: run `mqim-gateway -c CONFIG init` first\n",
+                    cfg.password_file);
+            return 2;
+        }
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, NULL);

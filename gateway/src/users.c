@@ -1,106 +1,333 @@
 /* Broker user administration (users.h): Mosquitto's password file through
- * mosquitto_passwd, the ACL file, and SIGHUP to reload them. */
+ * mosquitto_passwd, the ACL file, and SIGHUP to reload them.
+ *
+ * mosquitto_passwd runs through fork + execvp (never a shell). The password
+ * goes to its stdin, twice, as its interactive prompt expects, and not on
+ * the command line with -b: /proc/PID/cmdline is readable by every local
+ * user, not only root, for as long as the child lives. */
 #include "users.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "mqim/name.h"
+#include "mqim/topic.h"
 
-static int fail(char *err, size_t err_len, const char *what, const char *path)
+#define PASSWD_TOOL "mosquitto_passwd"
+#define PASSWORD_LEN_MAX 1024u
+
+static int fail_errno(char *err, size_t err_len, const char *what, const char *path, int e)
 {
-    snprintf(err, err_len, "%s %s: %s", what, path, strerror(errno));
+    snprintf(err, err_len, "%s %s: %s", what, path, strerror(e));
     return -1;
+}
+
+/* ---- ACL file ---------------------------------------------------------- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0u) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* fsync the directory holding path, so a rename survives a crash. */
+static void sync_parent_dir(const char *path)
+{
+    char dir[MQIM_GW_PATH_MAX];
+    char *slash;
+    int fd;
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else if (slash == dir) {
+        dir[1] = '\0';
+    } else {
+        *slash = '\0';
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd); /* best effort */
+        close(fd);
+    }
 }
 
 int mqim_users_write_acl(const mqim_gw_config_t *cfg, char *err, size_t err_len)
 {
-    char tmp[MQIM_GW_PATH_MAX + 8];
-    FILE *f;
-    int fd;
+    char tmp[MQIM_GW_PATH_MAX + 16];
+    char text[2048];
     const char *r = cfg->root;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", cfg->broker_acl_file);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        return fail(err, err_len, "cannot write", tmp);
+    int n, fd;
+
+    if (mqim_topic_root_check(mqim_str_from_cstr(r)) != MQIM_OK || strpbrk(r, "\r\n") != NULL) {
+        snprintf(err, err_len, "root '%s' is not a valid topic root", r);
+        return -1;
     }
-    /* Pattern lines apply to every user; the gateway's own user line comes
-     * first so no `topic` line is mistaken for an anonymous-only rule. */
-    fprintf(f,
-            "# mqim ACL, written by `mqim-gateway init`; see docs/protocol.md.\n"
-            "# The gateway may write every user's in/ topics and presence.\n"
-            "user %s\n"
-            "topic readwrite %s/#\n"
-            "\n"
-            "# Every user: write only under its own out/, read only its own in/.\n"
-            "pattern write %s/u/%%u/out/#\n"
-            "pattern read %s/u/%%u/in/#\n"
-            "pattern read %s/presence/#\n"
-            "pattern read %s/keys/#\n"
-            "pattern read %s/gateway/#\n",
-            cfg->username, r, r, r, r, r, r);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        fclose(f);
-        return fail(err, err_len, "cannot write", tmp);
+    if (mqim_name_check(MQIM_NAME_USER, mqim_str_from_cstr(cfg->username)) != MQIM_OK) {
+        snprintf(err, err_len, "username '%s' is not a valid broker user name", cfg->username);
+        return -1;
     }
-    if (fclose(f) != 0) {
-        return fail(err, err_len, "cannot write", tmp);
+    if (cfg->broker_acl_file[0] == '\0') {
+        snprintf(err, err_len, "broker_acl_file is not set");
+        return -1;
+    }
+    /* In Mosquitto's acl_file, `topic` lines before the first `user` line
+     * apply only to anonymous clients, and `pattern` lines apply to every
+     * user wherever they stand (%u is the client's user name). */
+    n = snprintf(text, sizeof(text),
+                 "# Mosquitto ACL for mqim (topic root '%s'), written by mqim-gateway.\n"
+                 "# `mqim-gateway init` rewrites this file: edits are lost.\n"
+                 "\n"
+                 "# The gateway reads what devices publish and writes every inbox.\n"
+                 "user %s\n"
+                 "topic readwrite %s/#\n"
+                 "\n"
+                 "# Every user (pattern lines apply to all users): write only its own\n"
+                 "# out/ topics, read only its own in/ topics, presence, keys and the\n"
+                 "# gateway's status.\n"
+                 "# (Mosquitto warns that the last three hold no %%u: they are meant\n"
+                 "# for every user.)\n"
+                 "pattern write %s/u/%%u/out/#\n"
+                 "pattern read %s/u/%%u/in/#\n"
+                 "pattern read %s/presence/#\n"
+                 "pattern read %s/keys/#\n"
+                 "pattern read %s/gateway/#\n",
+                 r, cfg->username, r, r, r, r, r, r);
+    if (n < 0 || (size_t)n >= sizeof(text)) {
+        snprintf(err, err_len, "ACL text too long");
+        return -1;
+    }
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", cfg->broker_acl_file) >= sizeof(tmp)) {
+        snprintf(err, err_len, "broker_acl_file path is too long");
+        return -1;
+    }
+    fd = mkstemp(tmp); /* 0600, unique: concurrent writers do not clash */
+    if (fd < 0) {
+        return fail_errno(err, err_len, "cannot create a temporary file for", cfg->broker_acl_file,
+                          errno);
+    }
+    if (fchmod(fd, 0600) != 0 || write_all(fd, text, (size_t)n) != 0 || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return fail_errno(err, err_len, "cannot write", tmp, e);
+    }
+    if (close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return fail_errno(err, err_len, "cannot write", tmp, e);
     }
     if (rename(tmp, cfg->broker_acl_file) != 0) {
-        return fail(err, err_len, "cannot replace", cfg->broker_acl_file);
+        int e = errno;
+        unlink(tmp);
+        return fail_errno(err, err_len, "cannot replace", cfg->broker_acl_file, e);
     }
+    sync_parent_dir(cfg->broker_acl_file);
     return 0;
 }
 
-/* Run mosquitto_passwd with argv (no shell), stdout/stderr to /dev/null. */
-static int run_passwd(char *const argv[], char *err, size_t err_len)
+/* ---- mosquitto_passwd -------------------------------------------------- */
+
+static void set_cloexec(int fd)
 {
-    int status = 0;
-    pid_t pid = fork();
-    if (pid < 0) {
-        return fail(err, err_len, "cannot fork for", "mosquitto_passwd");
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0) {
+        (void)fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
     }
+}
+
+static int make_pipe(int fds[2])
+{
+    if (pipe(fds) != 0) {
+        return -1;
+    }
+    set_cloexec(fds[0]);
+    set_cloexec(fds[1]);
+    return 0;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static void close_pipes(int a[2], int b[2], int c[2])
+{
+    close_fd(&a[0]);
+    close_fd(&a[1]);
+    close_fd(&b[0]);
+    close_fd(&b[1]);
+    close_fd(&c[0]);
+    close_fd(&c[1]);
+}
+
+/* dup2 for the child; when fd already is `to` (the parent ran with that
+ * standard fd closed), only clear close-on-exec. Async-signal-safe. */
+static int move_fd(int fd, int to)
+{
+    if (fd == to) {
+        return fcntl(to, F_SETFD, 0);
+    }
+    return dup2(fd, to);
+}
+
+/* Read what remains of fd into buf (NUL-terminated, cut at cap - 1). */
+static void read_text(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        char chunk[256];
+        ssize_t got = read(fd, chunk, sizeof(chunk));
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            break;
+        }
+        for (ssize_t i = 0; i < got && n + 1u < cap; i++) {
+            buf[n++] = chunk[i];
+        }
+    }
+    buf[n] = '\0';
+}
+
+/* The first non-empty line of mosquitto_passwd's stderr, without "Error: ". */
+static const char *first_line(char *text)
+{
+    char *p = text + strspn(text, "\r\n");
+    p[strcspn(p, "\r\n")] = '\0';
+    if (strncmp(p, "Error: ", 7) == 0) {
+        p += 7;
+    }
+    return p;
+}
+
+/*
+ * Run mosquitto_passwd with argv (no shell). `input` (may be NULL) is its
+ * stdin, written into the pipe before the fork (it is small), so a child
+ * that dies early cannot raise SIGPIPE here. stdout goes to /dev/null
+ * (prompts), stderr is captured into `out_msg`. Returns the exit status
+ * (0..255), or -1 with err when it could not run at all.
+ */
+static int run_passwd(char *const argv[], const char *input, char *out_msg, size_t out_cap,
+                      char *err, size_t err_len)
+{
+    int in_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, exec_pipe[2] = { -1, -1 };
+    int status = 0, exec_errno = 0, devnull;
+    ssize_t got;
+    pid_t pid;
+
+    out_msg[0] = '\0';
+    if (make_pipe(in_pipe) != 0 || make_pipe(err_pipe) != 0 || make_pipe(exec_pipe) != 0) {
+        int e = errno;
+        close_pipes(in_pipe, err_pipe, exec_pipe);
+        return fail_errno(err, err_len, "cannot make a pipe for", PASSWD_TOOL, e);
+    }
+    if (input != NULL && write_all(in_pipe[1], input, strlen(input)) != 0) {
+        int e = errno;
+        close_pipes(in_pipe, err_pipe, exec_pipe);
+        return fail_errno(err, err_len, "cannot write to a pipe for", PASSWD_TOOL, e);
+    }
+    close_fd(&in_pipe[1]); /* EOF after the input */
+    devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+    pid = fork();
     if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        if (null >= 0) {
-            dup2(null, STDIN_FILENO);
-            dup2(null, STDOUT_FILENO);
+        /* Child: only async-signal-safe calls until exec. */
+        int e;
+        if (move_fd(in_pipe[0], STDIN_FILENO) < 0 || move_fd(err_pipe[1], STDERR_FILENO) < 0 ||
+            (devnull >= 0 && move_fd(devnull, STDOUT_FILENO) < 0)) {
+            _exit(126);
         }
         execvp(argv[0], argv);
+        e = errno;
+        (void)!write(exec_pipe[1], &e, sizeof(e));
         _exit(127);
     }
+    close_fd(&in_pipe[0]);
+    close_fd(&err_pipe[1]);
+    close_fd(&exec_pipe[1]);
+    if (devnull >= 0) {
+        close(devnull);
+    }
+    if (pid < 0) {
+        int e = errno;
+        close_fd(&err_pipe[0]);
+        close_fd(&exec_pipe[0]);
+        return fail_errno(err, err_len, "cannot fork for", PASSWD_TOOL, e);
+    }
+    /* EOF when exec succeeded (close-on-exec), else the child's errno. */
+    do {
+        got = read(exec_pipe[0], &exec_errno, sizeof(exec_errno));
+    } while (got < 0 && errno == EINTR);
+    close_fd(&exec_pipe[0]);
+    read_text(err_pipe[0], out_msg, out_cap);
+    close_fd(&err_pipe[0]);
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
-            return fail(err, err_len, "waiting for", "mosquitto_passwd");
+            return fail_errno(err, err_len, "cannot wait for", PASSWD_TOOL, errno);
         }
     }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
-        snprintf(err, err_len, "mosquitto_passwd not found: run scripts/deps");
+    if (got == (ssize_t)sizeof(exec_errno)) {
+        if (exec_errno == ENOENT) {
+            snprintf(err, err_len, PASSWD_TOOL " not found: run scripts/deps");
+        } else {
+            snprintf(err, err_len, "cannot run " PASSWD_TOOL ": %s", strerror(exec_errno));
+        }
         return -1;
     }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        snprintf(err, err_len, "mosquitto_passwd failed (status %d)", WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) {
+        snprintf(err, err_len, PASSWD_TOOL " was killed by signal %d", WTERMSIG(status));
         return -1;
     }
-    return 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static int check_user(const char *user, char *err, size_t err_len)
 {
     mqim_status_t st = mqim_name_check(MQIM_NAME_USER, mqim_str_from_cstr(user));
     if (st != MQIM_OK) {
-        snprintf(err, err_len, "invalid user name '%s': %s", user, mqim_status_str(st));
+        snprintf(err, err_len, "invalid user name '%s': %s", user != NULL ? user : "",
+                 mqim_status_str(st));
+        return -1;
+    }
+    return 0;
+}
+
+static int check_passwd_path(const mqim_gw_config_t *cfg, char *err, size_t err_len)
+{
+    if (cfg->broker_password_file[0] == '\0') {
+        snprintf(err, err_len, "broker_password_file is not set");
+        return -1;
+    }
+    if (cfg->broker_password_file[0] == '-') {
+        /* mosquitto_passwd would read it as an option */
+        snprintf(err, err_len, "broker_password_file must not start with '-': %s",
+                 cfg->broker_password_file);
         return -1;
     }
     return 0;
@@ -109,85 +336,176 @@ static int check_user(const char *user, char *err, size_t err_len)
 int mqim_users_passwd_set(const mqim_gw_config_t *cfg, const char *user, const char *password,
                           char *err, size_t err_len)
 {
-    struct stat sb;
-    bool exists = stat(cfg->broker_password_file, &sb) == 0;
-    char *argv_new[] = { "mosquitto_passwd", "-c", "-b", (char *)cfg->broker_password_file,
-                         (char *)user, (char *)password, NULL };
-    char *argv_upd[] = { "mosquitto_passwd", "-b", (char *)cfg->broker_password_file,
-                         (char *)user, (char *)password, NULL };
-    if (check_user(user, err, err_len) != 0) {
+    char input[2u * PASSWORD_LEN_MAX + 3u];
+    char msg[512];
+    const char *file = cfg->broker_password_file;
+    size_t pw_len;
+    bool created = false;
+    int fd, rc;
+
+    if (check_user(user, err, err_len) != 0 || check_passwd_path(cfg, err, err_len) != 0) {
         return -1;
     }
-    if (strchr(password, '\n') != NULL || password[0] == '\0') {
+    pw_len = password != NULL ? strlen(password) : 0u;
+    if (pw_len == 0u || strpbrk(password, "\r\n") != NULL) {
         snprintf(err, err_len, "the password must be one non-empty line");
         return -1;
     }
-    if (!exists) {
-        /* Create it 0600 first: mosquitto_passwd keeps the mode of an existing file. */
-        int fd = open(cfg->broker_password_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
-        if (fd < 0) {
-            return fail(err, err_len, "cannot create", cfg->broker_password_file);
-        }
-        close(fd);
-    }
-    /* -b puts the password in argv for the life of a short child process:
-     * visible to local root only, and never logged. */
-    if (run_passwd(exists ? argv_upd : argv_new, err, err_len) != 0) {
+    if (pw_len > PASSWORD_LEN_MAX) {
+        snprintf(err, err_len, "the password is longer than %u characters", PASSWORD_LEN_MAX);
         return -1;
     }
-    if (chmod(cfg->broker_password_file, 0600) != 0) {
-        return fail(err, err_len, "cannot chmod", cfg->broker_password_file);
+    /* Create the file 0600 before mosquitto_passwd writes a hash into it
+     * (with -c it would be created with the umask, often 0644). */
+    fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        created = true;
+        close(fd);
+    } else if (errno != EEXIST) {
+        return fail_errno(err, err_len, "cannot create", file, errno);
+    }
+    {
+        /* -c only for a file that did not exist (it truncates). */
+        char *argv_new[] = { PASSWD_TOOL, "-c", (char *)file, (char *)user, NULL };
+        char *argv_upd[] = { PASSWD_TOOL, (char *)file, (char *)user, NULL };
+        /* The prompt asks twice: "Password:" and "Reenter password:". */
+        snprintf(input, sizeof(input), "%s\n%s\n", password, password);
+        rc = run_passwd(created ? argv_new : argv_upd, input, msg, sizeof(msg), err, err_len);
+        memset(input, 0, sizeof(input));
+    }
+    if (rc < 0) {
+        return -1;
+    }
+    if (rc != 0) {
+        snprintf(err, err_len, PASSWD_TOOL " %s (exit status %d): %s", file, rc, first_line(msg));
+        return -1;
+    }
+    if (chmod(file, 0600) != 0) {
+        return fail_errno(err, err_len, "cannot chmod 0600", file, errno);
     }
     return 0;
 }
 
 int mqim_users_passwd_del(const mqim_gw_config_t *cfg, const char *user, char *err, size_t err_len)
 {
-    char *argv[] = { "mosquitto_passwd", "-D", (char *)cfg->broker_password_file, (char *)user, NULL };
-    if (check_user(user, err, err_len) != 0) {
+    char msg[512];
+    char *argv[] = { PASSWD_TOOL, "-D", (char *)cfg->broker_password_file, (char *)user, NULL };
+    struct stat sb;
+    int rc;
+    if (check_user(user, err, err_len) != 0 || check_passwd_path(cfg, err, err_len) != 0) {
         return -1;
     }
-    return run_passwd(argv, err, err_len);
+    if (stat(cfg->broker_password_file, &sb) != 0) {
+        if (errno == ENOENT) {
+            return 0; /* no file, no user: already removed */
+        }
+        return fail_errno(err, err_len, "cannot read", cfg->broker_password_file, errno);
+    }
+    rc = run_passwd(argv, NULL, msg, sizeof(msg), err, err_len);
+    if (rc < 0) {
+        return -1;
+    }
+    if (rc != 0) {
+        if (strstr(msg, "not found") != NULL) {
+            return 0; /* "Warning: User x not found in password file." */
+        }
+        snprintf(err, err_len, PASSWD_TOOL " -D %s (exit status %d): %s",
+                 cfg->broker_password_file, rc, first_line(msg));
+        return -1;
+    }
+    (void)chmod(cfg->broker_password_file, 0600);
+    return 0;
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+/* True unless /proc says pid is some other program than mosquitto (a stale
+ * pid file whose pid was reused: SIGHUP would kill that program). */
+static bool is_mosquitto(long pid)
+{
+    char path[64], comm[64];
+    FILE *f;
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return true; /* no /proc: let kill() decide */
+    }
+    if (fgets(comm, sizeof(comm), f) == NULL) {
+        comm[0] = '\0';
+    }
+    fclose(f);
+    comm[strcspn(comm, "\n")] = '\0';
+    return strncmp(comm, "mosquitto", 9) == 0;
 }
 
 int mqim_users_reload_broker(const mqim_gw_config_t *cfg, char *err, size_t err_len)
 {
+    char buf[64];
+    char *end = NULL;
+    long pid;
+    size_t n;
     FILE *f = fopen(cfg->broker_pid_file, "r");
-    long pid = 0;
     if (f == NULL) {
-        return 1; /* no broker running: it reads the files when it starts */
+        if (errno == ENOENT) {
+            return 1; /* no broker running: it reads the files when it starts */
+        }
+        return fail_errno(err, err_len, "cannot read", cfg->broker_pid_file, errno);
     }
-    if (fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
-        fclose(f);
-        snprintf(err, err_len, "%s does not hold a pid", cfg->broker_pid_file);
+    n = fread(buf, 1, sizeof(buf) - 1u, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (buf[strspn(buf, " \t\r\n")] == '\0') {
+        return 1; /* empty: a broker that is starting reads the files anyway */
+    }
+    errno = 0;
+    pid = strtol(buf, &end, 10);
+    if (errno != 0 || end == buf || end[strspn(end, " \t\r\n")] != '\0' || pid <= 1 ||
+        pid > INT_MAX) {
+        snprintf(err, err_len, "%s does not hold a process id", cfg->broker_pid_file);
         return -1;
     }
-    fclose(f);
+    if (!is_mosquitto(pid)) {
+        return 1; /* stale pid file */
+    }
     if (kill((pid_t)pid, SIGHUP) != 0) {
         if (errno == ESRCH) {
-            return 1;
+            return 1; /* stale pid file */
         }
-        return fail(err, err_len, "cannot signal the broker from", cfg->broker_pid_file);
+        snprintf(err, err_len, "cannot signal the broker (pid %ld from %s): %s", pid,
+                 cfg->broker_pid_file, strerror(errno));
+        return -1;
     }
     return 0;
 }
 
+/* ---- random passwords -------------------------------------------------- */
+
 int mqim_users_random_password(char *buf, size_t len)
 {
     static const char set[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char r[64];
     size_t n = 0;
+    if (buf == NULL) {
+        return -1;
+    }
     while (n < len) {
-        unsigned char r[64];
         ssize_t got = getrandom(r, sizeof(r), 0);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
         if (got <= 0) {
+            memset(buf, 0, n);
             return -1;
         }
         for (ssize_t i = 0; i < got && n < len; i++) {
-            if (r[i] < 248u) { /* 248 = 4 * 62: rejection sampling keeps it uniform */
+            /* 248 = 4 * 62: bytes >= 248 are rejected, so each of the 62
+             * characters is equally likely. */
+            if (r[i] < 248u) {
                 buf[n++] = set[r[i] % 62u];
             }
         }
     }
+    memset(r, 0, sizeof(r));
     buf[len] = '\0';
     return 0;
 }

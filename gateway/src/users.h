@@ -22,13 +22,17 @@ int mqim_users_write_acl(const mqim_gw_config_t *cfg, char *err, size_t err_len)
 
 /**
  * Add or update a user in the broker password file (created 0600 when
- * missing) with mosquitto_passwd -b, never passing the password through logs.
+ * missing) with mosquitto_passwd; the password goes to its stdin, never to
+ * argv (readable by every local user in /proc) or to logs.
  * The name must pass mqim_name_check(MQIM_NAME_USER). @return 0 or -1 with err.
  */
 int mqim_users_passwd_set(const mqim_gw_config_t *cfg, const char *user, const char *password,
                           char *err, size_t err_len);
 
-/** Remove a user from the password file (mosquitto_passwd -D). 0 or -1 with err. */
+/**
+ * Remove a user from the password file (mosquitto_passwd -D). A user or file
+ * that is not there counts as removed. 0 or -1 with err.
+ */
 int mqim_users_passwd_del(const mqim_gw_config_t *cfg, const char *user, char *err,
                           size_t err_len);
 
