@@ -35,6 +35,9 @@ static void usage(FILE *f)
           "                           add or update a user (--random prints the password)\n"
           "  user del NAME            remove a user from the broker (history is kept)\n"
           "  user list                list registered users\n"
+          "  user set NAME KEY VALUE  per-user policy: KEY retain_count | retain_days |\n"
+          "                           inbox_quota, VALUE a number, none (no limit) or\n"
+          "                           default (the gateway's configured value)\n"
           "  history USER [--with PEER] [--after SEQ] [--limit N]\n"
           "                           print a user's stored inbox\n"
           "  stats                    print store statistics\n"
@@ -147,6 +150,63 @@ static int cmd_init(mqim_gw_config_t *cfg)
 
 static int print_user(void *ctx, mqim_str_t user, const mqim_user_rec_t *rec);
 
+/* user set NAME KEY VALUE: a per-user retention or quota policy. */
+static int cmd_user_set(mqim_gw_config_t *cfg, int argc, char **argv)
+{
+    mqim_store_t *s;
+    mqim_txn_t txn;
+    mqim_user_rec_t u;
+    uint64_t value = 0, *field = NULL;
+    mqim_status_t st;
+    char *end = NULL;
+    if (argc != 3) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[2], "default") == 0) {
+        value = 0;
+    } else if (strcmp(argv[2], "none") == 0) {
+        value = MQIM_POLICY_UNLIMITED;
+    } else {
+        errno = 0;
+        value = strtoull(argv[2], &end, 10);
+        if (errno != 0 || end == argv[2] || *end != '\0' || argv[2][0] == '-' || value == 0u ||
+            value == MQIM_POLICY_UNLIMITED) {
+            fprintf(stderr, "mqim-gateway: '%s' is not a positive number, none or default\n", argv[2]);
+            return 2;
+        }
+    }
+    if (open_store(cfg, false, &s) != 0) {
+        return 1;
+    }
+    st = mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
+    if (st == MQIM_OK) {
+        st = mqim_store_user_get(&txn, mqim_str_from_cstr(argv[0]), &u);
+    }
+    if (st == MQIM_OK) {
+        field = strcmp(argv[1], "retain_count") == 0  ? &u.retain_count
+                : strcmp(argv[1], "retain_days") == 0 ? &u.retain_days
+                : strcmp(argv[1], "inbox_quota") == 0 ? &u.inbox_quota
+                                                      : NULL;
+        if (field == NULL) {
+            st = MQIM_BAD_PARAMETER;
+        } else {
+            *field = value;
+            st = mqim_store_user_put(&txn, mqim_str_from_cstr(argv[0]), &u);
+        }
+    }
+    st = st == MQIM_OK ? mqim_txn_commit(&txn) : (txn.impl != NULL ? (mqim_txn_abort(&txn), st) : st);
+    mqim_store_close(s);
+    if (st == MQIM_NOT_FOUND) {
+        fprintf(stderr, "mqim-gateway: no such user '%s'\n", argv[0]);
+    } else if (st == MQIM_BAD_PARAMETER) {
+        fprintf(stderr, "mqim-gateway: unknown key '%s' (retain_count, retain_days, inbox_quota)\n", argv[1]);
+    } else if (st != MQIM_OK) {
+        fprintf(stderr, "mqim-gateway: store: %s\n", mqim_status_str(st));
+    }
+    return st == MQIM_OK ? 0 : 1;
+}
+
 static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
 {
     char err[512];
@@ -167,6 +227,9 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
         }
         mqim_store_close(s);
         return 0;
+    }
+    if (strcmp(sub, "set") == 0) {
+        return cmd_user_set(cfg, argc - 1, argv + 1);
     }
     if (name == NULL || (strcmp(sub, "add") != 0 && strcmp(sub, "del") != 0)) {
         usage(stderr);
@@ -227,8 +290,18 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
 static int print_user(void *ctx, mqim_str_t user, const mqim_user_rec_t *rec)
 {
     (void)ctx;
-    printf("%.*s\tmessages=%" PRIu64 "\tnext_seq=%" PRIu64 "\n", (int)user.len, user.ptr, rec->count,
+    static const char *const keys[] = { "retain_count", "retain_days", "inbox_quota" };
+    const uint64_t values[] = { rec->retain_count, rec->retain_days, rec->inbox_quota };
+    printf("%.*s\tmessages=%" PRIu64 "\tnext_seq=%" PRIu64, (int)user.len, user.ptr, rec->count,
            rec->next_seq);
+    for (int i = 0; i < 3; i++) {
+        if (values[i] == MQIM_POLICY_UNLIMITED) {
+            printf("\t%s=none", keys[i]);
+        } else if (values[i] != 0u) {
+            printf("\t%s=%" PRIu64, keys[i], values[i]);
+        }
+    }
+    printf("\n");
     return 0;
 }
 

@@ -413,24 +413,51 @@ static mqim_status_t make_id(req_t *q, dm_parse_t *p)
     return st;
 }
 
-static mqim_status_t check_quota(req_t *q, mqim_str_t user)
+/* A user's policy value: its own override, else the gateway's default;
+ * 0 in the result means "no limit". */
+static uint64_t policy(uint64_t user_value, uint64_t default_value)
+{
+    if (user_value == MQIM_POLICY_UNLIMITED) {
+        return 0u;
+    }
+    return user_value != 0u ? user_value : default_value;
+}
+
+static int64_t policy_age_ms(const mqim_user_rec_t *u, const mqim_router_config_t *cfg)
+{
+    if (u->retain_days == MQIM_POLICY_UNLIMITED) {
+        return 0;
+    }
+    return u->retain_days != 0u ? (int64_t)u->retain_days * 86400000 : cfg->retain_age_ms;
+}
+
+/* Full only when nothing may be pruned to make room: with count retention
+ * the oldest message goes instead. *quota receives the limit for the reason. */
+static mqim_status_t check_quota(req_t *q, mqim_str_t user, uint64_t *quota)
 {
     mqim_user_rec_t u;
     mqim_status_t st = mqim_store_user_get(&q->txn, user, &u);
-    if (st == MQIM_OK && q->r->cfg.inbox_quota != 0u && u.count >= q->r->cfg.inbox_quota &&
-        q->r->cfg.retain_count == 0u) {
-        st = MQIM_QUOTA_FULL;
+    *quota = 0;
+    if (st == MQIM_OK) {
+        *quota = policy(u.inbox_quota, q->r->cfg.inbox_quota);
+        if (*quota != 0u && u.count >= *quota &&
+            policy(u.retain_count, q->r->cfg.retain_count) == 0u) {
+            st = MQIM_QUOTA_FULL;
+        }
     }
     return st;
 }
 
 static mqim_status_t prune_count(req_t *q, mqim_str_t user)
 {
-    uint64_t pruned = 0;
-    if (q->r->cfg.retain_count == 0u) {
-        return MQIM_OK;
+    mqim_user_rec_t u;
+    uint64_t pruned = 0, keep;
+    mqim_status_t st = mqim_store_user_get(&q->txn, user, &u);
+    if (st != MQIM_OK) {
+        return st;
     }
-    return mqim_store_inbox_prune(&q->txn, user, q->r->cfg.retain_count, 0, &pruned);
+    keep = policy(u.retain_count, q->r->cfg.retain_count);
+    return keep == 0u ? MQIM_OK : mqim_store_inbox_prune(&q->txn, user, keep, 0, &pruned);
 }
 
 /* Everything a stored direct message does, inside q->txn. */
@@ -591,20 +618,21 @@ static mqim_status_t handle_dm(req_t *q)
         }
     }
     if (st == MQIM_OK) {
-        st = check_quota(q, q->t.name);
+        uint64_t quota = 0;
+        st = check_quota(q, q->t.name, &quota);
         if (st == MQIM_QUOTA_FULL) {
             mqim_txn_abort(&q->txn);
             return reject(q, "dm", p->env.id, q->t.name, st, "inbox of %.*s is full (%llu messages)",
-                          (int)q->t.name.len, q->t.name.ptr,
-                          (unsigned long long)r->cfg.inbox_quota);
+                          (int)q->t.name.len, q->t.name.ptr, (unsigned long long)quota);
         }
     }
     if (st == MQIM_OK) {
-        st = check_quota(q, q->t.user);
+        uint64_t quota = 0;
+        st = check_quota(q, q->t.user, &quota);
         if (st == MQIM_QUOTA_FULL) {
             mqim_txn_abort(&q->txn);
             return reject(q, "dm", p->env.id, q->t.name, st, "your own inbox is full (%llu messages)",
-                          (unsigned long long)r->cfg.inbox_quota);
+                          (unsigned long long)quota);
         }
     }
     if (st == MQIM_OK) {
@@ -1507,9 +1535,6 @@ mqim_status_t mqim_router_sweep(mqim_store_t *store, const mqim_router_config_t 
     mqim_txn_t txn;
     mqim_status_t st;
     *pruned = 0;
-    if (cfg->retain_age_ms <= 0) {
-        return MQIM_OK;
-    }
     /* Names first (read txn), then one short write txn per user, so the
      * sweep never holds the writer lock for long. */
     st = mqim_txn_begin(store, MQIM_TXN_READ, &txn);
@@ -1524,8 +1549,15 @@ mqim_status_t mqim_router_sweep(mqim_store_t *store, const mqim_router_config_t 
         if (st != MQIM_OK) {
             break;
         }
-        st = mqim_store_inbox_prune(&txn, mqim_str_from_cstr(ns.v[i]), 0, now_ms - cfg->retain_age_ms,
-                                    &n);
+        mqim_user_rec_t u;
+        mqim_str_t user = mqim_str_from_cstr(ns.v[i]);
+        int64_t age = 0;
+        if (mqim_store_user_get(&txn, user, &u) == MQIM_OK) {
+            age = policy_age_ms(&u, cfg); /* the user's own, else the default */
+        }
+        if (age > 0) {
+            st = mqim_store_inbox_prune(&txn, user, 0, now_ms - age, &n);
+        }
         if (st == MQIM_OK && n > 0u) {
             st = mqim_txn_commit(&txn);
             *pruned += n;

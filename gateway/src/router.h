@@ -47,6 +47,7 @@ typedef void (*mqim_random_fn)(void *ctx, uint8_t *buf, size_t len);
 typedef struct mqim_router_config {
     const char *root;          /**< topic root, e.g. "im" */
     bool accept_any_user;      /**< route to any valid name, not only registered users */
+    /* Defaults for users without their own policy (mqim_user_rec_t). */
     uint64_t inbox_quota;      /**< 0 = unlimited */
     uint64_t retain_count;     /**< 0 = no count limit */
     int64_t retain_age_ms;     /**< 0 = keep forever */
@@ -77,8 +78,8 @@ void mqim_router_free(mqim_router_t *r);
 mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int64_t now_ms);
 
 /**
- * Age-based retention over every user (count-based retention happens on each
- * append). Safe to call from another thread than mqim_router_handle: it uses
+ * Age-based retention over every user, by each user's own retain_days or
+ * the configured default (count-based retention happens on each append). Safe to call from another thread than mqim_router_handle: it uses
  * only the store. *pruned receives the number of inbox entries removed.
  */
 mqim_status_t mqim_router_sweep(mqim_store_t *store, const mqim_router_config_t *cfg,

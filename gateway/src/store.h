@@ -54,7 +54,14 @@ typedef struct mqim_user_rec {
     uint64_t first_seq; /**< lowest seq still stored (pruned below); 1 when nothing pruned */
     uint64_t count;     /**< inbox entries stored */
     int64_t created_ms;
+    /* Per-user policy; 0 = the gateway's configured default,
+     * MQIM_POLICY_UNLIMITED = no limit for this user. */
+    uint64_t retain_count;
+    uint64_t retain_days;
+    uint64_t inbox_quota;
 } mqim_user_rec_t;
+
+#define MQIM_POLICY_UNLIMITED UINT64_MAX
 
 /** A stored message (strings point into the map). */
 typedef struct mqim_msg_rec {

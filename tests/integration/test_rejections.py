@@ -75,6 +75,18 @@ class Quota(EnvTest):
         ack = a.expect("in/ack", rejected("quota_full"))[0]
         self.assertEqual(ack["id"], "over")
         self.assertIn("bob", ack["reason"])
+        # a per-user policy, set while the gateway runs, takes effect at once
+        self.env.cli("user", "set", "bob", "inbox_quota", "none")
+        a.dm("bob", {"id": "fits-now", "body": "5"})
+        a.expect("in/ack", lambda p: p.get("id") == "fits-now" and p["status"] == "sent")
+        self.env.cli("user", "set", "bob", "retain_count", "2")
+        a.dm("bob", {"id": "pruning", "body": "6"})
+        a.expect("in/ack", lambda p: p.get("id") == "pruning" and p["status"] == "sent")
+        listing = self.env.cli("user", "list").stdout
+        self.assertIn("bob\tmessages=2\tnext_seq=6\tretain_count=2\tinbox_quota=none", listing)
+        r = self.env.cli("user", "set", "bob", "colour", "7", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("unknown key", r.stderr)
 
 
 if __name__ == "__main__":

@@ -602,6 +602,61 @@ static void test_retention_and_pruned_sync(void)
     teardown();
 }
 
+static void set_policy(const char *user, uint64_t retain_count, uint64_t retain_days, uint64_t quota)
+{
+    mqim_txn_t txn;
+    mqim_user_rec_t u;
+    mqim_txn_begin(store, MQIM_TXN_WRITE, &txn);
+    CHECK_EQ_INT(mqim_store_user_get(&txn, mqim_str_from_cstr(user), &u), MQIM_OK);
+    u.retain_count = retain_count;
+    u.retain_days = retain_days;
+    u.inbox_quota = quota;
+    mqim_store_user_put(&txn, mqim_str_from_cstr(user), &u);
+    mqim_txn_commit(&txn);
+}
+
+static uint64_t inbox_count(const char *user)
+{
+    mqim_txn_t txn;
+    mqim_user_rec_t u;
+    u.count = 0;
+    mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    mqim_store_user_get(&txn, mqim_str_from_cstr(user), &u);
+    mqim_txn_abort(&txn);
+    return u.count;
+}
+
+/* Per-user retention and quota override the configured defaults. */
+static void test_per_user_policy(void)
+{
+    mqim_router_config_t c = { .root = "im", .sync_page = 100, .inbox_quota = 3,
+                               .retain_age_ms = 1000 };
+    uint64_t pruned = 0;
+    setup(&c, 0);
+    set_policy("bob", 2, 0, 0);                        /* bob: keep 2, so never full */
+    set_policy("carol", 0, MQIM_POLICY_UNLIMITED, 1);  /* carol: quota 1, kept forever */
+    set_policy("alice", 0, 0, MQIM_POLICY_UNLIMITED);  /* alice: no quota, default age */
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "to bob", 1), MQIM_OK);
+    }
+    CHECK(inbox_count("bob") == 2u);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/carol", "to carol", 1), MQIM_OK);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/carol", "again", 1), MQIM_QUOTA_FULL);
+    drain();
+    CHECK(strstr(outs[nouts - 1].payload, "is full (1 messages)") != NULL);
+    CHECK(inbox_count("alice") == 5u); /* beyond the default quota of 3: hers is none */
+    /* without her override, alice's own inbox is full */
+    set_policy("alice", 0, 0, 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "one more", 1), MQIM_QUOTA_FULL);
+    drain();
+    CHECK(strstr(outs[nouts - 1].payload, "your own inbox is full (3 messages)") != NULL);
+    /* age: default 1 s for alice and bob, none for carol */
+    CHECK_EQ_INT(mqim_router_sweep(store, &rcfg, clock_ms + 5000, &pruned), MQIM_OK);
+    CHECK(inbox_count("alice") == 0u && inbox_count("bob") == 0u);
+    CHECK(inbox_count("carol") == 1u);
+    teardown();
+}
+
 static void test_store_full(void)
 {
     int full = 0;
@@ -638,6 +693,7 @@ int main(void)
     test_sync_and_history();
     test_response_topic_and_presence_op();
     test_retention_and_pruned_sync();
+    test_per_user_policy();
     test_store_full();
     return CHECK_REPORT();
 }
