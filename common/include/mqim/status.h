@@ -48,7 +48,14 @@
     X(BAD_REQUEST,     80, "bad_request",      "malformed control request")            \
     X(UNKNOWN_OP,      81, "unknown_op",       "unknown control operation")            \
     X(NOT_FOUND,       82, "not_found",        "not found")                            \
-    X(RESPONSE_TOPIC,  83, "response_topic",   "response topic must be under the requester's in/ topics")
+    X(RESPONSE_TOPIC,  83, "response_topic",   "response topic must be under the requester's in/ topics") \
+    X(MQTT_NEED_MORE,  100, "mqtt_need_more",  "MQTT packet is incomplete: more bytes needed") \
+    X(MQTT_BAD_LENGTH, 101, "mqtt_bad_length", "MQTT remaining length is malformed or wrong for the packet") \
+    X(MQTT_BAD_FLAGS,  102, "mqtt_bad_flags",  "MQTT fixed-header flags are reserved values") \
+    X(MQTT_BAD_TYPE,   103, "mqtt_bad_type",   "MQTT packet type is not one a client receives") \
+    X(MQTT_PROTOCOL,   104, "mqtt_protocol",   "MQTT packet violates the protocol (QoS 3, packet id 0, bad return code)") \
+    X(MQTT_TOPIC,      105, "mqtt_topic",      "MQTT topic is empty, has wildcards or a NUL, or is not UTF-8") \
+    X(MQTT_TOO_LARGE,  106, "mqtt_too_large",  "MQTT packet is larger than the allowed maximum")
 
 typedef enum mqim_status {
 #define MQIM_STATUS_ENUM_(suffix, num, name, str) MQIM_##suffix = (num),
