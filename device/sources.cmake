@@ -2,6 +2,7 @@
 # directory. The top-level CMake uses them; a board's own build can include
 # this file or copy the lists. Needs common/ (MQIM_COMMON_SOURCES) too.
 set(MQIM_DEVICE_SOURCES
-  src/mqtt_codec.c)
+  src/mqtt_codec.c
+  src/ram_outbox.c)
 set(MQIM_DEVICE_INCLUDE_DIRS
   include)

@@ -55,7 +55,8 @@
     X(MQTT_BAD_TYPE,   103, "mqtt_bad_type",   "MQTT packet type is not one a client receives") \
     X(MQTT_PROTOCOL,   104, "mqtt_protocol",   "MQTT packet violates the protocol (QoS 3, packet id 0, bad return code)") \
     X(MQTT_TOPIC,      105, "mqtt_topic",      "MQTT topic is empty, has wildcards or a NUL, or is not UTF-8") \
-    X(MQTT_TOO_LARGE,  106, "mqtt_too_large",  "MQTT packet is larger than the allowed maximum")
+    X(MQTT_TOO_LARGE,  106, "mqtt_too_large",  "MQTT packet is larger than the allowed maximum") \
+    X(OUTBOX_FULL,     110, "outbox_full",     "the device outbox is full")
 
 typedef enum mqim_status {
 #define MQIM_STATUS_ENUM_(suffix, num, name, str) MQIM_##suffix = (num),
