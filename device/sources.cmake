@@ -3,6 +3,7 @@
 # this file or copy the lists. Needs common/ (MQIM_COMMON_SOURCES) too.
 set(MQIM_DEVICE_SOURCES
   src/mqtt_codec.c
-  src/ram_outbox.c)
+  src/ram_outbox.c
+  src/inflight.c)
 set(MQIM_DEVICE_INCLUDE_DIRS
   include)

@@ -56,7 +56,9 @@
     X(MQTT_PROTOCOL,   104, "mqtt_protocol",   "MQTT packet violates the protocol (QoS 3, packet id 0, bad return code)") \
     X(MQTT_TOPIC,      105, "mqtt_topic",      "MQTT topic is empty, has wildcards or a NUL, or is not UTF-8") \
     X(MQTT_TOO_LARGE,  106, "mqtt_too_large",  "MQTT packet is larger than the allowed maximum") \
-    X(OUTBOX_FULL,     110, "outbox_full",     "the device outbox is full")
+    X(OUTBOX_FULL,     110, "outbox_full",     "the device outbox is full") \
+    X(INFLIGHT_FULL,   111, "inflight_full",   "too many QoS 1/2 publishes in flight; wait for acks") \
+    X(UNEXPECTED_ACK,  112, "unexpected_ack",  "an MQTT ack for no publish in flight, or in the wrong state")
 
 typedef enum mqim_status {
 #define MQIM_STATUS_ENUM_(suffix, num, name, str) MQIM_##suffix = (num),
