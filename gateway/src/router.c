@@ -356,13 +356,11 @@ typedef struct dm_parse {
     char arena[MQIM_PAYLOAD_MAX];
 } dm_parse_t;
 
-static mqim_status_t dm_parse(req_t *q, dm_parse_t *p, mqim_status_t *why_field,
-                              const char **reason)
+static mqim_status_t dm_parse(req_t *q, dm_parse_t *p, const char **reason)
 {
     mqim_str_t payload = q->in->payload;
     mqim_status_t st = MQIM_OK;
     *reason = NULL;
-    (void)why_field;
     memset(&p->env, 0, sizeof(p->env));
     if (payload.len > MQIM_PAYLOAD_MAX) {
         *reason = "payload is larger than 16384 bytes";
@@ -564,7 +562,7 @@ static mqim_status_t handle_dm(req_t *q)
     dm_parse_t *p = q->r->dm;
     mqim_router_t *r = q->r;
     const char *reason = NULL;
-    mqim_status_t st = dm_parse(q, p, NULL, &reason);
+    mqim_status_t st = dm_parse(q, p, &reason);
     bool chose_id;
     mqim_str_t dup;
 
@@ -601,11 +599,9 @@ static mqim_status_t handle_dm(req_t *q)
         if (st == MQIM_OK) {
             st = mqim_store_counter_add(&q->txn, "duplicates", 1u);
         }
-        if (st == MQIM_OK) {
-            return mqim_txn_commit(&q->txn);
-        }
-        mqim_txn_abort(&q->txn);
-        return reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
+        st = st == MQIM_OK ? mqim_txn_commit(&q->txn) : (mqim_txn_abort(&q->txn), st);
+        return st == MQIM_OK ? MQIM_OK
+                             : reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
     }
     st = mqim_store_user_ensure(&q->txn, q->t.user, q->now);
     if (st == MQIM_OK && !user_known(q, q->t.name)) {
