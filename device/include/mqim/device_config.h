@@ -1,0 +1,59 @@
+/**
+ * @file device_config.h
+ * @brief Compile-time options of libmqim-device, each with its default.
+ *
+ * Override any of them with -D on the compiler line, or put them in a header
+ * of your own and build with -DMQIM_DEVICE_CONFIG_FILE='"my_config.h"'.
+ * device_config_check.h then rejects impossible combinations at compile time.
+ */
+#ifndef MQIM_DEVICE_CONFIG_H
+#define MQIM_DEVICE_CONFIG_H
+
+#ifdef MQIM_DEVICE_CONFIG_FILE
+#include MQIM_DEVICE_CONFIG_FILE
+#endif
+
+/** Receive buffer, bytes: the largest MQTT packet the device accepts. A
+ *  larger packet is refused with MQIM_MQTT_TOO_LARGE. Min 128. */
+#ifndef MQIM_CFG_RX_BUFFER_SIZE
+#define MQIM_CFG_RX_BUFFER_SIZE 2048
+#endif
+
+/** Transmit buffer, bytes: the largest packet the device sends. Min 128. */
+#ifndef MQIM_CFG_TX_BUFFER_SIZE
+#define MQIM_CFG_TX_BUFFER_SIZE 2048
+#endif
+
+/** QoS 1/2 publishes in flight at once; beyond it, sends wait
+ *  (MQIM_INFLIGHT_FULL is back-pressure). 1..65535. */
+#ifndef MQIM_CFG_INFLIGHT_MAX
+#define MQIM_CFG_INFLIGHT_MAX 8
+#endif
+
+/** Received QoS 2 publishes awaiting PUBREL at once. >= 1. */
+#ifndef MQIM_CFG_INBOUND_QOS2_MAX
+#define MQIM_CFG_INBOUND_QOS2_MAX 8
+#endif
+
+/** MQTT keep alive, seconds (0 disables it). 0..65535. */
+#ifndef MQIM_CFG_KEEPALIVE_S
+#define MQIM_CFG_KEEPALIVE_S 60
+#endif
+
+/** How long to wait for PINGRESP before declaring the link dead, ms.
+ *  Must be shorter than the keep alive. */
+#ifndef MQIM_CFG_PINGRESP_TIMEOUT_MS
+#define MQIM_CFG_PINGRESP_TIMEOUT_MS 5000
+#endif
+
+/** Reconnect backoff: first delay and cap, ms (exponential, with jitter). */
+#ifndef MQIM_CFG_BACKOFF_MIN_MS
+#define MQIM_CFG_BACKOFF_MIN_MS 1000
+#endif
+#ifndef MQIM_CFG_BACKOFF_MAX_MS
+#define MQIM_CFG_BACKOFF_MAX_MS 60000
+#endif
+
+#include "mqim/device_config_check.h"
+
+#endif /* MQIM_DEVICE_CONFIG_H */

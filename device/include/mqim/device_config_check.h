@@ -1,0 +1,31 @@
+/**
+ * @file device_config_check.h
+ * @brief Rejects impossible libmqim-device configurations at compile time.
+ *        Included by device_config.h after the defaults.
+ */
+#ifndef MQIM_DEVICE_CONFIG_CHECK_H
+#define MQIM_DEVICE_CONFIG_CHECK_H
+
+#if MQIM_CFG_RX_BUFFER_SIZE < 128
+#error "MQIM_CFG_RX_BUFFER_SIZE must be at least 128 bytes (a CONNACK, acks and small publishes)"
+#endif
+#if MQIM_CFG_TX_BUFFER_SIZE < 128
+#error "MQIM_CFG_TX_BUFFER_SIZE must be at least 128 bytes (CONNECT with a will)"
+#endif
+#if MQIM_CFG_INFLIGHT_MAX < 1 || MQIM_CFG_INFLIGHT_MAX > 65535
+#error "MQIM_CFG_INFLIGHT_MAX must be 1..65535 (MQTT packet ids are 16 bits, 0 excluded)"
+#endif
+#if MQIM_CFG_INBOUND_QOS2_MAX < 1
+#error "MQIM_CFG_INBOUND_QOS2_MAX must be at least 1"
+#endif
+#if MQIM_CFG_KEEPALIVE_S < 0 || MQIM_CFG_KEEPALIVE_S > 65535
+#error "MQIM_CFG_KEEPALIVE_S must be 0..65535 (a 16-bit field in CONNECT)"
+#endif
+#if MQIM_CFG_KEEPALIVE_S > 0 && MQIM_CFG_PINGRESP_TIMEOUT_MS >= MQIM_CFG_KEEPALIVE_S * 1000
+#error "MQIM_CFG_PINGRESP_TIMEOUT_MS must be shorter than the keep alive"
+#endif
+#if MQIM_CFG_BACKOFF_MIN_MS < 1 || MQIM_CFG_BACKOFF_MIN_MS > MQIM_CFG_BACKOFF_MAX_MS
+#error "MQIM_CFG_BACKOFF_MIN_MS must be 1..MQIM_CFG_BACKOFF_MAX_MS"
+#endif
+
+#endif /* MQIM_DEVICE_CONFIG_CHECK_H */
