@@ -292,10 +292,7 @@ mqim_status_t mqim_mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet,
         return MQIM_BAD_PARAMETER;
     }
     *total = 0;
-    if (len < 2u) {
-        return MQIM_MQTT_NEED_MORE;
-    }
-    st = read_remaining_length(buf, len, &rl, &hdr);
+    st = read_remaining_length(buf, len, &rl, &hdr); /* also: fewer than 2 bytes */
     if (st != MQIM_OK) {
         return st;
     }
@@ -359,9 +356,6 @@ mqim_status_t mqim_mqtt_decode(const uint8_t *buf, size_t len, mqim_mqtt_packet_
         return MQIM_BAD_PARAMETER;
     }
     *pkt = (mqim_mqtt_packet_t){ 0 };
-    if (len < 2u) {
-        return MQIM_MQTT_NEED_MORE;
-    }
     st = read_remaining_length(buf, len, &rl, &hdr);
     if (st != MQIM_OK) {
         return st;
