@@ -93,6 +93,11 @@ mqim_status_t mqim_inflight_ack(mqim_inflight_t *t, mqim_mqtt_type_t ack, uint16
     return st;
 }
 
+bool mqim_inflight_id_in_use(const mqim_inflight_t *t, uint16_t packet_id)
+{
+    return t != 0 && find_out(t, packet_id) != 0;
+}
+
 size_t mqim_inflight_count(const mqim_inflight_t *t)
 {
     size_t n = 0;

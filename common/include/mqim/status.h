@@ -58,7 +58,10 @@
     X(MQTT_TOO_LARGE,  106, "mqtt_too_large",  "MQTT packet is larger than the allowed maximum") \
     X(OUTBOX_FULL,     110, "outbox_full",     "the device outbox is full") \
     X(INFLIGHT_FULL,   111, "inflight_full",   "too many QoS 1/2 publishes in flight; wait for acks") \
-    X(UNEXPECTED_ACK,  112, "unexpected_ack",  "an MQTT ack for no publish in flight, or in the wrong state")
+    X(UNEXPECTED_ACK,  112, "unexpected_ack",  "an MQTT ack for no publish in flight, or in the wrong state") \
+    X(TRANSPORT_ERROR, 113, "transport_error", "the connection to the broker failed or was closed") \
+    X(TIMEOUT,         114, "timeout",         "the broker did not answer in time") \
+    X(CONNACK_REFUSED, 115, "connack_refused", "the broker refused the connection")
 
 typedef enum mqim_status {
 #define MQIM_STATUS_ENUM_(suffix, num, name, str) MQIM_##suffix = (num),

@@ -71,6 +71,10 @@ mqim_status_t mqim_inflight_add(mqim_inflight_t *t, uint8_t qos, uint32_t outbox
 mqim_status_t mqim_inflight_ack(mqim_inflight_t *t, mqim_mqtt_type_t ack, uint16_t packet_id,
                                 uint32_t *outbox_key, bool *done);
 
+/** true when an outgoing publish in flight uses this packet id (SUBSCRIBE
+ *  and UNSUBSCRIBE must pick another). */
+bool mqim_inflight_id_in_use(const mqim_inflight_t *t, uint16_t packet_id);
+
 /** Entries in flight now. */
 size_t mqim_inflight_count(const mqim_inflight_t *t);
 

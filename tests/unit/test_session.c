@@ -1,0 +1,405 @@
+/* The MQTT session against a transport fake: the broker's bytes are
+ * scripted, the client's bytes are captured and decoded. Also every
+ * (state, event) pair of the transition table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "mqim/session.h"
+#include "mqim_check.h"
+
+/* ---- the fake ---- */
+typedef struct fake {
+    uint8_t in[4096];   /* bytes the "broker" will deliver */
+    size_t in_len, in_off;
+    uint8_t out[8192];  /* bytes the client sent */
+    size_t out_len, out_off; /* out_off: decoded so far by the test */
+    int open_result;
+    int broken;         /* recv/send return -1 */
+    int opens, closes;
+    uint32_t clock;
+} fake_t;
+
+static fake_t F;
+
+static int32_t f_send(void *ctx, const uint8_t *buf, size_t len, uint32_t timeout_ms)
+{
+    fake_t *f = ctx;
+    (void)timeout_ms;
+    if (f->broken) {
+        return -1;
+    }
+    if (len > 7u) {
+        len = 7u; /* partial writes: the session must finish them */
+    }
+    memcpy(f->out + f->out_len, buf, len);
+    f->out_len += len;
+    return (int32_t)len;
+}
+
+static int32_t f_recv(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
+{
+    fake_t *f = ctx;
+    size_t n = f->in_len - f->in_off;
+    (void)timeout_ms;
+    if (f->broken) {
+        return -1;
+    }
+    if (n > cap) {
+        n = cap;
+    }
+    if (n > 5u) {
+        n = 5u; /* packets arrive in pieces */
+    }
+    memcpy(buf, f->in + f->in_off, n);
+    f->in_off += n;
+    return (int32_t)n;
+}
+
+static int32_t f_open(void *ctx, uint32_t timeout_ms)
+{
+    fake_t *f = ctx;
+    (void)timeout_ms;
+    f->opens++;
+    if (f->open_result == 0) {
+        f->broken = 0;
+    }
+    return f->open_result;
+}
+
+static void f_close(void *ctx)
+{
+    ((fake_t *)ctx)->closes++;
+}
+
+static uint32_t f_clock(void *ctx)
+{
+    return ((fake_t *)ctx)->clock;
+}
+
+static int32_t f_entropy(void *ctx, uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    memset(buf, 0x5a, len);
+    return 0;
+}
+
+static const mqim_transport_ops_t fake_ops = { f_send, f_recv, f_open, f_close };
+
+static void inject(const uint8_t *b, size_t n)
+{
+    memcpy(F.in + F.in_len, b, n);
+    F.in_len += n;
+}
+
+/* Next packet the client sent, decoded; type 0 when none. */
+static mqim_mqtt_packet_t sent(void)
+{
+    mqim_mqtt_packet_t p;
+    memset(&p, 0, sizeof(p));
+    if (F.out_off < F.out_len) {
+        /* CONNECT/SUBSCRIBE are client-to-server: decode only the header */
+        uint8_t type = (uint8_t)(F.out[F.out_off] >> 4);
+        size_t total = 0;
+        if (mqim_mqtt_frame(F.out + F.out_off, F.out_len - F.out_off, 4096, &total) == MQIM_OK) {
+            if (mqim_mqtt_decode(F.out + F.out_off, total, &p) != MQIM_OK) {
+                p.type = (mqim_mqtt_type_t)type;
+                p.packet_id = (type == MQIM_MQTT_SUBSCRIBE)
+                                  ? (uint16_t)((F.out[F.out_off + 2] << 8) | F.out[F.out_off + 3])
+                                  : 0u;
+            }
+            p.length = total;
+            F.out_off += total;
+        }
+    }
+    return p;
+}
+
+/* ---- callbacks ---- */
+static int messages, published, connected, disconnected;
+static uint32_t last_key;
+static mqim_status_t last_reason;
+static bool last_session_present;
+
+static void cb_message(void *ctx, const mqim_mqtt_publish_t *pub)
+{
+    (void)ctx;
+    (void)pub;
+    messages++;
+}
+static void cb_published(void *ctx, uint32_t key)
+{
+    (void)ctx;
+    published++;
+    last_key = key;
+}
+static void cb_connected(void *ctx, bool sp)
+{
+    (void)ctx;
+    connected++;
+    last_session_present = sp;
+}
+static void cb_disconnected(void *ctx, mqim_status_t reason)
+{
+    (void)ctx;
+    disconnected++;
+    last_reason = reason;
+}
+static mqim_status_t cb_get(void *ctx, uint32_t key, mqim_mqtt_publish_t *pub)
+{
+    (void)ctx;
+    pub->topic = MQIM_STR("im/u/a/out/dm/b");
+    pub->payload = (const uint8_t *)"again";
+    pub->payload_len = 5;
+    return key == 404u ? MQIM_NOT_FOUND : MQIM_OK;
+}
+
+static mqim_session_t S;
+
+static void fresh(uint16_t keepalive)
+{
+    mqim_session_config_t cfg;
+    memset(&F, 0, sizeof(F));
+    F.clock = 1000;
+    messages = published = connected = disconnected = 0;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.connect.client_id = MQIM_STR("alice.phone");
+    cfg.connect.keep_alive_s = keepalive;
+    cfg.transport = &fake_ops;
+    cfg.transport_ctx = &F;
+    cfg.clock = f_clock;
+    cfg.clock_ctx = &F;
+    cfg.entropy = f_entropy;
+    cfg.cb = (mqim_session_callbacks_t){ cb_message, cb_published, cb_connected, cb_disconnected,
+                                         cb_get, NULL };
+    CHECK_EQ_INT(mqim_session_init(&S, &cfg), MQIM_OK);
+}
+
+static void connect_ok(bool session_present)
+{
+    static const uint8_t connack[] = { 0x20, 2, 0, 0 };
+    uint8_t c[4];
+    memcpy(c, connack, 4);
+    c[2] = session_present ? 1u : 0u;
+    CHECK_EQ_INT(mqim_session_start(&S), MQIM_OK);
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK); /* opens, sends CONNECT */
+    CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_CONNECTING);
+    CHECK_EQ_INT(sent().type, MQIM_MQTT_CONNECT);
+    inject(c, 4);
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK); /* 4 bytes arrive in one piece */
+    CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_CONNECTED);
+}
+
+static void test_transition_table(void)
+{
+    /* expected next state, or -1 for impossible */
+    static const int want[MQIM_SESSION_STATE_COUNT][MQIM_SESSION_EVENT_COUNT] = {
+        /* START RETRY OPENFAIL CONNACK_OK REFUSED LOST STOP */
+        { 1, -1, -1, -1, -1, -1, 0 }, /* STOPPED */
+        { -1, 2, 1, -1, -1, -1, 0 },  /* BACKOFF */
+        { -1, -1, -1, 3, 1, 1, 0 },   /* CONNECTING */
+        { -1, -1, -1, -1, -1, 1, 0 }, /* CONNECTED */
+    };
+    for (int st = 0; st < MQIM_SESSION_STATE_COUNT; st++) {
+        for (int ev = 0; ev < MQIM_SESSION_EVENT_COUNT; ev++) {
+            mqim_session_state_t next = MQIM_SESSION_STATE_COUNT;
+            mqim_status_t r = mqim_session_next_state((mqim_session_state_t)st,
+                                                      (mqim_session_event_t)ev, &next);
+            if (want[st][ev] < 0) {
+                CHECK_EQ_INT(r, MQIM_BAD_PARAMETER);
+            } else {
+                CHECK_EQ_INT(r, MQIM_OK);
+                CHECK_EQ_INT(next, want[st][ev]);
+            }
+        }
+    }
+    CHECK_EQ_INT(mqim_session_next_state(MQIM_SESSION_STATE_COUNT, MQIM_SESSION_EV_STOP, NULL),
+                 MQIM_BAD_PARAMETER);
+}
+
+static void test_connect_and_qos1(void)
+{
+    static const uint8_t puback[] = { 0x40, 2, 0, 1 };
+    static const uint8_t inbound_q1[] = { 0x32, 8, 0, 1, 't', 0, 9, 'h', 'e', 'y' };
+    mqim_mqtt_packet_t p;
+    fresh(60);
+    connect_ok(false);
+    CHECK_EQ_INT(connected, 1);
+    CHECK(!last_session_present);
+    CHECK_EQ_INT(mqim_session_publish(&S, MQIM_STR("im/u/a/out/dm/b"), (const uint8_t *)"hi", 2, 1, false, 77),
+                 MQIM_OK);
+    p = sent();
+    CHECK(p.type == MQIM_MQTT_PUBLISH && p.publish.qos == 1u && p.publish.packet_id == 1u &&
+          !p.publish.dup);
+    inject(puback, sizeof(puback));
+    inject(inbound_q1, sizeof(inbound_q1));
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+    }
+    CHECK_EQ_INT(published, 1);
+    CHECK_EQ_INT(last_key, 77);
+    CHECK_EQ_INT(messages, 1);
+    p = sent();
+    CHECK(p.type == MQIM_MQTT_PUBACK && p.packet_id == 9u);
+    /* subscribe picks an id not used by a publish in flight */
+    CHECK_EQ_INT(mqim_session_publish(&S, MQIM_STR("x"), NULL, 0, 1, false, 78), MQIM_OK);
+    (void)sent();
+    S.next_sub_id = 2; /* the publish above took id 2 */
+    CHECK_EQ_INT(mqim_session_subscribe(&S, MQIM_STR("im/u/a/in/#"), 1), MQIM_OK);
+    p = sent();
+    CHECK(p.type == MQIM_MQTT_SUBSCRIBE && p.packet_id == 3u);
+    /* a clean stop sends DISCONNECT */
+    mqim_session_stop(&S);
+    CHECK_EQ_INT(sent().type, MQIM_MQTT_DISCONNECT);
+    CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_STOPPED);
+}
+
+static void test_qos2_both_ways(void)
+{
+    static const uint8_t pubrec[] = { 0x50, 2, 0, 1 };
+    static const uint8_t pubcomp[] = { 0x70, 2, 0, 1 };
+    static const uint8_t in_q2[] = { 0x34, 6, 0, 1, 't', 0, 5, 'x' };
+    static const uint8_t pubrel[] = { 0x62, 2, 0, 5 };
+    mqim_mqtt_packet_t p;
+    fresh(60);
+    connect_ok(false);
+    CHECK_EQ_INT(mqim_session_publish(&S, MQIM_STR("t"), (const uint8_t *)"q2", 2, 2, false, 5), MQIM_OK);
+    CHECK_EQ_INT(sent().type, MQIM_MQTT_PUBLISH);
+    inject(pubrec, 4);
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+    p = sent();
+    CHECK(p.type == MQIM_MQTT_PUBREL && p.packet_id == 1u);
+    CHECK_EQ_INT(published, 0);
+    inject(pubcomp, 4);
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+    CHECK_EQ_INT(published, 1);
+    /* incoming QoS 2, redelivered before PUBREL: delivered once, PUBREC twice */
+    inject(in_q2, sizeof(in_q2));
+    inject(in_q2, sizeof(in_q2));
+    inject(pubrel, 4);
+    for (int i = 0; i < 6; i++) {
+        CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+    }
+    CHECK_EQ_INT(messages, 1);
+    CHECK_EQ_INT(sent().type, MQIM_MQTT_PUBREC);
+    CHECK_EQ_INT(sent().type, MQIM_MQTT_PUBREC);
+    p = sent();
+    CHECK(p.type == MQIM_MQTT_PUBCOMP && p.packet_id == 5u);
+}
+
+static void test_backpressure_and_resend(void)
+{
+    mqim_mqtt_packet_t p;
+    uint16_t first_id = 0;
+    fresh(60);
+    connect_ok(false);
+    for (uint32_t i = 0; i < MQIM_CFG_INFLIGHT_MAX; i++) {
+        CHECK_EQ_INT(mqim_session_publish(&S, MQIM_STR("t"), (const uint8_t *)"m", 1, 1, false, 100u + i),
+                     MQIM_OK);
+        p = sent();
+        if (i == 0u) {
+            first_id = p.publish.packet_id;
+        }
+    }
+    CHECK_EQ_INT(mqim_session_publish(&S, MQIM_STR("t"), (const uint8_t *)"m", 1, 1, false, 999),
+                 MQIM_INFLIGHT_FULL);
+    /* the link breaks; reconnect to a persistent session: resend in order, DUP, same ids */
+    F.broken = 1;
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_TRANSPORT_ERROR);
+    CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_BACKOFF);
+    CHECK_EQ_INT(disconnected, 1);
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK); /* backoff not elapsed: nothing */
+    CHECK_EQ_INT(F.opens, 1);
+    F.clock += MQIM_CFG_BACKOFF_MIN_MS; /* jitter keeps it within [min/2, min] */
+    F.out_off = F.out_len;
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+    CHECK_EQ_INT(F.opens, 2);
+    CHECK_EQ_INT(sent().type, MQIM_MQTT_CONNECT);
+    {
+        static const uint8_t connack_sp[] = { 0x20, 2, 1, 0 };
+        inject(connack_sp, 4);
+    }
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+    CHECK(last_session_present);
+    for (uint32_t i = 0; i < MQIM_CFG_INFLIGHT_MAX; i++) {
+        p = sent();
+        CHECK(p.type == MQIM_MQTT_PUBLISH && p.publish.dup && p.publish.packet_id == first_id + i);
+        CHECK(p.publish.payload_len == 5u); /* the bytes came from get_publish */
+    }
+}
+
+static void test_keepalive_and_dead_link(void)
+{
+    static const uint8_t pingresp[] = { 0xd0, 0 };
+    fresh(10);
+    connect_ok(false);
+    F.clock += 9999;
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+    CHECK_EQ_INT(sent().type, 0); /* not yet */
+    F.clock += 1;
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+    CHECK_EQ_INT(sent().type, MQIM_MQTT_PINGREQ);
+    inject(pingresp, 2);
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+    CHECK(!S.ping_outstanding);
+    /* next ping gets no answer: the link is declared dead */
+    F.clock += 10000;
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+    CHECK_EQ_INT(sent().type, MQIM_MQTT_PINGREQ);
+    F.clock += MQIM_CFG_PINGRESP_TIMEOUT_MS + 1u;
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_TIMEOUT);
+    CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_BACKOFF);
+    CHECK_EQ_INT(last_reason, MQIM_TIMEOUT);
+    CHECK(F.closes >= 1);
+}
+
+static void test_refusals_and_garbage(void)
+{
+    static const uint8_t refused[] = { 0x20, 2, 0, 5 };
+    static const uint8_t garbage[] = { 0x36, 2, 0, 0 }; /* PUBLISH QoS 3 */
+    uint32_t delays[3];
+    fresh(60);
+    CHECK_EQ_INT(mqim_session_start(&S), MQIM_OK);
+    CHECK_EQ_INT(mqim_session_start(&S), MQIM_BAD_PARAMETER);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+        inject(refused, 4);
+        CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_CONNACK_REFUSED);
+        CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_BACKOFF);
+        delays[i] = S.retry_at - F.clock;
+        F.clock = S.retry_at;
+    }
+    /* exponential, each within [backoff/2, backoff] */
+    CHECK(delays[0] >= MQIM_CFG_BACKOFF_MIN_MS / 2u && delays[0] <= MQIM_CFG_BACKOFF_MIN_MS);
+    CHECK(delays[1] >= MQIM_CFG_BACKOFF_MIN_MS && delays[1] <= 2u * MQIM_CFG_BACKOFF_MIN_MS);
+    CHECK(delays[2] >= 2u * MQIM_CFG_BACKOFF_MIN_MS && delays[2] <= 4u * MQIM_CFG_BACKOFF_MIN_MS);
+    CHECK_EQ_INT(last_reason, MQIM_CONNACK_REFUSED);
+    /* open failing keeps backing off */
+    F.open_result = -1;
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_TRANSPORT_ERROR);
+    CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_BACKOFF);
+    /* a malformed packet from the broker takes the link down */
+    fresh(60);
+    connect_ok(false);
+    inject(garbage, 4);
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_MQTT_PROTOCOL);
+    CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_BACKOFF);
+    /* no CONNACK in time */
+    fresh(60);
+    CHECK_EQ_INT(mqim_session_start(&S), MQIM_OK);
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+    F.clock += MQIM_CFG_PINGRESP_TIMEOUT_MS + 1u;
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_TIMEOUT);
+    /* publishing when not connected is refused */
+    CHECK_EQ_INT(mqim_session_publish(&S, MQIM_STR("t"), NULL, 0, 0, false, 0), MQIM_BAD_PARAMETER);
+}
+
+int main(void)
+{
+    test_transition_table();
+    test_connect_and_qos1();
+    test_qos2_both_ways();
+    test_backpressure_and_resend();
+    test_keepalive_and_dead_link();
+    test_refusals_and_garbage();
+    return CHECK_REPORT();
+}
