@@ -5,6 +5,7 @@ set(MQIM_DEVICE_SOURCES
   src/mqtt_codec.c
   src/ram_outbox.c
   src/inflight.c
-  src/session.c)
+  src/session.c
+  src/client.c)
 set(MQIM_DEVICE_INCLUDE_DIRS
   include)

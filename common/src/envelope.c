@@ -96,17 +96,15 @@ static mqim_status_t decode_fields(const cJSON *root, mqim_envelope_t *env, aren
     mqim_status_t st;
     bool present = false;
     double v = 0.0;
-    mqim_str_t from_ignored;
 
     st = get_string(root, "id", a, &env->id);
     if (st == MQIM_OK && cJSON_GetObjectItemCaseSensitive(root, "id") != 0) {
         st = mqim_id_check(env->id);
     }
     if (st == MQIM_OK) {
-        /* "from" is decided by the gateway from the topic; only its type is checked */
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "from");
-        (void)from_ignored;
-        st = (f == 0 || cJSON_IsString(f)) ? MQIM_OK : MQIM_FIELD_TYPE;
+        /* "from" is a string; the gateway overwrites it with the topic's
+         * user, devices read it from the gateway's envelopes. */
+        st = get_string(root, "from", a, &env->from);
     }
     if (st == MQIM_OK) {
         st = get_string(root, "to", a, &env->to);

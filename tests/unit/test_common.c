@@ -342,7 +342,7 @@ static void test_envelope_encode_roundtrip(void)
     CHECK_EQ_INT(mqim_envelope_decode(buf, len, &out, arena, sizeof(arena), NULL), MQIM_OK);
     CHECK(mqim_str_eq(out.id, in.id) && mqim_str_eq(out.to, in.to) && mqim_str_eq(out.body, in.body));
     CHECK(out.seq == 42u && out.ts == in.ts);
-    CHECK(out.from.len == 0u); /* "from" is never taken from a payload */
+    CHECK(mqim_str_eq(out.from, in.from)); /* devices read the gateway's "from" */
 }
 
 static void test_ulid(void)

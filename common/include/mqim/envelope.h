@@ -20,7 +20,8 @@
 
 typedef struct mqim_envelope {
     mqim_str_t id;    /**< sender-chosen or gateway-made; empty = absent */
-    mqim_str_t from;  /**< set by the gateway from the topic; ignored on input */
+    mqim_str_t from;  /**< the sender: the gateway sets it from the topic and
+                           never trusts a payload's "from" */
     mqim_str_t to;    /**< peer user (direct messages) */
     mqim_str_t group; /**< group name (group messages) */
     mqim_str_t type;  /**< "text" when absent */
@@ -32,7 +33,9 @@ typedef struct mqim_envelope {
 } mqim_envelope_t;
 
 /**
- * Decode a JSON envelope. Unknown fields are ignored (forward compatibility).
+ * Decode a JSON envelope. Unknown fields are ignored (forward compatibility);
+ * "from" is decoded as any string (the gateway replaces it with the topic's
+ * user, so its content is never trusted on the way in).
  * Every present field is checked: id with mqim_id_check(), to with the user
  * rules, group with the group rules, type 1..MQIM_TYPE_MAX of [a-z0-9_.-],
  * body a string of valid UTF-8 up to MQIM_BODY_MAX bytes, seq a non-negative

@@ -1,0 +1,113 @@
+/**
+ * @file client.h
+ * @brief The IM layer: direct messages, acks, receipts, presence, sync, on
+ *        top of the MQTT session. Messages wait in the outbox until the
+ *        gateway's `sent` ack (not the broker's PUBACK), are replayed after
+ *        every reconnect (the gateway dedupes by id), and inbound messages
+ *        reach the application once, in seq order: a gap triggers a sync
+ *        instead of a delivery, a repeated seq is dropped.
+ *
+ * Threading: as the session, single-threaded; everything happens in
+ * mqim_client_poll() and the calls made from the same thread.
+ */
+#ifndef MQIM_CLIENT_H
+#define MQIM_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mqim/envelope.h"
+#include "mqim/limits.h"
+#include "mqim/outbox.h"
+#include "mqim/session.h"
+#include "mqim/state.h"
+
+#define MQIM_CLIENT_RECEIPT_BATCH 16 /**< delivered receipts sent together */
+
+typedef enum mqim_ack_status {
+    MQIM_ACK_SENT,
+    MQIM_ACK_DELIVERED,
+    MQIM_ACK_READ,
+    MQIM_ACK_REJECTED,
+    MQIM_ACK_OTHER
+} mqim_ack_status_t;
+
+/** An ack from the gateway (strings valid during the callback). */
+typedef struct mqim_ack {
+    mqim_ack_status_t status;
+    mqim_str_t id;     /**< the message it is about; may be empty for some rejections */
+    mqim_str_t by;     /**< delivered/read: who */
+    mqim_str_t code;   /**< rejected: stable code name */
+    mqim_str_t reason; /**< rejected: readable reason */
+    uint64_t seq;
+} mqim_ack_t;
+
+typedef struct mqim_client_callbacks {
+    void (*on_message)(void *ctx, const mqim_envelope_t *env); /**< once per seq, in order */
+    void (*on_ack)(void *ctx, const mqim_ack_t *ack);
+    void *ctx;
+} mqim_client_callbacks_t;
+
+typedef struct mqim_client_config {
+    mqim_str_t root;   /**< "im" */
+    mqim_str_t user;
+    mqim_str_t device;
+    mqim_str_t password;
+    const mqim_transport_ops_t *transport;
+    void *transport_ctx;
+    mqim_clock_fn clock;
+    void *clock_ctx;
+    mqim_entropy_fn entropy;
+    void *entropy_ctx;
+    const mqim_outbox_ops_t *outbox;
+    void *outbox_ctx;
+    const mqim_state_ops_t *state;
+    void *state_ctx;
+    mqim_client_callbacks_t cb;
+} mqim_client_config_t;
+
+typedef struct mqim_client {
+    mqim_client_config_t cfg;
+    mqim_session_t session;
+    mqim_device_state_t st;
+    char client_id[MQIM_USER_NAME_MAX + MQIM_DEVICE_NAME_MAX + 2];
+    char status_topic[MQIM_TOPIC_MAX + 1];
+    char in_filter[MQIM_TOPIC_MAX + 1];
+    char will[64];
+    uint32_t replay_after;   /**< outbox key last (re)published since the connection */
+    bool connected;
+    bool sync_pending;       /**< a sync request is out; deliveries wait for it */
+    uint64_t receipts[MQIM_CLIENT_RECEIPT_BATCH];
+    unsigned nreceipts;
+    char scratch[MQIM_PAYLOAD_MAX + 512]; /**< encoding outgoing payloads */
+    uint8_t record[MQIM_PAYLOAD_MAX + 512];
+    char arena[MQIM_PAYLOAD_MAX];
+} mqim_client_t;
+
+/**
+ * Load the state, take the next presence epoch (saved before connecting, so
+ * an older connection's will can never look newer), prepare the session.
+ * @return MQIM_OK, MQIM_BAD_PARAMETER (names, missing ports), the state
+ *         port's errors.
+ */
+mqim_status_t mqim_client_init(mqim_client_t *c, const mqim_client_config_t *cfg);
+mqim_status_t mqim_client_start(mqim_client_t *c);
+void mqim_client_stop(mqim_client_t *c);
+
+/** Drive everything; see mqim_session_poll. */
+mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms);
+
+/**
+ * Queue a text message to peer (stored in the outbox first, so it survives
+ * a reboot; sent when connected). *key identifies it until its `sent` ack.
+ * @return MQIM_OK, MQIM_OUTBOX_FULL, MQIM_NAME_*, MQIM_BODY_TOO_LARGE,
+ *         MQIM_UTF8_INVALID, MQIM_INTERNAL (no entropy for the id).
+ */
+mqim_status_t mqim_client_send(mqim_client_t *c, mqim_str_t peer, mqim_str_t text, uint32_t *key);
+
+/** Tell the sender everything up to seq from peer was read. MQIM_OK or a session error. */
+mqim_status_t mqim_client_mark_read(mqim_client_t *c, mqim_str_t peer, uint64_t upto);
+
+bool mqim_client_connected(const mqim_client_t *c);
+
+#endif /* MQIM_CLIENT_H */

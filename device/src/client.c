@@ -1,0 +1,460 @@
+/* The IM layer (client.h). */
+#include "mqim/client.h"
+
+#include <cjson/cJSON.h>
+#include <string.h>
+
+#include "mqim/json_write.h"
+#include "mqim/name.h"
+#include "mqim/topic.h"
+
+/* Outbox record: u8 id_len, id, u8 topic_len, topic, payload. */
+static size_t record_make(uint8_t *rec, size_t cap, mqim_str_t id, mqim_str_t topic, mqim_str_t payload)
+{
+    size_t len = 2u + id.len + topic.len + payload.len;
+    if (len > cap || id.len > 255u || topic.len > 255u) {
+        return 0;
+    }
+    rec[0] = (uint8_t)id.len;
+    memcpy(rec + 1, id.ptr, id.len);
+    rec[1 + id.len] = (uint8_t)topic.len;
+    memcpy(rec + 2 + id.len, topic.ptr, topic.len);
+    memcpy(rec + 2 + id.len + topic.len, payload.ptr, payload.len);
+    return len;
+}
+
+static bool record_parse(const uint8_t *rec, size_t len, mqim_str_t *id, mqim_str_t *topic,
+                         mqim_str_t *payload)
+{
+    size_t il, tl;
+    if (len < 2u || (il = rec[0]) + 2u > len || (tl = rec[1 + il]) + il + 2u > len) {
+        return false;
+    }
+    *id = (mqim_str_t){ (const char *)rec + 1, il };
+    *topic = (mqim_str_t){ (const char *)rec + 2 + il, tl };
+    *payload = (mqim_str_t){ (const char *)rec + 2 + il + tl, len - 2u - il - tl };
+    return true;
+}
+
+static mqim_status_t user_topic(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t name,
+                                char *buf, size_t cap, mqim_str_t *out)
+{
+    size_t len = 0;
+    mqim_status_t st = mqim_topic_build(c->cfg.root, kind, c->cfg.user, name, buf, cap, &len);
+    *out = (mqim_str_t){ buf, len };
+    return st;
+}
+
+/* A small JSON control payload (receipt, ctl) published at QoS 1 outside the
+ * outbox: losing one only delays a receipt or a sync, both repeatable. */
+static mqim_status_t publish_json(mqim_client_t *c, mqim_topic_kind_t kind, mqim_json_writer_t *w)
+{
+    char topic[MQIM_TOPIC_MAX + 1];
+    mqim_str_t t;
+    size_t len = 0;
+    mqim_status_t st = mqim_json_finish(w, &len);
+    if (st == MQIM_OK) {
+        st = user_topic(c, kind, (mqim_str_t){ 0, 0 }, topic, sizeof(topic), &t);
+    }
+    if (st == MQIM_OK) {
+        st = mqim_session_publish(&c->session, t, (const uint8_t *)c->scratch, len, 1, false, 0);
+    }
+    return st;
+}
+
+static mqim_status_t request_sync(mqim_client_t *c)
+{
+    mqim_json_writer_t w;
+    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
+    mqim_json_object_begin(&w);
+    mqim_json_key_str(&w, "op", MQIM_STR("sync"));
+    mqim_json_key_u64(&w, "after", c->st.last_seq);
+    mqim_json_object_end(&w);
+    c->sync_pending = true;
+    return publish_json(c, MQIM_TOPIC_OUT_CTL, &w);
+}
+
+static void flush_receipts(mqim_client_t *c)
+{
+    mqim_json_writer_t w;
+    if (c->nreceipts == 0u || !c->connected) {
+        return;
+    }
+    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
+    mqim_json_object_begin(&w);
+    mqim_json_key_str(&w, "status", MQIM_STR("delivered"));
+    mqim_json_array_begin(&w, "seqs");
+    for (unsigned i = 0; i < c->nreceipts; i++) {
+        mqim_json_value_u64(&w, c->receipts[i]);
+    }
+    mqim_json_array_end(&w);
+    mqim_json_key_str(&w, "device", c->cfg.device);
+    mqim_json_object_end(&w);
+    if (publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w) == MQIM_OK) {
+        c->nreceipts = 0;
+    }
+}
+
+/* ---- inbound ---- */
+
+static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
+{
+    mqim_envelope_t env;
+    if (mqim_envelope_decode((const char *)pub->payload, pub->payload_len, &env, c->arena,
+                             sizeof(c->arena), NULL) != MQIM_OK) {
+        return; /* the gateway sent it; nothing a device can answer */
+    }
+    if (env.has_seq) {
+        if (env.seq <= c->st.last_seq) {
+            return; /* seen: a redelivery or a replay */
+        }
+        if (env.seq != c->st.last_seq + 1u) {
+            if (!c->sync_pending) {
+                (void)request_sync(c); /* a gap: the sync brings it in order */
+            }
+            return;
+        }
+        c->st.last_seq = env.seq;
+        (void)c->cfg.state->save(c->cfg.state_ctx, &c->st);
+        if (!mqim_str_eq(env.from, c->cfg.user) && c->nreceipts < MQIM_CLIENT_RECEIPT_BATCH) {
+            c->receipts[c->nreceipts++] = env.seq;
+        }
+    }
+    if (c->cfg.cb.on_message != 0) {
+        c->cfg.cb.on_message(c->cfg.cb.ctx, &env);
+    }
+    if (c->nreceipts == MQIM_CLIENT_RECEIPT_BATCH) {
+        flush_receipts(c);
+    }
+}
+
+static mqim_str_t jstr(const cJSON *o, const char *key)
+{
+    const cJSON *i = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(i) ? mqim_str_from_cstr(i->valuestring) : (mqim_str_t){ 0, 0 };
+}
+
+static uint64_t jnum(const cJSON *o, const char *key)
+{
+    const cJSON *i = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(i) && i->valuedouble >= 0.0 ? (uint64_t)i->valuedouble : 0u;
+}
+
+/* Remove the outbox entry of a message id (its `sent` ack arrived). */
+static void outbox_forget(mqim_client_t *c, mqim_str_t id)
+{
+    uint32_t key = 0;
+    size_t len = 0;
+    while (c->cfg.outbox->peek(c->cfg.outbox_ctx, key, &key, c->record, sizeof(c->record), &len) ==
+           MQIM_OK) {
+        mqim_str_t rid, topic, payload;
+        if (record_parse(c->record, len, &rid, &topic, &payload) && mqim_str_eq(rid, id)) {
+            (void)c->cfg.outbox->remove(c->cfg.outbox_ctx, key);
+            return;
+        }
+    }
+}
+
+static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)pub->payload, pub->payload_len);
+    mqim_ack_t ack;
+    mqim_str_t status;
+    if (o == 0) {
+        return;
+    }
+    memset(&ack, 0, sizeof(ack));
+    status = jstr(o, "status");
+    ack.status = mqim_str_eq_cstr(status, "sent")        ? MQIM_ACK_SENT
+                 : mqim_str_eq_cstr(status, "delivered") ? MQIM_ACK_DELIVERED
+                 : mqim_str_eq_cstr(status, "read")      ? MQIM_ACK_READ
+                 : mqim_str_eq_cstr(status, "rejected")  ? MQIM_ACK_REJECTED
+                                                         : MQIM_ACK_OTHER;
+    ack.id = jstr(o, "id");
+    ack.by = jstr(o, "by");
+    ack.code = jstr(o, "code");
+    ack.reason = jstr(o, "reason");
+    ack.seq = jnum(o, "seq");
+    /* Sent or rejected: the gateway decided; the outbox entry has done its job. */
+    if ((ack.status == MQIM_ACK_SENT || ack.status == MQIM_ACK_REJECTED) && ack.id.len > 0u) {
+        outbox_forget(c, ack.id);
+    }
+    if (c->cfg.cb.on_ack != 0) {
+        c->cfg.cb.on_ack(c->cfg.cb.ctx, &ack);
+    }
+    cJSON_Delete(o);
+}
+
+static void on_res(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)pub->payload, pub->payload_len);
+    if (o == 0) {
+        return;
+    }
+    if (mqim_str_eq_cstr(jstr(o, "op"), "sync")) {
+        uint64_t first = jnum(o, "first_seq");
+        c->sync_pending = false;
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "pruned")) && first > c->st.last_seq + 1u) {
+            /* Retention removed what this device never saw: skip the hole. */
+            c->st.last_seq = first - 1u;
+            (void)c->cfg.state->save(c->cfg.state_ctx, &c->st);
+            (void)request_sync(c);
+        } else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "complete"))) {
+            (void)request_sync(c); /* next page */
+        }
+    }
+    cJSON_Delete(o);
+}
+
+static void s_on_message(void *ctx, const mqim_mqtt_publish_t *pub)
+{
+    mqim_client_t *c = ctx;
+    size_t base = strlen(c->in_filter) - 1u; /* "{root}/u/{user}/in/" */
+    mqim_str_t rest;
+    if (pub->topic.len <= base || memcmp(pub->topic.ptr, c->in_filter, base) != 0) {
+        return;
+    }
+    rest = (mqim_str_t){ pub->topic.ptr + base, pub->topic.len - base };
+    if (mqim_str_eq_cstr(rest, "msg")) {
+        on_msg(c, pub);
+    } else if (mqim_str_eq_cstr(rest, "ack")) {
+        on_ack(c, pub);
+    } else if (mqim_str_eq_cstr(rest, "res")) {
+        on_res(c, pub);
+    }
+}
+
+static void s_on_published(void *ctx, uint32_t key)
+{
+    (void)ctx;
+    (void)key; /* the broker has it; the entry stays until the gateway's `sent` */
+}
+
+/* {"state":"...","epoch":N} into buf; the length, or 0 when it does not fit. */
+static size_t status_payload(char *buf, size_t cap, const char *state, uint32_t epoch)
+{
+    mqim_json_writer_t w;
+    size_t len = 0;
+    mqim_json_init(&w, buf, cap);
+    mqim_json_object_begin(&w);
+    mqim_json_key_str(&w, "state", mqim_str_from_cstr(state));
+    mqim_json_key_u64(&w, "epoch", epoch);
+    mqim_json_object_end(&w);
+    return mqim_json_finish(&w, &len) == MQIM_OK ? len : 0u;
+}
+
+static void s_on_connected(void *ctx, bool session_present)
+{
+    mqim_client_t *c = ctx;
+    char online[64];
+    size_t n = status_payload(online, sizeof(online), "online", c->st.epoch);
+    (void)session_present;
+    c->connected = true;
+    c->replay_after = 0; /* replay the whole outbox: the gateway dedupes by id */
+    (void)mqim_session_subscribe(&c->session, mqim_str_from_cstr(c->in_filter), 1);
+    (void)mqim_session_publish(&c->session, mqim_str_from_cstr(c->status_topic), (const uint8_t *)online,
+                               n, 1, true, 0);
+    (void)request_sync(c);
+}
+
+static void s_on_disconnected(void *ctx, mqim_status_t reason)
+{
+    (void)reason;
+    ((mqim_client_t *)ctx)->connected = false;
+}
+
+static mqim_status_t s_get_publish(void *ctx, uint32_t key, mqim_mqtt_publish_t *pub)
+{
+    mqim_client_t *c = ctx;
+    uint32_t found = 0;
+    size_t len = 0;
+    mqim_str_t id, topic, payload;
+    if (key == 0u ||
+        c->cfg.outbox->peek(c->cfg.outbox_ctx, key - 1u, &found, c->record, sizeof(c->record), &len) !=
+            MQIM_OK ||
+        found != key || !record_parse(c->record, len, &id, &topic, &payload)) {
+        return MQIM_NOT_FOUND;
+    }
+    pub->topic = topic;
+    pub->payload = (const uint8_t *)payload.ptr;
+    pub->payload_len = payload.len;
+    return MQIM_OK;
+}
+
+/* ---- API ---- */
+
+mqim_status_t mqim_client_init(mqim_client_t *c, const mqim_client_config_t *cfg)
+{
+    mqim_session_config_t sc;
+    mqim_status_t st;
+    mqim_str_t t;
+    size_t n;
+    if (c == 0 || cfg == 0 || cfg->outbox == 0 || cfg->state == 0 ||
+        mqim_name_check(MQIM_NAME_USER, cfg->user) != MQIM_OK ||
+        mqim_name_check(MQIM_NAME_DEVICE, cfg->device) != MQIM_OK) {
+        return MQIM_BAD_PARAMETER;
+    }
+    memset(c, 0, sizeof(*c));
+    c->cfg = *cfg;
+    st = cfg->state->load(cfg->state_ctx, &c->st);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    /* A new epoch for this run, saved before it is used in a will. */
+    c->st.epoch++;
+    st = cfg->state->save(cfg->state_ctx, &c->st);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    /* client id {user}.{device}: the names are checked, so it fits */
+    memcpy(c->client_id, cfg->user.ptr, cfg->user.len);
+    c->client_id[cfg->user.len] = '.';
+    memcpy(c->client_id + cfg->user.len + 1u, cfg->device.ptr, cfg->device.len);
+    n = cfg->user.len + 1u + cfg->device.len;
+    st = user_topic(c, MQIM_TOPIC_OUT_STATUS, cfg->device, c->status_topic, sizeof(c->status_topic), &t);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    st = user_topic(c, MQIM_TOPIC_IN_MSG, (mqim_str_t){ 0, 0 }, c->in_filter, sizeof(c->in_filter), &t);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    memcpy(c->in_filter + t.len - 3u, "#", 2); /* ".../in/msg" -> ".../in/#" */
+    if (status_payload(c->will, sizeof(c->will), "offline", c->st.epoch) == 0u) {
+        return MQIM_INTERNAL;
+    }
+    memset(&sc, 0, sizeof(sc));
+    sc.connect.client_id = (mqim_str_t){ c->client_id, n };
+    sc.connect.username = cfg->user;
+    sc.connect.has_username = true;
+    sc.connect.password = cfg->password;
+    sc.connect.has_password = cfg->password.len > 0u;
+    sc.connect.keep_alive_s = MQIM_CFG_KEEPALIVE_S;
+    sc.connect.clean_session = true; /* the outbox and sync recover everything */
+    sc.connect.has_will = true;
+    sc.connect.will_topic = mqim_str_from_cstr(c->status_topic);
+    sc.connect.will_payload = mqim_str_from_cstr(c->will);
+    sc.connect.will_qos = 1;
+    sc.connect.will_retain = true;
+    sc.transport = cfg->transport;
+    sc.transport_ctx = cfg->transport_ctx;
+    sc.clock = cfg->clock;
+    sc.clock_ctx = cfg->clock_ctx;
+    sc.entropy = cfg->entropy;
+    sc.entropy_ctx = cfg->entropy_ctx;
+    sc.cb = (mqim_session_callbacks_t){ s_on_message, s_on_published, s_on_connected,
+                                        s_on_disconnected, s_get_publish, c };
+    return mqim_session_init(&c->session, &sc);
+}
+
+mqim_status_t mqim_client_start(mqim_client_t *c)
+{
+    return mqim_session_start(&c->session);
+}
+
+void mqim_client_stop(mqim_client_t *c)
+{
+    flush_receipts(c);
+    mqim_session_stop(&c->session);
+    c->connected = false;
+}
+
+bool mqim_client_connected(const mqim_client_t *c)
+{
+    return c->connected;
+}
+
+/* Publish outbox entries not yet sent on this connection, in key order. */
+static void replay_outbox(mqim_client_t *c)
+{
+    uint32_t key = 0;
+    size_t len = 0;
+    while (c->connected &&
+           c->cfg.outbox->peek(c->cfg.outbox_ctx, c->replay_after, &key, c->record, sizeof(c->record),
+                               &len) == MQIM_OK) {
+        mqim_str_t id, topic, payload;
+        mqim_status_t st = MQIM_OK;
+        if (record_parse(c->record, len, &id, &topic, &payload)) {
+            st = mqim_session_publish(&c->session, topic, (const uint8_t *)payload.ptr, payload.len, 1,
+                                      false, key);
+        }
+        if (st == MQIM_INFLIGHT_FULL) {
+            return; /* back-pressure: the rest goes on a later poll */
+        }
+        c->replay_after = key;
+    }
+}
+
+mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms)
+{
+    mqim_status_t st = mqim_session_poll(&c->session, timeout_ms);
+    if (c->connected) {
+        replay_outbox(c);
+        flush_receipts(c);
+    }
+    return st;
+}
+
+static const char hex[] = "0123456789abcdef";
+
+mqim_status_t mqim_client_send(mqim_client_t *c, mqim_str_t peer, mqim_str_t text, uint32_t *key)
+{
+    uint8_t rnd[16];
+    char id[32];
+    char topic[MQIM_TOPIC_MAX + 1];
+    mqim_envelope_t env;
+    mqim_str_t t;
+    size_t len = 0, rlen;
+    mqim_status_t st = mqim_name_check(MQIM_NAME_USER, peer);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    if (text.len == 0u) {
+        return MQIM_BODY_EMPTY;
+    }
+    if (text.len > MQIM_BODY_MAX) {
+        return MQIM_BODY_TOO_LARGE;
+    }
+    if (!mqim_utf8_valid(text.ptr, text.len)) {
+        return MQIM_UTF8_INVALID;
+    }
+    if (c->cfg.entropy(c->cfg.entropy_ctx, rnd, sizeof(rnd)) != 0) {
+        return MQIM_INTERNAL;
+    }
+    for (unsigned i = 0; i < 16u; i++) {
+        id[2u * i] = hex[rnd[i] >> 4];
+        id[2u * i + 1u] = hex[rnd[i] & 15u];
+    }
+    memset(&env, 0, sizeof(env));
+    env.id = (mqim_str_t){ id, sizeof(id) };
+    env.to = peer;
+    env.type = MQIM_STR("text");
+    env.body = text;
+    st = mqim_envelope_encode(&env, c->scratch, sizeof(c->scratch), &len);
+    if (st == MQIM_OK) {
+        st = user_topic(c, MQIM_TOPIC_OUT_DM, peer, topic, sizeof(topic), &t);
+    }
+    if (st != MQIM_OK) {
+        return st;
+    }
+    rlen = record_make(c->record, sizeof(c->record), env.id, t, (mqim_str_t){ c->scratch, len });
+    if (rlen == 0u) {
+        return MQIM_BODY_TOO_LARGE;
+    }
+    return c->cfg.outbox->put(c->cfg.outbox_ctx, c->record, rlen, key);
+}
+
+mqim_status_t mqim_client_mark_read(mqim_client_t *c, mqim_str_t peer, uint64_t upto)
+{
+    mqim_json_writer_t w;
+    if (mqim_name_check(MQIM_NAME_USER, peer) != MQIM_OK) {
+        return MQIM_BAD_PARAMETER;
+    }
+    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
+    mqim_json_object_begin(&w);
+    mqim_json_key_str(&w, "status", MQIM_STR("read"));
+    mqim_json_key_str(&w, "chat", peer);
+    mqim_json_key_u64(&w, "upto", upto);
+    mqim_json_object_end(&w);
+    return publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w);
+}
