@@ -134,10 +134,13 @@ static mqim_str_t jstr(const cJSON *o, const char *key)
     return cJSON_IsString(i) ? mqim_str_from_cstr(i->valuestring) : (mqim_str_t){ 0, 0 };
 }
 
+/* A seq-like number; anything not a whole number in 0..2^53 reads as 0
+ * (converting a larger double to an integer is undefined behaviour). */
 static uint64_t jnum(const cJSON *o, const char *key)
 {
     const cJSON *i = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(i) && i->valuedouble >= 0.0 ? (uint64_t)i->valuedouble : 0u;
+    double v = cJSON_IsNumber(i) ? i->valuedouble : -1.0;
+    return v >= 0.0 && v <= 9007199254740992.0 ? (uint64_t)v : 0u;
 }
 
 /* Remove the outbox entry of a message id (its `sent` ack arrived). */
