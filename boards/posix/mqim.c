@@ -1,0 +1,233 @@
+/* mqim: the command-line device for Linux, built on libmqim-device (its own
+ * MQTT client, not Paho), with a durable LMDB outbox and state.
+ *
+ *   mqim [options] send PEER TEXT     queue TEXT for PEER and wait for `sent`
+ *   mqim [options] listen [N]         print messages and acks (N: stop after N messages)
+ *   mqim [options] read PEER SEQ      mark everything from PEER up to SEQ read
+ *   mqim [options] flush              send what the outbox holds, wait until acked
+ *
+ * Options (or environment): --host H (MQIM_HOST, 127.0.0.1), --port P
+ * (MQIM_PORT, 1883), --user U (MQIM_USER), --password P (MQIM_PASSWORD),
+ * --password-file F (MQIM_PASSWORD_FILE), --device D (MQIM_DEVICE, "cli"),
+ * --state-dir DIR (default $XDG_STATE_HOME/mqim/USER.DEVICE or
+ * ~/.local/state/mqim/USER.DEVICE), --timeout MS (10000).
+ *
+ * Exit codes: 0 done; 1 usage or setup error; 3 the message is queued but
+ * not acked yet (it stays in the outbox and goes out with the next run);
+ * 4 the gateway rejected it; 5 listen timed out before N messages.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mqim/client.h"
+#include "mqim_posix_lmdb.h"
+#include "mqim_posix_tcp.h"
+
+typedef struct app {
+    int messages, sent, rejected;
+    const char *waiting_id; /* send: the id of our message */
+    char id[40];
+} app_t;
+
+static void on_message(void *ctx, const mqim_envelope_t *env)
+{
+    app_t *a = ctx;
+    a->messages++;
+    if (env->has_seq) {
+        printf("[%llu] %.*s -> %.*s: %.*s\n", (unsigned long long)env->seq, (int)env->from.len,
+               env->from.ptr, (int)env->to.len, env->to.ptr, (int)env->body.len, env->body.ptr);
+    } else {
+        printf("(%.*s) %.*s: %.*s\n", (int)env->type.len, env->type.ptr, (int)env->from.len,
+               env->from.ptr, (int)env->body.len, env->body.ptr);
+    }
+    fflush(stdout);
+}
+
+static void on_ack(void *ctx, const mqim_ack_t *ack)
+{
+    app_t *a = ctx;
+    static const char *const names[] = { "sent", "delivered", "read", "rejected", "ack" };
+    if (ack->status == MQIM_ACK_REJECTED) {
+        printf("%s %.*s: %.*s (%.*s)\n", names[ack->status], (int)ack->id.len, ack->id.ptr,
+               (int)ack->code.len, ack->code.ptr, (int)ack->reason.len, ack->reason.ptr);
+    } else {
+        printf("%s %.*s seq=%llu%s%.*s\n", names[ack->status], (int)ack->id.len, ack->id.ptr,
+               (unsigned long long)ack->seq, ack->by.len > 0u ? " by=" : "", (int)ack->by.len,
+               ack->by.ptr);
+    }
+    fflush(stdout);
+    if (ack->status == MQIM_ACK_SENT) {
+        a->sent++;
+    } else if (ack->status == MQIM_ACK_REJECTED) {
+        a->rejected++;
+    }
+}
+
+static const char *opt(int *i, int argc, char **argv, const char *name, const char *current)
+{
+    if (strcmp(argv[*i], name) == 0 && *i + 1 < argc) {
+        *i += 1;
+        return argv[*i];
+    }
+    return current;
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p != '\0'; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static mqim_client_t client; /* large buffers: static */
+
+int main(int argc, char **argv)
+{
+    const char *host = getenv("MQIM_HOST"), *port = getenv("MQIM_PORT"), *user = getenv("MQIM_USER");
+    const char *password = getenv("MQIM_PASSWORD"), *pwfile = getenv("MQIM_PASSWORD_FILE");
+    const char *device = getenv("MQIM_DEVICE"), *state_dir = NULL, *timeout_s = NULL;
+    char pwbuf[256], statebuf[1024];
+    app_t app;
+    mqim_posix_tcp_t tcp;
+    mqim_lmdb_store_t *store = NULL;
+    mqim_client_config_t cfg;
+    uint32_t timeout = 10000, start, key = 0;
+    int i = 1, rc = 0, want = -1;
+    const char *cmd;
+    memset(&app, 0, sizeof(app));
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        const char *before[9] = { host, port, user, password, pwfile, device, state_dir, timeout_s, NULL };
+        host = opt(&i, argc, argv, "--host", host);
+        port = opt(&i, argc, argv, "--port", port);
+        user = opt(&i, argc, argv, "--user", user);
+        password = opt(&i, argc, argv, "--password", password);
+        pwfile = opt(&i, argc, argv, "--password-file", pwfile);
+        device = opt(&i, argc, argv, "--device", device);
+        state_dir = opt(&i, argc, argv, "--state-dir", state_dir);
+        timeout_s = opt(&i, argc, argv, "--timeout", timeout_s);
+        if (before[0] == host && before[1] == port && before[2] == user && before[3] == password &&
+            before[4] == pwfile && before[5] == device && before[6] == state_dir && before[7] == timeout_s) {
+            fprintf(stderr, "mqim: unknown option %s\n", argv[i]);
+            return 1;
+        }
+    }
+    if (i >= argc || user == NULL) {
+        fprintf(stderr, "usage: mqim --user U [--password P | --password-file F] [--host H] [--port P]\n"
+                        "            [--device D] [--state-dir DIR] [--timeout MS]\n"
+                        "            send PEER TEXT | listen [N] | read PEER SEQ | flush\n");
+        return 1;
+    }
+    cmd = argv[i++];
+    host = host != NULL ? host : "127.0.0.1";
+    device = device != NULL ? device : "cli";
+    timeout = timeout_s != NULL ? (uint32_t)strtoul(timeout_s, NULL, 10) : timeout;
+    if (password == NULL && pwfile != NULL) {
+        FILE *f = fopen(pwfile, "r");
+        if (f == NULL || fgets(pwbuf, sizeof(pwbuf), f) == NULL) {
+            fprintf(stderr, "mqim: cannot read a password from %s\n", pwfile);
+            return 1;
+        }
+        fclose(f);
+        pwbuf[strcspn(pwbuf, "\r\n")] = '\0';
+        password = pwbuf;
+    }
+    if (state_dir == NULL) {
+        const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+        if (xdg != NULL && xdg[0] != '\0') {
+            snprintf(statebuf, sizeof(statebuf), "%s/mqim/%s.%s", xdg, user, device);
+        } else {
+            snprintf(statebuf, sizeof(statebuf), "%s/.local/state/mqim/%s.%s", home != NULL ? home : ".", user, device);
+        }
+        state_dir = statebuf;
+    }
+    if (mkdirs(state_dir) != 0 || mqim_lmdb_store_open(state_dir, (size_t)64 << 20, &store) != MQIM_OK) {
+        fprintf(stderr, "mqim: cannot open the state in %s\n", state_dir);
+        return 1;
+    }
+    mqim_posix_tcp_init(&tcp, host, (uint16_t)(port != NULL ? atoi(port) : 1883));
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.root = MQIM_STR("im");
+    cfg.user = mqim_str_from_cstr(user);
+    cfg.password = mqim_str_from_cstr(password != NULL ? password : "");
+    cfg.device = mqim_str_from_cstr(device);
+    cfg.transport = &mqim_posix_tcp_ops;
+    cfg.transport_ctx = &tcp;
+    cfg.clock = mqim_posix_clock_ms;
+    cfg.entropy = mqim_posix_entropy;
+    cfg.outbox = &mqim_lmdb_outbox_ops;
+    cfg.outbox_ctx = store;
+    cfg.state = &mqim_lmdb_state_ops;
+    cfg.state_ctx = store;
+    cfg.cb = (mqim_client_callbacks_t){ on_message, on_ack, &app };
+    if (mqim_client_init(&client, &cfg) != MQIM_OK) {
+        fprintf(stderr, "mqim: invalid user or device name\n");
+        mqim_lmdb_store_close(store);
+        return 1;
+    }
+    if (strcmp(cmd, "send") == 0 && i + 2 == argc) {
+        mqim_status_t st = mqim_client_send(&client, mqim_str_from_cstr(argv[i]), mqim_str_from_cstr(argv[i + 1]), &key);
+        if (st != MQIM_OK) {
+            fprintf(stderr, "mqim: cannot send: %s\n", mqim_status_str(st));
+            mqim_lmdb_store_close(store);
+            return 1;
+        }
+    } else if (strcmp(cmd, "listen") == 0 && i + 1 >= argc) {
+        want = i < argc ? atoi(argv[i]) : -1;
+    } else if (!(strcmp(cmd, "flush") == 0 && i == argc) && !(strcmp(cmd, "read") == 0 && i + 2 == argc)) {
+        fprintf(stderr, "mqim: unknown command or arguments: %s\n", cmd);
+        mqim_lmdb_store_close(store);
+        return 1;
+    }
+    (void)mqim_client_start(&client);
+    start = mqim_posix_clock_ms(NULL);
+    for (;;) {
+        bool done = false;
+        (void)mqim_client_poll(&client, 20);
+        if (strcmp(cmd, "listen") == 0) {
+            done = want >= 0 && app.messages >= want;
+        } else if (strcmp(cmd, "read") == 0) {
+            done = mqim_client_connected(&client) &&
+                   mqim_client_mark_read(&client, mqim_str_from_cstr(argv[i]), strtoull(argv[i + 1], NULL, 10)) == MQIM_OK;
+        } else {
+            done = mqim_client_connected(&client) && mqim_lmdb_outbox_count(store) == 0u;
+        }
+        if (done) {
+            uint32_t t = mqim_posix_clock_ms(NULL);
+            while (mqim_posix_clock_ms(NULL) - t < 300u) { /* let receipts and acks leave */
+                (void)mqim_client_poll(&client, 20);
+            }
+            break;
+        }
+        if (want < 0 && strcmp(cmd, "listen") == 0) {
+            continue; /* listen without N: until interrupted */
+        }
+        if (mqim_posix_clock_ms(NULL) - start > timeout) {
+            if (strcmp(cmd, "listen") == 0) {
+                rc = 5;
+            } else {
+                fprintf(stderr, "mqim: not acknowledged yet; %zu message(s) stay queued in %s\n",
+                        mqim_lmdb_outbox_count(store), state_dir);
+                rc = 3;
+            }
+            break;
+        }
+    }
+    if (rc == 0 && app.rejected > 0) {
+        rc = 4;
+    }
+    mqim_client_stop(&client);
+    mqim_lmdb_store_close(store);
+    return rc;
+}
