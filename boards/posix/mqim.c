@@ -10,7 +10,10 @@
  * (MQIM_PORT, 1883), --user U (MQIM_USER), --password P (MQIM_PASSWORD),
  * --password-file F (MQIM_PASSWORD_FILE), --device D (MQIM_DEVICE, "cli"),
  * --state-dir DIR (default $XDG_STATE_HOME/mqim/USER.DEVICE or
- * ~/.local/state/mqim/USER.DEVICE), --timeout MS (10000).
+ * ~/.local/state/mqim/USER.DEVICE), --timeout MS (10000); TLS: --tls-ca FILE
+ * (MQIM_TLS_CA) verifies the broker against that CA and its host name
+ * (--tls-server-name to verify another name), --tls-cert/--tls-key for a
+ * client certificate.
  *
  * Exit codes: 0 done; 1 usage or setup error; 3 the message is queued but
  * not acked yet (it stays in the outbox and goes out with the next run);
@@ -25,6 +28,7 @@
 #include "mqim/client.h"
 #include "mqim_posix_lmdb.h"
 #include "mqim_posix_tcp.h"
+#include "mqim_posix_tls.h"
 
 typedef struct app {
     int messages, sent, rejected;
@@ -98,6 +102,8 @@ int main(int argc, char **argv)
     const char *host = getenv("MQIM_HOST"), *port = getenv("MQIM_PORT"), *user = getenv("MQIM_USER");
     const char *password = getenv("MQIM_PASSWORD"), *pwfile = getenv("MQIM_PASSWORD_FILE");
     const char *device = getenv("MQIM_DEVICE"), *state_dir = NULL, *timeout_s = NULL;
+    mqim_posix_tls_config_t tlscfg = { getenv("MQIM_TLS_CA"), NULL, NULL, NULL };
+    mqim_posix_tls_t *tls = NULL;
     char pwbuf[256], statebuf[1024];
     app_t app;
     mqim_posix_tcp_t tcp;
@@ -108,7 +114,8 @@ int main(int argc, char **argv)
     const char *cmd;
     memset(&app, 0, sizeof(app));
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-        const char *before[9] = { host, port, user, password, pwfile, device, state_dir, timeout_s, NULL };
+        const char *before[12] = { host, port, user, password, pwfile, device, state_dir, timeout_s,
+                                   tlscfg.ca_file, tlscfg.server_name, tlscfg.cert_file, tlscfg.key_file };
         host = opt(&i, argc, argv, "--host", host);
         port = opt(&i, argc, argv, "--port", port);
         user = opt(&i, argc, argv, "--user", user);
@@ -117,8 +124,14 @@ int main(int argc, char **argv)
         device = opt(&i, argc, argv, "--device", device);
         state_dir = opt(&i, argc, argv, "--state-dir", state_dir);
         timeout_s = opt(&i, argc, argv, "--timeout", timeout_s);
+        tlscfg.ca_file = opt(&i, argc, argv, "--tls-ca", tlscfg.ca_file);
+        tlscfg.server_name = opt(&i, argc, argv, "--tls-server-name", tlscfg.server_name);
+        tlscfg.cert_file = opt(&i, argc, argv, "--tls-cert", tlscfg.cert_file);
+        tlscfg.key_file = opt(&i, argc, argv, "--tls-key", tlscfg.key_file);
         if (before[0] == host && before[1] == port && before[2] == user && before[3] == password &&
-            before[4] == pwfile && before[5] == device && before[6] == state_dir && before[7] == timeout_s) {
+            before[4] == pwfile && before[5] == device && before[6] == state_dir && before[7] == timeout_s &&
+            before[8] == tlscfg.ca_file && before[9] == tlscfg.server_name && before[10] == tlscfg.cert_file &&
+            before[11] == tlscfg.key_file) {
             fprintf(stderr, "mqim: unknown option %s\n", argv[i]);
             return 1;
         }
@@ -156,14 +169,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "mqim: cannot open the state in %s\n", state_dir);
         return 1;
     }
-    mqim_posix_tcp_init(&tcp, host, (uint16_t)(port != NULL ? atoi(port) : 1883));
+    mqim_posix_tcp_init(&tcp, host, (uint16_t)(port != NULL ? atoi(port) : (tlscfg.ca_file != NULL ? 8883 : 1883)));
+    if (tlscfg.ca_file != NULL) {
+        char err[256];
+        tls = mqim_posix_tls_new(&tcp, &tlscfg, err, sizeof(err));
+        if (tls == NULL) {
+            fprintf(stderr, "mqim: TLS: %s\n", err);
+            mqim_lmdb_store_close(store);
+            return 1;
+        }
+    }
     memset(&cfg, 0, sizeof(cfg));
     cfg.root = MQIM_STR("im");
     cfg.user = mqim_str_from_cstr(user);
     cfg.password = mqim_str_from_cstr(password != NULL ? password : "");
     cfg.device = mqim_str_from_cstr(device);
-    cfg.transport = &mqim_posix_tcp_ops;
-    cfg.transport_ctx = &tcp;
+    cfg.transport = tls != NULL ? &mqim_posix_tls_ops : &mqim_posix_tcp_ops;
+    cfg.transport_ctx = tls != NULL ? (void *)tls : (void *)&tcp;
     cfg.clock = mqim_posix_clock_ms;
     cfg.entropy = mqim_posix_entropy;
     cfg.outbox = &mqim_lmdb_outbox_ops;
@@ -229,5 +251,6 @@ int main(int argc, char **argv)
     }
     mqim_client_stop(&client);
     mqim_lmdb_store_close(store);
+    mqim_posix_tls_free(tls);
     return rc;
 }

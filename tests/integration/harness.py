@@ -125,11 +125,13 @@ class Client:
 class Env:
     """One broker + gateway in a temp dir. Use as a context manager."""
 
-    def __init__(self, users=("alice", "bob", "carol"), gateway_args=()):
+    def __init__(self, users=("alice", "bob", "carol"), gateway_args=(), tls=False):
         self.users = users
         self.gateway_args = list(gateway_args)
         self.dir = tempfile.mkdtemp(prefix="mqim-it-")
         self.port = free_port()
+        self.tls = tls
+        self.tls_port = free_port() if tls else None
         self.passwords = {}
         self.broker = None
         self.gateway = None
@@ -144,6 +146,14 @@ class Env:
 
     def __enter__(self):
         subprocess.run([os.path.join(SRC, "scripts", "broker-conf"), self.dir, str(self.port)], check=True)
+        if self.tls:
+            # A TLS listener too, with certificates from scripts/pki (the
+            # password file and ACL apply to it: per_listener_settings false).
+            pki = os.path.join(self.dir, "pki")
+            subprocess.run([os.path.join(SRC, "scripts", "pki"), pki], check=True)
+            with open(os.path.join(self.dir, "mosquitto", "mosquitto.conf"), "a") as f:
+                f.write("\nlistener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\n"
+                        % (self.tls_port, pki, pki, pki))
         self.conf = os.path.join(self.dir, "gateway.conf")
         self.cli("init")
         for u in self.users:

@@ -7,15 +7,17 @@ import re
 import subprocess
 import unittest
 
-from harness import EnvTest
+from harness import Env, EnvTest
 
 MQIM = os.environ.get("MQIM_CLI")
 
 
 class DeviceIm(EnvTest):
-    def mqim(self, user, device, *args, timeout_ms=10000):
+    def mqim(self, user, device, *args, timeout_ms=10000, tls_ca=None):
         state = os.path.join(self.env.dir, "dev-%s-%s" % (user, device))
-        return subprocess.run([MQIM, "--port", str(self.env.port), "--user", user,
+        tls = ["--tls-ca", tls_ca, "--host", "localhost"] if tls_ca else []
+        port = self.env.tls_port if tls_ca else self.env.port
+        return subprocess.run([MQIM, "--port", str(port)] + tls + ["--user", user,
                                "--password", self.env.passwords[user], "--device", device,
                                "--state-dir", state, "--timeout", str(timeout_ms)] + [str(a) for a in args],
                               capture_output=True, text=True, timeout=60)
@@ -73,6 +75,33 @@ class DeviceIm(EnvTest):
         self.env.stop_gateway()
         out = self.env.cli("history", "bob").stdout
         self.assertEqual(out.count("survives"), 1, out)
+
+
+class DeviceImTls(EnvTest):
+
+    def setUp(self):
+        self.env = Env(tls=True).__enter__()
+
+    mqim = DeviceIm.mqim
+    messages = staticmethod(DeviceIm.messages)
+
+    def test_chat_over_tls(self):
+        self.assertTrue(MQIM, "MQIM_CLI not set")
+        ca = os.path.join(self.env.dir, "pki", "ca.crt")
+        r = self.mqim("alice", "phone", "send", "bob", "over tls", tls_ca=ca)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = self.mqim("bob", "tab", "listen", 1, tls_ca=ca)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.messages(r.stdout), [("1", "alice", "bob", "over tls")])
+        # a broker whose certificate does not chain to the CA we trust: no
+        # connection at all, the message stays queued
+        other = os.path.join(self.env.dir, "other-pki")
+        subprocess.run([os.path.join(os.environ.get("MQIM_SOURCE_DIR", "."), "scripts", "pki"), other], check=True)
+        r = self.mqim("alice", "laptop", "send", "bob", "must not leave", timeout_ms=2000,
+                      tls_ca=os.path.join(other, "ca.crt"))
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        r = self.mqim("bob", "tab", "listen", 1, timeout_ms=1500, tls_ca=ca)
+        self.assertEqual(self.messages(r.stdout), [])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,34 @@
+/**
+ * @file mqim_posix_tls.h
+ * @brief TLS transport on mbedTLS 2.28 over the POSIX TCP transport: server
+ *        verification against a CA file with the host name (SNI + name
+ *        check), optional client certificate. Every mbedTLS call of the
+ *        project lives in this port, so moving to mbedTLS 3.x stays a
+ *        change of this file.
+ */
+#ifndef MQIM_POSIX_TLS_H
+#define MQIM_POSIX_TLS_H
+
+#include "mqim_posix_tcp.h"
+
+typedef struct mqim_posix_tls mqim_posix_tls_t;
+
+typedef struct mqim_posix_tls_config {
+    const char *ca_file;     /**< PEM CA bundle that signs the broker's certificate (required) */
+    const char *server_name; /**< name to verify and send as SNI; NULL = the TCP host */
+    const char *cert_file;   /**< client certificate (PEM), or NULL */
+    const char *key_file;    /**< its private key (PEM), or NULL */
+} mqim_posix_tls_config_t;
+
+/**
+ * Create a TLS transport over tcp (which must outlive it). Loads the files
+ * once. @return NULL with a message in err on failure.
+ */
+mqim_posix_tls_t *mqim_posix_tls_new(mqim_posix_tcp_t *tcp, const mqim_posix_tls_config_t *cfg,
+                                     char *err, size_t err_len);
+void mqim_posix_tls_free(mqim_posix_tls_t *t);
+
+/** The transport table; pass the mqim_posix_tls_t as its context. */
+extern const mqim_transport_ops_t mqim_posix_tls_ops;
+
+#endif /* MQIM_POSIX_TLS_H */
