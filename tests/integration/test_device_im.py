@@ -5,6 +5,7 @@ queued while the broker is down delivered once it is back."""
 import os
 import re
 import subprocess
+import time
 import unittest
 
 from harness import Env, EnvTest
@@ -75,6 +76,40 @@ class DeviceIm(EnvTest):
         self.env.stop_gateway()
         out = self.env.cli("history", "bob").stdout
         self.assertEqual(out.count("survives"), 1, out)
+
+
+class DeviceImCrash(EnvTest):
+    mqim = DeviceIm.mqim
+    messages = staticmethod(DeviceIm.messages)
+
+    def test_kill9_sender_mid_stream(self):
+        """20 messages queued while the broker is down, then sent by runs that
+        are killed with SIGKILL mid-stream: bob gets each once, in order."""
+        self.assertTrue(MQIM, "MQIM_CLI not set")
+        self.env.stop_gateway()
+        self.env.stop_broker()
+        for i in range(20):
+            r = self.mqim("alice", "phone", "send", "bob", "m%02d" % i, timeout_ms=200)
+            self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.env.start_broker()
+        self.env.start_gateway()
+        state = os.path.join(self.env.dir, "dev-alice-phone")
+        for delay in (0.15, 0.25, 0.35):
+            p = subprocess.Popen([MQIM, "--port", str(self.env.port), "--user", "alice",
+                                  "--password", self.env.passwords["alice"], "--device", "phone",
+                                  "--state-dir", state, "flush"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            p.kill()
+            p.wait()
+        r = self.mqim("alice", "phone", "flush")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = self.mqim("bob", "tab", "listen", 20)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual([m[3] for m in self.messages(r.stdout)], ["m%02d" % i for i in range(20)])
+        self.env.stop_gateway()
+        out = self.env.cli("history", "bob", "--limit", "100").stdout
+        self.assertEqual(sum(out.count("\tm%02d\n" % i) for i in range(20)), 20, out)
 
 
 class DeviceImTls(EnvTest):
