@@ -112,6 +112,37 @@ class DeviceImCrash(EnvTest):
         self.assertEqual(sum(out.count("\tm%02d\n" % i) for i in range(20)), 20, out)
 
 
+class DeviceImBrokerAmnesia(EnvTest):
+    mqim = DeviceIm.mqim
+    messages = staticmethod(DeviceIm.messages)
+
+    def test_broker_restart_without_persistence(self):
+        """The broker PUBACKs 3 messages while the gateway is down, then
+        restarts without persistence and forgets them. The device keeps them
+        until the gateway's `sent` ack, so a flush still delivers them, once."""
+        self.assertTrue(MQIM, "MQIM_CLI not set")
+        self.env.stop_gateway()
+        for i in range(3):
+            r = self.mqim("alice", "phone", "send", "bob", "a%d" % i, timeout_ms=1000)
+            self.assertEqual(r.returncode, 3, r.stdout + r.stderr)  # PUBACKed, not `sent`
+        conf = os.path.join(self.env.dir, "mosquitto", "mosquitto.conf")
+        self.env.stop_broker()
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text.replace("persistence true", "persistence false"))
+        for name in os.listdir(os.path.join(self.env.dir, "mosquitto")):
+            if name.endswith(".db"):
+                os.remove(os.path.join(self.env.dir, "mosquitto", name))
+        self.env.start_broker()
+        self.env.start_gateway()
+        r = self.mqim("alice", "phone", "flush")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(len(re.findall(r"(?m)^sent ", r.stdout)), 3, r.stdout)
+        r = self.mqim("bob", "tab", "listen", 3)
+        self.assertEqual([m[3] for m in self.messages(r.stdout)], ["a0", "a1", "a2"])
+
+
 class DeviceImTls(EnvTest):
 
     def setUp(self):
