@@ -5,6 +5,9 @@
  *   mqim [options] listen [N]         print messages and acks (N: stop after N messages)
  *   mqim [options] read PEER SEQ      mark everything from PEER up to SEQ read
  *   mqim [options] flush              send what the outbox holds, wait until acked
+ *   mqim [options] send --group G TEXT   the same to a group
+ *   mqim [options] history PEER [N]   the last N (20) messages with PEER
+ *   mqim [options] presence USER...   who is online, and since when
  *
  * Options (or environment): --host H (MQIM_HOST, 127.0.0.1), --port P
  * (MQIM_PORT, 1883), --user U (MQIM_USER), --password P (MQIM_PASSWORD),
@@ -17,8 +20,10 @@
  *
  * Exit codes: 0 done; 1 usage or setup error; 3 the message is queued but
  * not acked yet (it stays in the outbox and goes out with the next run);
- * 4 the gateway rejected it; 5 listen timed out before N messages.
+ * 4 the gateway rejected it (or a request failed); 5 listen or a request
+ * timed out.
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +36,7 @@
 #include "mqim_posix_tls.h"
 
 typedef struct app {
-    int messages, sent, rejected;
+    int messages, sent, rejected, responses;
     const char *waiting_id; /* send: the id of our message */
     char id[40];
 } app_t;
@@ -68,6 +73,42 @@ static void on_ack(void *ctx, const mqim_ack_t *ack)
     } else if (ack->status == MQIM_ACK_REJECTED) {
         a->rejected++;
     }
+}
+
+/* Responses to history/presence requests, printed for people. */
+static void on_response(void *ctx, mqim_str_t json)
+{
+    app_t *a = ctx;
+    cJSON *o = cJSON_ParseWithLength(json.ptr, json.len);
+    const cJSON *it;
+    a->responses++;
+    if (o == NULL) {
+        return;
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "ok"))) {
+        printf("error: %s (%s)\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "code")),
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "reason")));
+        a->rejected++;
+    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "messages"))
+    {
+        printf("[%.0f] %s -> %s: %s\n", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "seq")),
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "from")),
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "to")),
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "body")));
+    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "users"))
+    {
+        const cJSON *seen = cJSON_GetObjectItemCaseSensitive(it, "last_seen");
+        printf("%s %s", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "user")),
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "state")));
+        if (cJSON_IsNumber(seen)) {
+            printf(" last_seen=%.0f", seen->valuedouble);
+        }
+        printf("\n");
+    }
+    fflush(stdout);
+    cJSON_Delete(o);
 }
 
 static const char *opt(int *i, int argc, char **argv, const char *name, const char *current)
@@ -111,6 +152,8 @@ int main(int argc, char **argv)
     mqim_client_config_t cfg;
     uint32_t timeout = 10000, start, key = 0;
     int i = 1, rc = 0, want = -1;
+    char *request = NULL; /* history/presence: the control request to send */
+    bool requested = false;
     const char *cmd;
     memset(&app, 0, sizeof(app));
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -139,7 +182,8 @@ int main(int argc, char **argv)
     if (i >= argc || user == NULL) {
         fprintf(stderr, "usage: mqim --user U [--password P | --password-file F] [--host H] [--port P]\n"
                         "            [--device D] [--state-dir DIR] [--timeout MS]\n"
-                        "            send PEER TEXT | listen [N] | read PEER SEQ | flush\n");
+                        "            send PEER TEXT | send --group G TEXT | listen [N] | read PEER SEQ |\n"
+                        "            history PEER [N] | presence USER... | flush\n");
         return 1;
     }
     cmd = argv[i++];
@@ -192,14 +236,18 @@ int main(int argc, char **argv)
     cfg.outbox_ctx = store;
     cfg.state = &mqim_lmdb_state_ops;
     cfg.state_ctx = store;
-    cfg.cb = (mqim_client_callbacks_t){ on_message, on_ack, &app };
+    cfg.cb = (mqim_client_callbacks_t){ on_message, on_ack, on_response, &app };
     if (mqim_client_init(&client, &cfg) != MQIM_OK) {
         fprintf(stderr, "mqim: invalid user or device name\n");
         mqim_lmdb_store_close(store);
         return 1;
     }
-    if (strcmp(cmd, "send") == 0 && i + 2 == argc) {
-        mqim_status_t st = mqim_client_send(&client, mqim_str_from_cstr(argv[i]), mqim_str_from_cstr(argv[i + 1]), &key);
+    if (strcmp(cmd, "send") == 0 && (i + 2 == argc || (i + 3 == argc && strcmp(argv[i], "--group") == 0))) {
+        mqim_status_t st = i + 3 == argc
+                               ? mqim_client_send_group(&client, mqim_str_from_cstr(argv[i + 1]),
+                                                        mqim_str_from_cstr(argv[i + 2]), &key)
+                               : mqim_client_send(&client, mqim_str_from_cstr(argv[i]),
+                                                  mqim_str_from_cstr(argv[i + 1]), &key);
         if (st != MQIM_OK) {
             fprintf(stderr, "mqim: cannot send: %s\n", mqim_status_str(st));
             mqim_lmdb_store_close(store);
@@ -207,6 +255,23 @@ int main(int argc, char **argv)
         }
     } else if (strcmp(cmd, "listen") == 0 && i + 1 >= argc) {
         want = i < argc ? atoi(argv[i]) : -1;
+    } else if (strcmp(cmd, "history") == 0 && (i + 1 == argc || i + 2 == argc)) {
+        cJSON *req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "op", "history");
+        cJSON_AddStringToObject(req, "with", argv[i]);
+        cJSON_AddNumberToObject(req, "limit", i + 2 == argc ? atoi(argv[i + 1]) : 20);
+        cJSON_AddStringToObject(req, "req", "cli");
+        request = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
+    } else if (strcmp(cmd, "presence") == 0 && i < argc) {
+        cJSON *req = cJSON_CreateObject(), *users = cJSON_AddArrayToObject(req, "users");
+        cJSON_AddStringToObject(req, "op", "presence");
+        for (int k = i; k < argc; k++) {
+            cJSON_AddItemToArray(users, cJSON_CreateString(argv[k]));
+        }
+        cJSON_AddStringToObject(req, "req", "cli");
+        request = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
     } else if (!(strcmp(cmd, "flush") == 0 && i == argc) && !(strcmp(cmd, "read") == 0 && i + 2 == argc)) {
         fprintf(stderr, "mqim: unknown command or arguments: %s\n", cmd);
         mqim_lmdb_store_close(store);
@@ -217,7 +282,12 @@ int main(int argc, char **argv)
     for (;;) {
         bool done = false;
         (void)mqim_client_poll(&client, 20);
-        if (strcmp(cmd, "listen") == 0) {
+        if (request != NULL) {
+            if (!requested && mqim_client_connected(&client)) {
+                requested = mqim_client_ctl(&client, mqim_str_from_cstr(request)) == MQIM_OK;
+            }
+            done = app.responses > 0;
+        } else if (strcmp(cmd, "listen") == 0) {
             done = want >= 0 && app.messages >= want;
         } else if (strcmp(cmd, "read") == 0) {
             done = mqim_client_connected(&client) &&
@@ -236,7 +306,7 @@ int main(int argc, char **argv)
             continue; /* listen without N: until interrupted */
         }
         if (mqim_posix_clock_ms(NULL) - start > timeout) {
-            if (strcmp(cmd, "listen") == 0) {
+            if (strcmp(cmd, "listen") == 0 || request != NULL) {
                 rc = 5;
             } else {
                 fprintf(stderr, "mqim: not acknowledged yet; %zu message(s) stay queued in %s\n",
@@ -252,5 +322,6 @@ int main(int argc, char **argv)
     mqim_client_stop(&client);
     mqim_lmdb_store_close(store);
     mqim_posix_tls_free(tls);
+    cJSON_free(request);
     return rc;
 }

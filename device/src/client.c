@@ -194,7 +194,12 @@ static void on_res(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
     if (o == 0) {
         return;
     }
-    if (mqim_str_eq_cstr(jstr(o, "op"), "sync")) {
+    if (cJSON_GetObjectItemCaseSensitive(o, "req") != 0) {
+        /* the application's own request */
+        if (c->cfg.cb.on_response != 0) {
+            c->cfg.cb.on_response(c->cfg.cb.ctx, (mqim_str_t){ (const char *)pub->payload, pub->payload_len });
+        }
+    } else if (mqim_str_eq_cstr(jstr(o, "op"), "sync")) {
         uint64_t first = jnum(o, "first_seq");
         c->sync_pending = false;
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "pruned")) && first > c->st.last_seq + 1u) {
@@ -358,6 +363,14 @@ mqim_status_t mqim_client_start(mqim_client_t *c)
 void mqim_client_stop(mqim_client_t *c)
 {
     flush_receipts(c);
+    if (c->connected) {
+        /* A clean DISCONNECT discards the will: say offline ourselves (the
+         * broker handles it before the DISCONNECT that follows). */
+        char offline[64];
+        size_t n = status_payload(offline, sizeof(offline), "offline", c->st.epoch);
+        (void)mqim_session_publish(&c->session, mqim_str_from_cstr(c->status_topic),
+                                   (const uint8_t *)offline, n, 1, true, 0);
+    }
     mqim_session_stop(&c->session);
     c->connected = false;
 }
@@ -400,7 +413,38 @@ mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms)
 
 static const char hex[] = "0123456789abcdef";
 
+static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
+                             uint32_t *key);
+
 mqim_status_t mqim_client_send(mqim_client_t *c, mqim_str_t peer, mqim_str_t text, uint32_t *key)
+{
+    return send_to(c, MQIM_TOPIC_OUT_DM, peer, text, key);
+}
+
+mqim_status_t mqim_client_send_group(mqim_client_t *c, mqim_str_t group, mqim_str_t text,
+                                     uint32_t *key)
+{
+    return send_to(c, MQIM_TOPIC_OUT_GROUP, group, text, key);
+}
+
+mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json)
+{
+    char topic[MQIM_TOPIC_MAX + 1];
+    mqim_str_t t;
+    mqim_status_t st;
+    if (c == 0 || !c->connected || request_json.len > MQIM_PAYLOAD_MAX) {
+        return MQIM_BAD_PARAMETER;
+    }
+    st = user_topic(c, MQIM_TOPIC_OUT_CTL, (mqim_str_t){ 0, 0 }, topic, sizeof(topic), &t);
+    if (st == MQIM_OK) {
+        st = mqim_session_publish(&c->session, t, (const uint8_t *)request_json.ptr, request_json.len, 1,
+                                  false, 0);
+    }
+    return st;
+}
+
+static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
+                             uint32_t *key)
 {
     uint8_t rnd[16];
     char id[32];
@@ -408,7 +452,7 @@ mqim_status_t mqim_client_send(mqim_client_t *c, mqim_str_t peer, mqim_str_t tex
     mqim_envelope_t env;
     mqim_str_t t;
     size_t len = 0, rlen;
-    mqim_status_t st = mqim_name_check(MQIM_NAME_USER, peer);
+    mqim_status_t st = mqim_name_check(kind == MQIM_TOPIC_OUT_GROUP ? MQIM_NAME_GROUP : MQIM_NAME_USER, peer);
     if (st != MQIM_OK) {
         return st;
     }
@@ -430,12 +474,16 @@ mqim_status_t mqim_client_send(mqim_client_t *c, mqim_str_t peer, mqim_str_t tex
     }
     memset(&env, 0, sizeof(env));
     env.id = (mqim_str_t){ id, sizeof(id) };
-    env.to = peer;
+    if (kind == MQIM_TOPIC_OUT_GROUP) {
+        env.group = peer;
+    } else {
+        env.to = peer;
+    }
     env.type = MQIM_STR("text");
     env.body = text;
     st = mqim_envelope_encode(&env, c->scratch, sizeof(c->scratch), &len);
     if (st == MQIM_OK) {
-        st = user_topic(c, MQIM_TOPIC_OUT_DM, peer, topic, sizeof(topic), &t);
+        st = user_topic(c, kind, peer, topic, sizeof(topic), &t);
     }
     if (st != MQIM_OK) {
         return st;

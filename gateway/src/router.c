@@ -1373,6 +1373,21 @@ static mqim_status_t handle_ctl(req_t *q)
 
 /* ---- dispatch ---- */
 
+/* The sender's message id, when a rejected message has one, so its device
+ * knows which message the rejection is about (and can drop it from its
+ * outbox). Best effort: anything undecodable has no id. */
+static mqim_str_t payload_id(mqim_router_t *r, const req_t *q)
+{
+    mqim_str_t id = { NULL, 0 };
+    if ((q->t.kind == MQIM_TOPIC_OUT_DM || q->t.kind == MQIM_TOPIC_OUT_GROUP) &&
+        payload_is_json(q->in->payload) &&
+        mqim_envelope_decode(q->in->payload.ptr, q->in->payload.len, &r->dm->env, r->dm->arena,
+                             sizeof(r->dm->arena), NULL) == MQIM_OK) {
+        id = r->dm->env.id;
+    }
+    return id;
+}
+
 /* For a topic outside the scheme but under {root}/u/{user}/out/, find the
  * user so the rejection can reach them. */
 static bool out_topic_user(mqim_router_t *r, mqim_str_t topic, mqim_str_t *user)
@@ -1413,14 +1428,7 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
     if (q.t.kind == MQIM_TOPIC_OUT_DM || q.t.kind == MQIM_TOPIC_OUT_GROUP ||
         q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL) {
         if (!mqim_ratelimit_take(r->rl, q.t.user, now_ms)) {
-            /* Name the message when it has an id, so the sender knows which to retry. */
-            mqim_str_t id = { NULL, 0 };
-            if (q.t.kind == MQIM_TOPIC_OUT_DM && payload_is_json(in->payload) &&
-                mqim_envelope_decode(in->payload.ptr, in->payload.len, &r->dm->env, r->dm->arena,
-                                     sizeof(r->dm->arena), NULL) == MQIM_OK) {
-                id = r->dm->env.id;
-            }
-            return reject(&q, "rate", id, q.t.name, MQIM_RATE_LIMITED,
+            return reject(&q, "rate", payload_id(r, &q), q.t.name, MQIM_RATE_LIMITED,
                           "more than %u publishes per second (burst %u)", r->cfg.rate_per_sec,
                           r->cfg.rate_burst);
         }
@@ -1430,7 +1438,7 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
         st = handle_dm(&q);
         break;
     case MQIM_TOPIC_OUT_GROUP:
-        st = reject(&q, "group", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 },
+        st = reject(&q, "group", payload_id(r, &q), (mqim_str_t){ NULL, 0 },
                     MQIM_UNSUPPORTED, "group messages are not available in this gateway version");
         break;
     case MQIM_TOPIC_OUT_RECEIPT:

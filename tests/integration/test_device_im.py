@@ -52,10 +52,21 @@ class DeviceIm(EnvTest):
         self.assertEqual(r.returncode, 0, r.stdout)
         r = self.mqim("bob", "tab", "listen", 1, timeout_ms=3000)
         self.assertEqual(self.messages(r.stdout), [("4", "alice", "bob", "fourth")])
-        # rejected: unknown peer, exit code 4
+        # rejected: unknown peer, exit code 4; groups are not in the gateway yet
         r = self.mqim("alice", "phone", "send", "nobody", "hi")
         self.assertEqual(r.returncode, 4, r.stdout)
         self.assertIn("unknown_peer", r.stdout)
+        r = self.mqim("alice", "phone", "send", "--group", "team", "hi team")
+        self.assertEqual(r.returncode, 4, r.stdout)
+        self.assertIn("unsupported", r.stdout)
+        # history and presence through control requests
+        r = self.mqim("alice", "phone", "history", "bob", 2)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual([m[3] for m in self.messages(r.stdout)], ["hello 2", "fourth"])
+        r = self.mqim("carol", "pc", "presence", "bob", "zed")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^bob offline last_seen=\d+$")
+        self.assertIn("zed unknown", r.stdout)
 
     def test_queued_while_broker_down(self):
         self.assertTrue(MQIM, "MQIM_CLI not set")

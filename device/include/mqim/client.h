@@ -45,6 +45,8 @@ typedef struct mqim_ack {
 typedef struct mqim_client_callbacks {
     void (*on_message)(void *ctx, const mqim_envelope_t *env); /**< once per seq, in order */
     void (*on_ack)(void *ctx, const mqim_ack_t *ack);
+    /** A control response to a request made with mqim_client_ctl (raw JSON). May be NULL. */
+    void (*on_response)(void *ctx, mqim_str_t json);
     void *ctx;
 } mqim_client_callbacks_t;
 
@@ -104,6 +106,18 @@ mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms);
  *         MQIM_UTF8_INVALID, MQIM_INTERNAL (no entropy for the id).
  */
 mqim_status_t mqim_client_send(mqim_client_t *c, mqim_str_t peer, mqim_str_t text, uint32_t *key);
+
+/** As mqim_client_send, to a group ({root}/u/{me}/out/group/{group}). */
+mqim_status_t mqim_client_send_group(mqim_client_t *c, mqim_str_t group, mqim_str_t text,
+                                     uint32_t *key);
+
+/**
+ * Send a control request (a JSON object, docs/protocol.md: history,
+ * presence, ...). Give it a "req" so its response, which arrives through
+ * on_response, can be matched. @return MQIM_OK, MQIM_BAD_PARAMETER (not
+ * connected, too large), a session error.
+ */
+mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json);
 
 /** Tell the sender everything up to seq from peer was read. MQIM_OK or a session error. */
 mqim_status_t mqim_client_mark_read(mqim_client_t *c, mqim_str_t peer, uint64_t upto);
