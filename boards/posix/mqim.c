@@ -2,7 +2,7 @@
  * MQTT client, not Paho), with a durable LMDB outbox and state.
  *
  *   mqim [options] send PEER TEXT     queue TEXT for PEER and wait for `sent`
- *   mqim [options] listen [N]         print messages and acks (N: stop after N messages)
+ *   mqim [options] listen [N]         print messages, acks and presence (N: stop after N messages)
  *   mqim [options] read PEER SEQ      mark everything from PEER up to SEQ read
  *   mqim [options] flush              send what the outbox holds, wait until acked
  *   mqim [options] send --group G TEXT   the same to a group
@@ -72,6 +72,19 @@ static void on_ack(void *ctx, const mqim_ack_t *ack)
         a->sent++;
     } else if (ack->status == MQIM_ACK_REJECTED) {
         a->rejected++;
+    }
+}
+
+/* listen: presence changes, one line each. */
+static void on_presence(void *ctx, mqim_str_t user, mqim_str_t json)
+{
+    cJSON *o = cJSON_ParseWithLength(json.ptr, json.len);
+    (void)ctx;
+    if (o != NULL) {
+        printf("presence %.*s %s\n", (int)user.len, user.ptr,
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "state")));
+        fflush(stdout);
+        cJSON_Delete(o);
     }
 }
 
@@ -236,7 +249,8 @@ int main(int argc, char **argv)
     cfg.outbox_ctx = store;
     cfg.state = &mqim_lmdb_state_ops;
     cfg.state_ctx = store;
-    cfg.cb = (mqim_client_callbacks_t){ on_message, on_ack, on_response, &app };
+    cfg.cb = (mqim_client_callbacks_t){ on_message, on_ack, on_response,
+                                        strcmp(cmd, "listen") == 0 ? on_presence : NULL, &app };
     if (mqim_client_init(&client, &cfg) != MQIM_OK) {
         fprintf(stderr, "mqim: invalid user or device name\n");
         mqim_lmdb_store_close(store);

@@ -218,7 +218,14 @@ static void s_on_message(void *ctx, const mqim_mqtt_publish_t *pub)
 {
     mqim_client_t *c = ctx;
     size_t base = strlen(c->in_filter) - 1u; /* "{root}/u/{user}/in/" */
+    size_t pbase = strlen(c->presence_filter) - 1u; /* "{root}/presence/" */
     mqim_str_t rest;
+    if (c->cfg.cb.on_presence != 0 && pub->topic.len > pbase &&
+        memcmp(pub->topic.ptr, c->presence_filter, pbase) == 0) {
+        c->cfg.cb.on_presence(c->cfg.cb.ctx, (mqim_str_t){ pub->topic.ptr + pbase, pub->topic.len - pbase },
+                              (mqim_str_t){ (const char *)pub->payload, pub->payload_len });
+        return;
+    }
     if (pub->topic.len <= base || memcmp(pub->topic.ptr, c->in_filter, base) != 0) {
         return;
     }
@@ -260,6 +267,9 @@ static void s_on_connected(void *ctx, bool session_present)
     c->connected = true;
     c->replay_after = 0; /* replay the whole outbox: the gateway dedupes by id */
     (void)mqim_session_subscribe(&c->session, mqim_str_from_cstr(c->in_filter), 1);
+    if (c->cfg.cb.on_presence != 0) {
+        (void)mqim_session_subscribe(&c->session, mqim_str_from_cstr(c->presence_filter), 1);
+    }
     (void)mqim_session_publish(&c->session, mqim_str_from_cstr(c->status_topic), (const uint8_t *)online,
                                n, 1, true, 0);
     (void)request_sync(c);
@@ -328,6 +338,11 @@ mqim_status_t mqim_client_init(mqim_client_t *c, const mqim_client_config_t *cfg
         return st;
     }
     memcpy(c->in_filter + t.len - 3u, "#", 2); /* ".../in/msg" -> ".../in/#" */
+    if (cfg->root.len + 11u > sizeof(c->presence_filter)) {
+        return MQIM_BAD_PARAMETER;
+    }
+    memcpy(c->presence_filter, cfg->root.ptr, cfg->root.len);
+    memcpy(c->presence_filter + cfg->root.len, "/presence/#", 12); /* with the NUL */
     if (status_payload(c->will, sizeof(c->will), "offline", c->st.epoch) == 0u) {
         return MQIM_INTERNAL;
     }

@@ -40,6 +40,8 @@ class DeviceIm(EnvTest):
         self.assertEqual(self.messages(r.stdout), [("1", "alice", "bob", "hello 0"),
                                                    ("2", "alice", "bob", "hello 1"),
                                                    ("3", "alice", "bob", "hello 2")])
+        # listen prints presence too: alice's phone came and went
+        self.assertRegex(r.stdout, r"(?m)^presence alice (online|offline)$")
         delivered = watch.expect("in/ack", lambda p: p.get("status") == "delivered", count=3)
         self.assertEqual({p["by"] for p in delivered}, {"bob"})
         self.assertEqual({p["device"] for p in delivered}, {"tab"})

@@ -47,6 +47,8 @@ typedef struct mqim_client_callbacks {
     void (*on_ack)(void *ctx, const mqim_ack_t *ack);
     /** A control response to a request made with mqim_client_ctl (raw JSON). May be NULL. */
     void (*on_response)(void *ctx, mqim_str_t json);
+    /** A user's aggregate presence changed (raw JSON from {root}/presence/{user}); NULL = not subscribed. */
+    void (*on_presence)(void *ctx, mqim_str_t user, mqim_str_t json);
     void *ctx;
 } mqim_client_callbacks_t;
 
@@ -75,6 +77,7 @@ typedef struct mqim_client {
     char client_id[MQIM_USER_NAME_MAX + MQIM_DEVICE_NAME_MAX + 2];
     char status_topic[MQIM_TOPIC_MAX + 1];
     char in_filter[MQIM_TOPIC_MAX + 1];
+    char presence_filter[MQIM_ROOT_MAX + 16];
     char will[64];
     uint32_t replay_after;   /**< outbox key last (re)published since the connection */
     bool connected;
