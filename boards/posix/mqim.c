@@ -8,6 +8,9 @@
  *   mqim [options] send --group G TEXT   the same to a group
  *   mqim [options] history PEER [N]   the last N (20) messages with PEER
  *   mqim [options] presence USER...   who is online, and since when
+ *   mqim [options] chat PEER          interactive: each line typed goes to PEER;
+ *                                     messages and acks print as they come; EOF ends
+ *                                     (after what was typed is acked, or --timeout)
  *
  * Options (or environment): --host H (MQIM_HOST, 127.0.0.1), --port P
  * (MQIM_PORT, 1883), --user U (MQIM_USER), --password P (MQIM_PASSWORD),
@@ -25,12 +28,16 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
 #include "mqim/client.h"
+#include "mqim/name.h"
 #include "mqim_posix_lmdb.h"
 #include "mqim_posix_tcp.h"
 #include "mqim_posix_tls.h"
@@ -196,7 +203,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: mqim --user U [--password P | --password-file F] [--host H] [--port P]\n"
                         "            [--device D] [--state-dir DIR] [--timeout MS]\n"
                         "            send PEER TEXT | send --group G TEXT | listen [N] | read PEER SEQ |\n"
-                        "            history PEER [N] | presence USER... | flush\n");
+                        "            history PEER [N] | presence USER... | chat PEER | flush\n");
         return 1;
     }
     cmd = argv[i++];
@@ -286,6 +293,12 @@ int main(int argc, char **argv)
         cJSON_AddStringToObject(req, "req", "cli");
         request = cJSON_PrintUnformatted(req);
         cJSON_Delete(req);
+    } else if (strcmp(cmd, "chat") == 0 && i + 1 == argc) {
+        if (mqim_name_check(MQIM_NAME_USER, mqim_str_from_cstr(argv[i])) != MQIM_OK) {
+            fprintf(stderr, "mqim: invalid user name '%s'\n", argv[i]);
+            mqim_lmdb_store_close(store);
+            return 1;
+        }
     } else if (!(strcmp(cmd, "flush") == 0 && i == argc) && !(strcmp(cmd, "read") == 0 && i + 2 == argc)) {
         fprintf(stderr, "mqim: unknown command or arguments: %s\n", cmd);
         mqim_lmdb_store_close(store);
@@ -296,7 +309,36 @@ int main(int argc, char **argv)
     for (;;) {
         bool done = false;
         (void)mqim_client_poll(&client, 20);
-        if (request != NULL) {
+        if (strcmp(cmd, "chat") == 0) {
+            /* Lines typed so far become messages; the outbox keeps them
+             * until acked, so typing while offline is fine. */
+            static char line[4200];
+            static size_t line_len;
+            static bool eof;
+            struct pollfd pfd = { 0, POLLIN, 0 };
+            while (!eof && poll(&pfd, 1, 0) > 0) {
+                char ch;
+                ssize_t n = read(0, &ch, 1);
+                if (n <= 0) {
+                    eof = true;
+                    start = mqim_posix_clock_ms(NULL); /* the timeout now bounds the drain */
+                    break;
+                }
+                if (ch == '\n' || line_len == sizeof(line) - 1u) {
+                    if (line_len > 0u &&
+                        mqim_client_send(&client, mqim_str_from_cstr(argv[i]), (mqim_str_t){ line, line_len }, &key) != MQIM_OK) {
+                        fprintf(stderr, "mqim: cannot send that line\n");
+                    }
+                    line_len = 0;
+                } else {
+                    line[line_len++] = ch;
+                }
+            }
+            done = eof && mqim_client_connected(&client) && mqim_lmdb_outbox_count(store) == 0u;
+            if (!eof) {
+                continue; /* until EOF, no timeout */
+            }
+        } else if (request != NULL) {
             if (!requested && mqim_client_connected(&client)) {
                 requested = mqim_client_ctl(&client, mqim_str_from_cstr(request)) == MQIM_OK;
             }

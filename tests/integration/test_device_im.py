@@ -70,6 +70,18 @@ class DeviceIm(EnvTest):
         self.assertRegex(r.stdout, r"(?m)^bob offline last_seen=\d+$")
         self.assertIn("zed unknown", r.stdout)
 
+    def test_chat(self):
+        self.assertTrue(MQIM, "MQIM_CLI not set")
+        state = os.path.join(self.env.dir, "dev-alice-chat")
+        r = subprocess.run([MQIM, "--port", str(self.env.port), "--user", "alice",
+                            "--password", self.env.passwords["alice"], "--device", "chat",
+                            "--state-dir", state, "chat", "bob"],
+                           input="hi bob\nhow are you?\n", capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(len(re.findall(r"(?m)^sent ", r.stdout)), 2, r.stdout)
+        r = self.mqim("bob", "tab", "listen", 2)
+        self.assertEqual([m[3] for m in self.messages(r.stdout)], ["hi bob", "how are you?"])
+
     def test_queued_while_broker_down(self):
         self.assertTrue(MQIM, "MQIM_CLI not set")
         self.env.stop_gateway()
