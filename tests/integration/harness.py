@@ -132,6 +132,7 @@ class Env:
         self.port = free_port()
         self.tls = tls
         self.tls_port = free_port() if tls else None
+        self.cert_port = free_port() if tls else None
         self.passwords = {}
         self.broker = None
         self.gateway = None
@@ -150,10 +151,15 @@ class Env:
             # A TLS listener too, with certificates from scripts/pki (the
             # password file and ACL apply to it: per_listener_settings false).
             pki = os.path.join(self.dir, "pki")
-            subprocess.run([os.path.join(SRC, "scripts", "pki"), pki], check=True)
+            subprocess.run([os.path.join(SRC, "scripts", "pki"), pki], check=True,
+                           env=dict(os.environ, PKI_CLIENTS=" ".join(self.users)))
             with open(os.path.join(self.dir, "mosquitto", "mosquitto.conf"), "a") as f:
                 f.write("\nlistener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\n"
                         % (self.tls_port, pki, pki, pki))
+                # client certificates instead of passwords: the CN is the user
+                f.write("\nlistener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\n"
+                        "require_certificate true\nuse_identity_as_username true\n"
+                        % (self.cert_port, pki, pki, pki))
         self.conf = os.path.join(self.dir, "gateway.conf")
         self.cli("init")
         for u in self.users:

@@ -184,6 +184,18 @@ class DeviceImTls(EnvTest):
         r = self.mqim("bob", "tab", "listen", 1, tls_ca=ca)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(self.messages(r.stdout), [("1", "alice", "bob", "over tls")])
+        # a client certificate instead of a password: the certificate's CN is the user
+        pki = os.path.join(self.env.dir, "pki")
+        r = subprocess.run([MQIM, "--host", "localhost", "--port", str(self.env.cert_port), "--tls-ca", ca,
+                            "--tls-cert", os.path.join(pki, "client-carol.crt"),
+                            "--tls-key", os.path.join(pki, "client-carol.key"),
+                            "--user", "carol", "--device", "cert",
+                            "--state-dir", os.path.join(self.env.dir, "dev-carol-cert"),
+                            "send", "bob", "signed by my certificate"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = self.mqim("bob", "tab", "listen", 1, tls_ca=ca)
+        self.assertEqual(self.messages(r.stdout), [("2", "carol", "bob", "signed by my certificate")])
         # a broker whose certificate does not chain to the CA we trust: no
         # connection at all, the message stays queued
         other = os.path.join(self.env.dir, "other-pki")
