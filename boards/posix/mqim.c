@@ -19,7 +19,8 @@
  * ~/.local/state/mqim/USER.DEVICE), --timeout MS (10000); TLS: --tls-ca FILE
  * (MQIM_TLS_CA) verifies the broker against that CA and its host name
  * (--tls-server-name to verify another name), --tls-cert/--tls-key for a
- * client certificate.
+ * client certificate; --tls-psk HEX [--tls-psk-identity ID] (MQIM_TLS_PSK) for
+ * a pre-shared key instead of certificates (the identity defaults to the user).
  *
  * Exit codes: 0 done; 1 usage or setup error; 3 the message is queued but
  * not acked yet (it stays in the outbox and goes out with the next run);
@@ -163,7 +164,7 @@ int main(int argc, char **argv)
     const char *host = getenv("MQIM_HOST"), *port = getenv("MQIM_PORT"), *user = getenv("MQIM_USER");
     const char *password = getenv("MQIM_PASSWORD"), *pwfile = getenv("MQIM_PASSWORD_FILE");
     const char *device = getenv("MQIM_DEVICE"), *state_dir = NULL, *timeout_s = NULL;
-    mqim_posix_tls_config_t tlscfg = { getenv("MQIM_TLS_CA"), NULL, NULL, NULL };
+    mqim_posix_tls_config_t tlscfg = { getenv("MQIM_TLS_CA"), NULL, NULL, NULL, getenv("MQIM_TLS_PSK"), NULL };
     mqim_posix_tls_t *tls = NULL;
     char pwbuf[256], statebuf[1024];
     app_t app;
@@ -177,8 +178,9 @@ int main(int argc, char **argv)
     const char *cmd;
     memset(&app, 0, sizeof(app));
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-        const char *before[12] = { host, port, user, password, pwfile, device, state_dir, timeout_s,
-                                   tlscfg.ca_file, tlscfg.server_name, tlscfg.cert_file, tlscfg.key_file };
+        const char *before[14] = { host, port, user, password, pwfile, device, state_dir, timeout_s,
+                                   tlscfg.ca_file, tlscfg.server_name, tlscfg.cert_file, tlscfg.key_file,
+                                   tlscfg.psk_hex, tlscfg.psk_identity };
         host = opt(&i, argc, argv, "--host", host);
         port = opt(&i, argc, argv, "--port", port);
         user = opt(&i, argc, argv, "--user", user);
@@ -191,10 +193,12 @@ int main(int argc, char **argv)
         tlscfg.server_name = opt(&i, argc, argv, "--tls-server-name", tlscfg.server_name);
         tlscfg.cert_file = opt(&i, argc, argv, "--tls-cert", tlscfg.cert_file);
         tlscfg.key_file = opt(&i, argc, argv, "--tls-key", tlscfg.key_file);
+        tlscfg.psk_hex = opt(&i, argc, argv, "--tls-psk", tlscfg.psk_hex);
+        tlscfg.psk_identity = opt(&i, argc, argv, "--tls-psk-identity", tlscfg.psk_identity);
         if (before[0] == host && before[1] == port && before[2] == user && before[3] == password &&
             before[4] == pwfile && before[5] == device && before[6] == state_dir && before[7] == timeout_s &&
             before[8] == tlscfg.ca_file && before[9] == tlscfg.server_name && before[10] == tlscfg.cert_file &&
-            before[11] == tlscfg.key_file) {
+            before[11] == tlscfg.key_file && before[12] == tlscfg.psk_hex && before[13] == tlscfg.psk_identity) {
             fprintf(stderr, "mqim: unknown option %s\n", argv[i]);
             return 1;
         }
@@ -233,8 +237,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "mqim: cannot open the state in %s\n", state_dir);
         return 1;
     }
-    mqim_posix_tcp_init(&tcp, host, (uint16_t)(port != NULL ? atoi(port) : (tlscfg.ca_file != NULL ? 8883 : 1883)));
-    if (tlscfg.ca_file != NULL) {
+    if (tlscfg.psk_hex != NULL && tlscfg.psk_identity == NULL) {
+        tlscfg.psk_identity = user; /* the usual choice with use_identity_as_username */
+    }
+    mqim_posix_tcp_init(&tcp, host,
+                        (uint16_t)(port != NULL ? atoi(port) : (tlscfg.ca_file != NULL || tlscfg.psk_hex != NULL ? 8883 : 1883)));
+    if (tlscfg.ca_file != NULL || tlscfg.psk_hex != NULL) {
         char err[256];
         tls = mqim_posix_tls_new(&tcp, &tlscfg, err, sizeof(err));
         if (tls == NULL) {

@@ -133,6 +133,8 @@ class Env:
         self.tls = tls
         self.tls_port = free_port() if tls else None
         self.cert_port = free_port() if tls else None
+        self.psk_port = free_port() if tls else None
+        self.psk = {}
         self.passwords = {}
         self.broker = None
         self.gateway = None
@@ -160,6 +162,15 @@ class Env:
                 f.write("\nlistener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\n"
                         "require_certificate true\nuse_identity_as_username true\n"
                         % (self.cert_port, pki, pki, pki))
+                # pre-shared keys instead of certificates: the identity is the user
+                psk_file = os.path.join(self.dir, "mosquitto", "psk")
+                with open(psk_file, "w") as pf:
+                    for u in self.users:
+                        self.psk[u] = os.urandom(16).hex()
+                        pf.write("%s:%s\n" % (u, self.psk[u]))
+                os.chmod(psk_file, 0o600)
+                f.write("\nlistener %d 127.0.0.1\npsk_hint mqim\npsk_file %s\nuse_identity_as_username true\n"
+                        % (self.psk_port, psk_file))
         self.conf = os.path.join(self.dir, "gateway.conf")
         self.cli("init")
         for u in self.users:

@@ -196,6 +196,20 @@ class DeviceImTls(EnvTest):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         r = self.mqim("bob", "tab", "listen", 1, tls_ca=ca)
         self.assertEqual(self.messages(r.stdout), [("2", "carol", "bob", "signed by my certificate")])
+        # a pre-shared key instead of certificates (identity = user)
+        r = subprocess.run([MQIM, "--host", "127.0.0.1", "--port", str(self.env.psk_port),
+                            "--tls-psk", self.env.psk["alice"], "--user", "alice", "--device", "psk",
+                            "--state-dir", os.path.join(self.env.dir, "dev-alice-psk"),
+                            "send", "bob", "keyed"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = self.mqim("bob", "tab", "listen", 1, tls_ca=ca)
+        self.assertEqual(self.messages(r.stdout), [("3", "alice", "bob", "keyed")])
+        # a wrong key: no connection, the message stays queued
+        r = subprocess.run([MQIM, "--host", "127.0.0.1", "--port", str(self.env.psk_port), "--timeout", "1500",
+                            "--tls-psk", "00" * 16, "--user", "alice", "--device", "psk2",
+                            "--state-dir", os.path.join(self.env.dir, "dev-alice-psk2"),
+                            "send", "bob", "wrong key"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
         # a broker whose certificate does not chain to the CA we trust: no
         # connection at all, the message stays queued
         other = os.path.join(self.env.dir, "other-pki")

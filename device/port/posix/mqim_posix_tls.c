@@ -27,7 +27,14 @@ struct mqim_posix_tls {
     mbedtls_ssl_context ssl;
     bool open;
     uint32_t io_timeout_ms; /* the timeout of the current send/recv call */
+    unsigned char psk[64];
+    size_t psk_len;
 };
+
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
 
 /* BIO: TCP send/recv results -> mbedTLS codes. 0 from the transport is a
  * timeout, which mbedTLS must see as "try again", not as a closed stream. */
@@ -58,10 +65,28 @@ mqim_posix_tls_t *mqim_posix_tls_new(mqim_posix_tcp_t *tcp, const mqim_posix_tls
     static const char pers[] = "mqim-device";
     mqim_posix_tls_t *t = calloc(1, sizeof(*t)); /* once per process, at setup */
     int rc;
-    if (t == NULL || cfg == NULL || cfg->ca_file == NULL) {
-        snprintf(err, err_len, "TLS needs a CA file");
+    if (t == NULL || cfg == NULL || (cfg->ca_file == NULL && cfg->psk_hex == NULL)) {
+        snprintf(err, err_len, "TLS needs a CA file or a pre-shared key");
         free(t);
         return NULL;
+    }
+    if (cfg->psk_hex != NULL) {
+        size_t n = strlen(cfg->psk_hex);
+        if (n == 0u || n % 2u != 0u || n / 2u > sizeof(t->psk) || cfg->psk_identity == NULL) {
+            snprintf(err, err_len, "the PSK must be 1..64 bytes of hex, with an identity");
+            free(t);
+            return NULL;
+        }
+        for (size_t k = 0; k < n; k += 2u) {
+            int hi = hex_value(cfg->psk_hex[k]), lo = hex_value(cfg->psk_hex[k + 1u]);
+            if (hi < 0 || lo < 0) {
+                snprintf(err, err_len, "the PSK is not hex");
+                free(t);
+                return NULL;
+            }
+            t->psk[k / 2u] = (unsigned char)(hi * 16 + lo);
+        }
+        t->psk_len = n / 2u;
     }
     t->tcp = tcp;
     snprintf(t->server_name, sizeof(t->server_name), "%s", cfg->server_name != NULL ? cfg->server_name : tcp->host);
@@ -76,7 +101,7 @@ mqim_posix_tls_t *mqim_posix_tls_new(mqim_posix_tcp_t *tcp, const mqim_posix_tls
                                sizeof(pers) - 1u);
     if (rc != 0) {
         describe(rc, "random generator", err, err_len);
-    } else if ((rc = mbedtls_x509_crt_parse_file(&t->ca, cfg->ca_file)) != 0) {
+    } else if (cfg->ca_file != NULL && (rc = mbedtls_x509_crt_parse_file(&t->ca, cfg->ca_file)) != 0) {
         describe(rc, cfg->ca_file, err, err_len);
     } else if (cfg->cert_file != NULL && (rc = mbedtls_x509_crt_parse_file(&t->cert, cfg->cert_file)) != 0) {
         describe(rc, cfg->cert_file, err, err_len);
@@ -87,15 +112,28 @@ mqim_posix_tls_t *mqim_posix_tls_new(mqim_posix_tcp_t *tcp, const mqim_posix_tls
                                                  MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
         describe(rc, "TLS config", err, err_len);
     } else {
-        /* The broker's certificate must chain to the CA and name the host. */
-        mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-        mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
+        if (cfg->ca_file != NULL) {
+            /* The broker's certificate must chain to the CA and name the host. */
+            mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+            mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
+        } else {
+            /* PSK only: the shared key authenticates both ends; there is no
+             * certificate to verify. */
+            mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_NONE);
+        }
         mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
         mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
         if (cfg->cert_file != NULL) {
             rc = mbedtls_ssl_conf_own_cert(&t->conf, &t->cert, &t->key);
             if (rc != 0) {
                 describe(rc, "client certificate", err, err_len);
+            }
+        }
+        if (rc == 0 && t->psk_len > 0u) {
+            rc = mbedtls_ssl_conf_psk(&t->conf, t->psk, t->psk_len, (const unsigned char *)cfg->psk_identity,
+                                      strlen(cfg->psk_identity));
+            if (rc != 0) {
+                describe(rc, "pre-shared key", err, err_len);
             }
         }
     }

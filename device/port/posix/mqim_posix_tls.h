@@ -2,7 +2,8 @@
  * @file mqim_posix_tls.h
  * @brief TLS transport on mbedTLS 2.28 over the POSIX TCP transport: server
  *        verification against a CA file with the host name (SNI + name
- *        check), optional client certificate. Every mbedTLS call of the
+ *        check), optional client certificate, or a pre-shared key (PSK)
+ *        instead of certificates. Every mbedTLS call of the
  *        project lives in this port, so moving to mbedTLS 3.x stays a
  *        change of this file.
  */
@@ -18,6 +19,8 @@ typedef struct mqim_posix_tls_config {
     const char *server_name; /**< name to verify and send as SNI; NULL = the TCP host */
     const char *cert_file;   /**< client certificate (PEM), or NULL */
     const char *key_file;    /**< its private key (PEM), or NULL */
+    const char *psk_hex;     /**< pre-shared key in hex, instead of certificates; or NULL */
+    const char *psk_identity; /**< its identity (Mosquitto's user with use_identity_as_username) */
 } mqim_posix_tls_config_t;
 
 /**
