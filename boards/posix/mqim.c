@@ -12,6 +12,10 @@
  *                                     messages and acks print as they come; EOF ends
  *                                     (after what was typed is acked, or --timeout)
  *
+ * Settings come from flags, then the environment, then a config file
+ * (--config FILE, default $XDG_CONFIG_HOME/mqim/config or ~/.config/mqim/config):
+ * one "key value" per line, '#' comments, keys as the flags without "--"
+ * (host, port, user, password-file, device, tls-ca, ...).
  * Options (or environment): --host H (MQIM_HOST, 127.0.0.1), --port P
  * (MQIM_PORT, 1883), --user U (MQIM_USER), --password P (MQIM_PASSWORD),
  * --password-file F (MQIM_PASSWORD_FILE), --device D (MQIM_DEVICE, "cli"),
@@ -132,6 +136,53 @@ static void on_response(void *ctx, mqim_str_t json)
     cJSON_Delete(o);
 }
 
+/* The config file: key/value pairs kept for the process's life. */
+static char conf_text[8192];
+static const char *conf_keys[64], *conf_vals[64];
+static int conf_n;
+
+static int load_config(const char *path, bool required)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+    char *line, *save = NULL;
+    if (f == NULL) {
+        if (required) {
+            fprintf(stderr, "mqim: cannot read %s: %s\n", path, strerror(errno));
+        }
+        return required ? -1 : 0;
+    }
+    n = fread(conf_text, 1, sizeof(conf_text) - 1u, f);
+    fclose(f);
+    conf_text[n] = '\0';
+    for (line = strtok_r(conf_text, "\n", &save); line != NULL && conf_n < 64; line = strtok_r(NULL, "\n", &save)) {
+        char *key = line + strspn(line, " \t"), *val;
+        if (*key == '#' || *key == '\0') {
+            continue;
+        }
+        val = key + strcspn(key, " \t");
+        if (*val != '\0') {
+            *val++ = '\0';
+        }
+        val += strspn(val, " \t");
+        val[strcspn(val, "\r")] = '\0';
+        conf_keys[conf_n] = key;
+        conf_vals[conf_n++] = val;
+    }
+    return 0;
+}
+
+/* Fill a setting the flags and the environment left unset. */
+static const char *from_config(const char *current, const char *key)
+{
+    for (int k = 0; current == NULL && k < conf_n; k++) {
+        if (strcmp(conf_keys[k], key) == 0) {
+            return conf_vals[k];
+        }
+    }
+    return current;
+}
+
 static const char *opt(int *i, int argc, char **argv, const char *name, const char *current)
 {
     if (strcmp(argv[*i], name) == 0 && *i + 1 < argc) {
@@ -164,6 +215,8 @@ int main(int argc, char **argv)
     const char *host = getenv("MQIM_HOST"), *port = getenv("MQIM_PORT"), *user = getenv("MQIM_USER");
     const char *password = getenv("MQIM_PASSWORD"), *pwfile = getenv("MQIM_PASSWORD_FILE");
     const char *device = getenv("MQIM_DEVICE"), *state_dir = NULL, *timeout_s = NULL;
+    const char *config = NULL;
+    char confbuf[1024];
     mqim_posix_tls_config_t tlscfg = { getenv("MQIM_TLS_CA"), NULL, NULL, NULL, getenv("MQIM_TLS_PSK"), NULL };
     mqim_posix_tls_t *tls = NULL;
     char pwbuf[256], statebuf[1024];
@@ -178,9 +231,9 @@ int main(int argc, char **argv)
     const char *cmd;
     memset(&app, 0, sizeof(app));
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-        const char *before[14] = { host, port, user, password, pwfile, device, state_dir, timeout_s,
+        const char *before[15] = { host, port, user, password, pwfile, device, state_dir, timeout_s,
                                    tlscfg.ca_file, tlscfg.server_name, tlscfg.cert_file, tlscfg.key_file,
-                                   tlscfg.psk_hex, tlscfg.psk_identity };
+                                   tlscfg.psk_hex, tlscfg.psk_identity, config };
         host = opt(&i, argc, argv, "--host", host);
         port = opt(&i, argc, argv, "--port", port);
         user = opt(&i, argc, argv, "--user", user);
@@ -195,14 +248,40 @@ int main(int argc, char **argv)
         tlscfg.key_file = opt(&i, argc, argv, "--tls-key", tlscfg.key_file);
         tlscfg.psk_hex = opt(&i, argc, argv, "--tls-psk", tlscfg.psk_hex);
         tlscfg.psk_identity = opt(&i, argc, argv, "--tls-psk-identity", tlscfg.psk_identity);
+        config = opt(&i, argc, argv, "--config", config);
         if (before[0] == host && before[1] == port && before[2] == user && before[3] == password &&
             before[4] == pwfile && before[5] == device && before[6] == state_dir && before[7] == timeout_s &&
             before[8] == tlscfg.ca_file && before[9] == tlscfg.server_name && before[10] == tlscfg.cert_file &&
-            before[11] == tlscfg.key_file && before[12] == tlscfg.psk_hex && before[13] == tlscfg.psk_identity) {
+            before[11] == tlscfg.key_file && before[12] == tlscfg.psk_hex && before[13] == tlscfg.psk_identity &&
+            before[14] == config) {
             fprintf(stderr, "mqim: unknown option %s\n", argv[i]);
             return 1;
         }
     }
+    if (config == NULL) {
+        const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+        snprintf(confbuf, sizeof(confbuf), "%s%s/mqim/config", xdg != NULL && xdg[0] != '\0' ? xdg : (home != NULL ? home : "."),
+                 xdg != NULL && xdg[0] != '\0' ? "" : "/.config");
+        if (load_config(confbuf, false) != 0) {
+            return 1;
+        }
+    } else if (load_config(config, true) != 0) {
+        return 1;
+    }
+    host = from_config(host, "host");
+    port = from_config(port, "port");
+    user = from_config(user, "user");
+    password = from_config(password, "password");
+    pwfile = from_config(pwfile, "password-file");
+    device = from_config(device, "device");
+    state_dir = from_config(state_dir, "state-dir");
+    timeout_s = from_config(timeout_s, "timeout");
+    tlscfg.ca_file = from_config(tlscfg.ca_file, "tls-ca");
+    tlscfg.server_name = from_config(tlscfg.server_name, "tls-server-name");
+    tlscfg.cert_file = from_config(tlscfg.cert_file, "tls-cert");
+    tlscfg.key_file = from_config(tlscfg.key_file, "tls-key");
+    tlscfg.psk_hex = from_config(tlscfg.psk_hex, "tls-psk");
+    tlscfg.psk_identity = from_config(tlscfg.psk_identity, "tls-psk-identity");
     if (i >= argc || user == NULL) {
         fprintf(stderr, "usage: mqim --user U [--password P | --password-file F] [--host H] [--port P]\n"
                         "            [--device D] [--state-dir DIR] [--timeout MS]\n"

@@ -82,6 +82,23 @@ class DeviceIm(EnvTest):
         r = self.mqim("bob", "tab", "listen", 2)
         self.assertEqual([m[3] for m in self.messages(r.stdout)], ["hi bob", "how are you?"])
 
+    def test_config_file(self):
+        """Settings from a config file; flags still win."""
+        self.assertTrue(MQIM, "MQIM_CLI not set")
+        conf = os.path.join(self.env.dir, "alice.conf")
+        with open(conf, "w") as f:
+            f.write("# alice's device\nhost 127.0.0.1\nport %d\nuser alice\npassword %s\ndevice conf\n"
+                    "state-dir %s\n" % (self.env.port, self.env.passwords["alice"],
+                                         os.path.join(self.env.dir, "dev-alice-conf")))
+        r = subprocess.run([MQIM, "--config", conf, "send", "bob", "configured"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = subprocess.run([MQIM, "--config", conf, "--port", "1", "--timeout", "800", "send", "bob", "x"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)  # the flag's port wins: nobody there
+        r = self.mqim("bob", "tab", "listen", 1)
+        self.assertEqual([m[3] for m in self.messages(r.stdout)], ["configured"])
+
     def test_queued_while_broker_down(self):
         self.assertTrue(MQIM, "MQIM_CLI not set")
         self.env.stop_gateway()
