@@ -1,9 +1,8 @@
-/* Envelope encode/decode (envelope.h). Decoding uses cJSON and copies every
- * string into the caller's arena, so cJSON's tree is freed before return. */
-#include <cjson/cJSON.h>
-
+/* Envelope encode/decode (envelope.h). Decoding reads the JSON in place
+ * (json_read.h) and unescapes each field into the caller's arena: no
+ * allocation, so the same code runs in the gateway and on a device. */
 #include "mqim/envelope.h"
-#include "mqim/json_depth.h"
+#include "mqim/json_read.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/name.h"
@@ -14,61 +13,43 @@ typedef struct arena {
     size_t used;
 } arena_t;
 
-static mqim_status_t arena_copy(arena_t *a, const char *s, mqim_str_t *out)
-{
-    size_t n = 0;
-    while (s[n] != '\0') {
-        n++;
-    }
-    if (n > a->cap - a->used) {
-        return MQIM_BUFFER_TOO_SMALL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        a->buf[a->used + i] = s[i];
-    }
-    out->ptr = n > 0u ? a->buf + a->used : a->buf;
-    out->len = n;
-    a->used += n;
-    return MQIM_OK;
-}
+/* The fields an envelope has, in the order they are checked. */
+enum { F_ID, F_FROM, F_TO, F_GROUP, F_TYPE, F_BODY, F_SEQ, F_TS, F_COUNT };
+static const char *const field_names[F_COUNT] = { "id", "from", "to", "group",
+                                                  "type", "body", "seq", "ts" };
 
-/* A string field: absent is fine, anything but a string is not. */
-static mqim_status_t get_string(const cJSON *root, const char *key, arena_t *a, mqim_str_t *out)
+/* A string field: absent is fine (ptr stays NULL), anything but a string is not. */
+static mqim_status_t get_string(const mqim_json_value_t *v, arena_t *a, mqim_str_t *out)
 {
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
     mqim_status_t st = MQIM_OK;
     out->ptr = 0;
     out->len = 0;
-    if (item == 0) {
+    if (v->type == MQIM_JSON_ABSENT) {
         st = MQIM_OK;
-    } else if (!cJSON_IsString(item) || item->valuestring == 0) {
+    } else if (v->type != MQIM_JSON_STRING) {
         st = MQIM_FIELD_TYPE;
+    } else if (a->buf == 0) {
+        st = MQIM_BUFFER_TOO_SMALL;
     } else {
-        st = arena_copy(a, item->valuestring, out);
+        st = mqim_json_string(v, a->buf + a->used, a->cap - a->used, out);
+        a->used += out->len;
     }
     return st;
 }
 
-/* An integer field within +-2^53 (exactly representable in a double). */
-static mqim_status_t get_integer(const cJSON *root, const char *key, bool non_negative,
-                                 bool *present, double *value)
+/* An integer field; "seq" must not be negative. */
+static mqim_status_t get_integer(const mqim_json_value_t *v, bool non_negative, bool *present,
+                                 int64_t *value)
 {
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
     mqim_status_t st = MQIM_OK;
     *present = false;
-    if (item == 0) {
-        st = MQIM_OK;
-    } else if (!cJSON_IsNumber(item)) {
-        st = MQIM_FIELD_TYPE;
-    } else {
-        double v = item->valuedouble;
-        if (v != v || v > 9007199254740992.0 || v < -9007199254740992.0 ||
-            v != (double)(int64_t)v || (non_negative && v < 0.0)) {
+    *value = 0;
+    if (v->type != MQIM_JSON_ABSENT) {
+        st = mqim_json_int(v, value);
+        if (st == MQIM_OK && non_negative && *value < 0) {
             st = MQIM_FIELD_RANGE;
-        } else {
-            *present = true;
-            *value = v;
         }
+        *present = st == MQIM_OK;
     }
     return st;
 }
@@ -91,65 +72,102 @@ static mqim_status_t type_check(mqim_str_t type)
     return st;
 }
 
-static mqim_status_t decode_fields(const cJSON *root, mqim_envelope_t *env, arena_t *a)
+/* Walk the members once, keeping the envelope's fields. A field given twice
+ * is refused: two readers could otherwise disagree on which one counts.
+ * With allow_cut, text that ends early keeps the members completed before
+ * the cut (*cut is set); otherwise it is malformed. */
+static mqim_status_t collect(const mqim_json_value_t *root, mqim_json_value_t fields[F_COUNT],
+                             bool allow_cut, bool *cut)
+{
+    mqim_json_iter_t it;
+    mqim_json_value_t key, val;
+    mqim_status_t st = mqim_json_iter_begin(&it, root);
+    for (unsigned f = 0; f < F_COUNT; f++) {
+        fields[f].type = MQIM_JSON_ABSENT;
+        fields[f].text = (mqim_str_t){ 0, 0 };
+        fields[f].depth_left = 0;
+    }
+    *cut = false;
+    while (st == MQIM_OK) {
+        st = mqim_json_iter_next(&it, &key, &val);
+        for (unsigned f = 0; st == MQIM_OK && f < F_COUNT; f++) {
+            if (mqim_json_string_eq(&key, field_names[f])) {
+                if (fields[f].type != MQIM_JSON_ABSENT) {
+                    st = MQIM_FIELD_DUPLICATE;
+                }
+                fields[f] = val;
+                break;
+            }
+        }
+    }
+    if (st == MQIM_JSON_TRUNCATED && allow_cut) {
+        *cut = true;
+        st = MQIM_NOT_FOUND;
+    }
+    return st == MQIM_NOT_FOUND ? MQIM_OK : st;
+}
+
+static mqim_status_t decode_fields(const mqim_json_value_t fields[F_COUNT], mqim_envelope_t *env,
+                                   arena_t *a)
 {
     mqim_status_t st;
     bool present = false;
-    double v = 0.0;
+    int64_t v = 0;
 
-    st = get_string(root, "id", a, &env->id);
-    if (st == MQIM_OK && cJSON_GetObjectItemCaseSensitive(root, "id") != 0) {
+    st = get_string(&fields[F_ID], a, &env->id);
+    if (st == MQIM_OK && fields[F_ID].type != MQIM_JSON_ABSENT) {
         st = mqim_id_check(env->id);
     }
     if (st == MQIM_OK) {
         /* "from" is a string; the gateway overwrites it with the topic's
          * user, devices read it from the gateway's envelopes. */
-        st = get_string(root, "from", a, &env->from);
+        st = get_string(&fields[F_FROM], a, &env->from);
     }
     if (st == MQIM_OK) {
-        st = get_string(root, "to", a, &env->to);
-        if (st == MQIM_OK && env->to.ptr != 0) {
+        st = get_string(&fields[F_TO], a, &env->to);
+        if (st == MQIM_OK && fields[F_TO].type != MQIM_JSON_ABSENT) {
             st = mqim_name_check(MQIM_NAME_USER, env->to);
         }
     }
     if (st == MQIM_OK) {
-        st = get_string(root, "group", a, &env->group);
-        if (st == MQIM_OK && env->group.ptr != 0) {
+        st = get_string(&fields[F_GROUP], a, &env->group);
+        if (st == MQIM_OK && fields[F_GROUP].type != MQIM_JSON_ABSENT) {
             st = mqim_name_check(MQIM_NAME_GROUP, env->group);
         }
     }
     if (st == MQIM_OK) {
-        st = get_string(root, "type", a, &env->type);
-        if (st == MQIM_OK && env->type.ptr != 0) {
+        st = get_string(&fields[F_TYPE], a, &env->type);
+        if (st == MQIM_OK && fields[F_TYPE].type != MQIM_JSON_ABSENT) {
             st = type_check(env->type);
         }
     }
     if (st == MQIM_OK) {
-        st = get_string(root, "body", a, &env->body);
+        st = get_string(&fields[F_BODY], a, &env->body);
         if (st == MQIM_OK && env->body.len > MQIM_BODY_MAX) {
             st = MQIM_BODY_TOO_LARGE;
-        } else if (st == MQIM_OK && !mqim_utf8_valid(env->body.ptr, env->body.len)) {
-            st = MQIM_UTF8_INVALID;
         }
+        /* UTF-8: the reader checked the raw bytes, and escapes decode to
+         * valid sequences (surrogates only in pairs). */
     }
     if (st == MQIM_OK) {
-        st = get_integer(root, "seq", true, &present, &v);
+        st = get_integer(&fields[F_SEQ], true, &present, &v);
         env->has_seq = present;
         env->seq = present ? (uint64_t)v : 0u;
     }
     if (st == MQIM_OK) {
-        st = get_integer(root, "ts", false, &present, &v);
+        st = get_integer(&fields[F_TS], false, &present, &v);
         env->has_ts = present;
-        env->ts = present ? (int64_t)v : 0;
+        env->ts = present ? v : 0;
     }
     return st;
 }
 
-mqim_status_t mqim_envelope_decode(const char *json, size_t len, mqim_envelope_t *env,
-                                   char *arena, size_t arena_cap, size_t *arena_used)
+static mqim_status_t decode(const char *json, size_t len, bool allow_cut, mqim_envelope_t *env,
+                            char *arena, size_t arena_cap, size_t *arena_used, bool *cut)
 {
     arena_t a = { arena, arena != 0 ? arena_cap : 0u, 0 };
-    cJSON *root = 0;
+    mqim_json_value_t root;
+    mqim_json_value_t fields[F_COUNT];
     mqim_status_t st = MQIM_OK;
 
     if (env == 0 || (json == 0 && len > 0u)) {
@@ -157,24 +175,53 @@ mqim_status_t mqim_envelope_decode(const char *json, size_t len, mqim_envelope_t
     }
     *env = (mqim_envelope_t){ { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 },
                               0u, 0, false, false };
-    if (len > MQIM_PAYLOAD_MAX) {
+    *cut = false;
+    if (!allow_cut && len > MQIM_PAYLOAD_MAX) {
         st = MQIM_PAYLOAD_TOO_LARGE;
+    } else if (allow_cut) {
+        /* a head: only its start is known to be an object */
+        size_t i = 0;
+        while (i < len && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' || json[i] == '\r')) {
+            i++;
+        }
+        root = (mqim_json_value_t){ MQIM_JSON_OBJECT, { json + i, len - i }, MQIM_JSON_DEPTH_MAX };
+        st = i < len && json[i] == '{' ? MQIM_OK : MQIM_JSON_NOT_OBJECT;
     } else {
-        root = cJSON_ParseWithLength(json, len);
-        if (root == 0) {
-            st = MQIM_JSON_MALFORMED;
-        } else if (!cJSON_IsObject(root)) {
+        st = mqim_json_parse((mqim_str_t){ json, len }, MQIM_JSON_DEPTH_MAX, &root);
+        if (st == MQIM_OK && root.type != MQIM_JSON_OBJECT) {
             st = MQIM_JSON_NOT_OBJECT;
-        } else if (!mqim_json_depth_ok(root, MQIM_JSON_DEPTH_MAX)) {
-            st = MQIM_JSON_TOO_DEEP;
-        } else {
-            st = decode_fields(root, env, &a);
         }
     }
-    cJSON_Delete(root);
+    if (st == MQIM_OK) {
+        st = collect(&root, fields, allow_cut, cut);
+    }
+    if (st == MQIM_OK) {
+        st = decode_fields(fields, env, &a);
+    }
     if (arena_used != 0) {
         *arena_used = a.used;
     }
+    return st;
+}
+
+mqim_status_t mqim_envelope_decode(const char *json, size_t len, mqim_envelope_t *env,
+                                   char *arena, size_t arena_cap, size_t *arena_used)
+{
+    bool cut = false;
+    return decode(json, len, false, env, arena, arena_cap, arena_used, &cut);
+}
+
+mqim_status_t mqim_envelope_decode_head(const char *json, size_t len, mqim_envelope_t *env,
+                                        char *arena, size_t arena_cap, size_t *arena_used,
+                                        bool *complete)
+{
+    bool cut = false;
+    mqim_status_t st;
+    if (complete == 0) {
+        return MQIM_BAD_PARAMETER;
+    }
+    st = decode(json, len, true, env, arena, arena_cap, arena_used, &cut);
+    *complete = !cut;
     return st;
 }
 

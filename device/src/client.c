@@ -1,9 +1,9 @@
 /* The IM layer (client.h). */
 #include "mqim/client.h"
 
-#include <cjson/cJSON.h>
 #include <string.h>
 
+#include "mqim/json_read.h"
 #include "mqim/json_write.h"
 #include "mqim/name.h"
 #include "mqim/topic.h"
@@ -128,19 +128,43 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
     }
 }
 
-static mqim_str_t jstr(const cJSON *o, const char *key)
+/* A string member unescaped into the arena; empty when absent, not a
+ * string, or out of room (acks are small; the arena holds a whole payload). */
+static mqim_str_t jstr(const mqim_json_value_t *o, const char *key, char *arena, size_t cap,
+                       size_t *used)
 {
-    const cJSON *i = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(i) ? mqim_str_from_cstr(i->valuestring) : (mqim_str_t){ 0, 0 };
+    mqim_json_value_t v;
+    mqim_str_t s = { 0, 0 };
+    if (mqim_json_find(o, key, &v) == MQIM_OK && v.type == MQIM_JSON_STRING &&
+        mqim_json_string(&v, arena + *used, cap - *used, &s) == MQIM_OK) {
+        *used += s.len;
+    }
+    return s;
 }
 
-/* A seq-like number; anything not a whole number in 0..2^53 reads as 0
- * (converting a larger double to an integer is undefined behaviour). */
-static uint64_t jnum(const cJSON *o, const char *key)
+/* A seq-like number; anything not a whole number in 0..2^53 reads as 0. */
+static uint64_t jnum(const mqim_json_value_t *o, const char *key)
 {
-    const cJSON *i = cJSON_GetObjectItemCaseSensitive(o, key);
-    double v = cJSON_IsNumber(i) ? i->valuedouble : -1.0;
-    return v >= 0.0 && v <= 9007199254740992.0 ? (uint64_t)v : 0u;
+    mqim_json_value_t v;
+    int64_t n = 0;
+    if (mqim_json_find(o, key, &v) != MQIM_OK || mqim_json_int(&v, &n) != MQIM_OK || n < 0) {
+        n = 0;
+    }
+    return (uint64_t)n;
+}
+
+static bool jtrue(const mqim_json_value_t *o, const char *key)
+{
+    mqim_json_value_t v;
+    return mqim_json_find(o, key, &v) == MQIM_OK && v.type == MQIM_JSON_TRUE;
+}
+
+/* A payload from the gateway as a JSON object, or false. */
+static bool parse_payload(const mqim_mqtt_publish_t *pub, mqim_json_value_t *root)
+{
+    return mqim_json_parse((mqim_str_t){ (const char *)pub->payload, pub->payload_len },
+                           MQIM_JSON_DEPTH_MAX, root) == MQIM_OK &&
+           root->type == MQIM_JSON_OBJECT;
 }
 
 /* Remove the outbox entry of a message id (its `sent` ack arrived). */
@@ -160,24 +184,25 @@ static void outbox_forget(mqim_client_t *c, mqim_str_t id)
 
 static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
 {
-    cJSON *o = cJSON_ParseWithLength((const char *)pub->payload, pub->payload_len);
+    mqim_json_value_t o, ack_status_value;
     mqim_ack_t ack;
-    mqim_str_t status;
-    if (o == 0) {
+    size_t used = 0;
+    const size_t cap = sizeof(c->arena);
+    if (!parse_payload(pub, &o)) {
         return;
     }
     memset(&ack, 0, sizeof(ack));
-    status = jstr(o, "status");
-    ack.status = mqim_str_eq_cstr(status, "sent")        ? MQIM_ACK_SENT
-                 : mqim_str_eq_cstr(status, "delivered") ? MQIM_ACK_DELIVERED
-                 : mqim_str_eq_cstr(status, "read")      ? MQIM_ACK_READ
-                 : mqim_str_eq_cstr(status, "rejected")  ? MQIM_ACK_REJECTED
-                                                         : MQIM_ACK_OTHER;
-    ack.id = jstr(o, "id");
-    ack.by = jstr(o, "by");
-    ack.code = jstr(o, "code");
-    ack.reason = jstr(o, "reason");
-    ack.seq = jnum(o, "seq");
+    ack.status = mqim_json_find(&o, "status", &ack_status_value) != MQIM_OK ? MQIM_ACK_OTHER
+                 : mqim_json_string_eq(&ack_status_value, "sent")        ? MQIM_ACK_SENT
+                 : mqim_json_string_eq(&ack_status_value, "delivered")   ? MQIM_ACK_DELIVERED
+                 : mqim_json_string_eq(&ack_status_value, "read")        ? MQIM_ACK_READ
+                 : mqim_json_string_eq(&ack_status_value, "rejected")    ? MQIM_ACK_REJECTED
+                                                                          : MQIM_ACK_OTHER;
+    ack.id = jstr(&o, "id", c->arena, cap, &used);
+    ack.by = jstr(&o, "by", c->arena, cap, &used);
+    ack.code = jstr(&o, "code", c->arena, cap, &used);
+    ack.reason = jstr(&o, "reason", c->arena, cap, &used);
+    ack.seq = jnum(&o, "seq");
     /* Sent or rejected: the gateway decided; the outbox entry has done its job. */
     if ((ack.status == MQIM_ACK_SENT || ack.status == MQIM_ACK_REJECTED) && ack.id.len > 0u) {
         outbox_forget(c, ack.id);
@@ -185,33 +210,31 @@ static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
     if (c->cfg.cb.on_ack != 0) {
         c->cfg.cb.on_ack(c->cfg.cb.ctx, &ack);
     }
-    cJSON_Delete(o);
 }
 
 static void on_res(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
 {
-    cJSON *o = cJSON_ParseWithLength((const char *)pub->payload, pub->payload_len);
-    if (o == 0) {
+    mqim_json_value_t o, v;
+    if (!parse_payload(pub, &o)) {
         return;
     }
-    if (cJSON_GetObjectItemCaseSensitive(o, "req") != 0) {
+    if (mqim_json_find(&o, "req", &v) == MQIM_OK && v.type != MQIM_JSON_ABSENT) {
         /* the application's own request */
         if (c->cfg.cb.on_response != 0) {
             c->cfg.cb.on_response(c->cfg.cb.ctx, (mqim_str_t){ (const char *)pub->payload, pub->payload_len });
         }
-    } else if (mqim_str_eq_cstr(jstr(o, "op"), "sync")) {
-        uint64_t first = jnum(o, "first_seq");
+    } else if (mqim_json_find(&o, "op", &v) == MQIM_OK && mqim_json_string_eq(&v, "sync")) {
+        uint64_t first = jnum(&o, "first_seq");
         c->sync_pending = false;
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "pruned")) && first > c->st.last_seq + 1u) {
+        if (jtrue(&o, "pruned") && first > c->st.last_seq + 1u) {
             /* Retention removed what this device never saw: skip the hole. */
             c->st.last_seq = first - 1u;
             (void)c->cfg.state->save(c->cfg.state_ctx, &c->st);
             (void)request_sync(c);
-        } else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "complete"))) {
+        } else if (!jtrue(&o, "complete")) {
             (void)request_sync(c); /* next page */
         }
     }
-    cJSON_Delete(o);
 }
 
 static void s_on_message(void *ctx, const mqim_mqtt_publish_t *pub)

@@ -11,7 +11,7 @@
 #include "log.h"
 #include "mqim/envelope.h"
 #include "mqim/id.h"
-#include "mqim/json_depth.h"
+#include "mqim/json_read.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/name.h"
@@ -256,27 +256,29 @@ static mqim_status_t reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t 
 
 /* ---- JSON input helpers ---- */
 
-/* Parse a request object; on failure *st says why. */
+/* Parse a request object; on failure *st says why. The strict reader
+ * judges the text first (the same grammar, depth and UTF-8 rules as
+ * envelopes and devices), then cJSON builds the tree the handlers walk. */
 static cJSON *parse_object(mqim_str_t payload, mqim_status_t *st)
 {
+    mqim_json_value_t root_value;
     cJSON *root;
     if (payload.len > MQIM_PAYLOAD_MAX) {
         *st = MQIM_PAYLOAD_TOO_LARGE;
         return NULL;
     }
+    *st = mqim_json_parse(payload, MQIM_JSON_DEPTH_MAX, &root_value);
+    if (*st == MQIM_OK && root_value.type != MQIM_JSON_OBJECT) {
+        *st = MQIM_JSON_NOT_OBJECT;
+    }
+    if (*st != MQIM_OK) {
+        return NULL;
+    }
     root = cJSON_ParseWithLength(payload.ptr, payload.len);
     if (root == NULL) {
-        *st = MQIM_JSON_MALFORMED;
-    } else if (!cJSON_IsObject(root)) {
-        *st = MQIM_JSON_NOT_OBJECT;
-    } else if (!mqim_json_depth_ok(root, MQIM_JSON_DEPTH_MAX)) {
-        *st = MQIM_JSON_TOO_DEEP;
-    } else {
-        *st = MQIM_OK;
-        return root;
+        *st = MQIM_INTERNAL; /* valid JSON: only memory can fail here */
     }
-    cJSON_Delete(root);
-    return NULL;
+    return root;
 }
 
 /* A JSON number that is a whole u64 we can trust (<= 2^53). */

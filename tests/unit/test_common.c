@@ -1,11 +1,13 @@
 /* common/ unit tests: table-driven, with exact-size and one-byte-short
  * buffers for every encoder. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "mqim/envelope.h"
 #include "mqim/id.h"
+#include "mqim/json_read.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/name.h"
@@ -246,6 +248,151 @@ static void test_json_writer(void)
     }
 }
 
+static void test_json_reader_table(void)
+{
+    static const struct { const char *json; mqim_status_t want; mqim_json_type_t type; } rows[] = {
+        { "{}", MQIM_OK, MQIM_JSON_OBJECT },
+        { " [ ] ", MQIM_OK, MQIM_JSON_ARRAY },
+        { "\"a\\/b\"", MQIM_OK, MQIM_JSON_STRING },
+        { "-0", MQIM_OK, MQIM_JSON_NUMBER },
+        { "-12.5e+3", MQIM_OK, MQIM_JSON_NUMBER },
+        { "1E-2", MQIM_OK, MQIM_JSON_NUMBER },
+        { "true", MQIM_OK, MQIM_JSON_TRUE },
+        { "false", MQIM_OK, MQIM_JSON_FALSE },
+        { "null", MQIM_OK, MQIM_JSON_NULL },
+        { "{\"a\":{\"b\":[1,\"x\",{}]},\"c\":null}", MQIM_OK, MQIM_JSON_OBJECT },
+        { "", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "   ", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "{", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "{\"a\":1,}", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "[1,]", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "[1 2]", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "{\"a\" 1}", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "{a:1}", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "{\"a\":1}}", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "{\"a\":1]", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "01", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "+1", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "1.", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { ".5", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "1e", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "-", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "tru", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "nul1", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "\"a\tb\"", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },      /* raw control char */
+        { "\"\\x\"", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },       /* unknown escape */
+        { "\"\\u12G4\"", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "\"\\udc00\"", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },   /* low surrogate alone */
+        { "\"\\ud800x\"", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },  /* high surrogate alone */
+        { "\"\\ud800\\u0041\"", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "\"\xc3\"", MQIM_UTF8_INVALID, MQIM_JSON_ABSENT },        /* cut UTF-8 sequence */
+        { "\"\xed\xa0\x80\"", MQIM_UTF8_INVALID, MQIM_JSON_ABSENT }, /* raw surrogate */
+        { "/* c */ 1", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "1 2", MQIM_JSON_MALFORMED, MQIM_JSON_ABSENT },
+        { "[[[[[[[[1]]]]]]]]", MQIM_OK, MQIM_JSON_ARRAY },          /* depth 8 */
+        { "[[[[[[[[[1]]]]]]]]]", MQIM_JSON_TOO_DEEP, MQIM_JSON_ABSENT },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        mqim_json_value_t root;
+        mqim_status_t st = mqim_json_parse(mqim_str_from_cstr(rows[i].json), MQIM_JSON_DEPTH_MAX, &root);
+        CHECK_EQ_INT(st, rows[i].want);
+        if (st == MQIM_OK) {
+            CHECK_EQ_INT(root.type, rows[i].type);
+        }
+        if (st != rows[i].want) {
+            fprintf(stderr, "  json %s\n", rows[i].json);
+        }
+    }
+    /* text need not be NUL-terminated: the length is the end */
+    {
+        mqim_json_value_t root;
+        CHECK_EQ_INT(mqim_json_parse((mqim_str_t){ "{}garbage", 2 }, 8, &root), MQIM_OK);
+        CHECK_EQ_INT(mqim_json_parse((mqim_str_t){ "{}", 2 }, 0, &root), MQIM_BAD_PARAMETER);
+        CHECK_EQ_INT(mqim_json_parse((mqim_str_t){ "{}", 2 }, MQIM_JSON_READ_DEPTH_MAX + 1, &root),
+                     MQIM_BAD_PARAMETER);
+    }
+}
+
+static void test_json_reader_access(void)
+{
+    const char *doc = "{\"s\":\"a\\n\\u00e9\\ud83d\\ude00\\\"\",\"n\":-9007199254740992,\"big\":9007199254740993,"
+                      "\"f\":1.0,\"e\":1e3,\"b\":true,\"arr\":[1,{\"x\":2},\"y\"],\"s\":\"second\",\"k\\u0065y\":7}";
+    mqim_json_value_t root, v, key, val;
+    mqim_json_iter_t it;
+    mqim_str_t out;
+    char buf[16];
+    int64_t n = 0;
+    unsigned count = 0;
+    CHECK_EQ_INT(mqim_json_parse(mqim_str_from_cstr(doc), MQIM_JSON_DEPTH_MAX, &root), MQIM_OK);
+    /* strings: the first of a repeated key wins; unescaping into exact and short buffers */
+    CHECK_EQ_INT(mqim_json_find(&root, "s", &v), MQIM_OK);
+    CHECK_EQ_INT(v.type, MQIM_JSON_STRING);
+    CHECK_EQ_INT(mqim_json_string(&v, buf, 9, &out), MQIM_OK);
+    CHECK_EQ_STR(out.ptr, out.len, "a\n\xc3\xa9\xf0\x9f\x98\x80\"");
+    CHECK_EQ_INT(mqim_json_string(&v, buf, 8, &out), MQIM_BUFFER_TOO_SMALL);
+    CHECK(mqim_json_string_eq(&v, "a\n\xc3\xa9\xf0\x9f\x98\x80\""));
+    CHECK(!mqim_json_string_eq(&v, "a\n\xc3\xa9\xf0\x9f\x98\x80"));
+    CHECK(!mqim_json_string_eq(&v, "a\n\xc3\xa9\xf0\x9f\x98\x80\"!"));
+    /* keys compare after unescaping */
+    CHECK_EQ_INT(mqim_json_find(&root, "key", &v), MQIM_OK);
+    CHECK_EQ_INT(mqim_json_int(&v, &n), MQIM_OK);
+    CHECK_EQ_INT(n, 7);
+    /* integers: the edges of 2^53, fractions and exponents are out of range */
+    CHECK_EQ_INT(mqim_json_find(&root, "n", &v), MQIM_OK);
+    CHECK_EQ_INT(mqim_json_int(&v, &n), MQIM_OK);
+    CHECK(n == -9007199254740992LL);
+    CHECK_EQ_INT(mqim_json_find(&root, "big", &v), MQIM_OK);
+    CHECK_EQ_INT(mqim_json_int(&v, &n), MQIM_FIELD_RANGE);
+    CHECK_EQ_INT(mqim_json_find(&root, "f", &v), MQIM_OK);
+    CHECK_EQ_INT(mqim_json_int(&v, &n), MQIM_FIELD_RANGE);
+    CHECK_EQ_INT(mqim_json_find(&root, "e", &v), MQIM_OK);
+    CHECK_EQ_INT(mqim_json_int(&v, &n), MQIM_FIELD_RANGE);
+    CHECK_EQ_INT(mqim_json_find(&root, "b", &v), MQIM_OK);
+    CHECK_EQ_INT(v.type, MQIM_JSON_TRUE);
+    CHECK_EQ_INT(mqim_json_int(&v, &n), MQIM_FIELD_TYPE);
+    CHECK_EQ_INT(mqim_json_string(&v, buf, sizeof(buf), &out), MQIM_FIELD_TYPE);
+    CHECK_EQ_INT(mqim_json_find(&root, "missing", &v), MQIM_OK);
+    CHECK_EQ_INT(v.type, MQIM_JSON_ABSENT);
+    /* arrays: elements in order, nested containers as one value */
+    CHECK_EQ_INT(mqim_json_find(&root, "arr", &v), MQIM_OK);
+    CHECK_EQ_INT(mqim_json_find(&v, "x", &val), MQIM_FIELD_TYPE);
+    CHECK_EQ_INT(mqim_json_iter_begin(&it, &v), MQIM_OK);
+    while (mqim_json_iter_next(&it, &key, &val) == MQIM_OK) {
+        CHECK_EQ_INT(key.type, MQIM_JSON_ABSENT);
+        count++;
+        if (count == 2u) {
+            CHECK_EQ_INT(val.type, MQIM_JSON_OBJECT);
+            CHECK_EQ_STR(val.text.ptr, val.text.len, "{\"x\":2}");
+        }
+    }
+    CHECK_EQ_INT(count, 3);
+    CHECK_EQ_INT(mqim_json_iter_next(&it, &key, &val), MQIM_NOT_FOUND);
+    CHECK_EQ_INT(mqim_json_iter_begin(&it, &key), MQIM_FIELD_TYPE);
+}
+
+/* An object cut short: the iterator hands out the complete members, then
+ * says the text ended; a number that touches the cut is not complete. */
+static void test_json_reader_truncated(void)
+{
+    const char *doc = "{\"id\":\"m1\",\"seq\":42,\"body\":\"long\"}";
+    size_t len = strlen(doc);
+    for (size_t cut = 1; cut < len; cut++) {
+        mqim_json_value_t obj = { MQIM_JSON_OBJECT, { doc, cut }, 8 };
+        mqim_json_value_t key, val;
+        mqim_json_iter_t it;
+        mqim_status_t st;
+        unsigned members = 0;
+        CHECK_EQ_INT(mqim_json_iter_begin(&it, &obj), MQIM_OK);
+        while ((st = mqim_json_iter_next(&it, &key, &val)) == MQIM_OK) {
+            members++;
+        }
+        CHECK_EQ_INT(st, MQIM_JSON_TRUNCATED);
+        /* "id" is complete once the comma after it is in; "seq" likewise */
+        CHECK_EQ_INT(members, cut >= 11u ? (cut >= 20u ? 2u : 1u) : 0u);
+        CHECK_EQ_INT(mqim_json_parse((mqim_str_t){ doc, cut }, 8, &val), MQIM_JSON_MALFORMED);
+    }
+}
+
 static void test_envelope_decode_table(void)
 {
     static char body_max[MQIM_BODY_MAX + 32], body_over[MQIM_BODY_MAX + 32];
@@ -266,6 +413,10 @@ static void test_envelope_decode_table(void)
         { "{\"body\":\"x\",\"seq\":1.5}", MQIM_FIELD_RANGE },
         { "{\"body\":\"x\",\"seq\":1e300}", MQIM_FIELD_RANGE },
         { "{\"body\":\"x\",\"seq\":\"1\"}", MQIM_FIELD_TYPE },
+        { "{\"body\":\"x\",\"seq\":1.0}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"x\",\"body\":\"y\"}", MQIM_FIELD_DUPLICATE },
+        { "{\"b\\u006fdy\":\"x\",\"body\":\"y\"}", MQIM_FIELD_DUPLICATE }, /* same name, escaped */
+        { "{\"x\":1,\"x\":2,\"body\":\"y\"}", MQIM_OK }, /* unknown fields are not ours to judge */
         { "{\"body\":\"x\",\"ts\":true}", MQIM_FIELD_TYPE },
         { "{\"body\":\"\\ud800\"}", MQIM_JSON_MALFORMED }, /* cJSON refuses lone surrogates */
         { "{\"body\":\"\xff\"}", MQIM_UTF8_INVALID },
@@ -320,6 +471,37 @@ static void test_envelope_decode_table(void)
     CHECK_EQ_INT(mqim_envelope_decode(body_max, MQIM_PAYLOAD_MAX + 1u, &env, arena, sizeof(arena), NULL),
                  MQIM_PAYLOAD_TOO_LARGE);
     CHECK_EQ_INT(mqim_envelope_decode("{}", 2, NULL, arena, sizeof(arena), NULL), MQIM_BAD_PARAMETER);
+}
+
+/* The head of an encoded envelope names the message: metadata comes before
+ * the body, so a device that keeps only the first bytes learns id and seq. */
+static void test_envelope_decode_head(void)
+{
+    mqim_envelope_t in = { MQIM_STR("m1"), MQIM_STR("alice"), MQIM_STR("bob"), MQIM_STR(""),
+                           MQIM_STR("text"), MQIM_STR("a long body that did not fit"), 42, 1764000000123,
+                           true, true };
+    mqim_envelope_t out;
+    char json[256], arena[256];
+    size_t len = 0;
+    bool complete = false;
+    CHECK_EQ_INT(mqim_envelope_encode(&in, json, sizeof(json), &len), MQIM_OK);
+    CHECK_EQ_INT(mqim_envelope_decode_head(json, len, &out, arena, sizeof(arena), NULL, &complete), MQIM_OK);
+    CHECK(complete);
+    CHECK_EQ_STR(out.body.ptr, out.body.len, "a long body that did not fit");
+    CHECK_EQ_INT(mqim_envelope_decode_head(json, len - 10u, &out, arena, sizeof(arena), NULL, &complete),
+                 MQIM_OK);
+    CHECK(!complete);
+    CHECK_EQ_STR(out.id.ptr, out.id.len, "m1");
+    CHECK_EQ_STR(out.from.ptr, out.from.len, "alice");
+    CHECK(out.has_seq && out.seq == 42u && out.has_ts);
+    CHECK_EQ_STR(out.type.ptr, out.type.len, "text");
+    CHECK(out.body.ptr == NULL);
+    CHECK_EQ_INT(mqim_envelope_decode_head("[1", 2, &out, arena, sizeof(arena), NULL, &complete),
+                 MQIM_JSON_NOT_OBJECT);
+    CHECK_EQ_INT(mqim_envelope_decode_head("{\"seq\":-1,", 10, &out, arena, sizeof(arena), NULL, &complete),
+                 MQIM_FIELD_RANGE);
+    CHECK_EQ_INT(mqim_envelope_decode_head("{}", 2, &out, arena, sizeof(arena), NULL, NULL),
+                 MQIM_BAD_PARAMETER);
 }
 
 static void test_envelope_encode_roundtrip(void)
@@ -387,7 +569,11 @@ int main(void)
     test_topics_roundtrip();
     test_topic_parse_errors();
     test_json_writer();
+    test_json_reader_table();
+    test_json_reader_access();
+    test_json_reader_truncated();
     test_envelope_decode_table();
+    test_envelope_decode_head();
     test_envelope_encode_roundtrip();
     test_ulid();
     return CHECK_REPORT();

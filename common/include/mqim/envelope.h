@@ -5,9 +5,12 @@
  *   {"id":"01JD...","seq":42,"from":"alice","to":"bob","group":"team",
  *    "ts":1764000000123,"type":"text","body":"hi"}
  *
- * Decoding parses with cJSON and copies the strings into a caller-owned
- * arena, so the result outlives the parse and nothing is left to free.
- * Encoding writes into a caller buffer and reports the size it needs.
+ * Decoding reads the JSON in place (json_read.h, no allocation) and
+ * unescapes the strings into a caller-owned arena, so the result outlives
+ * the payload buffer. Encoding writes into a caller buffer and reports the
+ * size it needs. Encoding puts the metadata first and "body" last, so the
+ * head of a payload too large for a small device still names the message
+ * (mqim_envelope_decode_head).
  */
 #ifndef MQIM_ENVELOPE_H
 #define MQIM_ENVELOPE_H
@@ -44,13 +47,27 @@ typedef struct mqim_envelope {
  * @param[out] arena_used bytes of the arena used; may be NULL.
  * @return MQIM_OK, MQIM_BAD_PARAMETER, MQIM_PAYLOAD_TOO_LARGE (len >
  *         MQIM_PAYLOAD_MAX), MQIM_JSON_MALFORMED, MQIM_JSON_NOT_OBJECT,
- *         MQIM_JSON_TOO_DEEP, MQIM_FIELD_TYPE, MQIM_FIELD_RANGE,
- *         MQIM_ID_EMPTY, MQIM_ID_TOO_LONG, MQIM_ID_BAD_CHAR, MQIM_NAME_*,
- *         MQIM_TYPE_BAD, MQIM_BODY_TOO_LARGE, MQIM_UTF8_INVALID,
- *         MQIM_BUFFER_TOO_SMALL (arena), MQIM_INTERNAL (cJSON out of memory).
+ *         MQIM_JSON_TOO_DEEP, MQIM_FIELD_TYPE, MQIM_FIELD_RANGE (also a seq
+ *         or ts with a fraction or exponent), MQIM_FIELD_DUPLICATE (an
+ *         envelope field given twice), MQIM_ID_EMPTY, MQIM_ID_TOO_LONG,
+ *         MQIM_ID_BAD_CHAR, MQIM_NAME_*, MQIM_TYPE_BAD, MQIM_BODY_TOO_LARGE,
+ *         MQIM_UTF8_INVALID, MQIM_BUFFER_TOO_SMALL (arena).
  */
 mqim_status_t mqim_envelope_decode(const char *json, size_t len, mqim_envelope_t *env,
                                    char *arena, size_t arena_cap, size_t *arena_used);
+
+/**
+ * Decode what the first `len` bytes of an envelope hold: the fields whose
+ * member is complete before the text ends (a device that could keep only
+ * the head of an oversized payload still learns id, seq, from and type;
+ * "body" comes last and is then absent). The fields present are checked as
+ * in mqim_envelope_decode; nothing after the cut is looked at.
+ * @param[out] complete true when the text was the whole object.
+ * @return as mqim_envelope_decode, without MQIM_PAYLOAD_TOO_LARGE.
+ */
+mqim_status_t mqim_envelope_decode_head(const char *json, size_t len, mqim_envelope_t *env,
+                                        char *arena, size_t arena_cap, size_t *arena_used,
+                                        bool *complete);
 
 /**
  * Encode an envelope as compact JSON in the field order above; absent

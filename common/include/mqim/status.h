@@ -27,6 +27,8 @@
     X(FIELD_TYPE,      33, "field_type",       "a field has the wrong type")           \
     X(FIELD_MISSING,   34, "field_missing",    "a required field is missing")          \
     X(FIELD_RANGE,     35, "field_range",      "a field is out of range")              \
+    X(JSON_TRUNCATED,  36, "json_truncated",   "JSON text ends inside a value")        \
+    X(FIELD_DUPLICATE, 37, "field_duplicate",  "a field appears more than once")       \
     X(ID_EMPTY,        40, "id_empty",         "message id is empty")                  \
     X(ID_TOO_LONG,     41, "id_too_long",      "message id is longer than 64 characters") \
     X(ID_BAD_CHAR,     42, "id_bad_char",      "message id has a character outside [A-Za-z0-9_-]") \
