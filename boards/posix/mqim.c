@@ -67,6 +67,18 @@ static void on_message(void *ctx, const mqim_envelope_t *env)
     fflush(stdout);
 }
 
+/* Only with a receive buffer smaller than the message (not with the CLI's
+ * defaults for a normal body); said so instead of a silent skip. */
+static void on_oversized(void *ctx, const mqim_envelope_t *env, size_t payload_size)
+{
+    app_t *a = ctx;
+    a->messages++;
+    printf("[%llu] %.*s -> %.*s: (a %zu-byte message, too large for this device)\n",
+           (unsigned long long)env->seq, (int)env->from.len, env->from.ptr, (int)env->to.len,
+           env->to.ptr, payload_size);
+    fflush(stdout);
+}
+
 static void on_ack(void *ctx, const mqim_ack_t *ack)
 {
     app_t *a = ctx;
@@ -343,7 +355,7 @@ int main(int argc, char **argv)
     cfg.outbox_ctx = store;
     cfg.state = &mqim_lmdb_state_ops;
     cfg.state_ctx = store;
-    cfg.cb = (mqim_client_callbacks_t){ on_message, on_ack, on_response,
+    cfg.cb = (mqim_client_callbacks_t){ on_message, on_ack, on_response, on_oversized,
                                         strcmp(cmd, "listen") == 0 ? on_presence : NULL, &app };
     if (mqim_client_init(&client, &cfg) != MQIM_OK) {
         fprintf(stderr, "mqim: invalid user or device name\n");

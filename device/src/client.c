@@ -97,11 +97,23 @@ static void flush_receipts(mqim_client_t *c)
 
 /* ---- inbound ---- */
 
+/* An inbound message, or the head of one too large for the receive buffer
+ * (its seq is consumed like any other, so the stream moves on; the
+ * application hears of it through on_oversized, and no delivered receipt
+ * goes back, since the recipient never saw the text). */
 static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
 {
     mqim_envelope_t env;
-    if (mqim_envelope_decode((const char *)pub->payload, pub->payload_len, &env, c->arena,
-                             sizeof(c->arena), NULL) != MQIM_OK) {
+    bool complete = true;
+    mqim_status_t st;
+    if (pub->truncated) {
+        st = mqim_envelope_decode_head((const char *)pub->payload, pub->payload_len, &env, c->arena,
+                                       sizeof(c->arena), NULL, &complete);
+    } else {
+        st = mqim_envelope_decode((const char *)pub->payload, pub->payload_len, &env, c->arena,
+                                  sizeof(c->arena), NULL);
+    }
+    if (st != MQIM_OK || (pub->truncated && !env.has_seq)) {
         return; /* the gateway sent it; nothing a device can answer */
     }
     if (env.has_seq) {
@@ -116,11 +128,16 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
         }
         c->st.last_seq = env.seq;
         (void)c->cfg.state->save(c->cfg.state_ctx, &c->st);
-        if (!mqim_str_eq(env.from, c->cfg.user) && c->nreceipts < MQIM_CLIENT_RECEIPT_BATCH) {
+        if (!pub->truncated && !mqim_str_eq(env.from, c->cfg.user) &&
+            c->nreceipts < MQIM_CLIENT_RECEIPT_BATCH) {
             c->receipts[c->nreceipts++] = env.seq;
         }
     }
-    if (c->cfg.cb.on_message != 0) {
+    if (pub->truncated) {
+        if (c->cfg.cb.on_oversized != 0) {
+            c->cfg.cb.on_oversized(c->cfg.cb.ctx, &env, pub->payload_full_len);
+        }
+    } else if (c->cfg.cb.on_message != 0) {
         c->cfg.cb.on_message(c->cfg.cb.ctx, &env);
     }
     if (c->nreceipts == MQIM_CLIENT_RECEIPT_BATCH) {
@@ -243,7 +260,7 @@ static void s_on_message(void *ctx, const mqim_mqtt_publish_t *pub)
     size_t base = strlen(c->in_filter) - 1u; /* "{root}/u/{user}/in/" */
     size_t pbase = strlen(c->presence_filter) - 1u; /* "{root}/presence/" */
     mqim_str_t rest;
-    if (c->cfg.cb.on_presence != 0 && pub->topic.len > pbase &&
+    if (c->cfg.cb.on_presence != 0 && !pub->truncated && pub->topic.len > pbase &&
         memcmp(pub->topic.ptr, c->presence_filter, pbase) == 0) {
         c->cfg.cb.on_presence(c->cfg.cb.ctx, (mqim_str_t){ pub->topic.ptr + pbase, pub->topic.len - pbase },
                               (mqim_str_t){ (const char *)pub->payload, pub->payload_len });
@@ -255,6 +272,8 @@ static void s_on_message(void *ctx, const mqim_mqtt_publish_t *pub)
     rest = (mqim_str_t){ pub->topic.ptr + base, pub->topic.len - base };
     if (mqim_str_eq_cstr(rest, "msg")) {
         on_msg(c, pub);
+    } else if (pub->truncated) {
+        /* an ack or a response cut short says nothing reliable */
     } else if (mqim_str_eq_cstr(rest, "ack")) {
         on_ack(c, pub);
     } else if (mqim_str_eq_cstr(rest, "res")) {
@@ -470,7 +489,7 @@ mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json)
     char topic[MQIM_TOPIC_MAX + 1];
     mqim_str_t t;
     mqim_status_t st;
-    if (c == 0 || !c->connected || request_json.len > MQIM_PAYLOAD_MAX) {
+    if (c == 0 || !c->connected || request_json.len > sizeof(c->scratch)) {
         return MQIM_BAD_PARAMETER;
     }
     st = user_topic(c, MQIM_TOPIC_OUT_CTL, (mqim_str_t){ 0, 0 }, topic, sizeof(topic), &t);
@@ -520,15 +539,34 @@ static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_
     env.type = MQIM_STR("text");
     env.body = text;
     st = mqim_envelope_encode(&env, c->scratch, sizeof(c->scratch), &len);
+    if (st == MQIM_BUFFER_TOO_SMALL) {
+        return MQIM_PAYLOAD_TOO_LARGE;
+    }
     if (st == MQIM_OK) {
         st = user_topic(c, kind, peer, topic, sizeof(topic), &t);
+    }
+    if (st == MQIM_OK) {
+        /* Refuse now what could never be sent: an outbox entry larger than
+         * the transmit buffer would block the outbox forever. */
+        mqim_mqtt_publish_t probe;
+        size_t need = 0;
+        memset(&probe, 0, sizeof(probe));
+        probe.topic = t;
+        probe.payload = (const uint8_t *)c->scratch;
+        probe.payload_len = len;
+        probe.qos = 1;
+        probe.packet_id = 1;
+        if (mqim_mqtt_encode_publish(&probe, NULL, 0, &need) != MQIM_BUFFER_TOO_SMALL ||
+            need > MQIM_CFG_TX_BUFFER_SIZE) {
+            st = MQIM_PAYLOAD_TOO_LARGE;
+        }
     }
     if (st != MQIM_OK) {
         return st;
     }
     rlen = record_make(c->record, sizeof(c->record), env.id, t, (mqim_str_t){ c->scratch, len });
     if (rlen == 0u) {
-        return MQIM_BODY_TOO_LARGE;
+        return MQIM_PAYLOAD_TOO_LARGE; /* cannot happen: the record is sized for a whole packet */
     }
     return c->cfg.outbox->put(c->cfg.outbox_ctx, c->record, rlen, key);
 }

@@ -296,10 +296,10 @@ mqim_status_t mqim_mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet,
     if (st != MQIM_OK) {
         return st;
     }
+    *total = hdr + rl;
     if (rl > max_packet || hdr + rl > max_packet) {
         return MQIM_MQTT_TOO_LARGE;
     }
-    *total = hdr + rl;
     return len >= *total ? MQIM_OK : MQIM_MQTT_NEED_MORE;
 }
 
@@ -308,8 +308,10 @@ static uint16_t get_u16(const uint8_t *p)
     return (uint16_t)(((unsigned)p[0] << 8) | p[1]);
 }
 
+/* A PUBLISH of remaining length rl, of which `avail` bytes after the fixed
+ * header are in buf (avail == rl unless the packet is being cut). */
 static mqim_status_t decode_publish(const uint8_t *buf, uint8_t flags, size_t hdr, size_t rl,
-                                    mqim_mqtt_packet_t *pkt)
+                                    size_t avail, mqim_mqtt_packet_t *pkt)
 {
     const uint8_t *p = buf + hdr;
     size_t tlen, used;
@@ -326,10 +328,16 @@ static mqim_status_t decode_publish(const uint8_t *buf, uint8_t flags, size_t hd
     if (rl < 2u) {
         return MQIM_MQTT_BAD_LENGTH;
     }
+    if (avail < 2u) {
+        return MQIM_MQTT_NEED_MORE;
+    }
     tlen = get_u16(p);
     used = 2u + tlen + (pub->qos > 0u ? 2u : 0u);
     if (used > rl) {
         return MQIM_MQTT_BAD_LENGTH;
+    }
+    if (used > avail) {
+        return MQIM_MQTT_NEED_MORE;
     }
     pub->topic = (mqim_str_t){ (const char *)p + 2, tlen };
     if (!topic_name_ok(pub->topic)) {
@@ -343,7 +351,9 @@ static mqim_status_t decode_publish(const uint8_t *buf, uint8_t flags, size_t hd
         pkt->packet_id = pub->packet_id;
     }
     pub->payload = p + used;
-    pub->payload_len = rl - used;
+    pub->payload_len = avail - used;
+    pub->payload_full_len = rl - used;
+    pub->truncated = avail < rl;
     return MQIM_OK;
 }
 
@@ -383,7 +393,7 @@ mqim_status_t mqim_mqtt_decode(const uint8_t *buf, size_t len, mqim_mqtt_packet_
         }
         break;
     case MQIM_MQTT_PUBLISH:
-        st = decode_publish(buf, flags, hdr, rl, pkt);
+        st = decode_publish(buf, flags, hdr, rl, rl, pkt);
         break;
     case MQIM_MQTT_PUBACK:
     case MQIM_MQTT_PUBREC:
@@ -425,4 +435,24 @@ mqim_status_t mqim_mqtt_decode(const uint8_t *buf, size_t len, mqim_mqtt_packet_
         break;
     }
     return st;
+}
+
+mqim_status_t mqim_mqtt_decode_publish_head(const uint8_t *buf, size_t len, mqim_mqtt_packet_t *pkt)
+{
+    size_t rl = 0, hdr = 0;
+    mqim_status_t st;
+    if (pkt == 0 || (buf == 0 && len > 0u)) {
+        return MQIM_BAD_PARAMETER;
+    }
+    *pkt = (mqim_mqtt_packet_t){ 0 };
+    st = read_remaining_length(buf, len, &rl, &hdr);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    if ((buf[0] >> 4) != MQIM_MQTT_PUBLISH) {
+        return MQIM_MQTT_BAD_TYPE;
+    }
+    pkt->type = MQIM_MQTT_PUBLISH;
+    pkt->length = hdr + rl;
+    return decode_publish(buf, (uint8_t)(buf[0] & 0x0fu), hdr, rl, len - hdr < rl ? len - hdr : rl, pkt);
 }

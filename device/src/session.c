@@ -102,6 +102,7 @@ static void drop_link(mqim_session_t *s, mqim_session_event_t ev, mqim_status_t 
 {
     s->cfg.transport->close(s->cfg.transport_ctx);
     s->rx_len = 0;
+    s->rx_discard = 0;
     s->ping_outstanding = false;
     s->last_error = reason;
     transition(s, ev);
@@ -168,6 +169,7 @@ static void try_connect(mqim_session_t *s)
     transition(s, MQIM_SESSION_EV_RETRY_DUE);
     s->connect_sent_at = now(s);
     s->rx_len = 0;
+    s->rx_discard = 0;
     if (st != MQIM_OK) {
         drop_link(s, MQIM_SESSION_EV_LINK_LOST, st);
     }
@@ -300,7 +302,13 @@ static mqim_status_t handle(mqim_session_t *s, const mqim_mqtt_packet_t *p)
     return st;
 }
 
-/* Decode and handle every whole packet in the receive buffer. */
+/* Decode and handle every whole packet in the receive buffer.
+ *
+ * A PUBLISH larger than the buffer does not cost the link (the broker would
+ * send it again on every reconnect, and the device would never get past
+ * it): once the buffer is full of its head, the head is handed up with
+ * publish.truncated set and acknowledged as usual, and the rest of the
+ * packet is skipped as it arrives. Any other oversized packet is fatal. */
 static mqim_status_t drain_rx(mqim_session_t *s)
 {
     size_t off = 0;
@@ -308,10 +316,33 @@ static mqim_status_t drain_rx(mqim_session_t *s)
     while (st == MQIM_OK && s->state >= MQIM_SESSION_CONNECTING) {
         size_t total = 0;
         mqim_mqtt_packet_t pkt;
+        if (s->rx_discard > 0u) {
+            size_t n = s->rx_len - off < s->rx_discard ? s->rx_len - off : s->rx_discard;
+            off += n;
+            s->rx_discard -= n;
+            if (s->rx_discard > 0u) {
+                break;
+            }
+            continue;
+        }
         st = mqim_mqtt_frame(s->rx + off, s->rx_len - off, sizeof(s->rx), &total);
         if (st == MQIM_MQTT_NEED_MORE) {
             st = MQIM_OK;
             break;
+        }
+        if (st == MQIM_MQTT_TOO_LARGE && s->state == MQIM_SESSION_CONNECTED &&
+            (s->rx[off] >> 4) == (uint8_t)MQIM_MQTT_PUBLISH) {
+            if (off > 0u || s->rx_len < sizeof(s->rx)) {
+                st = MQIM_OK; /* move it to the front and fill the buffer first */
+                break;
+            }
+            st = mqim_mqtt_decode_publish_head(s->rx, s->rx_len, &pkt);
+            if (st == MQIM_OK) {
+                off = s->rx_len;
+                s->rx_discard = pkt.length - s->rx_len;
+                st = handle(s, &pkt);
+                continue;
+            }
         }
         if (st == MQIM_OK) {
             st = mqim_mqtt_decode(s->rx + off, total, &pkt);
@@ -389,7 +420,7 @@ mqim_status_t mqim_session_poll(mqim_session_t *s, uint32_t timeout_ms)
 mqim_status_t mqim_session_publish(mqim_session_t *s, mqim_str_t topic, const uint8_t *payload,
                                    size_t len, uint8_t qos, bool retain, uint32_t outbox_key)
 {
-    mqim_mqtt_publish_t pub = { topic, payload, len, 1u, qos, retain, false };
+    mqim_mqtt_publish_t pub = { topic, payload, len, 1u, qos, retain, false, false, len };
     size_t need = 0;
     mqim_status_t st;
     if (s == 0 || s->state != MQIM_SESSION_CONNECTED || qos > 2u) {
@@ -441,6 +472,7 @@ void mqim_session_stop(mqim_session_t *s)
         s->cfg.transport->close(s->cfg.transport_ctx);
     }
     s->rx_len = 0;
+    s->rx_discard = 0;
     transition(s, MQIM_SESSION_EV_STOP);
 }
 

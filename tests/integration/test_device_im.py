@@ -11,14 +11,15 @@ import unittest
 from harness import Env, EnvTest
 
 MQIM = os.environ.get("MQIM_CLI")
+MQIM_SMALL = os.environ.get("MQIM_CLI_DEFAULT_CONFIG")  # the library's MCU-sized buffers
 
 
 class DeviceIm(EnvTest):
-    def mqim(self, user, device, *args, timeout_ms=10000, tls_ca=None):
+    def mqim(self, user, device, *args, timeout_ms=10000, tls_ca=None, binary=None):
         state = os.path.join(self.env.dir, "dev-%s-%s" % (user, device))
         tls = ["--tls-ca", tls_ca, "--host", "localhost"] if tls_ca else []
         port = self.env.tls_port if tls_ca else self.env.port
-        return subprocess.run([MQIM, "--port", str(port)] + tls + ["--user", user,
+        return subprocess.run([binary or MQIM, "--port", str(port)] + tls + ["--user", user,
                                "--password", self.env.passwords[user], "--device", device,
                                "--state-dir", state, "--timeout", str(timeout_ms)] + [str(a) for a in args],
                               capture_output=True, text=True, timeout=60)
@@ -69,6 +70,36 @@ class DeviceIm(EnvTest):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertRegex(r.stdout, r"(?m)^bob offline last_seen=\d+$")
         self.assertIn("zed unknown", r.stdout)
+
+    def test_message_larger_than_a_small_device(self):
+        """A device built with the default (microcontroller) buffers gets a
+        message larger than its receive buffer: it is told who sent which
+        message and how large it was, its stream moves on (no reconnect
+        loop, the next message arrives), and no `delivered` receipt is sent
+        for what it could not show. It cannot send such a message either."""
+        self.assertTrue(MQIM_SMALL, "MQIM_CLI_DEFAULT_CONFIG not set")
+        watch = self.env.client("alice")
+        big = "x" * 3000
+        self.assertEqual(self.mqim("alice", "phone", "send", "bob", big).returncode, 0)
+        self.assertEqual(self.mqim("alice", "phone", "send", "bob", "small after").returncode, 0)
+        r = self.mqim("bob", "mcu", "listen", 2, binary=MQIM_SMALL)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        size = int(re.search(r"\(a (\d+)-byte", r.stdout).group(1))
+        self.assertGreater(size, 3000)  # the envelope around the 3000-byte body
+        self.assertEqual(self.messages(r.stdout),
+                         [("1", "alice", "bob", "(a %d-byte message, too large for this device)" % size),
+                          ("2", "alice", "bob", "small after")])
+        is_delivered = lambda p: p.get("status") == "delivered"
+        delivered = watch.expect("in/ack", is_delivered, count=1)
+        self.assertEqual(delivered[0]["seq"], 2)
+        time.sleep(1.0)
+        self.assertEqual(len(watch.matching("in/ack", is_delivered)), 1)
+        # the host build reads it whole, and the next small-device run starts after it
+        r = self.mqim("bob", "laptop", "listen", 2)
+        self.assertEqual([m[3] for m in self.messages(r.stdout)], [big, "small after"])
+        r = self.mqim("bob", "mcu", "send", "alice", "y" * 3000, binary=MQIM_SMALL)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("payload is too large", r.stderr)
 
     def test_chat(self):
         self.assertTrue(MQIM, "MQIM_CLI not set")

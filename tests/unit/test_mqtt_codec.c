@@ -56,7 +56,7 @@ static void test_remaining_length_vectors(void)
     {
         /* the encoder's side: a publish whose remaining length is 128 */
         static uint8_t payload[200];
-        mqim_mqtt_publish_t p = { MQIM_STR("a"), payload, 125, 0, 0, false, false };
+        mqim_mqtt_publish_t p = { MQIM_STR("a"), payload, 125, 0, 0, false, false, false, 0 };
         size_t need = 0;
         uint8_t head[3];
         CHECK_EQ_INT(mqim_mqtt_encode_publish(&p, NULL, 0, &need), MQIM_BUFFER_TOO_SMALL);
@@ -89,8 +89,8 @@ static void test_encoders(void)
                               MQIM_STR("x"), 60, 1, true, true, true, true, true };
     mqim_mqtt_connect_t cmin = { { NULL, 0 }, { NULL, 0 }, { NULL, 0 }, { NULL, 0 }, { NULL, 0 },
                                  0, 0, false, false, false, false, true };
-    mqim_mqtt_publish_t p1 = { MQIM_STR("a/b"), (const uint8_t *)"hi", 2, 0x1234, 1, true, true };
-    mqim_mqtt_publish_t p0 = { MQIM_STR("t"), (const uint8_t *)"ok", 2, 0, 0, false, false };
+    mqim_mqtt_publish_t p1 = { MQIM_STR("a/b"), (const uint8_t *)"hi", 2, 0x1234, 1, true, true, false, 0 };
+    mqim_mqtt_publish_t p0 = { MQIM_STR("t"), (const uint8_t *)"ok", 2, 0, 0, false, false, false, 0 };
     const mqim_str_t filters[] = { MQIM_STR("a/#"), MQIM_STR("+") };
     const uint8_t qos[] = { 1, 2 };
     /* connect_full's remaining length: 10 + 3 + 3+3 + 3 + 3 = 25 */
@@ -113,7 +113,7 @@ static void test_encoder_errors(void)
 {
     uint8_t b[64];
     size_t n = 0;
-    mqim_mqtt_publish_t p = { MQIM_STR("a/+"), NULL, 0, 1, 1, false, false };
+    mqim_mqtt_publish_t p = { MQIM_STR("a/+"), NULL, 0, 1, 1, false, false, false, 0 };
     mqim_mqtt_connect_t c = { MQIM_STR(""), { NULL, 0 }, MQIM_STR("pw"), { NULL, 0 }, { NULL, 0 },
                               0, 0, false, false, false, true, false };
     const mqim_str_t f[] = { MQIM_STR("") };
@@ -222,6 +222,45 @@ static void test_decode_fields(void)
     CHECK_EQ_INT(mqim_mqtt_frame(NULL, 0, 10, NULL), MQIM_BAD_PARAMETER);
 }
 
+/* The head of a PUBLISH too large to hold. */
+static void test_publish_head(void)
+{
+    /* QoS 1, topic "a/b", packet id 5, payload 300 bytes: remaining length 307 */
+    static uint8_t pkt[3 + 307];
+    mqim_mqtt_packet_t p;
+    size_t total = 0;
+    pkt[0] = 0x32;
+    pkt[1] = (uint8_t)(0x80u | (307u % 128u));
+    pkt[2] = (uint8_t)(307u / 128u);
+    memcpy(pkt + 3, "\x00\x03" "a/b" "\x00\x05", 7);
+    memset(pkt + 10, 'x', 300);
+    CHECK_EQ_INT(mqim_mqtt_frame(pkt, 64, 128, &total), MQIM_MQTT_TOO_LARGE);
+    CHECK_EQ_INT(total, sizeof(pkt)); /* known even when too large: the bytes to skip */
+    CHECK_EQ_INT(mqim_mqtt_decode_publish_head(pkt, 64, &p), MQIM_OK);
+    CHECK(p.type == MQIM_MQTT_PUBLISH && p.length == sizeof(pkt) && p.publish.truncated);
+    CHECK_EQ_STR(p.publish.topic.ptr, p.publish.topic.len, "a/b");
+    CHECK_EQ_INT(p.publish.packet_id, 5);
+    CHECK_EQ_INT(p.publish.payload_len, 64 - 10);
+    CHECK_EQ_INT(p.publish.payload_full_len, 300);
+    /* the whole packet is not cut */
+    CHECK_EQ_INT(mqim_mqtt_decode_publish_head(pkt, sizeof(pkt), &p), MQIM_OK);
+    CHECK(!p.publish.truncated && p.publish.payload_len == 300u);
+    /* the topic or the packet id not all there yet */
+    CHECK_EQ_INT(mqim_mqtt_decode_publish_head(pkt, 7, &p), MQIM_MQTT_NEED_MORE);
+    CHECK_EQ_INT(mqim_mqtt_decode_publish_head(pkt, 9, &p), MQIM_MQTT_NEED_MORE);
+    CHECK_EQ_INT(mqim_mqtt_decode_publish_head(pkt, 2, &p), MQIM_MQTT_NEED_MORE);
+    /* the same checks as a whole publish */
+    pkt[0] = 0x36;
+    CHECK_EQ_INT(mqim_mqtt_decode_publish_head(pkt, 64, &p), MQIM_MQTT_PROTOCOL);
+    pkt[0] = 0x90;
+    CHECK_EQ_INT(mqim_mqtt_decode_publish_head(pkt, 64, &p), MQIM_MQTT_BAD_TYPE);
+    pkt[0] = 0x32;
+    pkt[5] = '+';
+    CHECK_EQ_INT(mqim_mqtt_decode_publish_head(pkt, 64, &p), MQIM_MQTT_TOPIC);
+    CHECK_EQ_INT(mqim_mqtt_decode_publish_head(NULL, 0, &p), MQIM_MQTT_NEED_MORE);
+    CHECK_EQ_INT(mqim_mqtt_decode_publish_head(pkt, 64, NULL), MQIM_BAD_PARAMETER);
+}
+
 int main(void)
 {
     test_remaining_length_vectors();
@@ -229,5 +268,6 @@ int main(void)
     test_encoder_errors();
     test_decode_table();
     test_decode_fields();
+    test_publish_head();
     return CHECK_REPORT();
 }

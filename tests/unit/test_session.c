@@ -9,7 +9,7 @@
 
 /* ---- the fake ---- */
 typedef struct fake {
-    uint8_t in[4096];   /* bytes the "broker" will deliver */
+    uint8_t in[8192];   /* bytes the "broker" will deliver */
     size_t in_len, in_off;
     uint8_t out[8192];  /* bytes the client sent */
     size_t out_len, out_off; /* out_off: decoded so far by the test */
@@ -120,11 +120,15 @@ static uint32_t last_key;
 static mqim_status_t last_reason;
 static bool last_session_present;
 
+static mqim_mqtt_publish_t last_pub;
+static uint8_t last_payload[MQIM_CFG_RX_BUFFER_SIZE];
+
 static void cb_message(void *ctx, const mqim_mqtt_publish_t *pub)
 {
     (void)ctx;
-    (void)pub;
     messages++;
+    last_pub = *pub;
+    memcpy(last_payload, pub->payload, pub->payload_len); /* valid only during the call */
 }
 static void cb_published(void *ctx, uint32_t key)
 {
@@ -393,6 +397,65 @@ static void test_refusals_and_garbage(void)
     CHECK_EQ_INT(mqim_session_publish(&S, MQIM_STR("t"), NULL, 0, 0, false, 0), MQIM_BAD_PARAMETER);
 }
 
+/* A PUBLISH larger than the receive buffer: its head reaches the
+ * application marked truncated, it is acknowledged, the rest is skipped,
+ * and the link and the next packet are unharmed. Any other oversized
+ * packet takes the link down. */
+static void test_oversized_publish(void)
+{
+    enum { PAYLOAD = 2900, RL = 2 + 1 + 2 + PAYLOAD };
+    static uint8_t big[3 + RL];
+    static const uint8_t small_q1[] = { 0x32, 8, 0, 1, 't', 0, 10, 'o', 'k', '!' };
+    static const uint8_t big_suback[] = { 0x90, 0xd9, 0x16 }; /* remaining length 2905 */
+    mqim_mqtt_packet_t p;
+    size_t head = MQIM_CFG_RX_BUFFER_SIZE - 3u - 5u;
+    bool same = true;
+    fresh(60);
+    connect_ok(false);
+    big[0] = 0x32; /* PUBLISH QoS 1 */
+    big[1] = (uint8_t)(0x80u | (RL % 128));
+    big[2] = (uint8_t)(RL / 128);
+    big[3] = 0;
+    big[4] = 1;
+    big[5] = 't';
+    big[6] = 0;
+    big[7] = 7;
+    for (size_t i = 0; i < PAYLOAD; i++) {
+        big[8 + i] = (uint8_t)(i % 251u);
+    }
+    inject(big, sizeof(big));
+    inject(small_q1, sizeof(small_q1));
+    for (int i = 0; i < 2000 && messages < 2; i++) {
+        CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+        if (messages == 1 && last_pub.truncated && i < 1000) {
+            CHECK_EQ_INT(last_pub.payload_len, head);
+            CHECK_EQ_INT(last_pub.payload_full_len, PAYLOAD);
+            CHECK_EQ_INT(last_pub.packet_id, 7);
+            for (size_t k = 0; k < head; k++) {
+                same = same && last_payload[k] == (uint8_t)(k % 251u);
+            }
+            i = 1000; /* checked once */
+        }
+    }
+    CHECK(same);
+    CHECK_EQ_INT(messages, 2);
+    CHECK(!last_pub.truncated && last_pub.payload_len == 3u && memcmp(last_payload, "ok!", 3) == 0);
+    CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_CONNECTED);
+    CHECK_EQ_INT(disconnected, 0);
+    p = sent();
+    CHECK(p.type == MQIM_MQTT_PUBACK && p.packet_id == 7u);
+    p = sent();
+    CHECK(p.type == MQIM_MQTT_PUBACK && p.packet_id == 10u);
+    /* an oversized SUBACK has no head worth reading: the stream is lost */
+    inject(big_suback, sizeof(big_suback));
+    inject(big + 3, MQIM_CFG_RX_BUFFER_SIZE);
+    for (int i = 0; i < 1000 && mqim_session_state(&S) == MQIM_SESSION_CONNECTED; i++) {
+        (void)mqim_session_poll(&S, 0);
+    }
+    CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_BACKOFF);
+    CHECK_EQ_INT(last_reason, MQIM_MQTT_TOO_LARGE);
+}
+
 int main(void)
 {
     test_transition_table();
@@ -401,5 +464,6 @@ int main(void)
     test_backpressure_and_resend();
     test_keepalive_and_dead_link();
     test_refusals_and_garbage();
+    test_oversized_publish();
     return CHECK_REPORT();
 }

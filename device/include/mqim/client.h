@@ -47,6 +47,15 @@ typedef struct mqim_client_callbacks {
     void (*on_ack)(void *ctx, const mqim_ack_t *ack);
     /** A control response to a request made with mqim_client_ctl (raw JSON). May be NULL. */
     void (*on_response)(void *ctx, mqim_str_t json);
+    /**
+     * A message larger than MQIM_CFG_RX_BUFFER_SIZE arrived: only its head
+     * was read, so env has id, seq, from, to/group, ts and type but no body,
+     * and payload_size says how large it was. Its seq counts as received
+     * (the stream does not stall on it); no delivered receipt is sent for
+     * it. May be NULL (the message is then skipped silently on the device
+     * side, but the gateway keeps it in history).
+     */
+    void (*on_oversized)(void *ctx, const mqim_envelope_t *env, size_t payload_size);
     /** A user's aggregate presence changed (raw JSON from {root}/presence/{user}); NULL = not subscribed. */
     void (*on_presence)(void *ctx, mqim_str_t user, mqim_str_t json);
     void *ctx;
@@ -84,9 +93,12 @@ typedef struct mqim_client {
     bool sync_pending;       /**< a sync request is out; deliveries wait for it */
     uint64_t receipts[MQIM_CLIENT_RECEIPT_BATCH];
     unsigned nreceipts;
-    char scratch[MQIM_PAYLOAD_MAX + 512]; /**< encoding outgoing payloads */
-    uint8_t record[MQIM_PAYLOAD_MAX + 512];
-    char arena[MQIM_PAYLOAD_MAX];
+    /* Sized from the MQTT buffers, not the wire's payload limit: a device
+     * can send no more than its transmit buffer holds, and a decoded string
+     * never outgrows the payload that carried it. */
+    char scratch[MQIM_CFG_TX_BUFFER_SIZE];                     /**< encoding outgoing payloads */
+    uint8_t record[MQIM_CFG_TX_BUFFER_SIZE + MQIM_ID_MAX + 2]; /**< one outbox entry */
+    char arena[MQIM_CFG_RX_BUFFER_SIZE];                       /**< strings of the inbound payload */
 } mqim_client_t;
 
 /**
@@ -105,7 +117,9 @@ mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms);
 /**
  * Queue a text message to peer (stored in the outbox first, so it survives
  * a reboot; sent when connected). *key identifies it until its `sent` ack.
- * @return MQIM_OK, MQIM_OUTBOX_FULL, MQIM_NAME_*, MQIM_BODY_TOO_LARGE,
+ * @return MQIM_OK, MQIM_OUTBOX_FULL, MQIM_NAME_*, MQIM_BODY_EMPTY,
+ *         MQIM_BODY_TOO_LARGE (over MQIM_BODY_MAX), MQIM_PAYLOAD_TOO_LARGE
+ *         (the publish would not fit MQIM_CFG_TX_BUFFER_SIZE),
  *         MQIM_UTF8_INVALID, MQIM_INTERNAL (no entropy for the id).
  */
 mqim_status_t mqim_client_send(mqim_client_t *c, mqim_str_t peer, mqim_str_t text, uint32_t *key);

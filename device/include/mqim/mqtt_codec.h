@@ -63,6 +63,10 @@ typedef struct mqim_mqtt_publish {
     uint8_t qos;
     bool retain;
     bool dup;
+    /** Decoding only: true when the packet was larger than the receive
+     *  buffer and payload holds only its first payload_len bytes. */
+    bool truncated;
+    size_t payload_full_len; /**< decoding only: the whole payload's length */
 } mqim_mqtt_publish_t;
 
 /** One decoded packet a client receives. */
@@ -131,9 +135,23 @@ mqim_status_t mqim_mqtt_encode_empty(mqim_mqtt_type_t type, uint8_t *buf, size_t
  * @return MQIM_OK (a whole packet is there), MQIM_MQTT_NEED_MORE (*total is
  *         the full length when the header is complete, else 0),
  *         MQIM_MQTT_BAD_LENGTH (more than 4 length bytes, or a non-minimal
- *         encoding), MQIM_MQTT_TOO_LARGE, MQIM_BAD_PARAMETER.
+ *         encoding), MQIM_MQTT_TOO_LARGE (*total is the full length),
+ *         MQIM_BAD_PARAMETER.
  */
 mqim_status_t mqim_mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet, size_t *total);
+
+/**
+ * Decode the head of a PUBLISH too large to hold: buf has its first len
+ * bytes (fixed header, topic, packet id and the start of the payload).
+ * The publish is checked as in mqim_mqtt_decode; publish.truncated is set,
+ * publish.payload_len counts the payload bytes present and
+ * publish.payload_full_len the whole payload; pkt->length is the whole
+ * packet's length, so the caller knows how many bytes to skip.
+ * @return MQIM_OK, MQIM_MQTT_NEED_MORE (the topic or packet id is not all
+ *         there), MQIM_MQTT_BAD_TYPE (not a PUBLISH), the PUBLISH errors of
+ *         mqim_mqtt_decode, MQIM_BAD_PARAMETER.
+ */
+mqim_status_t mqim_mqtt_decode_publish_head(const uint8_t *buf, size_t len, mqim_mqtt_packet_t *pkt);
 
 /**
  * Decode the one whole packet at the start of buf (use mqim_mqtt_frame

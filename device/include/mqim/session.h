@@ -90,6 +90,7 @@ typedef struct mqim_session {
     uint16_t in_qos2[MQIM_CFG_INBOUND_QOS2_MAX];
     uint8_t rx[MQIM_CFG_RX_BUFFER_SIZE];
     size_t rx_len;
+    size_t rx_discard;  /**< bytes of an oversized PUBLISH still to skip */
     uint8_t tx[MQIM_CFG_TX_BUFFER_SIZE];
     uint32_t retry_at;
     uint32_t backoff_ms;

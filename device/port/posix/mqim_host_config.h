@@ -1,0 +1,19 @@
+/**
+ * @file mqim_host_config.h
+ * @brief libmqim-device options for Linux hosts (the `mqim` CLI), used
+ *        through -DMQIM_DEVICE_CONFIG_FILE, the way a board overrides the
+ *        defaults of device_config.h.
+ *
+ * A host has memory to spare, so its buffers take anything the gateway can
+ * send: an envelope with the largest body (MQIM_BODY_MAX bytes, up to six
+ * times that once escaped) and history pages of many such messages. The
+ * defaults stay sized for microcontrollers.
+ */
+#ifndef MQIM_HOST_CONFIG_H
+#define MQIM_HOST_CONFIG_H
+
+#define MQIM_CFG_RX_BUFFER_SIZE (256u * 1024u)
+#define MQIM_CFG_TX_BUFFER_SIZE (32u * 1024u)
+#define MQIM_CFG_INFLIGHT_MAX 32
+
+#endif /* MQIM_HOST_CONFIG_H */
