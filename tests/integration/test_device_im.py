@@ -12,6 +12,7 @@ from harness import Env, EnvTest
 
 MQIM = os.environ.get("MQIM_CLI")
 MQIM_SMALL = os.environ.get("MQIM_CLI_DEFAULT_CONFIG")  # the library's MCU-sized buffers
+MINIMAL_IM = os.environ.get("MQIM_MINIMAL_IM")  # device/examples/minimal_im.c
 
 
 class DeviceIm(EnvTest):
@@ -100,6 +101,22 @@ class DeviceIm(EnvTest):
         r = self.mqim("bob", "mcu", "send", "alice", "y" * 3000, binary=MQIM_SMALL)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("payload is too large", r.stderr)
+
+    def test_minimal_example(self):
+        """The minimal IM device of docs/device.md works as documented."""
+        self.assertTrue(MINIMAL_IM, "MQIM_MINIMAL_IM not set")
+        r = subprocess.run([MINIMAL_IM, "127.0.0.1", str(self.env.port), "alice",
+                            self.env.passwords["alice"], "bob", "from the minimal device"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^sent seq=1$")
+        r = self.mqim("bob", "tab", "listen", 1)
+        self.assertEqual(self.messages(r.stdout), [("1", "alice", "bob", "from the minimal device")])
+        r = subprocess.run([MINIMAL_IM, "127.0.0.1", str(self.env.port), "alice",
+                            self.env.passwords["alice"], "nobody", "x"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("rejected: no such user", r.stdout)
 
     def test_chat(self):
         self.assertTrue(MQIM, "MQIM_CLI not set")
