@@ -1,6 +1,6 @@
 # libmqim-device sources, for any build system: paths relative to this file's
 # directory. The top-level CMake uses them; a board's own build can include
-# this file or copy the lists. Needs common/ (MQIM_COMMON_SOURCES) too.
+# this file or copy the lists. Needs common/ too (common/sources.cmake).
 set(MQIM_DEVICE_SOURCES
   src/mqtt_codec.c
   src/ram_outbox.c

@@ -297,7 +297,7 @@ int main(int argc, char **argv)
     if (i >= argc || user == NULL) {
         fprintf(stderr, "usage: mqim --user U [--password P | --password-file F] [--host H] [--port P]\n"
                         "            [--device D] [--state-dir DIR] [--timeout MS]\n"
-                        "            send PEER TEXT | send --group G TEXT | listen [N] | read PEER SEQ |\n"
+                        "            send PEER TEXT | send --group G TEXT | listen [N] | read PEER [SEQ] |\n"
                         "            history PEER [N] | presence USER... | chat PEER | flush\n");
         return 1;
     }
@@ -398,7 +398,7 @@ int main(int argc, char **argv)
             mqim_lmdb_store_close(store);
             return 1;
         }
-    } else if (!(strcmp(cmd, "flush") == 0 && i == argc) && !(strcmp(cmd, "read") == 0 && i + 2 == argc)) {
+    } else if (!(strcmp(cmd, "flush") == 0 && i == argc) && !(strcmp(cmd, "read") == 0 && (i + 1 == argc || i + 2 == argc))) {
         fprintf(stderr, "mqim: unknown command or arguments: %s\n", cmd);
         mqim_lmdb_store_close(store);
         return 1;
@@ -445,8 +445,10 @@ int main(int argc, char **argv)
         } else if (strcmp(cmd, "listen") == 0) {
             done = want >= 0 && app.messages >= want;
         } else if (strcmp(cmd, "read") == 0) {
+            /* without SEQ: everything this device has shown so far */
+            uint64_t upto = i + 1 < argc ? strtoull(argv[i + 1], NULL, 10) : mqim_client_last_seq(&client);
             done = mqim_client_connected(&client) &&
-                   mqim_client_mark_read(&client, mqim_str_from_cstr(argv[i]), strtoull(argv[i + 1], NULL, 10)) == MQIM_OK;
+                   mqim_client_mark_read(&client, mqim_str_from_cstr(argv[i]), upto) == MQIM_OK;
         } else {
             done = mqim_client_connected(&client) && mqim_lmdb_outbox_count(store) == 0u;
         }

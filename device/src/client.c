@@ -437,6 +437,11 @@ bool mqim_client_connected(const mqim_client_t *c)
     return c->connected;
 }
 
+uint64_t mqim_client_last_seq(const mqim_client_t *c)
+{
+    return c->st.last_seq;
+}
+
 /* Publish outbox entries not yet sent on this connection, in key order. */
 static void replay_outbox(mqim_client_t *c)
 {

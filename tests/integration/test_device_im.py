@@ -56,6 +56,11 @@ class DeviceIm(EnvTest):
         self.assertEqual(r.returncode, 0, r.stdout)
         r = self.mqim("bob", "tab", "listen", 1, timeout_ms=3000)
         self.assertEqual(self.messages(r.stdout), [("4", "alice", "bob", "fourth")])
+        # read without a seq: everything this device has shown (up to 4)
+        r = self.mqim("bob", "tab", "read", "alice")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        reads = watch.expect("in/ack", lambda p: p.get("status") == "read", count=4)
+        self.assertEqual(sorted(p["seq"] for p in reads), [1, 2, 3, 4])
         # rejected: unknown peer, exit code 4; groups are not in the gateway yet
         r = self.mqim("alice", "phone", "send", "nobody", "hi")
         self.assertEqual(r.returncode, 4, r.stdout)

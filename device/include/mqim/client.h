@@ -108,10 +108,20 @@ typedef struct mqim_client {
  *         port's errors.
  */
 mqim_status_t mqim_client_init(mqim_client_t *c, const mqim_client_config_t *cfg);
+/** Start connecting (on the next poll). @return MQIM_OK, MQIM_BAD_PARAMETER (already started). */
 mqim_status_t mqim_client_start(mqim_client_t *c);
+
+/** Flush receipts, publish "offline" (a clean DISCONNECT discards the
+ *  will), disconnect. The outbox keeps what was not yet `sent`. */
 void mqim_client_stop(mqim_client_t *c);
 
-/** Drive everything; see mqim_session_poll. */
+/**
+ * Drive everything: connect and reconnect, read, deliver callbacks, replay
+ * the outbox, send receipts. Waits at most timeout_ms for input.
+ * @return MQIM_OK, or why the link just went down (MQIM_TRANSPORT_ERROR,
+ *         MQIM_TIMEOUT, MQIM_CONNACK_REFUSED, MQIM_MQTT_*): informational,
+ *         the client reconnects by itself.
+ */
 mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms);
 
 /**
@@ -136,9 +146,15 @@ mqim_status_t mqim_client_send_group(mqim_client_t *c, mqim_str_t group, mqim_st
  */
 mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json);
 
-/** Tell the sender everything up to seq from peer was read. MQIM_OK or a session error. */
+/** Tell peer everything it sent up to inbox seq `upto` was read.
+ *  @return MQIM_OK, MQIM_BAD_PARAMETER (peer name, not connected),
+ *          MQIM_INFLIGHT_FULL (try again after a poll), MQIM_TRANSPORT_ERROR. */
 mqim_status_t mqim_client_mark_read(mqim_client_t *c, mqim_str_t peer, uint64_t upto);
 
 bool mqim_client_connected(const mqim_client_t *c);
+
+/** The highest inbox seq handed to the application (on_message or
+ *  on_oversized), also across restarts: what "read everything shown" means. */
+uint64_t mqim_client_last_seq(const mqim_client_t *c);
 
 #endif /* MQIM_CLIENT_H */
