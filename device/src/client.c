@@ -189,10 +189,13 @@ static void outbox_forget(mqim_client_t *c, mqim_str_t id)
 {
     uint32_t key = 0;
     size_t len = 0;
-    while (c->cfg.outbox->peek(c->cfg.outbox_ctx, key, &key, c->record, sizeof(c->record), &len) ==
-           MQIM_OK) {
+    mqim_status_t peeked;
+    while ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, key, &key, c->record, sizeof(c->record),
+                                         &len)) == MQIM_OK ||
+           peeked == MQIM_BUFFER_TOO_SMALL) {
         mqim_str_t rid, topic, payload;
-        if (record_parse(c->record, len, &rid, &topic, &payload) && mqim_str_eq(rid, id)) {
+        if (peeked == MQIM_OK && record_parse(c->record, len, &rid, &topic, &payload) &&
+            mqim_str_eq(rid, id)) {
             (void)c->cfg.outbox->remove(c->cfg.outbox_ctx, key);
             return;
         }
@@ -447,14 +450,24 @@ static void replay_outbox(mqim_client_t *c)
 {
     uint32_t key = 0;
     size_t len = 0;
+    mqim_status_t peeked;
     while (c->connected &&
-           c->cfg.outbox->peek(c->cfg.outbox_ctx, c->replay_after, &key, c->record, sizeof(c->record),
-                               &len) == MQIM_OK) {
+           ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, c->replay_after, &key, c->record,
+                                          sizeof(c->record), &len)) == MQIM_OK ||
+            peeked == MQIM_BUFFER_TOO_SMALL)) {
         mqim_str_t id, topic, payload;
         mqim_status_t st = MQIM_OK;
-        if (record_parse(c->record, len, &id, &topic, &payload)) {
+        if (peeked == MQIM_BUFFER_TOO_SMALL) {
+            /* Written by a build with larger buffers (the outbox outlived a
+             * firmware update): this build cannot send it, a larger one
+             * can, so it stays; the entries after it go on. */
+        } else if (record_parse(c->record, len, &id, &topic, &payload)) {
             st = mqim_session_publish(&c->session, topic, (const uint8_t *)payload.ptr, payload.len, 1,
                                       false, key);
+        } else {
+            /* A record this code never wrote (storage corruption): it can
+             * never be sent, and keeping it would hold its space forever. */
+            (void)c->cfg.outbox->remove(c->cfg.outbox_ctx, key);
         }
         if (st == MQIM_INFLIGHT_FULL) {
             return; /* back-pressure: the rest goes on a later poll */
