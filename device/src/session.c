@@ -156,7 +156,7 @@ static void try_connect(mqim_session_t *s)
 {
     size_t len = 0;
     mqim_status_t st;
-    if (s->cfg.transport->open(s->cfg.transport_ctx, SEND_TIMEOUT_MS * 5u) < 0) {
+    if (s->cfg.transport->open(s->cfg.transport_ctx, MQIM_CFG_OPEN_TIMEOUT_MS) < 0) {
         s->last_error = MQIM_TRANSPORT_ERROR;
         transition(s, MQIM_SESSION_EV_OPEN_FAILED);
         schedule_retry(s);

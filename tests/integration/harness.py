@@ -125,8 +125,11 @@ class Client:
 class Env:
     """One broker + gateway in a temp dir. Use as a context manager."""
 
-    def __init__(self, users=("alice", "bob", "carol"), gateway_args=(), tls=False):
+    def __init__(self, users=("alice", "bob", "carol"), gateway_args=(), tls=False, pki_dir=None,
+                 fixed_passwords=None):
         self.users = users
+        self.pki_dir = pki_dir  # a CA + server certificate made beforehand (firmware tests)
+        self.fixed_passwords = dict(fixed_passwords or {})
         self.gateway_args = list(gateway_args)
         self.dir = tempfile.mkdtemp(prefix="mqim-it-")
         self.port = free_port()
@@ -152,7 +155,7 @@ class Env:
         if self.tls:
             # A TLS listener too, with certificates from scripts/pki (the
             # password file and ACL apply to it: per_listener_settings false).
-            pki = os.path.join(self.dir, "pki")
+            pki = self.pki_dir or os.path.join(self.dir, "pki")
             subprocess.run([os.path.join(SRC, "scripts", "pki"), pki], check=True,
                            env=dict(os.environ, PKI_CLIENTS=" ".join(self.users)))
             with open(os.path.join(self.dir, "mosquitto", "mosquitto.conf"), "a") as f:
@@ -174,7 +177,11 @@ class Env:
         self.conf = os.path.join(self.dir, "gateway.conf")
         self.cli("init")
         for u in self.users:
-            self.passwords[u] = self.cli("user", "add", u, "--random").stdout.strip()
+            if u in self.fixed_passwords:
+                self.cli("user", "add", u, "--password", self.fixed_passwords[u])
+                self.passwords[u] = self.fixed_passwords[u]
+            else:
+                self.passwords[u] = self.cli("user", "add", u, "--random").stdout.strip()
         self.start_broker()
         self.start_gateway()
         return self

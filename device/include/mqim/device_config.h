@@ -46,6 +46,12 @@
 #define MQIM_CFG_PINGRESP_TIMEOUT_MS 5000
 #endif
 
+/** Time for the transport to open, ms: the TCP connect and a TLS handshake
+ *  (slow on a small CPU: two ECC operations). */
+#ifndef MQIM_CFG_OPEN_TIMEOUT_MS
+#define MQIM_CFG_OPEN_TIMEOUT_MS 10000
+#endif
+
 /** Reconnect backoff: first delay and cap, ms (exponential, with jitter). */
 #ifndef MQIM_CFG_BACKOFF_MIN_MS
 #define MQIM_CFG_BACKOFF_MIN_MS 1000

@@ -1,0 +1,32 @@
+/**
+ * @file board.h
+ * @brief The mps2-an386 board under QEMU: CMSDK UARTs (UART0 console,
+ *        UART1 the broker link), SysTick milliseconds, semihosting exit,
+ *        and the mqim ports built on them.
+ */
+#ifndef MQIM_BOARD_H
+#define MQIM_BOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqim/ports.h"
+
+void board_init(void);
+
+/* console (UART0) */
+void board_puts(const char *s);
+void board_put_u32(uint32_t v);
+
+/* Exit QEMU with a status (semihosting SYS_EXIT_EXTENDED). */
+void board_exit(int code) __attribute__((noreturn));
+
+/* Stack bytes ever used since reset (the stack is painted at reset). */
+uint32_t board_stack_high_water(void);
+
+/* mqim ports */
+uint32_t board_clock_ms(void *ctx);
+int32_t board_entropy(void *ctx, uint8_t *buf, size_t len);
+extern const mqim_transport_ops_t board_uart_transport; /* UART1, ctx NULL */
+
+#endif /* MQIM_BOARD_H */

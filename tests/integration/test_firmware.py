@@ -1,0 +1,201 @@
+"""The Cortex-M4 firmware (boards/qemu-mps2-an386) under QEMU, against the
+real Mosquitto (TLS listener) and gateway, talking to a Linux `mqim`
+device. The firmware's UART1 is a TCP client of a proxy in front of the
+broker's TLS port, so a test can cut the link like a radio losing signal.
+
+Run 1: the firmware connects over TLS, announces presence, sends five
+messages to the Linux device, gets its reply, sends receipts and exits 0
+through semihosting; the Linux side sees the messages once each, the
+delivered ack for its reply, and the firmware's presence go online and
+then offline. Run 2: the link is cut after the second message; the
+firmware notices, reconnects, and its RAM outbox resends what was not
+acknowledged: all five arrive, exactly once."""
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import Env, free_port, wait_until
+
+FIRMWARE = os.environ.get("MQIM_FIRMWARE")
+MATERIAL = os.environ.get("MQIM_FW_MATERIAL")
+MQIM = os.environ.get("MQIM_CLI")
+
+
+class LinkProxy:
+    """A TCP proxy the test controls: QEMU's UART connects to it, it
+    connects on to the broker. cut() drops the current connection."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.port = free_port()
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.listen(4)
+        self.pairs = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(("127.0.0.1", self.target_port), 5)
+            except OSError:
+                a.close()
+                continue
+            for s in (a, b):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self.lock:
+                self.pairs.append((a, b))
+                self.connections += 1
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._pump, args=(b, a), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(4096)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+        for a, b in pairs:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self):
+        self.closed = True
+        self.cut()
+        self.lsock.close()
+
+
+class Firmware(unittest.TestCase):
+    def setUp(self):
+        self.assertTrue(FIRMWARE and MATERIAL and MQIM, "MQIM_FIRMWARE, MQIM_FW_MATERIAL, MQIM_CLI not set")
+        with open(os.path.join(MATERIAL, "mcu.password")) as f:
+            pw = f.read().strip()
+        self.env = Env(users=("mcu", "linux"), tls=True, pki_dir=MATERIAL, fixed_passwords={"mcu": pw})
+        self.env.__enter__()
+        self.proxy = LinkProxy(self.env.tls_port)
+        self.qemu = None
+
+    def tearDown(self):
+        if self.qemu is not None and self.qemu.poll() is None:
+            self.qemu.kill()
+            self.qemu.wait()
+        self.proxy.close()
+        self.env.__exit__(None, None, None)
+
+    def linux(self, device, *args, **kw):
+        state = os.path.join(self.env.dir, "dev-linux-%s" % device)
+        return subprocess.Popen([MQIM, "--port", str(self.env.port), "--user", "linux",
+                                 "--password", self.env.passwords["linux"], "--device", device,
+                                 "--state-dir", state, "--timeout", "120000"] + [str(a) for a in args],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+    def start_qemu(self):
+        log = open(os.path.join(self.env.dir, "qemu.log"), "w")
+        self.qemu = subprocess.Popen(
+            ["timeout", "150", "qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
+             "-semihosting-config", "enable=on,target=native", "-kernel", FIRMWARE,
+             "-serial", "stdio",
+             "-serial", "tcp:127.0.0.1:%d,nodelay=on,reconnect=1" % self.proxy.port],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return os.path.join(self.env.dir, "qemu.log")
+
+    def run_scenario(self, cut_after=None):
+        presence = self.env.client("linux", subs=["im/presence/mcu"])
+        watch = self.env.client("linux")
+        listener = self.linux("laptop", "listen", 6)  # five from the firmware, the echo of the reply
+        lines = []
+        seen = threading.Event()
+
+        def read():
+            for line in listener.stdout:
+                lines.append(line.rstrip("\n"))
+                m = re.match(r"^\[\d+\] mcu -> linux: hello from qemu #(\d)$", line)
+                if m and m.group(1) == "1":
+                    seen.set()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        time.sleep(0.5)  # the listener subscribes first
+        log = self.start_qemu()
+        self.assertTrue(seen.wait(90), "no message from the firmware; qemu log:\n" + self.tail(log))
+        reply = self.linux("phone", "send", "mcu", "pong from linux")
+        self.assertEqual(reply.wait(60), 0, reply.stdout.read())
+        if cut_after is not None:
+            wait_until(lambda: sum(1 for l in lines if "mcu -> linux" in l) >= cut_after, 60,
+                       "%d messages before the cut" % cut_after)
+            self.proxy.cut()
+        try:
+            rc = self.qemu.wait(120)
+        except subprocess.TimeoutExpired:
+            rc = None
+        self.assertEqual(rc, 0, "firmware exit %s; qemu log:\n%s" % (rc, self.tail(log)))
+        self.assertEqual(listener.wait(60), 0, "\n".join(lines))
+        reader.join(5)
+        got = [l for l in lines if re.match(r"^\[\d+\] mcu -> linux: ", l)]
+        self.assertEqual([l.split(": ", 1)[1] for l in got], ["hello from qemu #%d" % i for i in range(1, 6)],
+                         "\n".join(lines))
+        # the firmware's delivered receipt for the reply reached the Linux side
+        watch.expect("in/ack", lambda p: isinstance(p, dict) and p.get("status") == "delivered"
+                     and p.get("by") == "mcu", timeout=20)
+        # presence: online while it ran, offline after its clean stop
+        states = lambda: [p.get("state") for p in presence.matching("im/presence/mcu")
+                          if isinstance(p, dict)]
+        wait_until(lambda: "online" in states() and states()[-1] == "offline", 20,
+                   "mcu online then offline, got %s" % states())
+        with open(log) as f:
+            out = f.read()
+        self.assertIn("WARNING: entropy is NOT random", out)
+        m = re.search(r"stack high-water: (\d+) bytes", out)
+        self.assertTrue(m, out)
+        print("firmware stack high-water: %s bytes; %s" % (m.group(1), out.splitlines()[0]))
+        return out
+
+    @staticmethod
+    def tail(path, n=40):
+        try:
+            with open(path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def test_chat_over_tls(self):
+        out = self.run_scenario()
+        self.assertIn("done: ", out)
+        self.assertEqual(self.proxy.connections, 1, out)  # one TLS session, no reconnects
+
+    def test_link_lost_mid_stream(self):
+        out = self.run_scenario(cut_after=2)
+        self.assertIn("link lost", out)
+        self.assertGreaterEqual(self.proxy.connections, 2, out)
+
+
+if __name__ == "__main__":
+    unittest.main()
