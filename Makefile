@@ -4,12 +4,13 @@
 # and:
 #   make        install what is missing, build build/run (no sanitizers, no tests)
 #   make fuzz   libFuzzer runs (clang) of every fuzz target, FUZZ_SECONDS each
+#   make size   Cortex-M4 footprint of common/ and the device library (docs/footprint.md)
 #   make clean  remove build/
 #
 # Variables: JOBS (build parallelism, default nproc), CTEST_JOBS (tests in
 # parallel; each test uses its own temp dir and free port), FUZZ_SECONDS (60),
 # MQIM_PORT / MQIM_DATA for `make run` (see scripts/run).
-.PHONY: all build deps run test fuzz clean
+.PHONY: all build deps run test fuzz size clean
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS ?= $(JOBS)
@@ -53,3 +54,8 @@ fuzz: deps
 
 clean:
 	rm -rf build
+
+# Footprint on Cortex-M4F, measured like coreMQTT's table; the firmware
+# figures come from the last `make test` (build/test).
+size: deps
+	scripts/size build/test

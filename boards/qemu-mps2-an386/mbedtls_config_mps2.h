@@ -12,6 +12,7 @@
 #define MBEDTLS_PLATFORM_C
 #define MBEDTLS_PLATFORM_MEMORY
 #define MBEDTLS_MEMORY_BUFFER_ALLOC_C
+#define MBEDTLS_MEMORY_DEBUG /* the pool's high-water mark, for docs/footprint.md */
 #define MBEDTLS_NO_PLATFORM_ENTROPY
 #define MBEDTLS_HAVE_ASM
 

@@ -176,6 +176,18 @@ class Firmware(unittest.TestCase):
         m = re.search(r"stack high-water: (\d+) bytes", out)
         self.assertTrue(m, out)
         print("firmware stack high-water: %s bytes; %s" % (m.group(1), out.splitlines()[0]))
+        pool = re.search(r"TLS pool high-water: (\d+) bytes", out)
+        self.assertTrue(pool, out)
+        # for `make size`: the highest marks of the runs, next to the firmware
+        for name, value in (("stack-high-water.txt", m.group(1)), ("tls-pool-high-water.txt", pool.group(1))):
+            mark = os.path.join(os.path.dirname(FIRMWARE), name)
+            try:
+                with open(mark) as f:
+                    old = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                old = 0
+            with open(mark, "w") as f:
+                f.write("%d\n" % max(old, int(value)))
         return out
 
     @staticmethod
