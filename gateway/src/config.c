@@ -49,6 +49,8 @@ static const key_def_t keys[] = {
     { "retain_count", K_U64, F(retain_count), 0, U64_MAX_ },
     { "retain_days", K_U64, F(retain_days), 0, 1000000 },
     { "sync_page", K_UINT, F(sync_page), 1, 1000 },
+    { "group_max_members", K_UINT, F(group_max_members), 2, 256 },
+    { "groups_per_user", K_UINT, F(groups_per_user), 1, 100000 },
     { "stats_interval_s", K_UINT, F(stats_interval_s), 0, 86400 },
     { "log_level", K_LEVEL, F(log_level), 0, 3 },
     { "broker_password_file", K_STR, F(broker_password_file), 0, 0 },
@@ -80,6 +82,8 @@ void mqim_gw_config_defaults(mqim_gw_config_t *cfg)
     cfg->retain_count = 0;
     cfg->retain_days = 0;
     cfg->sync_page = 100;
+    cfg->group_max_members = 256;
+    cfg->groups_per_user = 100;
     cfg->stats_interval_s = 10;
     cfg->log_level = MQIM_LOG_INFO;
     copy_str(cfg->broker_password_file, sizeof(cfg->broker_password_file), "var/mosquitto/passwd");

@@ -32,6 +32,8 @@ typedef struct mqim_gw_config {
     uint64_t retain_count;             /**< keep at most this many per inbox; 0 = no count limit */
     uint64_t retain_days;              /**< drop messages older than this; 0 = keep forever */
     unsigned sync_page;                /**< max messages per sync/history page; 100 */
+    unsigned group_max_members;        /**< members of one group, 2..256; 256 */
+    unsigned groups_per_user;          /**< groups a user may be in; 100 */
     unsigned stats_interval_s;         /**< publish {root}/gateway/stats every N s; 10 (0 = off) */
     int log_level;                     /**< mqim_log_level_t; INFO */
     /* Broker files managed by `mqim-gateway user ...` */

@@ -559,6 +559,8 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
         .rate_per_sec = cfg->rate_per_sec,
         .rate_burst = cfg->rate_burst,
         .sync_page = cfg->sync_page,
+        .group_max_members = cfg->group_max_members,
+        .groups_per_user = cfg->groups_per_user,
         .publish_now = publish_now,
         .publish_ctx = &g,
     };

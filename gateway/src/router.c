@@ -1,5 +1,6 @@
 /* Routing rules of the gateway (see router.h and docs/protocol.md). */
 #include "router.h"
+#include "router_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -21,42 +22,7 @@
 #define LOG_MOD "router"
 #define RECEIPT_SEQS_MAX 256
 #define PRESENCE_USERS_MAX 100
-#define REASON_MAX 160
 
-/* A growable buffer reused for every JSON document the router writes, so the
- * hot path allocates only when a document outgrows every earlier one. */
-typedef struct scratch {
-    char *buf;
-    size_t cap;
-} scratch_t;
-
-struct mqim_router {
-    mqim_store_t *store;
-    mqim_router_config_t cfg;
-    mqim_str_t root;
-    mqim_ratelimit_t *rl;
-    mqim_idgen_t idgen;
-    scratch_t doc;   /* the payload being written */
-    scratch_t env;   /* an envelope embedded in a document */
-    char topic[MQIM_TOPIC_MAX + 1];
-    /* Work areas of the handlers, allocated once: too big for the stack,
-     * and the ctl ones must outlive the handler that fills them. */
-    struct dm_parse *dm;
-    struct sync_ctx *sync;
-    struct hist_ctx *hist;
-    struct pres_ctx *pres;
-};
-
-/* What is being handled: shared by the handlers of one inbound publish. */
-typedef struct req {
-    mqim_router_t *r;
-    const mqim_inbound_t *in;
-    mqim_topic_t t;
-    mqim_txn_t txn;
-    int64_t now;
-} req_t;
-
-typedef void (*build_fn)(mqim_json_writer_t *w, const void *ctx);
 
 static bool scratch_reserve(scratch_t *s, size_t need)
 {
@@ -80,7 +46,7 @@ static bool scratch_reserve(scratch_t *s, size_t need)
 
 /* Run a builder into a scratch buffer; a second pass only when the first
  * one found the buffer too small. */
-static mqim_status_t build_json(scratch_t *s, build_fn fn, const void *ctx, mqim_str_t *out)
+mqim_status_t rt_build_json(scratch_t *s, build_fn fn, const void *ctx, mqim_str_t *out)
 {
     for (int pass = 0; pass < 2; pass++) {
         mqim_json_writer_t w;
@@ -98,7 +64,7 @@ static mqim_status_t build_json(scratch_t *s, build_fn fn, const void *ctx, mqim
     return MQIM_INTERNAL;
 }
 
-static mqim_status_t encode_envelope(scratch_t *s, const mqim_envelope_t *env, mqim_str_t *out)
+mqim_status_t rt_encode_envelope(scratch_t *s, const mqim_envelope_t *env, mqim_str_t *out)
 {
     size_t len = 0;
     mqim_status_t st = mqim_envelope_encode(env, s->buf, s->cap, &len);
@@ -114,7 +80,7 @@ static mqim_status_t encode_envelope(scratch_t *s, const mqim_envelope_t *env, m
     return st;
 }
 
-static void envelope_from_rec(const mqim_msg_rec_t *m, uint64_t seq, mqim_envelope_t *env)
+void rt_envelope_from_rec(const mqim_msg_rec_t *m, uint64_t seq, mqim_envelope_t *env)
 {
     memset(env, 0, sizeof(*env));
     env->id = m->id;
@@ -131,7 +97,7 @@ static void envelope_from_rec(const mqim_msg_rec_t *m, uint64_t seq, mqim_envelo
 
 /* ---- outputs ---- */
 
-static mqim_status_t user_topic(mqim_router_t *r, mqim_topic_kind_t kind, mqim_str_t user,
+mqim_status_t rt_user_topic(mqim_router_t *r, mqim_topic_kind_t kind, mqim_str_t user,
                                 mqim_str_t *out)
 {
     size_t len = 0;
@@ -142,11 +108,11 @@ static mqim_status_t user_topic(mqim_router_t *r, mqim_topic_kind_t kind, mqim_s
 }
 
 /* Queue a publish to a user's in/ topic (or presence) in the current txn. */
-static mqim_status_t emit(req_t *q, mqim_topic_kind_t kind, mqim_str_t user, int qos, bool retain,
+mqim_status_t rt_emit(req_t *q, mqim_topic_kind_t kind, mqim_str_t user, int qos, bool retain,
                           mqim_str_t payload)
 {
     mqim_str_t topic;
-    mqim_status_t st = user_topic(q->r, kind, user, &topic);
+    mqim_status_t st = rt_user_topic(q->r, kind, user, &topic);
     if (st == MQIM_OK) {
         st = mqim_store_outbox_put(&q->txn, topic, qos, retain, (mqim_str_t){ NULL, 0 }, payload,
                                    NULL);
@@ -154,7 +120,7 @@ static mqim_status_t emit(req_t *q, mqim_topic_kind_t kind, mqim_str_t user, int
     return st;
 }
 
-static void publish_now(mqim_router_t *r, mqim_str_t topic, mqim_str_t payload, int qos,
+void rt_publish_now(mqim_router_t *r, mqim_str_t topic, mqim_str_t payload, int qos,
                         mqim_str_t corr)
 {
     if (r->cfg.publish_now != NULL) {
@@ -208,11 +174,8 @@ static void build_reject(mqim_json_writer_t *w, const void *vctx)
  * when even that cannot be stored (store full) it is published directly,
  * so a rejection is never silent.
  */
-static mqim_status_t reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
-                            mqim_status_t code, const char *reason_fmt, ...)
-    __attribute__((format(printf, 6, 7)));
 
-static mqim_status_t reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
+mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
                             mqim_status_t code, const char *reason_fmt, ...)
 {
     mqim_router_t *r = q->r;
@@ -227,12 +190,12 @@ static mqim_status_t reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t 
 
     MQIM_LOGI(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
               mqim_status_name(code), reason);
-    if (build_json(&r->doc, build_reject, &d, &payload) != MQIM_OK ||
-        user_topic(r, MQIM_TOPIC_IN_ACK, q->t.user, &topic) != MQIM_OK) {
+    if (rt_build_json(&r->doc, build_reject, &d, &payload) != MQIM_OK ||
+        rt_user_topic(r, MQIM_TOPIC_IN_ACK, q->t.user, &topic) != MQIM_OK) {
         return MQIM_INTERNAL;
     }
     if (q->in->qos == 0) {
-        publish_now(r, topic, payload, 0, (mqim_str_t){ NULL, 0 });
+        rt_publish_now(r, topic, payload, 0, (mqim_str_t){ NULL, 0 });
         return code;
     }
     st = mqim_txn_begin(r->store, MQIM_TXN_WRITE, &q->txn);
@@ -248,7 +211,7 @@ static mqim_status_t reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t 
     if (st != MQIM_OK) {
         MQIM_LOGW(LOG_MOD, "cannot store rejection (%s): publishing it directly",
                   mqim_status_name(st));
-        publish_now(r, topic, payload, 1, (mqim_str_t){ NULL, 0 });
+        rt_publish_now(r, topic, payload, 1, (mqim_str_t){ NULL, 0 });
         return st;
     }
     return code;
@@ -259,7 +222,7 @@ static mqim_status_t reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t 
 /* Parse a request object; on failure *st says why. The strict reader
  * judges the text first (the same grammar, depth and UTF-8 rules as
  * envelopes and devices), then cJSON builds the tree the handlers walk. */
-static cJSON *parse_object(mqim_str_t payload, mqim_status_t *st)
+cJSON *rt_parse_object(mqim_str_t payload, mqim_status_t *st)
 {
     mqim_json_value_t root_value;
     cJSON *root;
@@ -282,7 +245,7 @@ static cJSON *parse_object(mqim_str_t payload, mqim_status_t *st)
 }
 
 /* A JSON number that is a whole u64 we can trust (<= 2^53). */
-static bool json_u64(const cJSON *item, uint64_t *out)
+bool rt_json_u64(const cJSON *item, uint64_t *out)
 {
     double v;
     if (!cJSON_IsNumber(item)) {
@@ -296,7 +259,7 @@ static bool json_u64(const cJSON *item, uint64_t *out)
     return true;
 }
 
-static mqim_str_t json_str(const cJSON *item)
+mqim_str_t rt_json_str(const cJSON *item)
 {
     if (cJSON_IsString(item) && item->valuestring != NULL) {
         return mqim_str_from_cstr(item->valuestring);
@@ -306,13 +269,8 @@ static mqim_str_t json_str(const cJSON *item)
 
 /* ---- direct messages ---- */
 
-typedef struct sent_doc {
-    mqim_str_t id, to;
-    uint64_t seq;
-    int64_t ts;
-} sent_doc_t;
 
-static void build_sent(mqim_json_writer_t *w, const void *vctx)
+void rt_build_sent(mqim_json_writer_t *w, const void *vctx)
 {
     const sent_doc_t *d = vctx;
     mqim_json_object_begin(w);
@@ -324,7 +282,7 @@ static void build_sent(mqim_json_writer_t *w, const void *vctx)
     mqim_json_object_end(w);
 }
 
-static bool payload_is_json(mqim_str_t p)
+bool rt_payload_is_json(mqim_str_t p)
 {
     for (size_t i = 0; i < p.len; i++) {
         char c = p.ptr[i];
@@ -335,7 +293,7 @@ static bool payload_is_json(mqim_str_t p)
     return false;
 }
 
-static void random_bytes(mqim_router_t *r, uint8_t *buf, size_t len)
+void rt_random_bytes(mqim_router_t *r, uint8_t *buf, size_t len)
 {
     if (r->cfg.random != NULL) {
         r->cfg.random(r->cfg.random_ctx, buf, len);
@@ -351,14 +309,8 @@ static void random_bytes(mqim_router_t *r, uint8_t *buf, size_t len)
     }
 }
 
-/* Room for an envelope decoded from a payload of at most MQIM_PAYLOAD_MAX. */
-typedef struct dm_parse {
-    mqim_envelope_t env;
-    char idbuf[MQIM_ULID_LEN + 1];
-    char arena[MQIM_PAYLOAD_MAX];
-} dm_parse_t;
 
-static mqim_status_t dm_parse(req_t *q, dm_parse_t *p, const char **reason)
+mqim_status_t rt_dm_parse(req_t *q, dm_parse_t *p, const char **reason)
 {
     mqim_str_t payload = q->in->payload;
     mqim_status_t st = MQIM_OK;
@@ -368,13 +320,22 @@ static mqim_status_t dm_parse(req_t *q, dm_parse_t *p, const char **reason)
         *reason = "payload is larger than 16384 bytes";
         return MQIM_PAYLOAD_TOO_LARGE;
     }
-    if (payload_is_json(payload)) {
+    if (rt_payload_is_json(payload)) {
         st = mqim_envelope_decode(payload.ptr, payload.len, &p->env, p->arena, sizeof(p->arena),
                                   NULL);
         if (st != MQIM_OK) {
             return st;
         }
-        if (p->env.to.len > 0u && !mqim_str_eq(p->env.to, q->t.name)) {
+        if (q->t.kind == MQIM_TOPIC_OUT_GROUP) {
+            if (p->env.group.len > 0u && !mqim_str_eq(p->env.group, q->t.name)) {
+                *reason = "\"group\" does not match the topic's group";
+                return MQIM_FIELD_RANGE;
+            }
+            if (p->env.to.len > 0u) {
+                *reason = "a group message has no \"to\"";
+                return MQIM_FIELD_RANGE;
+            }
+        } else if (p->env.to.len > 0u && !mqim_str_eq(p->env.to, q->t.name)) {
             *reason = "\"to\" does not match the topic's peer";
             return MQIM_FIELD_RANGE;
         }
@@ -395,17 +356,23 @@ static mqim_status_t dm_parse(req_t *q, dm_parse_t *p, const char **reason)
         p->env.type = MQIM_STR("text");
     }
     p->env.from = q->t.user; /* never from the payload */
-    p->env.to = q->t.name;
+    if (q->t.kind == MQIM_TOPIC_OUT_GROUP) {
+        p->env.group = q->t.name;
+        p->env.to = (mqim_str_t){ NULL, 0 };
+    } else {
+        p->env.to = q->t.name;
+        p->env.group = (mqim_str_t){ NULL, 0 };
+    }
     p->env.has_ts = true;
     p->env.ts = q->now;
     return MQIM_OK;
 }
 
-static mqim_status_t make_id(req_t *q, dm_parse_t *p)
+mqim_status_t rt_make_id(req_t *q, dm_parse_t *p)
 {
     uint8_t rnd[10];
     mqim_status_t st;
-    random_bytes(q->r, rnd, sizeof(rnd));
+    rt_random_bytes(q->r, rnd, sizeof(rnd));
     st = mqim_id_make(&q->r->idgen, (uint64_t)q->now, rnd, p->idbuf);
     if (st == MQIM_OK) {
         p->env.id = (mqim_str_t){ p->idbuf, MQIM_ULID_LEN };
@@ -433,7 +400,7 @@ static int64_t policy_age_ms(const mqim_user_rec_t *u, const mqim_router_config_
 
 /* Full only when nothing may be pruned to make room: with count retention
  * the oldest message goes instead. *quota receives the limit for the reason. */
-static mqim_status_t check_quota(req_t *q, mqim_str_t user, uint64_t *quota)
+mqim_status_t rt_check_quota(req_t *q, mqim_str_t user, uint64_t *quota)
 {
     mqim_user_rec_t u;
     mqim_status_t st = mqim_store_user_get(&q->txn, user, &u);
@@ -448,7 +415,7 @@ static mqim_status_t check_quota(req_t *q, mqim_str_t user, uint64_t *quota)
     return st;
 }
 
-static mqim_status_t prune_count(req_t *q, mqim_str_t user)
+mqim_status_t rt_prune_count(req_t *q, mqim_str_t user)
 {
     mqim_user_rec_t u;
     uint64_t pruned = 0, keep;
@@ -499,10 +466,10 @@ static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
         env.seq = seq;
         env.has_seq = true;
         if (st == MQIM_OK) {
-            st = encode_envelope(&r->env, &env, &payload);
+            st = rt_encode_envelope(&r->env, &env, &payload);
         }
         if (st == MQIM_OK) {
-            st = emit(q, MQIM_TOPIC_IN_MSG, to, qos, false, payload);
+            st = rt_emit(q, MQIM_TOPIC_IN_MSG, to, qos, false, payload);
         }
     }
     if (st == MQIM_OK) {
@@ -511,27 +478,27 @@ static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
         env.seq = seq;
         env.has_seq = true;
         if (st == MQIM_OK) {
-            st = encode_envelope(&r->env, &env, &payload);
+            st = rt_encode_envelope(&r->env, &env, &payload);
         }
         if (st == MQIM_OK) {
-            st = emit(q, MQIM_TOPIC_IN_MSG, from, qos, false, payload); /* the echo */
+            st = rt_emit(q, MQIM_TOPIC_IN_MSG, from, qos, false, payload); /* the echo */
         }
     }
     if (st == MQIM_OK) {
         sent = (sent_doc_t){ env.id, to, m.sender_seq, q->now };
-        st = build_json(&r->doc, build_sent, &sent, &payload);
+        st = rt_build_json(&r->doc, rt_build_sent, &sent, &payload);
     }
     if (st == MQIM_OK) {
-        st = emit(q, MQIM_TOPIC_IN_ACK, from, 1, false, payload);
+        st = rt_emit(q, MQIM_TOPIC_IN_ACK, from, 1, false, payload);
     }
     if (st == MQIM_OK && sender_chose_id) {
         st = mqim_store_dedupe_put(&q->txn, from, env.id, payload);
     }
     if (st == MQIM_OK) {
-        st = prune_count(q, to);
+        st = rt_prune_count(q, to);
     }
     if (st == MQIM_OK && !self) {
-        st = prune_count(q, from);
+        st = rt_prune_count(q, from);
     }
     if (st == MQIM_OK) {
         st = mqim_store_counter_add(&q->txn, "messages", 1u);
@@ -543,17 +510,17 @@ static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
 static mqim_status_t dm_ephemeral(req_t *q, dm_parse_t *p)
 {
     mqim_str_t payload, topic;
-    mqim_status_t st = encode_envelope(&q->r->env, &p->env, &payload);
+    mqim_status_t st = rt_encode_envelope(&q->r->env, &p->env, &payload);
     if (st == MQIM_OK) {
-        st = user_topic(q->r, MQIM_TOPIC_IN_MSG, q->t.name, &topic);
+        st = rt_user_topic(q->r, MQIM_TOPIC_IN_MSG, q->t.name, &topic);
     }
     if (st == MQIM_OK) {
-        publish_now(q->r, topic, payload, 0, (mqim_str_t){ NULL, 0 });
+        rt_publish_now(q->r, topic, payload, 0, (mqim_str_t){ NULL, 0 });
     }
     return st;
 }
 
-static bool user_known(req_t *q, mqim_str_t user)
+bool rt_user_known(req_t *q, mqim_str_t user)
 {
     mqim_user_rec_t u;
     return mqim_store_user_get(&q->txn, user, &u) == MQIM_OK;
@@ -564,72 +531,72 @@ static mqim_status_t handle_dm(req_t *q)
     dm_parse_t *p = q->r->dm;
     mqim_router_t *r = q->r;
     const char *reason = NULL;
-    mqim_status_t st = dm_parse(q, p, &reason);
+    mqim_status_t st = rt_dm_parse(q, p, &reason);
     bool chose_id;
     mqim_str_t dup;
 
     if (st != MQIM_OK) {
-        return reject(q, "dm", p->env.id, q->t.name, st, "%s",
+        return rt_reject(q, "dm", p->env.id, q->t.name, st, "%s",
                       reason != NULL ? reason : mqim_status_str(st));
     }
     chose_id = p->env.id.len > 0u;
-    if (!chose_id && make_id(q, p) != MQIM_OK) {
-        return reject(q, "dm", p->env.id, q->t.name, MQIM_INTERNAL, "cannot make an id");
+    if (!chose_id && rt_make_id(q, p) != MQIM_OK) {
+        return rt_reject(q, "dm", p->env.id, q->t.name, MQIM_INTERNAL, "cannot make an id");
     }
     if (q->in->qos == 0) {
         bool known = r->cfg.accept_any_user;
         if (!known && mqim_txn_begin(r->store, MQIM_TXN_READ, &q->txn) == MQIM_OK) {
-            known = user_known(q, q->t.name);
+            known = rt_user_known(q, q->t.name);
             mqim_txn_abort(&q->txn);
         }
         if (!known) {
-            return reject(q, "dm", p->env.id, q->t.name, MQIM_UNKNOWN_PEER, "no such user: %.*s",
+            return rt_reject(q, "dm", p->env.id, q->t.name, MQIM_UNKNOWN_PEER, "no such user: %.*s",
                           (int)q->t.name.len, q->t.name.ptr);
         }
         return dm_ephemeral(q, p);
     }
     st = mqim_txn_begin(r->store, MQIM_TXN_WRITE, &q->txn);
     if (st != MQIM_OK) {
-        return reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
+        return rt_reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
     }
     /* A retried publish (same sender and id) gets the first ack again. */
     if (chose_id && mqim_store_dedupe_get(&q->txn, q->t.user, p->env.id, &dup) == MQIM_OK) {
         char copy[1024];
         size_t n = dup.len < sizeof(copy) ? dup.len : sizeof(copy);
         memcpy(copy, dup.ptr, n); /* dup points into the map; copy before writing */
-        st = emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, (mqim_str_t){ copy, n });
+        st = rt_emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, (mqim_str_t){ copy, n });
         if (st == MQIM_OK) {
             st = mqim_store_counter_add(&q->txn, "duplicates", 1u);
         }
         st = st == MQIM_OK ? mqim_txn_commit(&q->txn) : (mqim_txn_abort(&q->txn), st);
         return st == MQIM_OK ? MQIM_OK
-                             : reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
+                             : rt_reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
     }
     st = mqim_store_user_ensure(&q->txn, q->t.user, q->now);
-    if (st == MQIM_OK && !user_known(q, q->t.name)) {
+    if (st == MQIM_OK && !rt_user_known(q, q->t.name)) {
         if (r->cfg.accept_any_user) {
             st = mqim_store_user_ensure(&q->txn, q->t.name, q->now);
         } else {
             mqim_txn_abort(&q->txn);
-            return reject(q, "dm", p->env.id, q->t.name, MQIM_UNKNOWN_PEER, "no such user: %.*s",
+            return rt_reject(q, "dm", p->env.id, q->t.name, MQIM_UNKNOWN_PEER, "no such user: %.*s",
                           (int)q->t.name.len, q->t.name.ptr);
         }
     }
     if (st == MQIM_OK) {
         uint64_t quota = 0;
-        st = check_quota(q, q->t.name, &quota);
+        st = rt_check_quota(q, q->t.name, &quota);
         if (st == MQIM_QUOTA_FULL) {
             mqim_txn_abort(&q->txn);
-            return reject(q, "dm", p->env.id, q->t.name, st, "inbox of %.*s is full (%llu messages)",
+            return rt_reject(q, "dm", p->env.id, q->t.name, st, "inbox of %.*s is full (%llu messages)",
                           (int)q->t.name.len, q->t.name.ptr, (unsigned long long)quota);
         }
     }
     if (st == MQIM_OK) {
         uint64_t quota = 0;
-        st = check_quota(q, q->t.user, &quota);
+        st = rt_check_quota(q, q->t.user, &quota);
         if (st == MQIM_QUOTA_FULL) {
             mqim_txn_abort(&q->txn);
-            return reject(q, "dm", p->env.id, q->t.name, st, "your own inbox is full (%llu messages)",
+            return rt_reject(q, "dm", p->env.id, q->t.name, st, "your own inbox is full (%llu messages)",
                           (unsigned long long)quota);
         }
     }
@@ -642,7 +609,7 @@ static mqim_status_t handle_dm(req_t *q)
         mqim_txn_abort(&q->txn);
     }
     if (st != MQIM_OK) {
-        return reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
+        return rt_reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
     }
     return MQIM_OK;
 }
@@ -651,7 +618,7 @@ static mqim_status_t handle_dm(req_t *q)
 
 typedef struct receipt_doc {
     const char *status;
-    mqim_str_t id, by, device, chat;
+    mqim_str_t id, by, device, chat, group;
     uint64_t seq;
     int64_t ts;
 } receipt_doc_t;
@@ -664,6 +631,9 @@ static void build_receipt_ack(mqim_json_writer_t *w, const void *vctx)
     mqim_json_key_str(w, "id", d->id);
     mqim_json_key_u64(w, "seq", d->seq);
     mqim_json_key_str(w, "by", d->by);
+    if (d->group.len > 0u) {
+        mqim_json_key_str(w, "group", d->group);
+    }
     if (d->device.len > 0u) {
         mqim_json_key_str(w, "device", d->device);
     }
@@ -672,7 +642,7 @@ static void build_receipt_ack(mqim_json_writer_t *w, const void *vctx)
 }
 
 /* Forward one receipt for an inbox entry of the receipting user to the sender. */
-static mqim_status_t receipt_forward(req_t *q, const char *status, const mqim_inbox_entry_t *e,
+mqim_status_t rt_receipt_forward(req_t *q, const char *status, const mqim_inbox_entry_t *e,
                                      mqim_str_t device)
 {
     mqim_msg_rec_t m;
@@ -684,13 +654,22 @@ static mqim_status_t receipt_forward(req_t *q, const char *status, const mqim_in
     if (st != MQIM_OK) {
         return st;
     }
-    d = (receipt_doc_t){ status, m.id, q->t.user, device, e->chat, m.sender_seq, q->now };
-    st = build_json(&q->r->doc, build_receipt_ack, &d, &payload);
+    if (m.type.len > 6u && memcmp(m.type.ptr, "group.", 6) == 0) {
+        return MQIM_OK; /* membership events are read, not acknowledged to anyone */
+    }
+    d = (receipt_doc_t){ status, m.id, q->t.user, device, e->chat, m.group, m.sender_seq, q->now };
+    st = rt_build_json(&q->r->doc, build_receipt_ack, &d, &payload);
     /* m's strings live in the map: copy the sender before writing to the txn. */
     from_len = m.from.len < sizeof(from) ? m.from.len : sizeof(from);
     memcpy(from, m.from.ptr, from_len);
     if (st == MQIM_OK) {
-        st = emit(q, MQIM_TOPIC_IN_ACK, (mqim_str_t){ from, from_len }, 1, false, payload);
+        st = rt_emit(q, MQIM_TOPIC_IN_ACK, (mqim_str_t){ from, from_len }, 1, false, payload);
+    }
+    if (st == MQIM_OK && e->chat.len > 0u && e->chat.ptr[0] == '#') {
+        /* a group message: remember who got and read it (msg_status) */
+        st = mqim_store_receipt_put(&q->txn, e->mid, q->t.user,
+                                    strcmp(status, "read") == 0 ? MQIM_RECEIPT_READ : MQIM_RECEIPT_DELIVERED,
+                                    q->now);
     }
     return st;
 }
@@ -710,7 +689,7 @@ static int read_upto_visit(void *vctx, const mqim_inbox_entry_t *e)
         return 1;
     }
     if (e->dir == MQIM_INBOX_RECEIVED) {
-        c->st = receipt_forward(c->q, "read", e, c->device);
+        c->st = rt_receipt_forward(c->q, "read", e, c->device);
         c->count++;
     }
     return c->st != MQIM_OK;
@@ -719,16 +698,27 @@ static int read_upto_visit(void *vctx, const mqim_inbox_entry_t *e)
 static mqim_status_t receipt_read_upto(req_t *q, const cJSON *root, mqim_str_t device,
                                        const char **why)
 {
-    mqim_str_t chat = json_str(cJSON_GetObjectItemCaseSensitive(root, "chat"));
+    mqim_str_t chat = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "chat"));
+    mqim_str_t group = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "group"));
+    char gchat[MQIM_GROUP_NAME_MAX + 2];
     uint64_t upto = 0, old;
     mqim_user_rec_t u;
     read_upto_ctx_t c;
     mqim_status_t st;
-    if (mqim_name_check(MQIM_NAME_USER, chat) != MQIM_OK) {
-        *why = "\"chat\" must be a valid user name";
+    if (group.len > 0u) {
+        /* a group chat: its key is "#group" */
+        if (mqim_name_check(MQIM_NAME_GROUP, group) != MQIM_OK) {
+            *why = "\"group\" must be a valid group name";
+            return MQIM_FIELD_TYPE;
+        }
+        gchat[0] = '#';
+        memcpy(gchat + 1, group.ptr, group.len);
+        chat = (mqim_str_t){ gchat, group.len + 1u };
+    } else if (mqim_name_check(MQIM_NAME_USER, chat) != MQIM_OK) {
+        *why = "\"chat\" (a user) or \"group\" is required";
         return MQIM_FIELD_TYPE;
     }
-    if (!json_u64(cJSON_GetObjectItemCaseSensitive(root, "upto"), &upto)) {
+    if (!rt_json_u64(cJSON_GetObjectItemCaseSensitive(root, "upto"), &upto)) {
         *why = "\"upto\" must be a non-negative integer";
         return MQIM_FIELD_TYPE;
     }
@@ -756,7 +746,7 @@ static mqim_status_t handle_receipt(req_t *q)
 {
     mqim_status_t st;
     const char *why = NULL;
-    cJSON *root = parse_object(q->in->payload, &st);
+    cJSON *root = rt_parse_object(q->in->payload, &st);
     const char *status;
     mqim_str_t device;
     const cJSON *seqs;
@@ -764,11 +754,11 @@ static mqim_status_t handle_receipt(req_t *q)
     size_t nbad = 0;
 
     if (root == NULL) {
-        return reject(q, "receipt", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+        return rt_reject(q, "receipt", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
                       mqim_status_str(st));
     }
     status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "status"));
-    device = json_str(cJSON_GetObjectItemCaseSensitive(root, "device"));
+    device = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "device"));
     seqs = cJSON_GetObjectItemCaseSensitive(root, "seqs");
     if (status == NULL || (strcmp(status, "delivered") != 0 && strcmp(status, "read") != 0)) {
         st = MQIM_FIELD_TYPE;
@@ -793,7 +783,7 @@ static mqim_status_t handle_receipt(req_t *q)
         {
             uint64_t seq;
             mqim_inbox_entry_t e;
-            if (!json_u64(it, &seq)) {
+            if (!rt_json_u64(it, &seq)) {
                 st = MQIM_FIELD_TYPE;
                 why = "\"seqs\" must hold non-negative integers";
                 break;
@@ -804,7 +794,7 @@ static mqim_status_t handle_receipt(req_t *q)
                 bad[nbad++] = seq;
                 continue;
             }
-            st = receipt_forward(q, status, &e, device);
+            st = rt_receipt_forward(q, status, &e, device);
             if (st != MQIM_OK) {
                 break;
             }
@@ -819,7 +809,7 @@ static mqim_status_t handle_receipt(req_t *q)
         mqim_txn_abort(&q->txn);
     }
     if (st != MQIM_OK) {
-        return reject(q, "receipt", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+        return rt_reject(q, "receipt", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
                       why != NULL ? why : mqim_status_str(st));
     }
     if (nbad > 0u) {
@@ -829,12 +819,12 @@ static mqim_status_t handle_receipt(req_t *q)
         reject_doc_t d = { "receipt", { NULL, 0 }, { NULL, 0 }, MQIM_NOT_YOUR_MESSAGE, reason, bad, nbad, q->now };
         mqim_str_t payload;
         snprintf(reason, sizeof(reason), "%zu seq(s) are not messages sent to you", nbad);
-        st = build_json(&r->doc, build_reject, &d, &payload);
+        st = rt_build_json(&r->doc, build_reject, &d, &payload);
         if (st == MQIM_OK) {
             st = mqim_txn_begin(r->store, MQIM_TXN_WRITE, &q->txn);
         }
         if (st == MQIM_OK) {
-            st = emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, payload);
+            st = rt_emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, payload);
             st = st == MQIM_OK ? mqim_txn_commit(&q->txn) : (mqim_txn_abort(&q->txn), st);
         }
         MQIM_LOGI(LOG_MOD, "receipt from %.*s: %s", (int)q->t.user.len, q->t.user.ptr, reason);
@@ -946,9 +936,9 @@ static mqim_status_t handle_status(req_t *q)
         /* A device clearing its retained status: nothing to record. */
         return MQIM_OK;
     }
-    root = parse_object(q->in->payload, &st);
+    root = rt_parse_object(q->in->payload, &st);
     if (root == NULL) {
-        return reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+        return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
                       mqim_status_str(st));
     }
     state = state_parse(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "state")));
@@ -956,17 +946,17 @@ static mqim_status_t handle_status(req_t *q)
     if (state < 0) {
         st = MQIM_FIELD_TYPE;
         why = "\"state\" must be online, away, sleeping or offline";
-    } else if (has_epoch && !json_u64(cJSON_GetObjectItemCaseSensitive(root, "epoch"), &epoch)) {
+    } else if (has_epoch && !rt_json_u64(cJSON_GetObjectItemCaseSensitive(root, "epoch"), &epoch)) {
         st = MQIM_FIELD_TYPE;
         why = "\"epoch\" must be a non-negative integer";
     }
     cJSON_Delete(root);
     if (st != MQIM_OK) {
-        return reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s", why);
+        return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s", why);
     }
     st = mqim_txn_begin(q->r->store, MQIM_TXN_WRITE, &q->txn);
     if (st != MQIM_OK) {
-        return reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+        return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
                       mqim_status_str(st));
     }
     have_old = mqim_store_device_get(&q->txn, q->t.user, q->t.name, &old) == MQIM_OK;
@@ -1000,9 +990,9 @@ static mqim_status_t handle_status(req_t *q)
     if (st == MQIM_OK) {
         presence_doc_t d = { q, q->t.user, true };
         mqim_str_t payload;
-        st = build_json(&q->r->doc, build_presence, &d, &payload);
+        st = rt_build_json(&q->r->doc, build_presence, &d, &payload);
         if (st == MQIM_OK) {
-            st = emit(q, MQIM_TOPIC_PRESENCE, q->t.user, 1, true, payload);
+            st = rt_emit(q, MQIM_TOPIC_PRESENCE, q->t.user, 1, true, payload);
         }
     }
     if (st == MQIM_OK) {
@@ -1011,7 +1001,7 @@ static mqim_status_t handle_status(req_t *q)
         mqim_txn_abort(&q->txn);
     }
     if (st != MQIM_OK) {
-        return reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+        return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
                       mqim_status_str(st));
     }
     return MQIM_OK;
@@ -1019,18 +1009,6 @@ static mqim_status_t handle_status(req_t *q)
 
 /* ---- control requests ---- */
 
-typedef struct ctl_doc ctl_doc_t;
-typedef void (*ctl_body_fn)(mqim_json_writer_t *w, const ctl_doc_t *d);
-
-struct ctl_doc {
-    req_t *q;
-    const char *op;
-    const cJSON *reqid; /* the request's "req", echoed when a string or integer */
-    mqim_status_t code; /* MQIM_OK: "ok":true */
-    const char *reason;
-    ctl_body_fn body;
-    const void *ctx;
-};
 
 static void build_ctl(mqim_json_writer_t *w, const void *vctx)
 {
@@ -1040,7 +1018,7 @@ static void build_ctl(mqim_json_writer_t *w, const void *vctx)
     mqim_json_key_str(w, "op", mqim_str_from_cstr(d->op != NULL ? d->op : ""));
     if (cJSON_IsString(d->reqid)) {
         mqim_json_key_str(w, "req", mqim_str_from_cstr(d->reqid->valuestring));
-    } else if (json_u64(d->reqid, &reqnum)) {
+    } else if (rt_json_u64(d->reqid, &reqnum)) {
         mqim_json_key_u64(w, "req", reqnum);
     }
     mqim_json_key_bool(w, "ok", d->code == MQIM_OK);
@@ -1094,7 +1072,7 @@ static mqim_status_t ctl_respond(req_t *q, ctl_doc_t *d)
     } else if (st != MQIM_OK && st != MQIM_RESPONSE_TOPIC) {
         return st;
     }
-    st = build_json(&q->r->doc, build_ctl, d, &payload);
+    st = rt_build_json(&q->r->doc, build_ctl, d, &payload);
     if (st == MQIM_OK) {
         st = mqim_store_outbox_put(&q->txn, topic, 1, false, q->in->correlation, payload, NULL);
     }
@@ -1123,12 +1101,12 @@ static int sync_visit(void *vctx, const mqim_inbox_entry_t *e)
     }
     c->st = mqim_store_msg_get(&c->q->txn, e->mid, &m);
     if (c->st == MQIM_OK) {
-        envelope_from_rec(&m, e->seq, &env);
-        c->st = encode_envelope(&c->q->r->env, &env, &payload);
+        rt_envelope_from_rec(&m, e->seq, &env);
+        c->st = rt_encode_envelope(&c->q->r->env, &env, &payload);
     }
     if (c->st == MQIM_OK) {
         memcpy(user, u.ptr, u.len);
-        c->st = emit(c->q, MQIM_TOPIC_IN_MSG, (mqim_str_t){ user, u.len }, 1, false, payload);
+        c->st = rt_emit(c->q, MQIM_TOPIC_IN_MSG, (mqim_str_t){ user, u.len }, 1, false, payload);
     }
     c->last = e->seq;
     c->count++;
@@ -1153,7 +1131,7 @@ static unsigned page_limit(req_t *q, const cJSON *root)
 {
     uint64_t limit = q->r->cfg.sync_page;
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(root, "limit");
-    if (l != NULL && json_u64(l, &limit) && limit > 0u && limit < q->r->cfg.sync_page) {
+    if (l != NULL && rt_json_u64(l, &limit) && limit > 0u && limit < q->r->cfg.sync_page) {
         return (unsigned)limit;
     }
     return q->r->cfg.sync_page;
@@ -1166,7 +1144,7 @@ static mqim_status_t ctl_sync(req_t *q, const cJSON *root, ctl_doc_t *d)
     const cJSON *after = cJSON_GetObjectItemCaseSensitive(root, "after");
     mqim_status_t st;
     *cp = (sync_ctx_t){ q, 0, 0, 0, page_limit(q, root), 1, true, MQIM_OK };
-    if (after != NULL && !json_u64(after, &cp->after)) {
+    if (after != NULL && !rt_json_u64(after, &cp->after)) {
         d->reason = "\"after\" must be a non-negative integer";
         return MQIM_FIELD_TYPE;
     }
@@ -1190,6 +1168,8 @@ static mqim_status_t ctl_sync(req_t *q, const cJSON *root, ctl_doc_t *d)
 typedef struct hist_ctx {
     req_t *q;
     mqim_str_t with;
+    mqim_str_t group;                     /* a group's history instead */
+    char chat[MQIM_GROUP_NAME_MAX + 2];   /* "#group" */
     uint64_t after, before;
     unsigned limit, count;
     uint64_t seqs[1000];
@@ -1214,10 +1194,14 @@ static void hist_body(mqim_json_writer_t *w, const ctl_doc_t *d)
 {
     const hist_ctx_t *h = d->ctx;
     bool desc = h->before != 0u;
-    mqim_json_key_str(w, "with", h->with);
+    if (h->group.len > 0u) {
+        mqim_json_key_str(w, "group", h->group);
+    } else {
+        mqim_json_key_str(w, "with", h->with);
+    }
     mqim_json_array_begin(w, "messages");
     for (unsigned i = 0; i < h->count; i++) {
-        /* Visited newest-first when paging backwards: emit oldest-first. */
+        /* Visited newest-first when paging backwards: rt_emit oldest-first. */
         unsigned k = desc ? h->count - 1u - i : i;
         mqim_msg_rec_t m;
         mqim_envelope_t env;
@@ -1225,8 +1209,8 @@ static void hist_body(mqim_json_writer_t *w, const ctl_doc_t *d)
         if (mqim_store_msg_get(&h->q->txn, h->mids[k], &m) != MQIM_OK) {
             continue;
         }
-        envelope_from_rec(&m, h->seqs[k], &env);
-        if (encode_envelope(&h->q->r->env, &env, &json) == MQIM_OK) {
+        rt_envelope_from_rec(&m, h->seqs[k], &env);
+        if (rt_encode_envelope(&h->q->r->env, &env, &json) == MQIM_OK) {
             mqim_json_key_raw(w, NULL, json);
         }
     }
@@ -1242,18 +1226,28 @@ static mqim_status_t ctl_history(req_t *q, const cJSON *root, ctl_doc_t *d)
     mqim_status_t st;
     memset(hp, 0, sizeof(*hp));
     hp->q = q;
-    hp->with = json_str(cJSON_GetObjectItemCaseSensitive(root, "with"));
+    hp->with = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "with"));
     hp->limit = page_limit(q, root);
     hp->complete = true;
     if (hp->limit > 1000u) {
         hp->limit = 1000u;
     }
-    if (mqim_name_check(MQIM_NAME_USER, hp->with) != MQIM_OK) {
-        d->reason = "\"with\" must be a valid user name";
+    hp->group = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "group"));
+    if (hp->group.len > 0u) {
+        /* a group's messages in my inbox: from when I joined, nothing before */
+        if (mqim_name_check(MQIM_NAME_GROUP, hp->group) != MQIM_OK) {
+            d->reason = "\"group\" must be a valid group name";
+            return MQIM_FIELD_TYPE;
+        }
+        hp->chat[0] = '#';
+        memcpy(hp->chat + 1, hp->group.ptr, hp->group.len);
+        hp->with = (mqim_str_t){ hp->chat, hp->group.len + 1u };
+    } else if (mqim_name_check(MQIM_NAME_USER, hp->with) != MQIM_OK) {
+        d->reason = "\"with\" (a user) or \"group\" is required";
         return MQIM_FIELD_TYPE;
     }
-    if ((after != NULL && !json_u64(after, &hp->after)) ||
-        (before != NULL && (!json_u64(before, &hp->before) || hp->before == 0u))) {
+    if ((after != NULL && !rt_json_u64(after, &hp->after)) ||
+        (before != NULL && (!rt_json_u64(before, &hp->before) || hp->before == 0u))) {
         d->reason = "\"after\"/\"before\" must be positive integers";
         return MQIM_FIELD_TYPE;
     }
@@ -1286,7 +1280,7 @@ static void pres_body(mqim_json_writer_t *w, const ctl_doc_t *d)
     cJSON_ArrayForEach(it, p->users)
     {
         mqim_user_rec_t u;
-        presence_doc_t pd = { p->q, json_str(it), false };
+        presence_doc_t pd = { p->q, rt_json_str(it), false };
         pd.known = mqim_store_user_get(&p->q->txn, pd.user, &u) == MQIM_OK;
         build_presence(w, &pd);
     }
@@ -1304,7 +1298,7 @@ static mqim_status_t ctl_presence(req_t *q, const cJSON *root, ctl_doc_t *d)
     }
     cJSON_ArrayForEach(it, users)
     {
-        if (mqim_name_check(MQIM_NAME_USER, json_str(it)) != MQIM_OK) {
+        if (mqim_name_check(MQIM_NAME_USER, rt_json_str(it)) != MQIM_OK) {
             d->reason = "\"users\" holds an invalid user name";
             return MQIM_FIELD_TYPE;
         }
@@ -1319,7 +1313,7 @@ static mqim_status_t handle_ctl(req_t *q)
 {
     mqim_status_t parsed;
     mqim_status_t st;
-    cJSON *root = parse_object(q->in->payload, &parsed);
+    cJSON *root = rt_parse_object(q->in->payload, &parsed);
     ctl_doc_t d = { q, NULL, NULL, MQIM_OK, NULL, NULL, NULL };
     if (root != NULL) {
         d.op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "op"));
@@ -1328,7 +1322,7 @@ static mqim_status_t handle_ctl(req_t *q)
     st = mqim_txn_begin(q->r->store, MQIM_TXN_WRITE, &q->txn);
     if (st != MQIM_OK) {
         cJSON_Delete(root);
-        return reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+        return rt_reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
                       mqim_status_str(st));
     }
     if (root == NULL) {
@@ -1342,14 +1336,15 @@ static mqim_status_t handle_ctl(req_t *q)
         d.code = ctl_history(q, root, &d);
     } else if (strcmp(d.op, "presence") == 0) {
         d.code = ctl_presence(q, root, &d);
-    } else {
+    } else if (!gr_handle_ctl(q, root, &d)) {
         d.code = MQIM_UNKNOWN_OP;
-        d.reason = "unknown \"op\" (known: sync, history, presence)";
+        d.reason = "unknown \"op\" (known: sync, history, presence, group_create, group_add, "
+                   "group_remove, group_leave, group_rename, group_info, groups, msg_status)";
     }
     if (d.code == MQIM_STORE_FULL || d.code == MQIM_STORE_ERROR) {
         cJSON_Delete(root);
         mqim_txn_abort(&q->txn);
-        return reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, d.code, "%s",
+        return rt_reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, d.code, "%s",
                       mqim_status_str(d.code));
     }
     if (d.code != MQIM_OK) {
@@ -1367,7 +1362,7 @@ static mqim_status_t handle_ctl(req_t *q)
         mqim_txn_abort(&q->txn);
     }
     if (st != MQIM_OK) {
-        return reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+        return rt_reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
                       mqim_status_str(st));
     }
     return d.code;
@@ -1382,7 +1377,7 @@ static mqim_str_t payload_id(mqim_router_t *r, const req_t *q)
 {
     mqim_str_t id = { NULL, 0 };
     if ((q->t.kind == MQIM_TOPIC_OUT_DM || q->t.kind == MQIM_TOPIC_OUT_GROUP) &&
-        payload_is_json(q->in->payload) &&
+        rt_payload_is_json(q->in->payload) &&
         mqim_envelope_decode(q->in->payload.ptr, q->in->payload.len, &r->dm->env, r->dm->arena,
                              sizeof(r->dm->arena), NULL) == MQIM_OK) {
         id = r->dm->env.id;
@@ -1419,7 +1414,7 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
     st = mqim_topic_parse(r->root, in->topic, &q.t);
     if (st != MQIM_OK) {
         if (out_topic_user(r, in->topic, &q.t.user)) {
-            return reject(&q, "topic", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st,
+            return rt_reject(&q, "topic", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st,
                           "topic %.*s: %s", (int)(in->topic.len > 120u ? 120u : in->topic.len),
                           in->topic.ptr, mqim_status_str(st));
         }
@@ -1430,7 +1425,7 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
     if (q.t.kind == MQIM_TOPIC_OUT_DM || q.t.kind == MQIM_TOPIC_OUT_GROUP ||
         q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL) {
         if (!mqim_ratelimit_take(r->rl, q.t.user, now_ms)) {
-            return reject(&q, "rate", payload_id(r, &q), q.t.name, MQIM_RATE_LIMITED,
+            return rt_reject(&q, "rate", payload_id(r, &q), q.t.name, MQIM_RATE_LIMITED,
                           "more than %u publishes per second (burst %u)", r->cfg.rate_per_sec,
                           r->cfg.rate_burst);
         }
@@ -1440,8 +1435,7 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
         st = handle_dm(&q);
         break;
     case MQIM_TOPIC_OUT_GROUP:
-        st = reject(&q, "group", payload_id(r, &q), (mqim_str_t){ NULL, 0 },
-                    MQIM_UNSUPPORTED, "group messages are not available in this gateway version");
+        st = gr_handle_message(&q);
         break;
     case MQIM_TOPIC_OUT_RECEIPT:
         st = handle_receipt(&q);
@@ -1485,7 +1479,8 @@ mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *
     r->sync = malloc(sizeof(*r->sync));
     r->hist = malloc(sizeof(*r->hist));
     r->pres = malloc(sizeof(*r->pres));
-    if (r->dm == NULL || r->sync == NULL || r->hist == NULL || r->pres == NULL || r->rl == NULL || !scratch_reserve(&r->doc, 4096u) || !scratch_reserve(&r->env, 4096u)) {
+    r->grp = gr_work_new();
+    if (r->grp == NULL || r->dm == NULL || r->sync == NULL || r->hist == NULL || r->pres == NULL || r->rl == NULL || !scratch_reserve(&r->doc, 4096u) || !scratch_reserve(&r->env, 4096u)) {
         mqim_router_free(r);
         return NULL;
     }
@@ -1496,6 +1491,7 @@ void mqim_router_free(mqim_router_t *r)
 {
     if (r != NULL) {
         mqim_ratelimit_free(r->rl);
+        gr_work_free(r->grp);
         free(r->dm);
         free(r->sync);
         free(r->hist);

@@ -54,6 +54,8 @@ typedef struct mqim_router_config {
     unsigned rate_per_sec;     /**< 0 = no rate limit */
     unsigned rate_burst;
     unsigned sync_page;        /**< max messages per sync/history page */
+    unsigned group_max_members; /**< members of one group; 0 = 256 */
+    unsigned groups_per_user;  /**< groups one user may be in; 0 = 100 */
     mqim_publish_now_fn publish_now;
     void *publish_ctx;
     mqim_random_fn random;     /**< NULL = getrandom() */

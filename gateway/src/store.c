@@ -16,10 +16,11 @@
 #define LOG_MOD "store"
 
 enum { DB_META, DB_USERS, DB_MSGS, DB_INBOX, DB_CHATS, DB_DEDUPE, DB_CURSORS, DB_DEVICES,
-       DB_OUTBOX, DB_COUNT_ };
+       DB_OUTBOX, DB_GROUPS, DB_MEMBERS, DB_MEMBERSHIPS, DB_RECEIPTS, DB_COUNT_ };
 
 static const char *const db_names[DB_COUNT_] = {
-    "meta", "users", "msgs", "inbox", "chats", "dedupe", "cursors", "devices", "outbox"
+    "meta", "users", "msgs", "inbox", "chats", "dedupe", "cursors", "devices", "outbox",
+    "groups", "members", "memberships", "receipts"
 };
 
 struct mqim_store {
@@ -989,4 +990,225 @@ mqim_status_t mqim_store_stats(mqim_txn_t *txn, mqim_store_stats_t *stats)
         stats->map_used_bytes = (uint64_t)(info.me_last_pgno + 1u) * est.ms_psize;
     }
     return MQIM_OK;
+}
+
+/* ---- groups ---- */
+
+/* groups value: created_ms (8), members (8), title_len (2), title. */
+mqim_status_t mqim_store_group_get(mqim_txn_t *txn, mqim_str_t group, mqim_group_rec_t *rec)
+{
+    keybuf_t k = { .len = 0 };
+    MDB_val v;
+    mqim_status_t st;
+    const unsigned char *b;
+    key_str(&k, group);
+    st = db_get(txn, DB_GROUPS, &k, &v);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    b = v.mv_data;
+    if (v.mv_size < 18u || v.mv_size != 18u + (((size_t)b[16] << 8) | b[17])) {
+        return MQIM_STORE_ERROR;
+    }
+    rec->created_ms = (int64_t)be64_get(b);
+    rec->members = be64_get(b + 8);
+    rec->title = (mqim_str_t){ (const char *)b + 18, v.mv_size - 18u };
+    return MQIM_OK;
+}
+
+mqim_status_t mqim_store_group_put(mqim_txn_t *txn, mqim_str_t group, const mqim_group_rec_t *rec)
+{
+    keybuf_t k = { .len = 0 };
+    unsigned char b[18 + MQIM_GROUP_TITLE_MAX];
+    size_t tl = rec->title.len > MQIM_GROUP_TITLE_MAX ? MQIM_GROUP_TITLE_MAX : rec->title.len;
+    key_str(&k, group);
+    be64_put(b, (uint64_t)rec->created_ms);
+    be64_put(b + 8, rec->members);
+    b[16] = (unsigned char)(tl >> 8);
+    b[17] = (unsigned char)(tl & 0xffu);
+    if (tl > 0u) {
+        memmove(b + 18, rec->title.ptr, tl); /* the title may point into the map */
+    }
+    return db_put(txn, DB_GROUPS, &k, b, 18u + tl);
+}
+
+mqim_status_t mqim_store_group_del(mqim_txn_t *txn, mqim_str_t group)
+{
+    keybuf_t k = { .len = 0 };
+    key_str(&k, group);
+    return db_del(txn, DB_GROUPS, &k);
+}
+
+/* members value: role (1), joined_ms (8). memberships: user \0 group -> role (1). */
+mqim_status_t mqim_store_member_get(mqim_txn_t *txn, mqim_str_t group, mqim_str_t user,
+                                    mqim_member_rec_t *rec)
+{
+    keybuf_t k;
+    MDB_val v;
+    mqim_status_t st;
+    cursor_key(&k, group, user);
+    st = db_get(txn, DB_MEMBERS, &k, &v);
+    if (st == MQIM_OK) {
+        if (v.mv_size != 9u) {
+            return MQIM_STORE_ERROR;
+        }
+        rec->role = ((const unsigned char *)v.mv_data)[0];
+        rec->joined_ms = (int64_t)be64_get((const unsigned char *)v.mv_data + 1);
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_member_put(mqim_txn_t *txn, mqim_str_t group, mqim_str_t user,
+                                    const mqim_member_rec_t *rec)
+{
+    keybuf_t k;
+    unsigned char b[9];
+    mqim_status_t st;
+    b[0] = rec->role;
+    be64_put(b + 1, (uint64_t)rec->joined_ms);
+    cursor_key(&k, group, user);
+    st = db_put(txn, DB_MEMBERS, &k, b, sizeof(b));
+    if (st == MQIM_OK) {
+        cursor_key(&k, user, group);
+        st = db_put(txn, DB_MEMBERSHIPS, &k, b, 1u);
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_member_del(mqim_txn_t *txn, mqim_str_t group, mqim_str_t user)
+{
+    keybuf_t k;
+    mqim_status_t st;
+    cursor_key(&k, group, user);
+    st = db_del(txn, DB_MEMBERS, &k);
+    if (st == MQIM_OK) {
+        cursor_key(&k, user, group);
+        st = db_del(txn, DB_MEMBERSHIPS, &k);
+        st = st == MQIM_NOT_FOUND ? MQIM_OK : st;
+    }
+    return st;
+}
+
+/* Visit every key of db starting with prefix \0, handing the rest of the
+ * key and the value to fn. */
+typedef int (*prefix_visit_fn)(void *ctx, mqim_str_t rest, const MDB_val *val);
+
+static mqim_status_t prefix_each(mqim_txn_t *txn, int db, mqim_str_t prefix, prefix_visit_fn fn,
+                                 void *ctx)
+{
+    MDB_cursor *c = NULL;
+    keybuf_t k = { .len = 0 };
+    MDB_val key, val;
+    size_t plen = prefix.len + 1u;
+    int rc;
+    key_str(&k, prefix);
+    key_sep(&k);
+    key = kval(&k);
+    rc = mdb_cursor_open(T(txn), txn->store->dbi[db], &c);
+    if (rc != 0) {
+        return map_rc(rc, "cursor");
+    }
+    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        if (key.mv_size <= plen || memcmp(key.mv_data, k.b, plen) != 0) {
+            break;
+        }
+        if (fn(ctx, (mqim_str_t){ (const char *)key.mv_data + plen, key.mv_size - plen }, &val) != 0) {
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "prefix scan");
+}
+
+typedef struct member_visit {
+    mqim_member_visit_fn fn;
+    void *ctx;
+} member_visit_t;
+
+static int member_visit(void *vctx, mqim_str_t user, const MDB_val *val)
+{
+    member_visit_t *m = vctx;
+    mqim_member_rec_t rec;
+    if (val->mv_size != 9u) {
+        return 0;
+    }
+    rec.role = ((const unsigned char *)val->mv_data)[0];
+    rec.joined_ms = (int64_t)be64_get((const unsigned char *)val->mv_data + 1);
+    return m->fn(m->ctx, user, &rec);
+}
+
+mqim_status_t mqim_store_member_each(mqim_txn_t *txn, mqim_str_t group, mqim_member_visit_fn fn,
+                                     void *ctx)
+{
+    member_visit_t m = { fn, ctx };
+    return prefix_each(txn, DB_MEMBERS, group, member_visit, &m);
+}
+
+typedef struct membership_visit {
+    mqim_membership_visit_fn fn;
+    void *ctx;
+} membership_visit_t;
+
+static int membership_visit(void *vctx, mqim_str_t group, const MDB_val *val)
+{
+    membership_visit_t *m = vctx;
+    (void)val;
+    return m->fn(m->ctx, group);
+}
+
+mqim_status_t mqim_store_membership_each(mqim_txn_t *txn, mqim_str_t user,
+                                         mqim_membership_visit_fn fn, void *ctx)
+{
+    membership_visit_t m = { fn, ctx };
+    return prefix_each(txn, DB_MEMBERSHIPS, user, membership_visit, &m);
+}
+
+/* receipts: be64(mid) \0 member -> status (1), ts (8). Forward-only. */
+static void receipt_key(keybuf_t *k, uint64_t mid, mqim_str_t member)
+{
+    k->len = 0;
+    key_u64(k, mid);
+    key_sep(k);
+    key_str(k, member);
+}
+
+mqim_status_t mqim_store_receipt_put(mqim_txn_t *txn, uint64_t mid, mqim_str_t member,
+                                     uint8_t status, int64_t ts)
+{
+    keybuf_t k;
+    MDB_val v;
+    unsigned char b[9];
+    receipt_key(&k, mid, member);
+    if (db_get(txn, DB_RECEIPTS, &k, &v) == MQIM_OK && v.mv_size == 9u &&
+        ((const unsigned char *)v.mv_data)[0] >= status) {
+        return MQIM_OK; /* already at least that far */
+    }
+    b[0] = status;
+    be64_put(b + 1, (uint64_t)ts);
+    return db_put(txn, DB_RECEIPTS, &k, b, sizeof(b));
+}
+
+typedef struct receipt_visit {
+    mqim_receipt_visit_fn fn;
+    void *ctx;
+} receipt_visit_t;
+
+static int receipt_visit(void *vctx, mqim_str_t member, const MDB_val *val)
+{
+    receipt_visit_t *r = vctx;
+    if (val->mv_size != 9u) {
+        return 0;
+    }
+    return r->fn(r->ctx, member, ((const unsigned char *)val->mv_data)[0],
+                 (int64_t)be64_get((const unsigned char *)val->mv_data + 1));
+}
+
+mqim_status_t mqim_store_receipt_each(mqim_txn_t *txn, uint64_t mid, mqim_receipt_visit_fn fn,
+                                      void *ctx)
+{
+    unsigned char prefix[8];
+    receipt_visit_t r = { fn, ctx };
+    be64_put(prefix, mid);
+    return prefix_each(txn, DB_RECEIPTS, (mqim_str_t){ (const char *)prefix, 8u }, receipt_visit, &r);
 }

@@ -13,6 +13,13 @@
  *   cursors  user \0 chat                              -> be64(read upto seq)
  *   devices  user \0 device                            -> mqim_device_rec_t
  *   outbox   be64(key)                                 -> publish to make (topic, qos, payload)
+ *   groups   group                                     -> created, member count, title
+ *   members  group \0 user                             -> role, joined
+ *   memberships user \0 group                          -> role (a user's groups)
+ *   receipts be64(mid) \0 member                       -> delivered/read, ts (group messages)
+ *
+ * A group's messages sit in each member's inbox under the chat "#group"
+ * ('#' is not a name character, so a group never collides with a peer).
  *
  * Every publish the gateway makes because of stored state goes through the
  * outbox in the same transaction as the state change. The pump (mqtt.c)
@@ -198,6 +205,51 @@ mqim_status_t mqim_store_outbox_put(mqim_txn_t *txn, mqim_str_t topic, int qos, 
 mqim_status_t mqim_store_outbox_next(mqim_txn_t *txn, uint64_t from, mqim_outbox_rec_t *rec);
 mqim_status_t mqim_store_outbox_del(mqim_txn_t *txn, uint64_t key);
 uint64_t mqim_store_outbox_count(mqim_txn_t *txn);
+
+/* Groups. */
+#define MQIM_GROUP_TITLE_MAX 128u
+
+typedef enum mqim_group_role {
+    MQIM_ROLE_MEMBER = 0,
+    MQIM_ROLE_ADMIN = 1,
+    MQIM_ROLE_OWNER = 2
+} mqim_group_role_t;
+
+typedef struct mqim_group_rec {
+    int64_t created_ms;
+    uint64_t members;
+    mqim_str_t title; /**< display name; may point into the map */
+} mqim_group_rec_t;
+
+typedef struct mqim_member_rec {
+    uint8_t role; /**< mqim_group_role_t */
+    int64_t joined_ms;
+} mqim_member_rec_t;
+
+mqim_status_t mqim_store_group_get(mqim_txn_t *txn, mqim_str_t group, mqim_group_rec_t *rec);
+mqim_status_t mqim_store_group_put(mqim_txn_t *txn, mqim_str_t group, const mqim_group_rec_t *rec);
+mqim_status_t mqim_store_group_del(mqim_txn_t *txn, mqim_str_t group);
+mqim_status_t mqim_store_member_get(mqim_txn_t *txn, mqim_str_t group, mqim_str_t user,
+                                    mqim_member_rec_t *rec);
+/** Add or update a member (and the user's membership index). */
+mqim_status_t mqim_store_member_put(mqim_txn_t *txn, mqim_str_t group, mqim_str_t user,
+                                    const mqim_member_rec_t *rec);
+mqim_status_t mqim_store_member_del(mqim_txn_t *txn, mqim_str_t group, mqim_str_t user);
+typedef int (*mqim_member_visit_fn)(void *ctx, mqim_str_t user, const mqim_member_rec_t *rec);
+mqim_status_t mqim_store_member_each(mqim_txn_t *txn, mqim_str_t group, mqim_member_visit_fn fn,
+                                     void *ctx);
+typedef int (*mqim_membership_visit_fn)(void *ctx, mqim_str_t group);
+mqim_status_t mqim_store_membership_each(mqim_txn_t *txn, mqim_str_t user,
+                                         mqim_membership_visit_fn fn, void *ctx);
+
+/* Per-member receipts of group messages: status 1 delivered, 2 read; forward-only. */
+#define MQIM_RECEIPT_DELIVERED 1u
+#define MQIM_RECEIPT_READ 2u
+mqim_status_t mqim_store_receipt_put(mqim_txn_t *txn, uint64_t mid, mqim_str_t member,
+                                     uint8_t status, int64_t ts);
+typedef int (*mqim_receipt_visit_fn)(void *ctx, mqim_str_t member, uint8_t status, int64_t ts);
+mqim_status_t mqim_store_receipt_each(mqim_txn_t *txn, uint64_t mid, mqim_receipt_visit_fn fn,
+                                      void *ctx);
 
 typedef struct mqim_store_stats {
     uint64_t users, messages, inbox_entries, outbox, map_used_bytes, map_size_bytes;

@@ -61,13 +61,13 @@ class DeviceIm(EnvTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         reads = watch.expect("in/ack", lambda p: p.get("status") == "read", count=4)
         self.assertEqual(sorted(p["seq"] for p in reads), [1, 2, 3, 4])
-        # rejected: unknown peer, exit code 4; groups are not in the gateway yet
+        # rejected: unknown peer, exit code 4; a group that does not exist
         r = self.mqim("alice", "phone", "send", "nobody", "hi")
         self.assertEqual(r.returncode, 4, r.stdout)
         self.assertIn("unknown_peer", r.stdout)
         r = self.mqim("alice", "phone", "send", "--group", "team", "hi team")
         self.assertEqual(r.returncode, 4, r.stdout)
-        self.assertIn("unsupported", r.stdout)
+        self.assertIn("not_member", r.stdout)
         # history and presence through control requests
         r = self.mqim("alice", "phone", "history", "bob", 2)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

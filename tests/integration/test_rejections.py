@@ -23,7 +23,7 @@ class Rejections(EnvTest):
         ("dm/bob", "b" * 4097, "body_too_large"),
         ("dm/bob", '{"body": "%s"}' % ("p" * 16400), "payload_too_large"),
         ("dm/nobody", "hello?", "unknown_peer"),
-        ("group/team", "hi team", "unsupported"),
+        ("group/team", "hi team", "not_member"),  # no such group
         ("bogus", "x", "topic_unknown"),
         ("receipt", "[1]", "json_not_object"),
         ("status/phone", '{"state": "dancing"}', "field_type"),

@@ -277,7 +277,7 @@ static void test_rejections(void)
         { "im/u/alice/out/dm/bob", big_body, MQIM_BODY_TOO_LARGE },
         { "im/u/alice/out/dm/bob", big_payload, MQIM_PAYLOAD_TOO_LARGE },
         { "im/u/alice/out/dm/bob", deep, MQIM_JSON_TOO_DEEP },
-        { "im/u/alice/out/group/team", "hi", MQIM_UNSUPPORTED },
+        { "im/u/alice/out/group/team", "hi", MQIM_NOT_MEMBER }, /* no such group */
         { "im/u/alice/out/bogus", "hi", MQIM_TOPIC_UNKNOWN },
         { "im/u/alice/out/receipt", "[1,2]", MQIM_JSON_NOT_OBJECT },
         { "im/u/alice/out/receipt", "{\"status\":\"seen\",\"seqs\":[1]}", MQIM_FIELD_TYPE },

@@ -44,6 +44,10 @@
     X(UNSUPPORTED,     64, "unsupported",      "not supported")                        \
     X(NOT_YOUR_MESSAGE, 65, "not_your_message", "receipt for a message not in your inbox") \
     X(QOS_ZERO_RECEIPT, 66, "qos_mismatch",    "request must be published with QoS 1 or 2") \
+    X(GROUP_EXISTS,    67, "group_exists",     "a group of that name already exists")  \
+    X(GROUP_FULL,      68, "group_full",       "the group has its maximum number of members") \
+    X(TOO_MANY_GROUPS, 69, "too_many_groups",  "a user is in the maximum number of groups") \
+    X(FORBIDDEN,       84, "forbidden",        "not allowed for your role in the group") \
     X(STORE_FULL,      70, "store_full",       "gateway storage is full")              \
     X(STORE_ERROR,     71, "store_error",      "gateway storage error")                \
     X(INTERNAL,        72, "internal",         "internal error")                       \

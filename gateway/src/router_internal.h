@@ -1,0 +1,120 @@
+/* Internal to the gateway's router: the state and helpers that router.c
+ * (direct messages, receipts, presence, control requests) shares with
+ * groups.c (group messages and membership). Not an API. */
+#ifndef MQIM_GW_ROUTER_INTERNAL_H
+#define MQIM_GW_ROUTER_INTERNAL_H
+
+#include <cjson/cJSON.h>
+
+#include "mqim/envelope.h"
+#include "mqim/id.h"
+#include "mqim/json_write.h"
+#include "mqim/limits.h"
+#include "mqim/topic.h"
+#include "ratelimit.h"
+#include "router.h"
+
+#define REASON_MAX 160
+
+/* A growable buffer reused for every JSON document the router writes, so the
+ * hot path allocates only when a document outgrows every earlier one. */
+typedef struct scratch {
+    char *buf;
+    size_t cap;
+} scratch_t;
+
+struct mqim_router {
+    mqim_store_t *store;
+    mqim_router_config_t cfg;
+    mqim_str_t root;
+    mqim_ratelimit_t *rl;
+    mqim_idgen_t idgen;
+    scratch_t doc;   /* the payload being written */
+    scratch_t env;   /* an envelope embedded in a document */
+    char topic[MQIM_TOPIC_MAX + 1];
+    /* Work areas of the handlers, allocated once: too big for the stack,
+     * and the ctl ones must outlive the handler that fills them. */
+    struct dm_parse *dm;
+    struct sync_ctx *sync;
+    struct hist_ctx *hist;
+    struct pres_ctx *pres;
+    struct gr_work *grp; /* groups.c */
+};
+
+/* What is being handled: shared by the handlers of one inbound publish. */
+typedef struct req {
+    mqim_router_t *r;
+    const mqim_inbound_t *in;
+    mqim_topic_t t;
+    mqim_txn_t txn;
+    int64_t now;
+} req_t;
+
+typedef void (*build_fn)(mqim_json_writer_t *w, const void *ctx);
+
+typedef struct sent_doc {
+    mqim_str_t id, to;
+    uint64_t seq;
+    int64_t ts;
+} sent_doc_t;
+
+/* Room for an envelope decoded from a payload of at most MQIM_PAYLOAD_MAX. */
+typedef struct dm_parse {
+    mqim_envelope_t env;
+    char idbuf[MQIM_ULID_LEN + 1];
+    char arena[MQIM_PAYLOAD_MAX];
+} dm_parse_t;
+
+typedef struct ctl_doc ctl_doc_t;
+typedef void (*ctl_body_fn)(mqim_json_writer_t *w, const ctl_doc_t *d);
+
+struct ctl_doc {
+    req_t *q;
+    const char *op;
+    const cJSON *reqid; /* the request's "req", echoed when a string or integer */
+    mqim_status_t code; /* MQIM_OK: "ok":true */
+    const char *reason;
+    ctl_body_fn body;
+    const void *ctx;
+};
+
+/* ---- helpers (router.c) ---- */
+
+mqim_status_t rt_build_json(scratch_t *s, build_fn fn, const void *ctx, mqim_str_t *out);
+mqim_status_t rt_encode_envelope(scratch_t *s, const mqim_envelope_t *env, mqim_str_t *out);
+void rt_envelope_from_rec(const mqim_msg_rec_t *m, uint64_t seq, mqim_envelope_t *env);
+mqim_status_t rt_user_topic(mqim_router_t *r, mqim_topic_kind_t kind, mqim_str_t user, mqim_str_t *out);
+/** Queue a publish to a user's in/ topic (or presence) in the current txn. */
+mqim_status_t rt_emit(req_t *q, mqim_topic_kind_t kind, mqim_str_t user, int qos, bool retain,
+                      mqim_str_t payload);
+void rt_publish_now(mqim_router_t *r, mqim_str_t topic, mqim_str_t payload, int qos, mqim_str_t corr);
+/** A `rejected` ack to the sender (its own transaction); returns code. */
+mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to, mqim_status_t code,
+                        const char *reason_fmt, ...) __attribute__((format(printf, 6, 7)));
+cJSON *rt_parse_object(mqim_str_t payload, mqim_status_t *st);
+bool rt_json_u64(const cJSON *item, uint64_t *out);
+mqim_str_t rt_json_str(const cJSON *item);
+void rt_build_sent(mqim_json_writer_t *w, const void *vctx);
+bool rt_payload_is_json(mqim_str_t p);
+void rt_random_bytes(mqim_router_t *r, uint8_t *buf, size_t len);
+mqim_status_t rt_dm_parse(req_t *q, dm_parse_t *p, const char **reason);
+mqim_status_t rt_make_id(req_t *q, dm_parse_t *p);
+mqim_status_t rt_check_quota(req_t *q, mqim_str_t user, uint64_t *quota);
+mqim_status_t rt_prune_count(req_t *q, mqim_str_t user);
+bool rt_user_known(req_t *q, mqim_str_t user);
+mqim_status_t rt_receipt_forward(req_t *q, const char *status, const mqim_inbox_entry_t *e,
+                                 mqim_str_t device);
+
+/* ---- groups.c ---- */
+
+typedef struct gr_work gr_work_t;
+gr_work_t *gr_work_new(void);
+void gr_work_free(gr_work_t *w);
+
+/** A message published to {root}/u/{me}/out/group/{group}. */
+mqim_status_t gr_handle_message(req_t *q);
+/** Control ops group_create, group_add, group_remove, group_leave,
+ *  group_rename, groups, group_info, msg_status; false when op is none of them. */
+bool gr_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
+
+#endif /* MQIM_GW_ROUTER_INTERNAL_H */

@@ -1,0 +1,148 @@
+"""Groups against the real broker and gateway, as a shell user would use
+them (JSON over MQTT): create, messages stored once per member inbox with
+each member's seq, echo and `sent` to the sender, non-members rejected,
+per-member delivered/read acks and msg_status, roles (only owner/admins
+change membership, only the owner makes admins), membership changes as
+messages of the group, a member added later seeing only what came after,
+a removed member getting nothing after removal, rename, leave with
+ownership passing on, limits on group size and groups per user."""
+import json
+import time
+import unittest
+
+from harness import EnvTest
+
+
+def is_group_msg(group, type_=None):
+    return lambda p: isinstance(p, dict) and p.get("group") == group and (type_ is None or p.get("type") == type_)
+
+
+class Groups(EnvTest):
+    GATEWAY_ARGS = ("--group-max-members", "4", "--groups-per-user", "2")
+
+    def setUp(self):
+        super().setUp()
+        for u in ("dave", "erin"):
+            self.env.passwords[u] = self.env.cli("user", "add", u, "--random").stdout.strip()
+        self.c = {u: self.env.client(u) for u in ("alice", "bob", "carol", "dave", "erin")}
+        self.req = 0
+
+    def ctl(self, user, op, **fields):
+        """A control request; waits for its response and returns it."""
+        self.req += 1
+        rid = "r%d" % self.req
+        body = dict(fields, op=op, req=rid)
+        self.c[user].pub("im/u/%s/out/ctl" % user, json.dumps(body))
+        return self.c[user].expect("in/res", lambda p: isinstance(p, dict) and p.get("req") == rid)[0]
+
+    def send(self, user, group, mid, body):
+        self.c[user].pub("im/u/%s/out/group/%s" % (user, group), json.dumps({"id": mid, "body": body}))
+
+    def test_group_lifecycle(self):
+        a, b, c, d = (self.c[u] for u in ("alice", "bob", "carol", "dave"))
+        r = self.ctl("alice", "group_create", group="team", title="The Team", members=["bob", "carol"])
+        self.assertTrue(r["ok"], r)
+        self.assertEqual({m["user"]: m["role"] for m in r["members"]},
+                         {"alice": "owner", "bob": "member", "carol": "member"})
+        for cl in (a, b, c):  # the creation is the group's first message, for everyone
+            ev = cl.expect("in/msg", is_group_msg("team", "group.create"))[0]
+            self.assertEqual(ev["from"], "alice")
+            self.assertEqual(ev["body"], "bob,carol")
+
+        # a message: once per member inbox, each with its own seq; echo + sent
+        self.send("alice", "team", "g1", "hello team")
+        got = {u: self.c[u].expect("in/msg", lambda p: isinstance(p, dict) and p.get("id") == "g1")[0]
+               for u in ("alice", "bob", "carol")}
+        for u, env in got.items():
+            self.assertEqual((env["from"], env["group"], env["body"]), ("alice", "team", "hello team"), u)
+            self.assertNotIn("to", env)
+        sent = a.expect("in/ack", lambda p: p.get("status") == "sent" and p.get("id") == "g1")[0]
+        self.assertEqual((sent["group"], sent["seq"]), ("team", got["alice"]["seq"]))
+        self.assertEqual(d.matching("in/msg", lambda p: isinstance(p, dict) and p.get("id") == "g1"), [])
+
+        # not a member: rejected with a reason; a group that does not exist too
+        self.send("dave", "team", "x1", "let me in")
+        rej = d.expect("in/ack", lambda p: p.get("status") == "rejected")[0]
+        self.assertEqual((rej["code"], rej["id"]), ("not_member", "x1"))
+        self.send("dave", "nogroup", "x2", "anyone?")
+        d.expect("in/ack", lambda p: p.get("status") == "rejected" and p.get("id") == "x2"
+                 and "no such group" in p["reason"])
+
+        # receipts: who delivered and who read, per member
+        b.pub("im/u/bob/out/receipt", json.dumps({"status": "delivered", "seqs": [got["bob"]["seq"]]}))
+        ack = a.expect("in/ack", lambda p: p.get("status") == "delivered")[0]
+        self.assertEqual((ack["by"], ack["group"], ack["id"]), ("bob", "team", "g1"))
+        c.pub("im/u/carol/out/receipt", json.dumps({"status": "read", "group": "team", "upto": got["carol"]["seq"]}))
+        ack = a.expect("in/ack", lambda p: p.get("status") == "read")[0]
+        self.assertEqual((ack["by"], ack["id"]), ("carol", "g1"))
+        st = self.ctl("alice", "msg_status", seq=got["alice"]["seq"])
+        self.assertEqual({m["user"]: m["status"] for m in st["members"]},
+                         {"alice": "sent", "bob": "delivered", "carol": "read"})
+
+        # roles: a member may not add; the owner adds dave, who sees only what follows
+        r = self.ctl("bob", "group_add", group="team", users=["dave"])
+        self.assertEqual((r["ok"], r["code"]), (False, "forbidden"))
+        r = self.ctl("alice", "group_add", group="team", users=["dave"])
+        self.assertTrue(r["ok"], r)
+        for cl in (a, b, c, d):
+            ev = cl.expect("in/msg", is_group_msg("team", "group.add"))[0]
+            self.assertEqual((ev["from"], ev["body"]), ("alice", "dave"))
+        h = self.ctl("dave", "history", group="team")
+        self.assertEqual([m["type"] for m in h["messages"]], ["group.add"])  # nothing from before he joined
+        h = self.ctl("bob", "history", group="team")
+        self.assertEqual([m["type"] for m in h["messages"]], ["group.create", "text", "group.add"])
+
+        # removal: carol is told, and gets nothing after it
+        r = self.ctl("alice", "group_remove", group="team", users=["carol"])
+        self.assertTrue(r["ok"], r)
+        self.assertNotIn("carol", [m["user"] for m in r["members"]])
+        ev = c.expect("in/msg", is_group_msg("team", "group.remove"))[0]
+        self.assertEqual(ev["body"], "carol")
+        c.clear()
+        self.send("bob", "team", "g2", "after carol left")
+        for cl in (a, b, d):
+            cl.expect("in/msg", lambda p: isinstance(p, dict) and p.get("id") == "g2")
+        self.send("carol", "team", "g3", "still here?")
+        c.expect("in/ack", lambda p: p.get("status") == "rejected" and p.get("code") == "not_member")
+        time.sleep(0.5)
+        self.assertEqual(c.matching("in/msg", is_group_msg("team")), [])
+
+        # rename, info, my groups
+        r = self.ctl("alice", "group_rename", group="team", title="Renamed")
+        self.assertEqual(r["title"], "Renamed")
+        b.expect("in/msg", is_group_msg("team", "group.rename"))
+        self.assertEqual(self.ctl("bob", "groups")["groups"],
+                         [{"group": "team", "title": "Renamed", "role": "member", "members": 3}])
+        self.assertEqual(self.ctl("carol", "group_info", group="team")["code"], "not_member")
+
+        # the owner leaves: ownership passes to the longest member (bob)
+        r = self.ctl("alice", "group_leave", group="team")
+        self.assertTrue(r["ok"], r)
+        info = self.ctl("bob", "group_info", group="team")
+        self.assertEqual({m["user"]: m["role"] for m in info["members"]}, {"bob": "owner", "dave": "member"})
+        # only the owner makes admins
+        r = self.ctl("bob", "group_add", group="team", users=["erin"], role="admin")
+        self.assertTrue(r["ok"], r)
+        r = self.ctl("erin", "group_add", group="team", users=["alice"], role="admin")
+        self.assertEqual(r["code"], "forbidden")
+        r = self.ctl("erin", "group_remove", group="team", users=["bob"])
+        self.assertEqual(r["code"], "forbidden")  # nobody removes the owner
+
+    def test_limits(self):
+        r = self.ctl("alice", "group_create", group="big", members=["bob", "carol", "dave"])
+        self.assertTrue(r["ok"], r)  # 4 members: the maximum here
+        r = self.ctl("alice", "group_add", group="big", users=["erin"])
+        self.assertEqual(r["code"], "group_full")
+        r = self.ctl("alice", "group_create", group="big", members=[])
+        self.assertEqual(r["code"], "group_exists")
+        self.assertTrue(self.ctl("bob", "group_create", group="two")["ok"])
+        r = self.ctl("bob", "group_create", group="three")  # bob would be in 3 groups
+        self.assertEqual(r["code"], "too_many_groups")
+        r = self.ctl("alice", "group_create", group="x", members=["nobody"])
+        self.assertEqual(r["code"], "unknown_peer")
+        r = self.ctl("alice", "group_create", group="bad name")
+        self.assertEqual(r["code"], "field_type")
+
+
+if __name__ == "__main__":
+    unittest.main()
