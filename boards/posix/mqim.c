@@ -57,7 +57,14 @@ static void on_message(void *ctx, const mqim_envelope_t *env)
 {
     app_t *a = ctx;
     a->messages++;
-    if (env->has_seq) {
+    if (env->has_seq && env->group.len > 0u) {
+        /* group messages: "#group" as the target; membership events show their type */
+        bool event = env->type.len > 6u && memcmp(env->type.ptr, "group.", 6) == 0;
+        printf("[%llu] %.*s -> #%.*s: %s%.*s%s%.*s\n", (unsigned long long)env->seq, (int)env->from.len,
+               env->from.ptr, (int)env->group.len, env->group.ptr, event ? "(" : "",
+               event ? (int)env->type.len : 0, env->type.ptr, event ? ") " : "", (int)env->body.len,
+               env->body.ptr);
+    } else if (env->has_seq) {
         printf("[%llu] %.*s -> %.*s: %.*s\n", (unsigned long long)env->seq, (int)env->from.len,
                env->from.ptr, (int)env->to.len, env->to.ptr, (int)env->body.len, env->body.ptr);
     } else {
@@ -129,10 +136,28 @@ static void on_response(void *ctx, mqim_str_t json)
     }
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "messages"))
     {
-        printf("[%.0f] %s -> %s: %s\n", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "seq")),
-               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "from")),
-               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "to")),
-               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "body")));
+        const char *group = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "group"));
+        const char *body = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "body"));
+        printf("[%.0f] %s -> %s%s: %s\n", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "seq")),
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "from")), group != NULL ? "#" : "",
+               group != NULL ? group : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "to")),
+               body != NULL ? body : "");
+    }
+    /* group_info and group changes: the members; msg_status: their status */
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "members"))
+    {
+        const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "role"));
+        const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "status"));
+        printf("member %s %s\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "user")),
+               role != NULL ? role : status != NULL ? status : "");
+    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "groups"))
+    {
+        printf("group %s \"%s\" %s %.0f members\n",
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "group")),
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "title")),
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "role")),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "members")));
     }
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "users"))
     {
@@ -220,6 +245,46 @@ static int mkdirs(const char *path)
     return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* `mqim group SUB ...` as a control request (docs/protocol.md, "Groups");
+ * NULL when the arguments do not fit. The caller frees the text. */
+static char *group_request(const char *sub, int n, char **args)
+{
+    static const struct { const char *sub, *op; int min, max; const char *list; } ops[] = {
+        { "create", "group_create", 1, 257, "members" }, { "add", "group_add", 2, 257, "users" },
+        { "remove", "group_remove", 2, 257, "users" },   { "leave", "group_leave", 1, 1, NULL },
+        { "rename", "group_rename", 2, 2, NULL },        { "info", "group_info", 1, 1, NULL },
+        { "status", "msg_status", 1, 1, NULL },          { "list", "groups", 0, 0, NULL },
+    };
+    for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++) {
+        cJSON *req;
+        char *text;
+        if (strcmp(sub, ops[k].sub) != 0 || n < ops[k].min || n > ops[k].max) {
+            continue;
+        }
+        req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "op", ops[k].op);
+        if (strcmp(sub, "status") == 0) {
+            cJSON_AddNumberToObject(req, "seq", strtod(args[0], NULL));
+        } else if (n > 0) {
+            cJSON_AddStringToObject(req, "group", args[0]);
+        }
+        if (strcmp(sub, "rename") == 0) {
+            cJSON_AddStringToObject(req, "title", args[1]);
+        }
+        if (ops[k].list != NULL) {
+            cJSON *arr = cJSON_AddArrayToObject(req, ops[k].list);
+            for (int a = 1; a < n; a++) {
+                cJSON_AddItemToArray(arr, cJSON_CreateString(args[a]));
+            }
+        }
+        cJSON_AddStringToObject(req, "req", "cli");
+        text = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
+        return text;
+    }
+    return NULL;
+}
+
 static mqim_client_t client; /* large buffers: static */
 
 int main(int argc, char **argv)
@@ -298,7 +363,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: mqim --user U [--password P | --password-file F] [--host H] [--port P]\n"
                         "            [--device D] [--state-dir DIR] [--timeout MS]\n"
                         "            send PEER TEXT | send --group G TEXT | listen [N] | read PEER [SEQ] |\n"
-                        "            history PEER [N] | presence USER... | chat PEER | flush\n");
+                        "            history PEER [N] | history --group G [N] | presence USER... |\n"
+                        "            chat PEER | flush | groups | group create G [USER...] |\n"
+                        "            group add|remove G USER... | group leave|info G | group rename G TITLE |\n"
+                        "            group status SEQ\n");
         return 1;
     }
     cmd = argv[i++];
@@ -375,6 +443,24 @@ int main(int argc, char **argv)
         }
     } else if (strcmp(cmd, "listen") == 0 && i + 1 >= argc) {
         want = i < argc ? atoi(argv[i]) : -1;
+    } else if (strcmp(cmd, "history") == 0 && i < argc && strcmp(argv[i], "--group") == 0 &&
+               (i + 2 == argc || i + 3 == argc)) {
+        cJSON *req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "op", "history");
+        cJSON_AddStringToObject(req, "group", argv[i + 1]);
+        cJSON_AddNumberToObject(req, "limit", i + 3 == argc ? atoi(argv[i + 2]) : 20);
+        cJSON_AddStringToObject(req, "req", "cli");
+        request = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
+    } else if ((strcmp(cmd, "group") == 0 && i < argc) || (strcmp(cmd, "groups") == 0 && i == argc)) {
+        request = strcmp(cmd, "groups") == 0 ? group_request("list", 0, argv + i)
+                                              : group_request(argv[i], argc - i - 1, argv + i + 1);
+        if (request == NULL) {
+            fprintf(stderr, "mqim: group create G [USER...] | add G USER... | remove G USER... | "
+                            "leave G | rename G TITLE | info G | status SEQ; groups\n");
+            mqim_lmdb_store_close(store);
+            return 1;
+        }
     } else if (strcmp(cmd, "history") == 0 && (i + 1 == argc || i + 2 == argc)) {
         cJSON *req = cJSON_CreateObject();
         cJSON_AddStringToObject(req, "op", "history");

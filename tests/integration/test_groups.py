@@ -7,6 +7,9 @@ messages of the group, a member added later seeing only what came after,
 a removed member getting nothing after removal, rename, leave with
 ownership passing on, limits on group size and groups per user."""
 import json
+import os
+import re
+import subprocess
 import time
 import unittest
 
@@ -142,6 +145,39 @@ class Groups(EnvTest):
         self.assertEqual(r["code"], "unknown_peer")
         r = self.ctl("alice", "group_create", group="bad name")
         self.assertEqual(r["code"], "field_type")
+
+
+    def mqim(self, user, *args):
+        state = os.path.join(self.env.dir, "dev-%s" % user)
+        return subprocess.run([os.environ["MQIM_CLI"], "--port", str(self.env.port), "--user", user,
+                               "--password", self.env.passwords[user], "--device", "cli",
+                               "--state-dir", state, "--timeout", "10000"] + list(args),
+                              capture_output=True, text=True, timeout=60)
+
+    def test_cli(self):
+        """The same from the `mqim` command."""
+        r = self.mqim("alice", "group", "create", "crew", "bob")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("member alice owner", r.stdout)
+        self.assertIn("member bob member", r.stdout)
+        self.assertIn("] alice -> #crew: (group.create) bob", r.stdout)  # the event came in too
+        r = self.mqim("bob", "send", "--group", "crew", "hi crew")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^sent \S+ seq=\d+")
+        r = self.mqim("alice", "listen", "1")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        lines = re.findall(r"(?m)^\[\d+\] .*$", r.stdout)
+        self.assertEqual([l.split("] ", 1)[1] for l in lines], ["bob -> #crew: hi crew"])
+        r = self.mqim("bob", "groups")
+        self.assertIn('group crew "crew" member 2 members', r.stdout)
+        r = self.mqim("bob", "history", "--group", "crew")
+        self.assertIn("bob -> #crew: hi crew", r.stdout)
+        r = self.mqim("carol", "send", "--group", "crew", "me too")
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertIn("not_member", r.stdout)
+        r = self.mqim("bob", "group", "add", "crew", "carol")
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)  # a member may not
+        self.assertIn("forbidden", r.stdout)
 
 
 if __name__ == "__main__":
