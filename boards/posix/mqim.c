@@ -67,6 +67,9 @@ static void on_message(void *ctx, const mqim_envelope_t *env)
     } else if (env->has_seq) {
         printf("[%llu] %.*s -> %.*s: %.*s\n", (unsigned long long)env->seq, (int)env->from.len,
                env->from.ptr, (int)env->to.len, env->to.ptr, (int)env->body.len, env->body.ptr);
+    } else if (mqim_str_eq_cstr(env->type, "typing")) {
+        a->messages--; /* a signal, not a message */
+        printf("%.*s is typing...\n", (int)env->from.len, env->from.ptr);
     } else {
         printf("(%.*s) %.*s: %.*s\n", (int)env->type.len, env->type.ptr, (int)env->from.len,
                env->from.ptr, (int)env->body.len, env->body.ptr);
@@ -104,6 +107,16 @@ static void on_ack(void *ctx, const mqim_ack_t *ack)
     } else if (ack->status == MQIM_ACK_REJECTED) {
         a->rejected++;
     }
+}
+
+/* Read on one of my devices: the chat's unread is cleared everywhere. */
+static void on_read(void *ctx, const mqim_envelope_t *env)
+{
+    (void)ctx;
+    printf("read %s%.*s upto=%llu\n", env->group.len > 0u ? "#" : "",
+           env->group.len > 0u ? (int)env->group.len : (int)env->to.len,
+           env->group.len > 0u ? env->group.ptr : env->to.ptr, (unsigned long long)env->upto);
+    fflush(stdout);
 }
 
 /* listen: presence changes, one line each. */
@@ -424,7 +437,7 @@ int main(int argc, char **argv)
     cfg.state = &mqim_lmdb_state_ops;
     cfg.state_ctx = store;
     cfg.cb = (mqim_client_callbacks_t){ on_message, on_ack, on_response, on_oversized,
-                                        strcmp(cmd, "listen") == 0 ? on_presence : NULL, &app };
+                                        strcmp(cmd, "listen") == 0 ? on_presence : NULL, on_read, &app };
     if (mqim_client_init(&client, &cfg) != MQIM_OK) {
         fprintf(stderr, "mqim: invalid user or device name\n");
         mqim_lmdb_store_close(store);
@@ -499,7 +512,8 @@ int main(int argc, char **argv)
              * until acked, so typing while offline is fine. */
             static char line[4200];
             static size_t line_len;
-            static bool eof;
+            static bool eof, typing;
+            static uint32_t typing_sent_at;
             struct pollfd pfd = { 0, POLLIN, 0 };
             while (!eof && poll(&pfd, 1, 0) > 0) {
                 char ch;
@@ -516,8 +530,21 @@ int main(int argc, char **argv)
                     }
                     line_len = 0;
                 } else {
+                    if (line_len == 0u) {
+                        typing = true; /* the start of a line */
+                    }
                     line[line_len++] = ch;
                 }
+            }
+            /* The peer sees "typing" for 5 s; at most one signal per 3 s, sent
+             * once connected (a signal is not queued). */
+            if (typing && mqim_client_connected(&client)) {
+                uint32_t now = mqim_posix_clock_ms(NULL);
+                if (typing_sent_at == 0u || now - typing_sent_at > 3000u) {
+                    (void)mqim_client_signal(&client, mqim_str_from_cstr(argv[i]), false, MQIM_STR("typing"));
+                    typing_sent_at = now;
+                }
+                typing = false;
             }
             done = eof && mqim_client_connected(&client) && mqim_lmdb_outbox_count(store) == 0u;
             if (!eof) {

@@ -14,9 +14,9 @@ typedef struct arena {
 } arena_t;
 
 /* The fields an envelope has, in the order they are checked. */
-enum { F_ID, F_FROM, F_TO, F_GROUP, F_TYPE, F_BODY, F_SEQ, F_TS, F_COUNT };
+enum { F_ID, F_FROM, F_TO, F_GROUP, F_TYPE, F_BODY, F_SEQ, F_TS, F_UPTO, F_COUNT };
 static const char *const field_names[F_COUNT] = { "id", "from", "to", "group",
-                                                  "type", "body", "seq", "ts" };
+                                                  "type", "body", "seq", "ts", "upto" };
 
 /* A string field: absent is fine (ptr stays NULL), anything but a string is not. */
 static mqim_status_t get_string(const mqim_json_value_t *v, arena_t *a, mqim_str_t *out)
@@ -159,6 +159,11 @@ static mqim_status_t decode_fields(const mqim_json_value_t fields[F_COUNT], mqim
         env->has_ts = present;
         env->ts = present ? v : 0;
     }
+    if (st == MQIM_OK) {
+        st = get_integer(&fields[F_UPTO], true, &present, &v);
+        env->has_upto = present;
+        env->upto = present ? (uint64_t)v : 0u;
+    }
     return st;
 }
 
@@ -174,7 +179,7 @@ static mqim_status_t decode(const char *json, size_t len, bool allow_cut, mqim_e
         return MQIM_BAD_PARAMETER;
     }
     *env = (mqim_envelope_t){ { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 },
-                              0u, 0, false, false };
+                              0u, 0, false, false, 0u, false };
     *cut = false;
     if (!allow_cut && len > MQIM_PAYLOAD_MAX) {
         st = MQIM_PAYLOAD_TOO_LARGE;
@@ -251,6 +256,9 @@ mqim_status_t mqim_envelope_encode(const mqim_envelope_t *env, char *buf, size_t
     }
     if (env->has_ts) {
         mqim_json_key_i64(&w, "ts", env->ts);
+    }
+    if (env->has_upto) {
+        mqim_json_key_u64(&w, "upto", env->upto);
     }
     mqim_json_key_str(&w, "type", env->type.len > 0u ? env->type : MQIM_STR("text"));
     if (env->body.len > 0u || env->body.ptr != 0) {

@@ -137,6 +137,10 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
         if (c->cfg.cb.on_oversized != 0) {
             c->cfg.cb.on_oversized(c->cfg.cb.ctx, &env, pub->payload_full_len);
         }
+    } else if (!env.has_seq && env.has_upto && mqim_str_eq_cstr(env.type, "read")) {
+        if (c->cfg.cb.on_read != 0) {
+            c->cfg.cb.on_read(c->cfg.cb.ctx, &env); /* read on some device of mine */
+        }
     } else if (c->cfg.cb.on_message != 0) {
         c->cfg.cb.on_message(c->cfg.cb.ctx, &env);
     }
@@ -587,6 +591,29 @@ static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_
         return MQIM_PAYLOAD_TOO_LARGE; /* cannot happen: the record is sized for a whole packet */
     }
     return c->cfg.outbox->put(c->cfg.outbox_ctx, c->record, rlen, key);
+}
+
+mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t type)
+{
+    char topic[MQIM_TOPIC_MAX + 1];
+    mqim_envelope_t env;
+    mqim_str_t t;
+    size_t len = 0;
+    mqim_status_t st;
+    if (c == 0 || !c->connected || type.len == 0u || type.len > MQIM_TYPE_MAX ||
+        mqim_name_check(group ? MQIM_NAME_GROUP : MQIM_NAME_USER, name) != MQIM_OK) {
+        return MQIM_BAD_PARAMETER;
+    }
+    memset(&env, 0, sizeof(env));
+    env.type = type;
+    st = mqim_envelope_encode(&env, c->scratch, sizeof(c->scratch), &len);
+    if (st == MQIM_OK) {
+        st = user_topic(c, group ? MQIM_TOPIC_OUT_GROUP : MQIM_TOPIC_OUT_DM, name, topic, sizeof(topic), &t);
+    }
+    if (st == MQIM_OK) {
+        st = mqim_session_publish(&c->session, t, (const uint8_t *)c->scratch, len, 0, false, 0);
+    }
+    return st;
 }
 
 mqim_status_t mqim_client_mark_read(mqim_client_t *c, mqim_str_t peer, uint64_t upto)

@@ -349,11 +349,13 @@ mqim_status_t rt_dm_parse(req_t *q, dm_parse_t *p, const char **reason)
         }
         p->env.body = payload;
     }
-    if (p->env.body.len == 0u) {
-        return MQIM_BODY_EMPTY;
-    }
     if (p->env.type.len == 0u) {
         p->env.type = MQIM_STR("text");
+    }
+    /* A stored message says something; an ephemeral signal (QoS 0, e.g.
+     * {"type":"typing"}) may be only its type. */
+    if (p->env.body.len == 0u && (q->in->qos > 0 || mqim_str_eq_cstr(p->env.type, "text"))) {
+        return MQIM_BODY_EMPTY;
     }
     p->env.from = q->t.user; /* never from the payload */
     if (q->t.kind == MQIM_TOPIC_OUT_GROUP) {
@@ -738,6 +740,28 @@ static mqim_status_t receipt_read_upto(req_t *q, const cJSON *root, mqim_str_t d
     }
     if (st == MQIM_OK) {
         st = mqim_store_cursor_put(&q->txn, q->t.user, chat, upto);
+    }
+    if (st == MQIM_OK) {
+        /* Read state is the user's, not the device's: tell every device of
+         * the user (the one that read too), so all clear their unread. */
+        mqim_envelope_t env;
+        mqim_str_t payload;
+        memset(&env, 0, sizeof(env));
+        env.from = q->t.user;
+        if (group.len > 0u) {
+            env.group = group;
+        } else {
+            env.to = chat;
+        }
+        env.type = MQIM_STR("read");
+        env.upto = upto;
+        env.has_upto = true;
+        env.ts = q->now;
+        env.has_ts = true;
+        st = rt_encode_envelope(&q->r->env, &env, &payload);
+        if (st == MQIM_OK) {
+            st = rt_emit(q, MQIM_TOPIC_IN_MSG, q->t.user, 1, false, payload);
+        }
     }
     return st;
 }
@@ -1336,10 +1360,10 @@ static mqim_status_t handle_ctl(req_t *q)
         d.code = ctl_history(q, root, &d);
     } else if (strcmp(d.op, "presence") == 0) {
         d.code = ctl_presence(q, root, &d);
-    } else if (!gr_handle_ctl(q, root, &d)) {
+    } else if (!gr_handle_ctl(q, root, &d) && !ch_handle_ctl(q, root, &d)) {
         d.code = MQIM_UNKNOWN_OP;
         d.reason = "unknown \"op\" (known: sync, history, presence, group_create, group_add, "
-                   "group_remove, group_leave, group_rename, group_info, groups, msg_status)";
+                   "group_remove, group_leave, group_rename, group_info, groups, msg_status, chats)";
     }
     if (d.code == MQIM_STORE_FULL || d.code == MQIM_STORE_ERROR) {
         cJSON_Delete(root);
@@ -1480,7 +1504,8 @@ mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *
     r->hist = malloc(sizeof(*r->hist));
     r->pres = malloc(sizeof(*r->pres));
     r->grp = gr_work_new();
-    if (r->grp == NULL || r->dm == NULL || r->sync == NULL || r->hist == NULL || r->pres == NULL || r->rl == NULL || !scratch_reserve(&r->doc, 4096u) || !scratch_reserve(&r->env, 4096u)) {
+    r->chats = ch_work_new();
+    if (r->chats == NULL || r->grp == NULL || r->dm == NULL || r->sync == NULL || r->hist == NULL || r->pres == NULL || r->rl == NULL || !scratch_reserve(&r->doc, 4096u) || !scratch_reserve(&r->env, 4096u)) {
         mqim_router_free(r);
         return NULL;
     }
@@ -1492,6 +1517,7 @@ void mqim_router_free(mqim_router_t *r)
     if (r != NULL) {
         mqim_ratelimit_free(r->rl);
         gr_work_free(r->grp);
+        ch_work_free(r->chats);
         free(r->dm);
         free(r->sync);
         free(r->hist);

@@ -39,6 +39,7 @@ struct mqim_router {
     struct hist_ctx *hist;
     struct pres_ctx *pres;
     struct gr_work *grp; /* groups.c */
+    struct ch_work *chats; /* chats.c */
 };
 
 /* What is being handled: shared by the handlers of one inbound publish. */
@@ -116,5 +117,13 @@ mqim_status_t gr_handle_message(req_t *q);
 /** Control ops group_create, group_add, group_remove, group_leave,
  *  group_rename, groups, group_info, msg_status; false when op is none of them. */
 bool gr_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
+
+/* ---- chats.c ---- */
+
+typedef struct ch_work ch_work_t;
+ch_work_t *ch_work_new(void);
+void ch_work_free(ch_work_t *w);
+/** The "chats" op; false when op is another. */
+bool ch_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
 
 #endif /* MQIM_GW_ROUTER_INTERNAL_H */

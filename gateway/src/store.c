@@ -660,6 +660,56 @@ mqim_status_t mqim_store_chat_scan(mqim_txn_t *txn, mqim_str_t user, mqim_str_t 
     return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "chat scan");
 }
 
+mqim_status_t mqim_store_chat_each(mqim_txn_t *txn, mqim_str_t user, mqim_chat_visit_fn fn, void *ctx)
+{
+    MDB_cursor *c = NULL;
+    keybuf_t k = { .len = 0 };
+    MDB_val key, val;
+    size_t ulen = user.len + 1u;
+    int rc;
+    key_str(&k, user);
+    key_sep(&k);
+    key = kval(&k);
+    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_CHATS], &c);
+    if (rc != 0) {
+        return map_rc(rc, "cursor");
+    }
+    /* One seek per chat: to its first key, then past its last one. */
+    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    while (rc == 0) {
+        unsigned char chat[MQIM_GROUP_NAME_MAX + 2];
+        size_t clen;
+        keybuf_t next;
+        if (key.mv_size < ulen + 1u + 8u || memcmp(key.mv_data, k.b, ulen) != 0) {
+            break;
+        }
+        clen = key.mv_size - ulen - 1u - 8u;
+        if (clen > sizeof(chat)) {
+            break;
+        }
+        memcpy(chat, (const unsigned char *)key.mv_data + ulen, clen);
+        /* user \0 chat \1 sorts after every user \0 chat \0 seq */
+        next = k;
+        key_str(&next, (mqim_str_t){ (const char *)chat, clen });
+        next.b[next.len++] = 1u;
+        key = kval(&next);
+        rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+        rc = rc == 0 ? mdb_cursor_get(c, &key, &val, MDB_PREV) : mdb_cursor_get(c, &key, &val, MDB_LAST);
+        if (rc != 0 || key.mv_size != ulen + clen + 1u + 8u) {
+            break;
+        }
+        if (fn(ctx, (mqim_str_t){ (const char *)chat, clen },
+               be64_get((const unsigned char *)key.mv_data + ulen + clen + 1u)) != 0) {
+            rc = MDB_NOTFOUND;
+            break;
+        }
+        key = kval(&next);
+        rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(c);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "chat list");
+}
+
 static int take_first(void *ctx, const mqim_inbox_entry_t *e)
 {
     *(mqim_inbox_entry_t *)ctx = *e;

@@ -170,6 +170,11 @@ mqim_status_t mqim_store_inbox_scan(mqim_txn_t *txn, mqim_str_t user, uint64_t a
 mqim_status_t mqim_store_chat_scan(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat,
                                    uint64_t after, uint64_t before, mqim_inbox_visit_fn fn,
                                    void *ctx);
+/** Visit each chat of a user (peer name, or "#group") with its last seq,
+ *  in chat-name order; fn returns nonzero to stop. */
+typedef int (*mqim_chat_visit_fn)(void *ctx, mqim_str_t chat, uint64_t last_seq);
+mqim_status_t mqim_store_chat_each(mqim_txn_t *txn, mqim_str_t user, mqim_chat_visit_fn fn, void *ctx);
+
 /**
  * Remove the oldest inbox entries of a user while (count > keep_count, when
  * keep_count != 0) or (ts < min_ts, when min_ts != 0); dereference messages

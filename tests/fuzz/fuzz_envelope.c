@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (!same(env.id, back.id) || !same(env.from, back.from) || !same(env.to, back.to) || !same(env.group, back.group) ||
         !same(env.body, back.body) || env.has_seq != back.has_seq || env.seq != back.seq ||
-        env.has_ts != back.has_ts || env.ts != back.ts ||
+        env.has_ts != back.has_ts || env.ts != back.ts || env.has_upto != back.has_upto || env.upto != back.upto ||
         !(same(env.type, back.type) || (env.type.len == 0u && mqim_str_eq_cstr(back.type, "text")))) {
         abort();
     }

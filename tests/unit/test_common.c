@@ -479,7 +479,7 @@ static void test_envelope_decode_head(void)
 {
     mqim_envelope_t in = { MQIM_STR("m1"), MQIM_STR("alice"), MQIM_STR("bob"), MQIM_STR(""),
                            MQIM_STR("text"), MQIM_STR("a long body that did not fit"), 42, 1764000000123,
-                           true, true };
+                           true, true, 0u, false };
     mqim_envelope_t out;
     char json[256], arena[256];
     size_t len = 0;
@@ -508,10 +508,10 @@ static void test_envelope_encode_roundtrip(void)
 {
     mqim_envelope_t in = { MQIM_STR("01JD"), MQIM_STR("alice"), MQIM_STR("bob"), MQIM_STR(""),
                            MQIM_STR("text"), { "q\"\\\n\t\x01 \xc3\xa9", 9 }, 42, 1764000000123,
-                           true, true };
+                           true, true, 7u, true };
     mqim_envelope_t out;
     const char *want = "{\"id\":\"01JD\",\"seq\":42,\"from\":\"alice\",\"to\":\"bob\",\"ts\":1764000000123,"
-                       "\"type\":\"text\",\"body\":\"q\\\"\\\\\\n\\t\\u0001 \xc3\xa9\"}";
+                       "\"upto\":7,\"type\":\"text\",\"body\":\"q\\\"\\\\\\n\\t\\u0001 \xc3\xa9\"}";
     char buf[256], arena[256];
     size_t need = 0, len = 0;
     CHECK_EQ_INT(mqim_envelope_encode(&in, NULL, 0, &need), MQIM_BUFFER_TOO_SMALL);
@@ -524,6 +524,7 @@ static void test_envelope_encode_roundtrip(void)
     CHECK_EQ_INT(mqim_envelope_decode(buf, len, &out, arena, sizeof(arena), NULL), MQIM_OK);
     CHECK(mqim_str_eq(out.id, in.id) && mqim_str_eq(out.to, in.to) && mqim_str_eq(out.body, in.body));
     CHECK(out.seq == 42u && out.ts == in.ts);
+    CHECK(out.has_upto && out.upto == 7u);
     CHECK(mqim_str_eq(out.from, in.from)); /* devices read the gateway's "from" */
 }
 

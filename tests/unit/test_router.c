@@ -415,10 +415,13 @@ static void test_receipts(void)
     CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"read\",\"chat\":\"alice\",\"upto\":2}", 1),
                  MQIM_OK);
     drain();
-    CHECK_EQ_INT(nouts, 2);
+    CHECK_EQ_INT(nouts, 3);
     CHECK_OUT(0, "im/u/alice/in/ack", "status", "read");
     CHECK_OUT(0, "im/u/alice/in/ack", "id", "r1");
     CHECK_OUT(1, "im/u/alice/in/ack", "id", "r2");
+    /* and every device of bob hears that the chat is read up to 2 */
+    CHECK_OUT(2, "im/u/bob/in/msg", "type", "read");
+    CHECK_OUT(2, "im/u/bob/in/msg", "to", "alice");
     /* forward-only: a lower cursor does nothing */
     CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"read\",\"chat\":\"alice\",\"upto\":1}", 1),
                  MQIM_OK);
@@ -428,8 +431,9 @@ static void test_receipts(void)
     CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"read\",\"chat\":\"alice\",\"upto\":4}", 1),
                  MQIM_OK);
     drain();
-    CHECK_EQ_INT(nouts, 1);
+    CHECK_EQ_INT(nouts, 2);
     CHECK_OUT(0, "im/u/alice/in/ack", "id", "r4");
+    CHECK_OUT(1, "im/u/bob/in/msg", "type", "read");
     /* beyond the inbox */
     CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"read\",\"chat\":\"alice\",\"upto\":50}", 1),
                  MQIM_NOT_YOUR_MESSAGE);

@@ -3,7 +3,9 @@
  * @brief The message envelope: a JSON object readable in mosquitto_sub.
  *
  *   {"id":"01JD...","seq":42,"from":"alice","to":"bob","group":"team",
- *    "ts":1764000000123,"type":"text","body":"hi"}
+ *    "ts":1764000000123,"upto":40,"type":"text","body":"hi"}
+ *
+ * ("upto" only in read-sync events: {"type":"read","to":"bob","upto":40}.)
  *
  * Decoding reads the JSON in place (json_read.h, no allocation) and
  * unescapes the strings into a caller-owned arena, so the result outlives
@@ -33,6 +35,8 @@ typedef struct mqim_envelope {
     int64_t ts;       /**< ms since the epoch; valid when has_ts */
     bool has_seq;
     bool has_ts;
+    uint64_t upto;    /**< type "read" (a read-sync event): read up to this seq; valid when has_upto */
+    bool has_upto;
 } mqim_envelope_t;
 
 /**
@@ -42,7 +46,7 @@ typedef struct mqim_envelope {
  * Every present field is checked: id with mqim_id_check(), to with the user
  * rules, group with the group rules, type 1..MQIM_TYPE_MAX of [a-z0-9_.-],
  * body a string of valid UTF-8 up to MQIM_BODY_MAX bytes, seq a non-negative
- * integer, ts an integer. Strings are copied into `arena`; an arena of
+ * integer, ts an integer, upto a non-negative integer. Strings are copied into `arena`; an arena of
  * `len` bytes is always enough (decoded strings never outgrow their JSON).
  * @param[out] arena_used bytes of the arena used; may be NULL.
  * @return MQIM_OK, MQIM_BAD_PARAMETER, MQIM_PAYLOAD_TOO_LARGE (len >

@@ -58,6 +58,12 @@ typedef struct mqim_client_callbacks {
     void (*on_oversized)(void *ctx, const mqim_envelope_t *env, size_t payload_size);
     /** A user's aggregate presence changed (raw JSON from {root}/presence/{user}); NULL = not subscribed. */
     void (*on_presence)(void *ctx, mqim_str_t user, mqim_str_t json);
+    /**
+     * Read state changed on one of this user's devices (this one included):
+     * everything in the chat with env->to (or the group env->group) up to
+     * env->upto is read; clear its unread. May be NULL.
+     */
+    void (*on_read)(void *ctx, const mqim_envelope_t *env);
     void *ctx;
 } mqim_client_callbacks_t;
 
@@ -145,6 +151,16 @@ mqim_status_t mqim_client_send_group(mqim_client_t *c, mqim_str_t group, mqim_st
  * connected, too large), a session error.
  */
 mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json);
+
+/**
+ * An ephemeral signal to a peer (or, with group true, to a group's members):
+ * {"type":type} at QoS 0, never stored, never acknowledged, lost when the
+ * peer is offline. For "typing": receivers treat it as valid for 5 s, so
+ * repeat it while the user types. Not queued: only while connected.
+ * @return MQIM_OK, MQIM_BAD_PARAMETER (not connected, bad name or type),
+ *         a session error.
+ */
+mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t type);
 
 /** Tell peer everything it sent up to inbox seq `upto` was read.
  *  @return MQIM_OK, MQIM_BAD_PARAMETER (peer name, not connected),
