@@ -8,6 +8,8 @@ set(MQIM_COMMON_SOURCES
   src/json_write.c
   src/json_read.c
   src/envelope.c
-  src/id.c)
+  src/id.c
+  src/sha256.c
+  src/base64.c)
 set(MQIM_COMMON_INCLUDE_DIRS
   include)

@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mqim/base64.h"
 #include "mqim/envelope.h"
 #include "mqim/id.h"
 #include "mqim/json_read.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/name.h"
+#include "mqim/sha256.h"
 #include "mqim/status.h"
 #include "mqim/topic.h"
 #include "mqim_check.h"
@@ -528,6 +530,59 @@ static void test_envelope_encode_roundtrip(void)
     CHECK(mqim_str_eq(out.from, in.from)); /* devices read the gateway's "from" */
 }
 
+/* FIPS 180-2 examples, streamed in pieces of every size. */
+static void test_sha256(void)
+{
+    static const struct { const char *in; size_t repeat; const char *hex; } rows[] = {
+        { "", 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+        { "abc", 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+        { "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1,
+          "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+        { "a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0" },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        mqim_sha256_t s;
+        uint8_t d[MQIM_SHA256_LEN];
+        char hex[MQIM_SHA256_HEX_LEN];
+        size_t n = strlen(rows[i].in);
+        mqim_sha256_init(&s);
+        for (size_t r = 0; r < rows[i].repeat; r++) {
+            for (size_t k = 0; k < n; k += 1u + k % 7u) { /* uneven pieces */
+                size_t m = 1u + k % 7u;
+                mqim_sha256_update(&s, rows[i].in + k, m < n - k ? m : n - k);
+            }
+        }
+        mqim_sha256_final(&s, d);
+        mqim_sha256_hex(d, hex);
+        CHECK_EQ_STR(hex, sizeof(hex), rows[i].hex);
+    }
+}
+
+/* RFC 4648 section 10, both ways, with exact and short buffers. */
+static void test_base64(void)
+{
+    static const char *const plain[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
+    static const char *const coded[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
+    char enc[16];
+    uint8_t dec[16];
+    size_t len = 0;
+    for (size_t i = 0; i < 7u; i++) {
+        size_t n = strlen(plain[i]);
+        CHECK_EQ_INT(mqim_base64_encode((const uint8_t *)plain[i], n, enc, strlen(coded[i]), &len), MQIM_OK);
+        CHECK_EQ_STR(enc, len, coded[i]);
+        if (n > 0u) {
+            CHECK_EQ_INT(mqim_base64_encode((const uint8_t *)plain[i], n, enc, strlen(coded[i]) - 1u, &len),
+                         MQIM_BUFFER_TOO_SMALL);
+            CHECK_EQ_INT(mqim_base64_decode(coded[i], strlen(coded[i]), dec, n - 1u, &len), MQIM_BUFFER_TOO_SMALL);
+        }
+        CHECK_EQ_INT(mqim_base64_decode(coded[i], strlen(coded[i]), dec, n, &len), MQIM_OK);
+        CHECK_EQ_STR((const char *)dec, len, plain[i]);
+    }
+    CHECK_EQ_INT(mqim_base64_decode("Zm9", 3, dec, sizeof(dec), &len), MQIM_FIELD_TYPE);
+    CHECK_EQ_INT(mqim_base64_decode("Zm=v", 4, dec, sizeof(dec), &len), MQIM_FIELD_TYPE);
+    CHECK_EQ_INT(mqim_base64_decode("Zm9v!A==", 8, dec, sizeof(dec), &len), MQIM_FIELD_TYPE);
+}
+
 static void test_ulid(void)
 {
     mqim_idgen_t g;
@@ -577,5 +632,7 @@ int main(void)
     test_envelope_decode_head();
     test_envelope_encode_roundtrip();
     test_ulid();
+    test_sha256();
+    test_base64();
     return CHECK_REPORT();
 }
