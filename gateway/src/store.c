@@ -16,11 +16,12 @@
 #define LOG_MOD "store"
 
 enum { DB_META, DB_USERS, DB_MSGS, DB_INBOX, DB_CHATS, DB_DEDUPE, DB_CURSORS, DB_DEVICES,
-       DB_OUTBOX, DB_GROUPS, DB_MEMBERS, DB_MEMBERSHIPS, DB_RECEIPTS, DB_COUNT_ };
+       DB_OUTBOX, DB_GROUPS, DB_MEMBERS, DB_MEMBERSHIPS, DB_RECEIPTS, DB_FILES, DB_CHUNKS,
+       DB_UPLOADS, DB_COUNT_ };
 
 static const char *const db_names[DB_COUNT_] = {
     "meta", "users", "msgs", "inbox", "chats", "dedupe", "cursors", "devices", "outbox",
-    "groups", "members", "memberships", "receipts"
+    "groups", "members", "memberships", "receipts", "files", "chunks", "uploads"
 };
 
 struct mqim_store {
@@ -1261,4 +1262,97 @@ mqim_status_t mqim_store_receipt_each(mqim_txn_t *txn, uint64_t mid, mqim_receip
     receipt_visit_t r = { fn, ctx };
     be64_put(prefix, mid);
     return prefix_each(txn, DB_RECEIPTS, (mqim_str_t){ (const char *)prefix, 8u }, receipt_visit, &r);
+}
+
+/* ---- files ---- */
+
+mqim_status_t mqim_store_file_get(mqim_txn_t *txn, mqim_str_t file, mqim_str_t *meta)
+{
+    keybuf_t k = { .len = 0 };
+    MDB_val v;
+    mqim_status_t st;
+    key_str(&k, file);
+    st = db_get(txn, DB_FILES, &k, &v);
+    if (st == MQIM_OK) {
+        *meta = (mqim_str_t){ v.mv_data, v.mv_size };
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_file_put(mqim_txn_t *txn, mqim_str_t file, mqim_str_t meta)
+{
+    keybuf_t k = { .len = 0 };
+    key_str(&k, file);
+    return db_put(txn, DB_FILES, &k, meta.ptr, meta.len);
+}
+
+static void chunk_key(keybuf_t *k, mqim_str_t file, uint32_t index)
+{
+    k->len = 0;
+    key_str(k, file);
+    key_sep(k);
+    if (k->len + 4u <= KEY_MAX) {
+        k->b[k->len++] = (unsigned char)(index >> 24);
+        k->b[k->len++] = (unsigned char)(index >> 16);
+        k->b[k->len++] = (unsigned char)(index >> 8);
+        k->b[k->len++] = (unsigned char)index;
+    }
+}
+
+mqim_status_t mqim_store_chunk_get(mqim_txn_t *txn, mqim_str_t file, uint32_t index, mqim_str_t *data)
+{
+    keybuf_t k;
+    MDB_val v;
+    mqim_status_t st;
+    chunk_key(&k, file, index);
+    st = db_get(txn, DB_CHUNKS, &k, &v);
+    if (st == MQIM_OK) {
+        *data = (mqim_str_t){ v.mv_data, v.mv_size };
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_chunk_put(mqim_txn_t *txn, mqim_str_t file, uint32_t index, const uint8_t *data,
+                                   size_t len)
+{
+    keybuf_t k;
+    chunk_key(&k, file, index);
+    return db_put(txn, DB_CHUNKS, &k, data, len);
+}
+
+mqim_status_t mqim_store_file_del(mqim_txn_t *txn, mqim_str_t file, uint32_t chunks)
+{
+    keybuf_t k = { .len = 0 };
+    mqim_status_t st;
+    for (uint32_t i = 0; i < chunks; i++) {
+        chunk_key(&k, file, i);
+        st = db_del(txn, DB_CHUNKS, &k);
+        if (st != MQIM_OK && st != MQIM_NOT_FOUND) {
+            return st;
+        }
+    }
+    k.len = 0;
+    key_str(&k, file);
+    st = db_del(txn, DB_FILES, &k);
+    return st == MQIM_NOT_FOUND ? MQIM_OK : st;
+}
+
+mqim_status_t mqim_store_upload_get(mqim_txn_t *txn, mqim_str_t from, mqim_str_t id, mqim_str_t *file)
+{
+    keybuf_t k;
+    MDB_val v;
+    mqim_status_t st;
+    dedupe_key(&k, from, id);
+    st = db_get(txn, DB_UPLOADS, &k, &v);
+    if (st == MQIM_OK) {
+        *file = (mqim_str_t){ v.mv_data, v.mv_size };
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_upload_put(mqim_txn_t *txn, mqim_str_t from, mqim_str_t id, mqim_str_t file)
+{
+    keybuf_t k;
+    dedupe_key(&k, from, id);
+    return db_put(txn, DB_UPLOADS, &k, file.ptr, file.len);
 }

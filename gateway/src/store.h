@@ -17,6 +17,9 @@
  *   members  group \0 user                             -> role, joined
  *   memberships user \0 group                          -> role (a user's groups)
  *   receipts be64(mid) \0 member                       -> delivered/read, ts (group messages)
+ *   files    file id                                   -> its description (JSON, files.c)
+ *   chunks   file id \0 be32(index)                    -> the chunk's bytes
+ *   uploads  from \0 message id                        -> file id (a resumed upload finds its file)
  *
  * A group's messages sit in each member's inbox under the chat "#group"
  * ('#' is not a name character, so a group never collides with a peer).
@@ -255,6 +258,17 @@ mqim_status_t mqim_store_receipt_put(mqim_txn_t *txn, uint64_t mid, mqim_str_t m
 typedef int (*mqim_receipt_visit_fn)(void *ctx, mqim_str_t member, uint8_t status, int64_t ts);
 mqim_status_t mqim_store_receipt_each(mqim_txn_t *txn, uint64_t mid, mqim_receipt_visit_fn fn,
                                       void *ctx);
+
+/* Files (files.c): descriptions are opaque here. */
+mqim_status_t mqim_store_file_get(mqim_txn_t *txn, mqim_str_t file, mqim_str_t *meta);
+mqim_status_t mqim_store_file_put(mqim_txn_t *txn, mqim_str_t file, mqim_str_t meta);
+/** Delete a file's description and its first `chunks` chunks. */
+mqim_status_t mqim_store_file_del(mqim_txn_t *txn, mqim_str_t file, uint32_t chunks);
+mqim_status_t mqim_store_chunk_get(mqim_txn_t *txn, mqim_str_t file, uint32_t index, mqim_str_t *data);
+mqim_status_t mqim_store_chunk_put(mqim_txn_t *txn, mqim_str_t file, uint32_t index, const uint8_t *data,
+                                   size_t len);
+mqim_status_t mqim_store_upload_get(mqim_txn_t *txn, mqim_str_t from, mqim_str_t id, mqim_str_t *file);
+mqim_status_t mqim_store_upload_put(mqim_txn_t *txn, mqim_str_t from, mqim_str_t id, mqim_str_t file);
 
 typedef struct mqim_store_stats {
     uint64_t users, messages, inbox_entries, outbox, map_used_bytes, map_size_bytes;
