@@ -14,9 +14,14 @@ typedef struct arena {
 } arena_t;
 
 /* The fields an envelope has, in the order they are checked. */
-enum { F_ID, F_FROM, F_TO, F_GROUP, F_TYPE, F_BODY, F_SEQ, F_TS, F_UPTO, F_COUNT };
-static const char *const field_names[F_COUNT] = { "id", "from", "to", "group",
-                                                  "type", "body", "seq", "ts", "upto" };
+enum { F_ID, F_FROM, F_TO, F_GROUP, F_TYPE, F_BODY, F_SEQ, F_TS, F_UPTO, F_DEVICE, F_FILE,
+       F_COUNT };
+static const char *const field_names[F_COUNT] = { "id", "from", "to", "group", "type", "body",
+                                                  "seq", "ts", "upto", "device", "file" };
+
+/* The members of "file". */
+enum { FF_ID, FF_NAME, FF_MIME, FF_SHA256, FF_SIZE, FF_COUNT };
+static const char *const file_field_names[FF_COUNT] = { "id", "name", "mime", "sha256", "size" };
 
 /* A string field: absent is fine (ptr stays NULL), anything but a string is not. */
 static mqim_status_t get_string(const mqim_json_value_t *v, arena_t *a, mqim_str_t *out)
@@ -76,13 +81,13 @@ static mqim_status_t type_check(mqim_str_t type)
  * is refused: two readers could otherwise disagree on which one counts.
  * With allow_cut, text that ends early keeps the members completed before
  * the cut (*cut is set); otherwise it is malformed. */
-static mqim_status_t collect(const mqim_json_value_t *root, mqim_json_value_t fields[F_COUNT],
-                             bool allow_cut, bool *cut)
+static mqim_status_t collect(const mqim_json_value_t *root, const char *const *names,
+                             unsigned count, mqim_json_value_t *fields, bool allow_cut, bool *cut)
 {
     mqim_json_iter_t it;
     mqim_json_value_t key, val;
     mqim_status_t st = mqim_json_iter_begin(&it, root);
-    for (unsigned f = 0; f < F_COUNT; f++) {
+    for (unsigned f = 0; f < count; f++) {
         fields[f].type = MQIM_JSON_ABSENT;
         fields[f].text = (mqim_str_t){ 0, 0 };
         fields[f].depth_left = 0;
@@ -90,8 +95,8 @@ static mqim_status_t collect(const mqim_json_value_t *root, mqim_json_value_t fi
     *cut = false;
     while (st == MQIM_OK) {
         st = mqim_json_iter_next(&it, &key, &val);
-        for (unsigned f = 0; st == MQIM_OK && f < F_COUNT; f++) {
-            if (mqim_json_string_eq(&key, field_names[f])) {
+        for (unsigned f = 0; st == MQIM_OK && f < count; f++) {
+            if (mqim_json_string_eq(&key, names[f])) {
                 if (fields[f].type != MQIM_JSON_ABSENT) {
                     st = MQIM_FIELD_DUPLICATE;
                 }
@@ -105,6 +110,112 @@ static mqim_status_t collect(const mqim_json_value_t *root, mqim_json_value_t fi
         st = MQIM_NOT_FOUND;
     }
     return st == MQIM_NOT_FOUND ? MQIM_OK : st;
+}
+
+/* A file name is shown and may become a file name on a host: no path
+ * separators, no control characters, not "." or "..". */
+static mqim_status_t file_name_check(mqim_str_t name)
+{
+    mqim_status_t st = MQIM_OK;
+    if (name.len == 0u || name.len > MQIM_FILE_NAME_MAX || mqim_str_eq_cstr(name, ".") ||
+        mqim_str_eq_cstr(name, "..")) {
+        st = MQIM_FIELD_RANGE;
+    } else {
+        for (size_t i = 0; i < name.len; i++) {
+            unsigned char c = (unsigned char)name.ptr[i];
+            if (c < 0x20u || c == 0x7fu || c == '/' || c == '\\') {
+                st = MQIM_FIELD_RANGE;
+                break;
+            }
+        }
+    }
+    return st;
+}
+
+mqim_status_t mqim_envelope_mime_check(mqim_str_t mime)
+{
+    mqim_status_t st = MQIM_OK;
+    size_t slashes = 0;
+    if (mime.len == 0u || mime.len > MQIM_MIME_MAX || mime.ptr[0] == '/' ||
+        mime.ptr[mime.len - 1u] == '/') {
+        st = MQIM_FIELD_RANGE;
+    } else {
+        for (size_t i = 0; i < mime.len; i++) {
+            char c = mime.ptr[i];
+            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '!' || c == '#' || c == '$' || c == '&' || c == '^' || c == '_' ||
+                      c == '.' || c == '+' || c == '-' || c == '/';
+            slashes += c == '/' ? 1u : 0u;
+            if (!ok) {
+                st = MQIM_FIELD_RANGE;
+                break;
+            }
+        }
+        if (st == MQIM_OK && slashes != 1u) {
+            st = MQIM_FIELD_RANGE;
+        }
+    }
+    return st;
+}
+
+mqim_status_t mqim_envelope_sha256_check(mqim_str_t hex)
+{
+    mqim_status_t st = hex.len == MQIM_SHA256_HEX_LEN ? MQIM_OK : MQIM_FIELD_RANGE;
+    for (size_t i = 0; st == MQIM_OK && i < hex.len; i++) {
+        char c = hex.ptr[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            st = MQIM_FIELD_RANGE;
+        }
+    }
+    return st;
+}
+
+static mqim_status_t decode_file(const mqim_json_value_t *obj, mqim_envelope_file_t *f, arena_t *a)
+{
+    mqim_json_value_t fields[FF_COUNT];
+    bool cut = false, present = false;
+    int64_t v = 0;
+    mqim_status_t st;
+    if (obj->type != MQIM_JSON_OBJECT) {
+        return MQIM_FIELD_TYPE;
+    }
+    st = collect(obj, file_field_names, FF_COUNT, fields, false, &cut);
+    if (st == MQIM_OK) {
+        st = fields[FF_ID].type == MQIM_JSON_ABSENT ? MQIM_FIELD_MISSING
+                                                     : get_string(&fields[FF_ID], a, &f->id);
+    }
+    if (st == MQIM_OK) {
+        st = mqim_id_check(f->id);
+    }
+    if (st == MQIM_OK) {
+        st = get_string(&fields[FF_NAME], a, &f->name);
+        if (st == MQIM_OK && fields[FF_NAME].type != MQIM_JSON_ABSENT) {
+            st = file_name_check(f->name);
+        }
+    }
+    if (st == MQIM_OK) {
+        st = get_string(&fields[FF_MIME], a, &f->mime);
+        if (st == MQIM_OK && fields[FF_MIME].type != MQIM_JSON_ABSENT) {
+            st = mqim_envelope_mime_check(f->mime);
+        }
+    }
+    if (st == MQIM_OK) {
+        st = get_string(&fields[FF_SHA256], a, &f->sha256);
+        if (st == MQIM_OK && fields[FF_SHA256].type != MQIM_JSON_ABSENT) {
+            st = mqim_envelope_sha256_check(f->sha256);
+        }
+    }
+    if (st == MQIM_OK) {
+        st = get_integer(&fields[FF_SIZE], true, &present, &v);
+        f->has_size = present;
+        f->size = present ? (uint64_t)v : 0u;
+    }
+    return st;
+}
+
+mqim_status_t mqim_envelope_file_name_check(mqim_str_t name)
+{
+    return file_name_check(name);
 }
 
 static mqim_status_t decode_fields(const mqim_json_value_t fields[F_COUNT], mqim_envelope_t *env,
@@ -164,6 +275,16 @@ static mqim_status_t decode_fields(const mqim_json_value_t fields[F_COUNT], mqim
         env->has_upto = present;
         env->upto = present ? (uint64_t)v : 0u;
     }
+    if (st == MQIM_OK) {
+        st = get_string(&fields[F_DEVICE], a, &env->device);
+        if (st == MQIM_OK && fields[F_DEVICE].type != MQIM_JSON_ABSENT) {
+            st = mqim_name_check(MQIM_NAME_DEVICE, env->device);
+        }
+    }
+    if (st == MQIM_OK && fields[F_FILE].type != MQIM_JSON_ABSENT) {
+        st = decode_file(&fields[F_FILE], &env->file, a);
+        env->has_file = st == MQIM_OK;
+    }
     return st;
 }
 
@@ -178,8 +299,7 @@ static mqim_status_t decode(const char *json, size_t len, bool allow_cut, mqim_e
     if (env == 0 || (json == 0 && len > 0u)) {
         return MQIM_BAD_PARAMETER;
     }
-    *env = (mqim_envelope_t){ { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 },
-                              0u, 0, false, false, 0u, false };
+    *env = (mqim_envelope_t){ .seq = 0u };
     *cut = false;
     if (!allow_cut && len > MQIM_PAYLOAD_MAX) {
         st = MQIM_PAYLOAD_TOO_LARGE;
@@ -198,7 +318,7 @@ static mqim_status_t decode(const char *json, size_t len, bool allow_cut, mqim_e
         }
     }
     if (st == MQIM_OK) {
-        st = collect(&root, fields, allow_cut, cut);
+        st = collect(&root, field_names, F_COUNT, fields, allow_cut, cut);
     }
     if (st == MQIM_OK) {
         st = decode_fields(fields, env, &a);
@@ -248,6 +368,9 @@ mqim_status_t mqim_envelope_encode(const mqim_envelope_t *env, char *buf, size_t
     if (env->from.len > 0u) {
         mqim_json_key_str(&w, "from", env->from);
     }
+    if (env->device.len > 0u) {
+        mqim_json_key_str(&w, "device", env->device);
+    }
     if (env->to.len > 0u) {
         mqim_json_key_str(&w, "to", env->to);
     }
@@ -261,6 +384,23 @@ mqim_status_t mqim_envelope_encode(const mqim_envelope_t *env, char *buf, size_t
         mqim_json_key_u64(&w, "upto", env->upto);
     }
     mqim_json_key_str(&w, "type", env->type.len > 0u ? env->type : MQIM_STR("text"));
+    if (env->has_file) {
+        mqim_json_object_begin_key(&w, "file");
+        mqim_json_key_str(&w, "id", env->file.id);
+        if (env->file.name.len > 0u) {
+            mqim_json_key_str(&w, "name", env->file.name);
+        }
+        if (env->file.mime.len > 0u) {
+            mqim_json_key_str(&w, "mime", env->file.mime);
+        }
+        if (env->file.has_size) {
+            mqim_json_key_u64(&w, "size", env->file.size);
+        }
+        if (env->file.sha256.len > 0u) {
+            mqim_json_key_str(&w, "sha256", env->file.sha256);
+        }
+        mqim_json_object_end(&w);
+    }
     if (env->body.len > 0u || env->body.ptr != 0) {
         mqim_json_key_str(&w, "body", env->body);
     }

@@ -26,6 +26,7 @@ static const topic_shape_t shapes[] = {
     { MQIM_TOPIC_KEYS, { "keys", "*", 0, 0, 0, 0 }, MQIM_NAME_USER },
     { MQIM_TOPIC_GATEWAY_STATUS, { "gateway", "status", 0, 0, 0, 0 }, MQIM_NAME_USER },
     { MQIM_TOPIC_GATEWAY_STATS, { "gateway", "stats", 0, 0, 0, 0 }, MQIM_NAME_USER },
+    { MQIM_TOPIC_OUT_FILE, { "u", "*", "out", "file", 0, 0 }, MQIM_NAME_USER },
 };
 
 #define SHAPE_COUNT (sizeof(shapes) / sizeof(shapes[0]))

@@ -132,6 +132,7 @@ static void test_topics_roundtrip(void)
         { MQIM_TOPIC_KEYS, "bob", "", "keys/bob" },
         { MQIM_TOPIC_GATEWAY_STATUS, "", "", "gateway/status" },
         { MQIM_TOPIC_GATEWAY_STATS, "", "", "gateway/stats" },
+        { MQIM_TOPIC_OUT_FILE, "alice", "", "u/alice/out/file" },
     };
     static const char *const roots[] = { "im", "acme/im" };
     CHECK_EQ_INT(sizeof(rows) / sizeof(rows[0]), MQIM_TOPIC_KIND_COUNT_);
@@ -428,6 +429,29 @@ static void test_envelope_decode_table(void)
         { "", MQIM_JSON_MALFORMED },
         { "{\"a\":[[[[[[[1]]]]]]]}", MQIM_OK },        /* depth 8 */
         { "{\"a\":[[[[[[[[1]]]]]]]]}", MQIM_JSON_TOO_DEEP }, /* depth 9 */
+        { "{\"body\":\"x\",\"device\":\"phone-1\"}", MQIM_OK },
+        { "{\"body\":\"x\",\"device\":\"a/b\"}", MQIM_NAME_BAD_CHAR },
+        { "{\"body\":\"x\",\"device\":\"\"}", MQIM_NAME_EMPTY },
+        { "{\"body\":\"x\",\"device\":7}", MQIM_FIELD_TYPE },
+        { "{\"type\":\"file\",\"body\":\"c\",\"file\":{\"id\":\"F1\"}}", MQIM_OK },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"name\":\"cam.jpg\",\"mime\":\"image/jpeg\","
+          "\"size\":10,\"sha256\":\"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\",\"x\":[1]}}",
+          MQIM_OK },
+        { "{\"body\":\"c\",\"file\":{\"name\":\"a\"}}", MQIM_FIELD_MISSING },
+        { "{\"body\":\"c\",\"file\":\"F1\"}", MQIM_FIELD_TYPE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F 1\"}}", MQIM_ID_BAD_CHAR },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"id\":\"F2\"}}", MQIM_FIELD_DUPLICATE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"name\":\"../x\"}}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"name\":\"..\"}}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"name\":\"a\\u0001\"}}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"name\":\"\"}}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"mime\":\"image\"}}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"mime\":\"a/b/c\"}}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"mime\":\"a b/c\"}}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"size\":-1}}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"sha256\":\"ABCD\"}}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"sha256\":\""
+          "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef" "\"}}", MQIM_FIELD_RANGE },
     };
     char arena[MQIM_PAYLOAD_MAX];
     mqim_envelope_t env;
@@ -479,9 +503,9 @@ static void test_envelope_decode_table(void)
  * the body, so a device that keeps only the first bytes learns id and seq. */
 static void test_envelope_decode_head(void)
 {
-    mqim_envelope_t in = { MQIM_STR("m1"), MQIM_STR("alice"), MQIM_STR("bob"), MQIM_STR(""),
-                           MQIM_STR("text"), MQIM_STR("a long body that did not fit"), 42, 1764000000123,
-                           true, true, 0u, false };
+    mqim_envelope_t in = { .id = MQIM_STR("m1"), .from = MQIM_STR("alice"), .to = MQIM_STR("bob"),
+                           .type = MQIM_STR("text"), .body = MQIM_STR("a long body that did not fit"),
+                           .seq = 42, .ts = 1764000000123, .has_seq = true, .has_ts = true };
     mqim_envelope_t out;
     char json[256], arena[256];
     size_t len = 0;
@@ -506,11 +530,46 @@ static void test_envelope_decode_head(void)
                  MQIM_BAD_PARAMETER);
 }
 
+/* A file announcement and the sender's device survive a round trip, in the
+ * documented order (metadata, then file, then body). */
+static void test_envelope_file_roundtrip(void)
+{
+    mqim_envelope_t in = { .id = MQIM_STR("m2"), .from = MQIM_STR("cam"), .device = MQIM_STR("front"),
+                           .group = MQIM_STR("home"), .type = MQIM_STR("file"), .body = MQIM_STR("door.jpg"),
+                           .has_file = true,
+                           .file = { .id = MQIM_STR("01JF"), .name = MQIM_STR("door \"1\".jpg"),
+                                     .mime = MQIM_STR("image/jpeg"), .size = 48213, .has_size = true,
+                                     .sha256 = MQIM_STR("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08") } };
+    const char *want = "{\"id\":\"m2\",\"from\":\"cam\",\"device\":\"front\",\"group\":\"home\","
+                       "\"type\":\"file\",\"file\":{\"id\":\"01JF\",\"name\":\"door \\\"1\\\".jpg\","
+                       "\"mime\":\"image/jpeg\",\"size\":48213,\"sha256\":"
+                       "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"},\"body\":\"door.jpg\"}";
+    mqim_envelope_t out;
+    char buf[512], arena[512];
+    size_t need = 0, len = 0;
+    CHECK_EQ_INT(mqim_envelope_encode(&in, NULL, 0, &need), MQIM_BUFFER_TOO_SMALL);
+    CHECK_EQ_INT(need, strlen(want));
+    CHECK_EQ_INT(mqim_envelope_encode(&in, buf, sizeof(buf), &len), MQIM_OK);
+    CHECK_EQ_STR(buf, len, want);
+    CHECK_EQ_INT(mqim_envelope_decode(buf, len, &out, arena, sizeof(arena), NULL), MQIM_OK);
+    CHECK(out.has_file && out.file.has_size && out.file.size == 48213u);
+    CHECK_EQ_STR(out.device.ptr, out.device.len, "front");
+    CHECK_EQ_STR(out.file.id.ptr, out.file.id.len, "01JF");
+    CHECK_EQ_STR(out.file.name.ptr, out.file.name.len, "door \"1\".jpg");
+    CHECK_EQ_STR(out.file.mime.ptr, out.file.mime.len, "image/jpeg");
+    CHECK(mqim_str_eq(out.file.sha256, in.file.sha256));
+    CHECK_EQ_STR(out.body.ptr, out.body.len, "door.jpg");
+    /* a plain envelope has neither */
+    CHECK_EQ_INT(mqim_envelope_decode("{\"body\":\"x\"}", 12, &out, arena, sizeof(arena), NULL), MQIM_OK);
+    CHECK(!out.has_file && out.device.len == 0u);
+}
+
 static void test_envelope_encode_roundtrip(void)
 {
-    mqim_envelope_t in = { MQIM_STR("01JD"), MQIM_STR("alice"), MQIM_STR("bob"), MQIM_STR(""),
-                           MQIM_STR("text"), { "q\"\\\n\t\x01 \xc3\xa9", 9 }, 42, 1764000000123,
-                           true, true, 7u, true };
+    mqim_envelope_t in = { .id = MQIM_STR("01JD"), .from = MQIM_STR("alice"), .to = MQIM_STR("bob"),
+                           .type = MQIM_STR("text"), .body = { "q\"\\\n\t\x01 \xc3\xa9", 9 },
+                           .seq = 42, .ts = 1764000000123, .has_seq = true, .has_ts = true,
+                           .upto = 7u, .has_upto = true };
     mqim_envelope_t out;
     const char *want = "{\"id\":\"01JD\",\"seq\":42,\"from\":\"alice\",\"to\":\"bob\",\"ts\":1764000000123,"
                        "\"upto\":7,\"type\":\"text\",\"body\":\"q\\\"\\\\\\n\\t\\u0001 \xc3\xa9\"}";
@@ -629,6 +688,7 @@ int main(void)
     test_json_reader_access();
     test_json_reader_truncated();
     test_envelope_decode_table();
+    test_envelope_file_roundtrip();
     test_envelope_decode_head();
     test_envelope_encode_roundtrip();
     test_ulid();

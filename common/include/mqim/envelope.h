@@ -2,10 +2,16 @@
  * @file envelope.h
  * @brief The message envelope: a JSON object readable in mosquitto_sub.
  *
- *   {"id":"01JD...","seq":42,"from":"alice","to":"bob","group":"team",
- *    "ts":1764000000123,"upto":40,"type":"text","body":"hi"}
+ *   {"id":"01JD...","seq":42,"from":"alice","device":"phone","to":"bob",
+ *    "group":"team","ts":1764000000123,"upto":40,"type":"text",
+ *    "file":{...},"body":"hi"}
  *
- * ("upto" only in read-sync events: {"type":"read","to":"bob","upto":40}.)
+ * ("upto" only in read-sync events: {"type":"read","to":"bob","upto":40};
+ * "file" only in messages of type "file":
+ *   "file":{"id":"01JF...","name":"cam.jpg","mime":"image/jpeg",
+ *           "size":48213,"sha256":"9f86d0..."}
+ * a sender gives only the id of a file it uploaded, the gateway fills in
+ * the rest from what it stored.)
  *
  * Decoding reads the JSON in place (json_read.h, no allocation) and
  * unescapes the strings into a caller-owned arena, so the result outlives
@@ -23,6 +29,16 @@
 #include "mqim/status.h"
 #include "mqim/str.h"
 
+/** A file a message of type "file" announces (docs/protocol.md, Files). */
+typedef struct mqim_envelope_file {
+    mqim_str_t id;     /**< the gateway's file id (message-id rules) */
+    mqim_str_t name;   /**< 1..MQIM_FILE_NAME_MAX bytes, no '/', '\\' or control characters */
+    mqim_str_t mime;   /**< media type, e.g. "image/jpeg" */
+    mqim_str_t sha256; /**< MQIM_SHA256_HEX_LEN lowercase hex digits */
+    uint64_t size;     /**< bytes; valid when has_size */
+    bool has_size;
+} mqim_envelope_file_t;
+
 typedef struct mqim_envelope {
     mqim_str_t id;    /**< sender-chosen or gateway-made; empty = absent */
     mqim_str_t from;  /**< the sender: the gateway sets it from the topic and
@@ -37,6 +53,9 @@ typedef struct mqim_envelope {
     bool has_ts;
     uint64_t upto;    /**< type "read" (a read-sync event): read up to this seq; valid when has_upto */
     bool has_upto;
+    mqim_str_t device; /**< the sender's device (device-name rules); empty = not said */
+    mqim_envelope_file_t file; /**< valid when has_file */
+    bool has_file;
 } mqim_envelope_t;
 
 /**
@@ -46,7 +65,10 @@ typedef struct mqim_envelope {
  * Every present field is checked: id with mqim_id_check(), to with the user
  * rules, group with the group rules, type 1..MQIM_TYPE_MAX of [a-z0-9_.-],
  * body a string of valid UTF-8 up to MQIM_BODY_MAX bytes, seq a non-negative
- * integer, ts an integer, upto a non-negative integer. Strings are copied into `arena`; an arena of
+ * integer, ts an integer, upto a non-negative integer, device with the
+ * device rules, file an object whose "id" is required and whose other
+ * members, each optional, follow mqim_envelope_file_t (unknown members of
+ * "file" are ignored, a member given twice is refused). Strings are copied into `arena`; an arena of
  * `len` bytes is always enough (decoded strings never outgrow their JSON).
  * @param[out] arena_used bytes of the arena used; may be NULL.
  * @return MQIM_OK, MQIM_BAD_PARAMETER, MQIM_PAYLOAD_TOO_LARGE (len >
@@ -55,7 +77,8 @@ typedef struct mqim_envelope {
  *         or ts with a fraction or exponent), MQIM_FIELD_DUPLICATE (an
  *         envelope field given twice), MQIM_ID_EMPTY, MQIM_ID_TOO_LONG,
  *         MQIM_ID_BAD_CHAR, MQIM_NAME_*, MQIM_TYPE_BAD, MQIM_BODY_TOO_LARGE,
- *         MQIM_UTF8_INVALID, MQIM_BUFFER_TOO_SMALL (arena).
+ *         MQIM_UTF8_INVALID, MQIM_BUFFER_TOO_SMALL (arena), MQIM_FIELD_MISSING
+ *         (a file without id).
  */
 mqim_status_t mqim_envelope_decode(const char *json, size_t len, mqim_envelope_t *env,
                                    char *arena, size_t arena_cap, size_t *arena_used);
@@ -81,6 +104,12 @@ mqim_status_t mqim_envelope_decode_head(const char *json, size_t len, mqim_envel
  * size query).
  * @return MQIM_OK, MQIM_BUFFER_TOO_SMALL, MQIM_BAD_PARAMETER.
  */
+/** File-announcement field rules (used by the gateway for file uploads):
+ *  @return MQIM_OK or MQIM_FIELD_RANGE. */
+mqim_status_t mqim_envelope_file_name_check(mqim_str_t name);
+mqim_status_t mqim_envelope_mime_check(mqim_str_t mime);
+mqim_status_t mqim_envelope_sha256_check(mqim_str_t hex);
+
 mqim_status_t mqim_envelope_encode(const mqim_envelope_t *env, char *buf, size_t cap,
                                    size_t *out_len);
 

@@ -48,6 +48,10 @@
     X(GROUP_FULL,      68, "group_full",       "the group has its maximum number of members") \
     X(TOO_MANY_GROUPS, 69, "too_many_groups",  "a user is in the maximum number of groups") \
     X(FORBIDDEN,       84, "forbidden",        "not allowed for your role in the group") \
+    X(FILE_TOO_LARGE,  85, "file_too_large",   "file is larger than the gateway accepts") \
+    X(FILE_CORRUPT,    86, "file_corrupt",     "file content does not match its size or SHA-256") \
+    X(FILE_INCOMPLETE, 87, "file_incomplete",  "file upload is not complete") \
+    X(FILE_OFFSET,     88, "file_offset",      "chunk offset is not the next one the gateway expects") \
     X(STORE_FULL,      70, "store_full",       "gateway storage is full")              \
     X(STORE_ERROR,     71, "store_error",      "gateway storage error")                \
     X(INTERNAL,        72, "internal",         "internal error")                       \

@@ -3,7 +3,7 @@
  * @brief The mqim topic scheme (docs/protocol.md): build and parse every topic.
  *
  * Device writes: {root}/u/{me}/out/dm/{peer}, out/group/{group}, out/receipt,
- *                out/ctl, out/status/{device}, out/key
+ *                out/ctl, out/file, out/status/{device}, out/key
  * Gateway writes: {root}/u/{user}/in/msg, in/ack, in/res,
  *                 {root}/presence/{user}, {root}/keys/{user},
  *                 {root}/gateway/status, {root}/gateway/stats
@@ -31,6 +31,7 @@ typedef enum mqim_topic_kind {
     MQIM_TOPIC_KEYS,           /**< user */
     MQIM_TOPIC_GATEWAY_STATUS, /**< no names */
     MQIM_TOPIC_GATEWAY_STATS,  /**< no names */
+    MQIM_TOPIC_OUT_FILE,       /**< user: file transfer requests (own rate budget) */
     MQIM_TOPIC_KIND_COUNT_
 } mqim_topic_kind_t;
 
