@@ -6,6 +6,7 @@
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/name.h"
+#include "mqim/sha256.h"
 
 typedef struct arena {
     char *buf;

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "mqim/limits.h"
+#include "mqim/limits.h"
 #include "mqim/name.h"
 #include "mqim/topic.h"
 
@@ -43,6 +44,11 @@ static const key_def_t keys[] = {
     { "map_size_mb", K_U64, F(map_size_mb), 1, UINT64_C(1) << 24 }, /* 16 TiB */
     { "accept_any_user", K_BOOL, F(accept_any_user), 0, 1 },
     { "max_inflight", K_UINT, F(max_inflight), 1, 65535 },
+    { "file_max_mb", K_U64, F(file_max_mb), 1, 4096 },
+    { "file_chunk_bytes", K_UINT, F(file_chunk_bytes), 64, MQIM_FILE_CHUNK_LIMIT },
+    { "file_chunk_max", K_UINT, F(file_chunk_max), 64, MQIM_FILE_CHUNK_LIMIT },
+    { "file_rate_per_sec", K_UINT, F(file_rate_per_sec), 0, 1000000 },
+    { "file_rate_burst", K_UINT, F(file_rate_burst), 1, 10000000 },
     { "rate_per_sec", K_UINT, F(rate_per_sec), 0, 1000000 },
     { "rate_burst", K_UINT, F(rate_burst), 1, 10000000 },
     { "inbox_quota", K_U64, F(inbox_quota), 0, U64_MAX_ },
@@ -76,6 +82,11 @@ void mqim_gw_config_defaults(mqim_gw_config_t *cfg)
     cfg->map_size_mb = 1024;
     cfg->accept_any_user = false;
     cfg->max_inflight = 64;
+    cfg->file_max_mb = 64;
+    cfg->file_chunk_bytes = 1024;
+    cfg->file_chunk_max = MQIM_FILE_CHUNK_LIMIT;
+    cfg->file_rate_per_sec = 2000;
+    cfg->file_rate_burst = 1000;
     cfg->rate_per_sec = 100;
     cfg->rate_burst = 500;
     cfg->inbox_quota = 100000;
@@ -438,6 +449,15 @@ int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_l
     }
     if (cfg->max_inflight < 1u || cfg->max_inflight > 65535u) {
         return fail(err, err_len, "max_inflight: %u is out of range 1..65535", cfg->max_inflight);
+    }
+    if (cfg->file_chunk_max < 64u || cfg->file_chunk_max > MQIM_FILE_CHUNK_LIMIT ||
+        cfg->file_chunk_bytes < 64u || cfg->file_chunk_bytes > cfg->file_chunk_max) {
+        return fail(err, err_len, "file_chunk_bytes, file_chunk_max: need 64 <= file_chunk_bytes <= "
+                    "file_chunk_max <= %u", (unsigned)MQIM_FILE_CHUNK_LIMIT);
+    }
+    if (cfg->file_max_mb < 1u || cfg->file_max_mb > 4096u) {
+        return fail(err, err_len, "file_max_mb: %llu is out of range 1..4096",
+                    (unsigned long long)cfg->file_max_mb);
     }
     if (cfg->sync_page < 1u || cfg->sync_page > 1000u) {
         return fail(err, err_len, "sync_page: %u is out of range 1..1000", cfg->sync_page);

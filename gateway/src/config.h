@@ -26,6 +26,11 @@ typedef struct mqim_gw_config {
     uint64_t map_size_mb;              /**< LMDB map size in MiB; 1024 */
     bool accept_any_user;              /**< route to any valid name, not only registered users */
     unsigned max_inflight;             /**< outstanding QoS>0 publishes to the broker; 64 */
+    uint64_t file_max_mb;              /**< largest file accepted, MiB; 64 */
+    unsigned file_chunk_bytes;         /**< chunk size when an upload names none; 1024 */
+    unsigned file_chunk_max;           /**< largest chunk up or down; MQIM_FILE_CHUNK_LIMIT */
+    unsigned file_rate_per_sec;        /**< per-user requests on out/file per second; 2000 (0 = no limit) */
+    unsigned file_rate_burst;          /**< per-user burst on out/file; 1000 */
     unsigned rate_per_sec;             /**< per-user publishes per second; 100 (0 = no limit) */
     unsigned rate_burst;               /**< per-user burst; 500 */
     uint64_t inbox_quota;              /**< max stored messages per inbox; 100000 (0 = none) */

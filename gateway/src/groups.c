@@ -153,14 +153,7 @@ static mqim_status_t fanout(req_t *q, mqim_msg_rec_t *m, const member_list_t *l,
     m->refs = (uint32_t)total;
     m->to = (mqim_str_t){ NULL, 0 };
     st = mqim_store_msg_put(&q->txn, m);
-    memset(&env, 0, sizeof(env));
-    env.id = m->id;
-    env.from = m->from;
-    env.group = m->group;
-    env.type = m->type;
-    env.body = m->body;
-    env.ts = q->now;
-    env.has_ts = true;
+    rt_envelope_from_rec(m, 0, &env); /* the seq is each member's, below */
     *sender_seq = 0;
     for (size_t i = 0; st == MQIM_OK && i < total; i++) {
         mqim_str_t user = i < l->n ? member_name(l, i) : extra;
@@ -168,6 +161,9 @@ static mqim_status_t fanout(req_t *q, mqim_msg_rec_t *m, const member_list_t *l,
         uint64_t seq = 0;
         mqim_str_t payload;
         st = mqim_store_user_ensure(&q->txn, user, q->now);
+        if (st == MQIM_OK) {
+            st = fl_grant(q, &env, user);
+        }
         if (st == MQIM_OK) {
             st = mqim_store_inbox_append(&q->txn, user, chat.s, m->mid,
                                          is_sender ? MQIM_INBOX_SENT : MQIM_INBOX_RECEIVED, &seq);
@@ -312,6 +308,10 @@ mqim_status_t gr_handle_message(req_t *q)
     if (!chose_id && rt_make_id(q, p) != MQIM_OK) {
         return rt_reject(q, "group", p->env.id, (mqim_str_t){ NULL, 0 }, MQIM_INTERNAL, "cannot make an id");
     }
+    if (q->in->qos == 0 && (p->env.has_file || mqim_str_eq_cstr(p->env.type, "file"))) {
+        return rt_reject(q, "group", p->env.id, (mqim_str_t){ NULL, 0 }, MQIM_QOS_ZERO_RECEIPT,
+                         "a file message is stored: publish it with QoS 1 or 2");
+    }
     if (q->in->qos == 0) {
         return group_ephemeral(q, p);
     }
@@ -342,12 +342,20 @@ mqim_status_t gr_handle_message(req_t *q)
         }
     }
     if (st == MQIM_OK) {
+        const char *freason = NULL;
+        st = fl_attach(q, p, &freason);
+        if (st != MQIM_OK && st != MQIM_STORE_ERROR && st != MQIM_STORE_FULL) {
+            snprintf(why, sizeof(why), "%s", freason != NULL ? freason : mqim_status_str(st));
+        }
+    }
+    if (st == MQIM_OK) {
         memset(&m, 0, sizeof(m));
         m.id = p->env.id;
         m.from = q->t.user;
         m.group = q->t.name;
         m.type = p->env.type;
         m.body = p->env.body;
+        rt_msg_set_extras(&m, &p->env);
         st = fanout(q, &m, l, (mqim_str_t){ NULL, 0 }, q->in->qos > 1 ? 1 : q->in->qos, &seq);
     }
     if (st == MQIM_OK) {
@@ -368,7 +376,8 @@ mqim_status_t gr_handle_message(req_t *q)
     } else {
         mqim_txn_abort(&q->txn);
     }
-    if (st == MQIM_NOT_MEMBER || st == MQIM_QUOTA_FULL) {
+    if (st == MQIM_NOT_MEMBER || st == MQIM_QUOTA_FULL || st == MQIM_FIELD_MISSING ||
+        st == MQIM_FIELD_RANGE || st == MQIM_NOT_FOUND || st == MQIM_FILE_INCOMPLETE) {
         return rt_reject(q, "group", p->env.id, (mqim_str_t){ NULL, 0 }, st, "%s", why);
     }
     if (st != MQIM_OK) {

@@ -80,6 +80,18 @@ mqim_status_t rt_encode_envelope(scratch_t *s, const mqim_envelope_t *env, mqim_
     return st;
 }
 
+void rt_msg_set_extras(mqim_msg_rec_t *m, const mqim_envelope_t *env)
+{
+    m->device = env->device;
+    if (env->has_file) {
+        m->file_id = env->file.id;
+        m->file_name = env->file.name;
+        m->file_mime = env->file.mime;
+        m->file_sha256 = env->file.sha256;
+        m->file_size = env->file.size;
+    }
+}
+
 void rt_envelope_from_rec(const mqim_msg_rec_t *m, uint64_t seq, mqim_envelope_t *env)
 {
     memset(env, 0, sizeof(*env));
@@ -89,6 +101,16 @@ void rt_envelope_from_rec(const mqim_msg_rec_t *m, uint64_t seq, mqim_envelope_t
     env->group = m->group;
     env->type = m->type;
     env->body = m->body;
+    env->device = m->device;
+    if (m->file_id.len > 0u) {
+        env->has_file = true;
+        env->file.id = m->file_id;
+        env->file.name = m->file_name;
+        env->file.mime = m->file_mime;
+        env->file.sha256 = m->file_sha256;
+        env->file.size = m->file_size;
+        env->file.has_size = true;
+    }
     env->seq = seq;
     env->has_seq = true;
     env->ts = m->ts;
@@ -354,7 +376,8 @@ mqim_status_t rt_dm_parse(req_t *q, dm_parse_t *p, const char **reason)
     }
     /* A stored message says something; an ephemeral signal (QoS 0, e.g.
      * {"type":"typing"}) may be only its type. */
-    if (p->env.body.len == 0u && (q->in->qos > 0 || mqim_str_eq_cstr(p->env.type, "text"))) {
+    if (p->env.body.len == 0u && !p->env.has_file &&
+        (q->in->qos > 0 || mqim_str_eq_cstr(p->env.type, "text"))) {
         return MQIM_BODY_EMPTY;
     }
     p->env.from = q->t.user; /* never from the payload */
@@ -458,6 +481,7 @@ static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
     m.to = to;
     m.type = env.type;
     m.body = env.body;
+    rt_msg_set_extras(&m, &env);
     m.sender_seq = su.next_seq;
     m.recipient_seq = self ? su.next_seq : ru.next_seq;
     m.refs = self ? 1u : 2u;
@@ -485,6 +509,9 @@ static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
         if (st == MQIM_OK) {
             st = rt_emit(q, MQIM_TOPIC_IN_MSG, from, qos, false, payload); /* the echo */
         }
+    }
+    if (st == MQIM_OK) {
+        st = fl_grant(q, &env, to);
     }
     if (st == MQIM_OK) {
         sent = (sent_doc_t){ env.id, to, m.sender_seq, q->now };
@@ -545,6 +572,10 @@ static mqim_status_t handle_dm(req_t *q)
     if (!chose_id && rt_make_id(q, p) != MQIM_OK) {
         return rt_reject(q, "dm", p->env.id, q->t.name, MQIM_INTERNAL, "cannot make an id");
     }
+    if (q->in->qos == 0 && (p->env.has_file || mqim_str_eq_cstr(p->env.type, "file"))) {
+        return rt_reject(q, "dm", p->env.id, q->t.name, MQIM_QOS_ZERO_RECEIPT,
+                         "a file message is stored: publish it with QoS 1 or 2");
+    }
     if (q->in->qos == 0) {
         bool known = r->cfg.accept_any_user;
         if (!known && mqim_txn_begin(r->store, MQIM_TXN_READ, &q->txn) == MQIM_OK) {
@@ -600,6 +631,15 @@ static mqim_status_t handle_dm(req_t *q)
             mqim_txn_abort(&q->txn);
             return rt_reject(q, "dm", p->env.id, q->t.name, st, "your own inbox is full (%llu messages)",
                           (unsigned long long)quota);
+        }
+    }
+    if (st == MQIM_OK) {
+        const char *why = NULL;
+        st = fl_attach(q, p, &why);
+        if (st != MQIM_OK && st != MQIM_STORE_ERROR && st != MQIM_STORE_FULL) {
+            mqim_txn_abort(&q->txn);
+            return rt_reject(q, "dm", p->env.id, q->t.name, st, "%s",
+                             why != NULL ? why : mqim_status_str(st));
         }
     }
     if (st == MQIM_OK) {
@@ -1338,7 +1378,7 @@ static mqim_status_t handle_ctl(req_t *q)
     mqim_status_t parsed;
     mqim_status_t st;
     cJSON *root = rt_parse_object(q->in->payload, &parsed);
-    ctl_doc_t d = { q, NULL, NULL, MQIM_OK, NULL, NULL, NULL };
+    ctl_doc_t d = { q, NULL, NULL, MQIM_OK, NULL, NULL, NULL, false };
     if (root != NULL) {
         d.op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "op"));
         d.reqid = cJSON_GetObjectItemCaseSensitive(root, "req");
@@ -1354,16 +1394,23 @@ static mqim_status_t handle_ctl(req_t *q)
     } else if (d.op == NULL) {
         d.code = MQIM_FIELD_MISSING;
         d.reason = "\"op\" is required";
+    } else if (q->t.kind == MQIM_TOPIC_OUT_FILE) {
+        if (!fl_handle_ctl(q, root, &d)) {
+            d.code = MQIM_UNKNOWN_OP;
+            d.reason = "out/file takes file_begin, file_put, file_get and file_info";
+        }
     } else if (strcmp(d.op, "sync") == 0) {
         d.code = ctl_sync(q, root, &d);
     } else if (strcmp(d.op, "history") == 0) {
         d.code = ctl_history(q, root, &d);
     } else if (strcmp(d.op, "presence") == 0) {
         d.code = ctl_presence(q, root, &d);
-    } else if (!gr_handle_ctl(q, root, &d) && !ch_handle_ctl(q, root, &d)) {
+    } else if (!gr_handle_ctl(q, root, &d) && !ch_handle_ctl(q, root, &d) &&
+               !fl_handle_ctl(q, root, &d)) {
         d.code = MQIM_UNKNOWN_OP;
         d.reason = "unknown \"op\" (known: sync, history, presence, group_create, group_add, "
-                   "group_remove, group_leave, group_rename, group_info, groups, msg_status, chats)";
+                   "group_remove, group_leave, group_rename, group_info, groups, msg_status, chats, "
+                   "file_begin, file_put, file_get, file_info)";
     }
     if (d.code == MQIM_STORE_FULL || d.code == MQIM_STORE_ERROR) {
         cJSON_Delete(root);
@@ -1371,7 +1418,7 @@ static mqim_status_t handle_ctl(req_t *q)
         return rt_reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, d.code, "%s",
                       mqim_status_str(d.code));
     }
-    if (d.code != MQIM_OK) {
+    if (d.code != MQIM_OK && !d.keep_effects) {
         /* A bad request gets no partial effects, only the error response. */
         mqim_txn_abort(&q->txn);
         st = mqim_txn_begin(q->r->store, MQIM_TXN_WRITE, &q->txn);
@@ -1446,6 +1493,11 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
                   mqim_status_name(st));
         return st;
     }
+    if (q.t.kind == MQIM_TOPIC_OUT_FILE && !mqim_ratelimit_take(r->rl_file, q.t.user, now_ms)) {
+        return rt_reject(&q, "rate", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, MQIM_RATE_LIMITED,
+                         "more than %u file requests per second (burst %u)", r->cfg.file_rate_per_sec,
+                         r->cfg.file_rate_burst);
+    }
     if (q.t.kind == MQIM_TOPIC_OUT_DM || q.t.kind == MQIM_TOPIC_OUT_GROUP ||
         q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL) {
         if (!mqim_ratelimit_take(r->rl, q.t.user, now_ms)) {
@@ -1465,6 +1517,7 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
         st = handle_receipt(&q);
         break;
     case MQIM_TOPIC_OUT_CTL:
+    case MQIM_TOPIC_OUT_FILE:
         st = handle_ctl(&q);
         break;
     case MQIM_TOPIC_OUT_STATUS:
@@ -1498,6 +1551,9 @@ mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *
         r->cfg.sync_page = 100u;
     }
     r->rl = mqim_ratelimit_new(cfg->rate_per_sec, cfg->rate_burst, 4096u);
+    r->rl_file = mqim_ratelimit_new(cfg->file_rate_per_sec,
+                                    cfg->file_rate_burst != 0u ? cfg->file_rate_burst : 1u, 4096u);
+    r->files = fl_work_new();
     mqim_idgen_init(&r->idgen);
     r->dm = malloc(sizeof(*r->dm));
     r->sync = malloc(sizeof(*r->sync));
@@ -1505,7 +1561,7 @@ mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *
     r->pres = malloc(sizeof(*r->pres));
     r->grp = gr_work_new();
     r->chats = ch_work_new();
-    if (r->chats == NULL || r->grp == NULL || r->dm == NULL || r->sync == NULL || r->hist == NULL || r->pres == NULL || r->rl == NULL || !scratch_reserve(&r->doc, 4096u) || !scratch_reserve(&r->env, 4096u)) {
+    if (r->files == NULL || r->rl_file == NULL || r->chats == NULL || r->grp == NULL || r->dm == NULL || r->sync == NULL || r->hist == NULL || r->pres == NULL || r->rl == NULL || !scratch_reserve(&r->doc, 4096u) || !scratch_reserve(&r->env, 4096u)) {
         mqim_router_free(r);
         return NULL;
     }
@@ -1516,6 +1572,8 @@ void mqim_router_free(mqim_router_t *r)
 {
     if (r != NULL) {
         mqim_ratelimit_free(r->rl);
+        mqim_ratelimit_free(r->rl_file);
+        fl_work_free(r->files);
         gr_work_free(r->grp);
         ch_work_free(r->chats);
         free(r->dm);

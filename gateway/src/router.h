@@ -53,6 +53,11 @@ typedef struct mqim_router_config {
     int64_t retain_age_ms;     /**< 0 = keep forever */
     unsigned rate_per_sec;     /**< 0 = no rate limit */
     unsigned rate_burst;
+    uint64_t file_max_bytes;   /**< largest file; 0 = 64 MiB */
+    unsigned file_chunk_bytes; /**< chunk size when an upload names none; 0 = 1024 */
+    unsigned file_chunk_max;   /**< largest chunk; 0 = MQIM_FILE_CHUNK_LIMIT */
+    unsigned file_rate_per_sec; /**< requests on out/file per user and second; 0 = no limit */
+    unsigned file_rate_burst;
     unsigned sync_page;        /**< max messages per sync/history page */
     unsigned group_max_members; /**< members of one group; 0 = 256 */
     unsigned groups_per_user;  /**< groups one user may be in; 0 = 100 */

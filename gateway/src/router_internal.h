@@ -28,6 +28,7 @@ struct mqim_router {
     mqim_router_config_t cfg;
     mqim_str_t root;
     mqim_ratelimit_t *rl;
+    mqim_ratelimit_t *rl_file; /* out/file has its own budget: a file is many requests */
     mqim_idgen_t idgen;
     scratch_t doc;   /* the payload being written */
     scratch_t env;   /* an envelope embedded in a document */
@@ -40,6 +41,7 @@ struct mqim_router {
     struct pres_ctx *pres;
     struct gr_work *grp; /* groups.c */
     struct ch_work *chats; /* chats.c */
+    struct fl_work *files; /* files.c */
 };
 
 /* What is being handled: shared by the handlers of one inbound publish. */
@@ -64,6 +66,12 @@ typedef struct dm_parse {
     mqim_envelope_t env;
     char idbuf[MQIM_ULID_LEN + 1];
     char arena[MQIM_PAYLOAD_MAX];
+    struct {
+        char id[MQIM_ID_MAX + 1];
+        char name[MQIM_FILE_NAME_MAX + 1];
+        char mime[MQIM_MIME_MAX + 1];
+        char sha256[MQIM_SHA256_HEX_LEN];
+    } filebuf; /* a file message's description, from the store (files.c) */
 } dm_parse_t;
 
 typedef struct ctl_doc ctl_doc_t;
@@ -77,12 +85,15 @@ struct ctl_doc {
     const char *reason;
     ctl_body_fn body;
     const void *ctx;
+    bool keep_effects; /* commit the request's writes even though code is an error */
 };
 
 /* ---- helpers (router.c) ---- */
 
 mqim_status_t rt_build_json(scratch_t *s, build_fn fn, const void *ctx, mqim_str_t *out);
 mqim_status_t rt_encode_envelope(scratch_t *s, const mqim_envelope_t *env, mqim_str_t *out);
+/** Copy an envelope's device and file description into a message record. */
+void rt_msg_set_extras(mqim_msg_rec_t *m, const mqim_envelope_t *env);
 void rt_envelope_from_rec(const mqim_msg_rec_t *m, uint64_t seq, mqim_envelope_t *env);
 mqim_status_t rt_user_topic(mqim_router_t *r, mqim_topic_kind_t kind, mqim_str_t user, mqim_str_t *out);
 /** Queue a publish to a user's in/ topic (or presence) in the current txn. */
@@ -125,5 +136,22 @@ ch_work_t *ch_work_new(void);
 void ch_work_free(ch_work_t *w);
 /** The "chats" op; false when op is another. */
 bool ch_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
+
+/* ---- files.c ---- */
+
+typedef struct fl_work fl_work_t;
+fl_work_t *fl_work_new(void);
+void fl_work_free(fl_work_t *w);
+/** Control ops file_begin, file_put, file_get, file_info; false when op is none of them. */
+bool fl_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
+/**
+ * A message naming a file (or of type "file"): check the sender uploaded
+ * it completely and fill in its description (inside q->txn).
+ * @return MQIM_OK (also for messages without a file), MQIM_FIELD_MISSING,
+ *         MQIM_FIELD_RANGE, MQIM_NOT_FOUND, MQIM_FILE_INCOMPLETE, store errors.
+ */
+mqim_status_t fl_attach(req_t *q, dm_parse_t *p, const char **reason);
+/** Let user (a recipient of env) fetch env's file; nothing for other messages. */
+mqim_status_t fl_grant(req_t *q, const mqim_envelope_t *env, mqim_str_t user);
 
 #endif /* MQIM_GW_ROUTER_INTERNAL_H */

@@ -12,16 +12,17 @@
 
 #include "log.h"
 #include "mqim/limits.h"
+#include "mqim/sha256.h"
 
 #define LOG_MOD "store"
 
 enum { DB_META, DB_USERS, DB_MSGS, DB_INBOX, DB_CHATS, DB_DEDUPE, DB_CURSORS, DB_DEVICES,
        DB_OUTBOX, DB_GROUPS, DB_MEMBERS, DB_MEMBERSHIPS, DB_RECEIPTS, DB_FILES, DB_CHUNKS,
-       DB_UPLOADS, DB_COUNT_ };
+       DB_UPLOADS, DB_FILE_ACCESS, DB_COUNT_ };
 
 static const char *const db_names[DB_COUNT_] = {
     "meta", "users", "msgs", "inbox", "chats", "dedupe", "cursors", "devices", "outbox",
-    "groups", "members", "memberships", "receipts", "files", "chunks", "uploads"
+    "groups", "members", "memberships", "receipts", "files", "chunks", "uploads", "file_access"
 };
 
 struct mqim_store {
@@ -339,8 +340,25 @@ typedef struct msg_hdr {
     uint32_t body_len;
     uint16_t id_len, from_len, to_len, group_len, type_len;
     uint8_t qos;
-    uint8_t pad_;
+    uint8_t device_len;
+    uint64_t file_size;
+    uint16_t file_id_len, file_name_len, file_mime_len, file_sha256_len;
 } msg_hdr_t;
+
+#define MSG_PARTS 9u
+/* The strings after the header, in order; the body comes last. */
+static void msg_parts(const mqim_msg_rec_t *rec, const mqim_str_t *parts[MSG_PARTS])
+{
+    parts[0] = &rec->id;
+    parts[1] = &rec->from;
+    parts[2] = &rec->to;
+    parts[3] = &rec->group;
+    parts[4] = &rec->type;
+    parts[5] = &rec->device;
+    parts[6] = &rec->file_id;
+    parts[7] = &rec->file_name;
+    parts[8] = &rec->file_mime;
+}
 
 static mqim_status_t msg_write(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
 {
@@ -349,8 +367,14 @@ static mqim_status_t msg_write(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
     unsigned char *buf, *p;
     keybuf_t k = { .len = 0 };
     mqim_status_t st;
-    const mqim_str_t *parts[5] = { &rec->id, &rec->from, &rec->to, &rec->group, &rec->type };
+    const mqim_str_t *parts[MSG_PARTS];
 
+    msg_parts(rec, parts);
+    if (rec->device.len > MQIM_DEVICE_NAME_MAX || rec->file_id.len > MQIM_ID_MAX ||
+        rec->file_name.len > MQIM_FILE_NAME_MAX || rec->file_mime.len > MQIM_MIME_MAX ||
+        rec->file_sha256.len > MQIM_SHA256_HEX_LEN) {
+        return MQIM_BAD_PARAMETER;
+    }
     memset(&h, 0, sizeof(h));
     h.ts = rec->ts;
     h.sender_seq = rec->sender_seq;
@@ -363,8 +387,16 @@ static mqim_status_t msg_write(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
     h.group_len = (uint16_t)rec->group.len;
     h.type_len = (uint16_t)rec->type.len;
     h.body_len = (uint32_t)rec->body.len;
-    len = sizeof(h) + rec->id.len + rec->from.len + rec->to.len + rec->group.len +
-          rec->type.len + rec->body.len;
+    h.device_len = (uint8_t)rec->device.len;
+    h.file_size = rec->file_size;
+    h.file_id_len = (uint16_t)rec->file_id.len;
+    h.file_name_len = (uint16_t)rec->file_name.len;
+    h.file_mime_len = (uint16_t)rec->file_mime.len;
+    h.file_sha256_len = (uint16_t)rec->file_sha256.len;
+    len = sizeof(h) + rec->body.len + rec->file_sha256.len;
+    for (size_t i = 0; i < MSG_PARTS; i++) {
+        len += parts[i]->len;
+    }
 
     /* Reserve in the map and write in place: one copy, no temporary buffer. */
     key_u64(&k, rec->mid);
@@ -380,11 +412,15 @@ static mqim_status_t msg_write(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
     }
     memcpy(buf, &h, sizeof(h));
     p = buf + sizeof(h);
-    for (size_t i = 0; i < 5u; i++) {
+    for (size_t i = 0; i < MSG_PARTS; i++) {
         if (parts[i]->len > 0u) {
             memcpy(p, parts[i]->ptr, parts[i]->len);
             p += parts[i]->len;
         }
+    }
+    if (rec->file_sha256.len > 0u) {
+        memcpy(p, rec->file_sha256.ptr, rec->file_sha256.len);
+        p += rec->file_sha256.len;
     }
     if (rec->body.len > 0u) {
         memcpy(p, rec->body.ptr, rec->body.len);
@@ -419,6 +455,7 @@ mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *
     }
     memcpy(&h, v.mv_data, sizeof(h));
     need = sizeof(h) + (size_t)h.id_len + h.from_len + h.to_len + h.group_len + h.type_len +
+           h.device_len + h.file_id_len + h.file_name_len + h.file_mime_len + h.file_sha256_len +
            h.body_len;
     if (need != v.mv_size) {
         MQIM_LOGE(LOG_MOD, "message %llu: corrupt record", (unsigned long long)mid);
@@ -441,6 +478,17 @@ mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *
     p += h.group_len;
     rec->type = (mqim_str_t){ p, h.type_len };
     p += h.type_len;
+    rec->device = (mqim_str_t){ p, h.device_len };
+    p += h.device_len;
+    rec->file_id = (mqim_str_t){ p, h.file_id_len };
+    p += h.file_id_len;
+    rec->file_name = (mqim_str_t){ p, h.file_name_len };
+    p += h.file_name_len;
+    rec->file_mime = (mqim_str_t){ p, h.file_mime_len };
+    p += h.file_mime_len;
+    rec->file_sha256 = (mqim_str_t){ p, h.file_sha256_len };
+    p += h.file_sha256_len;
+    rec->file_size = h.file_size;
     rec->body = (mqim_str_t){ p, h.body_len };
     return MQIM_OK;
 }
@@ -1355,4 +1403,27 @@ mqim_status_t mqim_store_upload_put(mqim_txn_t *txn, mqim_str_t from, mqim_str_t
     keybuf_t k;
     dedupe_key(&k, from, id);
     return db_put(txn, DB_UPLOADS, &k, file.ptr, file.len);
+}
+
+static void access_key(keybuf_t *k, mqim_str_t file, mqim_str_t user)
+{
+    k->len = 0;
+    key_str(k, file);
+    key_sep(k);
+    key_str(k, user);
+}
+
+mqim_status_t mqim_store_file_grant(mqim_txn_t *txn, mqim_str_t file, mqim_str_t user)
+{
+    keybuf_t k;
+    access_key(&k, file, user);
+    return db_put(txn, DB_FILE_ACCESS, &k, "", 0);
+}
+
+mqim_status_t mqim_store_file_granted(mqim_txn_t *txn, mqim_str_t file, mqim_str_t user)
+{
+    keybuf_t k;
+    MDB_val v;
+    access_key(&k, file, user);
+    return db_get(txn, DB_FILE_ACCESS, &k, &v);
 }

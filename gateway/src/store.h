@@ -17,9 +17,10 @@
  *   members  group \0 user                             -> role, joined
  *   memberships user \0 group                          -> role (a user's groups)
  *   receipts be64(mid) \0 member                       -> delivered/read, ts (group messages)
- *   files    file id                                   -> its description (JSON, files.c)
+ *   files    file id                                   -> its description (files.c's record)
  *   chunks   file id \0 be32(index)                    -> the chunk's bytes
- *   uploads  from \0 message id                        -> file id (a resumed upload finds its file)
+ *   uploads  from \0 upload id                         -> file id (a resumed upload finds its file)
+ *   file_access file id \0 user                        -> "" (a message announced the file to user)
  *
  * A group's messages sit in each member's inbox under the chat "#group"
  * ('#' is not a name character, so a group never collides with a peer).
@@ -82,6 +83,10 @@ typedef struct mqim_msg_rec {
     uint32_t refs;          /**< inbox entries referring to it */
     uint8_t qos;
     mqim_str_t id, from, to, group, type, body;
+    mqim_str_t device;   /**< the sender's device, when it said */
+    /* type "file": the announced file (files.c); file_id empty otherwise */
+    mqim_str_t file_id, file_name, file_mime, file_sha256;
+    uint64_t file_size;
 } mqim_msg_rec_t;
 
 typedef enum mqim_inbox_dir {
@@ -269,6 +274,10 @@ mqim_status_t mqim_store_chunk_put(mqim_txn_t *txn, mqim_str_t file, uint32_t in
                                    size_t len);
 mqim_status_t mqim_store_upload_get(mqim_txn_t *txn, mqim_str_t from, mqim_str_t id, mqim_str_t *file);
 mqim_status_t mqim_store_upload_put(mqim_txn_t *txn, mqim_str_t from, mqim_str_t id, mqim_str_t file);
+/** Let `user` fetch `file` (a message announcing it reached their inbox). */
+mqim_status_t mqim_store_file_grant(mqim_txn_t *txn, mqim_str_t file, mqim_str_t user);
+/** @return MQIM_OK when granted, MQIM_NOT_FOUND when not, a store error. */
+mqim_status_t mqim_store_file_granted(mqim_txn_t *txn, mqim_str_t file, mqim_str_t user);
 
 typedef struct mqim_store_stats {
     uint64_t users, messages, inbox_entries, outbox, map_used_bytes, map_size_bytes;

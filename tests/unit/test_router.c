@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mqim/base64.h"
+#include "mqim/sha256.h"
 #include "mqim_check.h"
 #include "router.h"
 #include "store.h"
@@ -683,6 +685,250 @@ static void test_store_full(void)
     teardown();
 }
 
+/* ---- files ---- */
+
+static void sha_hex(const uint8_t *data, size_t len, char hex[MQIM_SHA256_HEX_LEN + 1])
+{
+    mqim_sha256_t s;
+    uint8_t d[MQIM_SHA256_LEN];
+    mqim_sha256_init(&s);
+    mqim_sha256_update(&s, data, len);
+    mqim_sha256_final(&s, d);
+    mqim_sha256_hex(d, hex);
+    hex[MQIM_SHA256_HEX_LEN] = '\0';
+}
+
+/* A request on out/file; returns its response (caller frees), NULL when
+ * there is none. */
+static cJSON *req_on(const char *user, const char *out, const char *json)
+{
+    char topic[128], want[128];
+    cJSON *res = NULL;
+    snprintf(topic, sizeof(topic), "im/u/%s/out/%s", user, out);
+    snprintf(want, sizeof(want), "im/u/%s/in/res", user);
+    (void)pub(topic, json, 1);
+    drain();
+    for (int i = 0; i < nouts && res == NULL; i++) {
+        if (strcmp(outs[i].topic, want) == 0) {
+            res = json_of(&outs[i]);
+        }
+    }
+    CHECK(res != NULL);
+    return res;
+}
+
+static cJSON *file_req(const char *user, const char *json)
+{
+    return req_on(user, "file", json);
+}
+
+static cJSON *file_put(const char *user, const char *file, size_t offset, const uint8_t *data, size_t len)
+{
+    static char json[16000];
+    char b64[12000];
+    size_t n = 0;
+    CHECK_EQ_INT(mqim_base64_encode(data, len, b64, sizeof(b64), &n), MQIM_OK);
+    b64[n] = '\0';
+    snprintf(json, sizeof(json), "{\"op\":\"file_put\",\"file\":\"%s\",\"offset\":%zu,\"data\":\"%s\"}", file,
+             offset, b64);
+    return file_req(user, json);
+}
+
+static bool res_code(cJSON *j, const char *code)
+{
+    bool ok = j != NULL && jstr(j, "code") != NULL && strcmp(jstr(j, "code"), code) == 0;
+    if (!ok) {
+        char *t = j != NULL ? cJSON_PrintUnformatted(j) : NULL;
+        fprintf(stderr, "  wanted code %s, got %s\n", code, t != NULL ? t : "(none)");
+        free(t);
+    }
+    return ok;
+}
+
+static void test_files(void)
+{
+    static uint8_t content[2500], bad[300];
+    char sha[MQIM_SHA256_HEX_LEN + 1], json[1024], file[64];
+    uint8_t got[4000];
+    size_t n = 0;
+    cJSON *j, *f;
+    mqim_router_config_t c = { .root = "im", .sync_page = 100, .file_max_bytes = 1u << 20,
+                               .file_chunk_bytes = 1024 };
+    for (size_t i = 0; i < sizeof(content); i++) {
+        content[i] = (uint8_t)(i * 7u + (i >> 8));
+    }
+    sha_hex(content, sizeof(content), sha);
+    setup(&c, 0);
+
+    snprintf(json, sizeof(json), "{\"op\":\"file_begin\",\"req\":1,\"upload\":\"u1\",\"name\":\"log.txt\","
+             "\"mime\":\"text/plain\",\"size\":2500,\"sha256\":\"%s\"}", sha);
+    j = file_req("alice", json);
+    CHECK(jbool(j, "ok") && jnum(j, "have") == 0.0 && jnum(j, "chunk") == 1024.0 && jnum(j, "req") == 1.0);
+    CHECK(!jbool(j, "complete"));
+    snprintf(file, sizeof(file), "%s", jstr(j, "file") != NULL ? jstr(j, "file") : "");
+    CHECK(strlen(file) == 26u);
+    cJSON_Delete(j);
+
+    /* chunks only in order; a chunk stored already is acked again */
+    j = file_put("alice", file, 1024, content + 1024, 1024);
+    CHECK(res_code(j, "file_offset"));
+    cJSON_Delete(j);
+    j = file_put("alice", file, 0, content, 1024);
+    CHECK(jbool(j, "ok") && jnum(j, "have") == 1024.0);
+    cJSON_Delete(j);
+    j = file_put("alice", file, 1024, content + 1024, 1024);
+    CHECK(jbool(j, "ok") && jnum(j, "have") == 2048.0);
+    cJSON_Delete(j);
+    j = file_put("alice", file, 0, content, 1024);
+    CHECK(jbool(j, "ok") && jnum(j, "have") == 2048.0);
+    cJSON_Delete(j);
+    j = file_put("alice", file, 100, content, 1024);
+    CHECK(res_code(j, "field_range")); /* not on a chunk boundary */
+    cJSON_Delete(j);
+    j = file_put("alice", file, 2048, content + 2048, 400); /* the last chunk is 452 bytes */
+    CHECK(res_code(j, "field_range"));
+    cJSON_Delete(j);
+    j = file_put("bob", file, 2048, content + 2048, 452); /* not bob's upload */
+    CHECK(res_code(j, "not_found"));
+    cJSON_Delete(j);
+
+    /* the same upload id resumes; another size for it is refused */
+    j = file_req("alice", json);
+    CHECK(jbool(j, "ok") && jnum(j, "have") == 2048.0 && jstr(j, "file") != NULL &&
+          strcmp(jstr(j, "file"), file) == 0);
+    cJSON_Delete(j);
+    snprintf(json, sizeof(json), "{\"op\":\"file_begin\",\"upload\":\"u1\",\"name\":\"log.txt\",\"size\":2501,"
+             "\"sha256\":\"%s\"}", sha);
+    j = file_req("alice", json);
+    CHECK(res_code(j, "field_range"));
+    cJSON_Delete(j);
+
+    /* a message naming an incomplete file is rejected */
+    snprintf(json, sizeof(json), "{\"id\":\"m1\",\"type\":\"file\",\"file\":{\"id\":\"%s\"}}", file);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", json, 1), MQIM_FILE_INCOMPLETE);
+    drain();
+    CHECK_OUT(0, "im/u/alice/in/ack", "code", "file_incomplete");
+
+    j = file_put("alice", file, 2048, content + 2048, 452);
+    CHECK(jbool(j, "ok") && jnum(j, "have") == 2500.0 && jbool(j, "complete"));
+    cJSON_Delete(j);
+
+    /* nobody else reads it before a message announces it */
+    snprintf(json, sizeof(json), "{\"op\":\"file_get\",\"file\":\"%s\",\"offset\":0}", file);
+    j = file_req("bob", json);
+    CHECK(res_code(j, "not_found"));
+    cJSON_Delete(j);
+
+    /* the announcement: the gateway fills in the description */
+    snprintf(json, sizeof(json), "{\"id\":\"m1\",\"device\":\"cam\",\"type\":\"file\",\"file\":{\"id\":\"%s\","
+             "\"name\":\"fake.exe\",\"size\":1}}", file);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", json, 1), MQIM_OK);
+    drain();
+    CHECK_OUT(0, "im/u/bob/in/msg", "type", "file");
+    CHECK_OUT(0, "im/u/bob/in/msg", "device", "cam");
+    CHECK_OUT(0, "im/u/bob/in/msg", "body", "log.txt");
+    CHECK_OUT(2, "im/u/alice/in/ack", "status", "sent");
+    j = json_of(&outs[0]);
+    f = cJSON_GetObjectItemCaseSensitive(j, "file");
+    CHECK(f != NULL && jstr(f, "name") != NULL && strcmp(jstr(f, "name"), "log.txt") == 0);
+    CHECK(f != NULL && jnum(f, "size") == 2500.0 && jstr(f, "sha256") != NULL &&
+          strcmp(jstr(f, "sha256"), sha) == 0 && strcmp(jstr(f, "mime"), "text/plain") == 0);
+    cJSON_Delete(j);
+
+    /* bob fetches by offset, across the stored chunks */
+    snprintf(json, sizeof(json), "{\"op\":\"file_get\",\"file\":\"%s\",\"offset\":0,\"len\":1000}", file);
+    j = file_req("bob", json);
+    CHECK(jbool(j, "ok") && !jbool(j, "eof") && jstr(j, "data") != NULL);
+    CHECK_EQ_INT(mqim_base64_decode(jstr(j, "data"), strlen(jstr(j, "data")), got, sizeof(got), &n), MQIM_OK);
+    CHECK(n == 1000u && memcmp(got, content, 1000) == 0);
+    cJSON_Delete(j);
+    snprintf(json, sizeof(json), "{\"op\":\"file_get\",\"file\":\"%s\",\"offset\":1000,\"len\":9000}", file);
+    j = file_req("bob", json);
+    CHECK(res_code(j, "field_range")); /* more than a chunk may hold */
+    cJSON_Delete(j);
+    snprintf(json, sizeof(json), "{\"op\":\"file_get\",\"file\":\"%s\",\"offset\":1000,\"len\":2000}", file);
+    j = file_req("bob", json);
+    CHECK(jbool(j, "ok") && jbool(j, "eof") && jnum(j, "offset") == 1000.0);
+    n = 0;
+    CHECK(jstr(j, "data") != NULL &&
+          mqim_base64_decode(jstr(j, "data"), strlen(jstr(j, "data")), got, sizeof(got), &n) == MQIM_OK);
+    CHECK(n == 1500u && memcmp(got, content + 1000, 1500) == 0);
+    cJSON_Delete(j);
+    snprintf(json, sizeof(json), "{\"op\":\"file_info\",\"file\":\"%s\"}", file);
+    j = file_req("bob", json);
+    CHECK(jbool(j, "ok") && jbool(j, "complete") && strcmp(jstr(j, "owner"), "alice") == 0 &&
+          strcmp(jstr(j, "sha256"), sha) == 0);
+    cJSON_Delete(j);
+    j = file_req("carol", json);
+    CHECK(res_code(j, "not_found"));
+    cJSON_Delete(j);
+
+    /* bob cannot announce alice's file as his */
+    snprintf(json, sizeof(json), "{\"id\":\"b1\",\"type\":\"file\",\"file\":{\"id\":\"%s\"}}", file);
+    CHECK_EQ_INT(pub("im/u/bob/out/dm/carol", json, 1), MQIM_NOT_FOUND);
+    drain();
+    CHECK_OUT(0, "im/u/bob/in/ack", "code", "not_found");
+    CHECK_EQ_INT(pub("im/u/bob/out/dm/carol", "{\"id\":\"b2\",\"type\":\"file\",\"body\":\"x\"}", 1),
+                 MQIM_FIELD_MISSING);
+    drain();
+
+    /* history keeps the description */
+    j = req_on("bob", "ctl", "{\"op\":\"history\",\"with\":\"alice\"}");
+    {
+        cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+        cJSON *m0 = cJSON_GetArrayItem(msgs, 0);
+        f = cJSON_GetObjectItemCaseSensitive(m0, "file");
+        CHECK(f != NULL && jnum(f, "size") == 2500.0 && strcmp(jstr(m0, "device"), "cam") == 0);
+    }
+    cJSON_Delete(j);
+
+    /* content that does not match its sha256 is refused and starts over */
+    memset(bad, 'x', sizeof(bad));
+    snprintf(json, sizeof(json), "{\"op\":\"file_begin\",\"upload\":\"u2\",\"name\":\"b.bin\",\"size\":300,"
+             "\"sha256\":\"%s\"}", sha);
+    j = file_req("alice", json);
+    snprintf(file, sizeof(file), "%s", jstr(j, "file") != NULL ? jstr(j, "file") : "");
+    cJSON_Delete(j);
+    j = file_put("alice", file, 0, bad, sizeof(bad));
+    CHECK(res_code(j, "file_corrupt"));
+    cJSON_Delete(j);
+    snprintf(json, sizeof(json), "{\"op\":\"file_info\",\"file\":\"%s\"}", file);
+    j = file_req("alice", json);
+    CHECK(jbool(j, "ok") && jnum(j, "have") == 0.0 && !jbool(j, "complete"));
+    cJSON_Delete(j);
+
+    /* size limit, bad names, unknown ops on out/file */
+    snprintf(json, sizeof(json), "{\"op\":\"file_begin\",\"upload\":\"u3\",\"name\":\"big\",\"size\":%u,"
+             "\"sha256\":\"%s\"}", (1u << 20) + 1u, sha);
+    j = file_req("alice", json);
+    CHECK(res_code(j, "file_too_large"));
+    cJSON_Delete(j);
+    snprintf(json, sizeof(json), "{\"op\":\"file_begin\",\"upload\":\"u4\",\"name\":\"../etc/passwd\",\"size\":5,"
+             "\"sha256\":\"%s\"}", sha);
+    j = file_req("alice", json);
+    CHECK(res_code(j, "field_range"));
+    cJSON_Delete(j);
+    j = file_req("alice", "{\"op\":\"history\",\"with\":\"bob\"}");
+    CHECK(res_code(j, "unknown_op"));
+    cJSON_Delete(j);
+    teardown();
+}
+
+/* The out/file budget is separate from the one for messages and ctl. */
+static void test_file_rate_limit(void)
+{
+    mqim_router_config_t c = { .root = "im", .sync_page = 100, .rate_per_sec = 1, .rate_burst = 1,
+                               .file_rate_per_sec = 1, .file_rate_burst = 3 };
+    setup(&c, 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(pub("im/u/alice/out/file", "{\"op\":\"file_info\",\"file\":\"nope\"}", 1), MQIM_NOT_FOUND);
+    }
+    CHECK_EQ_INT(pub("im/u/alice/out/file", "{\"op\":\"file_info\",\"file\":\"nope\"}", 1), MQIM_RATE_LIMITED);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "still allowed", 1), MQIM_OK);
+    drain();
+    teardown();
+}
+
 int main(void)
 {
     test_dm_plain_text();
@@ -699,5 +945,7 @@ int main(void)
     test_retention_and_pruned_sync();
     test_per_user_policy();
     test_store_full();
+    test_files();
+    test_file_rate_limit();
     return CHECK_REPORT();
 }

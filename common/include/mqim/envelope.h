@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mqim/sha256.h"
 #include "mqim/status.h"
 #include "mqim/str.h"
 

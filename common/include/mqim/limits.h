@@ -18,7 +18,7 @@
 #define MQIM_JSON_DEPTH_MAX  8     /**< nesting accepted in requests and envelopes */
 #define MQIM_FILE_NAME_MAX   255u  /**< file names: 1..255 bytes of UTF-8, no '/', '\\' or control characters */
 #define MQIM_MIME_MAX        127u  /**< media types: 1..127 of [A-Za-z0-9!#$&^_.+/-] */
-#define MQIM_SHA256_HEX_LEN  64u   /**< SHA-256 as lowercase hex */
+#define MQIM_FILE_CHUNK_LIMIT 8192u /**< largest file chunk: its base64 in a request fits MQIM_PAYLOAD_MAX */
 #define MQIM_ULID_LEN        26u   /**< gateway-made ids: ULID text, Crockford base32 */
 
 #endif /* MQIM_LIMITS_H */
