@@ -6,6 +6,7 @@ set(MQIM_DEVICE_SOURCES
   src/ram_outbox.c
   src/inflight.c
   src/session.c
-  src/client.c)
+  src/client.c
+  src/file_transfer.c)
 set(MQIM_DEVICE_INCLUDE_DIRS
   include)

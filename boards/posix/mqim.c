@@ -33,6 +33,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,31 +43,52 @@
 #include <unistd.h>
 
 #include "mqim/client.h"
+#include "mqim/file_transfer.h"
 #include "mqim/name.h"
+#include "mqim/sha256.h"
 #include "mqim_posix_lmdb.h"
 #include "mqim_posix_tcp.h"
 #include "mqim_posix_tls.h"
 
 typedef struct app {
     int messages, sent, rejected, responses;
+    mqim_file_upload_t *upload;     /* send-file */
+    mqim_file_download_t *download; /* get-file */
     const char *waiting_id; /* send: the id of our message */
     char id[40];
 } app_t;
+
+/* "alice" or "alice/phone": which of the sender's devices it came from. */
+static const char *sender(const mqim_envelope_t *env)
+{
+    static char buf[MQIM_USER_NAME_MAX + MQIM_DEVICE_NAME_MAX + 2];
+    snprintf(buf, sizeof(buf), "%.*s%s%.*s", (int)env->from.len, env->from.ptr, env->device.len > 0u ? "/" : "",
+             (int)env->device.len, env->device.ptr);
+    return buf;
+}
 
 static void on_message(void *ctx, const mqim_envelope_t *env)
 {
     app_t *a = ctx;
     a->messages++;
-    if (env->has_seq && env->group.len > 0u) {
+    if (env->has_seq && env->has_file) {
+        printf("[%llu] %s -> %s%.*s: file %.*s (%llu bytes, %.*s) id=%.*s%s%.*s\n", (unsigned long long)env->seq,
+               sender(env), env->group.len > 0u ? "#" : "",
+               env->group.len > 0u ? (int)env->group.len : (int)env->to.len,
+               env->group.len > 0u ? env->group.ptr : env->to.ptr, (int)env->file.name.len, env->file.name.ptr,
+               (unsigned long long)env->file.size, (int)env->file.mime.len, env->file.mime.ptr,
+               (int)env->file.id.len, env->file.id.ptr,
+               mqim_str_eq(env->body, env->file.name) ? "" : " ",
+               mqim_str_eq(env->body, env->file.name) ? 0 : (int)env->body.len, env->body.ptr);
+    } else if (env->has_seq && env->group.len > 0u) {
         /* group messages: "#group" as the target; membership events show their type */
         bool event = env->type.len > 6u && memcmp(env->type.ptr, "group.", 6) == 0;
-        printf("[%llu] %.*s -> #%.*s: %s%.*s%s%.*s\n", (unsigned long long)env->seq, (int)env->from.len,
-               env->from.ptr, (int)env->group.len, env->group.ptr, event ? "(" : "",
+        printf("[%llu] %s -> #%.*s: %s%.*s%s%.*s\n", (unsigned long long)env->seq, sender(env), (int)env->group.len, env->group.ptr, event ? "(" : "",
                event ? (int)env->type.len : 0, env->type.ptr, event ? ") " : "", (int)env->body.len,
                env->body.ptr);
     } else if (env->has_seq) {
-        printf("[%llu] %.*s -> %.*s: %.*s\n", (unsigned long long)env->seq, (int)env->from.len,
-               env->from.ptr, (int)env->to.len, env->to.ptr, (int)env->body.len, env->body.ptr);
+        printf("[%llu] %s -> %.*s: %.*s\n", (unsigned long long)env->seq, sender(env), (int)env->to.len,
+               env->to.ptr, (int)env->body.len, env->body.ptr);
     } else if (mqim_str_eq_cstr(env->type, "typing")) {
         a->messages--; /* a signal, not a message */
         printf("%.*s is typing...\n", (int)env->from.len, env->from.ptr);
@@ -136,8 +158,12 @@ static void on_presence(void *ctx, mqim_str_t user, mqim_str_t json)
 static void on_response(void *ctx, mqim_str_t json)
 {
     app_t *a = ctx;
-    cJSON *o = cJSON_ParseWithLength(json.ptr, json.len);
+    cJSON *o;
     const cJSON *it;
+    if (mqim_file_upload_on_response(a->upload, json) || mqim_file_download_on_response(a->download, json)) {
+        return; /* a transfer's own */
+    }
+    o = cJSON_ParseWithLength(json.ptr, json.len);
     a->responses++;
     if (o == NULL) {
         return;
@@ -299,6 +325,44 @@ static char *group_request(const char *sub, int n, char **args)
 }
 
 static mqim_client_t client; /* large buffers: static */
+static mqim_file_upload_t upload;
+static mqim_file_download_t download;
+
+/* Files for send-file and get-file: read and write at an offset. */
+static size_t file_read(void *ctx, uint64_t offset, uint8_t *buf, size_t len)
+{
+    ssize_t n = pread(*(int *)ctx, buf, len, (off_t)offset);
+    return n < 0 ? 0u : (size_t)n;
+}
+
+static int file_write(void *ctx, uint64_t offset, const uint8_t *data, size_t len)
+{
+    ssize_t n = pwrite(*(int *)ctx, data, len, (off_t)offset);
+    return n == (ssize_t)len ? 0 : -1;
+}
+
+/* The upload id: from the content, so running send-file again after an
+ * interruption resumes the same upload instead of starting another. */
+static int content_upload_id(int fd, uint64_t size, char out[48])
+{
+    static uint8_t buf[65536];
+    mqim_sha256_t sha;
+    uint8_t digest[MQIM_SHA256_LEN];
+    char hex[MQIM_SHA256_HEX_LEN];
+    mqim_sha256_init(&sha);
+    for (uint64_t off = 0; off < size;) {
+        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
+        if (n <= 0) {
+            return -1;
+        }
+        mqim_sha256_update(&sha, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    mqim_sha256_final(&sha, digest);
+    mqim_sha256_hex(digest, hex);
+    snprintf(out, 48, "f%.40s", hex);
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -319,6 +383,11 @@ int main(int argc, char **argv)
     char *request = NULL; /* history/presence: the control request to send */
     bool requested = false;
     const char *cmd;
+    /* send-file / get-file */
+    static int file_fd = -1;
+    static char part_path[1100];
+    const char *file_peer = NULL, *file_out = NULL;
+    bool file_group = false, file_queued = false;
     memset(&app, 0, sizeof(app));
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         const char *before[15] = { host, port, user, password, pwfile, device, state_dir, timeout_s,
@@ -379,7 +448,8 @@ int main(int argc, char **argv)
                         "            history PEER [N] | history --group G [N] | presence USER... |\n"
                         "            chat PEER | flush | groups | group create G [USER...] |\n"
                         "            group add|remove G USER... | group leave|info G | group rename G TITLE |\n"
-                        "            group status SEQ\n");
+                        "            group status SEQ | send-file PEER PATH [MIME] |\n"
+                        "            send-file --group G PATH [MIME] | get-file FILE_ID OUT\n");
         return 1;
     }
     cmd = argv[i++];
@@ -454,6 +524,60 @@ int main(int argc, char **argv)
             mqim_lmdb_store_close(store);
             return 1;
         }
+    } else if (strcmp(cmd, "send-file") == 0 && i + 2 <= argc && i + 4 >= argc) {
+        bool group = strcmp(argv[i], "--group") == 0;
+        const char *path = argv[i + (group ? 2 : 1)], *base, *mime;
+        char upload_id[48];
+        struct stat sb;
+        mqim_status_t st = MQIM_BAD_PARAMETER;
+        if ((group && i + 3 > argc) || (!group && i + 3 < argc)) {
+            fprintf(stderr, "mqim: send-file PEER PATH [MIME] | send-file --group G PATH [MIME]\n");
+            mqim_lmdb_store_close(store);
+            return 1;
+        }
+        file_fd = open(path, O_RDONLY);
+        base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+        mime = i + (group ? 3 : 2) < argc ? argv[i + (group ? 3 : 2)] : "";
+        if (file_fd >= 0 && fstat(file_fd, &sb) == 0 && content_upload_id(file_fd, (uint64_t)sb.st_size, upload_id) == 0) {
+            st = mqim_file_upload_start(&upload, &client, mqim_str_from_cstr(upload_id), mqim_str_from_cstr(base),
+                                        mqim_str_from_cstr(mime), (uint64_t)sb.st_size, file_read, &file_fd);
+        }
+        if (st != MQIM_OK) {
+            fprintf(stderr, "mqim: cannot send %s: %s\n", path, file_fd < 0 ? strerror(errno) : mqim_status_str(st));
+            mqim_lmdb_store_close(store);
+            return 1;
+        }
+        file_peer = argv[i + (group ? 1 : 0)];
+        file_group = group;
+        app.upload = &upload;
+    } else if (strcmp(cmd, "get-file") == 0 && i + 2 == argc) {
+        struct stat sb;
+        mqim_status_t st;
+        snprintf(part_path, sizeof(part_path), "%s.part", argv[i + 1]);
+        file_out = argv[i + 1];
+        file_fd = open(part_path, O_RDWR | O_CREAT, 0600);
+        st = file_fd < 0 ? MQIM_BAD_PARAMETER
+                         : mqim_file_download_start(&download, &client, mqim_str_from_cstr(argv[i]), file_write, &file_fd);
+        if (st == MQIM_OK && fstat(file_fd, &sb) == 0 && sb.st_size > 0) {
+            /* an earlier run stopped here: hash what it wrote and go on */
+            static uint8_t buf[65536];
+            for (off_t off = 0; off < sb.st_size;) {
+                ssize_t n = pread(file_fd, buf, sizeof(buf), off);
+                if (n <= 0) {
+                    break;
+                }
+                mqim_file_download_hash_prefix(&download, buf, (size_t)n);
+                off += n;
+            }
+            printf("resuming at %llu bytes\n", (unsigned long long)download.received);
+        }
+        if (st != MQIM_OK) {
+            fprintf(stderr, "mqim: cannot get %s into %s: %s\n", argv[i], part_path,
+                    file_fd < 0 ? strerror(errno) : mqim_status_str(st));
+            mqim_lmdb_store_close(store);
+            return 1;
+        }
+        app.download = &download;
     } else if (strcmp(cmd, "listen") == 0 && i + 1 >= argc) {
         want = i < argc ? atoi(argv[i]) : -1;
     } else if (strcmp(cmd, "history") == 0 && i < argc && strcmp(argv[i], "--group") == 0 &&
@@ -506,7 +630,8 @@ int main(int argc, char **argv)
     start = mqim_posix_clock_ms(NULL);
     for (;;) {
         bool done = false;
-        (void)mqim_client_poll(&client, 20);
+        /* A transfer keeps a window of requests going: wait little for input. */
+        (void)mqim_client_poll(&client, app.upload != NULL || app.download != NULL ? 1 : 20);
         if (strcmp(cmd, "chat") == 0) {
             /* Lines typed so far become messages; the outbox keeps them
              * until acked, so typing while offline is fine. */
@@ -550,6 +675,63 @@ int main(int argc, char **argv)
             if (!eof) {
                 continue; /* until EOF, no timeout */
             }
+        } else if (app.upload != NULL) {
+            static bool said;
+            uint64_t had = upload.have;
+            mqim_file_upload_step(&upload, mqim_posix_clock_ms(NULL));
+            if (upload.begun && !said) {
+                said = true;
+                if (upload.have > 0u) {
+                    printf("resuming upload at %llu bytes\n", (unsigned long long)upload.have);
+                }
+            }
+            if (upload.have != had) {
+                start = mqim_posix_clock_ms(NULL); /* the timeout bounds a stall, not the transfer */
+            }
+            if (upload.state == MQIM_XFER_FAILED) {
+                fprintf(stderr, "mqim: upload failed: %s (%s)\n", mqim_status_name(upload.error), upload.reason);
+                rc = 4;
+                break;
+            }
+            if (upload.state == MQIM_XFER_DONE && !file_queued) {
+                mqim_status_t st = mqim_client_send_file(&client, mqim_str_from_cstr(file_peer), file_group,
+                                                         mqim_str_from_cstr(upload.file_id), (mqim_str_t){ NULL, 0 },
+                                                         &key);
+                if (st != MQIM_OK) {
+                    fprintf(stderr, "mqim: cannot queue the file message: %s\n", mqim_status_str(st));
+                    rc = 1;
+                    break;
+                }
+                printf("uploaded %s (%llu bytes) file=%s\n", upload.name, (unsigned long long)upload.size,
+                       upload.file_id);
+                file_queued = true;
+            }
+            done = file_queued && mqim_client_connected(&client) && mqim_lmdb_outbox_count(store) == 0u;
+        } else if (app.download != NULL) {
+            uint64_t had = download.received;
+            mqim_file_download_step(&download, mqim_posix_clock_ms(NULL));
+            if (download.received != had) {
+                start = mqim_posix_clock_ms(NULL);
+            }
+            if (download.state == MQIM_XFER_FAILED) {
+                fprintf(stderr, "mqim: download failed: %s%s%s\n", mqim_status_name(download.error),
+                        download.reason[0] != '\0' ? " " : "", download.reason);
+                if (download.error == MQIM_FILE_CORRUPT) {
+                    (void)unlink(part_path); /* start over next time */
+                }
+                rc = 4;
+                break;
+            }
+            if (download.state == MQIM_XFER_DONE) {
+                if (rename(part_path, file_out) != 0) {
+                    fprintf(stderr, "mqim: cannot rename %s: %s\n", part_path, strerror(errno));
+                    rc = 1;
+                    break;
+                }
+                printf("saved %s (%llu bytes, sha256 %s ok)\n", file_out, (unsigned long long)download.size,
+                       download.sha256);
+                done = true;
+            }
         } else if (request != NULL) {
             if (!requested && mqim_client_connected(&client)) {
                 requested = mqim_client_ctl(&client, mqim_str_from_cstr(request)) == MQIM_OK;
@@ -576,7 +758,12 @@ int main(int argc, char **argv)
             continue; /* listen without N: until interrupted */
         }
         if (mqim_posix_clock_ms(NULL) - start > timeout) {
-            if (strcmp(cmd, "listen") == 0 || request != NULL) {
+            if (strcmp(cmd, "listen") == 0 || request != NULL || app.download != NULL ||
+                (app.upload != NULL && !file_queued)) {
+                if (app.upload != NULL || app.download != NULL) {
+                    fprintf(stderr, "mqim: transfer stalled at %llu bytes; run the same command again to resume\n",
+                            (unsigned long long)(app.upload != NULL ? upload.have : download.received));
+                }
                 rc = 5;
             } else {
                 fprintf(stderr, "mqim: not acknowledged yet; %zu message(s) stay queued in %s\n",
@@ -593,5 +780,8 @@ int main(int argc, char **argv)
     mqim_lmdb_store_close(store);
     mqim_posix_tls_free(tls);
     cJSON_free(request);
+    if (file_fd >= 0) {
+        close(file_fd);
+    }
     return rc;
 }

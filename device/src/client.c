@@ -439,6 +439,11 @@ void mqim_client_stop(mqim_client_t *c)
     c->connected = false;
 }
 
+uint32_t mqim_client_now(const mqim_client_t *c)
+{
+    return c->cfg.clock(c->cfg.clock_ctx);
+}
+
 bool mqim_client_connected(const mqim_client_t *c)
 {
     return c->connected;
@@ -493,28 +498,50 @@ mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms)
 static const char hex[] = "0123456789abcdef";
 
 static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
-                             uint32_t *key);
+                             mqim_str_t file_id, uint32_t *key);
 
 mqim_status_t mqim_client_send(mqim_client_t *c, mqim_str_t peer, mqim_str_t text, uint32_t *key)
 {
-    return send_to(c, MQIM_TOPIC_OUT_DM, peer, text, key);
+    return send_to(c, MQIM_TOPIC_OUT_DM, peer, text, (mqim_str_t){ 0, 0 }, key);
 }
 
 mqim_status_t mqim_client_send_group(mqim_client_t *c, mqim_str_t group, mqim_str_t text,
                                      uint32_t *key)
 {
-    return send_to(c, MQIM_TOPIC_OUT_GROUP, group, text, key);
+    return send_to(c, MQIM_TOPIC_OUT_GROUP, group, text, (mqim_str_t){ 0, 0 }, key);
 }
 
+mqim_status_t mqim_client_send_file(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t file_id,
+                                    mqim_str_t caption, uint32_t *key)
+{
+    mqim_status_t st = mqim_id_check(file_id);
+    if (st == MQIM_OK) {
+        st = send_to(c, group ? MQIM_TOPIC_OUT_GROUP : MQIM_TOPIC_OUT_DM, name, caption, file_id, key);
+    }
+    return st;
+}
+
+static mqim_status_t request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json);
+
 mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json)
+{
+    return request_on(c, MQIM_TOPIC_OUT_CTL, request_json);
+}
+
+mqim_status_t mqim_client_file_request(mqim_client_t *c, mqim_str_t request_json)
+{
+    return request_on(c, MQIM_TOPIC_OUT_FILE, request_json);
+}
+
+static mqim_status_t request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json)
 {
     char topic[MQIM_TOPIC_MAX + 1];
     mqim_str_t t;
     mqim_status_t st;
-    if (c == 0 || !c->connected || request_json.len > sizeof(c->scratch)) {
+    if (c == 0 || !c->connected || request_json.len > MQIM_CFG_TX_BUFFER_SIZE) {
         return MQIM_BAD_PARAMETER;
     }
-    st = user_topic(c, MQIM_TOPIC_OUT_CTL, (mqim_str_t){ 0, 0 }, topic, sizeof(topic), &t);
+    st = user_topic(c, kind, (mqim_str_t){ 0, 0 }, topic, sizeof(topic), &t);
     if (st == MQIM_OK) {
         st = mqim_session_publish(&c->session, t, (const uint8_t *)request_json.ptr, request_json.len, 1,
                                   false, 0);
@@ -523,7 +550,7 @@ mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json)
 }
 
 static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
-                             uint32_t *key)
+                             mqim_str_t file_id, uint32_t *key)
 {
     uint8_t rnd[16];
     char id[32];
@@ -535,7 +562,7 @@ static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_
     if (st != MQIM_OK) {
         return st;
     }
-    if (text.len == 0u) {
+    if (text.len == 0u && file_id.len == 0u) {
         return MQIM_BODY_EMPTY;
     }
     if (text.len > MQIM_BODY_MAX) {
@@ -560,6 +587,15 @@ static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_
     }
     env.type = MQIM_STR("text");
     env.body = text;
+    env.device = c->cfg.device; /* so the user's other devices can say where it came from */
+    if (file_id.len > 0u) {
+        env.type = MQIM_STR("file");
+        env.has_file = true;
+        env.file.id = file_id; /* the gateway fills in the rest */
+        if (text.len == 0u) {
+            env.body = (mqim_str_t){ 0, 0 };
+        }
+    }
     st = mqim_envelope_encode(&env, c->scratch, sizeof(c->scratch), &len);
     if (st == MQIM_BUFFER_TOO_SMALL) {
         return MQIM_PAYLOAD_TOO_LARGE;

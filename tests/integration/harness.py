@@ -232,6 +232,17 @@ class Env:
             return self.gateway.wait(timeout)
         return self.gateway.returncode if self.gateway else None
 
+    def mqim_cmd(self, user, device, *args, timeout_ms=10000):
+        """The argv of an `mqim` CLI run as user's device, state in the env's dir."""
+        state = os.path.join(self.dir, "dev-%s-%s" % (user, device))
+        return [os.environ["MQIM_CLI"], "--port", str(self.port), "--user", user,
+                "--password", self.passwords[user], "--device", device, "--state-dir", state,
+                "--timeout", str(timeout_ms)] + [str(a) for a in args]
+
+    def mqim(self, user, device, *args, timeout_ms=10000):
+        return subprocess.run(self.mqim_cmd(user, device, *args, timeout_ms=timeout_ms),
+                              capture_output=True, text=True, timeout=120)
+
     def client(self, user, keep=True, **kw):
         c = Client(self, user, self.passwords[user], **kw)
         if keep:

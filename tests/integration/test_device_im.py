@@ -27,7 +27,8 @@ class DeviceIm(EnvTest):
 
     @staticmethod
     def messages(out):
-        return re.findall(r"^\[(\d+)\] (\S+) -> (\S+): (.*)$", out, re.M)
+        # "[seq] from/device -> to: body"; the device is checked where it matters
+        return re.findall(r"^\[(\d+)\] ([^\s/]+)(?:/\S+)? -> (\S+): (.*)$", out, re.M)
 
     def test_chat_acks_and_exactly_once(self):
         self.assertTrue(MQIM, "MQIM_CLI not set")

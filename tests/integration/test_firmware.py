@@ -138,7 +138,7 @@ class Firmware(unittest.TestCase):
         def read():
             for line in listener.stdout:
                 lines.append(line.rstrip("\n"))
-                m = re.match(r"^\[\d+\] mcu -> linux: hello from qemu #(\d)$", line)
+                m = re.match(r"^\[\d+\] mcu(?:/\S+)? -> linux: hello from qemu #(\d)$", line)
                 if m and m.group(1) == "1":
                     seen.set()
         reader = threading.Thread(target=read, daemon=True)
@@ -149,7 +149,7 @@ class Firmware(unittest.TestCase):
         reply = self.linux("phone", "send", "mcu", "pong from linux")
         self.assertEqual(reply.wait(60), 0, reply.stdout.read())
         if cut_after is not None:
-            wait_until(lambda: sum(1 for l in lines if "mcu -> linux" in l) >= cut_after, 60,
+            wait_until(lambda: sum(1 for l in lines if re.match(r"^\[\d+\] mcu(?:/\S+)? -> linux", l)) >= cut_after, 60,
                        "%d messages before the cut" % cut_after)
             self.proxy.cut()
         try:
@@ -159,7 +159,7 @@ class Firmware(unittest.TestCase):
         self.assertEqual(rc, 0, "firmware exit %s; qemu log:\n%s" % (rc, self.tail(log)))
         self.assertEqual(listener.wait(60), 0, "\n".join(lines))
         reader.join(5)
-        got = [l for l in lines if re.match(r"^\[\d+\] mcu -> linux: ", l)]
+        got = [l for l in lines if re.match(r"^\[\d+\] mcu(?:/\S+)? -> linux: ", l)]
         self.assertEqual([l.split(": ", 1)[1] for l in got], ["hello from qemu #%d" % i for i in range(1, 6)],
                          "\n".join(lines))
         # the firmware's delivered receipt for the reply reached the Linux side

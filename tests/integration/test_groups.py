@@ -167,7 +167,7 @@ class Groups(EnvTest):
         r = self.mqim("alice", "listen", "1")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         lines = re.findall(r"(?m)^\[\d+\] .*$", r.stdout)
-        self.assertEqual([l.split("] ", 1)[1] for l in lines], ["bob -> #crew: hi crew"])
+        self.assertEqual([l.split("] ", 1)[1] for l in lines], ["bob/cli -> #crew: hi crew"])  # and from which device
         r = self.mqim("bob", "groups")
         self.assertIn('group crew "crew" member 2 members', r.stdout)
         r = self.mqim("bob", "history", "--group", "crew")

@@ -145,6 +145,25 @@ mqim_status_t mqim_client_send_group(mqim_client_t *c, mqim_str_t group, mqim_st
                                      uint32_t *key);
 
 /**
+ * Queue a message announcing a file this user uploaded completely
+ * (file_transfer.h) to a peer or, with group true, to a group; caption may
+ * be empty (the gateway then uses the file's name). Queued and replayed like
+ * mqim_client_send; the gateway fills in name, type, size and SHA-256.
+ * @return as mqim_client_send, and MQIM_ID_* for a bad file id.
+ */
+mqim_status_t mqim_client_send_file(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t file_id,
+                                    mqim_str_t caption, uint32_t *key);
+
+/**
+ * Publish a file-transfer request to {root}/u/{me}/out/file (QoS 1; the
+ * gateway gives that topic its own rate budget). Used by file_transfer.h;
+ * responses arrive through on_response.
+ * @return MQIM_OK, MQIM_BAD_PARAMETER (not connected, too large),
+ *         MQIM_INFLIGHT_FULL, a session error.
+ */
+mqim_status_t mqim_client_file_request(mqim_client_t *c, mqim_str_t request_json);
+
+/**
  * Send a control request (a JSON object, docs/protocol.md: history,
  * presence, ...). Give it a "req" so its response, which arrives through
  * on_response, can be matched. @return MQIM_OK, MQIM_BAD_PARAMETER (not
@@ -168,6 +187,9 @@ mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, 
 mqim_status_t mqim_client_mark_read(mqim_client_t *c, mqim_str_t peer, uint64_t upto);
 
 bool mqim_client_connected(const mqim_client_t *c);
+
+/** The board clock (the clock port), ms. */
+uint32_t mqim_client_now(const mqim_client_t *c);
 
 /** The highest inbox seq handed to the application (on_message or
  *  on_oversized), also across restarts: what "read everything shown" means. */

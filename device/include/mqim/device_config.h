@@ -60,6 +60,26 @@
 #define MQIM_CFG_BACKOFF_MAX_MS 60000
 #endif
 
+/** File transfer (file_transfer.h): bytes per chunk, up and down. Each
+ *  request or response carries a chunk in base64 (4/3 larger) plus about
+ *  200 bytes, which must fit MQIM_CFG_TX_BUFFER_SIZE (uploads) and
+ *  MQIM_CFG_RX_BUFFER_SIZE (downloads). 64..8192. */
+#ifndef MQIM_CFG_FILE_CHUNK_SIZE
+#define MQIM_CFG_FILE_CHUNK_SIZE 1024
+#endif
+
+/** File transfer: chunk requests outstanding at once (a window, so a
+ *  transfer is not one round trip per chunk). 1..MQIM_CFG_INFLIGHT_MAX. */
+#ifndef MQIM_CFG_FILE_WINDOW
+#define MQIM_CFG_FILE_WINDOW 4
+#endif
+
+/** File transfer: with requests outstanding and no response for this long,
+ *  ask the gateway where the transfer stands and go on from there. */
+#ifndef MQIM_CFG_FILE_STALL_MS
+#define MQIM_CFG_FILE_STALL_MS 10000
+#endif
+
 #include "mqim/device_config_check.h"
 
 #endif /* MQIM_DEVICE_CONFIG_H */

@@ -15,5 +15,7 @@
 #define MQIM_CFG_RX_BUFFER_SIZE (256u * 1024u)
 #define MQIM_CFG_TX_BUFFER_SIZE (32u * 1024u)
 #define MQIM_CFG_INFLIGHT_MAX 32
+/* file transfers on a host: more requests in flight hide the round trips */
+#define MQIM_CFG_FILE_WINDOW 16
 
 #endif /* MQIM_HOST_CONFIG_H */
