@@ -341,6 +341,15 @@ static int file_write(void *ctx, uint64_t offset, const uint8_t *data, size_t le
     return n == (ssize_t)len ? 0 : -1;
 }
 
+/* A line per 256 KiB moved, so a person (or a test) sees a transfer advance. */
+static void progress(uint64_t before, uint64_t now, uint64_t size)
+{
+    if (now / (256u * 1024u) != before / (256u * 1024u) && now < size) {
+        printf("progress %llu/%llu\n", (unsigned long long)now, (unsigned long long)size);
+        fflush(stdout);
+    }
+}
+
 /* The upload id: from the content, so running send-file again after an
  * interruption resumes the same upload instead of starting another. */
 static int content_upload_id(int fd, uint64_t size, char out[48])
@@ -677,7 +686,7 @@ int main(int argc, char **argv)
             }
         } else if (app.upload != NULL) {
             static bool said;
-            uint64_t had = upload.have;
+            static uint64_t had; /* as of the last loop: responses arrive in the poll */
             mqim_file_upload_step(&upload, mqim_posix_clock_ms(NULL));
             if (upload.begun && !said) {
                 said = true;
@@ -687,6 +696,8 @@ int main(int argc, char **argv)
             }
             if (upload.have != had) {
                 start = mqim_posix_clock_ms(NULL); /* the timeout bounds a stall, not the transfer */
+                progress(had, upload.have, upload.size);
+                had = upload.have;
             }
             if (upload.state == MQIM_XFER_FAILED) {
                 fprintf(stderr, "mqim: upload failed: %s (%s)\n", mqim_status_name(upload.error), upload.reason);
@@ -708,10 +719,12 @@ int main(int argc, char **argv)
             }
             done = file_queued && mqim_client_connected(&client) && mqim_lmdb_outbox_count(store) == 0u;
         } else if (app.download != NULL) {
-            uint64_t had = download.received;
+            static uint64_t had;
             mqim_file_download_step(&download, mqim_posix_clock_ms(NULL));
             if (download.received != had) {
                 start = mqim_posix_clock_ms(NULL);
+                progress(had, download.received, download.size);
+                had = download.received;
             }
             if (download.state == MQIM_XFER_FAILED) {
                 fprintf(stderr, "mqim: download failed: %s%s%s\n", mqim_status_name(download.error),

@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from harness import EnvTest, wait_until
+from harness import EnvTest
 
 SIZE = 3 * 1024 * 1024 + 123  # not a multiple of the chunk size
 
@@ -21,15 +21,23 @@ SIZE = 3 * 1024 * 1024 + 123  # not a multiple of the chunk size
 class Files(EnvTest):
     GATEWAY_ARGS = ["--file-max-mb", "5"]
 
-    def kill_when(self, cmd, pred, what):
-        """Run cmd, SIGKILL it once pred() holds; the run must not have finished."""
+    def kill_at(self, cmd, at):
+        """Run cmd, SIGKILL it once it reports `at` bytes moved (its progress
+        lines); returns the bytes it had reported."""
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        moved, seen = 0, []
         try:
-            wait_until(lambda: pred() or p.poll() is not None, 60, what)
-            self.assertIsNone(p.poll(), "finished before it could be interrupted: %s" % p.stdout.read())
+            for line in p.stdout:
+                seen.append(line)
+                m = re.match(r"progress (\d+)/\d+$", line.strip())
+                if m and int(m.group(1)) >= at:
+                    moved = int(m.group(1))
+                    break
+            self.assertTrue(moved, "no progress to %d: %s" % (at, "".join(seen)))
         finally:
             p.send_signal(signal.SIGKILL)
             p.wait(10)
+        return moved
 
     def test_large_file_survives_kills_and_a_broker_restart(self):
         src = os.path.join(self.env.dir, "camera.bin")
@@ -37,19 +45,14 @@ class Files(EnvTest):
         with open(src, "wb") as f:
             f.write(data)
         want = hashlib.sha256(data).hexdigest()
-        watch = self.env.client("alice", subs=["im/u/alice/in/res"])  # sees the upload's progress
-
-        def uploaded(at_least):
-            return any(isinstance(p, dict) and p.get("op") == "file_put" and p.get("have", 0) >= at_least
-                       for p in watch.matching("in/res"))
-        # upload, killed after ~1 MB is stored
-        self.kill_when(self.env.mqim_cmd("alice", "cam", "send-file", "bob", src, "application/octet-stream"),
-                       lambda: uploaded(1 << 20), "1 MB uploaded")
+        # upload, killed once the gateway holds 1 MB
+        moved = self.kill_at(self.env.mqim_cmd("alice", "cam", "send-file", "bob", src, "application/octet-stream"),
+                             1 << 20)
         r = self.env.mqim("alice", "cam", "send-file", "bob", src, "application/octet-stream", timeout_ms=60000)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         m = re.search(r"(?m)^resuming upload at (\d+) bytes$", r.stdout)
         self.assertTrue(m, r.stdout)
-        self.assertTrue(1 << 20 <= int(m.group(1)) < SIZE, m.group(1))
+        self.assertTrue(moved <= int(m.group(1)) < SIZE, "%d then %s" % (moved, m.group(1)))
         self.assertRegex(r.stdout, r"(?m)^uploaded camera\.bin \(%d bytes\) file=\S+$" % SIZE)
         self.assertRegex(r.stdout, r"(?m)^sent \S+ seq=\d+")
 
@@ -69,17 +72,20 @@ class Files(EnvTest):
         # download, killed once about 1 MB is written, resumed from the partial file
         out = os.path.join(self.env.dir, "bob-camera.bin")
         part = out + ".part"
-        self.kill_when(self.env.mqim_cmd("bob", "tab", "get-file", file_id, out),
-                       lambda: os.path.exists(part) and os.path.getsize(part) >= 1 << 20, "1 MB downloaded")
+        moved = self.kill_at(self.env.mqim_cmd("bob", "tab", "get-file", file_id, out), 1 << 20)
         held = os.path.getsize(part)
+        self.assertGreaterEqual(held, moved)
         p = subprocess.Popen(self.env.mqim_cmd("bob", "tab", "get-file", file_id, out, timeout_ms=60000),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         # the link drops mid-download: the broker restarts
-        wait_until(lambda: os.path.exists(part) and os.path.getsize(part) >= 2 << 20 or p.poll() is not None,
-                   60, "2 MB downloaded")
-        self.assertIsNone(p.poll(), "download finished before the broker restart")
+        lines = []
+        for line in p.stdout:  # the link drops once 2 MB are here
+            lines.append(line)
+            if re.match(r"progress (\d+)/", line) and int(line.split()[1].split("/")[0]) >= 2 << 20:
+                break
+        self.assertIsNone(p.poll(), "download finished before the broker restart: %s" % "".join(lines))
         self.env.restart_broker()
-        text = p.communicate(timeout=90)[0]
+        text = "".join(lines) + p.communicate(timeout=90)[0]
         self.assertEqual(p.returncode, 0, text)
         m = re.search(r"(?m)^resuming at (\d+) bytes$", text)
         self.assertTrue(m and int(m.group(1)) == held >= 1 << 20, "held %d: %s" % (held, text))
