@@ -15,6 +15,13 @@
 #define REQ_UP "mqim-up"
 #define REQ_DOWN "mqim-down"
 
+/* Two NUL-terminated strings are equal (freestanding: no strcmp). */
+static bool str_same(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    return la == lb && memcmp(a, b, la) == 0;
+}
+
 static void copy_str(char *dst, size_t cap, mqim_str_t s)
 {
     size_t n = s.len < cap - 1u ? s.len : cap - 1u;
@@ -207,8 +214,10 @@ void mqim_file_upload_step(mqim_file_upload_t *u, uint32_t now_ms)
         u->was_connected = false;
         return;
     }
-    if (!u->was_connected || (u->outstanding > 0u && now_ms - u->last_activity_ms > MQIM_CFG_FILE_STALL_MS)) {
-        /* New link, or answers stopped: ask where the gateway stands. */
+    if (!u->was_connected || now_ms - u->last_activity_ms > MQIM_CFG_FILE_STALL_MS ||
+        (u->begun && u->outstanding == 0u && u->next >= u->size)) {
+        /* New link, no progress for a while, or everything sent and not
+         * complete: ask where the gateway stands. */
         u->was_connected = true;
         u->begun = false;
         u->outstanding = 0;
@@ -237,9 +246,6 @@ void mqim_file_upload_step(mqim_file_upload_t *u, uint32_t now_ms)
         if (st != MQIM_OK) {
             break;
         }
-        if (u->outstanding == 0u) {
-            u->last_activity_ms = now_ms;
-        }
         u->outstanding++;
     }
 }
@@ -252,11 +258,10 @@ bool mqim_file_upload_on_response(mqim_file_upload_t *u, mqim_str_t json)
         return false;
     }
     u->outstanding = u->outstanding > 0u ? u->outstanding - 1u : 0u;
-    u->last_activity_ms = mqim_client_now(u->client); /* answers flow: not stalled */
     (void)text(&root, "op", op, sizeof(op));
     if (mqim_json_find(&root, "ok", &v) != MQIM_OK || v.type != MQIM_JSON_TRUE) {
         mqim_status_t code = response_error(&root, u->reason, sizeof(u->reason));
-        if (code == MQIM_FILE_OFFSET && strcmp(op, "file_put") == 0) {
+        if (code == MQIM_FILE_OFFSET && str_same(op, "file_put")) {
             u->begun = false; /* a chunk was lost on the way: resynchronise with file_begin */
             u->outstanding = 0;
         } else {
@@ -265,7 +270,7 @@ bool mqim_file_upload_on_response(mqim_file_upload_t *u, mqim_str_t json)
         return true;
     }
     (void)text(&root, "file", id, sizeof(id));
-    if (strcmp(op, "file_begin") == 0) {
+    if (str_same(op, "file_begin")) {
         uint64_t chunk = num(&root, "chunk");
         if (mqim_id_check(mqim_str_from_cstr(id)) != MQIM_OK || chunk == 0u || chunk > sizeof(u->buf)) {
             upload_fail(u, MQIM_BAD_REQUEST);
@@ -277,9 +282,13 @@ bool mqim_file_upload_on_response(mqim_file_upload_t *u, mqim_str_t json)
         u->next = u->have;
         u->begun = true;
         u->outstanding = 0;
-    } else if (strcmp(id, u->file_id) == 0) {
+        u->last_activity_ms = mqim_client_now(u->client);
+    } else if (str_same(id, u->file_id)) {
         uint64_t have = num(&root, "have");
-        u->have = have > u->have ? have : u->have;
+        if (have > u->have) {
+            u->have = have;
+            u->last_activity_ms = mqim_client_now(u->client); /* progress */
+        }
     }
     if (flag(&root, "complete")) {
         u->have = u->size;
@@ -328,7 +337,7 @@ static mqim_status_t download_request(mqim_file_download_t *d, const char *op)
     mqim_json_key_str(&w, "op", mqim_str_from_cstr(op));
     mqim_json_key_str(&w, "req", MQIM_STR(REQ_DOWN));
     mqim_json_key_str(&w, "file", mqim_str_from_cstr(d->file_id));
-    if (strcmp(op, "file_get") == 0) {
+    if (str_same(op, "file_get")) {
         mqim_json_key_u64(&w, "offset", d->next);
         mqim_json_key_u64(&w, "len", MQIM_CFG_FILE_CHUNK_SIZE);
     }
@@ -344,7 +353,7 @@ static void download_finish(mqim_file_download_t *d)
     mqim_sha256_hex(digest, hex);
     hex[MQIM_SHA256_HEX_LEN] = '\0';
     d->outstanding = 0;
-    if (strcmp(hex, d->sha256) == 0) {
+    if (str_same(hex, d->sha256)) {
         d->state = MQIM_XFER_DONE;
     } else {
         d->state = MQIM_XFER_FAILED;
@@ -361,12 +370,16 @@ void mqim_file_download_step(mqim_file_download_t *d, uint32_t now_ms)
         d->was_connected = false;
         return;
     }
-    if (!d->was_connected || (d->outstanding > 0u && now_ms - d->last_activity_ms > MQIM_CFG_FILE_STALL_MS)) {
-        /* New link, or answers stopped: ask again from the first missing byte. */
+    if (!d->was_connected || now_ms - d->last_activity_ms > MQIM_CFG_FILE_STALL_MS ||
+        (d->outstanding == 0u && d->next >= d->size && d->info && d->received < d->size)) {
+        /* New link, no progress for a while (answers lost, or only answers
+         * to earlier requests came), or everything asked and something
+         * missing: ask again from the first byte not written. */
         d->was_connected = true;
         d->outstanding = 0;
         d->next = d->received;
         d->asked_info = d->info;
+        d->last_activity_ms = now_ms;
     }
     if (!d->info) {
         if (!d->asked_info && download_request(d, "file_info") == MQIM_OK) {
@@ -384,9 +397,6 @@ void mqim_file_download_step(mqim_file_download_t *d, uint32_t now_ms)
         if (download_request(d, "file_get") != MQIM_OK) {
             break; /* in-flight table full or link gone: the next step goes on */
         }
-        if (d->outstanding == 0u) {
-            d->last_activity_ms = now_ms;
-        }
         d->outstanding++;
         d->next += MQIM_CFG_FILE_CHUNK_SIZE;
     }
@@ -400,7 +410,6 @@ bool mqim_file_download_on_response(mqim_file_download_t *d, mqim_str_t json)
         return false;
     }
     d->outstanding = d->outstanding > 0u ? d->outstanding - 1u : 0u;
-    d->last_activity_ms = mqim_client_now(d->client);
     (void)text(&root, "op", op, sizeof(op));
     if (mqim_json_find(&root, "ok", &v) != MQIM_OK || v.type != MQIM_JSON_TRUE) {
         mqim_status_t code = response_error(&root, d->reason, sizeof(d->reason));
@@ -413,7 +422,7 @@ bool mqim_file_download_on_response(mqim_file_download_t *d, mqim_str_t json)
         }
         return true;
     }
-    if (strcmp(op, "file_info") == 0) {
+    if (str_same(op, "file_info")) {
         mqim_str_t sha = text(&root, "sha256", d->sha256, sizeof(d->sha256));
         d->size = num(&root, "size");
         if (mqim_envelope_sha256_check(sha) != MQIM_OK || !flag(&root, "complete") || d->received > d->size) {
@@ -423,9 +432,10 @@ bool mqim_file_download_on_response(mqim_file_download_t *d, mqim_str_t json)
         }
         d->info = true;
         d->outstanding = 0;
+        d->last_activity_ms = mqim_client_now(d->client);
         return true;
     }
-    if (strcmp(op, "file_get") == 0 && num(&root, "offset") == d->received) {
+    if (str_same(op, "file_get") && num(&root, "offset") == d->received) {
         /* In order (the gateway answers in order); anything else is a
          * repeat from before a resend and is dropped. */
         mqim_json_value_t data;
@@ -446,6 +456,7 @@ bool mqim_file_download_on_response(mqim_file_download_t *d, mqim_str_t json)
         }
         mqim_sha256_update(&d->hash, d->buf, n);
         d->received += n;
+        d->last_activity_ms = mqim_client_now(d->client); /* progress */
         if (d->received == d->size) {
             download_finish(d);
         }

@@ -74,8 +74,9 @@
 #define MQIM_CFG_FILE_WINDOW 4
 #endif
 
-/** File transfer: with requests outstanding and no response for this long,
- *  ask the gateway where the transfer stands and go on from there. */
+/** File transfer: no progress for this long (answers lost, e.g. across a
+ *  broker restart): ask the gateway where the transfer stands and go on
+ *  from there. */
 #ifndef MQIM_CFG_FILE_STALL_MS
 #define MQIM_CFG_FILE_STALL_MS 10000
 #endif

@@ -60,7 +60,7 @@ typedef struct mqim_file_upload {
     unsigned outstanding; /**< requests without a response yet */
     bool begun;           /**< file_begin answered since the last (re)connect */
     bool was_connected;
-    uint32_t last_activity_ms;
+    uint32_t last_activity_ms; /**< last progress */
     mqim_xfer_state_t state;
     mqim_status_t error;  /**< why it failed: the gateway's code, or a local status */
     char reason[128];     /**< the gateway's reason, when it gave one */
@@ -81,7 +81,7 @@ typedef struct mqim_file_download {
     unsigned outstanding;
     bool asked_info;
     bool was_connected;
-    uint32_t last_activity_ms;
+    uint32_t last_activity_ms; /**< last progress */
     mqim_sha256_t hash;
     mqim_xfer_state_t state;
     mqim_status_t error;
