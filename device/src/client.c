@@ -97,14 +97,26 @@ static void flush_receipts(mqim_client_t *c)
 
 /* ---- inbound ---- */
 
+/* A tombstone: the gateway's retention removed the message at this seq and
+ * keeps the seq so the stream has no hole ({"seq":N,"group":"team",
+ * "ts":...,"type":"pruned"}). A message someone sent always has an id and a
+ * sender, so a sender's own type "pruned" is never mistaken for one. */
+static bool is_tombstone(const mqim_envelope_t *env)
+{
+    return env->has_seq && env->id.len == 0u && env->from.len == 0u && env->body.len == 0u &&
+           mqim_str_eq_cstr(env->type, "pruned");
+}
+
 /* An inbound message, or the head of one too large for the receive buffer
  * (its seq is consumed like any other, so the stream moves on; the
  * application hears of it through on_oversized, and no delivered receipt
- * goes back, since the recipient never saw the text). */
+ * goes back, since the recipient never saw the text). A tombstone consumes
+ * its seq in order too, and nothing else: no callback, no receipt. */
 static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
 {
     mqim_envelope_t env;
     bool complete = true;
+    bool tombstone;
     mqim_status_t st;
     if (pub->truncated) {
         st = mqim_envelope_decode_head((const char *)pub->payload, pub->payload_len, &env, c->arena,
@@ -116,6 +128,7 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
     if (st != MQIM_OK || (pub->truncated && !env.has_seq)) {
         return; /* the gateway sent it; nothing a device can answer */
     }
+    tombstone = !pub->truncated && is_tombstone(&env);
     if (env.has_seq) {
         if (env.seq <= c->st.last_seq) {
             return; /* seen: a redelivery or a replay */
@@ -128,12 +141,14 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
         }
         c->st.last_seq = env.seq;
         (void)c->cfg.state->save(c->cfg.state_ctx, &c->st);
-        if (!pub->truncated && !mqim_str_eq(env.from, c->cfg.user) &&
+        if (!pub->truncated && !tombstone && !mqim_str_eq(env.from, c->cfg.user) &&
             c->nreceipts < MQIM_CLIENT_RECEIPT_BATCH) {
             c->receipts[c->nreceipts++] = env.seq;
         }
     }
-    if (pub->truncated) {
+    if (tombstone) {
+        /* nothing to show: the seq is consumed, that is all */
+    } else if (pub->truncated) {
         if (c->cfg.cb.on_oversized != 0) {
             c->cfg.cb.on_oversized(c->cfg.cb.ctx, &env, pub->payload_full_len);
         }

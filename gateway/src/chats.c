@@ -64,7 +64,9 @@ typedef struct unread_ctx {
 
 static int unread_visit(void *vctx, const mqim_inbox_entry_t *e)
 {
-    if (e->dir == MQIM_INBOX_RECEIVED) {
+    /* A tombstone (retention removed the message) is nothing to read; the
+     * chat index never holds one, this only keeps it so. */
+    if (e->dir == MQIM_INBOX_RECEIVED && !e->pruned) {
         ((unread_ctx_t *)vctx)->count++;
     }
     return 0;

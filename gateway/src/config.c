@@ -54,6 +54,8 @@ static const key_def_t keys[] = {
     { "inbox_quota", K_U64, F(inbox_quota), 0, U64_MAX_ },
     { "retain_count", K_U64, F(retain_count), 0, U64_MAX_ },
     { "retain_days", K_U64, F(retain_days), 0, 1000000 },
+    { "group_retain_count", K_U64, F(group_retain_count), 0, U64_MAX_ },
+    { "group_retain_days", K_U64, F(group_retain_days), 0, 1000000 },
     { "sync_page", K_UINT, F(sync_page), 1, 1000 },
     { "group_max_members", K_UINT, F(group_max_members), 2, 256 },
     { "groups_per_user", K_UINT, F(groups_per_user), 1, 100000 },
@@ -92,6 +94,8 @@ void mqim_gw_config_defaults(mqim_gw_config_t *cfg)
     cfg->inbox_quota = 100000;
     cfg->retain_count = 0;
     cfg->retain_days = 0;
+    cfg->group_retain_count = 0;
+    cfg->group_retain_days = 0;
     cfg->sync_page = 100;
     cfg->group_max_members = 256;
     cfg->groups_per_user = 100;

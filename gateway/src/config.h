@@ -36,6 +36,8 @@ typedef struct mqim_gw_config {
     uint64_t inbox_quota;              /**< max stored messages per inbox; 100000 (0 = none) */
     uint64_t retain_count;             /**< keep at most this many per inbox; 0 = no count limit */
     uint64_t retain_days;              /**< drop messages older than this; 0 = keep forever */
+    uint64_t group_retain_count;       /**< messages a group keeps; 0 = no count limit */
+    uint64_t group_retain_days;        /**< drop group messages older than this; 0 = keep forever */
     unsigned sync_page;                /**< max messages per sync/history page; 100 */
     unsigned group_max_members;        /**< members of one group, 2..256; 256 */
     unsigned groups_per_user;          /**< groups a user may be in; 100 */

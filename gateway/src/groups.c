@@ -1,7 +1,9 @@
 /* Groups (docs/protocol.md, "Groups"): membership kept by the gateway, not
  * tied to being connected; a group message stored once per member inbox
  * under the chat "#group"; membership changes are messages in the group's
- * history; per-member delivered/read status of a group message.
+ * history; per-member delivered/read status of a group message; retention
+ * by count and age per group (older messages become tombstones in every
+ * inbox that held them, so no member's seq stream gets a hole).
  *
  * Everything of one request happens in the caller's transaction (q->txn),
  * publishes included (through the store's outbox), like direct messages. */
@@ -72,6 +74,7 @@ typedef struct gr_resp {
     const member_list_t *l;
     const char *const *status; /* per member (msg_status) */
     int64_t created;
+    uint64_t retain_count, retain_days; /* the group's own policy (store encoding) */
 } gr_resp_t;
 
 /* groups: the requester's groups with title, role and size. */
@@ -132,6 +135,66 @@ static unsigned groups_of(req_t *q, mqim_str_t user)
     return n;
 }
 
+/* ---- retention ---- */
+
+/* The group's own value, else the gateway's default; 0 = no limit. */
+static uint64_t group_keep(const mqim_router_config_t *cfg, const mqim_group_rec_t *g)
+{
+    if (g->retain_count == MQIM_POLICY_UNLIMITED) {
+        return 0u;
+    }
+    return g->retain_count != 0u ? g->retain_count : cfg->group_retain_count;
+}
+
+int64_t rt_group_age_ms(const mqim_router_config_t *cfg, const mqim_group_rec_t *g)
+{
+    if (g == NULL) {
+        return cfg->group_retain_age_ms; /* an ended group: the default */
+    }
+    if (g->retain_days == MQIM_POLICY_UNLIMITED) {
+        return 0;
+    }
+    return g->retain_days != 0u ? (int64_t)g->retain_days * 86400000 : cfg->group_retain_age_ms;
+}
+
+uint64_t rt_group_keep(const mqim_router_config_t *cfg, const mqim_group_rec_t *g)
+{
+    return g == NULL ? 0u : group_keep(cfg, g);
+}
+
+/* Prune the group to its policy: by count, and with age also by age at q->now. */
+static mqim_status_t group_prune(req_t *q, mqim_str_t group, bool age)
+{
+    mqim_group_rec_t g;
+    uint64_t keep;
+    int64_t age_ms;
+    mqim_status_t st = mqim_store_group_get(&q->txn, group, &g);
+    if (st != MQIM_OK) {
+        return st == MQIM_NOT_FOUND ? MQIM_OK : st; /* ended: the sweep's business */
+    }
+    keep = group_keep(&q->r->cfg, &g);
+    age_ms = age ? rt_group_age_ms(&q->r->cfg, &g) : 0;
+    if (keep == 0u && age_ms <= 0) {
+        return MQIM_OK;
+    }
+    return mqim_store_group_prune(&q->txn, group, keep, age_ms > 0 ? q->now - age_ms : 0, NULL, NULL);
+}
+
+/* A message of the group was just stored: count it, then keep the count. */
+static mqim_status_t group_count_and_prune(req_t *q, mqim_str_t group)
+{
+    mqim_group_rec_t g;
+    mqim_status_t st = mqim_store_group_get(&q->txn, group, &g);
+    if (st == MQIM_NOT_FOUND) {
+        return MQIM_OK; /* the last one left: the group ended with this event */
+    }
+    if (st == MQIM_OK) {
+        g.msgs++;
+        st = mqim_store_group_put(&q->txn, group, &g);
+    }
+    return st == MQIM_OK ? group_prune(q, group, false) : st;
+}
+
 /* ---- fan-out: one stored message to every member ---- */
 
 /*
@@ -180,12 +243,19 @@ static mqim_status_t fanout(req_t *q, mqim_msg_rec_t *m, const member_list_t *l,
             *sender_seq = seq;
         }
         if (st == MQIM_OK) {
+            /* where this copy sits, for group retention */
+            st = mqim_store_gindex_put(&q->txn, m->group, m->mid, user, seq);
+        }
+        if (st == MQIM_OK) {
             st = rt_prune_count(q, user);
         }
     }
     if (st == MQIM_OK && *sender_seq != 0u) {
         m->sender_seq = *sender_seq;
         st = mqim_store_msg_update(&q->txn, m);
+    }
+    if (st == MQIM_OK) {
+        st = group_count_and_prune(q, m->group);
     }
     return st;
 }
@@ -451,6 +521,15 @@ static bool list_has(const member_list_t *l, mqim_str_t u)
 
 static const char *const role_names[] = { "member", "admin", "owner" };
 
+static void policy_write(mqim_json_writer_t *w, const char *key, uint64_t v)
+{
+    if (v == 0u) {
+        mqim_json_key_raw(w, key, MQIM_STR("null"));
+    } else {
+        mqim_json_key_u64(w, key, v == MQIM_POLICY_UNLIMITED ? 0u : v);
+    }
+}
+
 static void body_group(mqim_json_writer_t *w, const ctl_doc_t *d)
 {
     const gr_resp_t *g = d->ctx;
@@ -458,6 +537,9 @@ static void body_group(mqim_json_writer_t *w, const ctl_doc_t *d)
     if (strcmp(g->kind, "info") == 0 || strcmp(g->kind, "group") == 0) {
         mqim_json_key_str(w, "title", g->title);
         mqim_json_key_i64(w, "created", g->created);
+        /* the group's own policy as group_set takes it: null = the default */
+        policy_write(w, "retain_count", g->retain_count);
+        policy_write(w, "retain_days", g->retain_days);
         mqim_json_array_begin(w, "members");
         for (size_t i = 0; i < g->l->n; i++) {
             mqim_json_object_begin(w);
@@ -487,6 +569,8 @@ static mqim_status_t load_info(req_t *q, mqim_str_t group, gr_resp_t *g, member_
     if (st == MQIM_OK) {
         g->title = rec.title;
         g->created = rec.created_ms;
+        g->retain_count = rec.retain_count;
+        g->retain_days = rec.retain_days;
         st = load_members(q, group, l);
     }
     g->group = group;
@@ -525,8 +609,13 @@ static mqim_status_t op_create(req_t *q, const cJSON *root, ctl_doc_t *d, gr_res
         d->reason = why;
         return MQIM_GROUP_FULL;
     }
-    rec = (mqim_group_rec_t){ q->now, 0, title.len > 0u ? title : group };
-    st = mqim_store_user_ensure(&q->txn, q->t.user, q->now);
+    rec = (mqim_group_rec_t){ q->now, 0, title.len > 0u ? title : group, 0, 0, 0 };
+    /* A group made again under an old name: what the old one left in
+     * inboxes is under the same chat, and counts for this one's retention. */
+    st = mqim_store_gindex_count(&q->txn, group, &rec.msgs);
+    if (st == MQIM_OK) {
+        st = mqim_store_user_ensure(&q->txn, q->t.user, q->now);
+    }
     for (size_t i = 0; st == MQIM_OK && i < add->n; i++) {
         mqim_str_t u = member_name(add, i);
         if (list_has(add, u) && i > 0u) {
@@ -754,6 +843,83 @@ static mqim_status_t op_rename(req_t *q, const cJSON *root, ctl_doc_t *d, gr_res
     return st;
 }
 
+/* One policy field of group_set: absent (unchanged), null (the default: 0
+ * in the record), 0 (no limit) or a positive limit up to max. */
+static bool policy_field(const cJSON *root, const char *key, uint64_t max, uint64_t *field,
+                         bool *given, ctl_doc_t *d, char *why)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    uint64_t v = 0;
+    if (it == NULL) {
+        return true;
+    }
+    *given = true;
+    if (cJSON_IsNull(it)) {
+        *field = 0u;
+        return true;
+    }
+    if (!rt_json_u64(it, &v)) {
+        snprintf(why, REASON_MAX, "\"%s\" must be an integer >= 0 (0: no limit) or null (the default)", key);
+        d->code = MQIM_FIELD_TYPE;
+        d->reason = why;
+        return false;
+    }
+    if (v > max) {
+        snprintf(why, REASON_MAX, "\"%s\" must be at most %llu", key, (unsigned long long)max);
+        d->code = MQIM_FIELD_RANGE;
+        d->reason = why;
+        return false;
+    }
+    *field = v == 0u ? MQIM_POLICY_UNLIMITED : v;
+    return true;
+}
+
+/* group_set: the group's own retention (owner and admins). Takes effect at
+ * once: messages beyond the new limits are pruned in this transaction. */
+static mqim_status_t op_set(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t *g, char *why)
+{
+    mqim_str_t group;
+    mqim_member_rec_t me;
+    mqim_group_rec_t rec;
+    uint64_t count = 0, days = 0;
+    bool has_count = false, has_days = false;
+    mqim_status_t st;
+    if (!req_group(root, d, &group) ||
+        !policy_field(root, "retain_count", UINT64_C(1) << 53, &count, &has_count, d, why) ||
+        !policy_field(root, "retain_days", 1000000u, &days, &has_days, d, why)) {
+        return d->code;
+    }
+    if (!has_count && !has_days) {
+        d->reason = "give \"retain_count\" and/or \"retain_days\"";
+        return MQIM_FIELD_MISSING;
+    }
+    st = membership(q, group, q->t.user, &me, why, REASON_MAX);
+    if (st == MQIM_NOT_MEMBER) {
+        d->reason = why;
+        return st;
+    }
+    if (st == MQIM_OK && me.role == MQIM_ROLE_MEMBER) {
+        d->reason = "only the owner and admins set a group's retention";
+        return MQIM_FORBIDDEN;
+    }
+    if (st == MQIM_OK) {
+        st = mqim_store_group_get(&q->txn, group, &rec);
+    }
+    if (st == MQIM_OK) {
+        rec.retain_count = has_count ? count : rec.retain_count;
+        rec.retain_days = has_days ? days : rec.retain_days;
+        st = mqim_store_group_put(&q->txn, group, &rec);
+    }
+    if (st == MQIM_OK) {
+        st = group_prune(q, group, true);
+    }
+    if (st == MQIM_OK) {
+        g->kind = "group";
+        st = load_info(q, group, g, &q->r->grp->members);
+    }
+    return st;
+}
+
 static mqim_status_t op_info(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t *g, char *why)
 {
     mqim_str_t group;
@@ -845,6 +1011,10 @@ static mqim_status_t op_msg_status(req_t *q, const cJSON *root, ctl_doc_t *d, gr
         return MQIM_FIELD_MISSING;
     }
     st = mqim_store_inbox_get(&q->txn, q->t.user, seq, &e);
+    if (st == MQIM_OK && e.pruned) {
+        d->reason = "the message at that seq was removed by the group's retention";
+        return MQIM_NOT_FOUND;
+    }
     if (st == MQIM_OK && e.dir != MQIM_INBOX_SENT) {
         st = MQIM_NOT_FOUND;
     }
@@ -897,6 +1067,8 @@ bool gr_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d)
         d->code = op_rename(q, root, d, g, why_work);
     } else if (strcmp(op, "group_info") == 0) {
         d->code = op_info(q, root, d, g, why_work);
+    } else if (strcmp(op, "group_set") == 0) {
+        d->code = op_set(q, root, d, g, why_work);
     } else if (strcmp(op, "msg_status") == 0) {
         d->code = op_msg_status(q, root, d, g, why_work);
     } else if (strcmp(op, "groups") == 0) {

@@ -38,6 +38,9 @@ static void usage(FILE *f)
           "  user set NAME KEY VALUE  per-user policy: KEY retain_count | retain_days |\n"
           "                           inbox_quota, VALUE a number, none (no limit) or\n"
           "                           default (the gateway's configured value)\n"
+          "  group set GROUP KEY VALUE\n"
+          "                           per-group retention: KEY retain_count | retain_days,\n"
+          "                           VALUE a number, none or default (group_retain_*)\n"
           "  history USER [--with PEER] [--after SEQ] [--limit N]\n"
           "                           print a user's stored inbox\n"
           "  stats                    print store statistics\n"
@@ -150,6 +153,29 @@ static int cmd_init(mqim_gw_config_t *cfg)
 
 static int print_user(void *ctx, mqim_str_t user, const mqim_user_rec_t *rec);
 
+/* A policy value of `user set` / `group set`: a positive number, none (no
+ * limit) or default (0 in the record: the configured value). -1 when bad. */
+static int parse_policy(const char *text, uint64_t *value)
+{
+    char *end = NULL;
+    if (strcmp(text, "default") == 0) {
+        *value = 0;
+        return 0;
+    }
+    if (strcmp(text, "none") == 0) {
+        *value = MQIM_POLICY_UNLIMITED;
+        return 0;
+    }
+    errno = 0;
+    *value = strtoull(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || *value == 0u ||
+        *value == MQIM_POLICY_UNLIMITED) {
+        fprintf(stderr, "mqim-gateway: '%s' is not a positive number, none or default\n", text);
+        return -1;
+    }
+    return 0;
+}
+
 /* user set NAME KEY VALUE: a per-user retention or quota policy. */
 static int cmd_user_set(mqim_gw_config_t *cfg, int argc, char **argv)
 {
@@ -158,23 +184,12 @@ static int cmd_user_set(mqim_gw_config_t *cfg, int argc, char **argv)
     mqim_user_rec_t u;
     uint64_t value = 0, *field = NULL;
     mqim_status_t st;
-    char *end = NULL;
     if (argc != 3) {
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[2], "default") == 0) {
-        value = 0;
-    } else if (strcmp(argv[2], "none") == 0) {
-        value = MQIM_POLICY_UNLIMITED;
-    } else {
-        errno = 0;
-        value = strtoull(argv[2], &end, 10);
-        if (errno != 0 || end == argv[2] || *end != '\0' || argv[2][0] == '-' || value == 0u ||
-            value == MQIM_POLICY_UNLIMITED) {
-            fprintf(stderr, "mqim-gateway: '%s' is not a positive number, none or default\n", argv[2]);
-            return 2;
-        }
+    if (parse_policy(argv[2], &value) != 0) {
+        return 2;
     }
     if (open_store(cfg, false, &s) != 0) {
         return 1;
@@ -201,6 +216,60 @@ static int cmd_user_set(mqim_gw_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "mqim-gateway: no such user '%s'\n", argv[0]);
     } else if (st == MQIM_BAD_PARAMETER) {
         fprintf(stderr, "mqim-gateway: unknown key '%s' (retain_count, retain_days, inbox_quota)\n", argv[1]);
+    } else if (st != MQIM_OK) {
+        fprintf(stderr, "mqim-gateway: store: %s\n", mqim_status_str(st));
+    }
+    return st == MQIM_OK ? 0 : 1;
+}
+
+/* group set GROUP KEY VALUE: a group's own retention (what the group_set
+ * op sets). It applies from the group's next message or the next sweep. */
+static int cmd_group(mqim_gw_config_t *cfg, int argc, char **argv)
+{
+    mqim_store_t *s;
+    mqim_txn_t txn;
+    mqim_group_rec_t g;
+    uint64_t value = 0, *field = NULL;
+    mqim_status_t st;
+    mqim_str_t group;
+    if (argc != 4 || strcmp(argv[0], "set") != 0) {
+        usage(stderr);
+        return 2;
+    }
+    group = mqim_str_from_cstr(argv[1]);
+    if (mqim_name_check(MQIM_NAME_GROUP, group) != MQIM_OK) {
+        fprintf(stderr, "mqim-gateway: invalid group name '%s': %s\n", argv[1],
+                mqim_status_str(mqim_name_check(MQIM_NAME_GROUP, group)));
+        return 2;
+    }
+    if (strcmp(argv[2], "retain_count") != 0 && strcmp(argv[2], "retain_days") != 0) {
+        fprintf(stderr, "mqim-gateway: unknown key '%s' (retain_count, retain_days)\n", argv[2]);
+        return 2;
+    }
+    if (parse_policy(argv[3], &value) != 0) {
+        return 2;
+    }
+    if (strcmp(argv[2], "retain_days") == 0 && value != 0u && value != MQIM_POLICY_UNLIMITED &&
+        value > 1000000u) {
+        fprintf(stderr, "mqim-gateway: retain_days: %s is out of range 1..1000000\n", argv[3]);
+        return 2;
+    }
+    if (open_store(cfg, false, &s) != 0) {
+        return 1;
+    }
+    st = mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
+    if (st == MQIM_OK) {
+        st = mqim_store_group_get(&txn, group, &g);
+    }
+    if (st == MQIM_OK) {
+        field = strcmp(argv[2], "retain_count") == 0 ? &g.retain_count : &g.retain_days;
+        *field = value;
+        st = mqim_store_group_put(&txn, group, &g);
+    }
+    st = st == MQIM_OK ? mqim_txn_commit(&txn) : (txn.impl != NULL ? (mqim_txn_abort(&txn), st) : st);
+    mqim_store_close(s);
+    if (st == MQIM_NOT_FOUND) {
+        fprintf(stderr, "mqim-gateway: no such group '%s'\n", argv[1]);
     } else if (st != MQIM_OK) {
         fprintf(stderr, "mqim-gateway: store: %s\n", mqim_status_str(st));
     }
@@ -317,6 +386,12 @@ static int print_entry(void *ctx, const mqim_inbox_entry_t *e)
     mqim_msg_rec_t m;
     if (h->n++ >= h->limit) {
         return 1;
+    }
+    if (e->pruned) {
+        /* a tombstone: group retention removed the message, the seq stays */
+        printf("%" PRIu64 "\t%" PRId64 "\t%s %.*s\t-\t(pruned)\n", e->seq, e->ts,
+               e->dir == MQIM_INBOX_SENT ? "to  " : "from", (int)e->chat.len, e->chat.ptr);
+        return 0;
     }
     if (mqim_store_msg_get(h->txn, e->mid, &m) != MQIM_OK) {
         return 0;
@@ -457,6 +532,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "user") == 0) {
         return cmd_user(&cfg, argc - i, argv + i);
+    }
+    if (strcmp(cmd, "group") == 0) {
+        return cmd_group(&cfg, argc - i, argv + i);
     }
     if (strcmp(cmd, "history") == 0) {
         return cmd_history(&cfg, argc - i, argv + i);

@@ -556,6 +556,8 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
         .inbox_quota = cfg->inbox_quota,
         .retain_count = cfg->retain_count,
         .retain_age_ms = (int64_t)cfg->retain_days * 86400000,
+        .group_retain_count = cfg->group_retain_count,
+        .group_retain_age_ms = (int64_t)cfg->group_retain_days * 86400000,
         .rate_per_sec = cfg->rate_per_sec,
         .rate_burst = cfg->rate_burst,
         .file_max_bytes = cfg->file_max_mb << 20,

@@ -806,6 +806,30 @@ static mqim_status_t receipt_read_upto(req_t *q, const cJSON *root, mqim_str_t d
     return st;
 }
 
+/* Name the seqs of a receipt that were not forwarded, in one rejected ack
+ * (its own transaction: the valid part is committed already). Returns code
+ * once the ack is stored. */
+static mqim_status_t receipt_reject_seqs(req_t *q, mqim_status_t code, const uint64_t *seqs, size_t n,
+                                         const char *what)
+{
+    mqim_router_t *r = q->r;
+    char reason[REASON_MAX];
+    reject_doc_t d = { "receipt", { NULL, 0 }, { NULL, 0 }, code, reason, seqs, n, q->now };
+    mqim_str_t payload;
+    mqim_status_t st;
+    snprintf(reason, sizeof(reason), "%zu seq(s) %s", n, what);
+    st = rt_build_json(&r->doc, build_reject, &d, &payload);
+    if (st == MQIM_OK) {
+        st = mqim_txn_begin(r->store, MQIM_TXN_WRITE, &q->txn);
+    }
+    if (st == MQIM_OK) {
+        st = rt_emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, payload);
+        st = st == MQIM_OK ? mqim_txn_commit(&q->txn) : (mqim_txn_abort(&q->txn), st);
+    }
+    MQIM_LOGI(LOG_MOD, "receipt from %.*s: %s", (int)q->t.user.len, q->t.user.ptr, reason);
+    return st == MQIM_OK ? code : st;
+}
+
 static mqim_status_t handle_receipt(req_t *q)
 {
     mqim_status_t st;
@@ -814,8 +838,8 @@ static mqim_status_t handle_receipt(req_t *q)
     const char *status;
     mqim_str_t device;
     const cJSON *seqs;
-    uint64_t bad[RECEIPT_SEQS_MAX];
-    size_t nbad = 0;
+    uint64_t bad[RECEIPT_SEQS_MAX], gone[RECEIPT_SEQS_MAX];
+    size_t nbad = 0, ngone = 0;
 
     if (root == NULL) {
         return rt_reject(q, "receipt", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
@@ -858,6 +882,10 @@ static mqim_status_t handle_receipt(req_t *q)
                 bad[nbad++] = seq;
                 continue;
             }
+            if (e.pruned) {
+                gone[ngone++] = seq; /* a tombstone: the message is no more */
+                continue;
+            }
             st = rt_receipt_forward(q, status, &e, device);
             if (st != MQIM_OK) {
                 break;
@@ -876,25 +904,17 @@ static mqim_status_t handle_receipt(req_t *q)
         return rt_reject(q, "receipt", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
                       why != NULL ? why : mqim_status_str(st));
     }
+    /* The valid part is committed; the rest is named in one rejection per cause. */
+    st = MQIM_OK;
     if (nbad > 0u) {
-        /* The valid part is committed; the rest is named in one rejection. */
-        mqim_router_t *r = q->r;
-        char reason[REASON_MAX];
-        reject_doc_t d = { "receipt", { NULL, 0 }, { NULL, 0 }, MQIM_NOT_YOUR_MESSAGE, reason, bad, nbad, q->now };
-        mqim_str_t payload;
-        snprintf(reason, sizeof(reason), "%zu seq(s) are not messages sent to you", nbad);
-        st = rt_build_json(&r->doc, build_reject, &d, &payload);
-        if (st == MQIM_OK) {
-            st = mqim_txn_begin(r->store, MQIM_TXN_WRITE, &q->txn);
-        }
-        if (st == MQIM_OK) {
-            st = rt_emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, payload);
-            st = st == MQIM_OK ? mqim_txn_commit(&q->txn) : (mqim_txn_abort(&q->txn), st);
-        }
-        MQIM_LOGI(LOG_MOD, "receipt from %.*s: %s", (int)q->t.user.len, q->t.user.ptr, reason);
-        return st == MQIM_OK ? MQIM_NOT_YOUR_MESSAGE : st;
+        st = receipt_reject_seqs(q, MQIM_NOT_YOUR_MESSAGE, bad, nbad, "are not messages sent to you");
     }
-    return MQIM_OK;
+    if (ngone > 0u && (st == MQIM_OK || st == MQIM_NOT_YOUR_MESSAGE)) {
+        mqim_status_t st2 = receipt_reject_seqs(q, MQIM_NOT_FOUND, gone, ngone,
+                                                "were removed by the group's retention");
+        st = st == MQIM_OK ? st2 : st;
+    }
+    return st;
 }
 
 /* ---- presence ---- */
@@ -1163,10 +1183,25 @@ static int sync_visit(void *vctx, const mqim_inbox_entry_t *e)
         c->complete = false; /* one more exists beyond the page */
         return 1;
     }
-    c->st = mqim_store_msg_get(&c->q->txn, e->mid, &m);
-    if (c->st == MQIM_OK) {
-        rt_envelope_from_rec(&m, e->seq, &env);
+    if (e->pruned) {
+        /* A tombstone: retention removed the message, the seq stays, so the
+         * device's stream has no hole: {"seq":N,"group":"team","ts":...,"type":"pruned"} */
+        memset(&env, 0, sizeof(env));
+        env.seq = e->seq;
+        env.has_seq = true;
+        env.ts = e->ts;
+        env.has_ts = true;
+        env.type = MQIM_STR("pruned");
+        if (e->chat.len > 1u && e->chat.ptr[0] == '#') {
+            env.group = (mqim_str_t){ e->chat.ptr + 1, e->chat.len - 1u };
+        }
         c->st = rt_encode_envelope(&c->q->r->env, &env, &payload);
+    } else {
+        c->st = mqim_store_msg_get(&c->q->txn, e->mid, &m);
+        if (c->st == MQIM_OK) {
+            rt_envelope_from_rec(&m, e->seq, &env);
+            c->st = rt_encode_envelope(&c->q->r->env, &env, &payload);
+        }
     }
     if (c->st == MQIM_OK) {
         memcpy(user, u.ptr, u.len);
@@ -1239,11 +1274,16 @@ typedef struct hist_ctx {
     uint64_t seqs[1000];
     uint64_t mids[1000];
     bool complete;
+    bool pruned;        /* retention removed messages of this chat */
+    uint64_t first_seq; /* then: the oldest seq of it still held; 0 = none */
 } hist_ctx_t;
 
 static int hist_visit(void *vctx, const mqim_inbox_entry_t *e)
 {
     hist_ctx_t *h = vctx;
+    if (e->pruned) {
+        return 0; /* not in the chat index; never a message of a page */
+    }
     if (h->count == h->limit) {
         h->complete = false;
         return 1;
@@ -1280,6 +1320,22 @@ static void hist_body(mqim_json_writer_t *w, const ctl_doc_t *d)
     }
     mqim_json_array_end(w);
     mqim_json_key_bool(w, "complete", h->complete);
+    if (h->pruned) {
+        /* on every page: the client knows where what is held begins */
+        mqim_json_key_bool(w, "pruned", true);
+        if (h->first_seq != 0u) {
+            mqim_json_key_u64(w, "first_seq", h->first_seq);
+        }
+    }
+}
+
+static int first_held(void *vctx, const mqim_inbox_entry_t *e)
+{
+    if (e->pruned) {
+        return 0;
+    }
+    *(uint64_t *)vctx = e->seq;
+    return 1;
 }
 
 static mqim_status_t ctl_history(req_t *q, const cJSON *root, ctl_doc_t *d)
@@ -1323,6 +1379,10 @@ static mqim_status_t ctl_history(req_t *q, const cJSON *root, ctl_doc_t *d)
         hp->before = UINT64_MAX; /* the latest page */
     }
     st = mqim_store_chat_scan(&q->txn, q->t.user, hp->with, hp->after, hp->before, hist_visit, hp);
+    if (st == MQIM_OK && mqim_store_chat_pruned(&q->txn, q->t.user, hp->with) != 0u) {
+        hp->pruned = true;
+        st = mqim_store_chat_scan(&q->txn, q->t.user, hp->with, 0, 0, first_held, &hp->first_seq);
+    }
     if (st == MQIM_OK) {
         d->body = hist_body;
         d->ctx = hp;
@@ -1409,8 +1469,8 @@ static mqim_status_t handle_ctl(req_t *q)
                !fl_handle_ctl(q, root, &d)) {
         d.code = MQIM_UNKNOWN_OP;
         d.reason = "unknown \"op\" (known: sync, history, presence, group_create, group_add, "
-                   "group_remove, group_leave, group_rename, group_info, groups, msg_status, chats, "
-                   "file_begin, file_put, file_get, file_info)";
+                   "group_remove, group_leave, group_rename, group_set, group_info, groups, "
+                   "msg_status, chats, file_begin, file_put, file_get, file_info)";
     }
     if (d.code == MQIM_STORE_FULL || d.code == MQIM_STORE_ERROR) {
         cJSON_Delete(root);
@@ -1614,6 +1674,52 @@ static int collect_user(void *vctx, mqim_str_t user, const mqim_user_rec_t *rec)
     return 0;
 }
 
+static int collect_group(void *vctx, mqim_str_t group)
+{
+    return collect_user(vctx, group, NULL); /* group names obey the user name rules */
+}
+
+/* Group retention in the sweep: one short write txn per group. */
+static mqim_status_t sweep_groups(mqim_store_t *store, const mqim_router_config_t *cfg, int64_t now_ms,
+                                  uint64_t *pruned)
+{
+    names_t ns = { NULL, 0, 0 };
+    mqim_txn_t txn;
+    mqim_status_t st = mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    st = mqim_store_gindex_each(&txn, collect_group, &ns);
+    mqim_txn_abort(&txn);
+    for (size_t i = 0; st == MQIM_OK && i < ns.n; i++) {
+        mqim_str_t group = mqim_str_from_cstr(ns.v[i]);
+        mqim_group_rec_t g;
+        uint64_t keep, msgs = 0, entries = 0;
+        int64_t age;
+        bool exists;
+        st = mqim_txn_begin(store, MQIM_TXN_WRITE, &txn);
+        if (st != MQIM_OK) {
+            break;
+        }
+        st = mqim_store_group_get(&txn, group, &g);
+        exists = st == MQIM_OK;
+        st = st == MQIM_NOT_FOUND ? MQIM_OK : st;
+        keep = rt_group_keep(cfg, exists ? &g : NULL);
+        age = rt_group_age_ms(cfg, exists ? &g : NULL);
+        if (st == MQIM_OK && (keep != 0u || age > 0)) {
+            st = mqim_store_group_prune(&txn, group, keep, age > 0 ? now_ms - age : 0, &msgs, &entries);
+        }
+        if (st == MQIM_OK && msgs > 0u) {
+            st = mqim_txn_commit(&txn);
+            *pruned += entries;
+        } else {
+            mqim_txn_abort(&txn);
+        }
+    }
+    free(ns.v);
+    return st;
+}
+
 mqim_status_t mqim_router_sweep(mqim_store_t *store, const mqim_router_config_t *cfg,
                                 int64_t now_ms, uint64_t *pruned)
 {
@@ -1621,6 +1727,12 @@ mqim_status_t mqim_router_sweep(mqim_store_t *store, const mqim_router_config_t 
     mqim_txn_t txn;
     mqim_status_t st;
     *pruned = 0;
+    /* Groups first: the tombstones they leave at the head of an inbox are
+     * then removed by that user's own retention in the same sweep. */
+    st = sweep_groups(store, cfg, now_ms, pruned);
+    if (st != MQIM_OK) {
+        return st;
+    }
     /* Names first (read txn), then one short write txn per user, so the
      * sweep never holds the writer lock for long. */
     st = mqim_txn_begin(store, MQIM_TXN_READ, &txn);

@@ -51,6 +51,9 @@ typedef struct mqim_router_config {
     uint64_t inbox_quota;      /**< 0 = unlimited */
     uint64_t retain_count;     /**< 0 = no count limit */
     int64_t retain_age_ms;     /**< 0 = keep forever */
+    /* Defaults for groups without their own policy (mqim_group_rec_t). */
+    uint64_t group_retain_count; /**< messages a group keeps; 0 = no count limit */
+    int64_t group_retain_age_ms; /**< 0 = keep forever */
     unsigned rate_per_sec;     /**< 0 = no rate limit */
     unsigned rate_burst;
     uint64_t file_max_bytes;   /**< largest file; 0 = 64 MiB */
@@ -85,9 +88,15 @@ void mqim_router_free(mqim_router_t *r);
 mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int64_t now_ms);
 
 /**
- * Age-based retention over every user, by each user's own retain_days or
- * the configured default (count-based retention happens on each append). Safe to call from another thread than mqim_router_handle: it uses
- * only the store. *pruned receives the number of inbox entries removed.
+ * Periodic retention. Groups first: each group that has messages is pruned
+ * by its own retain_count / retain_days or the configured group defaults
+ * (count too, so a lowered limit or an ended group is caught up); pruned
+ * messages become tombstones in the inboxes that held them. Then age-based
+ * retention over every user, by each user's own retain_days or the
+ * configured default (user count retention happens on each append). Safe to
+ * call from another thread than mqim_router_handle: it uses only the store.
+ * *pruned receives the number of inbox entries removed or turned into
+ * tombstones.
  */
 mqim_status_t mqim_router_sweep(mqim_store_t *store, const mqim_router_config_t *cfg,
                                 int64_t now_ms, uint64_t *pruned);

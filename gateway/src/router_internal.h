@@ -123,10 +123,16 @@ typedef struct gr_work gr_work_t;
 gr_work_t *gr_work_new(void);
 void gr_work_free(gr_work_t *w);
 
+/** A group's retention: its own policy, else the configured default; 0 =
+ *  no limit. g NULL is an ended group (age: the default; count: none). */
+uint64_t rt_group_keep(const mqim_router_config_t *cfg, const mqim_group_rec_t *g);
+int64_t rt_group_age_ms(const mqim_router_config_t *cfg, const mqim_group_rec_t *g);
+
 /** A message published to {root}/u/{me}/out/group/{group}. */
 mqim_status_t gr_handle_message(req_t *q);
 /** Control ops group_create, group_add, group_remove, group_leave,
- *  group_rename, groups, group_info, msg_status; false when op is none of them. */
+ *  group_rename, group_set, groups, group_info, msg_status; false when op is
+ *  none of them. */
 bool gr_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
 
 /* ---- chats.c ---- */

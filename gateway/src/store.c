@@ -18,11 +18,12 @@
 
 enum { DB_META, DB_USERS, DB_MSGS, DB_INBOX, DB_CHATS, DB_DEDUPE, DB_CURSORS, DB_DEVICES,
        DB_OUTBOX, DB_GROUPS, DB_MEMBERS, DB_MEMBERSHIPS, DB_RECEIPTS, DB_FILES, DB_CHUNKS,
-       DB_UPLOADS, DB_FILE_ACCESS, DB_COUNT_ };
+       DB_UPLOADS, DB_FILE_ACCESS, DB_GINDEX, DB_PRUNED, DB_COUNT_ };
 
 static const char *const db_names[DB_COUNT_] = {
     "meta", "users", "msgs", "inbox", "chats", "dedupe", "cursors", "devices", "outbox",
-    "groups", "members", "memberships", "receipts", "files", "chunks", "uploads", "file_access"
+    "groups", "members", "memberships", "receipts", "files", "chunks", "uploads", "file_access",
+    "gindex", "pruned"
 };
 
 struct mqim_store {
@@ -526,22 +527,29 @@ mqim_status_t mqim_store_msg_update(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
     return st;
 }
 
-static mqim_status_t msg_unref(mqim_txn_t *txn, uint64_t mid)
+static mqim_status_t receipts_del(mqim_txn_t *txn, uint64_t mid);
+
+/* Drop n inbox references to a message; at zero the record goes, and with
+ * it the per-member receipts that only msg_status of it could read. */
+static mqim_status_t msg_unref_n(mqim_txn_t *txn, uint64_t mid, uint32_t n)
 {
     mqim_msg_rec_t rec;
     mqim_status_t st = mqim_store_msg_get(txn, mid, &rec);
-    if (st == MQIM_NOT_FOUND) {
+    if (st == MQIM_NOT_FOUND || n == 0u) {
         return MQIM_OK;
     }
     if (st != MQIM_OK) {
         return st;
     }
-    if (rec.refs <= 1u) {
+    if (rec.refs <= n) {
         keybuf_t k = { .len = 0 };
         key_u64(&k, mid);
         st = db_del(txn, DB_MSGS, &k);
+        if (st == MQIM_OK) {
+            st = receipts_del(txn, mid);
+        }
     } else {
-        rec.refs--;
+        rec.refs -= n;
         st = mqim_store_msg_update(txn, &rec);
     }
     return st;
@@ -549,7 +557,12 @@ static mqim_status_t msg_unref(mqim_txn_t *txn, uint64_t mid)
 
 /* ---- inbox ---- */
 
-/* Inbox value: mid (8), dir (1), chat bytes. */
+/* Inbox value: mid (8), dir (1), chat bytes. A tombstone: mid 0 (mids
+ * start at 1), dir | TOMBSTONE_FLAG (1), the removed message's ts (8), chat. */
+#define TOMBSTONE_FLAG 0x80u
+
+static void cursor_key(keybuf_t *k, mqim_str_t user, mqim_str_t chat);
+
 static void inbox_key(keybuf_t *k, mqim_str_t user, uint64_t seq)
 {
     k->len = 0;
@@ -576,8 +589,18 @@ static bool inbox_decode(const MDB_val *k, const MDB_val *v, mqim_inbox_entry_t 
     }
     e->seq = be64_get((const unsigned char *)k->mv_data + k->mv_size - 8u);
     e->mid = be64_get(val);
-    e->dir = val[8] == 1u ? MQIM_INBOX_SENT : MQIM_INBOX_RECEIVED;
-    e->chat = (mqim_str_t){ (const char *)val + 9, v->mv_size - 9u };
+    e->dir = (val[8] & 1u) == 1u ? MQIM_INBOX_SENT : MQIM_INBOX_RECEIVED;
+    e->pruned = (val[8] & TOMBSTONE_FLAG) != 0u;
+    e->ts = 0;
+    if (e->pruned) {
+        if (v->mv_size < 17u || e->mid != 0u) {
+            return false;
+        }
+        e->ts = (int64_t)be64_get(val + 9);
+        e->chat = (mqim_str_t){ (const char *)val + 17, v->mv_size - 17u };
+    } else {
+        e->chat = (mqim_str_t){ (const char *)val + 9, v->mv_size - 9u };
+    }
     return true;
 }
 
@@ -765,7 +788,341 @@ static int take_first(void *ctx, const mqim_inbox_entry_t *e)
     return 1;
 }
 
-/* Delete one inbox entry and its chat index entry, and drop its message ref. */
+/* ---- pruned markers (group chats) ---- */
+
+/* Remember that retention removed seq from a user's chat (forward-only), so
+ * history can say older messages are gone. */
+static mqim_status_t pruned_mark(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat, uint64_t seq)
+{
+    keybuf_t k;
+    unsigned char b[8];
+    if (chat.len == 0u || chat.ptr[0] != '#' || seq <= mqim_store_chat_pruned(txn, user, chat)) {
+        return MQIM_OK;
+    }
+    cursor_key(&k, user, chat);
+    be64_put(b, seq);
+    return db_put(txn, DB_PRUNED, &k, b, sizeof(b));
+}
+
+uint64_t mqim_store_chat_pruned(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat)
+{
+    keybuf_t k;
+    MDB_val v;
+    cursor_key(&k, user, chat);
+    if (db_get(txn, DB_PRUNED, &k, &v) == MQIM_OK && v.mv_size == 8u) {
+        return be64_get(v.mv_data);
+    }
+    return 0;
+}
+
+/* ---- group index ---- */
+
+/* gindex key: group \0 be64(mid) \0 member; with member empty, the prefix
+ * of one message's entries. */
+static void gindex_key(keybuf_t *k, mqim_str_t group, uint64_t mid, mqim_str_t member)
+{
+    k->len = 0;
+    key_str(k, group);
+    key_sep(k);
+    key_u64(k, mid);
+    key_sep(k);
+    key_str(k, member);
+}
+
+/* The first key of db starting with the prefix in p (key/val point into
+ * the map until the next write). */
+static mqim_status_t first_with_prefix(mqim_txn_t *txn, int db, const keybuf_t *p, MDB_val *key,
+                                       MDB_val *val)
+{
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(T(txn), txn->store->dbi[db], &c);
+    mqim_status_t st;
+    if (rc != 0) {
+        return map_rc(rc, "cursor");
+    }
+    key->mv_size = p->len;
+    key->mv_data = (void *)(uintptr_t)p->b;
+    rc = mdb_cursor_get(c, key, val, MDB_SET_RANGE);
+    st = map_rc(rc, "prefix seek");
+    if (st == MQIM_OK && (key->mv_size < p->len || memcmp(key->mv_data, p->b, p->len) != 0)) {
+        st = MQIM_NOT_FOUND;
+    }
+    mdb_cursor_close(c);
+    return st;
+}
+
+mqim_status_t mqim_store_gindex_put(mqim_txn_t *txn, mqim_str_t group, uint64_t mid,
+                                    mqim_str_t member, uint64_t seq)
+{
+    keybuf_t k;
+    unsigned char b[8];
+    gindex_key(&k, group, mid, member);
+    be64_put(b, seq);
+    return db_put(txn, DB_GINDEX, &k, b, sizeof(b));
+}
+
+/* One fewer message in a group's count (when the group still exists). */
+static mqim_status_t group_msgs_dec(mqim_txn_t *txn, mqim_str_t group)
+{
+    mqim_group_rec_t g;
+    mqim_status_t st = mqim_store_group_get(txn, group, &g);
+    if (st == MQIM_NOT_FOUND) {
+        return MQIM_OK; /* an ended group: nothing counts it */
+    }
+    if (st == MQIM_OK && g.msgs > 0u) {
+        g.msgs--;
+        st = mqim_store_group_put(txn, group, &g);
+    }
+    return st;
+}
+
+/* A member's copy of a group message left their inbox (user retention):
+ * forget it in gindex, and when it was the last copy the group holds one
+ * message fewer. */
+static mqim_status_t gindex_drop(mqim_txn_t *txn, mqim_str_t group, uint64_t mid, mqim_str_t member)
+{
+    keybuf_t k;
+    MDB_val key, val;
+    mqim_status_t st;
+    gindex_key(&k, group, mid, member);
+    st = db_del(txn, DB_GINDEX, &k);
+    if (st == MQIM_NOT_FOUND) {
+        return MQIM_OK; /* stored before gindex existed: never counted */
+    }
+    if (st == MQIM_OK) {
+        gindex_key(&k, group, mid, (mqim_str_t){ NULL, 0 });
+        st = first_with_prefix(txn, DB_GINDEX, &k, &key, &val);
+        st = st == MQIM_NOT_FOUND ? group_msgs_dec(txn, group) : st;
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_gindex_count(mqim_txn_t *txn, mqim_str_t group, uint64_t *msgs)
+{
+    MDB_cursor *c = NULL;
+    keybuf_t k = { .len = 0 };
+    MDB_val key, val;
+    size_t plen = group.len + 1u;
+    uint64_t last = 0;
+    int rc;
+    *msgs = 0;
+    key_str(&k, group);
+    key_sep(&k);
+    key = kval(&k);
+    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_GINDEX], &c);
+    if (rc != 0) {
+        return map_rc(rc, "cursor");
+    }
+    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        uint64_t mid;
+        if (key.mv_size < plen + 9u || memcmp(key.mv_data, k.b, plen) != 0) {
+            break;
+        }
+        mid = be64_get((const unsigned char *)key.mv_data + plen);
+        if (mid != last) { /* keys of one message are adjacent */
+            (*msgs)++;
+            last = mid;
+        }
+    }
+    mdb_cursor_close(c);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "gindex count");
+}
+
+mqim_status_t mqim_store_gindex_each(mqim_txn_t *txn, mqim_membership_visit_fn fn, void *ctx)
+{
+    MDB_cursor *c = NULL;
+    MDB_val key, val;
+    int rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_GINDEX], &c);
+    if (rc != 0) {
+        return map_rc(rc, "cursor");
+    }
+    /* One seek per group: its first key, then past its last one. */
+    rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
+    while (rc == 0) {
+        const unsigned char *sep = memchr(key.mv_data, 0, key.mv_size);
+        char group[MQIM_GROUP_NAME_MAX];
+        keybuf_t next = { .len = 0 };
+        size_t glen;
+        if (sep == NULL) {
+            rc = mdb_cursor_get(c, &key, &val, MDB_NEXT); /* not a gindex key: skip */
+            continue;
+        }
+        glen = (size_t)(sep - (const unsigned char *)key.mv_data);
+        if (glen == 0u || glen > sizeof(group)) {
+            rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+            continue;
+        }
+        memcpy(group, key.mv_data, glen);
+        if (fn(ctx, (mqim_str_t){ group, glen }) != 0) {
+            rc = MDB_NOTFOUND;
+            break;
+        }
+        /* group \1 sorts after every group \0 ... */
+        key_str(&next, (mqim_str_t){ group, glen });
+        next.b[next.len++] = 1u;
+        key = kval(&next);
+        rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(c);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "gindex scan");
+}
+
+/* Turn a member's inbox entry seq (holding mid) into a tombstone: the seq
+ * stays so the member's stream has no hole; the chat index entry goes (so
+ * history, unread and chats see only messages) and the chat is marked
+ * pruned. The message's ref is the caller's to drop.
+ * MQIM_NOT_FOUND when the entry is gone or holds something else. */
+static mqim_status_t inbox_tombstone(mqim_txn_t *txn, mqim_str_t user, uint64_t seq, uint64_t mid,
+                                     int64_t ts)
+{
+    mqim_inbox_entry_t e;
+    mqim_user_rec_t u;
+    keybuf_t k;
+    unsigned char val[17 + MQIM_GROUP_NAME_MAX + 2];
+    char chat[MQIM_GROUP_NAME_MAX + 2];
+    size_t clen;
+    mqim_status_t st = mqim_store_inbox_get(txn, user, seq, &e);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    if (e.pruned || e.mid != mid || e.chat.len > sizeof(chat)) {
+        return MQIM_NOT_FOUND;
+    }
+    /* e.chat points into the map: copy it before writing. */
+    clen = e.chat.len;
+    memcpy(chat, e.chat.ptr, clen);
+    be64_put(val, 0u);
+    val[8] = (unsigned char)((unsigned)e.dir | TOMBSTONE_FLAG);
+    be64_put(val + 9, (uint64_t)ts);
+    memcpy(val + 17, chat, clen);
+    inbox_key(&k, user, seq);
+    st = db_put(txn, DB_INBOX, &k, val, 17u + clen);
+    if (st == MQIM_OK) {
+        chat_key(&k, user, (mqim_str_t){ chat, clen }, seq);
+        st = db_del(txn, DB_CHATS, &k);
+        st = st == MQIM_NOT_FOUND ? MQIM_OK : st;
+    }
+    if (st == MQIM_OK) {
+        st = pruned_mark(txn, user, (mqim_str_t){ chat, clen }, seq);
+    }
+    if (st == MQIM_OK) {
+        st = mqim_store_user_get(txn, user, &u);
+        if (st == MQIM_OK && u.count > 0u) {
+            u.count--; /* a message left this inbox; its seq did not */
+            st = mqim_store_user_put(txn, user, &u);
+        }
+        st = st == MQIM_NOT_FOUND ? MQIM_OK : st;
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_group_prune(mqim_txn_t *txn, mqim_str_t group, uint64_t keep_count,
+                                     int64_t min_ts, uint64_t *msgs, uint64_t *entries)
+{
+    mqim_group_rec_t g;
+    bool has_rec;
+    uint64_t held = 0, n_msgs = 0, n_entries = 0;
+    mqim_status_t st = mqim_store_group_get(txn, group, &g);
+    has_rec = st == MQIM_OK;
+    if (st == MQIM_NOT_FOUND) {
+        st = MQIM_OK; /* an ended group: its leftovers are pruned by age only */
+    }
+    held = has_rec ? g.msgs : 0u;
+    /* Oldest message first (mids grow with time), one message at a time with
+     * fresh seeks, so no cursor walks over pages this loop modifies. */
+    while (st == MQIM_OK) {
+        keybuf_t p;
+        MDB_val key, val;
+        mqim_msg_rec_t m;
+        uint64_t mid;
+        int64_t ts = 0;
+        bool remove, have_msg;
+        uint32_t tombstoned = 0;
+        p.len = 0;
+        key_str(&p, group);
+        key_sep(&p);
+        st = first_with_prefix(txn, DB_GINDEX, &p, &key, &val);
+        if (st == MQIM_NOT_FOUND) {
+            st = MQIM_OK;
+            break;
+        }
+        if (st != MQIM_OK || key.mv_size < p.len + 9u) {
+            st = st == MQIM_OK ? MQIM_STORE_ERROR : st;
+            break;
+        }
+        mid = be64_get((const unsigned char *)key.mv_data + p.len);
+        have_msg = mqim_store_msg_get(txn, mid, &m) == MQIM_OK;
+        if (have_msg) {
+            ts = m.ts;
+        }
+        /* An index entry whose message is gone is stale: always cleaned. */
+        remove = !have_msg || (keep_count != 0u && has_rec && held > keep_count) ||
+                 (min_ts != 0 && ts < min_ts);
+        if (!remove) {
+            break;
+        }
+        /* Every copy of it: tombstone, then forget the index key. */
+        while (st == MQIM_OK) {
+            char member[MQIM_USER_NAME_MAX];
+            size_t mlen;
+            uint64_t seq;
+            keybuf_t mk;
+            gindex_key(&mk, group, mid, (mqim_str_t){ NULL, 0 });
+            st = first_with_prefix(txn, DB_GINDEX, &mk, &key, &val);
+            if (st == MQIM_NOT_FOUND) {
+                st = MQIM_OK;
+                break;
+            }
+            if (st != MQIM_OK) {
+                break;
+            }
+            mlen = key.mv_size - mk.len;
+            if (mlen > sizeof(member) || val.mv_size != 8u) {
+                st = MQIM_STORE_ERROR;
+                break;
+            }
+            memcpy(member, (const unsigned char *)key.mv_data + mk.len, mlen);
+            seq = be64_get(val.mv_data);
+            st = inbox_tombstone(txn, (mqim_str_t){ member, mlen }, seq, mid, ts);
+            if (st == MQIM_OK) {
+                tombstoned++;
+                n_entries++;
+            } else if (st == MQIM_NOT_FOUND) {
+                st = MQIM_OK; /* that copy is gone already */
+            }
+            if (st == MQIM_OK) {
+                gindex_key(&mk, group, mid, (mqim_str_t){ member, mlen });
+                st = db_del(txn, DB_GINDEX, &mk);
+            }
+        }
+        if (st == MQIM_OK && have_msg) {
+            st = msg_unref_n(txn, mid, tombstoned);
+            n_msgs++;
+        }
+        if (held > 0u) {
+            held--;
+        }
+    }
+    if (st == MQIM_OK && has_rec && held != g.msgs) {
+        /* re-read: tombstoning wrote to the map, g.title may have moved */
+        st = mqim_store_group_get(txn, group, &g);
+        if (st == MQIM_OK) {
+            g.msgs = held;
+            st = mqim_store_group_put(txn, group, &g);
+        }
+    }
+    if (msgs != NULL) {
+        *msgs = n_msgs;
+    }
+    if (entries != NULL) {
+        *entries = n_entries;
+    }
+    return st;
+}
+
+/* Delete one inbox entry and its chat index entry, and drop its message ref
+ * (a tombstone has neither any more). */
 static mqim_status_t inbox_remove(mqim_txn_t *txn, mqim_str_t user, const mqim_inbox_entry_t *e)
 {
     keybuf_t k;
@@ -773,19 +1130,28 @@ static mqim_status_t inbox_remove(mqim_txn_t *txn, mqim_str_t user, const mqim_i
     char chat[MQIM_GROUP_NAME_MAX + 2];
     mqim_str_t chat_copy = { chat, e->chat.len < sizeof(chat) ? e->chat.len : sizeof(chat) };
     uint64_t seq = e->seq, mid = e->mid;
+    bool tomb = e->pruned;
     mqim_status_t st;
     memcpy(chat, e->chat.ptr, chat_copy.len);
     inbox_key(&k, user, seq);
     st = db_del(txn, DB_INBOX, &k);
-    if (st == MQIM_OK) {
+    if (st == MQIM_OK && !tomb) {
         chat_key(&k, user, chat_copy, seq);
         st = db_del(txn, DB_CHATS, &k);
         if (st == MQIM_NOT_FOUND) {
             st = MQIM_OK;
         }
-    }
-    if (st == MQIM_OK) {
-        st = msg_unref(txn, mid);
+        if (st == MQIM_OK && chat_copy.len > 1u && chat[0] == '#') {
+            /* a group message: group retention must not count this copy,
+             * and the member's history of the group is no longer whole */
+            st = gindex_drop(txn, (mqim_str_t){ chat + 1, chat_copy.len - 1u }, mid, user);
+            if (st == MQIM_OK) {
+                st = pruned_mark(txn, user, chat_copy, seq);
+            }
+        }
+        if (st == MQIM_OK) {
+            st = msg_unref_n(txn, mid, 1u);
+        }
     }
     return st;
 }
@@ -796,9 +1162,12 @@ mqim_status_t mqim_store_inbox_prune(mqim_txn_t *txn, mqim_str_t user, uint64_t 
     mqim_user_rec_t u;
     mqim_status_t st = mqim_store_user_get(txn, user, &u);
     *pruned = 0;
+    if (keep_count == 0u && min_ts == 0) {
+        return st; /* no policy: nothing to do */
+    }
     /* Oldest first, one entry at a time with a fresh seek, so no cursor ever
      * walks over a page this loop modifies. The first entry to keep ends it. */
-    while (st == MQIM_OK && u.count > 0u) {
+    while (st == MQIM_OK) {
         mqim_inbox_entry_t e;
         bool remove;
         e.seq = 0;
@@ -806,7 +1175,8 @@ mqim_status_t mqim_store_inbox_prune(mqim_txn_t *txn, mqim_str_t user, uint64_t 
         if (st != MQIM_OK || e.seq == 0u) {
             break;
         }
-        remove = keep_count != 0u && u.count > keep_count;
+        /* A tombstone at the head holds nothing and hides no hole. */
+        remove = e.pruned || (keep_count != 0u && u.count > keep_count);
         if (!remove && min_ts != 0) {
             mqim_msg_rec_t m;
             remove = mqim_store_msg_get(txn, e.mid, &m) == MQIM_OK && m.ts < min_ts;
@@ -816,7 +1186,9 @@ mqim_status_t mqim_store_inbox_prune(mqim_txn_t *txn, mqim_str_t user, uint64_t 
         }
         st = inbox_remove(txn, user, &e);
         if (st == MQIM_OK) {
-            u.count--;
+            if (!e.pruned && u.count > 0u) {
+                u.count--;
+            }
             u.first_seq = e.seq + 1u;
             (*pruned)++;
         }
@@ -1093,32 +1465,46 @@ mqim_status_t mqim_store_stats(mqim_txn_t *txn, mqim_store_stats_t *stats)
 
 /* ---- groups ---- */
 
-/* groups value: created_ms (8), members (8), title_len (2), title. */
+/* groups value: created_ms (8), members (8), title_len (2), title, then
+ * retain_count (8), retain_days (8), msgs (8). A record written before
+ * retention existed ends after the title: no policy, nothing counted. */
+#define GROUP_EXT 24u
+
 mqim_status_t mqim_store_group_get(mqim_txn_t *txn, mqim_str_t group, mqim_group_rec_t *rec)
 {
     keybuf_t k = { .len = 0 };
     MDB_val v;
     mqim_status_t st;
     const unsigned char *b;
+    size_t tl;
     key_str(&k, group);
     st = db_get(txn, DB_GROUPS, &k, &v);
     if (st != MQIM_OK) {
         return st;
     }
     b = v.mv_data;
-    if (v.mv_size < 18u || v.mv_size != 18u + (((size_t)b[16] << 8) | b[17])) {
+    tl = v.mv_size >= 18u ? (((size_t)b[16] << 8) | b[17]) : 0u;
+    if (v.mv_size < 18u || (v.mv_size != 18u + tl && v.mv_size != 18u + tl + GROUP_EXT)) {
         return MQIM_STORE_ERROR;
     }
     rec->created_ms = (int64_t)be64_get(b);
     rec->members = be64_get(b + 8);
-    rec->title = (mqim_str_t){ (const char *)b + 18, v.mv_size - 18u };
+    rec->title = (mqim_str_t){ (const char *)b + 18, tl };
+    rec->retain_count = 0;
+    rec->retain_days = 0;
+    rec->msgs = 0;
+    if (v.mv_size == 18u + tl + GROUP_EXT) {
+        rec->retain_count = be64_get(b + 18 + tl);
+        rec->retain_days = be64_get(b + 26 + tl);
+        rec->msgs = be64_get(b + 34 + tl);
+    }
     return MQIM_OK;
 }
 
 mqim_status_t mqim_store_group_put(mqim_txn_t *txn, mqim_str_t group, const mqim_group_rec_t *rec)
 {
     keybuf_t k = { .len = 0 };
-    unsigned char b[18 + MQIM_GROUP_TITLE_MAX];
+    unsigned char b[18 + MQIM_GROUP_TITLE_MAX + GROUP_EXT];
     size_t tl = rec->title.len > MQIM_GROUP_TITLE_MAX ? MQIM_GROUP_TITLE_MAX : rec->title.len;
     key_str(&k, group);
     be64_put(b, (uint64_t)rec->created_ms);
@@ -1128,7 +1514,10 @@ mqim_status_t mqim_store_group_put(mqim_txn_t *txn, mqim_str_t group, const mqim
     if (tl > 0u) {
         memmove(b + 18, rec->title.ptr, tl); /* the title may point into the map */
     }
-    return db_put(txn, DB_GROUPS, &k, b, 18u + tl);
+    be64_put(b + 18 + tl, rec->retain_count);
+    be64_put(b + 26 + tl, rec->retain_days);
+    be64_put(b + 34 + tl, rec->msgs);
+    return db_put(txn, DB_GROUPS, &k, b, 18u + tl + GROUP_EXT);
 }
 
 mqim_status_t mqim_store_group_del(mqim_txn_t *txn, mqim_str_t group)
@@ -1286,6 +1675,31 @@ mqim_status_t mqim_store_receipt_put(mqim_txn_t *txn, uint64_t mid, mqim_str_t m
     b[0] = status;
     be64_put(b + 1, (uint64_t)ts);
     return db_put(txn, DB_RECEIPTS, &k, b, sizeof(b));
+}
+
+/* Delete every receipt of a message (its record is gone), one key at a
+ * time with a fresh seek. */
+static mqim_status_t receipts_del(mqim_txn_t *txn, uint64_t mid)
+{
+    keybuf_t p;
+    MDB_val key, val;
+    mqim_status_t st;
+    p.len = 0;
+    key_u64(&p, mid);
+    key_sep(&p);
+    while ((st = first_with_prefix(txn, DB_RECEIPTS, &p, &key, &val)) == MQIM_OK) {
+        keybuf_t k;
+        if (key.mv_size > KEY_MAX) {
+            return MQIM_STORE_ERROR;
+        }
+        memcpy(k.b, key.mv_data, key.mv_size);
+        k.len = key.mv_size;
+        st = db_del(txn, DB_RECEIPTS, &k);
+        if (st != MQIM_OK) {
+            return st;
+        }
+    }
+    return st == MQIM_NOT_FOUND ? MQIM_OK : st;
 }
 
 typedef struct receipt_visit {

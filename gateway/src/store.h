@@ -7,13 +7,15 @@
  *   meta     "next_mid", "next_outbox", counters       -> u64
  *   users    user                                      -> mqim_user_rec_t
  *   msgs     be64(mid)                                 -> message record
- *   inbox    user \0 be64(seq)                         -> inbox entry (mid, dir, chat)
- *   chats    user \0 chat \0 be64(seq)                 -> be64(mid)
+ *   inbox    user \0 be64(seq)                         -> inbox entry (mid, dir, chat), or a
+ *                                                         tombstone (no message, ts, chat)
+ *   chats    user \0 chat \0 be64(seq)                 -> be64(mid) (entries with a message only)
  *   dedupe   from \0 id                                -> the `sent` ack payload
  *   cursors  user \0 chat                              -> be64(read upto seq)
  *   devices  user \0 device                            -> mqim_device_rec_t
  *   outbox   be64(key)                                 -> publish to make (topic, qos, payload)
- *   groups   group                                     -> created, member count, title
+ *   groups   group                                     -> created, member count, title,
+ *                                                         retention policy, messages held
  *   members  group \0 user                             -> role, joined
  *   memberships user \0 group                          -> role (a user's groups)
  *   receipts be64(mid) \0 member                       -> delivered/read, ts (group messages)
@@ -21,9 +23,20 @@
  *   chunks   file id \0 be32(index)                    -> the chunk's bytes
  *   uploads  from \0 upload id                         -> file id (a resumed upload finds its file)
  *   file_access file id \0 user                        -> "" (a message announced the file to user)
+ *   gindex   group \0 be64(mid) \0 member              -> be64(member's inbox seq): every inbox
+ *                                                         entry of a group message, oldest first
+ *   pruned   user \0 chat                              -> be64(highest seq retention removed
+ *                                                         from that chat; group chats only)
  *
  * A group's messages sit in each member's inbox under the chat "#group"
  * ('#' is not a name character, so a group never collides with a peer).
+ * Group retention (mqim_store_group_prune) must not leave holes in a
+ * member's seq stream, so it turns each copy into a tombstone: the inbox
+ * entry keeps its seq, direction and chat but no message; it leaves the
+ * chat index (history, unread and `chats` see only messages) and the
+ * `pruned` marker of that chat records that something is missing. User
+ * retention (mqim_store_inbox_prune) removes tombstones at the head of an
+ * inbox like any entry.
  *
  * Every publish the gateway makes because of stored state goes through the
  * outbox in the same transaction as the state change. The pump (mqtt.c)
@@ -63,7 +76,8 @@ typedef enum mqim_txn_mode {
 typedef struct mqim_user_rec {
     uint64_t next_seq;  /**< next inbox seq to assign (first is 1) */
     uint64_t first_seq; /**< lowest seq still stored (pruned below); 1 when nothing pruned */
-    uint64_t count;     /**< inbox entries stored */
+    uint64_t count;     /**< inbox entries holding a message (tombstones not counted:
+                             quotas and retain_count are about messages) */
     int64_t created_ms;
     /* Per-user policy; 0 = the gateway's configured default,
      * MQIM_POLICY_UNLIMITED = no limit for this user. */
@@ -96,9 +110,11 @@ typedef enum mqim_inbox_dir {
 
 typedef struct mqim_inbox_entry {
     uint64_t seq;
-    uint64_t mid;
+    uint64_t mid;    /**< 0 for a tombstone */
     mqim_inbox_dir_t dir;
-    mqim_str_t chat; /**< the peer (direct) */
+    mqim_str_t chat; /**< the peer (direct) or "#group" */
+    bool pruned;     /**< a tombstone: group retention removed the message, the seq stays */
+    int64_t ts;      /**< a tombstone's: the removed message's ts */
 } mqim_inbox_entry_t;
 
 typedef enum mqim_presence_state {
@@ -186,7 +202,9 @@ mqim_status_t mqim_store_chat_each(mqim_txn_t *txn, mqim_str_t user, mqim_chat_v
 /**
  * Remove the oldest inbox entries of a user while (count > keep_count, when
  * keep_count != 0) or (ts < min_ts, when min_ts != 0); dereference messages
- * and delete them at zero refs; advance first_seq. *pruned gets the number.
+ * and delete them at zero refs; advance first_seq. Tombstones at the head
+ * go too (they hold nothing, and removing the head leaves no hole: sync
+ * reports first_seq). *pruned gets the number of entries removed.
  */
 mqim_status_t mqim_store_inbox_prune(mqim_txn_t *txn, mqim_str_t user, uint64_t keep_count,
                                      int64_t min_ts, uint64_t *pruned);
@@ -232,6 +250,11 @@ typedef struct mqim_group_rec {
     int64_t created_ms;
     uint64_t members;
     mqim_str_t title; /**< display name; may point into the map */
+    /* Retention policy of the group; 0 = the gateway's default
+     * (group_retain_count / group_retain_days), MQIM_POLICY_UNLIMITED = none. */
+    uint64_t retain_count;
+    uint64_t retain_days;
+    uint64_t msgs; /**< messages of the group in gindex (what count retention counts) */
 } mqim_group_rec_t;
 
 typedef struct mqim_member_rec {
@@ -254,6 +277,28 @@ mqim_status_t mqim_store_member_each(mqim_txn_t *txn, mqim_str_t group, mqim_mem
 typedef int (*mqim_membership_visit_fn)(void *ctx, mqim_str_t group);
 mqim_status_t mqim_store_membership_each(mqim_txn_t *txn, mqim_str_t user,
                                          mqim_membership_visit_fn fn, void *ctx);
+
+/* Group retention. */
+
+/** Record that member's inbox entry seq holds group message mid (at fan-out). */
+mqim_status_t mqim_store_gindex_put(mqim_txn_t *txn, mqim_str_t group, uint64_t mid,
+                                    mqim_str_t member, uint64_t seq);
+/** The number of messages of a group in gindex (a group made again under an
+ *  old name inherits what the old one left in inboxes). */
+mqim_status_t mqim_store_gindex_count(mqim_txn_t *txn, mqim_str_t group, uint64_t *msgs);
+/** Visit each group that has messages in gindex (ended groups included). */
+mqim_status_t mqim_store_gindex_each(mqim_txn_t *txn, mqim_membership_visit_fn fn, void *ctx);
+/**
+ * Prune a group's oldest messages while (its record's msgs > keep_count,
+ * when keep_count != 0 and the group exists) or (the message's ts < min_ts,
+ * when min_ts != 0): every inbox entry of the message becomes a tombstone,
+ * the message and its receipts go. *msgs gets the number of messages pruned,
+ * *entries the number of inbox entries turned into tombstones (either may be NULL).
+ */
+mqim_status_t mqim_store_group_prune(mqim_txn_t *txn, mqim_str_t group, uint64_t keep_count,
+                                     int64_t min_ts, uint64_t *msgs, uint64_t *entries);
+/** The highest seq retention removed from a user's chat; 0 when none. */
+uint64_t mqim_store_chat_pruned(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat);
 
 /* Per-member receipts of group messages: status 1 delivered, 2 read; forward-only. */
 #define MQIM_RECEIPT_DELIVERED 1u

@@ -5,7 +5,8 @@ per-member delivered/read acks and msg_status, roles (only owner/admins
 change membership, only the owner makes admins), membership changes as
 messages of the group, a member added later seeing only what came after,
 a removed member getting nothing after removal, rename, leave with
-ownership passing on, limits on group size and groups per user."""
+ownership passing on, limits on group size and groups per user; retention
+per group (group_set, tombstones in sync, history saying pruned)."""
 import json
 import os
 import re
@@ -145,6 +146,60 @@ class Groups(EnvTest):
         self.assertEqual(r["code"], "unknown_peer")
         r = self.ctl("alice", "group_create", group="bad name")
         self.assertEqual(r["code"], "field_type")
+
+
+    def test_retention(self):
+        """group_set retain_count 3, six messages: history says pruned, a
+        member's sync is contiguous with tombstones where messages were."""
+        a, b = self.c["alice"], self.c["bob"]
+        self.assertTrue(self.ctl("alice", "group_create", group="team", members=["bob"])["ok"])
+        r = self.ctl("bob", "group_set", group="team", retain_count=3)
+        self.assertEqual((r["ok"], r["code"]), (False, "forbidden"))
+        r = self.ctl("alice", "group_set", group="team", retain_count=3)
+        self.assertTrue(r["ok"], r)
+        self.assertEqual((r["retain_count"], r["retain_days"]), (3, None))
+        for i in range(6):
+            self.send("alice", "team", "k%d" % i, "message %d" % i)
+        last = b.expect("in/msg", lambda p: isinstance(p, dict) and p.get("id") == "k5")[0]
+
+        h = self.ctl("bob", "history", group="team")
+        self.assertEqual([m["id"] for m in h["messages"]], ["k3", "k4", "k5"])
+        self.assertTrue(h["complete"], h)
+        self.assertEqual((h["pruned"], h["first_seq"]), (True, h["messages"][0]["seq"]))
+
+        # bob's device syncs from the start: every seq, in order, no hole
+        b.clear()
+        s = self.ctl("bob", "sync", after=0)
+        self.assertTrue(s["ok"] and s["complete"], s)
+        self.assertEqual(s["last"], last["seq"])
+        self.assertNotIn("pruned", s)  # no seq was removed: tombstones keep them
+        envs = b.expect("in/msg", lambda p: isinstance(p, dict) and "seq" in p, count=s["count"])
+        self.assertEqual([e["seq"] for e in envs], list(range(1, s["last"] + 1)))
+        tombs = [e for e in envs if e.get("type") == "pruned"]
+        self.assertEqual(len(tombs), 4)  # group.create, k0, k1, k2
+        for t in tombs:
+            self.assertEqual(t["group"], "team")
+            self.assertNotIn("id", t)
+            self.assertNotIn("body", t)
+            self.assertNotIn("from", t)
+        self.assertEqual([e["id"] for e in envs if e.get("type") != "pruned"], ["k3", "k4", "k5"])
+
+        # unread ignores tombstones; a receipt on one is not_found
+        chats = self.ctl("bob", "chats")["chats"]
+        self.assertEqual((chats[0]["group"], chats[0]["unread"]), ("team", 3))
+        b.pub("im/u/bob/out/receipt", json.dumps({"status": "delivered", "seqs": [tombs[0]["seq"]]}))
+        rej = b.expect("in/ack", lambda p: p.get("status") == "rejected")[0]
+        self.assertEqual((rej["code"], rej["seqs"]), ("not_found", [tombs[0]["seq"]]))
+
+        # the operator's command sets the same policy
+        self.env.cli("group", "set", "team", "retain_days", "none")
+        info = self.ctl("alice", "group_info", group="team")
+        self.assertEqual((info["retain_count"], info["retain_days"]), (3, 0))
+        r = self.env.cli("group", "set", "team", "retain_weeks", "1", check=False)
+        self.assertEqual(r.returncode, 2)
+        r = self.env.cli("group", "set", "nogroup", "retain_days", "1", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no such group", r.stderr)
 
 
     def mqim(self, user, *args):

@@ -405,6 +405,58 @@ static void test_outbox_bad_records(void)
     CHECK_EQ_INT(outbox_count(), 2); /* the large one and the message */
 }
 
+
+/* Tombstones (the gateway's group retention removed the message, the seq
+ * stays): they move last_seq on in order, reach no callback and get no
+ * receipt; a gap before one still asks for a sync; a message whose sender
+ * chose the type "pruned" is still a message. */
+static void test_tombstones_advance_seq(void)
+{
+    static const char *const m1 = "{\"id\":\"a1\",\"seq\":1,\"from\":\"alice\",\"group\":\"team\",\"type\":\"text\",\"body\":\"one\"}";
+    static const char *const t2 = "{\"seq\":2,\"group\":\"team\",\"ts\":1764000000123,\"type\":\"pruned\"}";
+    static const char *const t3 = "{\"seq\":3,\"group\":\"team\",\"ts\":1764000000124,\"type\":\"pruned\"}";
+    static const char *const m4 = "{\"id\":\"a4\",\"seq\":4,\"from\":\"alice\",\"group\":\"team\",\"type\":\"pruned\",\"body\":\"four\"}";
+    static const char *const t6 = "{\"seq\":6,\"group\":\"team\",\"ts\":1764000000126,\"type\":\"pruned\"}";
+    static const char *const m5 = "{\"id\":\"a5\",\"seq\":5,\"from\":\"alice\",\"group\":\"team\",\"type\":\"text\",\"body\":\"five\"}";
+    sent_pkt_t s;
+    fresh();
+    connect();
+    CHECK(next_publish_on("im/u/bob/out/ctl", &s)); /* the sync at connect */
+    recv_chunk = sizeof(in_buf);
+    inject_publish("im/u/bob/in/msg", m1, strlen(m1), 1);
+    inject_publish("im/u/bob/in/msg", t2, strlen(t2), 2);
+    inject_publish("im/u/bob/in/msg", t2, strlen(t2), 3); /* a redelivery */
+    inject_publish("im/u/bob/in/msg", t3, strlen(t3), 4);
+    inject_publish("im/u/bob/in/msg", m4, strlen(m4), 5);
+    pump(10);
+    CHECK_EQ_INT(nseen, 2);
+    CHECK_EQ_STR(seen[0], strlen(seen[0]), "1 alice: one");
+    CHECK_EQ_STR(seen[1], strlen(seen[1]), "4 alice: four"); /* has an id and a sender: a message */
+    CHECK(saved.last_seq == 4u && mqim_client_last_seq(&client) == 4u);
+    CHECK(next_publish_on("im/u/bob/out/receipt", &s));
+    CHECK_EQ_STR(s.payload, strlen(s.payload), "{\"status\":\"delivered\",\"seqs\":[1,4],\"device\":\"mcu\"}");
+    /* a tombstone after a gap is not taken: the sync brings 5 first */
+    {
+        const char *res = "{\"op\":\"sync\",\"complete\":true,\"first_seq\":1}";
+        inject_publish("im/u/bob/in/res", res, strlen(res), 6); /* the connect sync is answered */
+    }
+    inject_publish("im/u/bob/in/msg", t6, strlen(t6), 7);
+    pump(10);
+    CHECK(mqim_client_last_seq(&client) == 4u);
+    CHECK(next_publish_on("im/u/bob/out/ctl", &s));
+    CHECK_EQ_STR(s.payload, strlen(s.payload), "{\"op\":\"sync\",\"after\":4}");
+    inject_publish("im/u/bob/in/msg", m5, strlen(m5), 8);
+    inject_publish("im/u/bob/in/msg", t6, strlen(t6), 9);
+    pump(10);
+    recv_chunk = 100;
+    CHECK_EQ_INT(nseen, 3);
+    CHECK_EQ_STR(seen[2], strlen(seen[2]), "5 alice: five");
+    CHECK(saved.last_seq == 6u && mqim_client_last_seq(&client) == 6u);
+    CHECK(next_publish_on("im/u/bob/out/receipt", &s));
+    CHECK_EQ_STR(s.payload, strlen(s.payload), "{\"status\":\"delivered\",\"seqs\":[5],\"device\":\"mcu\"}");
+    CHECK(!next_publish_on("im/u/bob/out/receipt", &s)); /* nothing for 6 */
+}
+
 int main(void)
 {
     test_connect_birth_and_sync();
@@ -412,5 +464,6 @@ int main(void)
     test_inbound_order_and_receipts();
     test_oversized_message();
     test_outbox_bad_records();
+    test_tombstones_advance_seq();
     return CHECK_REPORT();
 }

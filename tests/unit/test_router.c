@@ -685,6 +685,376 @@ static void test_store_full(void)
     teardown();
 }
 
+/* ---- group retention ---- */
+
+/* A control request; returns its parsed response (the last in/res or
+ * response-topic publish), caller frees. */
+static cJSON *ctl(const char *user, const char *json, mqim_status_t expect)
+{
+    char topic[64];
+    snprintf(topic, sizeof(topic), "im/u/%s/out/ctl", user);
+    CHECK_EQ_INT(pub(topic, json, 1), expect);
+    drain();
+    for (int i = nouts - 1; i >= 0; i--) {
+        if (strstr(outs[i].topic, "/in/res") != NULL) {
+            return json_of(&outs[i]);
+        }
+    }
+    CHECK(!"no response");
+    return NULL;
+}
+
+static void gsend(const char *user, const char *group, const char *id)
+{
+    char topic[64], payload[96];
+    snprintf(topic, sizeof(topic), "im/u/%s/out/group/%s", user, group);
+    snprintf(payload, sizeof(payload), "{\"id\":\"%s\",\"body\":\"text of %s\"}", id, id);
+    CHECK_EQ_INT(pub(topic, payload, 1), MQIM_OK);
+}
+
+static mqim_store_stats_t stats(void)
+{
+    mqim_txn_t txn;
+    mqim_store_stats_t st;
+    mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    mqim_store_stats(&txn, &st);
+    mqim_txn_abort(&txn);
+    return st;
+}
+
+static mqim_user_rec_t user_rec(const char *user)
+{
+    mqim_txn_t txn;
+    mqim_user_rec_t u;
+    memset(&u, 0, sizeof(u));
+    mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    mqim_store_user_get(&txn, mqim_str_from_cstr(user), &u);
+    mqim_txn_abort(&txn);
+    return u;
+}
+
+static uint64_t group_msgs(const char *group)
+{
+    mqim_txn_t txn;
+    mqim_group_rec_t g;
+    memset(&g, 0, sizeof(g));
+    mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    mqim_store_group_get(&txn, mqim_str_from_cstr(group), &g);
+    mqim_txn_abort(&txn);
+    return g.msgs;
+}
+
+/* The sync of user after `after`: checks the replay is every seq from
+ * after+1 to the response's last, in order, each a message or a tombstone.
+ * Returns the number of tombstones; *resp gets the response. */
+static int sync_contiguous(const char *user, uint64_t after, cJSON **resp)
+{
+    char req[80], msg_topic[64];
+    uint64_t expect = after + 1u;
+    int tombs = 0;
+    snprintf(req, sizeof(req), "{\"op\":\"sync\",\"after\":%llu}", (unsigned long long)after);
+    snprintf(msg_topic, sizeof(msg_topic), "im/u/%s/in/msg", user);
+    *resp = ctl(user, req, MQIM_OK);
+    for (int i = 0; i < nouts; i++) {
+        cJSON *j;
+        if (strcmp(outs[i].topic, msg_topic) != 0) {
+            continue;
+        }
+        j = json_of(&outs[i]);
+        CHECK(j != NULL && jnum(j, "seq") == (double)expect);
+        if (j != NULL && jstr(j, "type") != NULL && strcmp(jstr(j, "type"), "pruned") == 0) {
+            /* a tombstone: the seq, the chat, the ts; no id, no sender, no body */
+            CHECK(jstr(j, "id") == NULL && jstr(j, "from") == NULL && jstr(j, "body") == NULL);
+            CHECK(jstr(j, "group") != NULL && jnum(j, "ts") > 0.0);
+            tombs++;
+        } else {
+            CHECK(j != NULL && jstr(j, "id") != NULL && jstr(j, "body") != NULL);
+        }
+        expect++;
+        cJSON_Delete(j);
+    }
+    CHECK(*resp != NULL && jnum(*resp, "last") == (double)(expect - 1u));
+    return tombs;
+}
+
+/* Count retention of a group: the oldest copies become tombstones in every
+ * member inbox; sync stays contiguous; history skips them and says pruned;
+ * unread ignores them; receipts and msg_status on them say not_found. */
+static void test_group_count_retention(void)
+{
+    cJSON *j, *msgs, *chats;
+    int tombs;
+    setup(NULL, 0);
+    pub("im/u/carol/out/dm/bob", "before the group", 1);             /* bob 1, carol 1 */
+    j = ctl("alice", "{\"op\":\"group_create\",\"group\":\"team\",\"members\":[\"bob\"]}", MQIM_OK);
+    cJSON_Delete(j);                                                  /* bob 2, alice 1 */
+    j = ctl("alice", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_count\":3}", MQIM_OK);
+    CHECK(j != NULL && jbool(j, "ok") && jnum(j, "retain_count") == 3.0);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "retain_days")));
+    cJSON_Delete(j);
+    for (int i = 0; i < 5; i++) {                                     /* bob 3..7, alice 2..6 */
+        char id[8];
+        snprintf(id, sizeof(id), "g%d", i);
+        gsend("alice", "team", id);
+    }
+    drain();
+    /* 6 group messages (the create event and g0..g4), 3 kept: g2..g4 */
+    CHECK(group_msgs("team") == 3u);
+    CHECK(user_rec("bob").count == 4u);   /* carol's DM + 3 */
+    CHECK(user_rec("alice").count == 3u);
+    CHECK(user_rec("bob").first_seq == 1u); /* no seq removed: tombstones */
+    CHECK(stats().messages == 4u);          /* the DM + 3 group messages, once each */
+    CHECK(stats().inbox_entries == 1u + 7u + 6u); /* carol's echo, bob's, alice's */
+
+    /* sync from the start: every seq, tombstones included, nothing pruned */
+    tombs = sync_contiguous("bob", 0, &j);
+    CHECK_EQ_INT(tombs, 3);
+    CHECK(jnum(j, "count") == 7.0 && jbool(j, "complete") && !jbool(j, "pruned"));
+    cJSON_Delete(j);
+    tombs = sync_contiguous("bob", 3, &j); /* a device that saw up to 3 */
+    CHECK_EQ_INT(tombs, 1);
+    cJSON_Delete(j);
+    {   /* a sync page boundary inside the tombstones */
+        j = ctl("bob", "{\"op\":\"sync\",\"after\":1,\"limit\":2}", MQIM_OK);
+        CHECK(jnum(j, "count") == 2.0 && !jbool(j, "complete") && jnum(j, "last") == 3.0);
+        cJSON_Delete(j);
+    }
+
+    /* history: only what is held, and it says older messages are gone */
+    j = ctl("bob", "{\"op\":\"history\",\"group\":\"team\"}", MQIM_OK);
+    msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    CHECK(cJSON_GetArraySize(msgs) == 3);
+    CHECK(strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "id"), "g2") == 0);
+    CHECK(jbool(j, "complete") && jbool(j, "pruned") && jnum(j, "first_seq") == 5.0);
+    cJSON_Delete(j);
+    j = ctl("bob", "{\"op\":\"history\",\"group\":\"team\",\"limit\":2}", MQIM_OK);
+    msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    CHECK(cJSON_GetArraySize(msgs) == 2 && !jbool(j, "complete") && jbool(j, "pruned"));
+    CHECK(strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "id"), "g3") == 0);
+    cJSON_Delete(j);
+    j = ctl("bob", "{\"op\":\"history\",\"group\":\"team\",\"before\":6,\"limit\":2}", MQIM_OK);
+    msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    CHECK(cJSON_GetArraySize(msgs) == 1 && jbool(j, "complete")); /* g2; tombstones are no page */
+    cJSON_Delete(j);
+    j = ctl("bob", "{\"op\":\"history\",\"group\":\"team\",\"after\":1,\"limit\":3}", MQIM_OK);
+    msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    CHECK(cJSON_GetArraySize(msgs) == 3 && jbool(j, "complete"));
+    cJSON_Delete(j);
+    /* a chat without retention says nothing of it */
+    j = ctl("bob", "{\"op\":\"history\",\"with\":\"carol\"}", MQIM_OK);
+    CHECK(cJSON_GetObjectItemCaseSensitive(j, "pruned") == NULL);
+    cJSON_Delete(j);
+
+    /* chats: unread counts messages, not tombstones */
+    j = ctl("bob", "{\"op\":\"chats\"}", MQIM_OK);
+    chats = cJSON_GetObjectItemCaseSensitive(j, "chats");
+    CHECK(cJSON_GetArraySize(chats) == 2);
+    CHECK(strcmp(jstr(cJSON_GetArrayItem(chats, 0), "group"), "team") == 0);
+    CHECK(jnum(cJSON_GetArrayItem(chats, 0), "unread") == 3.0);
+    CHECK(jnum(cJSON_GetArrayItem(chats, 0), "last_seq") == 7.0);
+    CHECK(jnum(cJSON_GetArrayItem(chats, 1), "unread") == 1.0);
+    cJSON_Delete(j);
+
+    /* receipts: the held one is forwarded, the tombstone is named not_found */
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"delivered\",\"seqs\":[3,5]}", 1), MQIM_NOT_FOUND);
+    drain();
+    CHECK_EQ_INT(nouts, 2);
+    CHECK_OUT(0, "im/u/alice/in/ack", "id", "g2");
+    CHECK_OUT(1, "im/u/bob/in/ack", "code", "not_found");
+    j = json_of(&outs[1]);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "seqs")) == 1);
+    cJSON_Delete(j);
+    /* read up to the last: only held messages are acked */
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"read\",\"group\":\"team\",\"upto\":7}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 4); /* read acks of g2, g3, g4 and bob's read event */
+    /* msg_status of a pruned message of mine */
+    j = ctl("alice", "{\"op\":\"msg_status\",\"seq\":2}", MQIM_NOT_FOUND);
+    CHECK(j != NULL && strcmp(jstr(j, "code"), "not_found") == 0 && strstr(jstr(j, "reason"), "retention") != NULL);
+    cJSON_Delete(j);
+    j = ctl("alice", "{\"op\":\"msg_status\",\"seq\":6}", MQIM_OK);
+    CHECK(j != NULL && strcmp(jstr(j, "id"), "g4") == 0);
+    cJSON_Delete(j);
+    /* the group ends; made again under its name, it inherits what is left
+     * in inboxes (same chat), not the old policy */
+    cJSON_Delete(ctl("bob", "{\"op\":\"group_leave\",\"group\":\"team\"}", MQIM_OK));
+    CHECK(group_msgs("team") == 3u);
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_leave\",\"group\":\"team\"}", MQIM_OK));
+    cJSON_Delete(ctl("bob", "{\"op\":\"group_create\",\"group\":\"team\"}", MQIM_OK));
+    CHECK(group_msgs("team") == 5u); /* 3 held, alice's leave event, the new create */
+    j = ctl("bob", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_count\":2}", MQIM_OK);
+    cJSON_Delete(j);
+    CHECK(group_msgs("team") == 2u);
+    tombs = sync_contiguous("alice", 0, &j);
+    CHECK_EQ_INT(tombs, 7); /* all of hers but her leave event */
+    cJSON_Delete(j);
+    teardown();
+}
+
+/* User count retention removes tombstones like any entry, and a copy it
+ * removes is no longer counted or tombstoned by the group. */
+static void test_group_retention_and_user_retention(void)
+{
+    cJSON *j;
+    int tombs;
+    setup(NULL, 0);
+    pub("im/u/carol/out/dm/bob", "first", 1);                         /* bob 1 */
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_create\",\"group\":\"team\",\"members\":[\"bob\"]}", MQIM_OK));
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_count\":3}", MQIM_OK));
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "g%d", i);
+        gsend("alice", "team", id);                                   /* bob 3..7 */
+    }
+    /* bob: [1 DM] [2..4 tombstones] [5..7 g2..g4]; now he keeps 2 messages */
+    set_policy("bob", 2, 0, 0);
+    pub("im/u/carol/out/dm/bob", "second", 1);                        /* bob 8 */
+    drain();
+    CHECK(user_rec("bob").count == 2u);
+    CHECK(user_rec("bob").first_seq == 7u); /* the DM, the tombstones, g2, g3 are gone */
+    /* sync from before: pruned is said, what follows is contiguous */
+    tombs = sync_contiguous("bob", 6, &j);
+    CHECK_EQ_INT(tombs, 0);
+    cJSON_Delete(j);
+    j = ctl("bob", "{\"op\":\"sync\",\"after\":0}", MQIM_OK);
+    CHECK(jbool(j, "pruned") && jnum(j, "first_seq") == 7.0 && jnum(j, "count") == 2.0);
+    cJSON_Delete(j);
+    /* the group still holds g2..g4 (alice has them) */
+    CHECK(group_msgs("team") == 3u);
+    gsend("alice", "team", "g5");   /* g2 goes: alice's copy is tombstoned, bob's was gone */
+    drain();
+    CHECK(group_msgs("team") == 3u);
+    tombs = sync_contiguous("alice", 0, &j);
+    CHECK_EQ_INT(tombs, 4); /* create, g0, g1, g2 */
+    cJSON_Delete(j);
+    /* bob's own limit of 2 took g4 when g5 came (he holds the DM and g5) */
+    j = ctl("bob", "{\"op\":\"history\",\"group\":\"team\"}", MQIM_OK);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "messages")) == 1);
+    CHECK(jbool(j, "pruned") && jnum(j, "first_seq") == 9.0);
+    cJSON_Delete(j);
+    teardown();
+}
+
+/* group_set: owner and admins only; values checked; shown in group_info;
+ * a lowered limit prunes at once; null goes back to the default. */
+static void test_group_set(void)
+{
+    mqim_router_config_t c = { .root = "im", .sync_page = 100, .group_retain_count = 4 };
+    cJSON *j;
+    setup(&c, 0);
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_create\",\"group\":\"team\",\"members\":[\"bob\"]}", MQIM_OK));
+    j = ctl("alice", "{\"op\":\"group_info\",\"group\":\"team\"}", MQIM_OK);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "retain_count")));
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "retain_days")));
+    cJSON_Delete(j);
+    j = ctl("bob", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_count\":1}", MQIM_FORBIDDEN);
+    CHECK(j != NULL && strcmp(jstr(j, "code"), "forbidden") == 0);
+    cJSON_Delete(j);
+    j = ctl("carol", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_count\":1}", MQIM_NOT_MEMBER);
+    CHECK(j != NULL && strcmp(jstr(j, "code"), "not_member") == 0);
+    cJSON_Delete(j);
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_count\":-1}", MQIM_FIELD_TYPE));
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_days\":\"7\"}", MQIM_FIELD_TYPE));
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_days\":1.5}", MQIM_FIELD_TYPE));
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_days\":1000001}", MQIM_FIELD_RANGE));
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_set\",\"group\":\"team\"}", MQIM_FIELD_MISSING));
+    /* the default (4) applies: the create event and g0..g4 are 6 */
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "g%d", i);
+        gsend("bob", "team", id);
+    }
+    CHECK(group_msgs("team") == 4u);
+    /* an admin may: the owner makes bob one */
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_add\",\"group\":\"team\",\"users\":[\"carol\"],\"role\":\"admin\"}", MQIM_OK));
+    CHECK(group_msgs("team") == 4u); /* the group.add event pushed one out */
+    j = ctl("carol", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_count\":2,\"retain_days\":0}", MQIM_OK);
+    CHECK(jnum(j, "retain_count") == 2.0 && jnum(j, "retain_days") == 0.0); /* 0: no limit */
+    cJSON_Delete(j);
+    CHECK(group_msgs("team") == 2u); /* pruned at once */
+    CHECK(user_rec("bob").count == 2u);
+    j = ctl("alice", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_count\":0}", MQIM_OK);
+    CHECK(jnum(j, "retain_count") == 0.0);
+    cJSON_Delete(j);
+    gsend("bob", "team", "g5");
+    gsend("bob", "team", "g6");
+    gsend("bob", "team", "g7");
+    CHECK(group_msgs("team") == 5u); /* no limit now */
+    j = ctl("alice", "{\"op\":\"group_set\",\"group\":\"team\",\"retain_count\":null}", MQIM_OK);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "retain_count")));
+    CHECK(jnum(j, "retain_days") == 0.0); /* untouched */
+    cJSON_Delete(j);
+    CHECK(group_msgs("team") == 4u); /* back to the default of 4 */
+    j = ctl("bob", "{\"op\":\"group_info\",\"group\":\"team\"}", MQIM_OK);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "retain_count")));
+    cJSON_Delete(j);
+    teardown();
+}
+
+/* Age retention of groups in the sweep, with a fake now: the group default,
+ * a group's own retain_days, and a group that keeps everything. */
+static void test_group_age_sweep(void)
+{
+    mqim_router_config_t c = { .root = "im", .sync_page = 100, .group_retain_age_ms = 60000 };
+    uint64_t pruned = 0;
+    int64_t t0;
+    cJSON *j;
+    int tombs;
+    setup(&c, 0);
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_create\",\"group\":\"team\",\"members\":[\"bob\"]}", MQIM_OK));
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_create\",\"group\":\"days\",\"members\":[\"bob\"]}", MQIM_OK));
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_create\",\"group\":\"keep\",\"members\":[\"bob\"]}", MQIM_OK));
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_set\",\"group\":\"days\",\"retain_days\":2}", MQIM_OK));
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_set\",\"group\":\"keep\",\"retain_days\":0}", MQIM_OK));
+    t0 = clock_ms;
+    gsend("alice", "team", "old1");
+    gsend("alice", "days", "old2");
+    gsend("alice", "keep", "old3");
+    pub("im/u/carol/out/dm/bob", "a direct message", 1);
+    /* nothing is old yet */
+    CHECK_EQ_INT(mqim_router_sweep(store, &rcfg, clock_ms + 1000, &pruned), MQIM_OK);
+    CHECK(pruned == 0u);
+    clock_ms = t0 + 30000;
+    gsend("alice", "team", "new1");
+    /* a minute later: team's create event and old1 go (2 copies each) */
+    CHECK_EQ_INT(mqim_router_sweep(store, &rcfg, t0 + 61000, &pruned), MQIM_OK);
+    CHECK(pruned == 4u);
+    CHECK(group_msgs("team") == 1u && group_msgs("days") == 2u && group_msgs("keep") == 2u);
+    /* three days later: days goes too; keep keeps all; team keeps nothing */
+    CHECK_EQ_INT(mqim_router_sweep(store, &rcfg, t0 + 3 * 86400000LL, &pruned), MQIM_OK);
+    CHECK(pruned == 2u + 4u);
+    CHECK(group_msgs("team") == 0u && group_msgs("days") == 0u && group_msgs("keep") == 2u);
+    CHECK(stats().messages == 3u); /* keep's two, the DM */
+    /* bob's stream is whole: 3 creates, 3 olds, the DM, new1 */
+    drain();
+    tombs = sync_contiguous("bob", 0, &j);
+    CHECK_EQ_INT(tombs, 5);
+    CHECK(jnum(j, "count") == 8.0);
+    cJSON_Delete(j);
+    /* his chats: keep and the DM; team and days hold no message any more */
+    j = ctl("bob", "{\"op\":\"chats\"}", MQIM_OK);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "chats")) == 2);
+    cJSON_Delete(j);
+    j = ctl("bob", "{\"op\":\"history\",\"group\":\"team\"}", MQIM_OK);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "messages")) == 0);
+    CHECK(jbool(j, "complete") && jbool(j, "pruned") && cJSON_GetObjectItemCaseSensitive(j, "first_seq") == NULL);
+    cJSON_Delete(j);
+    /* an ended group's leftovers are pruned by the default age */
+    cJSON_Delete(ctl("bob", "{\"op\":\"group_leave\",\"group\":\"keep\"}", MQIM_OK));
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_leave\",\"group\":\"keep\"}", MQIM_OK));
+    CHECK_EQ_INT(mqim_router_sweep(store, &rcfg, clock_ms + 61000, &pruned), MQIM_OK);
+    CHECK(stats().messages == 1u); /* only the DM */
+    /* user age retention then removes head tombstones like any entry */
+    set_policy("bob", 0, 1, 0);
+    CHECK_EQ_INT(mqim_router_sweep(store, &rcfg, clock_ms + 2 * 86400000LL, &pruned), MQIM_OK);
+    CHECK(user_rec("bob").count == 0u);
+    {
+        mqim_user_rec_t u = user_rec("bob");
+        CHECK(u.first_seq == u.next_seq); /* nothing left, no hole either */
+    }
+    teardown();
+}
+
 /* ---- files ---- */
 
 static void sha_hex(const uint8_t *data, size_t len, char hex[MQIM_SHA256_HEX_LEN + 1])
@@ -945,6 +1315,10 @@ int main(void)
     test_retention_and_pruned_sync();
     test_per_user_policy();
     test_store_full();
+    test_group_count_retention();
+    test_group_retention_and_user_retention();
+    test_group_set();
+    test_group_age_sweep();
     test_files();
     test_file_rate_limit();
     return CHECK_REPORT();

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "mqim_check.h"
 #include "store.h"
 
@@ -28,6 +30,15 @@ static void remove_dir(void)
     if (system(cmd) != 0) {
         fprintf(stderr, "cleanup failed\n");
     }
+}
+
+static int count_receipt(void *ctx, mqim_str_t member, uint8_t status, int64_t ts)
+{
+    (void)member;
+    (void)status;
+    (void)ts;
+    (*(int *)ctx)++;
+    return 0;
 }
 
 static int count_visit(void *ctx, const mqim_inbox_entry_t *e)
@@ -189,11 +200,155 @@ static void test_map_full(void)
     remove_dir();
 }
 
+
+/* A group record written before retention existed (no policy, no count)
+ * still reads, and is rewritten in the new layout. */
+static void test_group_record_upgrade(void)
+{
+    mqim_store_t *s = open_fresh();
+    mqim_txn_t txn;
+    mqim_group_rec_t g;
+    MDB_env *env = NULL;
+    MDB_txn *t = NULL;
+    MDB_dbi dbi;
+    unsigned char old[18 + 4] = { 0 };
+    MDB_val k = { 3, "old" }, v = { sizeof(old), old };
+    mqim_store_close(s); /* one environment per process at a time */
+    old[7] = 42;   /* created_ms 42 */
+    old[15] = 2;   /* 2 members */
+    old[17] = 4;   /* title_len 4 */
+    memcpy(old + 18, "Old!", 4);
+    CHECK(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 32) == 0 && mdb_env_open(env, dir, 0, 0600) == 0);
+    CHECK(mdb_txn_begin(env, NULL, 0, &t) == 0 && mdb_dbi_open(t, "groups", 0, &dbi) == 0);
+    CHECK(mdb_put(t, dbi, &k, &v, 0) == 0 && mdb_txn_commit(t) == 0);
+    mdb_env_close(env);
+    CHECK_EQ_INT(mqim_store_open(dir, 0, false, &s), MQIM_OK);
+    mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
+    CHECK_EQ_INT(mqim_store_group_get(&txn, MQIM_STR("old"), &g), MQIM_OK);
+    CHECK(g.created_ms == 42 && g.members == 2u && mqim_str_eq_cstr(g.title, "Old!"));
+    CHECK(g.retain_count == 0u && g.retain_days == 0u && g.msgs == 0u);
+    g.retain_days = 7;
+    g.msgs = 3;
+    CHECK_EQ_INT(mqim_store_group_put(&txn, MQIM_STR("old"), &g), MQIM_OK);
+    memset(&g, 0, sizeof(g));
+    CHECK_EQ_INT(mqim_store_group_get(&txn, MQIM_STR("old"), &g), MQIM_OK);
+    CHECK(g.created_ms == 42 && mqim_str_eq_cstr(g.title, "Old!") && g.retain_days == 7u && g.msgs == 3u);
+    mqim_txn_commit(&txn);
+    mqim_store_close(s);
+    remove_dir();
+}
+
+static int take_seq(void *ctx, const mqim_inbox_entry_t *e)
+{
+    uint64_t *seqs = ctx;
+    seqs[++seqs[0]] = e->seq;
+    return 0;
+}
+
+/* Group retention in the store: copies become tombstones (seq kept, chat
+ * index left, marker set, count down), the message and its receipts go,
+ * the index forgets it; user retention later removes head tombstones. */
+static void test_group_prune_tombstones(void)
+{
+    mqim_store_t *s = open_fresh();
+    mqim_txn_t txn;
+    mqim_group_rec_t g = { 1, 2, { "t", 1 }, 0, 0, 0 };
+    mqim_inbox_entry_t e;
+    mqim_user_rec_t u;
+    mqim_msg_rec_t m;
+    uint64_t mids[3], seqs[8], n = 0, msgs = 0, entries = 0;
+    const char *users[] = { "alice", "bob" };
+    mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
+    for (int i = 0; i < 2; i++) {
+        mqim_store_user_ensure(&txn, mqim_str_from_cstr(users[i]), 1);
+    }
+    CHECK_EQ_INT(mqim_store_group_put(&txn, MQIM_STR("team"), &g), MQIM_OK);
+    for (int i = 0; i < 3; i++) {
+        memset(&m, 0, sizeof(m));
+        m.ts = 1000 + i;
+        m.refs = 2;
+        m.id = MQIM_STR("x");
+        m.from = MQIM_STR("alice");
+        m.group = MQIM_STR("team");
+        m.type = MQIM_STR("text");
+        m.body = MQIM_STR("b");
+        CHECK_EQ_INT(mqim_store_msg_put(&txn, &m), MQIM_OK);
+        mids[i] = m.mid;
+        for (int k = 0; k < 2; k++) {
+            uint64_t seq = 0;
+            CHECK_EQ_INT(mqim_store_inbox_append(&txn, mqim_str_from_cstr(users[k]), MQIM_STR("#team"), m.mid,
+                                                 k == 0 ? MQIM_INBOX_SENT : MQIM_INBOX_RECEIVED, &seq), MQIM_OK);
+            CHECK_EQ_INT(mqim_store_gindex_put(&txn, MQIM_STR("team"), m.mid, mqim_str_from_cstr(users[k]), seq),
+                         MQIM_OK);
+        }
+    }
+    mqim_store_receipt_put(&txn, mids[0], MQIM_STR("bob"), MQIM_RECEIPT_READ, 5);
+    g.msgs = 3;
+    mqim_store_group_put(&txn, MQIM_STR("team"), &g);
+    CHECK_EQ_INT(mqim_store_gindex_count(&txn, MQIM_STR("team"), &n), MQIM_OK);
+    CHECK(n == 3u);
+    /* keep 1: the two oldest go, 2 copies each */
+    CHECK_EQ_INT(mqim_store_group_prune(&txn, MQIM_STR("team"), 1, 0, &msgs, &entries), MQIM_OK);
+    CHECK(msgs == 2u && entries == 4u);
+    CHECK_EQ_INT(mqim_store_group_get(&txn, MQIM_STR("team"), &g), MQIM_OK);
+    CHECK(g.msgs == 1u && mqim_str_eq_cstr(g.title, "t"));
+    CHECK_EQ_INT(mqim_store_gindex_count(&txn, MQIM_STR("team"), &n), MQIM_OK);
+    CHECK(n == 1u);
+    CHECK_EQ_INT(mqim_store_msg_get(&txn, mids[0], &m), MQIM_NOT_FOUND);
+    CHECK_EQ_INT(mqim_store_msg_get(&txn, mids[2], &m), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_inbox_get(&txn, MQIM_STR("bob"), 1, &e), MQIM_OK);
+    CHECK(e.pruned && e.mid == 0u && e.ts == 1000 && e.dir == MQIM_INBOX_RECEIVED &&
+          mqim_str_eq_cstr(e.chat, "#team"));
+    CHECK_EQ_INT(mqim_store_inbox_get(&txn, MQIM_STR("alice"), 2, &e), MQIM_OK);
+    CHECK(e.pruned && e.dir == MQIM_INBOX_SENT && e.ts == 1001);
+    memset(seqs, 0, sizeof(seqs));
+    mqim_store_inbox_scan(&txn, MQIM_STR("bob"), 0, take_seq, seqs);
+    CHECK(seqs[0] == 3u); /* every seq is still there */
+    memset(seqs, 0, sizeof(seqs));
+    mqim_store_chat_scan(&txn, MQIM_STR("bob"), MQIM_STR("#team"), 0, 0, take_seq, seqs);
+    CHECK(seqs[0] == 1u && seqs[1] == 3u); /* the chat index holds the message only */
+    CHECK(mqim_store_chat_pruned(&txn, MQIM_STR("bob"), MQIM_STR("#team")) == 2u);
+    CHECK(mqim_store_chat_pruned(&txn, MQIM_STR("bob"), MQIM_STR("alice")) == 0u);
+    CHECK_EQ_INT(mqim_store_user_get(&txn, MQIM_STR("bob"), &u), MQIM_OK);
+    CHECK(u.count == 1u && u.first_seq == 1u && u.next_seq == 4u);
+    {
+        int receipts = 0;
+        CHECK_EQ_INT(mqim_store_receipt_each(&txn, mids[0], count_receipt, &receipts), MQIM_OK);
+        CHECK_EQ_INT(receipts, 0);
+    }
+    /* age: nothing younger is touched; an unknown group is nothing to do */
+    CHECK_EQ_INT(mqim_store_group_prune(&txn, MQIM_STR("team"), 0, 1002, &msgs, &entries), MQIM_OK);
+    CHECK(msgs == 0u);
+    CHECK_EQ_INT(mqim_store_group_prune(&txn, MQIM_STR("nope"), 1, 1, &msgs, &entries), MQIM_OK);
+    /* bob's own retention (keep 5): head tombstones go, the message stays */
+    CHECK_EQ_INT(mqim_store_inbox_prune(&txn, MQIM_STR("bob"), 5, 0, &n), MQIM_OK);
+    CHECK(n == 2u);
+    CHECK_EQ_INT(mqim_store_user_get(&txn, MQIM_STR("bob"), &u), MQIM_OK);
+    CHECK(u.count == 1u && u.first_seq == 3u);
+    /* bob's copy of the last message goes by his retention: the group still
+     * counts it (alice has it); alice's copy going too ends it */
+    CHECK_EQ_INT(mqim_store_inbox_prune(&txn, MQIM_STR("bob"), 0, 5000, &n), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_group_get(&txn, MQIM_STR("team"), &g), MQIM_OK);
+    CHECK(g.msgs == 1u);
+    CHECK_EQ_INT(mqim_store_inbox_prune(&txn, MQIM_STR("alice"), 0, 5000, &n), MQIM_OK);
+    CHECK(n == 3u);
+    CHECK_EQ_INT(mqim_store_group_get(&txn, MQIM_STR("team"), &g), MQIM_OK);
+    CHECK(g.msgs == 0u);
+    CHECK_EQ_INT(mqim_store_gindex_count(&txn, MQIM_STR("team"), &n), MQIM_OK);
+    CHECK(n == 0u);
+    CHECK_EQ_INT(mqim_store_msg_get(&txn, mids[2], &m), MQIM_NOT_FOUND);
+    mqim_txn_commit(&txn);
+    mqim_store_close(s);
+    remove_dir();
+}
+
 int main(void)
 {
     test_outbox_durable_order();
     test_inbox_chat_prune();
     test_dedupe_cursor_device();
     test_map_full();
+    test_group_record_upgrade();
+    test_group_prune_tombstones();
     return CHECK_REPORT();
 }

@@ -43,7 +43,10 @@ typedef struct mqim_ack {
 } mqim_ack_t;
 
 typedef struct mqim_client_callbacks {
-    void (*on_message)(void *ctx, const mqim_envelope_t *env); /**< once per seq, in order */
+    /** Once per seq, in order. A tombstone (type "pruned", no id: the
+     *  gateway's group retention removed that message) is not passed on:
+     *  it only moves the seq stream forward. */
+    void (*on_message)(void *ctx, const mqim_envelope_t *env);
     void (*on_ack)(void *ctx, const mqim_ack_t *ack);
     /** A control response to a request made with mqim_client_ctl (raw JSON). May be NULL. */
     void (*on_response)(void *ctx, mqim_str_t json);
@@ -192,7 +195,8 @@ bool mqim_client_connected(const mqim_client_t *c);
 uint32_t mqim_client_now(const mqim_client_t *c);
 
 /** The highest inbox seq handed to the application (on_message or
- *  on_oversized), also across restarts: what "read everything shown" means. */
+ *  on_oversized) or skipped as a tombstone, also across restarts: what
+ *  "read everything shown" means. */
 uint64_t mqim_client_last_seq(const mqim_client_t *c);
 
 #endif /* MQIM_CLIENT_H */
