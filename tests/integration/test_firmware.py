@@ -18,80 +18,11 @@ import threading
 import time
 import unittest
 
-from harness import Env, free_port, wait_until
+from harness import LinkProxy, Env, free_port, wait_until
 
 FIRMWARE = os.environ.get("MQIM_FIRMWARE")
 MATERIAL = os.environ.get("MQIM_FW_MATERIAL")
 MQIM = os.environ.get("MQIM_CLI")
-
-
-class LinkProxy:
-    """A TCP proxy the test controls: QEMU's UART connects to it, it
-    connects on to the broker. cut() drops the current connection."""
-
-    def __init__(self, target_port):
-        self.target_port = target_port
-        self.port = free_port()
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", self.port))
-        self.lsock.listen(4)
-        self.pairs = []
-        self.connections = 0
-        self.lock = threading.Lock()
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                a, _ = self.lsock.accept()
-            except OSError:
-                return
-            try:
-                b = socket.create_connection(("127.0.0.1", self.target_port), 5)
-            except OSError:
-                a.close()
-                continue
-            for s in (a, b):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self.lock:
-                self.pairs.append((a, b))
-                self.connections += 1
-            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-            threading.Thread(target=self._pump, args=(b, a), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while True:
-                data = src.recv(4096)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self):
-        with self.lock:
-            pairs, self.pairs = self.pairs, []
-        for a, b in pairs:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                    s.close()
-                except OSError:
-                    pass
-
-    def close(self):
-        self.closed = True
-        self.cut()
-        self.lsock.close()
 
 
 class Firmware(unittest.TestCase):
