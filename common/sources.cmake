@@ -10,6 +10,7 @@ set(MQIM_COMMON_SOURCES
   src/envelope.c
   src/id.c
   src/sha256.c
-  src/base64.c)
+  src/base64.c
+  src/file_meta.c)
 set(MQIM_COMMON_INCLUDE_DIRS
   include)

@@ -6,7 +6,6 @@
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/name.h"
-#include "mqim/sha256.h"
 
 typedef struct arena {
     char *buf;
@@ -113,64 +112,6 @@ static mqim_status_t collect(const mqim_json_value_t *root, const char *const *n
     return st == MQIM_NOT_FOUND ? MQIM_OK : st;
 }
 
-/* A file name is shown and may become a file name on a host: no path
- * separators, no control characters, not "." or "..". */
-static mqim_status_t file_name_check(mqim_str_t name)
-{
-    mqim_status_t st = MQIM_OK;
-    if (name.len == 0u || name.len > MQIM_FILE_NAME_MAX || mqim_str_eq_cstr(name, ".") ||
-        mqim_str_eq_cstr(name, "..")) {
-        st = MQIM_FIELD_RANGE;
-    } else {
-        for (size_t i = 0; i < name.len; i++) {
-            unsigned char c = (unsigned char)name.ptr[i];
-            if (c < 0x20u || c == 0x7fu || c == '/' || c == '\\') {
-                st = MQIM_FIELD_RANGE;
-                break;
-            }
-        }
-    }
-    return st;
-}
-
-mqim_status_t mqim_envelope_mime_check(mqim_str_t mime)
-{
-    mqim_status_t st = MQIM_OK;
-    size_t slashes = 0;
-    if (mime.len == 0u || mime.len > MQIM_MIME_MAX || mime.ptr[0] == '/' ||
-        mime.ptr[mime.len - 1u] == '/') {
-        st = MQIM_FIELD_RANGE;
-    } else {
-        for (size_t i = 0; i < mime.len; i++) {
-            char c = mime.ptr[i];
-            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '!' || c == '#' || c == '$' || c == '&' || c == '^' || c == '_' ||
-                      c == '.' || c == '+' || c == '-' || c == '/';
-            slashes += c == '/' ? 1u : 0u;
-            if (!ok) {
-                st = MQIM_FIELD_RANGE;
-                break;
-            }
-        }
-        if (st == MQIM_OK && slashes != 1u) {
-            st = MQIM_FIELD_RANGE;
-        }
-    }
-    return st;
-}
-
-mqim_status_t mqim_envelope_sha256_check(mqim_str_t hex)
-{
-    mqim_status_t st = hex.len == MQIM_SHA256_HEX_LEN ? MQIM_OK : MQIM_FIELD_RANGE;
-    for (size_t i = 0; st == MQIM_OK && i < hex.len; i++) {
-        char c = hex.ptr[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            st = MQIM_FIELD_RANGE;
-        }
-    }
-    return st;
-}
-
 static mqim_status_t decode_file(const mqim_json_value_t *obj, mqim_envelope_file_t *f, arena_t *a)
 {
     mqim_json_value_t fields[FF_COUNT];
@@ -188,23 +129,12 @@ static mqim_status_t decode_file(const mqim_json_value_t *obj, mqim_envelope_fil
     if (st == MQIM_OK) {
         st = mqim_id_check(f->id);
     }
-    if (st == MQIM_OK) {
-        st = get_string(&fields[FF_NAME], a, &f->name);
-        if (st == MQIM_OK && fields[FF_NAME].type != MQIM_JSON_ABSENT) {
-            st = file_name_check(f->name);
-        }
-    }
-    if (st == MQIM_OK) {
-        st = get_string(&fields[FF_MIME], a, &f->mime);
-        if (st == MQIM_OK && fields[FF_MIME].type != MQIM_JSON_ABSENT) {
-            st = mqim_envelope_mime_check(f->mime);
-        }
-    }
-    if (st == MQIM_OK) {
-        st = get_string(&fields[FF_SHA256], a, &f->sha256);
-        if (st == MQIM_OK && fields[FF_SHA256].type != MQIM_JSON_ABSENT) {
-            st = mqim_envelope_sha256_check(f->sha256);
-        }
+    /* name, mime, sha256: their rules (file_meta.h) are the gateway's to
+     * enforce when a file is uploaded; it overwrites them in every
+     * announcement, so a decoder only checks their types. */
+    for (unsigned k = FF_NAME; st == MQIM_OK && k <= FF_SHA256; k++) {
+        mqim_str_t *out = k == FF_NAME ? &f->name : k == FF_MIME ? &f->mime : &f->sha256;
+        st = get_string(&fields[k], a, out);
     }
     if (st == MQIM_OK) {
         st = get_integer(&fields[FF_SIZE], true, &present, &v);
@@ -214,52 +144,47 @@ static mqim_status_t decode_file(const mqim_json_value_t *obj, mqim_envelope_fil
     return st;
 }
 
-mqim_status_t mqim_envelope_file_name_check(mqim_str_t name)
+/* The rule a present string field follows ("from": any string; the
+ * gateway overwrites it with the topic's user, devices read it from the
+ * gateway's envelopes). */
+static mqim_status_t string_rule(unsigned field, mqim_str_t s)
 {
-    return file_name_check(name);
+    switch (field) {
+    case F_ID:
+        return mqim_id_check(s);
+    case F_TO:
+        return mqim_name_check(MQIM_NAME_USER, s);
+    case F_GROUP:
+        return mqim_name_check(MQIM_NAME_GROUP, s);
+    case F_DEVICE:
+        return mqim_name_check(MQIM_NAME_DEVICE, s);
+    case F_TYPE:
+        return type_check(s);
+    case F_BODY:
+        /* UTF-8: the reader checked the raw bytes, and escapes decode to
+         * valid sequences (surrogates only in pairs). */
+        return s.len > MQIM_BODY_MAX ? MQIM_BODY_TOO_LARGE : MQIM_OK;
+    default:
+        return MQIM_OK;
+    }
 }
 
 static mqim_status_t decode_fields(const mqim_json_value_t fields[F_COUNT], mqim_envelope_t *env,
                                    arena_t *a)
 {
-    mqim_status_t st;
+    static const unsigned char string_fields[] = { F_ID, F_FROM, F_TO, F_GROUP, F_TYPE, F_BODY, F_DEVICE };
+    mqim_str_t *const strings[] = { &env->id, &env->from, &env->to, &env->group, &env->type, &env->body,
+                                    &env->device };
+    mqim_status_t st = MQIM_OK;
     bool present = false;
     int64_t v = 0;
 
-    st = get_string(&fields[F_ID], a, &env->id);
-    if (st == MQIM_OK && fields[F_ID].type != MQIM_JSON_ABSENT) {
-        st = mqim_id_check(env->id);
-    }
-    if (st == MQIM_OK) {
-        /* "from" is a string; the gateway overwrites it with the topic's
-         * user, devices read it from the gateway's envelopes. */
-        st = get_string(&fields[F_FROM], a, &env->from);
-    }
-    if (st == MQIM_OK) {
-        st = get_string(&fields[F_TO], a, &env->to);
-        if (st == MQIM_OK && fields[F_TO].type != MQIM_JSON_ABSENT) {
-            st = mqim_name_check(MQIM_NAME_USER, env->to);
+    for (unsigned i = 0; st == MQIM_OK && i < sizeof(string_fields); i++) {
+        const mqim_json_value_t *f = &fields[string_fields[i]];
+        st = get_string(f, a, strings[i]);
+        if (st == MQIM_OK && f->type != MQIM_JSON_ABSENT) {
+            st = string_rule(string_fields[i], *strings[i]);
         }
-    }
-    if (st == MQIM_OK) {
-        st = get_string(&fields[F_GROUP], a, &env->group);
-        if (st == MQIM_OK && fields[F_GROUP].type != MQIM_JSON_ABSENT) {
-            st = mqim_name_check(MQIM_NAME_GROUP, env->group);
-        }
-    }
-    if (st == MQIM_OK) {
-        st = get_string(&fields[F_TYPE], a, &env->type);
-        if (st == MQIM_OK && fields[F_TYPE].type != MQIM_JSON_ABSENT) {
-            st = type_check(env->type);
-        }
-    }
-    if (st == MQIM_OK) {
-        st = get_string(&fields[F_BODY], a, &env->body);
-        if (st == MQIM_OK && env->body.len > MQIM_BODY_MAX) {
-            st = MQIM_BODY_TOO_LARGE;
-        }
-        /* UTF-8: the reader checked the raw bytes, and escapes decode to
-         * valid sequences (surrogates only in pairs). */
     }
     if (st == MQIM_OK) {
         st = get_integer(&fields[F_SEQ], true, &present, &v);
@@ -275,12 +200,6 @@ static mqim_status_t decode_fields(const mqim_json_value_t fields[F_COUNT], mqim
         st = get_integer(&fields[F_UPTO], true, &present, &v);
         env->has_upto = present;
         env->upto = present ? (uint64_t)v : 0u;
-    }
-    if (st == MQIM_OK) {
-        st = get_string(&fields[F_DEVICE], a, &env->device);
-        if (st == MQIM_OK && fields[F_DEVICE].type != MQIM_JSON_ABSENT) {
-            st = mqim_name_check(MQIM_NAME_DEVICE, env->device);
-        }
     }
     if (st == MQIM_OK && fields[F_FILE].type != MQIM_JSON_ABSENT) {
         st = decode_file(&fields[F_FILE], &env->file, a);

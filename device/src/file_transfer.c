@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mqim/base64.h"
+#include "mqim/file_meta.h"
 #include "mqim/envelope.h"
 #include "mqim/json_read.h"
 #include "mqim/json_write.h"
@@ -101,10 +102,10 @@ mqim_status_t mqim_file_upload_start(mqim_file_upload_t *u, mqim_client_t *c, mq
     }
     st = mqim_id_check(upload_id);
     if (st == MQIM_OK) {
-        st = mqim_envelope_file_name_check(name);
+        st = mqim_file_name_check(name);
     }
     if (st == MQIM_OK && mime.len > 0u) {
-        st = mqim_envelope_mime_check(mime);
+        st = mqim_file_mime_check(mime);
     }
     if (st != MQIM_OK) {
         return st;
@@ -425,7 +426,7 @@ bool mqim_file_download_on_response(mqim_file_download_t *d, mqim_str_t json)
     if (str_same(op, "file_info")) {
         mqim_str_t sha = text(&root, "sha256", d->sha256, sizeof(d->sha256));
         d->size = num(&root, "size");
-        if (mqim_envelope_sha256_check(sha) != MQIM_OK || !flag(&root, "complete") || d->received > d->size) {
+        if (mqim_file_sha256_check(sha) != MQIM_OK || !flag(&root, "complete") || d->received > d->size) {
             d->state = MQIM_XFER_FAILED;
             d->error = !flag(&root, "complete") ? MQIM_FILE_INCOMPLETE : MQIM_FILE_CORRUPT;
             return true;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "mqim/base64.h"
+#include "mqim/file_meta.h"
 #include "mqim/name.h"
 #include "mqim/sha256.h"
 #include "router_internal.h"
@@ -271,18 +272,18 @@ static void op_begin(req_t *q, const cJSON *root, ctl_doc_t *d)
         (void)fail(d, MQIM_FIELD_TYPE, "\"upload\" must be an id of yours for this upload (1..64 of [A-Za-z0-9_-])");
         return;
     }
-    if (mqim_envelope_file_name_check(name) != MQIM_OK) {
+    if (mqim_file_name_check(name) != MQIM_OK) {
         (void)fail(d, MQIM_FIELD_RANGE, "\"name\" must be 1..%u bytes without '/', '\\' or control characters",
                    (unsigned)MQIM_FILE_NAME_MAX);
         return;
     }
     if (mime.len == 0u) {
         mime = MQIM_STR(DEFAULT_MIME);
-    } else if (mqim_envelope_mime_check(mime) != MQIM_OK) {
+    } else if (mqim_file_mime_check(mime) != MQIM_OK) {
         (void)fail(d, MQIM_FIELD_RANGE, "\"mime\" must be a media type such as image/jpeg");
         return;
     }
-    if (mqim_envelope_sha256_check(sha) != MQIM_OK) {
+    if (mqim_file_sha256_check(sha) != MQIM_OK) {
         (void)fail(d, MQIM_FIELD_RANGE, "\"sha256\" must be 64 lowercase hex digits");
         return;
     }

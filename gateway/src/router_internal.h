@@ -10,6 +10,7 @@
 #include "mqim/id.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
+#include "mqim/sha256.h"
 #include "mqim/topic.h"
 #include "ratelimit.h"
 #include "router.h"

@@ -7,6 +7,7 @@
 
 #include "mqim/base64.h"
 #include "mqim/envelope.h"
+#include "mqim/file_meta.h"
 #include "mqim/id.h"
 #include "mqim/json_read.h"
 #include "mqim/json_write.h"
@@ -441,17 +442,11 @@ static void test_envelope_decode_table(void)
         { "{\"body\":\"c\",\"file\":\"F1\"}", MQIM_FIELD_TYPE },
         { "{\"body\":\"c\",\"file\":{\"id\":\"F 1\"}}", MQIM_ID_BAD_CHAR },
         { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"id\":\"F2\"}}", MQIM_FIELD_DUPLICATE },
-        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"name\":\"../x\"}}", MQIM_FIELD_RANGE },
-        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"name\":\"..\"}}", MQIM_FIELD_RANGE },
-        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"name\":\"a\\u0001\"}}", MQIM_FIELD_RANGE },
-        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"name\":\"\"}}", MQIM_FIELD_RANGE },
-        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"mime\":\"image\"}}", MQIM_FIELD_RANGE },
-        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"mime\":\"a/b/c\"}}", MQIM_FIELD_RANGE },
-        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"mime\":\"a b/c\"}}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"name\":7}}", MQIM_FIELD_TYPE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"mime\":[]}}", MQIM_FIELD_TYPE },
         { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"size\":-1}}", MQIM_FIELD_RANGE },
-        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"sha256\":\"ABCD\"}}", MQIM_FIELD_RANGE },
-        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"sha256\":\""
-          "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef" "\"}}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"size\":\"1\"}}", MQIM_FIELD_TYPE },
+        { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"sha256\":true}}", MQIM_FIELD_TYPE },
     };
     char arena[MQIM_PAYLOAD_MAX];
     mqim_envelope_t env;
@@ -562,6 +557,43 @@ static void test_envelope_file_roundtrip(void)
     /* a plain envelope has neither */
     CHECK_EQ_INT(mqim_envelope_decode("{\"body\":\"x\"}", 12, &out, arena, sizeof(arena), NULL), MQIM_OK);
     CHECK(!out.has_file && out.device.len == 0u);
+}
+
+/* A file's description: the rules the gateway enforces at upload. */
+static void test_file_meta_rules(void)
+{
+    static const struct { const char *s; mqim_status_t name, mime; } rows[] = {
+        { "cam.jpg", MQIM_OK, MQIM_FIELD_RANGE },
+        { "image/jpeg", MQIM_FIELD_RANGE, MQIM_OK },
+        { "application/vnd.ms-excel+xml", MQIM_FIELD_RANGE, MQIM_OK },
+        { "..", MQIM_FIELD_RANGE, MQIM_FIELD_RANGE },
+        { ".", MQIM_FIELD_RANGE, MQIM_FIELD_RANGE },
+        { "", MQIM_FIELD_RANGE, MQIM_FIELD_RANGE },
+        { "a\\b", MQIM_FIELD_RANGE, MQIM_FIELD_RANGE },
+        { "a\x01", MQIM_FIELD_RANGE, MQIM_FIELD_RANGE },
+        { "a\x7f", MQIM_FIELD_RANGE, MQIM_FIELD_RANGE },
+        { "a b/c", MQIM_FIELD_RANGE, MQIM_FIELD_RANGE },
+        { "a/b/c", MQIM_FIELD_RANGE, MQIM_FIELD_RANGE },
+        { "/b", MQIM_FIELD_RANGE, MQIM_FIELD_RANGE },
+        { "b/", MQIM_FIELD_RANGE, MQIM_FIELD_RANGE },
+        { "caf\xc3\xa9 notes.txt", MQIM_OK, MQIM_FIELD_RANGE },
+    };
+    static char longname[MQIM_FILE_NAME_MAX + 2];
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        CHECK_EQ_INT(mqim_file_name_check(mqim_str_from_cstr(rows[i].s)), rows[i].name);
+        CHECK_EQ_INT(mqim_file_mime_check(mqim_str_from_cstr(rows[i].s)), rows[i].mime);
+    }
+    memset(longname, 'n', MQIM_FILE_NAME_MAX);
+    CHECK_EQ_INT(mqim_file_name_check((mqim_str_t){ longname, MQIM_FILE_NAME_MAX }), MQIM_OK);
+    CHECK_EQ_INT(mqim_file_name_check((mqim_str_t){ longname, MQIM_FILE_NAME_MAX + 1u }), MQIM_FIELD_RANGE);
+    CHECK_EQ_INT(mqim_file_sha256_check(MQIM_STR("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")),
+                 MQIM_OK);
+    CHECK_EQ_INT(mqim_file_sha256_check(MQIM_STR("9F86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")),
+                 MQIM_FIELD_RANGE);
+    CHECK_EQ_INT(mqim_file_sha256_check(MQIM_STR("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0")),
+                 MQIM_FIELD_RANGE);
+    CHECK_EQ_INT(mqim_file_sha256_check(MQIM_STR("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0g")),
+                 MQIM_FIELD_RANGE);
 }
 
 static void test_envelope_encode_roundtrip(void)
@@ -689,6 +721,7 @@ int main(void)
     test_json_reader_truncated();
     test_envelope_decode_table();
     test_envelope_file_roundtrip();
+    test_file_meta_rules();
     test_envelope_decode_head();
     test_envelope_encode_roundtrip();
     test_ulid();

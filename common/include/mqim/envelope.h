@@ -26,7 +26,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mqim/sha256.h"
 #include "mqim/status.h"
 #include "mqim/str.h"
 
@@ -67,9 +66,10 @@ typedef struct mqim_envelope {
  * rules, group with the group rules, type 1..MQIM_TYPE_MAX of [a-z0-9_.-],
  * body a string of valid UTF-8 up to MQIM_BODY_MAX bytes, seq a non-negative
  * integer, ts an integer, upto a non-negative integer, device with the
- * device rules, file an object whose "id" is required and whose other
- * members, each optional, follow mqim_envelope_file_t (unknown members of
- * "file" are ignored, a member given twice is refused). Strings are copied into `arena`; an arena of
+ * device rules, file an object whose "id" is required (message-id rules)
+ * and whose other members are optional strings and a "size" integer
+ * (their content rules, file_meta.h, are enforced by the gateway at upload;
+ * unknown members of "file" are ignored, a member given twice is refused). Strings are copied into `arena`; an arena of
  * `len` bytes is always enough (decoded strings never outgrow their JSON).
  * @param[out] arena_used bytes of the arena used; may be NULL.
  * @return MQIM_OK, MQIM_BAD_PARAMETER, MQIM_PAYLOAD_TOO_LARGE (len >
@@ -105,12 +105,6 @@ mqim_status_t mqim_envelope_decode_head(const char *json, size_t len, mqim_envel
  * size query).
  * @return MQIM_OK, MQIM_BUFFER_TOO_SMALL, MQIM_BAD_PARAMETER.
  */
-/** File-announcement field rules (used by the gateway for file uploads):
- *  @return MQIM_OK or MQIM_FIELD_RANGE. */
-mqim_status_t mqim_envelope_file_name_check(mqim_str_t name);
-mqim_status_t mqim_envelope_mime_check(mqim_str_t mime);
-mqim_status_t mqim_envelope_sha256_check(mqim_str_t hex);
-
 mqim_status_t mqim_envelope_encode(const mqim_envelope_t *env, char *buf, size_t cap,
                                    size_t *out_len);
 
