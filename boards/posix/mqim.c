@@ -198,6 +198,23 @@ static void on_response(void *ctx, mqim_str_t json)
                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "role")),
                cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "members")));
     }
+    /* chats: one line per conversation, most recent first */
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "chats"))
+    {
+        const char *group = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "group"));
+        const char *presence = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "presence"));
+        const cJSON *last = cJSON_GetObjectItemCaseSensitive(it, "last");
+        const char *body = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "body"));
+        printf("chat %s%s unread=%.0f%s%s last=[%.0f] %s\n", group != NULL ? "#" : "",
+               group != NULL ? group : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "chat")),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "unread")), presence != NULL ? " " : "",
+               presence != NULL ? presence : "", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "last_seq")),
+               body != NULL ? body : "");
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "pruned"))) {
+        printf("(older messages were removed by retention; the oldest kept is seq %.0f)\n",
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "first_seq")));
+    }
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "users"))
     {
         const cJSON *seen = cJSON_GetObjectItemCaseSensitive(it, "last_seen");
@@ -293,6 +310,7 @@ static char *group_request(const char *sub, int n, char **args)
         { "remove", "group_remove", 2, 257, "users" },   { "leave", "group_leave", 1, 1, NULL },
         { "rename", "group_rename", 2, 2, NULL },        { "info", "group_info", 1, 1, NULL },
         { "status", "msg_status", 1, 1, NULL },          { "list", "groups", 0, 0, NULL },
+        { "set", "group_set", 3, 3, NULL },              { "chats", "chats", 0, 0, NULL },
     };
     for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++) {
         cJSON *req;
@@ -309,6 +327,19 @@ static char *group_request(const char *sub, int n, char **args)
         }
         if (strcmp(sub, "rename") == 0) {
             cJSON_AddStringToObject(req, "title", args[1]);
+        }
+        if (strcmp(sub, "set") == 0) { /* group set G retain_count|retain_days N|default */
+            if (strcmp(args[1], "retain_count") != 0 && strcmp(args[1], "retain_days") != 0) {
+                cJSON_Delete(req);
+                return NULL;
+            }
+            if (strcmp(args[2], "default") == 0) {
+                cJSON_AddNullToObject(req, args[1]);
+            } else if (strcmp(args[2], "none") == 0) {
+                cJSON_AddNumberToObject(req, args[1], 0); /* no limit */
+            } else {
+                cJSON_AddNumberToObject(req, args[1], strtod(args[2], NULL));
+            }
         }
         if (ops[k].list != NULL) {
             cJSON *arr = cJSON_AddArrayToObject(req, ops[k].list);
@@ -457,7 +488,8 @@ int main(int argc, char **argv)
                         "            history PEER [N] | history --group G [N] | presence USER... |\n"
                         "            chat PEER | flush | groups | group create G [USER...] |\n"
                         "            group add|remove G USER... | group leave|info G | group rename G TITLE |\n"
-                        "            group status SEQ | send-file PEER PATH [MIME] |\n"
+                        "            group status SEQ | group set G retain_count|retain_days N|none|default |\n"
+                        "            chats | send-file PEER PATH [MIME] |\n"
                         "            send-file --group G PATH [MIME] | get-file FILE_ID OUT\n");
         return 1;
     }
@@ -598,12 +630,15 @@ int main(int argc, char **argv)
         cJSON_AddStringToObject(req, "req", "cli");
         request = cJSON_PrintUnformatted(req);
         cJSON_Delete(req);
-    } else if ((strcmp(cmd, "group") == 0 && i < argc) || (strcmp(cmd, "groups") == 0 && i == argc)) {
-        request = strcmp(cmd, "groups") == 0 ? group_request("list", 0, argv + i)
+    } else if ((strcmp(cmd, "group") == 0 && i < argc) || (strcmp(cmd, "groups") == 0 && i == argc) ||
+               (strcmp(cmd, "chats") == 0 && i == argc)) {
+        request = strcmp(cmd, "groups") == 0  ? group_request("list", 0, argv + i)
+                  : strcmp(cmd, "chats") == 0 ? group_request("chats", 0, argv + i)
                                               : group_request(argv[i], argc - i - 1, argv + i + 1);
         if (request == NULL) {
             fprintf(stderr, "mqim: group create G [USER...] | add G USER... | remove G USER... | "
-                            "leave G | rename G TITLE | info G | status SEQ; groups\n");
+                            "leave G | rename G TITLE | info G | status SEQ | set G retain_count|retain_days "
+                            "N|none|default; groups; chats\n");
             mqim_lmdb_store_close(store);
             return 1;
         }

@@ -233,6 +233,21 @@ class Groups(EnvTest):
         r = self.mqim("bob", "group", "add", "crew", "carol")
         self.assertEqual(r.returncode, 4, r.stdout + r.stderr)  # a member may not
         self.assertIn("forbidden", r.stdout)
+        # bob's conversations: the group with his unread count and the last message
+        r = self.mqim("bob", "chats")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^chat #crew unread=\d+ last=\[\d+\] hi crew$")
+        # the owner keeps two messages; the history says what retention removed
+        r = self.mqim("alice", "group", "set", "crew", "retain_count", "2")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for i in range(3):
+            self.assertEqual(self.mqim("alice", "send", "--group", "crew", "m%d" % i).returncode, 0)
+        r = self.mqim("bob", "history", "--group", "crew")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(re.findall(r"(?m)^\[\d+\] alice -> #crew: (m\d)$", r.stdout), ["m1", "m2"])
+        self.assertRegex(r.stdout, r"(?m)^\(older messages were removed by retention; the oldest kept is seq \d+\)$")
+        r = self.mqim("bob", "group", "set", "crew", "retain_count", "default")
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)  # members may not
 
 
 if __name__ == "__main__":
