@@ -5,6 +5,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +347,11 @@ typedef struct msg_hdr {
     uint16_t file_id_len, file_name_len, file_mime_len, file_sha256_len;
 } msg_hdr_t;
 
+/* Records written before the device and file fields (the first release)
+ * have the header up to file_size (device_len was their zero padding) and
+ * no file strings; they are read as they are and never rewritten whole. */
+#define MSG_HDR_V1_SIZE offsetof(msg_hdr_t, file_size)
+
 #define MSG_PARTS 9u
 /* The strings after the header, in order; the body comes last. */
 static void msg_parts(const mqim_msg_rec_t *rec, const mqim_str_t *parts[MSG_PARTS])
@@ -444,23 +450,31 @@ mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *
     MDB_val v;
     msg_hdr_t h;
     const char *p;
-    size_t need;
+    size_t need, hdr_size;
     mqim_status_t st;
     key_u64(&k, mid);
     st = db_get(txn, DB_MSGS, &k, &v);
     if (st != MQIM_OK) {
         return st;
     }
-    if (v.mv_size < sizeof(h)) {
+    if (v.mv_size < MSG_HDR_V1_SIZE) {
         return MQIM_STORE_ERROR;
     }
-    memcpy(&h, v.mv_data, sizeof(h));
-    need = sizeof(h) + (size_t)h.id_len + h.from_len + h.to_len + h.group_len + h.type_len +
-           h.device_len + h.file_id_len + h.file_name_len + h.file_mime_len + h.file_sha256_len +
-           h.body_len;
-    if (need != v.mv_size) {
-        MQIM_LOGE(LOG_MOD, "message %llu: corrupt record", (unsigned long long)mid);
-        return MQIM_STORE_ERROR;
+    memset(&h, 0, sizeof(h));
+    memcpy(&h, v.mv_data, v.mv_size < sizeof(h) ? v.mv_size : sizeof(h));
+    need = (size_t)h.id_len + h.from_len + h.to_len + h.group_len + h.type_len + h.body_len;
+    if (h.device_len == 0u && v.mv_size == MSG_HDR_V1_SIZE + need) {
+        hdr_size = MSG_HDR_V1_SIZE; /* a first-release record */
+        h.file_size = 0;
+        h.file_id_len = h.file_name_len = h.file_mime_len = h.file_sha256_len = 0;
+    } else {
+        hdr_size = sizeof(h);
+        need += (size_t)h.device_len + h.file_id_len + h.file_name_len + h.file_mime_len +
+                h.file_sha256_len;
+        if (v.mv_size != hdr_size + need) {
+            MQIM_LOGE(LOG_MOD, "message %llu: corrupt record", (unsigned long long)mid);
+            return MQIM_STORE_ERROR;
+        }
     }
     rec->mid = mid;
     rec->ts = h.ts;
@@ -468,7 +482,7 @@ mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *
     rec->recipient_seq = h.recipient_seq;
     rec->refs = h.refs;
     rec->qos = h.qos;
-    p = (const char *)v.mv_data + sizeof(h);
+    p = (const char *)v.mv_data + hdr_size;
     rec->id = (mqim_str_t){ p, h.id_len };
     p += h.id_len;
     rec->from = (mqim_str_t){ p, h.from_len };
@@ -505,22 +519,21 @@ mqim_status_t mqim_store_msg_update(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
     if (st != MQIM_OK) {
         return st;
     }
-    if (v.mv_size < sizeof(h)) {
+    if (v.mv_size < MSG_HDR_V1_SIZE) {
         return MQIM_STORE_ERROR;
     }
-    /* Copy out the whole value, patch the header, write back: LMDB values
-     * are read-only outside MDB_RESERVE/WRITEMAP. */
+    /* Copy out the whole value, patch the counters (at the same offsets in
+     * both record layouts), write back: LMDB values are read-only outside
+     * MDB_RESERVE/WRITEMAP. */
     {
         unsigned char *copy = malloc(v.mv_size);
         if (copy == NULL) {
             return MQIM_INTERNAL;
         }
         memcpy(copy, v.mv_data, v.mv_size);
-        memcpy(&h, copy, sizeof(h));
-        h.sender_seq = rec->sender_seq;
-        h.recipient_seq = rec->recipient_seq;
-        h.refs = rec->refs;
-        memcpy(copy, &h, sizeof(h));
+        memcpy(copy + offsetof(msg_hdr_t, sender_seq), &rec->sender_seq, sizeof(h.sender_seq));
+        memcpy(copy + offsetof(msg_hdr_t, recipient_seq), &rec->recipient_seq, sizeof(h.recipient_seq));
+        memcpy(copy + offsetof(msg_hdr_t, refs), &rec->refs, sizeof(h.refs));
         st = db_put(txn, DB_MSGS, &k, copy, v.mv_size);
         free(copy);
     }

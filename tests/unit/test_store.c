@@ -201,6 +201,50 @@ static void test_map_full(void)
 }
 
 
+/* A message written by the first release (no device or file fields) still
+ * reads, and a refcount update keeps its strings. */
+static void test_msg_record_v1(void)
+{
+    struct v1_hdr {
+        int64_t ts;
+        uint64_t sender_seq, recipient_seq;
+        uint32_t refs, body_len;
+        uint16_t id_len, from_len, to_len, group_len, type_len;
+        uint8_t qos, pad;
+    } h = { 77, 5, 6, 2, 2, 2, 5, 3, 0, 4, 1, 0 };
+    unsigned char rec[sizeof(h) + 16], key[8] = { 0, 0, 0, 0, 0, 0, 0, 9 };
+    mqim_store_t *s = open_fresh();
+    mqim_txn_t txn;
+    mqim_msg_rec_t m;
+    MDB_env *env = NULL;
+    MDB_txn *t = NULL;
+    MDB_dbi dbi;
+    MDB_val k = { 8, key }, v = { sizeof(rec), rec };
+    CHECK(sizeof(h) == 48u); /* the first release's header */
+    memcpy(rec, &h, sizeof(h));
+    memcpy(rec + sizeof(h), "m1alicebobtexthi", 16);
+    mqim_store_close(s);
+    CHECK(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 32) == 0 && mdb_env_open(env, dir, 0, 0600) == 0);
+    CHECK(mdb_txn_begin(env, NULL, 0, &t) == 0 && mdb_dbi_open(t, "msgs", 0, &dbi) == 0);
+    CHECK(mdb_put(t, dbi, &k, &v, 0) == 0 && mdb_txn_commit(t) == 0);
+    mdb_env_close(env);
+    CHECK_EQ_INT(mqim_store_open(dir, 0, false, &s), MQIM_OK);
+    mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
+    CHECK_EQ_INT(mqim_store_msg_get(&txn, 9, &m), MQIM_OK);
+    CHECK(m.ts == 77 && m.sender_seq == 5u && m.recipient_seq == 6u && m.refs == 2u && m.qos == 1u);
+    CHECK(mqim_str_eq_cstr(m.id, "m1") && mqim_str_eq_cstr(m.from, "alice") && mqim_str_eq_cstr(m.to, "bob"));
+    CHECK(mqim_str_eq_cstr(m.type, "text") && mqim_str_eq_cstr(m.body, "hi"));
+    CHECK(m.device.len == 0u && m.file_id.len == 0u && m.file_size == 0u);
+    m.refs = 1;
+    CHECK_EQ_INT(mqim_store_msg_update(&txn, &m), MQIM_OK);
+    memset(&m, 0, sizeof(m));
+    CHECK_EQ_INT(mqim_store_msg_get(&txn, 9, &m), MQIM_OK);
+    CHECK(m.refs == 1u && mqim_str_eq_cstr(m.body, "hi") && mqim_str_eq_cstr(m.from, "alice"));
+    mqim_txn_commit(&txn);
+    mqim_store_close(s);
+    remove_dir();
+}
+
 /* A group record written before retention existed (no policy, no count)
  * still reads, and is rewritten in the new layout. */
 static void test_group_record_upgrade(void)
@@ -349,6 +393,7 @@ int main(void)
     test_dedupe_cursor_device();
     test_map_full();
     test_group_record_upgrade();
+    test_msg_record_v1();
     test_group_prune_tombstones();
     return CHECK_REPORT();
 }
