@@ -424,6 +424,7 @@ static void op_get(req_t *q, const cJSON *root, ctl_doc_t *d)
     size_t n = 0;
     mqim_status_t st = MQIM_OK;
 
+    d->direct_response = true; /* a pure read, the hot path of a download */
     if (!req_file(q, root, d, false, m)) {
         return;
     }
@@ -471,6 +472,7 @@ static void op_get(req_t *q, const cJSON *root, ctl_doc_t *d)
 static void op_info(req_t *q, const cJSON *root, ctl_doc_t *d)
 {
     file_meta_t *m = &q->r->files->meta;
+    d->direct_response = true;
     if (req_file(q, root, d, false, m)) {
         d->code = MQIM_OK;
         d->body = body_info;

@@ -163,7 +163,15 @@ static void publish_now(void *ctx, const mqim_outbound_t *o)
     msg.payloadlen = (int)o->payload.len;
     msg.qos = o->qos;
     msg.retained = o->retain;
+    if (o->correlation.len > 0u) { /* a direct control response (file reads): mosquitto_rr matches on it */
+        MQTTProperty p;
+        p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
+        p.value.data.data = (char *)(uintptr_t)o->correlation.ptr;
+        p.value.data.len = (int)o->correlation.len;
+        MQTTProperties_add(&msg.properties, &p);
+    }
     rc = MQTTAsync_sendMessage(g->client, topic, &msg, NULL);
+    MQTTProperties_free(&msg.properties);
     if (rc != MQTTASYNC_SUCCESS) {
         MQIM_LOGW(LOG_MOD, "direct publish to %s failed (%d)", topic, rc);
     }

@@ -1157,7 +1157,9 @@ static mqim_status_t ctl_respond(req_t *q, ctl_doc_t *d)
         return st;
     }
     st = rt_build_json(&q->r->doc, build_ctl, d, &payload);
-    if (st == MQIM_OK) {
+    if (st == MQIM_OK && d->direct_response) {
+        rt_publish_now(q->r, topic, payload, 1, q->in->correlation);
+    } else if (st == MQIM_OK) {
         st = mqim_store_outbox_put(&q->txn, topic, 1, false, q->in->correlation, payload, NULL);
     }
     return st;
@@ -1438,7 +1440,7 @@ static mqim_status_t handle_ctl(req_t *q)
     mqim_status_t parsed;
     mqim_status_t st;
     cJSON *root = rt_parse_object(q->in->payload, &parsed);
-    ctl_doc_t d = { q, NULL, NULL, MQIM_OK, NULL, NULL, NULL, false };
+    ctl_doc_t d = { q, NULL, NULL, MQIM_OK, NULL, NULL, NULL, false, false };
     if (root != NULL) {
         d.op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "op"));
         d.reqid = cJSON_GetObjectItemCaseSensitive(root, "req");

@@ -87,6 +87,9 @@ struct ctl_doc {
     ctl_body_fn body;
     const void *ctx;
     bool keep_effects; /* commit the request's writes even though code is an error */
+    /* A read whose answer is not worth a durable write (a file chunk):
+     * published at once, not through the outbox; a lost one is asked again. */
+    bool direct_response;
 };
 
 /* ---- helpers (router.c) ---- */
