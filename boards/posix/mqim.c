@@ -45,7 +45,6 @@
 #include "mqim/client.h"
 #include "mqim/file_transfer.h"
 #include "mqim/name.h"
-#include "mqim/sha256.h"
 #include "mqim_posix_lmdb.h"
 #include "mqim_posix_tcp.h"
 #include "mqim_posix_tls.h"
@@ -381,29 +380,6 @@ static void progress(uint64_t before, uint64_t now, uint64_t size)
     }
 }
 
-/* The upload id: from the content, so running send-file again after an
- * interruption resumes the same upload instead of starting another. */
-static int content_upload_id(int fd, uint64_t size, char out[48])
-{
-    static uint8_t buf[65536];
-    mqim_sha256_t sha;
-    uint8_t digest[MQIM_SHA256_LEN];
-    char hex[MQIM_SHA256_HEX_LEN];
-    mqim_sha256_init(&sha);
-    for (uint64_t off = 0; off < size;) {
-        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
-        if (n <= 0) {
-            return -1;
-        }
-        mqim_sha256_update(&sha, buf, (size_t)n);
-        off += (uint64_t)n;
-    }
-    mqim_sha256_final(&sha, digest);
-    mqim_sha256_hex(digest, hex);
-    snprintf(out, 48, "f%.40s", hex);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *host = getenv("MQIM_HOST"), *port = getenv("MQIM_PORT"), *user = getenv("MQIM_USER");
@@ -568,7 +544,6 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "send-file") == 0 && i + 2 <= argc && i + 4 >= argc) {
         bool group = strcmp(argv[i], "--group") == 0;
         const char *path = argv[i + (group ? 2 : 1)], *base, *mime;
-        char upload_id[48];
         struct stat sb;
         mqim_status_t st = MQIM_BAD_PARAMETER;
         if ((group && i + 3 > argc) || (!group && i + 3 < argc)) {
@@ -579,8 +554,10 @@ int main(int argc, char **argv)
         file_fd = open(path, O_RDONLY);
         base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
         mime = i + (group ? 3 : 2) < argc ? argv[i + (group ? 3 : 2)] : "";
-        if (file_fd >= 0 && fstat(file_fd, &sb) == 0 && content_upload_id(file_fd, (uint64_t)sb.st_size, upload_id) == 0) {
-            st = mqim_file_upload_start(&upload, &client, mqim_str_from_cstr(upload_id), mqim_str_from_cstr(base),
+        /* no upload id: the library derives it from the content, so running
+         * send-file again resumes the same upload */
+        if (file_fd >= 0 && fstat(file_fd, &sb) == 0) {
+            st = mqim_file_upload_start(&upload, &client, (mqim_str_t){ NULL, 0 }, mqim_str_from_cstr(base),
                                         mqim_str_from_cstr(mime), (uint64_t)sb.st_size, file_read, &file_fd);
         }
         if (st != MQIM_OK) {
@@ -764,8 +741,8 @@ int main(int argc, char **argv)
             if (download.state == MQIM_XFER_FAILED) {
                 fprintf(stderr, "mqim: download failed: %s%s%s\n", mqim_status_name(download.error),
                         download.reason[0] != '\0' ? " " : "", download.reason);
-                if (download.error == MQIM_FILE_CORRUPT) {
-                    (void)unlink(part_path); /* start over next time */
+                if (download.error == MQIM_FILE_CORRUPT || download.received == 0u) {
+                    (void)unlink(part_path); /* start over next time; leave no empty file */
                 }
                 rc = 4;
                 break;

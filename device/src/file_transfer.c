@@ -100,7 +100,7 @@ mqim_status_t mqim_file_upload_start(mqim_file_upload_t *u, mqim_client_t *c, mq
     if (u == 0 || c == 0 || read == 0 || size == 0u) {
         return MQIM_BAD_PARAMETER;
     }
-    st = mqim_id_check(upload_id);
+    st = upload_id.len == 0u ? MQIM_OK : mqim_id_check(upload_id);
     if (st == MQIM_OK) {
         st = mqim_file_name_check(name);
     }
@@ -131,6 +131,12 @@ mqim_status_t mqim_file_upload_start(mqim_file_upload_t *u, mqim_client_t *c, mq
     mqim_sha256_final(&sha, digest);
     mqim_sha256_hex(digest, u->sha256);
     u->sha256[MQIM_SHA256_HEX_LEN] = '\0';
+    if (u->upload_id[0] == '\0') {
+        /* From the content: the same file resumes the same upload. */
+        u->upload_id[0] = 'f';
+        memcpy(u->upload_id + 1, u->sha256, 40u);
+        u->upload_id[41] = '\0';
+    }
     u->state = MQIM_XFER_RUNNING;
     return MQIM_OK;
 }

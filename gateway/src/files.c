@@ -108,8 +108,9 @@ static mqim_status_t meta_load(req_t *q, mqim_str_t id, file_meta_t *m)
     memcpy(&m->h, raw.ptr, sizeof(file_hdr_t));
     if (raw.len != sizeof(file_hdr_t) + m->h.owner_len + m->h.name_len + m->h.mime_len ||
         m->h.owner_len > MQIM_USER_NAME_MAX || m->h.name_len > MQIM_FILE_NAME_MAX ||
-        m->h.mime_len > MQIM_MIME_MAX) {
-        return MQIM_STORE_ERROR;
+        m->h.mime_len > MQIM_MIME_MAX || m->h.chunk == 0u || m->h.chunk > MQIM_FILE_CHUNK_LIMIT ||
+        m->h.have > m->h.size) {
+        return MQIM_STORE_ERROR; /* offsets divide by chunk: never trust a bad record */
     }
     p = raw.ptr + sizeof(file_hdr_t);
     memcpy(m->owner, p, m->h.owner_len);

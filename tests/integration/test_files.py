@@ -69,6 +69,7 @@ class Files(EnvTest):
         r = self.env.mqim("carol", "pc", "get-file", file_id, os.path.join(self.env.dir, "carol.bin"))
         self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
         self.assertIn("not_found", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.env.dir, "carol.bin.part")))  # nothing left behind
 
         # download, killed once about 1 MB is written, resumed from the partial file
         out = os.path.join(self.env.dir, "bob-camera.bin")

@@ -93,8 +93,10 @@ typedef struct mqim_file_download {
 /**
  * Prepare an upload: hash the file through `read` (one pass, chunk by chunk)
  * so the gateway can verify it. upload_id names this upload for resuming: use
- * the same id after a reboot (e.g. derived from the content) and the gateway
- * continues where it stopped. mime may be empty (application/octet-stream).
+ * the same id after a reboot and the gateway continues where it stopped;
+ * empty = derived from the content ("f" + 40 hex digits of its SHA-256), so
+ * starting the same file again resumes it. mime may be empty
+ * (application/octet-stream).
  * @return MQIM_OK, MQIM_BAD_PARAMETER (NULLs, size 0), MQIM_ID_* (upload id),
  *         MQIM_FIELD_RANGE (name or mime), MQIM_TRANSPORT_ERROR (read failed).
  */
