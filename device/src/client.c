@@ -536,18 +536,7 @@ mqim_status_t mqim_client_send_file(mqim_client_t *c, mqim_str_t name, bool grou
     return st;
 }
 
-static mqim_status_t request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json);
-
-mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json)
-{
-    return request_on(c, MQIM_TOPIC_OUT_CTL, request_json);
-}
-
-mqim_status_t mqim_client_file_request(mqim_client_t *c, mqim_str_t request_json)
-{
-    return request_on(c, MQIM_TOPIC_OUT_FILE, request_json);
-}
-
+/* A request to out/ctl or out/file, straight to the session (not queued). */
 static mqim_status_t request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json)
 {
     char topic[MQIM_TOPIC_MAX + 1];
@@ -563,6 +552,17 @@ static mqim_status_t request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_s
     }
     return st;
 }
+
+mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json)
+{
+    return request_on(c, MQIM_TOPIC_OUT_CTL, request_json);
+}
+
+mqim_status_t mqim_client_file_request(mqim_client_t *c, mqim_str_t request_json)
+{
+    return request_on(c, MQIM_TOPIC_OUT_FILE, request_json);
+}
+
 
 static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
                              mqim_str_t file_id, uint32_t *key)

@@ -78,7 +78,7 @@ static mqim_status_t response_error(const mqim_json_value_t *root, char *reason,
     return code != 0u ? (mqim_status_t)code : MQIM_INTERNAL;
 }
 
-static mqim_status_t send(mqim_client_t *c, char *req, mqim_json_writer_t *w)
+static mqim_status_t send_request(mqim_client_t *c, char *req, mqim_json_writer_t *w)
 {
     size_t len = 0;
     mqim_status_t st = mqim_json_finish(w, &len);
@@ -163,7 +163,7 @@ static mqim_status_t upload_begin(mqim_file_upload_t *u)
     mqim_json_key_str(&w, "sha256", mqim_str_from_cstr(u->sha256));
     mqim_json_key_u64(&w, "chunk", MQIM_CFG_FILE_CHUNK_SIZE);
     mqim_json_object_end(&w);
-    return send(u->client, u->req, &w);
+    return send_request(u->client, u->req, &w);
 }
 
 static mqim_status_t upload_chunk(mqim_file_upload_t *u)
@@ -349,7 +349,7 @@ static mqim_status_t download_request(mqim_file_download_t *d, const char *op)
         mqim_json_key_u64(&w, "len", MQIM_CFG_FILE_CHUNK_SIZE);
     }
     mqim_json_object_end(&w);
-    return send(d->client, d->req, &w);
+    return send_request(d->client, d->req, &w);
 }
 
 static void download_finish(mqim_file_download_t *d)

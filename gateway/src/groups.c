@@ -362,7 +362,7 @@ mqim_status_t gr_handle_message(req_t *q)
     dm_parse_t *p = r->dm;
     member_list_t *l = &r->grp->members;
     const char *reason = NULL;
-    char why[REASON_MAX];
+    char why[REASON_MAX] = ""; /* set by whichever step refuses */
     mqim_member_rec_t mr;
     mqim_msg_rec_t m;
     mqim_str_t dup, payload;
@@ -448,7 +448,8 @@ mqim_status_t gr_handle_message(req_t *q)
     }
     if (st == MQIM_NOT_MEMBER || st == MQIM_QUOTA_FULL || st == MQIM_FIELD_MISSING ||
         st == MQIM_FIELD_RANGE || st == MQIM_NOT_FOUND || st == MQIM_FILE_INCOMPLETE) {
-        return rt_reject(q, "group", p->env.id, (mqim_str_t){ NULL, 0 }, st, "%s", why);
+        return rt_reject(q, "group", p->env.id, (mqim_str_t){ NULL, 0 }, st, "%s",
+                         why[0] != '\0' ? why : mqim_status_str(st));
     }
     if (st != MQIM_OK) {
         return rt_reject(q, "group", p->env.id, (mqim_str_t){ NULL, 0 }, st, "%s", mqim_status_str(st));
