@@ -7,6 +7,8 @@
 #include "mqim/limits.h"
 #include "mqim/name.h"
 
+#include <string.h>
+
 typedef struct arena {
     char *buf;
     size_t cap;
@@ -15,9 +17,9 @@ typedef struct arena {
 
 /* The fields an envelope has, in the order they are checked. */
 enum { F_ID, F_FROM, F_TO, F_GROUP, F_TYPE, F_BODY, F_SEQ, F_TS, F_UPTO, F_DEVICE, F_FILE,
-       F_COUNT };
+       F_ENC, F_COUNT };
 static const char *const field_names[F_COUNT] = { "id", "from", "to", "group", "type", "body",
-                                                  "seq", "ts", "upto", "device", "file" };
+                                                  "seq", "ts", "upto", "device", "file", "enc" };
 
 /* The members of "file". */
 enum { FF_ID, FF_NAME, FF_MIME, FF_SHA256, FF_SIZE, FF_COUNT };
@@ -205,6 +207,20 @@ static mqim_status_t decode_fields(const mqim_json_value_t fields[F_COUNT], mqim
         st = decode_file(&fields[F_FILE], &env->file, a);
         env->has_file = st == MQIM_OK;
     }
+    if (st == MQIM_OK && fields[F_ENC].type != MQIM_JSON_ABSENT) {
+        /* An encrypted body (docs/e2e.md) travels as its JSON text: only
+         * the e2e layer reads inside it. It replaces "body". */
+        mqim_str_t raw = fields[F_ENC].text;
+        st = fields[F_ENC].type != MQIM_JSON_OBJECT ? MQIM_FIELD_TYPE
+             : env->body.ptr != 0                   ? MQIM_FIELD_RANGE
+             : raw.len > a->cap - a->used           ? MQIM_BUFFER_TOO_SMALL
+                                                    : MQIM_OK;
+        if (st == MQIM_OK) {
+            memcpy(a->buf + a->used, raw.ptr, raw.len);
+            env->enc = (mqim_str_t){ a->buf + a->used, raw.len };
+            a->used += raw.len;
+        }
+    }
     return st;
 }
 
@@ -321,7 +337,9 @@ mqim_status_t mqim_envelope_encode(const mqim_envelope_t *env, char *buf, size_t
         }
         mqim_json_object_end(&w);
     }
-    if (env->body.len > 0u || env->body.ptr != 0) {
+    if (env->enc.len > 0u) {
+        mqim_json_key_raw(&w, "enc", env->enc); /* the e2e layer wrote valid JSON */
+    } else if (env->body.len > 0u || env->body.ptr != 0) {
         mqim_json_key_str(&w, "body", env->body);
     }
     mqim_json_object_end(&w);

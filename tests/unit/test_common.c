@@ -559,6 +559,40 @@ static void test_envelope_file_roundtrip(void)
     CHECK(!out.has_file && out.device.len == 0u);
 }
 
+/* An encrypted body travels verbatim as "enc", instead of "body". */
+static void test_envelope_enc(void)
+{
+    const char *enc = "{\"v\":1,\"r\":[{\"u\":\"bob\"}],\"ct\":\"AA==\"}";
+    mqim_envelope_t in = { .id = MQIM_STR("m3"), .to = MQIM_STR("bob"), .type = MQIM_STR("text"),
+                           .body = MQIM_STR("ignored when enc is set") };
+    mqim_envelope_t out;
+    char buf[256], arena[256], want[256];
+    size_t len = 0, used = 0;
+    in.enc = mqim_str_from_cstr(enc);
+    snprintf(want, sizeof(want), "{\"id\":\"m3\",\"to\":\"bob\",\"type\":\"text\",\"enc\":%s}", enc);
+    CHECK_EQ_INT(mqim_envelope_encode(&in, buf, sizeof(buf), &len), MQIM_OK);
+    CHECK_EQ_STR(buf, len, want);
+    CHECK_EQ_INT(mqim_envelope_decode(buf, len, &out, arena, sizeof(arena), &used), MQIM_OK);
+    CHECK_EQ_STR(out.enc.ptr, out.enc.len, enc);
+    CHECK(out.body.ptr == NULL && out.body.len == 0u);
+    CHECK(out.enc.ptr >= arena && out.enc.ptr + out.enc.len <= arena + used); /* outlives the payload */
+    /* the arena must hold the object; one byte short is refused */
+    CHECK_EQ_INT(mqim_envelope_decode(buf, len, &out, arena, used - 1u, NULL), MQIM_BUFFER_TOO_SMALL);
+    /* an "enc" that is not an object, or comes with a body, is refused */
+    CHECK_EQ_INT(mqim_envelope_decode("{\"enc\":\"x\"}", 11, &out, arena, sizeof(arena), NULL),
+                 MQIM_FIELD_TYPE);
+    CHECK_EQ_INT(mqim_envelope_decode("{\"enc\":[1]}", 11, &out, arena, sizeof(arena), NULL),
+                 MQIM_FIELD_TYPE);
+    {
+        const char *both = "{\"body\":\"hi\",\"enc\":{}}";
+        CHECK_EQ_INT(mqim_envelope_decode(both, strlen(both), &out, arena, sizeof(arena), NULL),
+                     MQIM_FIELD_RANGE);
+        both = "{\"enc\":{},\"enc\":{}}";
+        CHECK_EQ_INT(mqim_envelope_decode(both, strlen(both), &out, arena, sizeof(arena), NULL),
+                     MQIM_FIELD_DUPLICATE);
+    }
+}
+
 /* A file's description: the rules the gateway enforces at upload. */
 static void test_file_meta_rules(void)
 {
@@ -721,6 +755,7 @@ int main(void)
     test_json_reader_truncated();
     test_envelope_decode_table();
     test_envelope_file_roundtrip();
+    test_envelope_enc();
     test_file_meta_rules();
     test_envelope_decode_head();
     test_envelope_encode_roundtrip();

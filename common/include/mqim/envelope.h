@@ -56,6 +56,9 @@ typedef struct mqim_envelope {
     mqim_str_t device; /**< the sender's device (device-name rules); empty = not said */
     mqim_envelope_file_t file; /**< valid when has_file */
     bool has_file;
+    /** An end-to-end encrypted body instead of "body": the JSON text of the
+     *  "enc" object (docs/e2e.md), kept verbatim; empty = not encrypted. */
+    mqim_str_t enc;
 } mqim_envelope_t;
 
 /**
@@ -67,7 +70,8 @@ typedef struct mqim_envelope {
  * body a string of valid UTF-8 up to MQIM_BODY_MAX bytes, seq a non-negative
  * integer, ts an integer, upto a non-negative integer, device with the
  * device rules, file an object whose "id" is required (message-id rules)
- * and whose other members are optional strings and a "size" integer
+ * and whose other members are optional strings and a "size" integer, enc
+ * an object (kept as its JSON text; with "body" too it is MQIM_FIELD_RANGE)
  * (their content rules, file_meta.h, are enforced by the gateway at upload;
  * unknown members of "file" are ignored, a member given twice is refused). Strings are copied into `arena`; an arena of
  * `len` bytes is always enough (decoded strings never outgrow their JSON).

@@ -71,7 +71,15 @@
     X(UNEXPECTED_ACK,  112, "unexpected_ack",  "an MQTT ack for no publish in flight, or in the wrong state") \
     X(TRANSPORT_ERROR, 113, "transport_error", "the connection to the broker failed or was closed") \
     X(TIMEOUT,         114, "timeout",         "the broker did not answer in time") \
-    X(CONNACK_REFUSED, 115, "connack_refused", "the broker refused the connection")
+    X(CONNACK_REFUSED, 115, "connack_refused", "the broker refused the connection") \
+    X(E2E_MALFORMED,   120, "e2e_malformed",   "the end-to-end encrypted body is malformed (docs/e2e.md)") \
+    X(E2E_NOT_FOR_DEVICE, 121, "e2e_not_for_device", "the message is not encrypted for this device") \
+    X(E2E_AUTH_FAILED, 122, "e2e_auth_failed", "the encrypted message failed authentication: tampered, misdirected or the wrong key") \
+    X(E2E_REPLAY,      123, "e2e_replay",      "this encrypted message was already received (a replay)") \
+    X(E2E_KEY_CHANGED, 124, "e2e_key_changed", "a device's key changed since it was first seen, and changed keys are refused") \
+    X(E2E_NO_KEYS,     125, "e2e_no_keys",     "the recipient has no device key: it cannot receive encrypted messages") \
+    X(E2E_TOO_MANY_RECIPIENTS, 126, "e2e_too_many_recipients", "more recipient devices than an encrypted message can carry") \
+    X(CRYPTO_ERROR,    127, "crypto_error",    "the crypto port failed (no entropy, or an invalid key)")
 
 typedef enum mqim_status {
 #define MQIM_STATUS_ENUM_(suffix, num, name, str) MQIM_##suffix = (num),
