@@ -7,6 +7,7 @@ set(MQIM_DEVICE_SOURCES
   src/inflight.c
   src/session.c
   src/client.c
-  src/file_transfer.c)
+  src/file_transfer.c
+  src/e2e.c)
 set(MQIM_DEVICE_INCLUDE_DIRS
   include)

@@ -537,7 +537,8 @@ mqim_status_t mqim_client_send_file(mqim_client_t *c, mqim_str_t name, bool grou
 }
 
 /* A request to out/ctl or out/file, straight to the session (not queued). */
-static mqim_status_t request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json)
+static mqim_status_t request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json,
+                                bool retain)
 {
     char topic[MQIM_TOPIC_MAX + 1];
     mqim_str_t t;
@@ -548,31 +549,87 @@ static mqim_status_t request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_s
     st = user_topic(c, kind, (mqim_str_t){ 0, 0 }, topic, sizeof(topic), &t);
     if (st == MQIM_OK) {
         st = mqim_session_publish(&c->session, t, (const uint8_t *)request_json.ptr, request_json.len, 1,
-                                  false, 0);
+                                  retain, 0);
     }
     return st;
 }
 
 mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json)
 {
-    return request_on(c, MQIM_TOPIC_OUT_CTL, request_json);
+    return request_on(c, MQIM_TOPIC_OUT_CTL, request_json, false);
+}
+
+mqim_status_t mqim_client_publish_key(mqim_client_t *c, mqim_str_t key_json)
+{
+    return request_on(c, MQIM_TOPIC_OUT_KEY, key_json, true);
 }
 
 mqim_status_t mqim_client_file_request(mqim_client_t *c, mqim_str_t request_json)
 {
-    return request_on(c, MQIM_TOPIC_OUT_FILE, request_json);
+    return request_on(c, MQIM_TOPIC_OUT_FILE, request_json, false);
 }
 
+
+/* Encode env and queue it for {root}/u/{me}/out/{dm|group}/{peer}. */
+static mqim_status_t queue_envelope(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer,
+                                    const mqim_envelope_t *env, uint32_t *key)
+{
+    char topic[MQIM_TOPIC_MAX + 1];
+    mqim_str_t t;
+    size_t len = 0, rlen;
+    mqim_status_t st = mqim_envelope_encode(env, c->scratch, sizeof(c->scratch), &len);
+    if (st == MQIM_BUFFER_TOO_SMALL) {
+        return MQIM_PAYLOAD_TOO_LARGE;
+    }
+    if (st == MQIM_OK) {
+        st = user_topic(c, kind, peer, topic, sizeof(topic), &t);
+    }
+    if (st == MQIM_OK) {
+        /* Refuse now what could never be sent: an outbox entry larger than
+         * the transmit buffer would block the outbox forever. */
+        mqim_mqtt_publish_t probe;
+        size_t need = 0;
+        memset(&probe, 0, sizeof(probe));
+        probe.topic = t;
+        probe.payload = (const uint8_t *)c->scratch;
+        probe.payload_len = len;
+        probe.qos = 1;
+        probe.packet_id = 1;
+        if (mqim_mqtt_encode_publish(&probe, NULL, 0, &need) != MQIM_BUFFER_TOO_SMALL ||
+            need > MQIM_CFG_TX_BUFFER_SIZE) {
+            st = MQIM_PAYLOAD_TOO_LARGE;
+        }
+    }
+    if (st != MQIM_OK) {
+        return st;
+    }
+    rlen = record_make(c->record, sizeof(c->record), env->id, t, (mqim_str_t){ c->scratch, len });
+    if (rlen == 0u) {
+        return MQIM_PAYLOAD_TOO_LARGE; /* cannot happen: the record is sized for a whole packet */
+    }
+    return c->cfg.outbox->put(c->cfg.outbox_ctx, c->record, rlen, key);
+}
+
+mqim_status_t mqim_client_send_envelope(mqim_client_t *c, const mqim_envelope_t *env, uint32_t *key)
+{
+    bool group = env != 0 && env->group.len > 0u;
+    mqim_status_t st = env == 0 || env->enc.len == 0u || (env->to.len > 0u) == group
+                           ? MQIM_BAD_PARAMETER
+                           : mqim_id_check(env->id);
+    if (st == MQIM_OK) {
+        st = mqim_name_check(group ? MQIM_NAME_GROUP : MQIM_NAME_USER, group ? env->group : env->to);
+    }
+    return st != MQIM_OK ? st
+                         : queue_envelope(c, group ? MQIM_TOPIC_OUT_GROUP : MQIM_TOPIC_OUT_DM,
+                                          group ? env->group : env->to, env, key);
+}
 
 static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
                              mqim_str_t file_id, uint32_t *key)
 {
     uint8_t rnd[16];
     char id[32];
-    char topic[MQIM_TOPIC_MAX + 1];
     mqim_envelope_t env;
-    mqim_str_t t;
-    size_t len = 0, rlen;
     mqim_status_t st = mqim_name_check(kind == MQIM_TOPIC_OUT_GROUP ? MQIM_NAME_GROUP : MQIM_NAME_USER, peer);
     if (st != MQIM_OK) {
         return st;
@@ -611,37 +668,7 @@ static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_
             env.body = (mqim_str_t){ 0, 0 };
         }
     }
-    st = mqim_envelope_encode(&env, c->scratch, sizeof(c->scratch), &len);
-    if (st == MQIM_BUFFER_TOO_SMALL) {
-        return MQIM_PAYLOAD_TOO_LARGE;
-    }
-    if (st == MQIM_OK) {
-        st = user_topic(c, kind, peer, topic, sizeof(topic), &t);
-    }
-    if (st == MQIM_OK) {
-        /* Refuse now what could never be sent: an outbox entry larger than
-         * the transmit buffer would block the outbox forever. */
-        mqim_mqtt_publish_t probe;
-        size_t need = 0;
-        memset(&probe, 0, sizeof(probe));
-        probe.topic = t;
-        probe.payload = (const uint8_t *)c->scratch;
-        probe.payload_len = len;
-        probe.qos = 1;
-        probe.packet_id = 1;
-        if (mqim_mqtt_encode_publish(&probe, NULL, 0, &need) != MQIM_BUFFER_TOO_SMALL ||
-            need > MQIM_CFG_TX_BUFFER_SIZE) {
-            st = MQIM_PAYLOAD_TOO_LARGE;
-        }
-    }
-    if (st != MQIM_OK) {
-        return st;
-    }
-    rlen = record_make(c->record, sizeof(c->record), env.id, t, (mqim_str_t){ c->scratch, len });
-    if (rlen == 0u) {
-        return MQIM_PAYLOAD_TOO_LARGE; /* cannot happen: the record is sized for a whole packet */
-    }
-    return c->cfg.outbox->put(c->cfg.outbox_ctx, c->record, rlen, key);
+    return queue_envelope(c, kind, peer, &env, key);
 }
 
 mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t type)

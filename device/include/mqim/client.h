@@ -158,6 +158,23 @@ mqim_status_t mqim_client_send_file(mqim_client_t *c, mqim_str_t name, bool grou
                                     mqim_str_t caption, uint32_t *key);
 
 /**
+ * Queue an envelope made elsewhere, for an end-to-end encrypted message
+ * (e2e.h: mqim_e2e_seal_message fills it): env has an id, exactly one of to
+ * and group, and enc. Queued and replayed like mqim_client_send.
+ * @return as mqim_client_send; MQIM_BAD_PARAMETER without enc or with
+ *         both or neither of to and group.
+ */
+mqim_status_t mqim_client_send_envelope(mqim_client_t *c, const mqim_envelope_t *env, uint32_t *key);
+
+/**
+ * Publish this device's public key (e2e.h: mqim_e2e_key_payload) retained
+ * at QoS 1 on {root}/u/{me}/out/key. Not queued: only while connected.
+ * @return MQIM_OK, MQIM_BAD_PARAMETER (not connected, too large), a
+ *         session error.
+ */
+mqim_status_t mqim_client_publish_key(mqim_client_t *c, mqim_str_t key_json);
+
+/**
  * Publish a file-transfer request to {root}/u/{me}/out/file (QoS 1; the
  * gateway gives that topic its own rate budget). Used by file_transfer.h;
  * responses arrive through on_response.

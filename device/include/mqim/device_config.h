@@ -81,6 +81,27 @@
 #define MQIM_CFG_FILE_STALL_MS 10000
 #endif
 
+/** End-to-end encryption (e2e.h): recipient devices one encrypted message
+ *  can carry (the recipient's and the sender's own devices; the format
+ *  allows 64). Each costs about 110 bytes of the publish and 80 bytes of
+ *  RAM while sealing. 1..64. */
+#ifndef MQIM_CFG_E2E_RECIPIENTS_MAX
+#define MQIM_CFG_E2E_RECIPIENTS_MAX 8
+#endif
+
+/** E2E: the largest text the e2e layer seals or opens (bytes of UTF-8).
+ *  Its ciphertext in base64 plus the recipients must fit
+ *  MQIM_CFG_TX_BUFFER_SIZE. 1..MQIM_BODY_MAX. */
+#ifndef MQIM_CFG_E2E_TEXT_MAX
+#define MQIM_CFG_E2E_TEXT_MAX 512
+#endif
+
+/** E2E: opened messages remembered to refuse a replay (docs/e2e.md, step 8);
+ *  8 bytes of RAM each. 1..1024. */
+#ifndef MQIM_CFG_E2E_REPLAY_WINDOW
+#define MQIM_CFG_E2E_REPLAY_WINDOW 16
+#endif
+
 #include "mqim/device_config_check.h"
 
 #endif /* MQIM_DEVICE_CONFIG_H */

@@ -17,5 +17,9 @@
 #define MQIM_CFG_INFLIGHT_MAX 32
 /* file transfers on a host: more requests in flight hide the round trips */
 #define MQIM_CFG_FILE_WINDOW 16
+/* end-to-end encryption: the largest body, groups of many devices */
+#define MQIM_CFG_E2E_RECIPIENTS_MAX 64
+#define MQIM_CFG_E2E_TEXT_MAX 4096
+#define MQIM_CFG_E2E_REPLAY_WINDOW 64
 
 #endif /* MQIM_HOST_CONFIG_H */

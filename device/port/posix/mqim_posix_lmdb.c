@@ -13,6 +13,7 @@ struct mqim_lmdb_store {
     MDB_env *env;
     MDB_dbi outbox;
     MDB_dbi meta;
+    MDB_dbi e2e; /* this device's private key and the keys it trusts (e2e.h) */
 };
 
 static const char next_key_name[] = "next_key";
@@ -54,7 +55,7 @@ mqim_status_t mqim_lmdb_store_open(const char *dir, size_t map_size, mqim_lmdb_s
     }
     rc = mdb_env_create(&s->env);
     if (rc == 0) {
-        rc = mdb_env_set_maxdbs(s->env, 2);
+        rc = mdb_env_set_maxdbs(s->env, 3);
     }
     if (rc == 0 && map_size > 0u) {
         rc = mdb_env_set_mapsize(s->env, map_size);
@@ -70,6 +71,9 @@ mqim_status_t mqim_lmdb_store_open(const char *dir, size_t map_size, mqim_lmdb_s
     }
     if (rc == 0) {
         rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "e2e", MDB_CREATE, &s->e2e);
     }
     if (rc == 0) {
         rc = mdb_txn_commit(txn);
@@ -278,3 +282,129 @@ static mqim_status_t lmdb_state_save(void *ctx, const mqim_device_state_t *state
 
 const mqim_outbox_ops_t mqim_lmdb_outbox_ops = { lmdb_put, lmdb_peek, lmdb_remove };
 const mqim_state_ops_t mqim_lmdb_state_ops = { lmdb_state_load, lmdb_state_save };
+
+/* ---- E2E store (mqim/e2e.h) ----------------------------------------------
+ * In the "e2e" database: "identity" -> the 32-byte private key; "t" user
+ * NUL device -> a trusted 32-byte public key. One synced write each, like
+ * everything here: a key pair once published must survive a power cut. */
+static const char identity_name[] = "identity";
+
+static mqim_status_t e2e_get(mqim_lmdb_store_t *s, MDB_val *k, uint8_t out[MQIM_E2E_KEY_LEN])
+{
+    MDB_txn *txn = NULL;
+    MDB_val v;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return MQIM_STORE_ERROR;
+    }
+    rc = mdb_get(txn, s->e2e, k, &v);
+    if (rc == 0 && v.mv_size == MQIM_E2E_KEY_LEN) {
+        memcpy(out, v.mv_data, MQIM_E2E_KEY_LEN);
+    } else if (rc == 0) {
+        rc = MDB_CORRUPTED;
+    }
+    mdb_txn_abort(txn);
+    return rc == 0 ? MQIM_OK : rc == MDB_NOTFOUND ? MQIM_NOT_FOUND : MQIM_STORE_ERROR;
+}
+
+static mqim_status_t e2e_put(mqim_lmdb_store_t *s, MDB_val *k, const uint8_t in[MQIM_E2E_KEY_LEN])
+{
+    MDB_txn *txn = NULL;
+    MDB_val v = { MQIM_E2E_KEY_LEN, (void *)(uintptr_t)in };
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc == 0) {
+        rc = mdb_put(txn, s->e2e, k, &v, 0);
+        rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+    }
+    return rc == MDB_MAP_FULL ? MQIM_STORE_FULL : (rc == 0 ? MQIM_OK : MQIM_STORE_ERROR);
+}
+
+/* "t" user NUL device: names never hold a NUL, so the key is unambiguous. */
+static size_t trust_key(char *buf, mqim_str_t user, mqim_str_t device)
+{
+    buf[0] = 't';
+    memcpy(buf + 1, user.ptr, user.len);
+    buf[1 + user.len] = '\0';
+    memcpy(buf + 2 + user.len, device.ptr, device.len);
+    return 2u + user.len + device.len;
+}
+
+static mqim_status_t lmdb_identity_load(void *ctx, uint8_t sk[MQIM_E2E_KEY_LEN])
+{
+    MDB_val k = { sizeof(identity_name) - 1u, (void *)(uintptr_t)identity_name };
+    return ctx == NULL ? MQIM_BAD_PARAMETER : e2e_get(ctx, &k, sk);
+}
+
+static mqim_status_t lmdb_identity_save(void *ctx, const uint8_t sk[MQIM_E2E_KEY_LEN])
+{
+    MDB_val k = { sizeof(identity_name) - 1u, (void *)(uintptr_t)identity_name };
+    return ctx == NULL ? MQIM_BAD_PARAMETER : e2e_put(ctx, &k, sk);
+}
+
+static mqim_status_t lmdb_trust_get(void *ctx, mqim_str_t user, mqim_str_t device,
+                                    uint8_t pk[MQIM_E2E_KEY_LEN])
+{
+    char kb[2u + MQIM_USER_NAME_MAX + MQIM_DEVICE_NAME_MAX];
+    MDB_val k;
+    if (ctx == NULL || user.len > MQIM_USER_NAME_MAX || device.len > MQIM_DEVICE_NAME_MAX) {
+        return MQIM_BAD_PARAMETER;
+    }
+    k.mv_size = trust_key(kb, user, device);
+    k.mv_data = kb;
+    return e2e_get(ctx, &k, pk);
+}
+
+static mqim_status_t lmdb_trust_put(void *ctx, mqim_str_t user, mqim_str_t device,
+                                    const uint8_t pk[MQIM_E2E_KEY_LEN])
+{
+    char kb[2u + MQIM_USER_NAME_MAX + MQIM_DEVICE_NAME_MAX];
+    MDB_val k;
+    if (ctx == NULL || user.len > MQIM_USER_NAME_MAX || device.len > MQIM_DEVICE_NAME_MAX) {
+        return MQIM_BAD_PARAMETER;
+    }
+    k.mv_size = trust_key(kb, user, device);
+    k.mv_data = kb;
+    return e2e_put(ctx, &k, pk);
+}
+
+const mqim_e2e_store_ops_t mqim_lmdb_e2e_ops = { lmdb_identity_load, lmdb_identity_save, lmdb_trust_get,
+                                                 lmdb_trust_put };
+
+mqim_status_t mqim_lmdb_e2e_list(mqim_lmdb_store_t *s,
+                                 void (*fn)(void *ctx, mqim_str_t user, mqim_str_t device,
+                                            const uint8_t pk[MQIM_E2E_KEY_LEN]),
+                                 void *ctx)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    int rc;
+    if (s == NULL || fn == NULL) {
+        return MQIM_BAD_PARAMETER;
+    }
+    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0) {
+        rc = mdb_cursor_open(txn, s->e2e, &c);
+    }
+    for (int op = MDB_FIRST; rc == 0; op = MDB_NEXT) {
+        const char *p, *nul;
+        rc = mdb_cursor_get(c, &k, &v, (MDB_cursor_op)op);
+        if (rc != 0) {
+            break;
+        }
+        p = k.mv_data;
+        nul = k.mv_size > 1u ? memchr(p + 1, '\0', k.mv_size - 1u) : NULL;
+        if (p[0] != 't' || nul == NULL || v.mv_size != MQIM_E2E_KEY_LEN) {
+            continue; /* the identity, or not a trust record */
+        }
+        fn(ctx, (mqim_str_t){ p + 1, (size_t)(nul - (p + 1)) },
+           (mqim_str_t){ nul + 1, k.mv_size - (size_t)(nul + 1 - p) }, v.mv_data);
+    }
+    if (c != NULL) {
+        mdb_cursor_close(c);
+    }
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    return rc == MDB_NOTFOUND ? MQIM_OK : MQIM_STORE_ERROR;
+}

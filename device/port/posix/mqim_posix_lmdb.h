@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "mqim/e2e.h"
 #include "mqim/outbox.h"
 #include "mqim/state.h"
 
@@ -23,6 +24,16 @@ void mqim_lmdb_store_close(mqim_lmdb_store_t *s);
 /** Outbox and state ops; pass the mqim_lmdb_store_t as their context. */
 extern const mqim_outbox_ops_t mqim_lmdb_outbox_ops;
 extern const mqim_state_ops_t mqim_lmdb_state_ops;
+
+/** The E2E store (this device's private key, the keys it trusts), in the
+ *  same environment; pass the mqim_lmdb_store_t as its context. */
+extern const mqim_e2e_store_ops_t mqim_lmdb_e2e_ops;
+
+/** Every trusted (user, device) key, in key order (for `mqim keys`). */
+mqim_status_t mqim_lmdb_e2e_list(mqim_lmdb_store_t *s,
+                                 void (*fn)(void *ctx, mqim_str_t user, mqim_str_t device,
+                                            const uint8_t pk[MQIM_E2E_KEY_LEN]),
+                                 void *ctx);
 
 /** Entries in the outbox now. */
 size_t mqim_lmdb_outbox_count(mqim_lmdb_store_t *s);
