@@ -11,6 +11,15 @@
  *   mqim [options] chat PEER          interactive: each line typed goes to PEER;
  *                                     messages and acks print as they come; EOF ends
  *                                     (after what was typed is acked, or --timeout)
+ *   mqim [options] keys               this device's key fingerprint and the keys it trusts
+ *   mqim [options] keys USER          USER's device keys from the gateway: trusted, new or CHANGED
+ *   mqim [options] keys trust USER DEVICE   trust that device's current key (after comparing)
+ *
+ * End-to-end encryption (docs/e2e.md): --e2e (MQIM_E2E=1, config "e2e yes")
+ * encrypts what send and chat send; encrypted messages that arrive are
+ * opened whatever the flag; --refuse-changed-keys (config
+ * "refuse-changed-keys yes") refuses a device key that changed instead of
+ * warning and trusting it. Every run publishes this device's key.
  *
  * Settings come from flags, then the environment, then a config file
  * (--config FILE, default $XDG_CONFIG_HOME/mqim/config or ~/.config/mqim/config):
@@ -42,6 +51,7 @@
 
 #include <unistd.h>
 
+#include "cli_e2e.h"
 #include "mqim/client.h"
 #include "mqim/file_transfer.h"
 #include "mqim/name.h"
@@ -50,7 +60,7 @@
 #include "mqim_posix_tls.h"
 
 typedef struct app {
-    int messages, sent, rejected, responses;
+    int messages, sent, rejected, responses, e2e_refused;
     mqim_file_upload_t *upload;     /* send-file */
     mqim_file_download_t *download; /* get-file */
     const char *waiting_id; /* send: the id of our message */
@@ -69,6 +79,20 @@ static const char *sender(const mqim_envelope_t *env)
 static void on_message(void *ctx, const mqim_envelope_t *env)
 {
     app_t *a = ctx;
+    mqim_envelope_t plain;
+    if (env->enc.len > 0u) {
+        /* Only a message that opens is shown as one (docs/e2e.md). */
+        mqim_status_t st = cli_e2e_open(env, true, &plain);
+        if (st != MQIM_OK) {
+            a->e2e_refused++;
+            printf("[%llu] e2e refused from %s: %s (%s)\n", (unsigned long long)env->seq, sender(env),
+                   mqim_status_name(st), mqim_status_str(st));
+            fflush(stdout);
+            return;
+        }
+        printf("(e2e) ");
+        env = &plain;
+    }
     a->messages++;
     if (env->has_seq && env->has_file) {
         printf("[%llu] %s -> %s%.*s: file %.*s (%llu bytes, %.*s) id=%.*s%s%.*s\n", (unsigned long long)env->seq,
@@ -153,6 +177,31 @@ static void on_presence(void *ctx, mqim_str_t user, mqim_str_t json)
     }
 }
 
+/* An encrypted history entry, opened (no replay check: history repeats
+ * old messages by design), or why not. */
+static const char *history_open(const cJSON *it, char *out, size_t cap)
+{
+    mqim_envelope_t env, plain;
+    char *enc = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(it, "enc"));
+    const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "type"));
+    mqim_status_t st;
+    memset(&env, 0, sizeof(env));
+    env.id = mqim_str_from_cstr(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "id")));
+    env.from = mqim_str_from_cstr(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "from")));
+    env.to = mqim_str_from_cstr(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "to")));
+    env.group = mqim_str_from_cstr(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "group")));
+    env.type = mqim_str_from_cstr(type != NULL ? type : "text");
+    env.enc = mqim_str_from_cstr(enc);
+    st = enc != NULL ? cli_e2e_open(&env, false, &plain) : MQIM_E2E_MALFORMED;
+    if (st == MQIM_OK) {
+        snprintf(out, cap, "(e2e) %.*s", (int)plain.body.len, plain.body.ptr);
+    } else {
+        snprintf(out, cap, "(e2e, cannot open: %s)", mqim_status_name(st));
+    }
+    cJSON_free(enc);
+    return out;
+}
+
 /* Responses to history/presence requests, printed for people. */
 static void on_response(void *ctx, mqim_str_t json)
 {
@@ -161,6 +210,12 @@ static void on_response(void *ctx, mqim_str_t json)
     const cJSON *it;
     if (mqim_file_upload_on_response(a->upload, json) || mqim_file_download_on_response(a->download, json)) {
         return; /* a transfer's own */
+    }
+    if (cli_e2e_on_response(json)) {
+        if (cli_e2e_keys_failed()) {
+            a->rejected++;
+        }
+        return; /* keys for sealing or `mqim keys`: the main loop goes on */
     }
     o = cJSON_ParseWithLength(json.ptr, json.len);
     a->responses++;
@@ -176,6 +231,10 @@ static void on_response(void *ctx, mqim_str_t json)
     {
         const char *group = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "group"));
         const char *body = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "body"));
+        char opened[MQIM_BODY_MAX + 64];
+        if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(it, "enc"))) {
+            body = history_open(it, opened, sizeof(opened));
+        }
         printf("[%.0f] %s -> %s%s: %s\n", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "seq")),
                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "from")), group != NULL ? "#" : "",
                group != NULL ? group : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "to")),
@@ -203,7 +262,9 @@ static void on_response(void *ctx, mqim_str_t json)
         const char *group = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "group"));
         const char *presence = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "presence"));
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(it, "last");
-        const char *body = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "body"));
+        const char *body = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(last, "enc"))
+                               ? "(e2e)"
+                               : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "body"));
         printf("chat %s%s unread=%.0f%s%s last=[%.0f] %s\n", group != NULL ? "#" : "",
                group != NULL ? group : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "chat")),
                cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "unread")), presence != NULL ? " " : "",
@@ -386,6 +447,10 @@ int main(int argc, char **argv)
     const char *password = getenv("MQIM_PASSWORD"), *pwfile = getenv("MQIM_PASSWORD_FILE");
     const char *device = getenv("MQIM_DEVICE"), *state_dir = NULL, *timeout_s = NULL;
     const char *config = NULL;
+    const char *e2e_opt = getenv("MQIM_E2E"), *refuse_opt = NULL;
+    bool e2e_on, refuse_changed, e2e_requested = false, e2e_sent = false;
+    const char *e2e_peer = NULL; /* send/chat --e2e, keys USER: whose keys */
+    bool e2e_group = false;
     char confbuf[1024];
     mqim_posix_tls_config_t tlscfg = { getenv("MQIM_TLS_CA"), NULL, NULL, NULL, getenv("MQIM_TLS_PSK"), NULL };
     mqim_posix_tls_t *tls = NULL;
@@ -406,6 +471,14 @@ int main(int argc, char **argv)
     bool file_group = false, file_queued = false;
     memset(&app, 0, sizeof(app));
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--e2e") == 0) {
+            e2e_opt = "yes";
+            continue;
+        }
+        if (strcmp(argv[i], "--refuse-changed-keys") == 0) {
+            refuse_opt = "yes";
+            continue;
+        }
         const char *before[15] = { host, port, user, password, pwfile, device, state_dir, timeout_s,
                                    tlscfg.ca_file, tlscfg.server_name, tlscfg.cert_file, tlscfg.key_file,
                                    tlscfg.psk_hex, tlscfg.psk_identity, config };
@@ -457,16 +530,21 @@ int main(int argc, char **argv)
     tlscfg.key_file = from_config(tlscfg.key_file, "tls-key");
     tlscfg.psk_hex = from_config(tlscfg.psk_hex, "tls-psk");
     tlscfg.psk_identity = from_config(tlscfg.psk_identity, "tls-psk-identity");
+    e2e_opt = from_config(e2e_opt, "e2e");
+    refuse_opt = from_config(refuse_opt, "refuse-changed-keys");
+    e2e_on = e2e_opt != NULL && (strcmp(e2e_opt, "yes") == 0 || strcmp(e2e_opt, "1") == 0);
+    refuse_changed = refuse_opt != NULL && (strcmp(refuse_opt, "yes") == 0 || strcmp(refuse_opt, "1") == 0);
     if (i >= argc || user == NULL) {
         fprintf(stderr, "usage: mqim --user U [--password P | --password-file F] [--host H] [--port P]\n"
-                        "            [--device D] [--state-dir DIR] [--timeout MS]\n"
+                        "            [--device D] [--state-dir DIR] [--timeout MS] [--e2e] [--refuse-changed-keys]\n"
                         "            send PEER TEXT | send --group G TEXT | listen [N] | read PEER [SEQ] |\n"
                         "            history PEER [N] | history --group G [N] | presence USER... |\n"
                         "            chat PEER | flush | groups | group create G [USER...] |\n"
                         "            group add|remove G USER... | group leave|info G | group rename G TITLE |\n"
                         "            group status SEQ | group set G retain_count|retain_days N|none|default |\n"
                         "            chats | send-file PEER PATH [MIME] |\n"
-                        "            send-file --group G PATH [MIME] | get-file FILE_ID OUT\n");
+                        "            send-file --group G PATH [MIME] | get-file FILE_ID OUT |\n"
+                        "            keys | keys USER | keys trust USER DEVICE\n");
         return 1;
     }
     cmd = argv[i++];
@@ -530,7 +608,33 @@ int main(int argc, char **argv)
         mqim_lmdb_store_close(store);
         return 1;
     }
-    if (strcmp(cmd, "send") == 0 && (i + 2 == argc || (i + 3 == argc && strcmp(argv[i], "--group") == 0))) {
+    if (cli_e2e_setup(store, user, device, refuse_changed) != 0) {
+        mqim_lmdb_store_close(store);
+        return 1;
+    }
+    if (strcmp(cmd, "keys") == 0 && i == argc) {
+        cli_e2e_print_trusted(store); /* local: no connection needed */
+        mqim_lmdb_store_close(store);
+        mqim_posix_tls_free(tls);
+        return 0;
+    }
+    if (strcmp(cmd, "keys") == 0 && (i + 1 == argc || (i + 3 == argc && strcmp(argv[i], "trust") == 0))) {
+        e2e_peer = argv[i + 1 == argc ? i : i + 1];
+        if (mqim_name_check(MQIM_NAME_USER, mqim_str_from_cstr(e2e_peer)) != MQIM_OK) {
+            fprintf(stderr, "mqim: invalid user name '%s'\n", e2e_peer);
+            mqim_lmdb_store_close(store);
+            return 1;
+        }
+    } else if (e2e_on && strcmp(cmd, "send") == 0 && (i + 2 == argc || (i + 3 == argc && strcmp(argv[i], "--group") == 0))) {
+        /* sealed once the keys arrive (the main loop) */
+        e2e_group = i + 3 == argc;
+        e2e_peer = argv[e2e_group ? i + 1 : i];
+        if (mqim_name_check(e2e_group ? MQIM_NAME_GROUP : MQIM_NAME_USER, mqim_str_from_cstr(e2e_peer)) != MQIM_OK) {
+            fprintf(stderr, "mqim: invalid name '%s'\n", e2e_peer);
+            mqim_lmdb_store_close(store);
+            return 1;
+        }
+    } else if (strcmp(cmd, "send") == 0 && (i + 2 == argc || (i + 3 == argc && strcmp(argv[i], "--group") == 0))) {
         mqim_status_t st = i + 3 == argc
                                ? mqim_client_send_group(&client, mqim_str_from_cstr(argv[i + 1]),
                                                         mqim_str_from_cstr(argv[i + 2]), &key)
@@ -642,6 +746,7 @@ int main(int argc, char **argv)
             mqim_lmdb_store_close(store);
             return 1;
         }
+        e2e_peer = e2e_on ? argv[i] : NULL; /* lines are read once the keys are here */
     } else if (!(strcmp(cmd, "flush") == 0 && i == argc) && !(strcmp(cmd, "read") == 0 && (i + 1 == argc || i + 2 == argc))) {
         fprintf(stderr, "mqim: unknown command or arguments: %s\n", cmd);
         mqim_lmdb_store_close(store);
@@ -653,7 +758,32 @@ int main(int argc, char **argv)
         bool done = false;
         /* A transfer keeps a window of requests going: wait little for input. */
         (void)mqim_client_poll(&client, app.upload != NULL || app.download != NULL ? 1 : 20);
-        if (strcmp(cmd, "chat") == 0) {
+        cli_e2e_on_poll(&client);
+        if (e2e_peer != NULL && !e2e_requested && mqim_client_connected(&client)) {
+            e2e_requested = cli_e2e_request_keys(&client, e2e_peer, e2e_group) == MQIM_OK;
+        }
+        if (e2e_peer != NULL && cli_e2e_keys_failed()) {
+            rc = 4;
+            break;
+        }
+        if (strcmp(cmd, "keys") == 0) {
+            if (cli_e2e_keys_ready()) {
+                rc = cli_e2e_print_fetched(e2e_peer, i + 3 == argc ? argv[i + 2] : NULL);
+                break;
+            }
+        } else if (strcmp(cmd, "send") == 0 && e2e_peer != NULL && !e2e_sent) {
+            if (cli_e2e_keys_ready()) {
+                mqim_status_t st = cli_e2e_send(&client, e2e_peer, e2e_group,
+                                                mqim_str_from_cstr(argv[e2e_group ? i + 2 : i + 1]), &key);
+                if (st != MQIM_OK) {
+                    fprintf(stderr, "mqim: cannot send encrypted: %s (%s)\n", mqim_status_name(st),
+                            mqim_status_str(st));
+                    rc = 4;
+                    break;
+                }
+                e2e_sent = true;
+            }
+        } else if (strcmp(cmd, "chat") == 0) {
             /* Lines typed so far become messages; the outbox keeps them
              * until acked, so typing while offline is fine. */
             static char line[4200];
@@ -661,7 +791,7 @@ int main(int argc, char **argv)
             static bool eof, typing;
             static uint32_t typing_sent_at;
             struct pollfd pfd = { 0, POLLIN, 0 };
-            while (!eof && poll(&pfd, 1, 0) > 0) {
+            while (!eof && (e2e_peer == NULL || cli_e2e_keys_ready()) && poll(&pfd, 1, 0) > 0) {
                 char ch;
                 ssize_t n = read(0, &ch, 1);
                 if (n <= 0) {
@@ -670,9 +800,15 @@ int main(int argc, char **argv)
                     break;
                 }
                 if (ch == '\n' || line_len == sizeof(line) - 1u) {
-                    if (line_len > 0u &&
-                        mqim_client_send(&client, mqim_str_from_cstr(argv[i]), (mqim_str_t){ line, line_len }, &key) != MQIM_OK) {
-                        fprintf(stderr, "mqim: cannot send that line\n");
+                    mqim_status_t st = MQIM_OK;
+                    if (line_len > 0u) {
+                        st = e2e_peer != NULL
+                                 ? cli_e2e_send(&client, argv[i], false, (mqim_str_t){ line, line_len }, &key)
+                                 : mqim_client_send(&client, mqim_str_from_cstr(argv[i]), (mqim_str_t){ line, line_len },
+                                                    &key);
+                    }
+                    if (st != MQIM_OK) {
+                        fprintf(stderr, "mqim: cannot send that line: %s\n", mqim_status_str(st));
                     }
                     line_len = 0;
                 } else {
@@ -763,7 +899,7 @@ int main(int argc, char **argv)
             }
             done = app.responses > 0;
         } else if (strcmp(cmd, "listen") == 0) {
-            done = want >= 0 && app.messages >= want;
+            done = want >= 0 && app.messages + app.e2e_refused >= want;
         } else if (strcmp(cmd, "read") == 0) {
             /* without SEQ: everything this device has shown so far */
             uint64_t upto = i + 1 < argc ? strtoull(argv[i + 1], NULL, 10) : mqim_client_last_seq(&client);
