@@ -396,6 +396,11 @@ static int print_entry(void *ctx, const mqim_inbox_entry_t *e)
     if (mqim_store_msg_get(h->txn, e->mid, &m) != MQIM_OK) {
         return 0;
     }
+    if (m.enc) {
+        /* The body slot holds ciphertext (the "enc" JSON), never text: say
+         * so instead of printing it as if it were the body. */
+        m.body = MQIM_STR("(end-to-end encrypted)");
+    }
     printf("%" PRIu64 "\t%" PRId64 "\t%s %.*s\t%.*s\t%.*s\n", e->seq, m.ts,
            e->dir == MQIM_INBOX_SENT ? "to  " : "from", (int)e->chat.len, e->chat.ptr,
            (int)m.id.len, m.id.ptr, (int)m.body.len, m.body.ptr);

@@ -83,6 +83,12 @@ mqim_status_t rt_encode_envelope(scratch_t *s, const mqim_envelope_t *env, mqim_
 void rt_msg_set_extras(mqim_msg_rec_t *m, const mqim_envelope_t *env)
 {
     m->device = env->device;
+    if (env->enc.len > 0u) {
+        /* An encrypted body rides in the body slot, flagged: the gateway
+         * cannot read it and hands it on verbatim. */
+        m->body = env->enc;
+        m->enc = true;
+    }
     if (env->has_file) {
         m->file_id = env->file.id;
         m->file_name = env->file.name;
@@ -100,7 +106,11 @@ void rt_envelope_from_rec(const mqim_msg_rec_t *m, uint64_t seq, mqim_envelope_t
     env->to = m->to;
     env->group = m->group;
     env->type = m->type;
-    env->body = m->body;
+    if (m->enc) {
+        env->enc = m->body;
+    } else {
+        env->body = m->body;
+    }
     env->device = m->device;
     if (m->file_id.len > 0u) {
         env->has_file = true;
@@ -374,9 +384,13 @@ mqim_status_t rt_dm_parse(req_t *q, dm_parse_t *p, const char **reason)
     if (p->env.type.len == 0u) {
         p->env.type = MQIM_STR("text");
     }
-    /* A stored message says something; an ephemeral signal (QoS 0, e.g.
-     * {"type":"typing"}) may be only its type. */
-    if (p->env.body.len == 0u && !p->env.has_file &&
+    if (p->env.enc.len > 0u && (p->env.has_file || mqim_str_eq_cstr(p->env.type, "file"))) {
+        *reason = "files are not end-to-end encrypted yet: send a file message without \"enc\"";
+        return MQIM_UNSUPPORTED;
+    }
+    /* A stored message says something (its text, or its encrypted text); an
+     * ephemeral signal (QoS 0, e.g. {"type":"typing"}) may be only its type. */
+    if (p->env.body.len == 0u && p->env.enc.len == 0u && !p->env.has_file &&
         (q->in->qos > 0 || mqim_str_eq_cstr(p->env.type, "text"))) {
         return MQIM_BODY_EMPTY;
     }
@@ -1468,11 +1482,11 @@ static mqim_status_t handle_ctl(req_t *q)
     } else if (strcmp(d.op, "presence") == 0) {
         d.code = ctl_presence(q, root, &d);
     } else if (!gr_handle_ctl(q, root, &d) && !ch_handle_ctl(q, root, &d) &&
-               !fl_handle_ctl(q, root, &d)) {
+               !fl_handle_ctl(q, root, &d) && !kx_handle_ctl(q, root, &d)) {
         d.code = MQIM_UNKNOWN_OP;
         d.reason = "unknown \"op\" (known: sync, history, presence, group_create, group_add, "
                    "group_remove, group_leave, group_rename, group_set, group_info, groups, "
-                   "msg_status, chats, file_begin, file_put, file_get, file_info)";
+                   "msg_status, chats, file_begin, file_put, file_get, file_info, keys)";
     }
     if (d.code == MQIM_STORE_FULL || d.code == MQIM_STORE_ERROR) {
         cJSON_Delete(root);
@@ -1561,7 +1575,8 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
                          r->cfg.file_rate_burst);
     }
     if (q.t.kind == MQIM_TOPIC_OUT_DM || q.t.kind == MQIM_TOPIC_OUT_GROUP ||
-        q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL) {
+        q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL ||
+        q.t.kind == MQIM_TOPIC_OUT_KEY) {
         if (!mqim_ratelimit_take(r->rl, q.t.user, now_ms)) {
             return rt_reject(&q, "rate", payload_id(r, &q), q.t.name, MQIM_RATE_LIMITED,
                           "more than %u publishes per second (burst %u)", r->cfg.rate_per_sec,
@@ -1586,7 +1601,7 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
         st = handle_status(&q);
         break;
     case MQIM_TOPIC_OUT_KEY:
-        st = MQIM_OK; /* keys are republished by the E2E feature; nothing to do yet */
+        st = kx_handle_key(&q);
         break;
     default:
         st = MQIM_OK; /* in/, presence, gateway topics: written by the gateway itself */
@@ -1623,7 +1638,8 @@ mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *
     r->pres = malloc(sizeof(*r->pres));
     r->grp = gr_work_new();
     r->chats = ch_work_new();
-    if (r->files == NULL || r->rl_file == NULL || r->chats == NULL || r->grp == NULL || r->dm == NULL || r->sync == NULL || r->hist == NULL || r->pres == NULL || r->rl == NULL || !scratch_reserve(&r->doc, 4096u) || !scratch_reserve(&r->env, 4096u)) {
+    r->keys = kx_work_new();
+    if (r->keys == NULL || r->files == NULL || r->rl_file == NULL || r->chats == NULL || r->grp == NULL || r->dm == NULL || r->sync == NULL || r->hist == NULL || r->pres == NULL || r->rl == NULL || !scratch_reserve(&r->doc, 4096u) || !scratch_reserve(&r->env, 4096u)) {
         mqim_router_free(r);
         return NULL;
     }
@@ -1638,6 +1654,7 @@ void mqim_router_free(mqim_router_t *r)
         fl_work_free(r->files);
         gr_work_free(r->grp);
         ch_work_free(r->chats);
+        kx_work_free(r->keys);
         free(r->dm);
         free(r->sync);
         free(r->hist);

@@ -43,6 +43,7 @@ struct mqim_router {
     struct gr_work *grp; /* groups.c */
     struct ch_work *chats; /* chats.c */
     struct fl_work *files; /* files.c */
+    struct kx_work *keys; /* keys.c */
 };
 
 /* What is being handled: shared by the handlers of one inbound publish. */
@@ -163,5 +164,15 @@ bool fl_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
 mqim_status_t fl_attach(req_t *q, dm_parse_t *p, const char **reason);
 /** Let user (a recipient of env) fetch env's file; nothing for other messages. */
 mqim_status_t fl_grant(req_t *q, const mqim_envelope_t *env, mqim_str_t user);
+
+/* ---- keys.c ---- */
+
+typedef struct kx_work kx_work_t;
+kx_work_t *kx_work_new(void);
+void kx_work_free(kx_work_t *w);
+/** A device's public key (or its removal) published to {root}/u/{me}/out/key. */
+mqim_status_t kx_handle_key(req_t *q);
+/** The "keys" op; false when op is another. */
+bool kx_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
 
 #endif /* MQIM_GW_ROUTER_INTERNAL_H */

@@ -19,12 +19,12 @@
 
 enum { DB_META, DB_USERS, DB_MSGS, DB_INBOX, DB_CHATS, DB_DEDUPE, DB_CURSORS, DB_DEVICES,
        DB_OUTBOX, DB_GROUPS, DB_MEMBERS, DB_MEMBERSHIPS, DB_RECEIPTS, DB_FILES, DB_CHUNKS,
-       DB_UPLOADS, DB_FILE_ACCESS, DB_GINDEX, DB_PRUNED, DB_COUNT_ };
+       DB_UPLOADS, DB_FILE_ACCESS, DB_GINDEX, DB_PRUNED, DB_KEYS, DB_COUNT_ };
 
 static const char *const db_names[DB_COUNT_] = {
     "meta", "users", "msgs", "inbox", "chats", "dedupe", "cursors", "devices", "outbox",
     "groups", "members", "memberships", "receipts", "files", "chunks", "uploads", "file_access",
-    "gindex", "pruned"
+    "gindex", "pruned", "keys"
 };
 
 struct mqim_store {
@@ -352,6 +352,12 @@ typedef struct msg_hdr {
  * no file strings; they are read as they are and never rewritten whole. */
 #define MSG_HDR_V1_SIZE offsetof(msg_hdr_t, file_size)
 
+/* The high bit of the header's qos byte (qos itself is 0 or 1) marks a body
+ * that is the text of an encrypted "enc" object; records written before
+ * E2E never have it set, so they read as they are. */
+#define MSG_QOS_ENC 0x80u
+#define MSG_QOS_MASK 0x7fu
+
 #define MSG_PARTS 9u
 /* The strings after the header, in order; the body comes last. */
 static void msg_parts(const mqim_msg_rec_t *rec, const mqim_str_t *parts[MSG_PARTS])
@@ -387,7 +393,7 @@ static mqim_status_t msg_write(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
     h.sender_seq = rec->sender_seq;
     h.recipient_seq = rec->recipient_seq;
     h.refs = rec->refs;
-    h.qos = rec->qos;
+    h.qos = (uint8_t)((rec->qos & MSG_QOS_MASK) | (rec->enc ? MSG_QOS_ENC : 0u));
     h.id_len = (uint16_t)rec->id.len;
     h.from_len = (uint16_t)rec->from.len;
     h.to_len = (uint16_t)rec->to.len;
@@ -481,7 +487,8 @@ mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *
     rec->sender_seq = h.sender_seq;
     rec->recipient_seq = h.recipient_seq;
     rec->refs = h.refs;
-    rec->qos = h.qos;
+    rec->qos = (uint8_t)(h.qos & MSG_QOS_MASK);
+    rec->enc = (h.qos & MSG_QOS_ENC) != 0u;
     p = (const char *)v.mv_data + hdr_size;
     rec->id = (mqim_str_t){ p, h.id_len };
     p += h.id_len;
@@ -1853,4 +1860,71 @@ mqim_status_t mqim_store_file_granted(mqim_txn_t *txn, mqim_str_t file, mqim_str
     MDB_val v;
     access_key(&k, file, user);
     return db_get(txn, DB_FILE_ACCESS, &k, &v);
+}
+
+/* ---- E2E device keys: user \0 device -> key (32), be64(ts) ---- */
+
+#define KEY_REC_LEN (MQIM_KEY_LEN + 8u)
+
+static bool key_rec_decode(const MDB_val *v, mqim_key_rec_t *rec)
+{
+    if (v->mv_size != KEY_REC_LEN) {
+        return false;
+    }
+    memcpy(rec->x25519, v->mv_data, MQIM_KEY_LEN);
+    rec->ts_ms = (int64_t)be64_get((const unsigned char *)v->mv_data + MQIM_KEY_LEN);
+    return true;
+}
+
+mqim_status_t mqim_store_key_get(mqim_txn_t *txn, mqim_str_t user, mqim_str_t device,
+                                 mqim_key_rec_t *rec)
+{
+    keybuf_t k;
+    MDB_val v;
+    mqim_status_t st;
+    cursor_key(&k, user, device);
+    st = db_get(txn, DB_KEYS, &k, &v);
+    if (st == MQIM_OK && !key_rec_decode(&v, rec)) {
+        return MQIM_STORE_ERROR;
+    }
+    return st;
+}
+
+mqim_status_t mqim_store_key_put(mqim_txn_t *txn, mqim_str_t user, mqim_str_t device,
+                                 const mqim_key_rec_t *rec)
+{
+    keybuf_t k;
+    unsigned char b[KEY_REC_LEN];
+    memcpy(b, rec->x25519, MQIM_KEY_LEN);
+    be64_put(b + MQIM_KEY_LEN, (uint64_t)rec->ts_ms);
+    cursor_key(&k, user, device);
+    return db_put(txn, DB_KEYS, &k, b, sizeof(b));
+}
+
+mqim_status_t mqim_store_key_del(mqim_txn_t *txn, mqim_str_t user, mqim_str_t device)
+{
+    keybuf_t k;
+    cursor_key(&k, user, device);
+    return db_del(txn, DB_KEYS, &k);
+}
+
+typedef struct key_visit {
+    mqim_key_visit_fn fn;
+    void *ctx;
+} key_visit_t;
+
+static int key_visit(void *vctx, mqim_str_t device, const MDB_val *val)
+{
+    key_visit_t *kv = vctx;
+    mqim_key_rec_t rec;
+    if (!key_rec_decode(val, &rec)) {
+        return 0; /* not a key record: skip, as the other scans do */
+    }
+    return kv->fn(kv->ctx, device, &rec);
+}
+
+mqim_status_t mqim_store_key_each(mqim_txn_t *txn, mqim_str_t user, mqim_key_visit_fn fn, void *ctx)
+{
+    key_visit_t kv = { fn, ctx };
+    return prefix_each(txn, DB_KEYS, user, key_visit, &kv);
 }

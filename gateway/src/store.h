@@ -27,6 +27,8 @@
  *                                                         entry of a group message, oldest first
  *   pruned   user \0 chat                              -> be64(highest seq retention removed
  *                                                         from that chat; group chats only)
+ *   keys     user \0 device                            -> 32-byte X25519 public key, be64(ts first
+ *                                                         stored) (E2E device keys, keys.c)
  *
  * A group's messages sit in each member's inbox under the chat "#group"
  * ('#' is not a name character, so a group never collides with a peer).
@@ -95,7 +97,10 @@ typedef struct mqim_msg_rec {
     uint64_t sender_seq;    /**< seq of the echo in the sender's inbox */
     uint64_t recipient_seq; /**< seq in the recipient's inbox (direct messages) */
     uint32_t refs;          /**< inbox entries referring to it */
-    uint8_t qos;
+    uint8_t qos;            /**< 0 or 1 */
+    /** body holds the JSON text of an end-to-end encrypted body ("enc",
+     *  docs/e2e.md) that the gateway cannot read, not the message's text. */
+    bool enc;
     mqim_str_t id, from, to, group, type, body;
     mqim_str_t device;   /**< the sender's device, when it said */
     /* type "file": the announced file (files.c); file_id empty otherwise */
@@ -323,6 +328,25 @@ mqim_status_t mqim_store_upload_put(mqim_txn_t *txn, mqim_str_t from, mqim_str_t
 mqim_status_t mqim_store_file_grant(mqim_txn_t *txn, mqim_str_t file, mqim_str_t user);
 /** @return MQIM_OK when granted, MQIM_NOT_FOUND when not, a store error. */
 mqim_status_t mqim_store_file_granted(mqim_txn_t *txn, mqim_str_t file, mqim_str_t user);
+
+/* End-to-end encryption device keys (keys.c, docs/e2e.md). */
+#define MQIM_KEY_LEN 32u
+
+typedef struct mqim_key_rec {
+    uint8_t x25519[MQIM_KEY_LEN]; /**< the device's X25519 public key */
+    int64_t ts_ms;                /**< when the gateway first stored this key */
+} mqim_key_rec_t;
+
+/** @return MQIM_OK, MQIM_NOT_FOUND, MQIM_STORE_ERROR (a corrupt record). */
+mqim_status_t mqim_store_key_get(mqim_txn_t *txn, mqim_str_t user, mqim_str_t device,
+                                 mqim_key_rec_t *rec);
+mqim_status_t mqim_store_key_put(mqim_txn_t *txn, mqim_str_t user, mqim_str_t device,
+                                 const mqim_key_rec_t *rec);
+/** MQIM_NOT_FOUND when the device has no key. */
+mqim_status_t mqim_store_key_del(mqim_txn_t *txn, mqim_str_t user, mqim_str_t device);
+typedef int (*mqim_key_visit_fn)(void *ctx, mqim_str_t device, const mqim_key_rec_t *rec);
+/** Visit a user's device keys in device-name (byte) order; fn returns nonzero to stop. */
+mqim_status_t mqim_store_key_each(mqim_txn_t *txn, mqim_str_t user, mqim_key_visit_fn fn, void *ctx);
 
 typedef struct mqim_store_stats {
     uint64_t users, messages, inbox_entries, outbox, map_used_bytes, map_size_bytes;

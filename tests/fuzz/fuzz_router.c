@@ -1,5 +1,6 @@
 /* Fuzz target: the gateway's router, i.e. every parser of device input that
- * lives there (receipts, control requests, statuses, direct messages), over
+ * lives there (receipts, control requests, statuses, direct messages,
+ * device keys), over
  * a real LMDB store on tmpfs. Input: byte 0 picks the topic, byte 1 the QoS,
  * the rest is the payload. Any crash, sanitizer report or a publish that
  * gets no answer is a finding. */
@@ -21,7 +22,7 @@ static int64_t clock_ms = 1764000000000;
 static const char *const topics[] = {
     "im/u/alice/out/dm/bob",   "im/u/bob/out/receipt",        "im/u/alice/out/ctl",
     "im/u/alice/out/status/p", "im/u/alice/out/group/team",   "im/u/alice/out/dm/nobody",
-    "im/u/bob/out/ctl",        "im/u/alice/out/bogus/x",
+    "im/u/bob/out/ctl",        "im/u/alice/out/bogus/x",    "im/u/alice/out/key",
 };
 
 static void ignore(void *ctx, const mqim_outbound_t *o)

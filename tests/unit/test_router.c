@@ -1307,6 +1307,344 @@ static void test_file_rate_limit(void)
     teardown();
 }
 
+/* ---- E2E: device keys, the keys op, encrypted messages (docs/e2e.md) ---- */
+
+/* The base64 of a 32-byte key whose bytes are all `fill`. */
+static const char *key_b64(uint8_t fill)
+{
+    static char out[8][48];
+    static int next;
+    uint8_t raw[32];
+    size_t len = 0;
+    char *o = out[next++ % 8];
+    memset(raw, fill, sizeof(raw));
+    mqim_base64_encode(raw, sizeof(raw), o, 47, &len);
+    o[len] = '\0';
+    return o;
+}
+
+static mqim_status_t pub_key(const char *user, const char *device, uint8_t fill)
+{
+    char topic[64], payload[160];
+    snprintf(topic, sizeof(topic), "im/u/%s/out/key", user);
+    snprintf(payload, sizeof(payload), "{\"device\":\"%s\",\"x25519\":\"%s\"}", device, key_b64(fill));
+    return pub(topic, payload, 1);
+}
+
+/* Publish a bad key payload: rejected with code on alice's in/ack, nothing else. */
+static void key_rejected(const char *payload, mqim_status_t code)
+{
+    cJSON *j;
+    CHECK_EQ_INT(pub("im/u/alice/out/key", payload, 1), code);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/alice/in/ack", "status", "rejected");
+    CHECK_OUT(0, "im/u/alice/in/ack", "re", "key");
+    CHECK_OUT(0, "im/u/alice/in/ack", "code", mqim_status_name(code));
+    j = json_of(&outs[0]);
+    CHECK(j != NULL && jstr(j, "reason") != NULL && strlen(jstr(j, "reason")) > 10u);
+    cJSON_Delete(j);
+}
+
+static void test_keys_publish(void)
+{
+    char want[1024];
+    int64_t t_phone, t_laptop, t_phone2;
+    mqim_txn_t txn;
+    mqim_key_rec_t k;
+    setup(NULL, 0);
+    CHECK_EQ_INT(pub_key("alice", "phone", 0x11), MQIM_OK);
+    t_phone = clock_ms;
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK(strcmp(outs[0].topic, "im/keys/alice") == 0 && outs[0].retain && outs[0].qos == 1);
+    snprintf(want, sizeof(want), "{\"user\":\"alice\",\"keys\":[{\"device\":\"phone\",\"x25519\":\"%s\",\"ts\":%lld}]}",
+             key_b64(0x11), (long long)t_phone);
+    CHECK(strcmp(outs[0].payload, want) == 0);
+    /* a second device: the whole set, sorted by device */
+    CHECK_EQ_INT(pub_key("alice", "laptop", 0x22), MQIM_OK);
+    t_laptop = clock_ms;
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    snprintf(want, sizeof(want),
+             "{\"user\":\"alice\",\"keys\":[{\"device\":\"laptop\",\"x25519\":\"%s\",\"ts\":%lld},"
+             "{\"device\":\"phone\",\"x25519\":\"%s\",\"ts\":%lld}]}",
+             key_b64(0x22), (long long)t_laptop, key_b64(0x11), (long long)t_phone);
+    CHECK(strcmp(outs[0].topic, "im/keys/alice") == 0 && strcmp(outs[0].payload, want) == 0);
+    /* the same key again (a retained replay): nothing changes, nothing published */
+    CHECK_EQ_INT(pub_key("alice", "phone", 0x11), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 0);
+    /* a retained clear is ignored without an error */
+    CHECK_EQ_INT(pub("im/u/alice/out/key", "", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 0);
+    /* a new key of a known device replaces the old one, with a new ts */
+    CHECK_EQ_INT(pub_key("alice", "phone", 0x33), MQIM_OK);
+    t_phone2 = clock_ms;
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    snprintf(want, sizeof(want),
+             "{\"user\":\"alice\",\"keys\":[{\"device\":\"laptop\",\"x25519\":\"%s\",\"ts\":%lld},"
+             "{\"device\":\"phone\",\"x25519\":\"%s\",\"ts\":%lld}]}",
+             key_b64(0x22), (long long)t_laptop, key_b64(0x33), (long long)t_phone2);
+    CHECK(strcmp(outs[0].payload, want) == 0);
+    mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    CHECK_EQ_INT(mqim_store_key_get(&txn, MQIM_STR("alice"), MQIM_STR("phone"), &k), MQIM_OK);
+    CHECK(k.x25519[0] == 0x33 && k.x25519[31] == 0x33 && k.ts_ms == t_phone2);
+    mqim_txn_abort(&txn);
+
+    /* rejections: each on in/ack with a code and a reason, nothing stored */
+    key_rejected("{\"device\":\"phone\",\"x25519\":\"!!!!\"}", MQIM_FIELD_TYPE);
+    key_rejected("{\"device\":\"phone\",\"x25519\":\"EREREREREREREREREREREREREREREREREREREREREQ==\"}",
+                 MQIM_FIELD_RANGE); /* 31 bytes */
+    key_rejected("{\"device\":\"phone\",\"x25519\":\"ERERERERERERERERERERERERERERERERERERERERERER\"}",
+                 MQIM_FIELD_RANGE); /* 33 bytes */
+    key_rejected("{\"device\":\"phone\",\"x25519\":\"AAAA\"}", MQIM_FIELD_RANGE);
+    key_rejected("{\"device\":\"phone\",\"x25519\":32}", MQIM_FIELD_TYPE);
+    key_rejected("{\"device\":\"ph/one\",\"x25519\":\"ERERERERERERERERERERERERERERERERERERERERERE=\"}",
+                 MQIM_NAME_BAD_CHAR);
+    key_rejected("{\"device\":\"a234567890123456789012345678901234\",\"remove\":true}", MQIM_NAME_TOO_LONG);
+    key_rejected("{\"device\":\"\",\"remove\":true}", MQIM_FIELD_TYPE);
+    key_rejected("{\"x25519\":\"ERERERERERERERERERERERERERERERERERERERERERE=\"}", MQIM_FIELD_MISSING);
+    key_rejected("{\"device\":\"phone\"}", MQIM_FIELD_MISSING);
+    key_rejected("{\"device\":\"phone\",\"remove\":false}", MQIM_FIELD_TYPE);
+    key_rejected("{\"device\":\"phone\",\"remove\":true,\"x25519\":\"ERERERERERERERERERERERERERERERERERERERERERE=\"}",
+                 MQIM_FIELD_RANGE);
+    key_rejected("[1]", MQIM_JSON_NOT_OBJECT);
+    mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    CHECK_EQ_INT(mqim_store_key_get(&txn, MQIM_STR("alice"), MQIM_STR("phone"), &k), MQIM_OK);
+    CHECK(k.x25519[0] == 0x33); /* unchanged by the rejected ones */
+    mqim_txn_abort(&txn);
+
+    /* remove: republished without it; removing it again changes nothing */
+    CHECK_EQ_INT(pub("im/u/alice/out/key", "{\"device\":\"laptop\",\"remove\":true}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    snprintf(want, sizeof(want), "{\"user\":\"alice\",\"keys\":[{\"device\":\"phone\",\"x25519\":\"%s\",\"ts\":%lld}]}",
+             key_b64(0x33), (long long)t_phone2);
+    CHECK(strcmp(outs[0].topic, "im/keys/alice") == 0 && outs[0].retain && strcmp(outs[0].payload, want) == 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/key", "{\"device\":\"laptop\",\"remove\":true}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 0);
+    /* the last one removed: an empty set, still a document */
+    CHECK_EQ_INT(pub("im/u/alice/out/key", "{\"device\":\"phone\",\"remove\":true}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK(strcmp(outs[0].payload, "{\"user\":\"alice\",\"keys\":[]}") == 0);
+
+    /* at most 16 devices: the 17th is refused, a 16th device's new key is not */
+    for (int i = 0; i < 16; i++) {
+        char dev[16];
+        snprintf(dev, sizeof(dev), "d%02d", i);
+        CHECK_EQ_INT(pub_key("alice", dev, (uint8_t)(0x40 + i)), MQIM_OK);
+    }
+    drain();
+    CHECK_EQ_INT(nouts, 16);
+    CHECK_EQ_INT(pub_key("alice", "d16", 0x70), MQIM_E2E_TOO_MANY_KEYS);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/alice/in/ack", "code", "e2e_too_many_keys");
+    CHECK_EQ_INT(pub_key("alice", "d15", 0x71), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK(strcmp(outs[0].topic, "im/keys/alice") == 0 && strstr(outs[0].payload, "\"d16\"") == NULL &&
+          strstr(outs[0].payload, key_b64(0x71)) != NULL);
+    mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    CHECK_EQ_INT(mqim_store_key_get(&txn, MQIM_STR("alice"), MQIM_STR("d16"), &k), MQIM_NOT_FOUND);
+    mqim_txn_abort(&txn);
+    teardown();
+}
+
+/* A keys request: answered directly (publish_now), nothing in the outbox. */
+static cJSON *keys_ctl(const char *user, const char *json, mqim_status_t expect)
+{
+    char topic[64];
+    snprintf(topic, sizeof(topic), "im/u/%s/out/ctl", user);
+    ndirect = 0;
+    CHECK_EQ_INT(pub(topic, json, 1), expect);
+    drain();
+    CHECK_EQ_INT(nouts, 0);
+    CHECK_EQ_INT(ndirect, 1);
+    if (ndirect != 1) {
+        return NULL;
+    }
+    snprintf(topic, sizeof(topic), "im/u/%s/in/res", user);
+    CHECK(strcmp(direct[0].topic, topic) == 0 && direct[0].qos == 1);
+    return cJSON_Parse(direct[0].payload);
+}
+
+static void test_keys_ctl(void)
+{
+    char want[2048];
+    cJSON *j;
+    setup(NULL, 0);
+    pub_key("alice", "phone", 0x01);
+    pub_key("alice", "laptop", 0x02);
+    pub_key("bob", "watch", 0x03);
+    pub_key("carol", "pc", 0x04);
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_create\",\"group\":\"team\",\"members\":[\"bob\"]}", MQIM_OK));
+    drain();
+    /* bob asks for alice: alice's keys, then his own */
+    j = keys_ctl("bob", "{\"op\":\"keys\",\"req\":\"k1\",\"user\":\"alice\"}", MQIM_OK);
+    snprintf(want, sizeof(want),
+             "{\"op\":\"keys\",\"req\":\"k1\",\"ok\":true,\"keys\":["
+             "{\"user\":\"alice\",\"device\":\"laptop\",\"x25519\":\"%s\"},"
+             "{\"user\":\"alice\",\"device\":\"phone\",\"x25519\":\"%s\"},"
+             "{\"user\":\"bob\",\"device\":\"watch\",\"x25519\":\"%s\"}]}",
+             key_b64(0x02), key_b64(0x01), key_b64(0x03));
+    CHECK(strcmp(direct[0].payload, want) == 0);
+    cJSON_Delete(j);
+    /* alice asks for bob: the same list (sorted by user, not requester first) */
+    j = keys_ctl("alice", "{\"op\":\"keys\",\"req\":\"k1\",\"user\":\"bob\"}", MQIM_OK);
+    CHECK(strcmp(direct[0].payload, want) == 0);
+    cJSON_Delete(j);
+    /* her own: each device once */
+    j = keys_ctl("alice", "{\"op\":\"keys\",\"req\":2,\"user\":\"alice\"}", MQIM_OK);
+    CHECK(jbool(j, "ok") && jnum(j, "req") == 2.0);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "keys")) == 2);
+    cJSON_Delete(j);
+    /* a group, for a member: every member's keys (carol is not one) */
+    j = keys_ctl("bob", "{\"op\":\"keys\",\"req\":\"k2\",\"group\":\"team\"}", MQIM_OK);
+    snprintf(want, sizeof(want),
+             "{\"op\":\"keys\",\"req\":\"k2\",\"ok\":true,\"keys\":["
+             "{\"user\":\"alice\",\"device\":\"laptop\",\"x25519\":\"%s\"},"
+             "{\"user\":\"alice\",\"device\":\"phone\",\"x25519\":\"%s\"},"
+             "{\"user\":\"bob\",\"device\":\"watch\",\"x25519\":\"%s\"}]}",
+             key_b64(0x02), key_b64(0x01), key_b64(0x03));
+    CHECK(strcmp(direct[0].payload, want) == 0);
+    cJSON_Delete(j);
+    /* a user without keys simply has none: dave is registered later, keyless */
+    {
+        mqim_txn_t txn;
+        mqim_txn_begin(store, MQIM_TXN_WRITE, &txn);
+        mqim_store_user_ensure(&txn, MQIM_STR("dave"), clock_ms);
+        mqim_txn_commit(&txn);
+    }
+    j = keys_ctl("carol", "{\"op\":\"keys\",\"user\":\"dave\"}", MQIM_OK);
+    snprintf(want, sizeof(want), "{\"op\":\"keys\",\"ok\":true,\"keys\":[{\"user\":\"carol\",\"device\":\"pc\",\"x25519\":\"%s\"}]}",
+             key_b64(0x04));
+    CHECK(strcmp(direct[0].payload, want) == 0);
+    cJSON_Delete(j);
+    /* errors */
+    j = keys_ctl("carol", "{\"op\":\"keys\",\"req\":\"k3\",\"group\":\"team\"}", MQIM_NOT_FOUND);
+    CHECK(!jbool(j, "ok") && strcmp(jstr(j, "code"), "not_found") == 0 && strcmp(jstr(j, "req"), "k3") == 0);
+    cJSON_Delete(j);
+    j = keys_ctl("carol", "{\"op\":\"keys\",\"group\":\"nosuch\"}", MQIM_NOT_FOUND);
+    CHECK(strcmp(jstr(j, "code"), "not_found") == 0);
+    cJSON_Delete(j);
+    j = keys_ctl("carol", "{\"op\":\"keys\",\"user\":\"zed\"}", MQIM_UNKNOWN_PEER);
+    CHECK(strcmp(jstr(j, "code"), "unknown_peer") == 0 && jstr(j, "reason") != NULL);
+    cJSON_Delete(j);
+    j = keys_ctl("carol", "{\"op\":\"keys\",\"user\":\"bob\",\"group\":\"team\"}", MQIM_BAD_REQUEST);
+    CHECK(strcmp(jstr(j, "code"), "bad_request") == 0 && strstr(jstr(j, "reason"), "not both") != NULL);
+    cJSON_Delete(j);
+    j = keys_ctl("carol", "{\"op\":\"keys\"}", MQIM_BAD_REQUEST);
+    CHECK(strcmp(jstr(j, "code"), "bad_request") == 0 && strstr(jstr(j, "reason"), "required") != NULL);
+    cJSON_Delete(j);
+    j = keys_ctl("carol", "{\"op\":\"keys\",\"user\":\"a/b\"}", MQIM_FIELD_TYPE);
+    CHECK(strcmp(jstr(j, "code"), "field_type") == 0);
+    cJSON_Delete(j);
+    teardown();
+}
+
+#define ENC_JSON "{\"v\":1, \"sd\":\"phone\",\"spk\":\"AAAA\",\"epk\":\"BBBB\"," \
+                 "\"r\":[{\"u\":\"bob\",\"d\":\"watch\",\"k\":\"CCCC\"}],\"ct\":\"DD\\/D\"}"
+
+/* A copy of an encrypted message: enc exactly as sent, no body. */
+static void check_enc_copy(const char *payload, const char *id)
+{
+    cJSON *j = cJSON_Parse(payload);
+    CHECK(strstr(payload, "\"enc\":" ENC_JSON) != NULL);
+    CHECK(j != NULL && cJSON_GetObjectItemCaseSensitive(j, "body") == NULL);
+    CHECK(j != NULL && jstr(j, "id") != NULL && strcmp(jstr(j, "id"), id) == 0);
+    if (strstr(payload, "\"enc\":" ENC_JSON) == NULL) {
+        fprintf(stderr, "  payload = %s\n", payload);
+    }
+    cJSON_Delete(j);
+}
+
+static void test_enc_messages(void)
+{
+    cJSON *j, *msgs;
+    mqim_txn_t txn;
+    mqim_inbox_entry_t e;
+    mqim_msg_rec_t m;
+    setup(NULL, 0);
+    /* a direct message: the recipient's copy and the echo carry enc verbatim */
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"e1\",\"device\":\"phone\",\"enc\":" ENC_JSON "}", 1),
+                 MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    CHECK(strcmp(outs[0].topic, "im/u/bob/in/msg") == 0 && strcmp(outs[1].topic, "im/u/alice/in/msg") == 0);
+    check_enc_copy(outs[0].payload, "e1");
+    check_enc_copy(outs[1].payload, "e1");
+    CHECK_OUT(0, "im/u/bob/in/msg", "from", "alice");
+    CHECK_OUT(2, "im/u/alice/in/ack", "status", "sent");
+    /* stored flagged, the enc text in the body slot */
+    mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    CHECK_EQ_INT(mqim_store_inbox_get(&txn, MQIM_STR("bob"), 1, &e), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_msg_get(&txn, e.mid, &m), MQIM_OK);
+    CHECK(m.enc && m.qos == 1u && mqim_str_eq_cstr(m.body, ENC_JSON));
+    mqim_txn_abort(&txn);
+    /* a plain message after it is not flagged */
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"p1\",\"body\":\"plain\"}", 1), MQIM_OK);
+    drain();
+    mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    CHECK_EQ_INT(mqim_store_inbox_get(&txn, MQIM_STR("bob"), 2, &e), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_msg_get(&txn, e.mid, &m), MQIM_OK);
+    CHECK(!m.enc && mqim_str_eq_cstr(m.body, "plain"));
+    mqim_txn_abort(&txn);
+    /* sync replays it with enc */
+    CHECK_EQ_INT(pub("im/u/bob/out/ctl", "{\"op\":\"sync\",\"after\":0}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    check_enc_copy(outs[0].payload, "e1");
+    CHECK_OUT(1, "im/u/bob/in/msg", "body", "plain");
+    /* history too */
+    j = ctl("bob", "{\"op\":\"history\",\"with\":\"alice\"}", MQIM_OK);
+    msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    CHECK(cJSON_GetArraySize(msgs) == 2);
+    CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(msgs, 0), "body") == NULL);
+    CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(msgs, 0), "enc")));
+    CHECK(strstr(outs[0].payload, "\"enc\":" ENC_JSON) != NULL);
+    cJSON_Delete(j);
+    /* chats: the last message of alice's chat is the plain one; send another enc */
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"e2\",\"enc\":" ENC_JSON "}", 1), MQIM_OK);
+    drain();
+    j = ctl("bob", "{\"op\":\"chats\"}", MQIM_OK);
+    CHECK(strstr(outs[0].payload, "\"enc\":" ENC_JSON) != NULL && strstr(outs[0].payload, "\"body\"") == NULL);
+    cJSON_Delete(j);
+    /* a group message: every member's copy carries it */
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_create\",\"group\":\"team\",\"members\":[\"bob\",\"carol\"]}", MQIM_OK));
+    drain();
+    CHECK_EQ_INT(pub("im/u/alice/out/group/team", "{\"id\":\"g1\",\"enc\":" ENC_JSON "}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 4); /* alice (echo), bob, carol, the ack */
+    for (int i = 0; i < 3; i++) {
+        CHECK(strstr(outs[i].topic, "/in/msg") != NULL);
+        check_enc_copy(outs[i].payload, "g1");
+    }
+    CHECK_OUT(3, "im/u/alice/in/ack", "status", "sent");
+    /* refused: a file message with enc (files are not E2E yet), enc with body */
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"f1\",\"type\":\"file\",\"enc\":" ENC_JSON "}", 1),
+                 MQIM_UNSUPPORTED);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/alice/in/ack", "code", "unsupported");
+    CHECK_OUT(0, "im/u/alice/in/ack", "id", "f1");
+    CHECK_EQ_INT(pub("im/u/alice/out/group/team", "{\"id\":\"f2\",\"file\":{\"id\":\"x\"},\"enc\":" ENC_JSON "}", 1),
+                 MQIM_UNSUPPORTED);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"b1\",\"body\":\"x\",\"enc\":" ENC_JSON "}", 1),
+                 MQIM_FIELD_RANGE);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/alice/in/ack", "status", "rejected");
+    teardown();
+}
+
 int main(void)
 {
     test_dm_plain_text();
@@ -1329,5 +1667,8 @@ int main(void)
     test_group_age_sweep();
     test_files();
     test_file_rate_limit();
+    test_keys_publish();
+    test_keys_ctl();
+    test_enc_messages();
     return CHECK_REPORT();
 }

@@ -235,6 +235,7 @@ static void test_msg_record_v1(void)
     CHECK(mqim_str_eq_cstr(m.id, "m1") && mqim_str_eq_cstr(m.from, "alice") && mqim_str_eq_cstr(m.to, "bob"));
     CHECK(mqim_str_eq_cstr(m.type, "text") && mqim_str_eq_cstr(m.body, "hi"));
     CHECK(m.device.len == 0u && m.file_id.len == 0u && m.file_size == 0u);
+    CHECK(!m.enc); /* written before E2E: never flagged */
     m.refs = 1;
     CHECK_EQ_INT(mqim_store_msg_update(&txn, &m), MQIM_OK);
     memset(&m, 0, sizeof(m));
@@ -386,6 +387,96 @@ static void test_group_prune_tombstones(void)
     remove_dir();
 }
 
+/* An encrypted message's flag (the high bit of the qos byte) reads back,
+ * survives a refcount update, and leaves qos itself and other records alone. */
+static void test_msg_enc_flag(void)
+{
+    mqim_store_t *s = open_fresh();
+    mqim_txn_t txn;
+    mqim_msg_rec_t m, got;
+    uint64_t enc_mid, plain_mid;
+    mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
+    memset(&m, 0, sizeof(m));
+    m.ts = 5;
+    m.qos = 1;
+    m.refs = 2;
+    m.id = MQIM_STR("e1");
+    m.from = MQIM_STR("alice");
+    m.to = MQIM_STR("bob");
+    m.type = MQIM_STR("text");
+    m.body = MQIM_STR("{\"v\":1,\"ct\":\"AAAA\"}");
+    m.enc = true;
+    CHECK_EQ_INT(mqim_store_msg_put(&txn, &m), MQIM_OK);
+    enc_mid = m.mid;
+    m.qos = 0;
+    m.enc = false;
+    m.body = MQIM_STR("plain");
+    CHECK_EQ_INT(mqim_store_msg_put(&txn, &m), MQIM_OK);
+    plain_mid = m.mid;
+    CHECK_EQ_INT(mqim_store_msg_get(&txn, enc_mid, &got), MQIM_OK);
+    CHECK(got.enc && got.qos == 1u && mqim_str_eq_cstr(got.body, "{\"v\":1,\"ct\":\"AAAA\"}"));
+    got.refs = 1;
+    CHECK_EQ_INT(mqim_store_msg_update(&txn, &got), MQIM_OK);
+    memset(&got, 0, sizeof(got));
+    CHECK_EQ_INT(mqim_store_msg_get(&txn, enc_mid, &got), MQIM_OK);
+    CHECK(got.enc && got.qos == 1u && got.refs == 1u);
+    CHECK_EQ_INT(mqim_store_msg_get(&txn, plain_mid, &got), MQIM_OK);
+    CHECK(!got.enc && got.qos == 0u && mqim_str_eq_cstr(got.body, "plain"));
+    mqim_txn_commit(&txn);
+    mqim_store_close(s);
+    remove_dir();
+}
+
+static int collect_key(void *ctx, mqim_str_t device, const mqim_key_rec_t *rec)
+{
+    char *names = ctx;
+    size_t n = strlen(names);
+    snprintf(names + n, 128 - n, "%.*s:%02x:%lld,", (int)device.len, device.ptr, rec->x25519[0],
+             (long long)rec->ts_ms);
+    return 0;
+}
+
+/* The keys database: per user and device, listed in device order, and
+ * nothing of another user (even one whose name extends this one's). */
+static void test_keys_db(void)
+{
+    mqim_store_t *s = open_fresh();
+    mqim_txn_t txn;
+    mqim_key_rec_t k;
+    char names[128] = "";
+    mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
+    memset(&k, 0xaa, sizeof(k.x25519));
+    k.ts_ms = 1764000000123;
+    CHECK_EQ_INT(mqim_store_key_put(&txn, MQIM_STR("alice"), MQIM_STR("phone"), &k), MQIM_OK);
+    memset(&k, 0xbb, sizeof(k.x25519));
+    k.ts_ms = 7;
+    CHECK_EQ_INT(mqim_store_key_put(&txn, MQIM_STR("alice"), MQIM_STR("laptop"), &k), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_key_put(&txn, MQIM_STR("alice2"), MQIM_STR("x"), &k), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_key_put(&txn, MQIM_STR("al"), MQIM_STR("y"), &k), MQIM_OK);
+    mqim_txn_commit(&txn);
+    /* durable: read back after a reopen */
+    mqim_store_close(s);
+    CHECK_EQ_INT(mqim_store_open(dir, 0, false, &s), MQIM_OK);
+    mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
+    memset(&k, 0, sizeof(k));
+    CHECK_EQ_INT(mqim_store_key_get(&txn, MQIM_STR("alice"), MQIM_STR("phone"), &k), MQIM_OK);
+    CHECK(k.x25519[0] == 0xaa && k.x25519[31] == 0xaa && k.ts_ms == 1764000000123);
+    CHECK_EQ_INT(mqim_store_key_get(&txn, MQIM_STR("alice"), MQIM_STR("watch"), &k), MQIM_NOT_FOUND);
+    CHECK_EQ_INT(mqim_store_key_each(&txn, MQIM_STR("alice"), collect_key, names), MQIM_OK);
+    CHECK(strcmp(names, "laptop:bb:7,phone:aa:1764000000123,") == 0);
+    CHECK_EQ_INT(mqim_store_key_del(&txn, MQIM_STR("alice"), MQIM_STR("laptop")), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_key_del(&txn, MQIM_STR("alice"), MQIM_STR("laptop")), MQIM_NOT_FOUND);
+    names[0] = '\0';
+    CHECK_EQ_INT(mqim_store_key_each(&txn, MQIM_STR("alice"), collect_key, names), MQIM_OK);
+    CHECK(strcmp(names, "phone:aa:1764000000123,") == 0);
+    names[0] = '\0';
+    CHECK_EQ_INT(mqim_store_key_each(&txn, MQIM_STR("bob"), collect_key, names), MQIM_OK);
+    CHECK(names[0] == '\0');
+    mqim_txn_commit(&txn);
+    mqim_store_close(s);
+    remove_dir();
+}
+
 int main(void)
 {
     test_outbox_durable_order();
@@ -395,5 +486,7 @@ int main(void)
     test_group_record_upgrade();
     test_msg_record_v1();
     test_group_prune_tombstones();
+    test_msg_enc_flag();
+    test_keys_db();
     return CHECK_REPORT();
 }
