@@ -8,6 +8,7 @@ set(MQIM_DEVICE_SOURCES
   src/session.c
   src/client.c
   src/file_transfer.c
-  src/e2e.c)
+  src/e2e.c
+  src/client_e2e.c)
 set(MQIM_DEVICE_INCLUDE_DIRS
   include)

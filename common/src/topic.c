@@ -4,33 +4,35 @@
 #include "mqim/name.h"
 #include "mqim/topic.h"
 
+#include <stdint.h>
+
 /* One row per kind: the levels after the root, with "*" for the user level
  * and "$" for the trailing name level. */
 typedef struct topic_shape {
-    mqim_topic_kind_t kind;
-    const char *levels[6];
-    mqim_name_kind_t name_kind;
+    const char *levels[5];
+    uint8_t kind;      /* mqim_topic_kind_t; bytes keep the table small on a device */
+    uint8_t name_kind; /* mqim_name_kind_t */
 } topic_shape_t;
 
 static const topic_shape_t shapes[] = {
-    { MQIM_TOPIC_OUT_DM, { "u", "*", "out", "dm", "$", 0 }, MQIM_NAME_USER },
-    { MQIM_TOPIC_OUT_GROUP, { "u", "*", "out", "group", "$", 0 }, MQIM_NAME_GROUP },
-    { MQIM_TOPIC_OUT_RECEIPT, { "u", "*", "out", "receipt", 0, 0 }, MQIM_NAME_USER },
-    { MQIM_TOPIC_OUT_CTL, { "u", "*", "out", "ctl", 0, 0 }, MQIM_NAME_USER },
-    { MQIM_TOPIC_OUT_STATUS, { "u", "*", "out", "status", "$", 0 }, MQIM_NAME_DEVICE },
-    { MQIM_TOPIC_OUT_KEY, { "u", "*", "out", "key", 0, 0 }, MQIM_NAME_USER },
-    { MQIM_TOPIC_IN_MSG, { "u", "*", "in", "msg", 0, 0 }, MQIM_NAME_USER },
-    { MQIM_TOPIC_IN_ACK, { "u", "*", "in", "ack", 0, 0 }, MQIM_NAME_USER },
-    { MQIM_TOPIC_IN_RES, { "u", "*", "in", "res", 0, 0 }, MQIM_NAME_USER },
-    { MQIM_TOPIC_PRESENCE, { "presence", "*", 0, 0, 0, 0 }, MQIM_NAME_USER },
-    { MQIM_TOPIC_KEYS, { "keys", "*", 0, 0, 0, 0 }, MQIM_NAME_USER },
-    { MQIM_TOPIC_GATEWAY_STATUS, { "gateway", "status", 0, 0, 0, 0 }, MQIM_NAME_USER },
-    { MQIM_TOPIC_GATEWAY_STATS, { "gateway", "stats", 0, 0, 0, 0 }, MQIM_NAME_USER },
-    { MQIM_TOPIC_OUT_FILE, { "u", "*", "out", "file", 0, 0 }, MQIM_NAME_USER },
+    { { "u", "*", "out", "dm", "$" }, MQIM_TOPIC_OUT_DM, MQIM_NAME_USER },
+    { { "u", "*", "out", "group", "$" }, MQIM_TOPIC_OUT_GROUP, MQIM_NAME_GROUP },
+    { { "u", "*", "out", "receipt", 0 }, MQIM_TOPIC_OUT_RECEIPT, MQIM_NAME_USER },
+    { { "u", "*", "out", "ctl", 0 }, MQIM_TOPIC_OUT_CTL, MQIM_NAME_USER },
+    { { "u", "*", "out", "status", "$" }, MQIM_TOPIC_OUT_STATUS, MQIM_NAME_DEVICE },
+    { { "u", "*", "out", "key", 0 }, MQIM_TOPIC_OUT_KEY, MQIM_NAME_USER },
+    { { "u", "*", "in", "msg", 0 }, MQIM_TOPIC_IN_MSG, MQIM_NAME_USER },
+    { { "u", "*", "in", "ack", 0 }, MQIM_TOPIC_IN_ACK, MQIM_NAME_USER },
+    { { "u", "*", "in", "res", 0 }, MQIM_TOPIC_IN_RES, MQIM_NAME_USER },
+    { { "presence", "*", 0, 0, 0 }, MQIM_TOPIC_PRESENCE, MQIM_NAME_USER },
+    { { "keys", "*", 0, 0, 0 }, MQIM_TOPIC_KEYS, MQIM_NAME_USER },
+    { { "gateway", "status", 0, 0, 0 }, MQIM_TOPIC_GATEWAY_STATUS, MQIM_NAME_USER },
+    { { "gateway", "stats", 0, 0, 0 }, MQIM_TOPIC_GATEWAY_STATS, MQIM_NAME_USER },
+    { { "u", "*", "out", "file", 0 }, MQIM_TOPIC_OUT_FILE, MQIM_NAME_USER },
 };
 
 #define SHAPE_COUNT (sizeof(shapes) / sizeof(shapes[0]))
-#define LEVELS_MAX 6u
+#define LEVELS_MAX 5u
 
 mqim_status_t mqim_topic_root_check(mqim_str_t root)
 {
@@ -87,7 +89,7 @@ mqim_status_t mqim_topic_parse(mqim_str_t root, mqim_str_t topic, mqim_topic_t *
     st = MQIM_TOPIC_UNKNOWN;
     for (size_t s = 0; s < SHAPE_COUNT && st == MQIM_TOPIC_UNKNOWN; s++) {
         const topic_shape_t *sh = &shapes[s];
-        mqim_topic_t t = { sh->kind, { 0, 0 }, { 0, 0 } };
+        mqim_topic_t t = { (mqim_topic_kind_t)sh->kind, { 0, 0 }, { 0, 0 } };
         size_t n = 0;
         bool match = true, has_user = false, has_name = false;
         while (n < LEVELS_MAX && sh->levels[n] != 0) {
@@ -114,7 +116,7 @@ mqim_status_t mqim_topic_parse(mqim_str_t root, mqim_str_t topic, mqim_topic_t *
         /* The shape matches: now the names decide. */
         st = has_user ? mqim_name_check(MQIM_NAME_USER, t.user) : MQIM_OK;
         if (st == MQIM_OK && has_name) {
-            st = mqim_name_check(sh->name_kind, t.name);
+            st = mqim_name_check((mqim_name_kind_t)sh->name_kind, t.name);
         }
         if (st == MQIM_OK) {
             *out = t;
@@ -146,7 +148,7 @@ mqim_status_t mqim_topic_build(mqim_str_t root, mqim_topic_kind_t kind, mqim_str
     }
     *out_len = 0;
     for (size_t s = 0; s < SHAPE_COUNT; s++) {
-        if (shapes[s].kind == kind) {
+        if (shapes[s].kind == (uint8_t)kind) {
             sh = &shapes[s];
         }
     }
@@ -161,7 +163,7 @@ mqim_status_t mqim_topic_build(mqim_str_t root, mqim_topic_kind_t kind, mqim_str
             st = mqim_name_check(MQIM_NAME_USER, user);
             put(buf, cap, &len, user.ptr, user.len);
         } else if (lv[0] == '$' && lv[1] == '\0') {
-            st = mqim_name_check(sh->name_kind, name);
+            st = mqim_name_check((mqim_name_kind_t)sh->name_kind, name);
             put(buf, cap, &len, name.ptr, name.len);
         } else {
             size_t n = 0;

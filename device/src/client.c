@@ -1,5 +1,6 @@
 /* The IM layer (client.h). */
 #include "mqim/client.h"
+#include "client_internal.h"
 
 #include <string.h>
 
@@ -537,8 +538,8 @@ mqim_status_t mqim_client_send_file(mqim_client_t *c, mqim_str_t name, bool grou
 }
 
 /* A request to out/ctl or out/file, straight to the session (not queued). */
-static mqim_status_t request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json,
-                                bool retain)
+mqim_status_t mqim_client_request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json,
+                                     bool retain)
 {
     char topic[MQIM_TOPIC_MAX + 1];
     mqim_str_t t;
@@ -556,23 +557,18 @@ static mqim_status_t request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_s
 
 mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json)
 {
-    return request_on(c, MQIM_TOPIC_OUT_CTL, request_json, false);
-}
-
-mqim_status_t mqim_client_publish_key(mqim_client_t *c, mqim_str_t key_json)
-{
-    return request_on(c, MQIM_TOPIC_OUT_KEY, key_json, true);
+    return mqim_client_request_on(c, MQIM_TOPIC_OUT_CTL, request_json, false);
 }
 
 mqim_status_t mqim_client_file_request(mqim_client_t *c, mqim_str_t request_json)
 {
-    return request_on(c, MQIM_TOPIC_OUT_FILE, request_json, false);
+    return mqim_client_request_on(c, MQIM_TOPIC_OUT_FILE, request_json, false);
 }
 
 
 /* Encode env and queue it for {root}/u/{me}/out/{dm|group}/{peer}. */
-static mqim_status_t queue_envelope(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer,
-                                    const mqim_envelope_t *env, uint32_t *key)
+mqim_status_t mqim_client_queue_envelope(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer,
+                                         const mqim_envelope_t *env, uint32_t *key)
 {
     char topic[MQIM_TOPIC_MAX + 1];
     mqim_str_t t;
@@ -608,20 +604,6 @@ static mqim_status_t queue_envelope(mqim_client_t *c, mqim_topic_kind_t kind, mq
         return MQIM_PAYLOAD_TOO_LARGE; /* cannot happen: the record is sized for a whole packet */
     }
     return c->cfg.outbox->put(c->cfg.outbox_ctx, c->record, rlen, key);
-}
-
-mqim_status_t mqim_client_send_envelope(mqim_client_t *c, const mqim_envelope_t *env, uint32_t *key)
-{
-    bool group = env != 0 && env->group.len > 0u;
-    mqim_status_t st = env == 0 || env->enc.len == 0u || (env->to.len > 0u) == group
-                           ? MQIM_BAD_PARAMETER
-                           : mqim_id_check(env->id);
-    if (st == MQIM_OK) {
-        st = mqim_name_check(group ? MQIM_NAME_GROUP : MQIM_NAME_USER, group ? env->group : env->to);
-    }
-    return st != MQIM_OK ? st
-                         : queue_envelope(c, group ? MQIM_TOPIC_OUT_GROUP : MQIM_TOPIC_OUT_DM,
-                                          group ? env->group : env->to, env, key);
 }
 
 static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
@@ -668,7 +650,7 @@ static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_
             env.body = (mqim_str_t){ 0, 0 };
         }
     }
-    return queue_envelope(c, kind, peer, &env, key);
+    return mqim_client_queue_envelope(c, kind, peer, &env, key);
 }
 
 mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t type)

@@ -8,6 +8,7 @@ import base64
 import glob
 import json
 import os
+import re
 import shutil
 import unittest
 
@@ -157,6 +158,28 @@ class E2E(EnvTest):
         for u, d in (("bob", "watch"), ("carol", "phone")):
             r = self.run_ok(u, d, "listen", "2")  # the group.created event, then the message
             self.assertIn("alice/phone -> #ops: group secret", r.stdout)
+
+
+class Vector(unittest.TestCase):
+    """docs/e2e.md's vector: the Python implementation, written from the
+    document, yields exactly the bytes the C library is tested against."""
+
+    def test_reference_matches_the_c_vector(self):
+        src = os.environ["MQIM_SOURCE_DIR"]
+        with open(os.path.join(src, "tests", "unit", "e2e_vector.inc")) as f:
+            c_text = "".join(re.findall(r'^"((?:[^"\\]|\\.)*)"$', f.read(), re.M))
+        c_text = c_text.replace('\\"', '"').replace("\\\\", "\\")
+        self.assertEqual(ref.vector_enc(), c_text)
+        with open(os.path.join(src, "docs", "e2e.md")) as f:
+            doc = f.read()
+        v = ref.VECTOR
+        h = ref.additional_data("alice", "phone", ref.public_key(v["alice_phone_sk"]), ref.public_key(v["esk"]),
+                                "bob", None, v["id"], "text", [("alice", "laptop"), ("alice", "phone"), ("bob", "watch")])
+        self.assertIn("| H | `%s` |" % h.hex(), doc)
+        self.assertIn(json.dumps(json.loads(c_text), indent=2, ensure_ascii=False), doc)
+        # and it opens for bob/watch with the documented text
+        env = {"id": v["id"], "from": "alice", "to": "bob", "type": "text", "enc": json.loads(c_text)}
+        self.assertEqual(ref.open_message(env, "bob", "watch", v["bob_watch_sk"])[0], v["text"])
 
 
 if __name__ == "__main__":

@@ -214,6 +214,17 @@ static void test_vector(void)
     CHECK_EQ_INT(seal_vector(out, sizeof(out), &len), MQIM_OK);
     CHECK_EQ_INT(len, need);
     CHECK_EQ_STR(out, len, vector_enc);
+    /* the derived values docs/e2e.md lists */
+    {
+        uint8_t want[32];
+        char fp[MQIM_E2E_FINGERPRINT_LEN + 1];
+        unhex("07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7c", want, 32);
+        CHECK(memcmp(alice_phone.pk, want, 32) == 0);
+        unhex("5869aff450549732cbaaed5e5df9b30a6da31cb0e5742bad5ad4a1a768f1a67b", want, 32);
+        CHECK(memcmp(bob_watch.pk, want, 32) == 0);
+        mqim_e2e_fingerprint(bob_watch.pk, fp);
+        CHECK(strcmp(fp, "4457 1347 9455 9182 2267 54e9 dd2f 1083") == 0);
+    }
     /* every recipient opens it; the text is the same */
     env = vector_env(vector_enc);
     CHECK_EQ_INT(open_as(&bob_watch, &env, text, &len), MQIM_OK);

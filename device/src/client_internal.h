@@ -1,0 +1,17 @@
+/* What client.c lends its optional companions (client_e2e.c): not part of
+ * the API, so a firmware that links only client.c carries none of them. */
+#ifndef MQIM_CLIENT_INTERNAL_H
+#define MQIM_CLIENT_INTERNAL_H
+
+#include "mqim/client.h"
+#include "mqim/topic.h"
+
+/** Encode env and queue it for {root}/u/{me}/out/{dm|group}/{peer}. */
+mqim_status_t mqim_client_queue_envelope(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer,
+                                         const mqim_envelope_t *env, uint32_t *key);
+
+/** Publish straight to one of this user's out/ topics (QoS 1, not queued). */
+mqim_status_t mqim_client_request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json,
+                                     bool retain);
+
+#endif /* MQIM_CLIENT_INTERNAL_H */
