@@ -41,6 +41,11 @@ static void usage(FILE *f)
           "  user del NAME            remove a user from the broker: the password, and every\n"
           "                           certificate issued to NAME revoked in pki_dir/crl.pem\n"
           "                           (history is kept)\n"
+          "  user certs NAME          list the certificates issued to NAME (serial, state,\n"
+          "                           expiry)\n"
+          "  user revoke NAME SERIAL|--all\n"
+          "                           revoke certificates of NAME (rotation: the old one),\n"
+          "                           the user stays\n"
           "  user list                list registered users\n"
           "  user set NAME KEY VALUE  per-user policy: KEY retain_count | retain_days |\n"
           "                           inbox_quota, VALUE a number, none (no limit) or\n"
@@ -299,7 +304,7 @@ static int cmd_user_del(const mqim_gw_config_t *cfg, const char *name)
         fprintf(stderr, "mqim-gateway: %s\n", err);
         return 1;
     }
-    if (cfg->pki_dir[0] != '\0' && mqim_pki_revoke(cfg, name, &revoked, err, sizeof(err)) != 0) {
+    if (cfg->pki_dir[0] != '\0' && mqim_pki_revoke(cfg, name, NULL, &revoked, err, sizeof(err)) != 0) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
         (void)reload(cfg); /* what was revoked before the failure is in the CRL */
         return 1;
@@ -311,6 +316,50 @@ static int cmd_user_del(const mqim_gw_config_t *cfg, const char *name)
         printf("%s: %u certificate%s revoked (%s/crl.pem)\n", name, revoked,
                revoked == 1u ? "" : "s", cfg->pki_dir);
     }
+    return 0;
+}
+
+static int print_cert(void *ctx, const mqim_pki_cert_t *c)
+{
+    static const char *const states[] = { "valid", "revoked", "expired" };
+    (void)ctx;
+    /* expiry YYMMDDHHMMSSZ as 20YY-MM-DD (openssl ca writes 2-digit years until 2050) */
+    printf("%s\t%s\t20%.2s-%.2s-%.2s\n", c->serial,
+           states[c->status == 'V' ? 0 : c->status == 'R' ? 1 : 2], c->expiry, c->expiry + 2,
+           c->expiry + 4);
+    return 0;
+}
+
+/* user certs NAME | user revoke NAME SERIAL|--all */
+static int cmd_user_certs(const mqim_gw_config_t *cfg, bool revoke, int argc, char **argv)
+{
+    char err[512];
+    unsigned revoked = 0;
+    if (argc != (revoke ? 2 : 1)) {
+        usage(stderr);
+        return 2;
+    }
+    if (cfg->pki_dir[0] == '\0') {
+        fprintf(stderr, "mqim-gateway: pki_dir is not set: no certificates\n");
+        return 2;
+    }
+    if (!revoke) {
+        if (mqim_pki_list(cfg, argv[0], print_cert, NULL, err, sizeof(err)) != 0) {
+            fprintf(stderr, "mqim-gateway: %s\n", err);
+            return 1;
+        }
+        return 0;
+    }
+    if (mqim_pki_revoke(cfg, argv[0], strcmp(argv[1], "--all") == 0 ? NULL : argv[1], &revoked, err,
+                        sizeof(err)) != 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+        (void)reload(cfg);
+        return 1;
+    }
+    if (revoked > 0u && reload(cfg) != 0) {
+        return 1;
+    }
+    printf("%s: %u certificate%s revoked\n", argv[0], revoked, revoked == 1u ? "" : "s");
     return 0;
 }
 
@@ -339,6 +388,9 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
     }
     if (strcmp(sub, "set") == 0) {
         return cmd_user_set(cfg, argc - 1, argv + 1);
+    }
+    if (strcmp(sub, "certs") == 0 || strcmp(sub, "revoke") == 0) {
+        return cmd_user_certs(cfg, strcmp(sub, "revoke") == 0, argc - 1, argv + 1);
     }
     if (name == NULL || (strcmp(sub, "add") != 0 && strcmp(sub, "del") != 0)) {
         usage(stderr);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -357,37 +358,71 @@ int mqim_pki_issue(const mqim_gw_config_t *cfg, const char *user, const char *ou
     return rc;
 }
 
-/* The serials of user's valid certificates from index.txt (text), as
- * offsets into it: each line is "V\tEXPIRY\t\tSERIAL\tunknown\t/CN=user".
- * Returns the count (at most cap), serials NUL-terminated in place. */
-static unsigned find_serials(char *text, const char *user, char **serials, unsigned cap)
+/* One line of index.txt, split in place: "V\tEXPIRY\t[REVOKED]\tSERIAL\t
+ * unknown\t/CN=user". Returns the user (after "/CN=") or NULL when the line
+ * is not a certificate of this CA's form. */
+static const char *split_index_line(char *line, char *f[6])
 {
-    unsigned n = 0;
+    unsigned nf = 0;
+    char *p = line;
+    while (nf < 6u) {
+        f[nf++] = p;
+        p = strchr(p, '\t');
+        if (p == NULL) {
+            break;
+        }
+        *p++ = '\0';
+    }
+    if (nf != 6u || f[0][1] != '\0' || strchr("VRE", f[0][0]) == NULL ||
+        strncmp(f[5], "/CN=", 4) != 0 || f[3][0] == '\0' || strlen(f[3]) > SERIAL_MAX ||
+        strspn(f[3], "0123456789ABCDEFabcdef") != strlen(f[3])) {
+        return NULL;
+    }
+    return f[5] + 4;
+}
+
+/* Walk index.txt (text, modified in place) calling fn for each certificate
+ * of user; fn returns nonzero to stop. */
+static void each_cert(char *text, const char *user,
+                      int (*fn)(void *ctx, const mqim_pki_cert_t *c), void *ctx)
+{
     char *line = text;
     while (line != NULL && *line != '\0') {
         char *next = strchr(line, '\n');
         char *f[6];
-        unsigned nf = 0;
-        char *p = line;
+        const char *cn;
         if (next != NULL) {
             *next++ = '\0';
         }
-        while (nf < 6u) {
-            f[nf++] = p;
-            p = strchr(p, '\t');
-            if (p == NULL) {
-                break;
+        cn = split_index_line(line, f);
+        if (cn != NULL && strcmp(cn, user) == 0) {
+            mqim_pki_cert_t c = { f[3], f[0][0], f[1] };
+            if (fn(ctx, &c) != 0) {
+                return;
             }
-            *p++ = '\0';
-        }
-        if (nf == 6u && strcmp(f[0], "V") == 0 && strncmp(f[5], "/CN=", 4) == 0 &&
-            strcmp(f[5] + 4, user) == 0 && f[3][0] != '\0' && strlen(f[3]) <= SERIAL_MAX &&
-            strspn(f[3], "0123456789ABCDEFabcdef") == strlen(f[3]) && n < cap) {
-            serials[n++] = f[3];
         }
         line = next;
     }
-    return n;
+}
+
+typedef struct pick {
+    const char *serial; /* NULL: every valid one */
+    const char **serials;
+    unsigned n, cap;
+    bool found; /* the serial asked for exists (in any state) */
+} pick_t;
+
+static int pick_cert(void *ctx, const mqim_pki_cert_t *c)
+{
+    pick_t *p = ctx;
+    bool match = p->serial == NULL || strcasecmp(p->serial, c->serial) == 0;
+    if (match && p->serial != NULL) {
+        p->found = true;
+    }
+    if (match && c->status == 'V' && p->n < p->cap) {
+        p->serials[p->n++] = c->serial;
+    }
+    return 0;
 }
 
 static int read_index(const mqim_gw_config_t *cfg, char **text, char *err, size_t err_len)
@@ -416,12 +451,30 @@ static int read_index(const mqim_gw_config_t *cfg, char **text, char *err, size_
     return 0;
 }
 
-int mqim_pki_revoke(const mqim_gw_config_t *cfg, const char *user, unsigned *revoked, char *err,
-                    size_t err_len)
+int mqim_pki_list(const mqim_gw_config_t *cfg, const char *user,
+                  int (*fn)(void *ctx, const mqim_pki_cert_t *c), void *ctx, char *err,
+                  size_t err_len)
 {
     char *text = NULL;
-    char **serials = NULL;
-    unsigned n, cap;
+    int lock_fd;
+    if (check_user(user, err, err_len) != 0) {
+        return -1;
+    }
+    if (open_db(cfg, &lock_fd, err, err_len) != 0 || read_index(cfg, &text, err, err_len) != 0) {
+        close_db(lock_fd);
+        return -1;
+    }
+    each_cert(text, user, fn, ctx);
+    free(text);
+    close_db(lock_fd);
+    return 0;
+}
+
+int mqim_pki_revoke(const mqim_gw_config_t *cfg, const char *user, const char *serial,
+                    unsigned *revoked, char *err, size_t err_len)
+{
+    char *text = NULL;
+    pick_t pick = { serial, NULL, 0, 0, false };
     int lock_fd, rc = 0;
 
     *revoked = 0;
@@ -432,22 +485,25 @@ int mqim_pki_revoke(const mqim_gw_config_t *cfg, const char *user, unsigned *rev
         close_db(lock_fd);
         return -1;
     }
-    cap = 1u;
+    pick.cap = 1u;
     for (const char *p = text; *p != '\0'; p++) {
-        cap += *p == '\n' ? 1u : 0u;
+        pick.cap += *p == '\n' ? 1u : 0u;
     }
-    serials = calloc(cap, sizeof(*serials));
-    if (serials == NULL) {
+    pick.serials = calloc(pick.cap, sizeof(*pick.serials));
+    if (pick.serials == NULL) {
         free(text);
         close_db(lock_fd);
         return fail(err, err_len, "out of memory");
     }
-    n = find_serials(text, user, serials, cap);
-    for (unsigned i = 0; i < n && rc == 0; i++) {
+    each_cert(text, user, pick_cert, &pick);
+    if (serial != NULL && !pick.found) {
+        rc = fail(err, err_len, "no certificate with serial %s was issued to %s", serial, user);
+    }
+    for (unsigned i = 0; i < pick.n && rc == 0; i++) {
         char cert[SERIAL_MAX + 16];
         char *argv[] = { OPENSSL_TOOL, "ca", "-config", "ca/openssl.cnf", "-revoke", cert,
                          "-crl_reason", "cessationOfOperation", NULL };
-        snprintf(cert, sizeof(cert), "ca/certs/%s.pem", serials[i]);
+        snprintf(cert, sizeof(cert), "ca/certs/%s.pem", pick.serials[i]);
         rc = run_openssl(cfg, argv, "ca -revoke", err, err_len);
         if (rc == 0) {
             (*revoked)++;
@@ -461,7 +517,7 @@ int mqim_pki_revoke(const mqim_gw_config_t *cfg, const char *user, unsigned *rev
             rc = -1;
         }
     }
-    free(serials);
+    free(pick.serials);
     free(text);
     close_db(lock_fd);
     return rc;

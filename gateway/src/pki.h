@@ -44,13 +44,28 @@ int mqim_pki_init(const mqim_gw_config_t *cfg, char *err, size_t err_len);
 int mqim_pki_issue(const mqim_gw_config_t *cfg, const char *user, const char *out_dir,
                    char *crt_path, char *key_path, size_t path_cap, char *err, size_t err_len);
 
+/** One certificate of the database, as index.txt has it. */
+typedef struct mqim_pki_cert {
+    const char *serial; /**< hex, as openssl prints it */
+    char status;        /**< 'V' valid, 'R' revoked, 'E' expired (openssl ca -updatedb) */
+    const char *expiry; /**< YYMMDDHHMMSSZ (UTC) */
+} mqim_pki_cert_t;
+
+/** Call fn for each certificate issued to user, oldest first (fn returns
+ * nonzero to stop). 0, or -1 with err. */
+int mqim_pki_list(const mqim_gw_config_t *cfg, const char *user,
+                  int (*fn)(void *ctx, const mqim_pki_cert_t *c), void *ctx, char *err,
+                  size_t err_len);
+
 /**
- * Revoke every valid certificate issued to user (the database's V entries
- * with subject /CN=user) and rewrite crl.pem when any was revoked. *revoked
- * gets the count (0: none, and nothing changed). 0, or -1 with err.
+ * Revoke the valid certificates issued to user: all of them (serial NULL)
+ * or the one with that serial (rotation: the new one stays valid); then
+ * rewrite crl.pem when any was revoked. *revoked gets the count (0: nothing
+ * changed). A serial that was never issued to user is an error; one already
+ * revoked is not. 0, or -1 with err.
  * The broker reads the new CRL after SIGHUP (mqim_users_reload_broker).
  */
-int mqim_pki_revoke(const mqim_gw_config_t *cfg, const char *user, unsigned *revoked, char *err,
-                    size_t err_len);
+int mqim_pki_revoke(const mqim_gw_config_t *cfg, const char *user, const char *serial,
+                    unsigned *revoked, char *err, size_t err_len);
 
 #endif /* MQIM_GW_PKI_H */
