@@ -40,6 +40,7 @@ typedef struct gw {
     bool rewind;        /* resend the outbox from its start (after a reconnect) */
     bool kick;          /* new outbox entries were committed */
     int connect_failures;
+    bool ssl_error_seen; /* OpenSSL explained the last failed attempt */
     uint64_t *inflight; /* outbox keys sent and not yet acknowledged */
     unsigned ninflight;
     uint64_t *acked;    /* acknowledged keys waiting for deletion */
@@ -253,11 +254,25 @@ static void on_connection_lost(void *context, char *cause)
 static void on_connect_failed(void *context, MQTTAsync_failureData5 *response)
 {
     gw_t *g = context;
+    bool explained;
     pthread_mutex_lock(&g->mu);
     g->connecting = false;
     g->connect_failures++;
+    explained = g->ssl_error_seen;
+    g->ssl_error_seen = false;
     pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
+    if (g->cfg->broker_tls && !explained &&
+        (response == NULL || response->reasonCode == MQTTREASONCODE_SUCCESS)) {
+        /* Paho checks the host name after the handshake and says nothing
+         * about it, and OpenSSL had no complaint: name the two causes. */
+        MQIM_LOGE(LOG_MOD, "cannot connect to broker %s: %s (nothing listens there, or the broker's "
+                  "certificate does not name '%s': broker_host must be a name or address the "
+                  "certificate lists)", g->uri,
+                  response != NULL && response->message != NULL ? response->message : "unreachable",
+                  g->cfg->broker_host);
+        return;
+    }
     if (response != NULL && response->reasonCode != MQTTREASONCODE_SUCCESS) {
         MQIM_LOGE(LOG_MOD, "broker %s refused the connection: %s", g->uri,
                   MQTTReasonCode_toString(response->reasonCode));
@@ -268,17 +283,46 @@ static void on_connect_failed(void *context, MQTTAsync_failureData5 *response)
     }
 }
 
+/* The reason of an OpenSSL error line, "PID:error:CODE:LIB:FUNC:REASON:FILE:LINE:"
+ * (OpenSSL 3); the whole line when it has another form. */
+static void ssl_reason(const char *str, size_t len, const char **out, size_t *out_len)
+{
+    const char *p = str, *end = str + len;
+    unsigned field = 0;
+    *out = str;
+    *out_len = len;
+    while (p < end && field < 5u) {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (colon == NULL) {
+            return;
+        }
+        p = colon + 1;
+        field++;
+    }
+    if (field == 5u) {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        *out = p;
+        *out_len = colon != NULL ? (size_t)(colon - p) : (size_t)(end - p);
+    }
+}
+
 /* OpenSSL's reasons (certificate verify failed, unknown ca, ...) arrive
- * here during the handshake; Paho's own failure message says only that TLS
- * failed. Logged once per attempt, as errors: a TLS failure is a
- * configuration problem far more often than a network one. */
+ * here during the handshake; Paho's own failure message says only "TCP/TLS
+ * connect failure". Logged as errors: a TLS failure is a configuration
+ * problem far more often than a network one. */
 static int on_ssl_error(const char *str, size_t len, void *u)
 {
     gw_t *g = u;
+    const char *reason;
+    size_t reason_len;
     while (len > 0u && (str[len - 1u] == '\n' || str[len - 1u] == '\r')) {
         len--;
     }
-    MQIM_LOGE(LOG_MOD, "TLS with %s: %.*s (broker_cafile %s)", g->uri, (int)len, str,
+    ssl_reason(str, len, &reason, &reason_len);
+    pthread_mutex_lock(&g->mu);
+    g->ssl_error_seen = true;
+    pthread_mutex_unlock(&g->mu);
+    MQIM_LOGE(LOG_MOD, "TLS with %s: %.*s (broker_cafile %s)", g->uri, (int)reason_len, reason,
               g->cfg->broker_cafile[0] != '\0' ? g->cfg->broker_cafile : "(system CAs)");
     return 0;
 }
