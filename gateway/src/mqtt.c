@@ -4,8 +4,8 @@
 #include <MQTTAsync.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stddef.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,8 +329,8 @@ static int on_ssl_error(const char *str, size_t len, void *u)
 
 /* TLS settings: the broker must present a certificate that chains to
  * broker_cafile (or a system CA) and names broker_host; Paho checks both
- * (enableServerCertAuth, verify). TLS 1.2 is the floor (Paho's "default"
- * lets OpenSSL negotiate, and Debian's OpenSSL refuses older versions). */
+ * (enableServerCertAuth, verify). TLS 1.2 or newer: older versions are
+ * broken, and Mosquitto 2.0 offers 1.2 and 1.3. */
 static void fill_ssl_options(gw_t *g, MQTTAsync_SSLOptions *ssl)
 {
     const mqim_gw_config_t *cfg = g->cfg;

@@ -297,8 +297,9 @@ int mqim_users_run(char *const argv[], const char *cwd, const char *input, char 
         }
     }
     if (got == (ssize_t)sizeof(exec_errno)) {
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 126) {
-            return fail_errno(err, err_len, "cannot enter the directory for", tool, exec_errno);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 126 && cwd != NULL) {
+            snprintf(err, err_len, "cannot run %s in %s: %s", tool, cwd, strerror(exec_errno));
+            return -1;
         }
         if (exec_errno == ENOENT) {
             snprintf(err, err_len, "%s not found: run scripts/deps", tool);
