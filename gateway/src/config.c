@@ -13,7 +13,6 @@
 
 #include "log.h"
 #include "mqim/limits.h"
-#include "mqim/limits.h"
 #include "mqim/name.h"
 #include "mqim/topic.h"
 
@@ -64,6 +63,12 @@ static const key_def_t keys[] = {
     { "broker_password_file", K_STR, F(broker_password_file), 0, 0 },
     { "broker_acl_file", K_STR, F(broker_acl_file), 0, 0 },
     { "broker_pid_file", K_STR, F(broker_pid_file), 0, 0 },
+    { "broker_tls", K_BOOL, F(broker_tls), 0, 1 },
+    { "broker_cafile", K_STR, F(broker_cafile), 0, 0 },
+    { "broker_certfile", K_STR, F(broker_certfile), 0, 0 },
+    { "broker_keyfile", K_STR, F(broker_keyfile), 0, 0 },
+    { "pki_dir", K_STR, F(pki_dir), 0, 0 },
+    { "cert_days", K_UINT, F(cert_days), 1, 3650 },
 };
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
 
@@ -104,6 +109,8 @@ void mqim_gw_config_defaults(mqim_gw_config_t *cfg)
     copy_str(cfg->broker_password_file, sizeof(cfg->broker_password_file), "var/mosquitto/passwd");
     copy_str(cfg->broker_acl_file, sizeof(cfg->broker_acl_file), "var/mosquitto/acl");
     copy_str(cfg->broker_pid_file, sizeof(cfg->broker_pid_file), "var/mosquitto/mosquitto.pid");
+    cfg->broker_tls = false;
+    cfg->cert_days = 825; /* what browsers accepted for years; a device is re-issued well before */
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t err_len, const char *fmt, ...)
@@ -416,6 +423,10 @@ int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_l
         { offsetof(mqim_gw_config_t, broker_acl_file), "broker_acl_file" },
         { offsetof(mqim_gw_config_t, broker_pid_file), "broker_pid_file" },
         { offsetof(mqim_gw_config_t, password_file), "password_file" },
+        { offsetof(mqim_gw_config_t, broker_cafile), "broker_cafile" },
+        { offsetof(mqim_gw_config_t, broker_certfile), "broker_certfile" },
+        { offsetof(mqim_gw_config_t, broker_keyfile), "broker_keyfile" },
+        { offsetof(mqim_gw_config_t, pki_dir), "pki_dir" },
     };
     if (mqim_topic_root_check(mqim_str_from_cstr(cfg->root)) != MQIM_OK || has_control(cfg->root)) {
         return fail(err, err_len,
@@ -446,6 +457,19 @@ int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_l
         if (has_control(v)) {
             return fail(err, err_len, "%s: the path holds control characters", required[i].name);
         }
+    }
+    if ((cfg->broker_certfile[0] == '\0') != (cfg->broker_keyfile[0] == '\0')) {
+        return fail(err, err_len, "broker_certfile, broker_keyfile: give both (a client "
+                    "certificate and its key) or neither");
+    }
+    if (!cfg->broker_tls && (cfg->broker_cafile[0] != '\0' || cfg->broker_certfile[0] != '\0')) {
+        /* Silently connecting in the clear with TLS files configured would
+         * send the password unprotected to whoever listens on the port. */
+        return fail(err, err_len, "broker_cafile/broker_certfile are set but broker_tls is "
+                    "false: set broker_tls true (or remove them)");
+    }
+    if (cfg->cert_days < 1u || cfg->cert_days > 3650u) {
+        return fail(err, err_len, "cert_days: %u is out of range 1..3650", cfg->cert_days);
     }
     if (cfg->map_size_mb < 1u || cfg->map_size_mb > (UINT64_C(1) << 24)) {
         return fail(err, err_len, "map_size_mb: %llu is out of range 1..%llu",

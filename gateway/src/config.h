@@ -47,6 +47,14 @@ typedef struct mqim_gw_config {
     char broker_password_file[MQIM_GW_PATH_MAX]; /**< mosquitto password_file; "var/mosquitto/passwd" */
     char broker_acl_file[MQIM_GW_PATH_MAX];      /**< mosquitto acl_file; "var/mosquitto/acl" */
     char broker_pid_file[MQIM_GW_PATH_MAX];      /**< mosquitto pid_file, SIGHUP to reload; "var/mosquitto/mosquitto.pid" */
+    /* TLS to the broker (docs/deploy.md, "TLS and provisioning") */
+    bool broker_tls;                   /**< connect with TLS (ssl://); false */
+    char broker_cafile[MQIM_GW_PATH_MAX];   /**< CA the broker's certificate must chain to; "" = system CAs */
+    char broker_certfile[MQIM_GW_PATH_MAX]; /**< the gateway's client certificate (with broker_keyfile); "" */
+    char broker_keyfile[MQIM_GW_PATH_MAX];  /**< its private key; "" */
+    /* Device certificates issued by `user add NAME --cert` */
+    char pki_dir[MQIM_GW_PATH_MAX];    /**< holds ca.crt, ca.key (scripts/pki), the CA database and crl.pem; "" = no certificates */
+    unsigned cert_days;                /**< validity of an issued device certificate; 825 */
 } mqim_gw_config_t;
 
 /** Fill the defaults listed above. */

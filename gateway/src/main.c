@@ -13,6 +13,7 @@
 #include "log.h"
 #include "mqim/name.h"
 #include "mqtt.h"
+#include "pki.h"
 #include "store.h"
 #include "users.h"
 
@@ -31,9 +32,20 @@ static void usage(FILE *f)
           "commands:\n"
           "  run                      run the gateway (default)\n"
           "  init                     write the broker ACL file and the gateway's broker user\n"
-          "  user add NAME [--password P | --password-file F | --random]\n"
-          "                           add or update a user (--random prints the password)\n"
-          "  user del NAME            remove a user from the broker (history is kept)\n"
+          "  user add NAME [--password P | --password-file F | --random] [--cert [--out DIR]]\n"
+          "                           add or update a user (--random prints the password);\n"
+          "                           --cert issues a client certificate CN=NAME from the CA\n"
+          "                           in pki_dir: DIR/NAME.crt, DIR/NAME.key (default DIR .),\n"
+          "                           printed after the password; with --cert alone the user\n"
+          "                           gets no password\n"
+          "  user del NAME            remove a user from the broker: the password, and every\n"
+          "                           certificate issued to NAME revoked in pki_dir/crl.pem\n"
+          "                           (history is kept)\n"
+          "  user certs NAME          list the certificates issued to NAME (serial, state,\n"
+          "                           expiry)\n"
+          "  user revoke NAME SERIAL|--all\n"
+          "                           revoke certificates of NAME (rotation: the old one),\n"
+          "                           the user stays\n"
           "  user list                list registered users\n"
           "  user set NAME KEY VALUE  per-user policy: KEY retain_count | retain_days |\n"
           "                           inbox_quota, VALUE a number, none (no limit) or\n"
@@ -141,6 +153,11 @@ static int cmd_init(mqim_gw_config_t *cfg)
     }
     if (cfg->password[0] != '\0' &&
         mqim_users_passwd_set(cfg, cfg->username, cfg->password, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+        return 1;
+    }
+    if (cfg->pki_dir[0] != '\0' && mqim_pki_init(cfg, err, sizeof(err)) != 0) {
+        /* The CA database and crl.pem: the broker's crlfile must exist. */
         fprintf(stderr, "mqim-gateway: %s\n", err);
         return 1;
     }
@@ -276,13 +293,85 @@ static int cmd_group(mqim_gw_config_t *cfg, int argc, char **argv)
     return st == MQIM_OK ? 0 : 1;
 }
 
+/* user del NAME: the password, then the certificates (a user removed
+ * from the password file can still connect with a valid certificate), then
+ * the registry; one SIGHUP makes the broker read both files. */
+static int cmd_user_del(const mqim_gw_config_t *cfg, const char *name)
+{
+    char err[512];
+    unsigned revoked = 0;
+    if (mqim_users_passwd_del(cfg, name, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+        return 1;
+    }
+    if (cfg->pki_dir[0] != '\0' && mqim_pki_revoke(cfg, name, NULL, &revoked, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+        (void)reload(cfg); /* what was revoked before the failure is in the CRL */
+        return 1;
+    }
+    if (register_user(cfg, name, false) != 0 || reload(cfg) != 0) {
+        return 1;
+    }
+    if (revoked > 0u) {
+        printf("%s: %u certificate%s revoked (%s/crl.pem)\n", name, revoked,
+               revoked == 1u ? "" : "s", cfg->pki_dir);
+    }
+    return 0;
+}
+
+static int print_cert(void *ctx, const mqim_pki_cert_t *c)
+{
+    static const char *const states[] = { "valid", "revoked", "expired" };
+    (void)ctx;
+    /* expiry YYMMDDHHMMSSZ as 20YY-MM-DD (openssl ca writes 2-digit years until 2050) */
+    printf("%s\t%s\t20%.2s-%.2s-%.2s\n", c->serial,
+           states[c->status == 'V' ? 0 : c->status == 'R' ? 1 : 2], c->expiry, c->expiry + 2,
+           c->expiry + 4);
+    return 0;
+}
+
+/* user certs NAME | user revoke NAME SERIAL|--all */
+static int cmd_user_certs(const mqim_gw_config_t *cfg, bool revoke, int argc, char **argv)
+{
+    char err[512];
+    unsigned revoked = 0;
+    if (argc != (revoke ? 2 : 1)) {
+        usage(stderr);
+        return 2;
+    }
+    if (cfg->pki_dir[0] == '\0') {
+        fprintf(stderr, "mqim-gateway: pki_dir is not set: no certificates\n");
+        return 2;
+    }
+    if (!revoke) {
+        if (mqim_pki_list(cfg, argv[0], print_cert, NULL, err, sizeof(err)) != 0) {
+            fprintf(stderr, "mqim-gateway: %s\n", err);
+            return 1;
+        }
+        return 0;
+    }
+    if (mqim_pki_revoke(cfg, argv[0], strcmp(argv[1], "--all") == 0 ? NULL : argv[1], &revoked, err,
+                        sizeof(err)) != 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+        (void)reload(cfg);
+        return 1;
+    }
+    if (revoked > 0u && reload(cfg) != 0) {
+        return 1;
+    }
+    printf("%s: %u certificate%s revoked\n", argv[0], revoked, revoked == 1u ? "" : "s");
+    return 0;
+}
+
 static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
 {
     char err[512];
     char password[256] = "";
+    char crt_path[MQIM_GW_PATH_MAX + 96], key_path[MQIM_GW_PATH_MAX + 96];
     const char *sub = argc > 0 ? argv[0] : "";
     const char *name = argc > 1 ? argv[1] : NULL;
-    bool random_pw = false;
+    const char *out_dir = NULL;
+    bool random_pw = false, cert = false;
 
     if (strcmp(sub, "list") == 0) {
         mqim_store_t *s;
@@ -300,6 +389,9 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
     if (strcmp(sub, "set") == 0) {
         return cmd_user_set(cfg, argc - 1, argv + 1);
     }
+    if (strcmp(sub, "certs") == 0 || strcmp(sub, "revoke") == 0) {
+        return cmd_user_certs(cfg, strcmp(sub, "revoke") == 0, argc - 1, argv + 1);
+    }
     if (name == NULL || (strcmp(sub, "add") != 0 && strcmp(sub, "del") != 0)) {
         usage(stderr);
         return 2;
@@ -315,14 +407,14 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
         return 2;
     }
     if (strcmp(sub, "del") == 0) {
-        if (mqim_users_passwd_del(cfg, name, err, sizeof(err)) != 0) {
-            fprintf(stderr, "mqim-gateway: %s\n", err);
-            return 1;
-        }
-        return register_user(cfg, name, false) == 0 && reload(cfg) == 0 ? 0 : 1;
+        return cmd_user_del(cfg, name);
     }
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--random") == 0) {
+        if (strcmp(argv[i], "--cert") == 0) {
+            cert = true;
+        } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+            out_dir = argv[++i];
+        } else if (strcmp(argv[i], "--random") == 0) {
             random_pw = true;
         } else if (strcmp(argv[i], "--password") == 0 && i + 1 < argc) {
             snprintf(password, sizeof(password), "%s", argv[++i]);
@@ -336,23 +428,43 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
             return 2;
         }
     }
-    if (random_pw || password[0] == '\0') {
+    if (out_dir != NULL && !cert) {
+        usage(stderr);
+        return 2;
+    }
+    /* --cert alone: a certificate user has no password at all, so there is
+     * none to leak or guess. Otherwise a random one unless one was given. */
+    if (random_pw || (password[0] == '\0' && !cert)) {
         if (mqim_users_random_password(password, 20) != 0) {
             fprintf(stderr, "mqim-gateway: cannot make a random password\n");
             return 1;
         }
         random_pw = true;
     }
-    if (mqim_users_passwd_set(cfg, name, password, err, sizeof(err)) != 0) {
+    if (cert && mqim_pki_issue(cfg, name, out_dir, crt_path, key_path, sizeof(crt_path), err,
+                               sizeof(err)) != 0) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
+        memset(password, 0, sizeof(password));
+        return 1;
+    }
+    if (password[0] != '\0' && mqim_users_passwd_set(cfg, name, password, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+        memset(password, 0, sizeof(password));
         return 1;
     }
     if (register_user(cfg, name, true) != 0 || reload(cfg) != 0) {
+        memset(password, 0, sizeof(password));
         return 1;
     }
+    /* stdout is for scripts: the password first (when made here), then
+     * the certificate and its key. */
     if (random_pw) {
-        printf("%s\n", password); /* the only output: scripts capture it */
+        printf("%s\n", password);
     }
+    if (cert) {
+        printf("%s\n%s\n", crt_path, key_path);
+    }
+    memset(password, 0, sizeof(password));
     return 0;
 }
 

@@ -226,18 +226,14 @@ static const char *first_line(char *text)
     return p;
 }
 
-/*
- * Run mosquitto_passwd with argv (no shell). `input` (may be NULL) is its
- * stdin, written into the pipe before the fork (it is small), so a child
- * that dies early cannot raise SIGPIPE here. stdout goes to /dev/null
- * (prompts), stderr is captured into `out_msg`. Returns the exit status
- * (0..255), or -1 with err when it could not run at all.
- */
-static int run_passwd(char *const argv[], const char *input, char *out_msg, size_t out_cap,
-                      char *err, size_t err_len)
+/* mqim_users_run (users.h). `input` is written into the pipe before the
+ * fork (it is small), so a child that dies early cannot raise SIGPIPE here. */
+int mqim_users_run(char *const argv[], const char *cwd, const char *input, char *out_msg,
+                   size_t out_cap, char *err, size_t err_len)
 {
     int in_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, exec_pipe[2] = { -1, -1 };
     int status = 0, exec_errno = 0, devnull;
+    const char *tool = argv[0];
     ssize_t got;
     pid_t pid;
 
@@ -245,22 +241,30 @@ static int run_passwd(char *const argv[], const char *input, char *out_msg, size
     if (make_pipe(in_pipe) != 0 || make_pipe(err_pipe) != 0 || make_pipe(exec_pipe) != 0) {
         int e = errno;
         close_pipes(in_pipe, err_pipe, exec_pipe);
-        return fail_errno(err, err_len, "cannot make a pipe for", PASSWD_TOOL, e);
+        return fail_errno(err, err_len, "cannot make a pipe for", tool, e);
     }
     if (input != NULL && write_all(in_pipe[1], input, strlen(input)) != 0) {
         int e = errno;
         close_pipes(in_pipe, err_pipe, exec_pipe);
-        return fail_errno(err, err_len, "cannot write to a pipe for", PASSWD_TOOL, e);
+        return fail_errno(err, err_len, "cannot write to a pipe for", tool, e);
     }
     close_fd(&in_pipe[1]); /* EOF after the input */
     devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
     pid = fork();
     if (pid == 0) {
-        /* Child: only async-signal-safe calls until exec. */
+        /* Child: only async-signal-safe calls until exec. umask 077: what
+         * the tool creates (temp files, keys, the CA database) is private
+         * whatever the caller's umask. */
         int e;
+        (void)umask(077);
         if (move_fd(in_pipe[0], STDIN_FILENO) < 0 || move_fd(err_pipe[1], STDERR_FILENO) < 0 ||
             (devnull >= 0 && move_fd(devnull, STDOUT_FILENO) < 0)) {
+            _exit(126);
+        }
+        if (cwd != NULL && chdir(cwd) != 0) {
+            e = errno;
+            (void)!write(exec_pipe[1], &e, sizeof(e));
             _exit(126);
         }
         execvp(argv[0], argv);
@@ -278,7 +282,7 @@ static int run_passwd(char *const argv[], const char *input, char *out_msg, size
         int e = errno;
         close_fd(&err_pipe[0]);
         close_fd(&exec_pipe[0]);
-        return fail_errno(err, err_len, "cannot fork for", PASSWD_TOOL, e);
+        return fail_errno(err, err_len, "cannot fork for", tool, e);
     }
     /* EOF when exec succeeded (close-on-exec), else the child's errno. */
     do {
@@ -289,22 +293,32 @@ static int run_passwd(char *const argv[], const char *input, char *out_msg, size
     close_fd(&err_pipe[0]);
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
-            return fail_errno(err, err_len, "cannot wait for", PASSWD_TOOL, errno);
+            return fail_errno(err, err_len, "cannot wait for", tool, errno);
         }
     }
     if (got == (ssize_t)sizeof(exec_errno)) {
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 126 && cwd != NULL) {
+            snprintf(err, err_len, "cannot run %s in %s: %s", tool, cwd, strerror(exec_errno));
+            return -1;
+        }
         if (exec_errno == ENOENT) {
-            snprintf(err, err_len, PASSWD_TOOL " not found: run scripts/deps");
+            snprintf(err, err_len, "%s not found: run scripts/deps", tool);
         } else {
-            snprintf(err, err_len, "cannot run " PASSWD_TOOL ": %s", strerror(exec_errno));
+            snprintf(err, err_len, "cannot run %s: %s", tool, strerror(exec_errno));
         }
         return -1;
     }
     if (WIFSIGNALED(status)) {
-        snprintf(err, err_len, PASSWD_TOOL " was killed by signal %d", WTERMSIG(status));
+        snprintf(err, err_len, "%s was killed by signal %d", tool, WTERMSIG(status));
         return -1;
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int run_passwd(char *const argv[], const char *input, char *out_msg, size_t out_cap,
+                      char *err, size_t err_len)
+{
+    return mqim_users_run(argv, NULL, input, out_msg, out_cap, err, err_len);
 }
 
 static int check_user(const char *user, char *err, size_t err_len)

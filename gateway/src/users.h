@@ -43,6 +43,17 @@ int mqim_users_passwd_del(const mqim_gw_config_t *cfg, const char *user, char *e
  */
 int mqim_users_reload_broker(const mqim_gw_config_t *cfg, char *err, size_t err_len);
 
+/**
+ * Run a tool (argv[0], looked up in PATH) through fork + execvp, never a
+ * shell, so no argument is ever parsed twice. `input` (may be NULL) is its
+ * stdin, stdout goes to /dev/null, stderr is captured into out_msg. `cwd`
+ * (may be NULL) is the child's working directory. The child runs with umask
+ * 077. Returns the exit status (0..255), or -1 with err when it could not
+ * run at all (not found, killed).
+ */
+int mqim_users_run(char *const argv[], const char *cwd, const char *input, char *out_msg,
+                   size_t out_cap, char *err, size_t err_len);
+
 /** Fill buf (len + 1 bytes) with a NUL-terminated random password of len characters [A-Za-z0-9] from getrandom(). 0 or -1. */
 int mqim_users_random_password(char *buf, size_t len);
 

@@ -222,23 +222,27 @@ class Env:
         return r
 
     def __enter__(self):
-        subprocess.run([os.path.join(SRC, "scripts", "broker-conf"), self.dir, str(self.port)], check=True)
+        # The TLS listeners come from scripts/broker-conf, as in `make run`
+        # (on free ports here; none for a plain Env).
+        conf_env = dict(os.environ, MQIM_TLS_PORT=str(self.tls_port or 0),
+                        MQIM_CERT_PORT=str(self.cert_port or 0))
         if self.tls:
-            # A TLS listener too, with certificates from scripts/pki (the
-            # password file and ACL apply to it: per_listener_settings false).
-            pki = self.pki_dir or os.path.join(self.dir, "pki")
-            subprocess.run([os.path.join(SRC, "scripts", "pki"), pki], check=True,
-                           env=dict(os.environ, PKI_CLIENTS=" ".join(self.users)))
+            pki = os.path.join(self.dir, "pki")
+            if self.pki_dir:
+                # Material made beforehand (firmware tests): a copy, so the
+                # gateway's CA database and CRL stay in this test's dir.
+                os.makedirs(pki, mode=0o700)
+                for name in ("ca.crt", "ca.key", "server.crt", "server.key"):
+                    shutil.copy2(os.path.join(self.pki_dir, name), pki)
+            # client-USER.crt/.key made by scripts/pki (outside the CA database)
+            conf_env.update(MQIM_PKI_DIR=pki, PKI_CLIENTS=" ".join(self.users))
+        subprocess.run([os.path.join(SRC, "scripts", "broker-conf"), self.dir, str(self.port)], check=True,
+                       env=conf_env)
+        if self.tls:
             with open(os.path.join(self.dir, "mosquitto", "mosquitto.conf"), "a") as f:
-                f.write("\nlistener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\n"
-                        % (self.tls_port, pki, pki, pki))
-                # client certificates instead of passwords: the CN is the user
-                f.write("\nlistener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\n"
-                        "require_certificate true\nuse_identity_as_username true\n"
-                        % (self.cert_port, pki, pki, pki))
                 # pre-shared keys instead of certificates: the identity is the user
                 psk_file = os.path.join(self.dir, "mosquitto", "psk")
-                with open(psk_file, "w") as pf:
+                with os.fdopen(os.open(psk_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as pf:
                     for u in self.users:
                         self.psk[u] = os.urandom(16).hex()
                         pf.write("%s:%s\n" % (u, self.psk[u]))

@@ -64,6 +64,12 @@ static void test_defaults(void)
     CHECK(strcmp(cfg.broker_password_file, "var/mosquitto/passwd") == 0);
     CHECK(strcmp(cfg.broker_acl_file, "var/mosquitto/acl") == 0);
     CHECK(strcmp(cfg.broker_pid_file, "var/mosquitto/mosquitto.pid") == 0);
+    CHECK(!cfg.broker_tls);
+    CHECK(strcmp(cfg.broker_cafile, "") == 0);
+    CHECK(strcmp(cfg.broker_certfile, "") == 0);
+    CHECK(strcmp(cfg.broker_keyfile, "") == 0);
+    CHECK(strcmp(cfg.pki_dir, "") == 0);
+    CHECK_EQ_INT(cfg.cert_days, 825);
     CHECK_EQ_INT(mqim_gw_config_validate(&cfg, err, sizeof(err)), 0);
 }
 
@@ -92,6 +98,12 @@ static void test_every_key(void)
         { "broker_password_file", "/etc/mosquitto/mqim/passwd" },
         { "broker_acl_file", "/etc/mosquitto/mqim/acl" },
         { "broker_pid_file", "/run/mosquitto/mosquitto.pid" },
+        { "broker_tls", "on" },
+        { "broker_cafile", "/etc/mqim/pki/ca.crt" },
+        { "broker_certfile", "/etc/mqim/gw.crt" },
+        { "broker_keyfile", "/etc/mqim/gw.key" },
+        { "pki_dir", "/etc/mqim/pki" },
+        { "cert_days", "3650" },
     };
     mqim_gw_config_t cfg;
     char err[256];
@@ -123,6 +135,12 @@ static void test_every_key(void)
     CHECK(strcmp(cfg.broker_password_file, "/etc/mosquitto/mqim/passwd") == 0);
     CHECK(strcmp(cfg.broker_acl_file, "/etc/mosquitto/mqim/acl") == 0);
     CHECK(strcmp(cfg.broker_pid_file, "/run/mosquitto/mosquitto.pid") == 0);
+    CHECK(cfg.broker_tls);
+    CHECK(strcmp(cfg.broker_cafile, "/etc/mqim/pki/ca.crt") == 0);
+    CHECK(strcmp(cfg.broker_certfile, "/etc/mqim/gw.crt") == 0);
+    CHECK(strcmp(cfg.broker_keyfile, "/etc/mqim/gw.key") == 0);
+    CHECK(strcmp(cfg.pki_dir, "/etc/mqim/pki") == 0);
+    CHECK_EQ_INT(cfg.cert_days, 3650);
     CHECK_EQ_INT(mqim_gw_config_validate(&cfg, err, sizeof(err)), 0);
 }
 
@@ -164,6 +182,12 @@ static void test_values_table(void)
         { "accept_any_user", "maybe", -1, "accept_any_user: 'maybe' is not a boolean" },
         { "accept_any_user", "2", -1, "not a boolean" },
         { "accept_any_user", "", -1, "missing value" },
+        { "broker_tls", "yes", 0, NULL },
+        { "broker_tls", "tls", -1, "broker_tls: 'tls' is not a boolean" },
+        { "cert_days", "1", 0, NULL },
+        { "cert_days", "0", -1, "cert_days: 0 is out of range 1..3650" },
+        { "cert_days", "3651", -1, "cert_days: 3651 is out of range 1..3650" },
+        { "broker_ca_file", "x", -1, "unknown key 'broker_ca_file' (did you mean 'broker_cafile'?)" },
         { "log_level", "error", 0, NULL },
         { "log_level", "warn", 0, NULL },
         { "log_level", "info", 0, NULL },
@@ -362,7 +386,26 @@ static void test_validate(void)
     BAD(cfg.data_dir[0] = '\0', "data_dir: must not be empty");
     BAD(cfg.broker_acl_file[0] = '\0', "broker_acl_file: must not be empty");
     BAD(snprintf(cfg.broker_pid_file, sizeof(cfg.broker_pid_file), "a\nb"), "broker_pid_file");
+    /* TLS: a certificate needs its key (and the reverse); TLS files with
+     * TLS off would send the password in the clear. */
+    BAD((cfg.broker_tls = true, snprintf(cfg.broker_certfile, sizeof(cfg.broker_certfile), "gw.crt")),
+        "broker_certfile, broker_keyfile: give both");
+    BAD((cfg.broker_tls = true, snprintf(cfg.broker_keyfile, sizeof(cfg.broker_keyfile), "gw.key")),
+        "broker_certfile, broker_keyfile: give both");
+    BAD(snprintf(cfg.broker_cafile, sizeof(cfg.broker_cafile), "ca.crt"),
+        "broker_tls is false");
+    BAD((cfg.broker_tls = true, snprintf(cfg.broker_cafile, sizeof(cfg.broker_cafile), "a\tb")),
+        "broker_cafile: the path holds control characters");
+    BAD(snprintf(cfg.pki_dir, sizeof(cfg.pki_dir), "p\nki"), "pki_dir: the path holds control");
+    BAD(cfg.cert_days = 0, "cert_days: 0 is out of range 1..3650");
 #undef BAD
+    /* TLS with the system's CAs (no broker_cafile), and with a client certificate. */
+    mqim_gw_config_defaults(&cfg);
+    cfg.broker_tls = true;
+    CHECK_EQ_INT(mqim_gw_config_validate(&cfg, err, sizeof(err)), 0);
+    snprintf(cfg.broker_certfile, sizeof(cfg.broker_certfile), "gw.crt");
+    snprintf(cfg.broker_keyfile, sizeof(cfg.broker_keyfile), "gw.key");
+    CHECK_EQ_INT(mqim_gw_config_validate(&cfg, err, sizeof(err)), 0);
     /* No rate limit: the burst does not matter. */
     mqim_gw_config_defaults(&cfg);
     cfg.rate_per_sec = 0;
