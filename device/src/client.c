@@ -242,6 +242,7 @@ static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
     ack.by = jstr(&o, "by", c->arena, cap, &used);
     ack.code = jstr(&o, "code", c->arena, cap, &used);
     ack.reason = jstr(&o, "reason", c->arena, cap, &used);
+    ack.re = jstr(&o, "re", c->arena, cap, &used);
     ack.seq = jnum(&o, "seq");
     /* Sent or rejected: the gateway decided; the outbox entry has done its job. */
     if ((ack.status == MQIM_ACK_SENT || ack.status == MQIM_ACK_REJECTED) && ack.id.len > 0u) {

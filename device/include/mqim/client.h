@@ -39,6 +39,7 @@ typedef struct mqim_ack {
     mqim_str_t by;     /**< delivered/read: who */
     mqim_str_t code;   /**< rejected: stable code name */
     mqim_str_t reason; /**< rejected: readable reason */
+    mqim_str_t re;     /**< rejected: what it is about ("dm", "group", "ctl", "key", ...) */
     uint64_t seq;
 } mqim_ack_t;
 
