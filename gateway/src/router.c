@@ -220,7 +220,7 @@ mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
         rt_publish_now(r, topic, payload, 0, (mqim_str_t){ NULL, 0 });
         return code;
     }
-    st = mqim_txn_begin(r->store, MQIM_TXN_WRITE, &q->txn);
+    st = mqim_txn_begin(r->store, q->reject_lazy ? MQIM_TXN_WRITE_LAZY : MQIM_TXN_WRITE, &q->txn);
     if (st == MQIM_OK) {
         st = mqim_store_outbox_put(&q->txn, topic, 1, false, (mqim_str_t){ NULL, 0 }, payload, NULL);
         if (st == MQIM_OK) {
@@ -1556,6 +1556,7 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
         return st;
     }
     if (q.t.kind == MQIM_TOPIC_OUT_FILE && !mqim_ratelimit_take(r->rl_file, q.t.user, now_ms)) {
+        q.reject_lazy = true;
         return rt_reject(&q, "rate", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, MQIM_RATE_LIMITED,
                          "more than %u file requests per second (burst %u)", r->cfg.file_rate_per_sec,
                          r->cfg.file_rate_burst);
@@ -1563,6 +1564,7 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
     if (q.t.kind == MQIM_TOPIC_OUT_DM || q.t.kind == MQIM_TOPIC_OUT_GROUP ||
         q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL) {
         if (!mqim_ratelimit_take(r->rl, q.t.user, now_ms)) {
+            q.reject_lazy = true;
             return rt_reject(&q, "rate", payload_id(r, &q), q.t.name, MQIM_RATE_LIMITED,
                           "more than %u publishes per second (burst %u)", r->cfg.rate_per_sec,
                           r->cfg.rate_burst);
