@@ -408,6 +408,41 @@ class Hostile(unittest.TestCase):
                           and str(p.get("id", "")).startswith("stall")], [])
 
 
+class ClientIdTakeover(EnvTest):
+    """Mosquitto lets any authenticated user connect with any client id, and
+    a second connection with an id takes over that session (kicking the
+    first; with clean start off it inherits the session and the broker
+    drops its queued messages that the new user may not read). The broker
+    cannot bind client ids to users here, so the gateway's id must not be
+    guessable (docs/security.md, "Deploying"): with a secret client_id, a
+    user connecting as "mqim-gateway" disturbs nothing."""
+
+    def test_secret_gateway_client_id(self):
+        env = self.env
+        env.stop_gateway()
+        with open(env.conf) as f:
+            conf = [ln for ln in f if not ln.startswith("client_id ")]
+        secret = "mqim-gateway-" + os.urandom(16).hex()
+        with open(env.conf, "w") as f:
+            f.writelines(conf + ["client_id %s\n" % secret])
+        env.start_gateway()
+        b, c = env.client("bob"), env.client("carol")
+        s = socket.create_connection(("127.0.0.1", env.port), 5)
+        self.addCleanup(s.close)
+        # CONNECT v5, clean start off, session expiry 0xFFFFFFFF, as the default gateway id
+        vh = _str("MQTT") + bytes([5, 0xC0]) + struct.pack("!H", 30) + b"\x05\x11\xff\xff\xff\xff"
+        s.sendall(b"\x10" + _varint(len(vh) + 2 + 12 + 2 + 5 + 2 + len(env.passwords["alice"]))
+                  + vh + _str("mqim-gateway") + _str("alice") + _str(env.passwords["alice"]))
+        s.settimeout(5)
+        connack = s.recv(64)
+        # accepted (reason 0): the broker would have kicked a gateway using that id
+        self.assertEqual((connack[0], connack[3]), (0x20, 0), connack)
+        c.dm("bob", {"id": "takeover1", "body": "still routed"})
+        b.expect("in/msg", lambda p: p.get("id") == "takeover1")
+        c.expect("in/ack", lambda p: p.get("id") == "takeover1" and p["status"] == "sent")
+        self.assertNotIn("lost", env.log_tail("gateway.log", 200))
+
+
 class CtlFlood(EnvTest):
     """Thousands of bogus control requests from one user at the default rate
     limit (100/s, burst 500): each gets an answer, the excess `rate_limited`,
