@@ -22,6 +22,12 @@
 #define LOG_MOD "router"
 #define RECEIPT_SEQS_MAX 256
 #define PRESENCE_USERS_MAX 100
+/* Devices a user may have. Without a bound, one user publishing statuses for
+ * ever new device names grows its device table, and with it every presence
+ * document the gateway builds and retains for that user (each status
+ * rebuilds it: quadratic work, and megabytes retained on im/presence/{user}
+ * for every subscriber). */
+#define DEVICES_PER_USER_MAX 64u
 
 
 static bool scratch_reserve(scratch_t *s, size_t need)
@@ -1005,6 +1011,14 @@ static void build_presence(mqim_json_writer_t *w, const void *vctx)
     mqim_json_object_end(w);
 }
 
+static int count_device(void *vctx, mqim_str_t device, const mqim_device_rec_t *d)
+{
+    unsigned *n = vctx;
+    (void)device;
+    (void)d;
+    return ++*n >= DEVICES_PER_USER_MAX; /* enough to know the table is full */
+}
+
 static mqim_status_t handle_status(req_t *q)
 {
     mqim_status_t st;
@@ -1044,6 +1058,21 @@ static mqim_status_t handle_status(req_t *q)
                       mqim_status_str(st));
     }
     have_old = mqim_store_device_get(&q->txn, q->t.user, q->t.name, &old) == MQIM_OK;
+    if (!have_old) {
+        unsigned ndev = 0;
+        st = mqim_store_device_each(&q->txn, q->t.user, count_device, &ndev);
+        if (st == MQIM_OK && ndev >= DEVICES_PER_USER_MAX) {
+            mqim_txn_abort(&q->txn);
+            return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, MQIM_QUOTA_FULL,
+                             "%.*s has %u devices already, the most a user may have", (int)q->t.user.len,
+                             q->t.user.ptr, DEVICES_PER_USER_MAX);
+        }
+        if (st != MQIM_OK) {
+            mqim_txn_abort(&q->txn);
+            return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+                             mqim_status_str(st));
+        }
+    }
     if (have_old && has_epoch && old.has_epoch && epoch < old.epoch) {
         /* The stale-will race: an older connection's will (or late status)
          * must not override the newer connection's state. */
@@ -1561,11 +1590,16 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
                          "more than %u file requests per second (burst %u)", r->cfg.file_rate_per_sec,
                          r->cfg.file_rate_burst);
     }
+    /* Statuses share the budget: each one that changes something is a
+     * synced commit and a retained presence publish. */
     if (q.t.kind == MQIM_TOPIC_OUT_DM || q.t.kind == MQIM_TOPIC_OUT_GROUP ||
-        q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL) {
+        q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL ||
+        q.t.kind == MQIM_TOPIC_OUT_STATUS) {
         if (!mqim_ratelimit_take(r->rl, q.t.user, now_ms)) {
             q.reject_lazy = true;
-            return rt_reject(&q, "rate", payload_id(r, &q), q.t.name, MQIM_RATE_LIMITED,
+            return rt_reject(&q, "rate", payload_id(r, &q),
+                             q.t.kind == MQIM_TOPIC_OUT_STATUS ? (mqim_str_t){ NULL, 0 } : q.t.name,
+                             MQIM_RATE_LIMITED,
                           "more than %u publishes per second (burst %u)", r->cfg.rate_per_sec,
                           r->cfg.rate_burst);
         }

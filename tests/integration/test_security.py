@@ -211,6 +211,21 @@ class Hostile(unittest.TestCase):
         self.assertEqual(watch.matching("keys/bob") + watch.matching("keys/alice"), [])
         watch.close()
 
+    def test_device_table_bounded(self):
+        """Statuses for ever new device names stop at 64 devices per user:
+        the presence document stays bounded."""
+        d = self.env.client("dave", subs=["im/u/dave/in/#", "im/presence/dave"])
+        for i in range(70):
+            d.pub("im/u/dave/out/status/d%d" % i, {"state": "online"}, retain=True)
+        acks = d.expect("in/ack", rejected("quota_full", "status"), count=6)
+        self.assertTrue(all("64 devices" in p["reason"] for p in acks), acks)
+        time.sleep(0.3)
+        self.assertEqual(len(d.matching("in/ack")), 6)
+        last = d.matching("presence/dave")[-1]
+        self.assertEqual(len(last["devices"]), 64)
+        self.assertNotIn("d64", last["devices"])
+        d.close()
+
     # ---- receipts and replays ----
 
     def test_forged_receipts(self):

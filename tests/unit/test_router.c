@@ -1307,6 +1307,52 @@ static void test_file_rate_limit(void)
     teardown();
 }
 
+/* Hostile input: one user cannot grow its device table (and so every
+ * presence document of it) without bound, nor flood statuses past the rate
+ * limit. */
+static void test_device_cap_and_status_rate(void)
+{
+    mqim_router_config_t c = { .root = "im", .sync_page = 100, .rate_per_sec = 1, .rate_burst = 3 };
+    char topic[64];
+    cJSON *j;
+    setup(NULL, 0);
+    for (int i = 0; i < 64; i++) {
+        snprintf(topic, sizeof(topic), "im/u/alice/out/status/d%d", i);
+        CHECK_EQ_INT(pub(topic, "{\"state\":\"online\"}", 1), MQIM_OK);
+    }
+    drain();
+    CHECK_EQ_INT(pub("im/u/alice/out/status/d64", "{\"state\":\"online\"}", 1), MQIM_QUOTA_FULL);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/alice/in/ack", "code", "quota_full");
+    CHECK_OUT(0, "im/u/alice/in/ack", "re", "status");
+    j = json_of(&outs[0]);
+    CHECK(j != NULL && strstr(jstr(j, "reason"), "64 devices") != NULL);
+    cJSON_Delete(j);
+    /* a known device still changes state, and other users are not affected */
+    CHECK_EQ_INT(pub("im/u/alice/out/status/d3", "{\"state\":\"away\"}", 1), MQIM_OK);
+    CHECK_EQ_INT(pub("im/u/bob/out/status/d64", "{\"state\":\"online\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 2);
+    CHECK_OUT(0, "im/presence/alice", "state", "online");
+    CHECK_OUT(1, "im/presence/bob", "state", "online");
+    teardown();
+
+    setup(&c, 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf(topic, sizeof(topic), "{\"state\":\"online\",\"epoch\":%d}", i + 1);
+        CHECK_EQ_INT(pub("im/u/alice/out/status/p", topic, 1), MQIM_OK);
+    }
+    CHECK_EQ_INT(pub("im/u/alice/out/status/p", "{\"state\":\"away\",\"epoch\":9}", 1), MQIM_RATE_LIMITED);
+    drain();
+    CHECK_EQ_INT(nouts, 4);
+    CHECK_OUT(3, "im/u/alice/in/ack", "code", "rate_limited");
+    j = json_of(&outs[3]);
+    CHECK(j != NULL && jstr(j, "to") == NULL); /* a device is not a peer */
+    cJSON_Delete(j);
+    teardown();
+}
+
 int main(void)
 {
     test_dm_plain_text();
@@ -1329,5 +1375,6 @@ int main(void)
     test_group_age_sweep();
     test_files();
     test_file_rate_limit();
+    test_device_cap_and_status_rate();
     return CHECK_REPORT();
 }
