@@ -844,8 +844,8 @@ static mqim_status_t handle_receipt(req_t *q)
     const char *status;
     mqim_str_t device;
     const cJSON *seqs;
-    uint64_t bad[RECEIPT_SEQS_MAX], gone[RECEIPT_SEQS_MAX];
-    size_t nbad = 0, ngone = 0;
+    uint64_t bad[RECEIPT_SEQS_MAX], gone[RECEIPT_SEQS_MAX], seen[RECEIPT_SEQS_MAX];
+    size_t nbad = 0, ngone = 0, nseen = 0;
 
     if (root == NULL) {
         return rt_reject(q, "receipt", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
@@ -877,11 +877,21 @@ static mqim_status_t handle_receipt(req_t *q)
         {
             uint64_t seq;
             mqim_inbox_entry_t e;
+            bool dup = false;
             if (!rt_json_u64(it, &seq)) {
                 st = MQIM_FIELD_TYPE;
                 why = "\"seqs\" must hold non-negative integers";
                 break;
             }
+            /* A seq named twice in one receipt is handled once: otherwise
+             * [7,7,...] would make 256 acks to the sender out of one publish. */
+            for (size_t k = 0; k < nseen && !dup; k++) {
+                dup = seen[k] == seq;
+            }
+            if (dup) {
+                continue;
+            }
+            seen[nseen++] = seq;
             /* Only messages others sent to this user can be receipted. */
             if (mqim_store_inbox_get(&q->txn, q->t.user, seq, &e) != MQIM_OK ||
                 e.dir != MQIM_INBOX_RECEIVED) {

@@ -407,6 +407,17 @@ static void test_receipts(void)
     j = json_of(&outs[1]);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "seqs")) == 2);
     cJSON_Delete(j);
+    /* a seq named many times is receipted once (no amplification), and a
+     * bad one repeated is named once */
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"delivered\",\"seqs\":[4,4,4,4,4,99,99,4]}", 1),
+                 MQIM_NOT_YOUR_MESSAGE);
+    drain();
+    CHECK_EQ_INT(nouts, 2);
+    CHECK_OUT(0, "im/u/alice/in/ack", "id", "r4");
+    CHECK_OUT(1, "im/u/bob/in/ack", "code", "not_your_message");
+    j = json_of(&outs[1]);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "seqs")) == 1);
+    cJSON_Delete(j);
     /* carol has no such messages */
     CHECK_EQ_INT(pub("im/u/carol/out/receipt", "{\"status\":\"delivered\",\"seqs\":[1]}", 1),
                  MQIM_NOT_YOUR_MESSAGE);
