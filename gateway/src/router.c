@@ -216,8 +216,15 @@ mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
     vsnprintf(reason, sizeof(reason), reason_fmt, ap);
     va_end(ap);
 
-    MQIM_LOGI(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
-              mqim_status_name(code), reason);
+    if (code == MQIM_RATE_LIMITED) {
+        /* One line per refused publish of a flood would fill the journal:
+         * the "not_ok" counter of im/gateway/stats counts them. */
+        MQIM_LOGD(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
+                  mqim_status_name(code), reason);
+    } else {
+        MQIM_LOGI(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
+                  mqim_status_name(code), reason);
+    }
     if (rt_build_json(&r->doc, build_reject, &d, &payload) != MQIM_OK ||
         rt_user_topic(r, MQIM_TOPIC_IN_ACK, q->t.user, &topic) != MQIM_OK) {
         return MQIM_INTERNAL;
