@@ -59,6 +59,9 @@ static mqim_str_t text(const mqim_json_value_t *o, const char *key, char *buf, s
         buf[out.len] = '\0';
         return out;
     }
+    /* A value too long for buf fails after writing a part of it: without
+     * this the caller's strlen ran past buf (found by fuzz_file_transfer). */
+    buf[0] = '\0';
     return (mqim_str_t){ buf, 0 };
 }
 
