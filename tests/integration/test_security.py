@@ -466,6 +466,13 @@ class CtlFlood(EnvTest):
     N = 3000
 
     def test_flood(self):
+        self.flood(qos=1)
+
+    def test_flood_qos0(self):
+        """At QoS 0 nothing paces the sender; refusals are published directly."""
+        self.flood(qos=0)
+
+    def flood(self, qos):
         a, b, c = (self.env.client(u) for u in ("alice", "bob", "carol"))
         a.c.max_inflight_messages_set(1000)
         done = threading.Event()
@@ -473,7 +480,7 @@ class CtlFlood(EnvTest):
 
         def flood():
             for i in range(self.N):
-                a.c.publish("im/u/alice/out/ctl", '{"op":"bogus_%d","req":%d}' % (i, i), qos=1)
+                a.c.publish("im/u/alice/out/ctl", '{"op":"bogus_%d","req":%d}' % (i, i), qos=qos)
             done.set()
         threading.Thread(target=flood, daemon=True).start()
         wait_until(lambda: len(a.matching("in/res")) > 50, 20, "the flood to be answered")
@@ -499,8 +506,8 @@ class CtlFlood(EnvTest):
         self.assertEqual(sorted(p["req"] for p in res), sorted(set(p["req"] for p in res)))
         # bob was not throttled by alice's budget, and waited a bounded time
         self.assertLess(max(lat), 5.0, lat)
-        print("ctl flood: %d answered, %d rate limited in %.2f s; bob->carol latency max %.3f s" %
-              (len(res), len(acks), t_all, max(lat)))
+        print("ctl flood at QoS %d: %d answered, %d rate limited in %.2f s; bob->carol latency max %.3f s" %
+              (qos, len(res), len(acks), t_all, max(lat)))
 
 
 if __name__ == "__main__":
