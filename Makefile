@@ -9,12 +9,14 @@
 #
 # Variables: JOBS (build parallelism, default nproc), CTEST_JOBS (tests in
 # parallel; each test uses its own temp dir and free port), FUZZ_SECONDS (60),
+# FUZZ_TARGETS (names to run, e.g. "ctl router"; default every target),
 # MQIM_PORT / MQIM_DATA for `make run` (see scripts/run).
 .PHONY: all build deps run test fuzz size clean
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS ?= $(JOBS)
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
 
 all: build
 
@@ -40,17 +42,20 @@ fuzz: deps
 	CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQIM_FUZZ=ON \
 	  -DMQIM_BUILD_GATEWAY=ON -DMQIM_BUILD_TESTS=ON -DMQIM_FIRMWARE_TEST=OFF
 	cmake --build build/fuzz -j $(JOBS)
-	@set -e; found=0; mkdir -p build/fuzz/artifacts; \
+	@set -e; found=0; failed=; mkdir -p build/fuzz/artifacts; \
 	for bin in build/fuzz/tests/fuzz/fuzz_*; do \
 	  [ -x "$$bin" ] && [ -f "$$bin" ] || continue; \
-	  name=$${bin##*/fuzz_}; found=1; \
+	  name=$${bin##*/fuzz_}; \
+	  if [ -n "$(FUZZ_TARGETS)" ]; then case " $(FUZZ_TARGETS) " in *" $$name "*) ;; *) continue ;; esac; fi; \
+	  found=1; \
 	  corpus=build/fuzz/corpus/$$name; mkdir -p "$$corpus"; \
 	  if [ -d tests/fuzz/corpus/$$name ]; then cp -R tests/fuzz/corpus/$$name/. "$$corpus"/; fi; \
 	  echo "fuzz_$$name: $(FUZZ_SECONDS) s on $$corpus"; \
 	  "$$bin" -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
-	    -artifact_prefix=build/fuzz/artifacts/$$name- "$$corpus"; \
+	    -artifact_prefix=build/fuzz/artifacts/$$name- "$$corpus" || failed="$$failed $$name"; \
 	done; \
-	[ $$found = 1 ] || { echo "fuzz: no fuzz_* binaries in build/fuzz/tests/fuzz" >&2; exit 1; }
+	[ $$found = 1 ] || { echo "fuzz: no fuzz_* binaries in build/fuzz/tests/fuzz" >&2; exit 1; }; \
+	[ -z "$$failed" ] || { echo "fuzz: findings in:$$failed (inputs in build/fuzz/artifacts/)" >&2; exit 1; }
 
 clean:
 	rm -rf build

@@ -59,6 +59,9 @@ static mqim_str_t text(const mqim_json_value_t *o, const char *key, char *buf, s
         buf[out.len] = '\0';
         return out;
     }
+    /* A value too long for buf fails after writing a part of it: without
+     * this the caller's strlen ran past buf (found by fuzz_file_transfer). */
+    buf[0] = '\0';
     return (mqim_str_t){ buf, 0 };
 }
 
@@ -279,19 +282,31 @@ bool mqim_file_upload_on_response(mqim_file_upload_t *u, mqim_str_t json)
     (void)text(&root, "file", id, sizeof(id));
     if (str_same(op, "file_begin")) {
         uint64_t chunk = num(&root, "chunk");
-        if (mqim_id_check(mqim_str_from_cstr(id)) != MQIM_OK || chunk == 0u || chunk > sizeof(u->buf)) {
+        uint64_t have = num(&root, "have");
+        if (mqim_id_check(mqim_str_from_cstr(id)) != MQIM_OK || chunk == 0u || chunk > sizeof(u->buf) ||
+            have > u->size) {
             upload_fail(u, MQIM_BAD_REQUEST);
             return true;
         }
         copy_str(u->file_id, sizeof(u->file_id), mqim_str_from_cstr(id));
         u->chunk = (uint32_t)chunk;
-        u->have = num(&root, "have");
+        u->have = have;
         u->next = u->have;
         u->begun = true;
         u->outstanding = 0;
         u->last_activity_ms = mqim_client_now(u->client);
-    } else if (str_same(id, u->file_id)) {
+    } else if (!u->begun || !str_same(id, u->file_id)) {
+        /* Not about the file this upload is sending (or before its
+         * file_begin was answered): neither progress nor completion. A
+         * response without "file" matched the empty id of an upload not
+         * begun yet, and its "have" went past the size (fuzz_file_transfer). */
+        return true;
+    } else {
         uint64_t have = num(&root, "have");
+        if (have > u->size) {
+            upload_fail(u, MQIM_BAD_REQUEST);
+            return true;
+        }
         if (have > u->have) {
             u->have = have;
             u->last_activity_ms = mqim_client_now(u->client); /* progress */

@@ -22,6 +22,12 @@
 #define LOG_MOD "router"
 #define RECEIPT_SEQS_MAX 256
 #define PRESENCE_USERS_MAX 100
+/* Devices a user may have. Without a bound, one user publishing statuses for
+ * ever new device names grows its device table, and with it every presence
+ * document the gateway builds and retains for that user (each status
+ * rebuilds it: quadratic work, and megabytes retained on im/presence/{user}
+ * for every subscriber). */
+#define DEVICES_PER_USER_MAX 64u
 
 
 static bool scratch_reserve(scratch_t *s, size_t need)
@@ -220,8 +226,15 @@ mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
     vsnprintf(reason, sizeof(reason), reason_fmt, ap);
     va_end(ap);
 
-    MQIM_LOGI(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
-              mqim_status_name(code), reason);
+    if (code == MQIM_RATE_LIMITED) {
+        /* One line per refused publish of a flood would fill the journal:
+         * the "not_ok" counter of im/gateway/stats counts them. */
+        MQIM_LOGD(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
+                  mqim_status_name(code), reason);
+    } else {
+        MQIM_LOGI(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
+                  mqim_status_name(code), reason);
+    }
     if (rt_build_json(&r->doc, build_reject, &d, &payload) != MQIM_OK ||
         rt_user_topic(r, MQIM_TOPIC_IN_ACK, q->t.user, &topic) != MQIM_OK) {
         return MQIM_INTERNAL;
@@ -230,7 +243,7 @@ mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
         rt_publish_now(r, topic, payload, 0, (mqim_str_t){ NULL, 0 });
         return code;
     }
-    st = mqim_txn_begin(r->store, MQIM_TXN_WRITE, &q->txn);
+    st = mqim_txn_begin(r->store, q->reject_lazy ? MQIM_TXN_WRITE_LAZY : MQIM_TXN_WRITE, &q->txn);
     if (st == MQIM_OK) {
         st = mqim_store_outbox_put(&q->txn, topic, 1, false, (mqim_str_t){ NULL, 0 }, payload, NULL);
         if (st == MQIM_OK) {
@@ -852,8 +865,8 @@ static mqim_status_t handle_receipt(req_t *q)
     const char *status;
     mqim_str_t device;
     const cJSON *seqs;
-    uint64_t bad[RECEIPT_SEQS_MAX], gone[RECEIPT_SEQS_MAX];
-    size_t nbad = 0, ngone = 0;
+    uint64_t bad[RECEIPT_SEQS_MAX], gone[RECEIPT_SEQS_MAX], seen[RECEIPT_SEQS_MAX];
+    size_t nbad = 0, ngone = 0, nseen = 0;
 
     if (root == NULL) {
         return rt_reject(q, "receipt", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
@@ -885,11 +898,21 @@ static mqim_status_t handle_receipt(req_t *q)
         {
             uint64_t seq;
             mqim_inbox_entry_t e;
+            bool dup = false;
             if (!rt_json_u64(it, &seq)) {
                 st = MQIM_FIELD_TYPE;
                 why = "\"seqs\" must hold non-negative integers";
                 break;
             }
+            /* A seq named twice in one receipt is handled once: otherwise
+             * [7,7,...] would make 256 acks to the sender out of one publish. */
+            for (size_t k = 0; k < nseen && !dup; k++) {
+                dup = seen[k] == seq;
+            }
+            if (dup) {
+                continue;
+            }
+            seen[nseen++] = seq;
             /* Only messages others sent to this user can be receipted. */
             if (mqim_store_inbox_get(&q->txn, q->t.user, seq, &e) != MQIM_OK ||
                 e.dir != MQIM_INBOX_RECEIVED) {
@@ -1019,6 +1042,14 @@ static void build_presence(mqim_json_writer_t *w, const void *vctx)
     mqim_json_object_end(w);
 }
 
+static int count_device(void *vctx, mqim_str_t device, const mqim_device_rec_t *d)
+{
+    unsigned *n = vctx;
+    (void)device;
+    (void)d;
+    return ++*n >= DEVICES_PER_USER_MAX; /* enough to know the table is full */
+}
+
 static mqim_status_t handle_status(req_t *q)
 {
     mqim_status_t st;
@@ -1058,6 +1089,21 @@ static mqim_status_t handle_status(req_t *q)
                       mqim_status_str(st));
     }
     have_old = mqim_store_device_get(&q->txn, q->t.user, q->t.name, &old) == MQIM_OK;
+    if (!have_old) {
+        unsigned ndev = 0;
+        st = mqim_store_device_each(&q->txn, q->t.user, count_device, &ndev);
+        if (st == MQIM_OK && ndev >= DEVICES_PER_USER_MAX) {
+            mqim_txn_abort(&q->txn);
+            return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, MQIM_QUOTA_FULL,
+                             "%.*s has %u devices already, the most a user may have", (int)q->t.user.len,
+                             q->t.user.ptr, DEVICES_PER_USER_MAX);
+        }
+        if (st != MQIM_OK) {
+            mqim_txn_abort(&q->txn);
+            return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+                             mqim_status_str(st));
+        }
+    }
     if (have_old && has_epoch && old.has_epoch && epoch < old.epoch) {
         /* The stale-will race: an older connection's will (or late status)
          * must not override the newer connection's state. */
@@ -1570,15 +1616,21 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
         return st;
     }
     if (q.t.kind == MQIM_TOPIC_OUT_FILE && !mqim_ratelimit_take(r->rl_file, q.t.user, now_ms)) {
+        q.reject_lazy = true;
         return rt_reject(&q, "rate", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, MQIM_RATE_LIMITED,
                          "more than %u file requests per second (burst %u)", r->cfg.file_rate_per_sec,
                          r->cfg.file_rate_burst);
     }
+    /* Statuses share the budget: each one that changes something is a
+     * synced commit and a retained presence publish. */
     if (q.t.kind == MQIM_TOPIC_OUT_DM || q.t.kind == MQIM_TOPIC_OUT_GROUP ||
         q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL ||
-        q.t.kind == MQIM_TOPIC_OUT_KEY) {
+        q.t.kind == MQIM_TOPIC_OUT_KEY || q.t.kind == MQIM_TOPIC_OUT_STATUS) {
         if (!mqim_ratelimit_take(r->rl, q.t.user, now_ms)) {
-            return rt_reject(&q, "rate", payload_id(r, &q), q.t.name, MQIM_RATE_LIMITED,
+            q.reject_lazy = true;
+            return rt_reject(&q, "rate", payload_id(r, &q),
+                             q.t.kind == MQIM_TOPIC_OUT_STATUS ? (mqim_str_t){ NULL, 0 } : q.t.name,
+                             MQIM_RATE_LIMITED,
                           "more than %u publishes per second (burst %u)", r->cfg.rate_per_sec,
                           r->cfg.rate_burst);
         }

@@ -53,6 +53,10 @@ typedef struct req {
     mqim_topic_t t;
     mqim_txn_t txn;
     int64_t now;
+    /* rt_reject commits without the meta-page fsync: set for rate-limited
+     * publishes, so a flood from one user costs the disk (and everyone
+     * else's latency) as little as possible; such an ack changes no state. */
+    bool reject_lazy;
 } req_t;
 
 typedef void (*build_fn)(mqim_json_writer_t *w, const void *ctx);

@@ -407,6 +407,17 @@ static void test_receipts(void)
     j = json_of(&outs[1]);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "seqs")) == 2);
     cJSON_Delete(j);
+    /* a seq named many times is receipted once (no amplification), and a
+     * bad one repeated is named once */
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"delivered\",\"seqs\":[4,4,4,4,4,99,99,4]}", 1),
+                 MQIM_NOT_YOUR_MESSAGE);
+    drain();
+    CHECK_EQ_INT(nouts, 2);
+    CHECK_OUT(0, "im/u/alice/in/ack", "id", "r4");
+    CHECK_OUT(1, "im/u/bob/in/ack", "code", "not_your_message");
+    j = json_of(&outs[1]);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "seqs")) == 1);
+    cJSON_Delete(j);
     /* carol has no such messages */
     CHECK_EQ_INT(pub("im/u/carol/out/receipt", "{\"status\":\"delivered\",\"seqs\":[1]}", 1),
                  MQIM_NOT_YOUR_MESSAGE);
@@ -1642,6 +1653,49 @@ static void test_enc_messages(void)
     drain();
     CHECK_EQ_INT(nouts, 1);
     CHECK_OUT(0, "im/u/alice/in/ack", "status", "rejected");
+/* Hostile input: one user cannot grow its device table (and so every
+ * presence document of it) without bound, nor flood statuses past the rate
+ * limit. */
+static void test_device_cap_and_status_rate(void)
+{
+    mqim_router_config_t c = { .root = "im", .sync_page = 100, .rate_per_sec = 1, .rate_burst = 3 };
+    char topic[64];
+    cJSON *j;
+    setup(NULL, 0);
+    for (int i = 0; i < 64; i++) {
+        snprintf(topic, sizeof(topic), "im/u/alice/out/status/d%d", i);
+        CHECK_EQ_INT(pub(topic, "{\"state\":\"online\"}", 1), MQIM_OK);
+    }
+    drain();
+    CHECK_EQ_INT(pub("im/u/alice/out/status/d64", "{\"state\":\"online\"}", 1), MQIM_QUOTA_FULL);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/alice/in/ack", "code", "quota_full");
+    CHECK_OUT(0, "im/u/alice/in/ack", "re", "status");
+    j = json_of(&outs[0]);
+    CHECK(j != NULL && strstr(jstr(j, "reason"), "64 devices") != NULL);
+    cJSON_Delete(j);
+    /* a known device still changes state, and other users are not affected */
+    CHECK_EQ_INT(pub("im/u/alice/out/status/d3", "{\"state\":\"away\"}", 1), MQIM_OK);
+    CHECK_EQ_INT(pub("im/u/bob/out/status/d64", "{\"state\":\"online\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 2);
+    CHECK_OUT(0, "im/presence/alice", "state", "online");
+    CHECK_OUT(1, "im/presence/bob", "state", "online");
+    teardown();
+
+    setup(&c, 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf(topic, sizeof(topic), "{\"state\":\"online\",\"epoch\":%d}", i + 1);
+        CHECK_EQ_INT(pub("im/u/alice/out/status/p", topic, 1), MQIM_OK);
+    }
+    CHECK_EQ_INT(pub("im/u/alice/out/status/p", "{\"state\":\"away\",\"epoch\":9}", 1), MQIM_RATE_LIMITED);
+    drain();
+    CHECK_EQ_INT(nouts, 4);
+    CHECK_OUT(3, "im/u/alice/in/ack", "code", "rate_limited");
+    j = json_of(&outs[3]);
+    CHECK(j != NULL && jstr(j, "to") == NULL); /* a device is not a peer */
+    cJSON_Delete(j);
     teardown();
 }
 
@@ -1670,5 +1724,6 @@ int main(void)
     test_keys_publish();
     test_keys_ctl();
     test_enc_messages();
+    test_device_cap_and_status_rate();
     return CHECK_REPORT();
 }

@@ -218,7 +218,7 @@ static void test_msg_record_v1(void)
     mqim_msg_rec_t m;
     MDB_env *env = NULL;
     MDB_txn *t = NULL;
-    MDB_dbi dbi;
+    MDB_dbi dbi = 0;
     MDB_val k = { 8, key }, v = { sizeof(rec), rec };
     CHECK(sizeof(h) == 48u); /* the first release's header */
     memcpy(rec, &h, sizeof(h));
@@ -255,7 +255,7 @@ static void test_group_record_upgrade(void)
     mqim_group_rec_t g;
     MDB_env *env = NULL;
     MDB_txn *t = NULL;
-    MDB_dbi dbi;
+    MDB_dbi dbi = 0;
     unsigned char old[18 + 4] = { 0 };
     MDB_val k = { 3, "old" }, v = { sizeof(old), old };
     mqim_store_close(s); /* one environment per process at a time */
