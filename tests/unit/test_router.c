@@ -1653,6 +1653,9 @@ static void test_enc_messages(void)
     drain();
     CHECK_EQ_INT(nouts, 1);
     CHECK_OUT(0, "im/u/alice/in/ack", "status", "rejected");
+    teardown();
+}
+
 /* Hostile input: one user cannot grow its device table (and so every
  * presence document of it) without bound, nor flood statuses past the rate
  * limit. */
