@@ -10,54 +10,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static uint8_t wire[40000];
-static size_t wire_len, wire_off;
-static uint32_t clock_ms = 1000;
+#define FUZZ_WIRE_SIZE 40000
+#include "fuzz_wire.h"
+
 static mqim_device_state_t saved;
-
-static int32_t t_send(void *ctx, const uint8_t *buf, size_t len, uint32_t timeout_ms)
-{
-    (void)ctx;
-    (void)buf;
-    (void)timeout_ms;
-    return (int32_t)len;
-}
-
-static int32_t t_recv(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
-{
-    size_t n = wire_len - wire_off;
-    (void)ctx;
-    (void)timeout_ms;
-    n = n < cap ? n : cap;
-    memcpy(buf, wire + wire_off, n);
-    wire_off += n;
-    return (int32_t)n;
-}
-
-static int32_t t_open(void *ctx, uint32_t timeout_ms)
-{
-    (void)ctx;
-    (void)timeout_ms;
-    return 0;
-}
-
-static void t_close(void *ctx)
-{
-    (void)ctx;
-}
-
-static uint32_t t_clock(void *ctx)
-{
-    (void)ctx;
-    return clock_ms;
-}
-
-static int32_t t_entropy(void *ctx, uint8_t *buf, size_t len)
-{
-    (void)ctx;
-    memset(buf, 7, len);
-    return 0;
-}
 
 static mqim_status_t st_load(void *ctx, mqim_device_state_t *s)
 {
@@ -73,7 +29,6 @@ static mqim_status_t st_save(void *ctx, const mqim_device_state_t *s)
     return MQIM_OK;
 }
 
-static const mqim_transport_ops_t transport = { t_send, t_recv, t_open, t_close };
 static const mqim_state_ops_t state_ops = { st_load, st_save };
 static mqim_client_t client;
 static mqim_ram_outbox_t outbox;

@@ -341,17 +341,24 @@ static mqim_status_t lmdb_identity_save(void *ctx, const uint8_t sk[MQIM_E2E_KEY
     return ctx == NULL ? MQIM_BAD_PARAMETER : e2e_put(ctx, &k, sk);
 }
 
+/* The key of a trust record, or MQIM_BAD_PARAMETER for names that cannot be one. */
+static mqim_status_t trust_lookup(void *ctx, mqim_str_t user, mqim_str_t device, char *kb, MDB_val *k)
+{
+    if (ctx == NULL || user.len > MQIM_USER_NAME_MAX || device.len > MQIM_DEVICE_NAME_MAX) {
+        return MQIM_BAD_PARAMETER;
+    }
+    k->mv_size = trust_key(kb, user, device);
+    k->mv_data = kb;
+    return MQIM_OK;
+}
+
 static mqim_status_t lmdb_trust_get(void *ctx, mqim_str_t user, mqim_str_t device,
                                     uint8_t pk[MQIM_E2E_KEY_LEN])
 {
     char kb[2u + MQIM_USER_NAME_MAX + MQIM_DEVICE_NAME_MAX];
     MDB_val k;
-    if (ctx == NULL || user.len > MQIM_USER_NAME_MAX || device.len > MQIM_DEVICE_NAME_MAX) {
-        return MQIM_BAD_PARAMETER;
-    }
-    k.mv_size = trust_key(kb, user, device);
-    k.mv_data = kb;
-    return e2e_get(ctx, &k, pk);
+    mqim_status_t st = trust_lookup(ctx, user, device, kb, &k);
+    return st != MQIM_OK ? st : e2e_get(ctx, &k, pk);
 }
 
 static mqim_status_t lmdb_trust_put(void *ctx, mqim_str_t user, mqim_str_t device,
@@ -359,12 +366,8 @@ static mqim_status_t lmdb_trust_put(void *ctx, mqim_str_t user, mqim_str_t devic
 {
     char kb[2u + MQIM_USER_NAME_MAX + MQIM_DEVICE_NAME_MAX];
     MDB_val k;
-    if (ctx == NULL || user.len > MQIM_USER_NAME_MAX || device.len > MQIM_DEVICE_NAME_MAX) {
-        return MQIM_BAD_PARAMETER;
-    }
-    k.mv_size = trust_key(kb, user, device);
-    k.mv_data = kb;
-    return e2e_put(ctx, &k, pk);
+    mqim_status_t st = trust_lookup(ctx, user, device, kb, &k);
+    return st != MQIM_OK ? st : e2e_put(ctx, &k, pk);
 }
 
 const mqim_e2e_store_ops_t mqim_lmdb_e2e_ops = { lmdb_identity_load, lmdb_identity_save, lmdb_trust_get,
