@@ -457,6 +457,66 @@ static void test_tombstones_advance_seq(void)
     CHECK(!next_publish_on("im/u/bob/out/receipt", &s)); /* nothing for 6 */
 }
 
+/* The gateway said online again (a restart) while the device stayed
+ * connected: the outbox entries without a `sent` are published again; a
+ * retained status (the subscription's copy) or "offline" replays nothing. */
+static void test_gateway_online_replays_outbox(void)
+{
+    static const uint8_t puback1[] = { 0x40, 2, 0, 1 };
+    static const char online[] = "{\"state\":\"online\",\"ts\":5}";
+    static const char offline[] = "{\"state\":\"offline\"}";
+    sent_pkt_t s;
+    uint32_t key = 0;
+    char id[40], ack[160];
+    bool subscribed = false;
+    mqim_mqtt_publish_t p;
+    size_t n = 0;
+    fresh();
+    CHECK_EQ_INT(mqim_client_send(&client, MQIM_STR("alice"), MQIM_STR("kept"), &key), MQIM_OK);
+    connect();
+    for (size_t i = 0; i + 17 <= out_len; i++) {
+        subscribed = subscribed || memcmp(out_buf + i, "im/gateway/status", 17) == 0;
+    }
+    CHECK(subscribed);
+    CHECK(next_publish_on("im/u/bob/out/dm/alice", &s));
+    snprintf(id, sizeof(id), "%.32s", strstr(s.payload, "\"id\":\"") + 6);
+    inject_raw(puback1, sizeof(puback1));
+    pump(3);
+    CHECK(!next_publish_on("im/u/bob/out/dm/alice", &s)); /* once per connection */
+    /* the retained copy the subscription brings: nothing */
+    memset(&p, 0, sizeof(p));
+    p.topic = MQIM_STR("im/gateway/status");
+    p.payload = (const uint8_t *)online;
+    p.payload_len = strlen(online);
+    p.qos = 1;
+    p.packet_id = 7;
+    p.retain = true;
+    CHECK_EQ_INT(mqim_mqtt_encode_publish(&p, in_buf + in_len, sizeof(in_buf) - in_len, &n), MQIM_OK);
+    in_len += n;
+    pump(3);
+    CHECK(!next_publish_on("im/u/bob/out/dm/alice", &s));
+    /* the gateway's will: nothing either */
+    inject_publish("im/gateway/status", offline, strlen(offline), 8);
+    pump(3);
+    CHECK(!next_publish_on("im/u/bob/out/dm/alice", &s));
+    /* online, live: the entry goes out again with the same id */
+    inject_publish("im/gateway/status", online, strlen(online), 9);
+    pump(3);
+    CHECK(next_publish_on("im/u/bob/out/dm/alice", &s));
+    CHECK(strstr(s.payload, id) != NULL);
+    CHECK(!next_publish_on("im/u/bob/out/dm/alice", &s));
+    CHECK_EQ_INT(outbox_count(), 1);
+    /* once `sent`, another restart replays nothing */
+    snprintf(ack, sizeof(ack), "{\"status\":\"sent\",\"id\":\"%s\",\"seq\":3,\"ts\":1}", id);
+    inject_publish("im/u/bob/in/ack", ack, strlen(ack), 10);
+    pump(3);
+    CHECK_EQ_INT(outbox_count(), 0);
+    inject_publish("im/gateway/status", online, strlen(online), 11);
+    pump(3);
+    CHECK(!next_publish_on("im/u/bob/out/dm/alice", &s));
+    CHECK_EQ_INT(nseen, 0);
+}
+
 int main(void)
 {
     test_connect_birth_and_sync();
@@ -465,5 +525,6 @@ int main(void)
     test_oversized_message();
     test_outbox_bad_records();
     test_tombstones_advance_seq();
+    test_gateway_online_replays_outbox();
     return CHECK_REPORT();
 }
