@@ -157,14 +157,19 @@ class Faults(EnvTest):
         rng.shuffle(kinds)
         kinds.remove("slow_consumer")
         kinds.insert(len(kinds) - 1, "slow_consumer")  # second: while every stream still runs
-        slow_ok = []
+        only = os.environ.get("MQIM_FAULTS_ONLY", "").split()
+        if only:  # e.g. "gw_kill": one kind of fault, to tell effects apart
+            kinds = [k for k in kinds if k in only]
+        slow_ok, fault_log, t_start = [], [], time.time()
         t_feed_end = time.time() + PER_SENDER / RATE
         while time.time() < t_feed_end - 1 or kinds:
             kind = kinds.pop() if kinds else rng.choice(
-                ["gw_kill", "gw_kill", "gw_kill", "broker_persist", "broker_fresh", "cut", "cut", "stall",
-                 "delay", "slow_consumer", "refuse"] + (["half_open"] if rng.random() < 0.1 else []))
+                [k for k in ["gw_kill", "gw_kill", "gw_kill", "broker_persist", "broker_fresh", "cut", "cut",
+                             "stall", "delay", "slow_consumer", "refuse"] + (["half_open"] if LONG else [])
+                 if not only or k in only])
             dev = rng.choice(devices)
             count(kind)
+            fault_log.append("%.1f %s %s" % (time.time() - t_start, kind, dev.user + "/" + dev.device))
             if kind == "gw_kill":
                 env.gateway.send_signal(signal.SIGKILL)
                 env.gateway.wait(10)
@@ -222,10 +227,11 @@ class Faults(EnvTest):
         recovery_s = time.time() - t_faults_end
         time.sleep(1.0)
 
-        sent_ids, lost, dups, order_breaks, stored_twice = {}, 0, 0, 0, 0
+        sent_ids, lost, dups, order_breaks, stored_twice, order_examples = {}, 0, 0, 0, 0, []
         for s in senders:
             sent_ids[s.user] = {m.group(1) for m in (re.match(r"^sent (\S+) seq=\d+", x) for x in s.lines()) if m}
-        self.assertEqual(env.stop_gateway(signal.SIGTERM), 0)
+        rc = env.stop_gateway(signal.SIGTERM)
+        self.assertEqual(rc, 0, env.log_tail("gateway.log", 40))
         history = {}
         for u in want:
             out = env.cli("history", u, "--limit", str(PER_SENDER * 10)).stdout
@@ -242,7 +248,9 @@ class Faults(EnvTest):
             for sender_user, bodies in expect[u].items():
                 lost += len(set(bodies) - seen)
                 mine = [b for b in got if b.startswith(sender_user + "-")]
-                order_breaks += sum(1 for a, b in zip(mine, mine[1:]) if b <= a)
+                breaks = [(a, b) for a, b in zip(mine, mine[1:]) if b <= a]
+                order_breaks += len(breaks)
+                order_examples.extend(breaks[:3])
             ids = {}
             for seq, mid, body in history.get(u, []):
                 ids.setdefault(mid, set()).add(seq)
@@ -259,7 +267,8 @@ class Faults(EnvTest):
             "seed": SEED, "long": LONG, "senders": len(senders), "sent_total": len(senders) * PER_SENDER,
             "acked_sent": len(acked), "delivered": sum(len({m.group(5) for m in delivered(u)}) for u in want),
             "lost": lost, "acked_lost": acked_lost, "duplicated": dups, "stored_twice": stored_twice,
-            "order_breaks": order_breaks, "faults": counts, "proxy_faults": proxies,
+            "order_breaks": order_breaks, "order_examples": order_examples[:6], "faults": counts,
+            "fault_log": fault_log, "proxy_faults": proxies,
             "rss_kb_max": max(rss.samples) if rss.samples else 0,
             "rss_kb_last": rss.samples[-1] if rss.samples else 0,
             "recovery_s": round(recovery_s, 1), "slow_consumer": slow_ok,
