@@ -87,10 +87,27 @@ class LinkProxy:
             with self.lock:
                 self.pairs.append(pair)
                 self.connections += 1
-            threading.Thread(target=self._pump, args=(pair, a, b), daemon=True).start()
-            threading.Thread(target=self._pump, args=(pair, b, a), daemon=True).start()
+            threading.Thread(target=self._forward, args=(pair, a, b), daemon=True).start()
+            threading.Thread(target=self._forward, args=(pair, b, a), daemon=True).start()
 
-    def _pump(self, pair, src, dst):
+    @staticmethod
+    def _pump(src, dst):
+        """Plain forwarding from src to dst until either closes (test_tls's proxy uses it)."""
+        try:
+            while True:
+                data = src.recv(4096)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _forward(self, pair, src, dst):
         try:
             while True:
                 data = src.recv(4096)
