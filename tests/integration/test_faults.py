@@ -59,7 +59,7 @@ def report(name, data):
 class RssSampler(threading.Thread):
     def __init__(self, env):
         super().__init__(daemon=True)
-        self.env, self.samples, self.stop = env, [], threading.Event()
+        self.env, self.samples, self.anon, self.stop = env, [], [], threading.Event()
 
     def run(self):
         while not self.stop.is_set():
@@ -69,6 +69,8 @@ class RssSampler(threading.Thread):
                     for ln in f:
                         if ln.startswith("VmRSS:"):
                             self.samples.append(int(ln.split()[1]))
+                        elif ln.startswith("RssAnon:"):  # heap (with ASan's quarantine), not LMDB's map
+                            self.anon.append(int(ln.split()[1]))
             except (OSError, AttributeError):
                 pass
             self.stop.wait(0.5)
@@ -164,7 +166,7 @@ class Faults(EnvTest):
         t_feed_end = time.time() + PER_SENDER / RATE
         while time.time() < t_feed_end - 1 or kinds:
             kind = kinds.pop() if kinds else rng.choice(
-                [k for k in ["gw_kill", "gw_kill", "gw_kill", "broker_persist", "broker_fresh", "cut", "cut",
+                [k for k in ["gw_kill"] * (6 if LONG else 3) + ["broker_persist", "broker_fresh", "cut", "cut",
                              "stall", "delay", "slow_consumer", "refuse"] + (["half_open"] if LONG else [])
                  if not only or k in only])
             dev = rng.choice(devices)
@@ -271,6 +273,7 @@ class Faults(EnvTest):
             "fault_log": fault_log, "proxy_faults": proxies,
             "rss_kb_max": max(rss.samples) if rss.samples else 0,
             "rss_kb_last": rss.samples[-1] if rss.samples else 0,
+            "rss_anon_kb_max": max(rss.anon) if rss.anon else 0,
             "recovery_s": round(recovery_s, 1), "slow_consumer": slow_ok,
         }
         report("stream", result)
