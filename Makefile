@@ -5,13 +5,15 @@
 #   make        install what is missing, build build/run (no sanitizers, no tests)
 #   make fuzz   libFuzzer runs (clang) of every fuzz target, FUZZ_SECONDS each
 #   make size   Cortex-M4 footprint of common/ and the device library (docs/footprint.md)
+#   make faults the long fault suite (docs/reliability.md): tens of thousands of
+#               messages under gateway kills, broker restarts, link faults; about 10 min
 #   make clean  remove build/
 #
 # Variables: JOBS (build parallelism, default nproc), CTEST_JOBS (tests in
 # parallel; each test uses its own temp dir and free port), FUZZ_SECONDS (60),
 # FUZZ_TARGETS (names to run, e.g. "ctl router"; default every target),
 # MQIM_PORT / MQIM_DATA for `make run` (see scripts/run).
-.PHONY: all build deps run test fuzz size clean
+.PHONY: all build deps run test fuzz size faults clean
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS ?= $(JOBS)
@@ -59,6 +61,20 @@ fuzz: deps
 
 clean:
 	rm -rf build
+
+# The long fault suite on the sanitizer build; numbers appended to
+# build/faults-report.txt (FAULTS lines), which docs/reliability.md quotes.
+# FAULTS_SEED repeats a run; FAULTS_MESSAGES per sender (10000).
+FAULTS_MESSAGES ?= 10000
+FAULTS_SEED ?=
+faults: deps
+	cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DMQIM_SANITIZE=ON -DMQIM_BUILD_TESTS=ON
+	cmake --build build/test -j $(JOBS)
+	cd tests/integration && MQIM_FAULTS_LONG=1 MQIM_FAULTS_MESSAGES=$(FAULTS_MESSAGES) \
+	  $(if $(FAULTS_SEED),MQIM_FAULTS_SEED=$(FAULTS_SEED)) \
+	  MQIM_FAULTS_REPORT=$(CURDIR)/build/faults-report.txt \
+	  MQIM_GATEWAY=$(CURDIR)/build/test/gateway/mqim-gateway MQIM_CLI=$(CURDIR)/build/test/boards/posix/mqim \
+	  MQIM_SOURCE_DIR=$(CURDIR) /usr/bin/python3 -W ignore::ResourceWarning test_faults.py -v
 
 # Footprint on Cortex-M4F, measured like coreMQTT's table; the firmware
 # figures come from the last `make test` (build/test).

@@ -278,12 +278,27 @@ static void on_res(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
     }
 }
 
+static const char gw_status[] = "/gateway/status"; /* after the root */
+
 static void s_on_message(void *ctx, const mqim_mqtt_publish_t *pub)
 {
     mqim_client_t *c = ctx;
     size_t base = strlen(c->in_filter) - 1u; /* "{root}/u/{user}/in/" */
     size_t pbase = strlen(c->presence_filter) - 1u; /* "{root}/presence/" */
     mqim_str_t rest;
+    if (pub->topic.len == c->cfg.root.len + sizeof(gw_status) - 1u &&
+        memcmp(pub->topic.ptr + c->cfg.root.len, gw_status, sizeof(gw_status) - 1u) == 0) {
+        /* The outbox goes out only while the gateway is online, from its
+         * start each time it says so: after a restart it may have lost
+         * publishes the broker already counted as delivered, and a broker
+         * that restarted without persistence drops what arrives before the
+         * gateway subscribed again; replaying in key order before anything
+         * newer keeps each sender's order (the gateway dedupes by id). */
+        c->gw_online = pub->payload_len >= 17u &&
+                       memcmp(pub->payload, "{\"state\":\"online\"", 17) == 0;
+        c->replay_after = 0;
+        return;
+    }
     if (c->cfg.cb.on_presence != 0 && !pub->truncated && pub->topic.len > pbase &&
         memcmp(pub->topic.ptr, c->presence_filter, pbase) == 0) {
         c->cfg.cb.on_presence(c->cfg.cb.ctx, (mqim_str_t){ pub->topic.ptr + pbase, pub->topic.len - pbase },
@@ -331,8 +346,13 @@ static void s_on_connected(void *ctx, bool session_present)
     size_t n = status_payload(online, sizeof(online), "online", c->st.epoch);
     (void)session_present;
     c->connected = true;
+    c->gw_online = false; /* until {root}/gateway/status says online (retained or live) */
     c->replay_after = 0; /* replay the whole outbox: the gateway dedupes by id */
     (void)mqim_session_subscribe(&c->session, mqim_str_from_cstr(c->in_filter), 1);
+    memcpy(c->scratch, c->cfg.root.ptr, c->cfg.root.len);
+    memcpy(c->scratch + c->cfg.root.len, gw_status, sizeof(gw_status) - 1u);
+    (void)mqim_session_subscribe(&c->session,
+                                 (mqim_str_t){ c->scratch, c->cfg.root.len + sizeof(gw_status) - 1u }, 1);
     if (c->cfg.cb.on_presence != 0) {
         (void)mqim_session_subscribe(&c->session, mqim_str_from_cstr(c->presence_filter), 1);
     }
@@ -477,7 +497,7 @@ static void replay_outbox(mqim_client_t *c)
     uint32_t key = 0;
     size_t len = 0;
     mqim_status_t peeked;
-    while (c->connected &&
+    while (c->connected && c->gw_online &&
            ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, c->replay_after, &key, c->record,
                                           sizeof(c->record), &len)) == MQIM_OK ||
             peeked == MQIM_BUFFER_TOO_SMALL)) {

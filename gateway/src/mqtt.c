@@ -36,7 +36,18 @@ typedef struct gw {
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cv;
     bool connected;
-    bool connecting;    /* a connect attempt (ours or Paho's automatic one) is under way */
+    bool connecting;    /* a connect attempt is under way */
+    /* Paho 1.3.12 can free memory its send thread still reads when the link
+     * drops under heavy publishing (like eclipse-paho/paho.mqtt.c#1483):
+     * nothing is handed to Paho from the connection-lost callback until the
+     * next successful connect (link_up), every call into the client counts
+     * itself (calls), and the pump then destroys the client and makes a new
+     * one (lost), so no command, retry or in-flight state of the old
+     * connection survives into the new one. */
+    bool link_up;       /* sends allowed: connected and not lost since */
+    bool lost;          /* the connection was lost: the pump recreates the client */
+    unsigned calls;     /* calls into the Paho client under way outside the pump */
+    uint64_t reconnects;
     bool rewind;        /* resend the outbox from its start (after a reconnect) */
     bool kick;          /* new outbox entries were committed */
     int connect_failures;
@@ -69,6 +80,41 @@ static void deadline_in(struct timespec *ts, long ms)
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000L;
     }
+}
+
+/* Enter a call into the Paho client from any thread: false when the link is
+ * down (the pump may be replacing the client). Pair with client_leave. */
+static bool client_enter(gw_t *g)
+{
+    bool ok;
+    pthread_mutex_lock(&g->mu);
+    ok = g->link_up;
+    if (ok) {
+        g->calls++;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return ok;
+}
+
+static void client_leave(gw_t *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->calls--;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* MQTTAsync_sendMessage, only while the link is up. */
+static int send_message(gw_t *g, const char *topic, MQTTAsync_message *msg,
+                        MQTTAsync_responseOptions *ro)
+{
+    int rc;
+    if (!client_enter(g)) {
+        return MQTTASYNC_DISCONNECTED;
+    }
+    rc = MQTTAsync_sendMessage(g->client, topic, msg, ro);
+    client_leave(g);
+    return rc;
 }
 
 static bool inflight_remove(gw_t *g, uint64_t key)
@@ -172,7 +218,7 @@ static void publish_now(void *ctx, const mqim_outbound_t *o)
         p.value.data.len = (int)o->correlation.len;
         MQTTProperties_add(&msg.properties, &p);
     }
-    rc = MQTTAsync_sendMessage(g->client, topic, &msg, NULL);
+    rc = send_message(g, topic, &msg, NULL);
     MQTTProperties_free(&msg.properties);
     if (rc != MQTTASYNC_SUCCESS) {
         MQIM_LOGW(LOG_MOD, "direct publish to %s failed (%d)", topic, rc);
@@ -220,9 +266,13 @@ static void on_connected(void *context, char *cause)
     g->connecting = false;
     g->connect_failures = 0;
     g->rewind = true;
+    g->link_up = !g->lost;
     pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
     MQIM_LOGI(LOG_MOD, "connected to %s as %s", g->uri, g->cfg->client_id);
+    if (!client_enter(g)) {
+        return; /* lost again already */
+    }
 
     /* QoS 1, not 2: with no client-side persistence, Paho would lose a QoS 2
      * message taken between PUBREC and PUBREL by a crash. QoS 1 plus (from,
@@ -234,9 +284,13 @@ static void on_connected(void *context, char *cause)
     ro.context = g;
     ro.subscribeOptions.retainHandling = 1;
     rc = MQTTAsync_subscribe(g->client, g->sub_filter, 1, &ro);
+    client_leave(g);
     if (rc != MQTTASYNC_SUCCESS) {
         MQIM_LOGE(LOG_MOD, "subscribe call failed (%d)", rc);
     }
+    /* Devices replay what they have not seen `sent` when they see this
+     * (docs/reliability.md): a publish Paho acknowledged before the router
+     * committed it is sent again. */
     publish_gateway_status(g, "online");
 }
 
@@ -245,7 +299,9 @@ static void on_connection_lost(void *context, char *cause)
     gw_t *g = context;
     pthread_mutex_lock(&g->mu);
     g->connected = false;
-    g->connecting = true; /* automaticReconnect takes over from here */
+    g->link_up = false; /* from here on nothing more is handed to this client */
+    g->lost = true;     /* the pump replaces it and reconnects */
+    pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
     MQIM_LOGW(LOG_MOD, "connection to %s lost (%s); reconnecting", g->uri,
               cause != NULL ? cause : "no reason given");
@@ -364,9 +420,7 @@ static int start_connect(gw_t *g)
     co.keepAliveInterval = 20;
     co.username = g->cfg->username;
     co.password = g->cfg->password[0] != '\0' ? g->cfg->password : NULL;
-    co.automaticReconnect = 1;
-    co.minRetryInterval = 1;
-    co.maxRetryInterval = 16;
+    co.automaticReconnect = 0; /* the pump reconnects, on a new client (see gw_t.lost) */
     co.onSuccess5 = NULL;
     co.onFailure5 = on_connect_failed;
     co.context = g;
@@ -391,6 +445,49 @@ static int start_connect(gw_t *g)
         pthread_mutex_unlock(&g->mu);
         MQIM_LOGE(LOG_MOD, "connect call failed (%d)", rc);
     }
+    return rc;
+}
+
+/* A Paho client for g->uri with the gateway's callbacks. */
+static int make_client(gw_t *g)
+{
+    MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
+    int rc;
+    /* Buffer room for the window plus direct publishes (rejections, ephemeral). */
+    cro.maxBufferedMessages = (int)g->cfg->max_inflight + 1000;
+    rc = MQTTAsync_createWithOptions(&g->client, g->uri, g->cfg->client_id,
+                                     MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro);
+    if (rc != MQTTASYNC_SUCCESS) {
+        MQIM_LOGE(LOG_MOD, "cannot create the MQTT client for %s (%d)", g->uri, rc);
+        return rc;
+    }
+    MQTTAsync_setCallbacks(g->client, g, on_connection_lost, on_message, NULL);
+    MQTTAsync_setConnected(g->client, g, on_connected);
+    return MQTTASYNC_SUCCESS;
+}
+
+/* After a lost connection: wait until no thread is inside a call into the
+ * old client (none can start one: link_up is false), destroy it with
+ * whatever it still held (queued commands, unacknowledged publishes: all
+ * of them are outbox entries, sent again after the rewind), and make a new
+ * one. Paho's own retries of the old connection's in-flight publishes go
+ * with it, so after a reconnect each outbox entry is sent once, not twice. */
+static int replace_client(gw_t *g)
+{
+    int rc;
+    pthread_mutex_lock(&g->mu);
+    while (g->calls > 0u) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+    MQTTAsync_destroy(&g->client);
+    rc = make_client(g);
+    pthread_mutex_lock(&g->mu);
+    g->lost = false;
+    g->connecting = false;
+    g->ninflight = 0;
+    g->reconnects++;
+    pthread_mutex_unlock(&g->mu);
     return rc;
 }
 
@@ -455,7 +552,7 @@ static void fill_window(gw_t *g, uint64_t *next)
         pthread_mutex_lock(&g->mu);
         g->inflight[g->ninflight++] = rec.key;
         pthread_mutex_unlock(&g->mu);
-        rc = MQTTAsync_sendMessage(g->client, topic, &msg, &ro);
+        rc = send_message(g, topic, &msg, &ro);
         MQTTProperties_free(&msg.properties);
         if (rc != MQTTASYNC_SUCCESS) {
             pthread_mutex_lock(&g->mu);
@@ -517,12 +614,12 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
     while (acked != NULL) {
         struct timespec dl;
         unsigned nacked;
-        bool rewind, connected, connecting;
+        bool rewind, connected, connecting, lost;
         int64_t t;
 
         deadline_in(&dl, 200);
         pthread_mutex_lock(&g->mu);
-        while (!*stop && !g->kick && g->nacked == 0u && !g->rewind &&
+        while (!*stop && !g->kick && g->nacked == 0u && !g->rewind && !g->lost &&
                g->resend_from == UINT64_MAX) {
             if (pthread_cond_timedwait(&g->cv, &g->mu, &dl) == ETIMEDOUT) {
                 break;
@@ -545,9 +642,17 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
         }
         connected = g->connected;
         connecting = g->connecting;
+        lost = g->lost;
         pthread_mutex_unlock(&g->mu);
 
         delete_acked(g, acked, nacked);
+        if (lost) {
+            if (replace_client(g) != MQTTASYNC_SUCCESS) {
+                break; /* out of memory in Paho: stop, the outbox waits for the next start */
+            }
+            connected = false;
+            connecting = false;
+        }
         if (rewind) {
             next = 0;
         }
@@ -643,7 +748,6 @@ static int check_tls_files(const mqim_gw_config_t *cfg)
 int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
 {
     gw_t g;
-    MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
     size_t len = 0;
     int rc;
     mqim_str_t root = mqim_str_from_cstr(cfg->root);
@@ -701,25 +805,19 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
         return 1;
     }
     the_gw = &g;
-    /* Buffer room for the window plus direct publishes (rejections, ephemeral). */
-    cro.maxBufferedMessages = (int)cfg->max_inflight + 1000;
-    rc = MQTTAsync_createWithOptions(&g.client, g.uri, cfg->client_id, MQTTCLIENT_PERSISTENCE_NONE,
-                                     NULL, &cro);
+    rc = make_client(&g);
     if (rc != MQTTASYNC_SUCCESS) {
-        MQIM_LOGE(LOG_MOD, "cannot create the MQTT client for %s (%d)", g.uri, rc);
         mqim_router_free(g.router);
         mqim_store_close(g.store);
         return 1;
     }
-    MQTTAsync_setCallbacks(g.client, &g, on_connection_lost, on_message, NULL);
-    MQTTAsync_setConnected(g.client, &g, on_connected);
     MQIM_LOGI(LOG_MOD, "mqim-gateway starting: broker %s, data %s, root %s", g.uri, cfg->data_dir,
               cfg->root);
     (void)start_connect(&g);
 
     pump(&g, stop);
 
-    if (MQTTAsync_isConnected(g.client)) {
+    if (g.client != NULL && MQTTAsync_isConnected(g.client)) {
         MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer5;
         MQTTAsync_message msg = MQTTAsync_message_initializer;
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -739,7 +837,15 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
             nanosleep(&ts, NULL);
         }
     }
-    MQTTAsync_destroy(&g.client);
+    pthread_mutex_lock(&g.mu);
+    g.link_up = false;
+    while (g.calls > 0u) {
+        pthread_cond_wait(&g.cv, &g.mu);
+    }
+    pthread_mutex_unlock(&g.mu);
+    if (g.client != NULL) {
+        MQTTAsync_destroy(&g.client);
+    }
     the_gw = NULL;
     mqim_router_free(g.router);
     mqim_store_close(g.store);

@@ -37,10 +37,19 @@ def wait_until(pred, timeout=10.0, what="condition"):
 
 
 class LinkProxy:
-    """A TCP proxy the test controls: a device (QEMU's UART, an `mqim` CLI)
-    connects to it, it connects on to the broker. cut() drops the current
-    connections (the device sees its link die; the broker and the gateway
-    are untouched)."""
+    """A fault-injecting TCP proxy the test controls: a device (QEMU's UART,
+    an `mqim` CLI) connects to it, it connects on to the broker (the broker
+    and the gateway are untouched by what it does).
+
+    cut()            drop the current connections (both ends see them close)
+    stall(seconds)   the current connections forward nothing for a while,
+                     then go on with what was held (a congested link)
+    delay(ms)        every chunk waits ms before it is forwarded (0: off)
+    half_open()      the current connections swallow everything in both
+                     directions and never close (a peer that vanished: only
+                     keepalives notice); new connections work
+    refuse(on)       new connections are accepted and closed at once
+    """
 
     def __init__(self, target_port):
         self.target_port = target_port
@@ -48,11 +57,14 @@ class LinkProxy:
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", self.port))
-        self.lsock.listen(4)
+        self.lsock.listen(16)
         self.pairs = []
         self.connections = 0
         self.lock = threading.Lock()
         self.closed = False
+        self.delay_s = 0.0
+        self.refusing = False
+        self.faults = {"cut": 0, "stall": 0, "delay": 0, "half_open": 0, "refuse": 0}
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -61,6 +73,9 @@ class LinkProxy:
                 a, _ = self.lsock.accept()
             except OSError:
                 return
+            if self.refusing:
+                a.close()
+                continue
             try:
                 b = socket.create_connection(("127.0.0.1", self.target_port), 5)
             except OSError:
@@ -68,14 +83,16 @@ class LinkProxy:
                 continue
             for s in (a, b):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            pair = {"socks": (a, b), "stall_until": 0.0, "blackhole": False}
             with self.lock:
-                self.pairs.append((a, b))
+                self.pairs.append(pair)
                 self.connections += 1
-            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-            threading.Thread(target=self._pump, args=(b, a), daemon=True).start()
+            threading.Thread(target=self._forward, args=(pair, a, b), daemon=True).start()
+            threading.Thread(target=self._forward, args=(pair, b, a), daemon=True).start()
 
     @staticmethod
     def _pump(src, dst):
+        """Plain forwarding from src to dst until either closes (test_tls's proxy uses it)."""
         try:
             while True:
                 data = src.recv(4096)
@@ -90,20 +107,80 @@ class LinkProxy:
             except OSError:
                 pass
 
-    def cut(self):
+    def _forward(self, pair, src, dst):
+        try:
+            while True:
+                data = src.recv(4096)
+                if not data:
+                    break
+                while time.time() < pair["stall_until"]:
+                    time.sleep(0.02)
+                if pair["blackhole"]:
+                    continue  # swallowed; the socket stays open
+                if self.delay_s > 0:
+                    time.sleep(self.delay_s)
+                dst.sendall(data)
+        except OSError:
+            pass
+        if pair["blackhole"]:
+            return  # half-open: the other side is never told
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _take(self):
         with self.lock:
             pairs, self.pairs = self.pairs, []
-        for a, b in pairs:
-            for s in (a, b):
+        return pairs
+
+    def cut(self):
+        self.faults["cut"] += 1
+        for p in self._take():
+            p["blackhole"] = False
+            for s in p["socks"]:
                 try:
                     s.shutdown(socket.SHUT_RDWR)
                     s.close()
                 except OSError:
                     pass
 
+    def stall(self, seconds):
+        self.faults["stall"] += 1
+        with self.lock:
+            for p in self.pairs:
+                p["stall_until"] = time.time() + seconds
+
+    def delay(self, ms):
+        if ms:
+            self.faults["delay"] += 1
+        self.delay_s = ms / 1000.0
+
+    def half_open(self):
+        """The current connections go silent; they are closed for good only
+        by close() (or when the device or broker gives up on them)."""
+        self.faults["half_open"] += 1
+        with self.lock:
+            for p in self.pairs:
+                p["blackhole"] = True
+            self.half_opened = getattr(self, "half_opened", []) + self.pairs
+            self.pairs = []
+
+    def refuse(self, on=True):
+        if on:
+            self.faults["refuse"] += 1
+        self.refusing = on
+
     def close(self):
         self.closed = True
         self.cut()
+        for p in getattr(self, "half_opened", []):
+            for s in p["socks"]:
+                try:
+                    s.close()
+                except OSError:
+                    pass
         self.lsock.close()
 
 
@@ -279,14 +356,30 @@ class Env:
             self.broker.send_signal(sig)
             self.broker.wait(10)
 
-    def restart_broker(self):
-        self.stop_broker()
+    def restart_broker(self, persistence=True):
+        """With persistence: SIGTERM (Mosquitto saves its sessions, queues
+        and retained messages) and start again. Without: SIGKILL and the
+        database removed, so the broker comes back knowing nothing (no
+        sessions, no queued messages, no retained ones)."""
+        if persistence:
+            self.stop_broker()
+        else:
+            self.stop_broker(signal.SIGKILL)
+            try:
+                os.unlink(os.path.join(self.dir, "mosquitto", "mosquitto.db"))
+            except FileNotFoundError:
+                pass
         self.start_broker()
 
     def start_gateway(self, wait_online=True):
+        # Paho leaks what was in flight when it destroys a client after a
+        # lost connection (lsan.supp); everything else is still reported.
+        genv = dict(os.environ)
+        genv.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                       "lsan.supp"))
         with open(os.path.join(self.dir, "gateway.log"), "a") as log:
             self.gateway = subprocess.Popen([GATEWAY, "-c", self.conf, "--log-level", "debug"] + self.gateway_args,
-                                            stdout=log, stderr=log)
+                                            stdout=log, stderr=log, env=genv)
         if wait_online:
             self.wait_gateway_online()
 

@@ -232,6 +232,24 @@ static unsigned outbox_count(void)
     return n;
 }
 
+/* {root}/gateway/status from the broker: retained (a new subscription's
+ * copy) or live (the gateway published it just now). */
+static void gateway_status(const char *payload, bool retain, uint16_t pid)
+{
+    mqim_mqtt_publish_t p;
+    size_t n = 0;
+    memset(&p, 0, sizeof(p));
+    p.topic = MQIM_STR("im/gateway/status");
+    p.payload = (const uint8_t *)payload;
+    p.payload_len = strlen(payload);
+    p.qos = 1;
+    p.packet_id = pid;
+    p.retain = retain;
+    CHECK_EQ_INT(mqim_mqtt_encode_publish(&p, in_buf + in_len, sizeof(in_buf) - in_len, &n), MQIM_OK);
+    in_len += n;
+    pump(2);
+}
+
 static void connect(void)
 {
     static const uint8_t connack[] = { 0x20, 2, 0, 0 };
@@ -242,6 +260,7 @@ static void connect(void)
     inject_raw(connack, sizeof(connack));
     pump(2);
     CHECK(mqim_client_connected(&client));
+    gateway_status("{\"state\":\"online\",\"ts\":1}", true, 60000); /* the retained copy */
 }
 
 /* Birth, will and the first sync: what a device says when it connects. */
@@ -457,6 +476,66 @@ static void test_tombstones_advance_seq(void)
     CHECK(!next_publish_on("im/u/bob/out/receipt", &s)); /* nothing for 6 */
 }
 
+/* The outbox goes out only while the gateway says online, and from its
+ * oldest entry each time it says so again (it restarted while the device
+ * stayed connected): entries without a `sent` are published again, in key
+ * order, before anything newer. */
+static void test_gateway_online_replays_outbox(void)
+{
+    static const uint8_t connack[] = { 0x20, 2, 0, 0 };
+    static const uint8_t puback1[] = { 0x40, 2, 0, 1 };
+    static const char online[] = "{\"state\":\"online\",\"ts\":5}";
+    static const char offline[] = "{\"state\":\"offline\"}";
+    sent_pkt_t s;
+    uint32_t key = 0;
+    char id[40], ack[160];
+    bool subscribed = false;
+    fresh();
+    CHECK_EQ_INT(mqim_client_send(&client, MQIM_STR("alice"), MQIM_STR("kept"), &key), MQIM_OK);
+    /* connected, but no gateway status yet (a broker that lost its
+     * retained messages): nothing is published */
+    CHECK_EQ_INT(mqim_client_start(&client), MQIM_OK);
+    pump(1);
+    CHECK(next_sent(&s) && s.type == MQIM_MQTT_CONNECT);
+    inject_raw(connack, sizeof(connack));
+    pump(3);
+    CHECK(mqim_client_connected(&client));
+    for (size_t i = 0; i + 17 <= out_len; i++) {
+        subscribed = subscribed || memcmp(out_buf + i, "im/gateway/status", 17) == 0;
+    }
+    CHECK(subscribed);
+    CHECK(!next_publish_on("im/u/bob/out/dm/alice", &s));
+    gateway_status(online, false, 7);
+    CHECK(next_publish_on("im/u/bob/out/dm/alice", &s));
+    snprintf(id, sizeof(id), "%.32s", strstr(s.payload, "\"id\":\"") + 6);
+    inject_raw(puback1, sizeof(puback1));
+    pump(3);
+    CHECK(!next_publish_on("im/u/bob/out/dm/alice", &s)); /* once */
+    /* the gateway's will: new messages wait in the outbox */
+    gateway_status(offline, false, 8);
+    CHECK_EQ_INT(mqim_client_send(&client, MQIM_STR("alice"), MQIM_STR("newer"), &key), MQIM_OK);
+    pump(3);
+    CHECK(!next_publish_on("im/u/bob/out/dm/alice", &s));
+    /* online again: the old one first (same id), then the newer one */
+    gateway_status(online, false, 9);
+    CHECK(next_publish_on("im/u/bob/out/dm/alice", &s));
+    CHECK(strstr(s.payload, id) != NULL && strstr(s.payload, "\"body\":\"kept\"") != NULL);
+    CHECK(next_publish_on("im/u/bob/out/dm/alice", &s));
+    CHECK(strstr(s.payload, "\"body\":\"newer\"") != NULL);
+    CHECK(!next_publish_on("im/u/bob/out/dm/alice", &s));
+    CHECK_EQ_INT(outbox_count(), 2);
+    /* once `sent`, another online replays only what is left */
+    snprintf(ack, sizeof(ack), "{\"status\":\"sent\",\"id\":\"%s\",\"seq\":3,\"ts\":1}", id);
+    inject_publish("im/u/bob/in/ack", ack, strlen(ack), 10);
+    pump(3);
+    CHECK_EQ_INT(outbox_count(), 1);
+    gateway_status(online, false, 11);
+    CHECK(next_publish_on("im/u/bob/out/dm/alice", &s));
+    CHECK(strstr(s.payload, "\"body\":\"newer\"") != NULL);
+    CHECK(!next_publish_on("im/u/bob/out/dm/alice", &s));
+    CHECK_EQ_INT(nseen, 0);
+}
+
 int main(void)
 {
     test_connect_birth_and_sync();
@@ -465,5 +544,6 @@ int main(void)
     test_oversized_message();
     test_outbox_bad_records();
     test_tombstones_advance_seq();
+    test_gateway_online_replays_outbox();
     return CHECK_REPORT();
 }

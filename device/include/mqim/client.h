@@ -2,8 +2,10 @@
  * @file client.h
  * @brief The IM layer: direct messages, acks, receipts, presence, sync, on
  *        top of the MQTT session. Messages wait in the outbox until the
- *        gateway's `sent` ack (not the broker's PUBACK), are replayed after
- *        every reconnect (the gateway dedupes by id), and inbound messages
+ *        gateway's `sent` ack (not the broker's PUBACK), go out while
+ *        {root}/gateway/status says online, and are replayed from the
+ *        oldest after every reconnect and every online (the gateway
+ *        dedupes by id), and inbound messages
  *        reach the application once, in seq order: a gap triggers a sync
  *        instead of a delivery, a repeated seq is dropped.
  *
@@ -100,6 +102,7 @@ typedef struct mqim_client {
     char will[64];
     uint32_t replay_after;   /**< outbox key last (re)published since the connection */
     bool connected;
+    bool gw_online;          /**< {root}/gateway/status said online on this connection */
     bool sync_pending;       /**< a sync request is out; deliveries wait for it */
     uint64_t receipts[MQIM_CLIENT_RECEIPT_BATCH];
     unsigned nreceipts;
