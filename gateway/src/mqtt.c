@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "inbound.h"
 #include "log.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
@@ -21,11 +22,13 @@
 #define LOG_MOD "mqtt"
 #define SWEEP_INTERVAL_MS 60000
 #define SHUTDOWN_DRAIN_MS 5000
+#define INBOUND_BATCH_MAX 256u /* publishes per group commit at most */
 
 typedef struct gw {
     const mqim_gw_config_t *cfg;
     mqim_store_t *store;
     mqim_router_t *router;
+    mqim_inbound_q_t *inq; /* journal + group-commit worker: owns the router */
     mqim_router_config_t rcfg;
     MQTTAsync client;
     char uri[300];
@@ -122,28 +125,33 @@ static mqim_str_t prop_data(MQTTProperties *props, enum MQTTPropertyCodes code)
     return (mqim_str_t){ p->value.data.data, (size_t)p->value.data.len };
 }
 
+/* After each group commit (the inbound worker's thread). */
+static void on_batch_done(void *ctx, size_t n, size_t not_ok)
+{
+    gw_t *g = ctx;
+    pthread_mutex_lock(&g->mu);
+    g->handled += n;
+    g->rejected += not_ok;
+    g->kick = true;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 {
     gw_t *g = context;
     mqim_inbound_t in;
-    mqim_status_t st;
     in.topic = (mqim_str_t){ topic, topic_len > 0 ? (size_t)topic_len : strlen(topic) };
     in.payload = (mqim_str_t){ m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0u };
     in.qos = m->qos;
     in.retained = m->retained != 0;
     in.response_topic = prop_data(&m->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
     in.correlation = prop_data(&m->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
-    /* Handled (committed) before returning: Paho acknowledges the publish to
-     * the broker only after this callback returns true. */
-    st = mqim_router_handle(g->router, &in, now_ms());
-    pthread_mutex_lock(&g->mu);
-    g->handled++;
-    if (st != MQIM_OK) {
-        g->rejected++;
-    }
-    g->kick = true;
-    pthread_cond_signal(&g->cv);
-    pthread_mutex_unlock(&g->mu);
+    /* Paho sends the PUBACK when this returns. The publish is in the inbound
+     * journal by then (survives a kill); the worker routes it with others in
+     * one synced commit, and every ack it causes is published after that
+     * commit (inbound.h, docs/architecture.md "Group commit"). */
+    mqim_inbound_put(g->inq, &in, now_ms());
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     return 1;
@@ -479,11 +487,13 @@ static void publish_stats(gw_t *g)
     char buf[512];
     mqim_json_writer_t w;
     size_t len = 0;
-    uint64_t handled, rejected;
+    uint64_t handled, rejected, commits, batched;
     if (mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) != MQIM_OK) {
         return;
     }
     (void)mqim_store_stats(&txn, &s);
+    commits = mqim_store_counter_get(&txn, "commits"); /* group commits of inbound publishes */
+    batched = mqim_store_counter_get(&txn, "batched");
     mqim_txn_abort(&txn);
     pthread_mutex_lock(&g->mu);
     handled = g->handled;
@@ -496,6 +506,8 @@ static void publish_stats(gw_t *g)
     mqim_json_key_u64(&w, "outbox", s.outbox);
     mqim_json_key_u64(&w, "handled", handled);
     mqim_json_key_u64(&w, "not_ok", rejected);
+    mqim_json_key_u64(&w, "commits", commits);
+    mqim_json_key_u64(&w, "batched", batched);
     mqim_json_key_u64(&w, "map_used", s.map_used_bytes);
     mqim_json_key_u64(&w, "map_size", s.map_size_bytes);
     mqim_json_key_i64(&w, "ts", now_ms());
@@ -700,6 +712,16 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
         mqim_store_close(g.store);
         return 1;
     }
+    {
+        char journal[sizeof(cfg->data_dir) + 32];
+        snprintf(journal, sizeof(journal), "%s/inbound.journal", cfg->data_dir);
+        g.inq = mqim_inbound_start(g.store, g.router, journal, INBOUND_BATCH_MAX, on_batch_done, &g);
+    }
+    if (g.inq == NULL) {
+        mqim_router_free(g.router);
+        mqim_store_close(g.store);
+        return 1;
+    }
     the_gw = &g;
     /* Buffer room for the window plus direct publishes (rejections, ephemeral). */
     cro.maxBufferedMessages = (int)cfg->max_inflight + 1000;
@@ -707,6 +729,7 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
                                      NULL, &cro);
     if (rc != MQTTASYNC_SUCCESS) {
         MQIM_LOGE(LOG_MOD, "cannot create the MQTT client for %s (%d)", g.uri, rc);
+        mqim_inbound_stop(g.inq);
         mqim_router_free(g.router);
         mqim_store_close(g.store);
         return 1;
@@ -741,6 +764,7 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
     }
     MQTTAsync_destroy(&g.client);
     the_gw = NULL;
+    mqim_inbound_stop(g.inq); /* routes what was queued */
     mqim_router_free(g.router);
     mqim_store_close(g.store);
     free(g.inflight);
