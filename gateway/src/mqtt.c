@@ -4,12 +4,16 @@
 #include <MQTTAsync.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "inbound.h"
 #include "log.h"
@@ -23,6 +27,8 @@
 #define SWEEP_INTERVAL_MS 60000
 #define SHUTDOWN_DRAIN_MS 5000
 #define INBOUND_BATCH_MAX 256u /* publishes per group commit at most */
+#define DELETE_BATCH 4096u     /* acknowledged outbox entries deleted per commit at most */
+#define DELETE_DELAY_MS 100    /* ... or after this long */
 
 typedef struct gw {
     const mqim_gw_config_t *cfg;
@@ -216,6 +222,32 @@ static void on_subscribe_failed(void *context, MQTTAsync_failureData5 *response)
               response != NULL ? response->code : 0);
 }
 
+/* Paho sets no TCP_NODELAY, and Nagle's algorithm then holds each small
+ * publish (acks, deliveries) until the broker's delayed ACK: tens of ms per
+ * round on loopback (docs/benchmarks.md). Paho does not expose its socket,
+ * so set the option on this process's TCP sockets connected to the broker's
+ * port (the gateway has one MQTT connection). */
+static void nodelay_to_broker(const gw_t *g)
+{
+    for (int fd = 3; fd < 4096; fd++) {
+        struct sockaddr_storage a;
+        socklen_t len = sizeof(a);
+        int one = 1;
+        in_port_t p = 0;
+        if (getpeername(fd, (struct sockaddr *)&a, &len) != 0) {
+            continue;
+        }
+        if (a.ss_family == AF_INET) {
+            p = ((struct sockaddr_in *)&a)->sin_port;
+        } else if (a.ss_family == AF_INET6) {
+            p = ((struct sockaddr_in6 *)&a)->sin6_port;
+        }
+        if (p != 0 && ntohs(p) == g->cfg->broker_port) {
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+    }
+}
+
 /* Called on the first connect and on every automatic reconnect. */
 static void on_connected(void *context, char *cause)
 {
@@ -223,6 +255,7 @@ static void on_connected(void *context, char *cause)
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     int rc;
     (void)cause;
+    nodelay_to_broker(g);
     pthread_mutex_lock(&g->mu);
     g->connected = true;
     g->connecting = false;
@@ -523,10 +556,17 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
 {
     uint64_t next = 0;
     uint64_t *acked = calloc(g->acked_cap, sizeof(uint64_t));
+    /* Acknowledged entries are deleted in bulk (one lazy commit per
+     * DELETE_BATCH entries or DELETE_DELAY_MS), not per PUBACK: a delete
+     * commit per ack took the LMDB writer (and a data fsync) three times
+     * per routed message, away from the inbound group commits. */
+    uint64_t *pending = calloc(DELETE_BATCH, sizeof(uint64_t));
+    unsigned npending = 0;
+    int64_t pending_since = 0;
     int64_t last_sweep = now_ms(), last_stats = 0, retry_at = 0, drain_until = 0;
     unsigned backoff_s = 1;
 
-    while (acked != NULL) {
+    while (acked != NULL && pending != NULL) {
         struct timespec dl;
         unsigned nacked;
         bool rewind, connected, connecting;
@@ -559,11 +599,24 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
         connecting = g->connecting;
         pthread_mutex_unlock(&g->mu);
 
-        delete_acked(g, acked, nacked);
+        t = now_ms();
+        if (npending + nacked > DELETE_BATCH) {
+            delete_acked(g, pending, npending);
+            npending = 0;
+        }
+        if (npending == 0u && nacked > 0u) {
+            pending_since = t;
+        }
+        memcpy(pending + npending, acked, nacked * sizeof(uint64_t));
+        npending += nacked;
+        if (npending > 0u && (npending >= DELETE_BATCH / 2u || rewind || *stop ||
+                              t - pending_since >= DELETE_DELAY_MS)) {
+            delete_acked(g, pending, npending);
+            npending = 0;
+        }
         if (rewind) {
             next = 0;
         }
-        t = now_ms();
         if (!connected && !connecting && !*stop && t >= retry_at) {
             /* Automatic reconnect covers lost connections; the first connect
              * (and a connect that failed outright) is retried here. */
@@ -620,6 +673,10 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
             }
         }
     }
+    if (pending != NULL) {
+        delete_acked(g, pending, npending);
+    }
+    free(pending);
     free(acked);
 }
 
