@@ -70,17 +70,25 @@ static void sleep_until(int64_t t)
     }
 }
 
-/* "id":"kN" -> N; -1 when absent. */
+/* "id":"<run>kN" -> N; -1 when absent. Each run has its own hex prefix:
+ * the gateway dedupes by (from, id), so ids must not repeat across runs. */
+static char run_id[24];
+
 static long parse_id(const char *p, size_t len)
 {
-    const char *key = "\"id\":\"k";
+    const char *key = "\"id\":\"";
     const char *end = p + len;
     const char *q = memmem(p, len, key, strlen(key));
+    size_t rl = strlen(run_id);
     long v = 0;
     if (q == NULL) {
         return -1;
     }
     q += strlen(key);
+    if ((size_t)(end - q) < rl + 2u || memcmp(q, run_id, rl) != 0 || q[rl] != 'k') {
+        return -1;
+    }
+    q += rl + 1u;
     if (q >= end || *q < '0' || *q > '9') {
         return -1;
     }
@@ -312,7 +320,7 @@ static void *sender(void *arg)
             sleep_until(t0 + (int64_t)(interval_ns * (double)i));
         }
         /* a 100-byte body */
-        n = snprintf(payload, sizeof(payload), "{\"id\":\"k%ld\",\"body\":\"%-*s\"}", i, BODY_LEN,
+        n = snprintf(payload, sizeof(payload), "{\"id\":\"%sk%ld\",\"body\":\"%-*s\"}", run_id, i, BODY_LEN,
                      "benchmark message body");
         p->send_ns[i] = mono_ns();
         msg.payload = payload;
@@ -389,6 +397,7 @@ int main(int argc, char **argv)
         }
         i++;
     }
+    snprintf(run_id, sizeof(run_id), "%llx", (unsigned long long)(time(NULL) * 100000 + getpid() % 100000));
     if (paho_inflight > window) {
         paho_inflight = window;
     }

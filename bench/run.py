@@ -138,11 +138,15 @@ class Bench:
         return out
 
     def rss_kib(self):
+        """VmRSS, and RssAnon: the gateway's own memory (RssFile is LMDB's
+        map: page cache shared with the kernel, counted while mapped)."""
+        out = {}
         with open("/proc/%d/status" % self.gateway.pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+                k = line.split(":")[0]
+                if k in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+                    out[k] = int(line.split()[1])
+        return out
 
     def wait_outbox_empty(self, timeout=60):
         end = time.time() + timeout
@@ -285,8 +289,8 @@ def print_tables(s):
     g = s["group"]
     print("\ngroup fan-out: %d members, %d messages: %.0f messages/s, %.0f deliveries/s, %d commits"
           % (g["pairs"], g["count"], g["msgs_per_s"], g["deliveries_per_s"], g["commits"]))
-    print("gateway RSS: %d KiB after throughput, %d KiB at the end" % (s["rss_kib_after_throughput"],
-                                                                     s["rss_kib_end"]))
+    print("gateway memory (KiB): after throughput %s; at the end %s" % (s["rss_kib_after_throughput"],
+                                                                      s["rss_kib_end"]))
 
 
 if __name__ == "__main__":
