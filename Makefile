@@ -65,7 +65,7 @@ clean:
 # Benchmarks: a release build without sanitizers (never build/test's).
 bench-build: deps
 	cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQIM_SANITIZE=OFF -DMQIM_BUILD_TESTS=OFF
-	cmake --build build/bench -j $(JOBS) --target mqim-gateway mqim_load
+	cmake --build build/bench -j $(JOBS) --target mqim-gateway mqim_load outbox_bench
 
 bench: bench-build
 	python3 bench/run.py --build build/bench

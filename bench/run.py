@@ -258,6 +258,15 @@ def main():
     finally:
         b.close()
 
+    # device side: the outbox (synced LMDB, RAM ring)
+    ob = subprocess.run([os.path.join(a.build, "bench", "outbox_bench"), "1000" if q else "5000"],
+                        capture_output=True, text=True)
+    if ob.returncode == 0:
+        summary["device_outbox"] = json.loads(ob.stdout)
+        print("device outbox: %s" % ob.stdout.strip())
+    else:
+        failed = True
+        print("outbox_bench failed: %s" % ob.stderr, file=sys.stderr)
     summary["failed_lost_messages"] = failed
     out = a.out or os.path.join(a.build, "bench-%s.json" % ("quick" if q else "full"))
     with open(out, "w") as f:
@@ -274,11 +283,12 @@ def main():
 
 
 def print_tables(s):
-    print("\n| rep | routed msgs/s | raw msgs/s | ratio | msgs/commit | commits/s |")
-    print("|---|---|---|---|---|---|")
+    print("\n| rep | routed msgs/s | raw msgs/s | ratio | msgs/commit | commits/s | longest gap routed (ms) |")
+    print("|---|---|---|---|---|---|---|")
     for i, t in enumerate(s["throughput"]):
-        print("| %d | %.0f | %.0f | %.3f | %.1f | %.0f |" % (i, t["routed"]["msgs_per_s"], t["raw"]["msgs_per_s"],
-                                                          t["ratio"], t["msgs_per_commit"], t["commits_per_s"]))
+        print("| %d | %.0f | %.0f | %.3f | %.1f | %.0f | %.0f |" % (
+            i, t["routed"]["msgs_per_s"], t["raw"]["msgs_per_s"], t["ratio"], t["msgs_per_commit"],
+            t["commits_per_s"], t["routed"]["max_gap_ms"]))
     print("\n| offered | routed delivery p50/p99/p99.9 (ms) | routed `sent` p50/p99/p99.9 (ms) | raw p50/p99 (ms) | added p99 (ms) |")
     print("|---|---|---|---|---|")
     for l in s["latency"]:
@@ -289,6 +299,11 @@ def print_tables(s):
     g = s["group"]
     print("\ngroup fan-out: %d members, %d messages: %.0f messages/s, %.0f deliveries/s, %d commits"
           % (g["pairs"], g["count"], g["msgs_per_s"], g["deliveries_per_s"], g["commits"]))
+    d = s.get("device_outbox")
+    if d:
+        print("\n| device outbox | enqueue/s | remove (ack)/s |\n|---|---|---|")
+        print("| LMDB, synced (%d) | %.0f | %.0f |" % (d["lmdb_n"], d["lmdb_put_per_s"], d["lmdb_remove_per_s"]))
+        print("| RAM ring (%d) | %.0f | %.0f |" % (d["ram_n"], d["ram_put_per_s"], d["ram_remove_per_s"]))
     print("gateway memory (KiB): after throughput %s; at the end %s" % (s["rss_kib_after_throughput"],
                                                                       s["rss_kib_end"]))
 
