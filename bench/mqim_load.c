@@ -336,6 +336,177 @@ static void *sender(void *arg)
     return NULL;
 }
 
+
+/* ---- idle devices (the scale run) ---- */
+
+typedef struct dev {
+    MQTTAsync c;
+    char user[32];
+    int state; /* 0 connecting, 1 connected, 2 subscribed, 3 online published */
+} idev_t;
+
+static volatile long n_connected, n_subscribed, n_online;
+
+static void dev_on_online(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    ((idev_t *)ctx)->state = 3;
+    __atomic_add_fetch(&n_online, 1, __ATOMIC_SEQ_CST);
+}
+
+static void dev_on_sub(void *ctx, MQTTAsync_successData *r)
+{
+    idev_t *d = ctx;
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    char topic[96];
+    static const char online[] = "{\"state\":\"online\",\"epoch\":1}";
+    (void)r;
+    d->state = 2;
+    __atomic_add_fetch(&n_subscribed, 1, __ATOMIC_SEQ_CST);
+    snprintf(topic, sizeof(topic), "im/u/%s/out/status/d", d->user);
+    msg.payload = (void *)online;
+    msg.payloadlen = (int)strlen(online);
+    msg.qos = 1;
+    msg.retained = 1;
+    ro.onSuccess = dev_on_online;
+    ro.context = d;
+    (void)MQTTAsync_sendMessage(d->c, topic, &msg, &ro);
+}
+
+static void dev_on_conn(void *ctx, MQTTAsync_successData *r)
+{
+    idev_t *d = ctx;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    char topic[96];
+    (void)r;
+    d->state = 1;
+    __atomic_add_fetch(&n_connected, 1, __ATOMIC_SEQ_CST);
+    snprintf(topic, sizeof(topic), "im/u/%s/in/#", d->user);
+    ro.onSuccess = dev_on_sub;
+    ro.context = d;
+    (void)MQTTAsync_subscribe(d->c, topic, 1, &ro);
+}
+
+static void dev_on_conn_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    idev_t *d = ctx;
+    (void)r;
+    d->state = -1;
+}
+
+static int dev_on_msg(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
+{
+    (void)ctx;
+    (void)tlen;
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+/* Connect devices first..first+n-1 (users PREFIX<i>, one password), each
+ * subscribed to its inbox with a retained offline will, then online; print
+ * the times; then hold the connections until stdin closes. */
+static int run_idle(const char *prefix, long first, long n, const char *password)
+{
+    idev_t *devs = calloc((size_t)n, sizeof(idev_t));
+    char uri[64];
+    int64_t t0 = mono_ns(), t_conn = 0, t_sub = 0, t_online = 0, last = t0;
+    long failed = 0, retries = 0;
+    static const char offline[] = "{\"state\":\"offline\",\"epoch\":1}";
+    snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", port);
+    for (long i = 0; i < n; i++) {
+        idev_t *d = &devs[i];
+        MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+        MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+        MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
+        char cid[64], wt[96];
+        snprintf(d->user, sizeof(d->user), "%s%ld", prefix, first + i);
+        snprintf(cid, sizeof(cid), "%s.d", d->user);
+        snprintf(wt, sizeof(wt), "im/u/%s/out/status/d", d->user);
+        cro.sendWhileDisconnected = 0;
+        if (MQTTAsync_createWithOptions(&d->c, uri, cid, MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro) !=
+            MQTTASYNC_SUCCESS) {
+            fprintf(stderr, "mqim_load: create %s failed\n", cid);
+            return 2;
+        }
+        MQTTAsync_setCallbacks(d->c, d, NULL, dev_on_msg, NULL);
+        will.topicName = wt;
+        will.message = offline;
+        will.retained = 1;
+        will.qos = 1;
+        co.will = &will;
+        co.keepAliveInterval = 300;
+        co.cleansession = 1;
+        co.username = d->user;
+        co.password = password;
+        co.connectTimeout = 60;
+        co.onSuccess = dev_on_conn;
+        co.onFailure = dev_on_conn_fail;
+        co.context = d;
+        if (MQTTAsync_connect(d->c, &co) != MQTTASYNC_SUCCESS) {
+            d->state = -1;
+        }
+    }
+    for (;;) {
+        long c = __atomic_load_n(&n_connected, __ATOMIC_SEQ_CST);
+        long sb = __atomic_load_n(&n_subscribed, __ATOMIC_SEQ_CST);
+        long on = __atomic_load_n(&n_online, __ATOMIC_SEQ_CST);
+        int64_t now = mono_ns();
+        failed = 0;
+        for (long i = 0; i < n; i++) {
+            failed += devs[i].state < 0;
+        }
+        if (c == n && t_conn == 0) {
+            t_conn = now;
+        }
+        if (sb == n && t_sub == 0) {
+            t_sub = now;
+        }
+        if (on == n) {
+            t_online = now;
+            break;
+        }
+        if (failed > 0 && retries < 20) {
+            /* refused under the storm (e.g. connect timeout): try again */
+            for (long i = 0; i < n; i++) {
+                if (devs[i].state < 0) {
+                    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+                    co.keepAliveInterval = 300;
+                    co.username = devs[i].user;
+                    co.password = password;
+                    co.onSuccess = dev_on_conn;
+                    co.onFailure = dev_on_conn_fail;
+                    co.context = &devs[i];
+                    devs[i].state = 0;
+                    (void)MQTTAsync_connect(devs[i].c, &co);
+                }
+            }
+            retries++;
+        }
+        if (c + sb + on != 0 && now - last > (int64_t)timeout_s * 1000000000) {
+            break;
+        }
+        if (c + sb + on == 0) {
+            last = now;
+        }
+        usleep(20000);
+    }
+    printf("{\"mode\":\"idle\",\"devices\":%ld,\"connected\":%ld,\"subscribed\":%ld,\"online\":%ld,"
+           "\"connect_s\":%.3f,\"subscribe_s\":%.3f,\"online_s\":%.3f,\"retries\":%ld}\n",
+           n, n_connected, n_subscribed, n_online, t_conn ? (double)(t_conn - t0) / 1e9 : -1.0,
+           t_sub ? (double)(t_sub - t0) / 1e9 : -1.0, t_online ? (double)(t_online - t0) / 1e9 : -1.0,
+           retries);
+    fflush(stdout);
+    {
+        char buf[64];
+        while (fgets(buf, sizeof(buf), stdin) != NULL) {
+        }
+    }
+    /* exit without disconnecting: the broker publishes the wills (offline) */
+    _exit(n_online == n ? 0 : 1);
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -354,13 +525,15 @@ static void percentiles(const char *name, uint32_t *all, long n, bool comma)
 static void usage(void)
 {
     fprintf(stderr, "usage: mqim_load --mode routed|raw|group --port P --pairs N --count M [--rate R]\n"
+                    "       mqim_load --devices N [--first K] [--prefix X] --password P --port P\n"
                     "       [--window W] [--passwords FILE] [--prefix X] [--group G] [--timeout S]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    const char *pwfile = NULL, *prefix = "b";
+    const char *pwfile = NULL, *prefix = "b", *password = "";
+    long first = 0, devices = 0;
     FILE *f;
     pthread_t *th;
     int64_t t_end, last_progress;
@@ -390,12 +563,21 @@ int main(int argc, char **argv)
             prefix = v;
         } else if (!strcmp(a, "--group")) {
             group = v;
+        } else if (!strcmp(a, "--devices")) {
+            devices = atol(v);
+        } else if (!strcmp(a, "--first")) {
+            first = atol(v);
+        } else if (!strcmp(a, "--password")) {
+            password = v;
         } else if (!strcmp(a, "--timeout")) {
             timeout_s = atoi(v);
         } else {
             usage();
         }
         i++;
+    }
+    if (devices > 0) {
+        return run_idle(prefix, first, devices, password);
     }
     snprintf(run_id, sizeof(run_id), "%llx", (unsigned long long)(time(NULL) * 100000 + getpid() % 100000));
     if (paho_inflight > window) {
