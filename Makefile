@@ -5,8 +5,8 @@
 #   make        install what is missing, build build/run (no sanitizers, no tests)
 #   make fuzz   libFuzzer runs (clang) of every fuzz target, FUZZ_SECONDS each
 #   make size   Cortex-M4 footprint of common/ and the device library (docs/footprint.md)
-#   make bench  benchmarks (release build in build/bench; docs/benchmarks.md), ~10 min
-#   make bench-quick  the same, shorter (~3 min); fails when routed/raw throughput < 0.40
+#   make bench  benchmarks (release build in build/bench; docs/benchmarks.md), ~17 min
+#   make bench-quick  the same, shorter (~5 min); fails when routed/raw throughput < 0.40
 #   make clean  remove build/
 #
 # Variables: JOBS (build parallelism, default nproc), CTEST_JOBS (tests in
