@@ -4,8 +4,9 @@
  *        Paho here), so every rule is unit-testable with a real LMDB file
  *        and no broker.
  *
- * One inbound publish is handled in one durable LMDB transaction: the
- * message, its inbox entries, the dedupe record and every publish it causes
+ * One inbound publish is handled in one durable LMDB transaction (in the
+ * daemon a nested transaction of a group commit: mqim_router_handle_batch,
+ * inbound.h): the message, its inbox entries, the dedupe record and every publish it causes
  * (delivery, echo, acks, presence, responses) are committed together into
  * the store's outbox. Publishing happens later, from the outbox, so no `sent`
  * ack can precede the commit and a crash after the commit loses nothing.
