@@ -7,13 +7,15 @@
 #   make size   Cortex-M4 footprint of common/ and the device library (docs/footprint.md)
 #   make faults the long fault suite (docs/reliability.md): tens of thousands of
 #               messages under gateway kills, broker restarts, link faults; about 10 min
+#   make bench  benchmarks (release build in build/bench; docs/benchmarks.md), ~17 min
+#   make bench-quick  the same, shorter (~5 min); fails when routed/raw throughput < 0.40
 #   make clean  remove build/
 #
 # Variables: JOBS (build parallelism, default nproc), CTEST_JOBS (tests in
 # parallel; each test uses its own temp dir and free port), FUZZ_SECONDS (60),
 # FUZZ_TARGETS (names to run, e.g. "ctl router"; default every target),
 # MQIM_PORT / MQIM_DATA for `make run` (see scripts/run).
-.PHONY: all build deps run test fuzz size faults clean
+.PHONY: all build deps run test fuzz size faults clean bench bench-quick bench-build
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS ?= $(JOBS)
@@ -75,6 +77,17 @@ faults: deps
 	  MQIM_FAULTS_REPORT=$(CURDIR)/build/faults-report.txt \
 	  MQIM_GATEWAY=$(CURDIR)/build/test/gateway/mqim-gateway MQIM_CLI=$(CURDIR)/build/test/boards/posix/mqim \
 	  MQIM_SOURCE_DIR=$(CURDIR) /usr/bin/python3 -W ignore::ResourceWarning test_faults.py -v
+
+# Benchmarks: a release build without sanitizers (never build/test's).
+bench-build: deps
+	cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQIM_SANITIZE=OFF -DMQIM_BUILD_TESTS=OFF
+	cmake --build build/bench -j $(JOBS) --target mqim-gateway mqim_load outbox_bench
+
+bench: bench-build
+	python3 bench/run.py --build build/bench
+
+bench-quick: bench-build
+	python3 bench/run.py --quick --build build/bench
 
 # Footprint on Cortex-M4F, measured like coreMQTT's table; the firmware
 # figures come from the last `make test` (build/test).

@@ -571,10 +571,12 @@ static int cmd_stats(mqim_gw_config_t *cfg)
         (void)mqim_store_stats(&txn, &st);
         printf("users\t%" PRIu64 "\nmessages\t%" PRIu64 "\ninbox_entries\t%" PRIu64
                "\noutbox\t%" PRIu64 "\nmessages_total\t%" PRIu64 "\nrejected_total\t%" PRIu64
-               "\nduplicates_total\t%" PRIu64 "\nmap_used_bytes\t%" PRIu64 "\nmap_size_bytes\t%" PRIu64 "\n",
+               "\nduplicates_total\t%" PRIu64 "\ncommits_total\t%" PRIu64 "\nbatched_total\t%" PRIu64
+               "\nmap_used_bytes\t%" PRIu64 "\nmap_size_bytes\t%" PRIu64 "\n",
                st.users, st.messages, st.inbox_entries, st.outbox,
                mqim_store_counter_get(&txn, "messages"), mqim_store_counter_get(&txn, "rejected"),
-               mqim_store_counter_get(&txn, "duplicates"), st.map_used_bytes, st.map_size_bytes);
+               mqim_store_counter_get(&txn, "duplicates"), mqim_store_counter_get(&txn, "commits"),
+               mqim_store_counter_get(&txn, "batched"), st.map_used_bytes, st.map_size_bytes);
         mqim_txn_abort(&txn);
     }
     mqim_store_close(s);

@@ -4,13 +4,18 @@
 #include <MQTTAsync.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "inbound.h"
 #include "log.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
@@ -21,11 +26,15 @@
 #define LOG_MOD "mqtt"
 #define SWEEP_INTERVAL_MS 60000
 #define SHUTDOWN_DRAIN_MS 5000
+#define INBOUND_BATCH_MAX 256u /* publishes per group commit at most */
+#define DELETE_BATCH 4096u     /* acknowledged outbox entries deleted per commit at most */
+#define DELETE_DELAY_MS 100    /* ... or after this long */
 
 typedef struct gw {
     const mqim_gw_config_t *cfg;
     mqim_store_t *store;
     mqim_router_t *router;
+    mqim_inbound_q_t *inq; /* journal + group-commit worker: owns the router */
     mqim_router_config_t rcfg;
     MQTTAsync client;
     char uri[300];
@@ -168,28 +177,33 @@ static mqim_str_t prop_data(MQTTProperties *props, enum MQTTPropertyCodes code)
     return (mqim_str_t){ p->value.data.data, (size_t)p->value.data.len };
 }
 
+/* After each group commit (the inbound worker's thread). */
+static void on_batch_done(void *ctx, size_t n, size_t not_ok)
+{
+    gw_t *g = ctx;
+    pthread_mutex_lock(&g->mu);
+    g->handled += n;
+    g->rejected += not_ok;
+    g->kick = true;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 {
     gw_t *g = context;
     mqim_inbound_t in;
-    mqim_status_t st;
     in.topic = (mqim_str_t){ topic, topic_len > 0 ? (size_t)topic_len : strlen(topic) };
     in.payload = (mqim_str_t){ m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0u };
     in.qos = m->qos;
     in.retained = m->retained != 0;
     in.response_topic = prop_data(&m->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
     in.correlation = prop_data(&m->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
-    /* Handled (committed) before returning: Paho acknowledges the publish to
-     * the broker only after this callback returns true. */
-    st = mqim_router_handle(g->router, &in, now_ms());
-    pthread_mutex_lock(&g->mu);
-    g->handled++;
-    if (st != MQIM_OK) {
-        g->rejected++;
-    }
-    g->kick = true;
-    pthread_cond_signal(&g->cv);
-    pthread_mutex_unlock(&g->mu);
+    /* Paho sends the PUBACK when this returns. The publish is in the inbound
+     * journal by then (survives a kill); the worker routes it with others in
+     * one synced commit, and every ack it causes is published after that
+     * commit (inbound.h, docs/architecture.md "Group commit"). */
+    mqim_inbound_put(g->inq, &in, now_ms());
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     return 1;
@@ -254,6 +268,32 @@ static void on_subscribe_failed(void *context, MQTTAsync_failureData5 *response)
               response != NULL ? response->code : 0);
 }
 
+/* Paho sets no TCP_NODELAY, and Nagle's algorithm then holds each small
+ * publish (acks, deliveries) until the broker's delayed ACK: tens of ms per
+ * round on loopback (docs/benchmarks.md). Paho does not expose its socket,
+ * so set the option on this process's TCP sockets connected to the broker's
+ * port (the gateway has one MQTT connection). */
+static void nodelay_to_broker(const gw_t *g)
+{
+    for (int fd = 3; fd < 4096; fd++) {
+        struct sockaddr_storage a;
+        socklen_t len = sizeof(a);
+        int one = 1;
+        in_port_t p = 0;
+        if (getpeername(fd, (struct sockaddr *)&a, &len) != 0) {
+            continue;
+        }
+        if (a.ss_family == AF_INET) {
+            p = ((struct sockaddr_in *)&a)->sin_port;
+        } else if (a.ss_family == AF_INET6) {
+            p = ((struct sockaddr_in6 *)&a)->sin6_port;
+        }
+        if (p != 0 && ntohs(p) == g->cfg->broker_port) {
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+    }
+}
+
 /* Called on the first connect and on every automatic reconnect. */
 static void on_connected(void *context, char *cause)
 {
@@ -261,6 +301,7 @@ static void on_connected(void *context, char *cause)
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     int rc;
     (void)cause;
+    nodelay_to_broker(g);
     pthread_mutex_lock(&g->mu);
     g->connected = true;
     g->connecting = false;
@@ -576,11 +617,13 @@ static void publish_stats(gw_t *g)
     char buf[512];
     mqim_json_writer_t w;
     size_t len = 0;
-    uint64_t handled, rejected;
+    uint64_t handled, rejected, commits, batched;
     if (mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) != MQIM_OK) {
         return;
     }
     (void)mqim_store_stats(&txn, &s);
+    commits = mqim_store_counter_get(&txn, "commits"); /* group commits of inbound publishes */
+    batched = mqim_store_counter_get(&txn, "batched");
     mqim_txn_abort(&txn);
     pthread_mutex_lock(&g->mu);
     handled = g->handled;
@@ -593,6 +636,8 @@ static void publish_stats(gw_t *g)
     mqim_json_key_u64(&w, "outbox", s.outbox);
     mqim_json_key_u64(&w, "handled", handled);
     mqim_json_key_u64(&w, "not_ok", rejected);
+    mqim_json_key_u64(&w, "commits", commits);
+    mqim_json_key_u64(&w, "batched", batched);
     mqim_json_key_u64(&w, "map_used", s.map_used_bytes);
     mqim_json_key_u64(&w, "map_size", s.map_size_bytes);
     mqim_json_key_i64(&w, "ts", now_ms());
@@ -608,10 +653,17 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
 {
     uint64_t next = 0;
     uint64_t *acked = calloc(g->acked_cap, sizeof(uint64_t));
+    /* Acknowledged entries are deleted in bulk (one lazy commit per
+     * DELETE_BATCH entries or DELETE_DELAY_MS), not per PUBACK: a delete
+     * commit per ack took the LMDB writer (and a data fsync) three times
+     * per routed message, away from the inbound group commits. */
+    uint64_t *pending = calloc(DELETE_BATCH, sizeof(uint64_t));
+    unsigned npending = 0;
+    int64_t pending_since = 0;
     int64_t last_sweep = now_ms(), last_stats = 0, retry_at = 0, drain_until = 0;
     unsigned backoff_s = 1;
 
-    while (acked != NULL) {
+    while (acked != NULL && pending != NULL) {
         struct timespec dl;
         unsigned nacked;
         bool rewind, connected, connecting, lost;
@@ -645,7 +697,21 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
         lost = g->lost;
         pthread_mutex_unlock(&g->mu);
 
-        delete_acked(g, acked, nacked);
+        t = now_ms();
+        if (npending + nacked > DELETE_BATCH) {
+            delete_acked(g, pending, npending);
+            npending = 0;
+        }
+        if (npending == 0u && nacked > 0u) {
+            pending_since = t;
+        }
+        memcpy(pending + npending, acked, nacked * sizeof(uint64_t));
+        npending += nacked;
+        if (npending > 0u && (npending >= DELETE_BATCH / 2u || rewind || lost || *stop ||
+                              t - pending_since >= DELETE_DELAY_MS)) {
+            delete_acked(g, pending, npending);
+            npending = 0;
+        }
         if (lost) {
             if (replace_client(g) != MQTTASYNC_SUCCESS) {
                 break; /* out of memory in Paho: stop, the outbox waits for the next start */
@@ -656,7 +722,6 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
         if (rewind) {
             next = 0;
         }
-        t = now_ms();
         if (!connected && !connecting && !*stop && t >= retry_at) {
             /* Automatic reconnect covers lost connections; the first connect
              * (and a connect that failed outright) is retried here. */
@@ -713,6 +778,10 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
             }
         }
     }
+    if (pending != NULL) {
+        delete_acked(g, pending, npending);
+    }
+    free(pending);
     free(acked);
 }
 
@@ -804,9 +873,20 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
         mqim_store_close(g.store);
         return 1;
     }
+    {
+        char journal[sizeof(cfg->data_dir) + 32];
+        snprintf(journal, sizeof(journal), "%s/inbound.journal", cfg->data_dir);
+        g.inq = mqim_inbound_start(g.store, g.router, journal, INBOUND_BATCH_MAX, on_batch_done, &g);
+    }
+    if (g.inq == NULL) {
+        mqim_router_free(g.router);
+        mqim_store_close(g.store);
+        return 1;
+    }
     the_gw = &g;
     rc = make_client(&g);
     if (rc != MQTTASYNC_SUCCESS) {
+        mqim_inbound_stop(g.inq);
         mqim_router_free(g.router);
         mqim_store_close(g.store);
         return 1;
@@ -847,6 +927,7 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
         MQTTAsync_destroy(&g.client);
     }
     the_gw = NULL;
+    mqim_inbound_stop(g.inq); /* routes what was queued */
     mqim_router_free(g.router);
     mqim_store_close(g.store);
     free(g.inflight);

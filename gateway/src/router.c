@@ -1662,6 +1662,55 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
     return st;
 }
 
+mqim_status_t mqim_router_handle_batch(mqim_router_t *r, const mqim_inbound_t *in,
+                                       const int64_t *now_ms, size_t n, mqim_status_t *st,
+                                       mqim_batch_hook_fn hook, void *hook_ctx)
+{
+    mqim_txn_t batch;
+    mqim_status_t rc;
+    if (n == 0u) {
+        return MQIM_OK;
+    }
+    rc = mqim_store_batch_begin(r->store, &batch);
+    if (rc == MQIM_OK) {
+        for (size_t i = 0; i < n; i++) {
+            st[i] = mqim_router_handle(r, &in[i], now_ms[i]);
+        }
+        rc = mqim_store_counter_add(&batch, "commits", 1u);
+        if (rc == MQIM_OK) {
+            rc = mqim_store_counter_add(&batch, "batched", n);
+        }
+        if (rc == MQIM_OK && hook != NULL) {
+            rc = hook(hook_ctx, &batch);
+        }
+        if (rc == MQIM_OK) {
+            rc = mqim_store_batch_commit(&batch);
+        } else {
+            mqim_store_batch_abort(&batch);
+        }
+        if (rc == MQIM_OK) {
+            return MQIM_OK;
+        }
+    }
+    /* The batch is lost as a whole: handle each publish on its own. */
+    MQIM_LOGW(LOG_MOD, "batch of %zu publishes could not commit (%s); handling them one by one", n,
+              mqim_status_name(rc));
+    for (size_t i = 0; i < n; i++) {
+        st[i] = mqim_router_handle(r, &in[i], now_ms[i]);
+    }
+    if (hook != NULL) {
+        mqim_txn_t txn;
+        if (mqim_txn_begin(r->store, MQIM_TXN_WRITE, &txn) == MQIM_OK) {
+            if (hook(hook_ctx, &txn) == MQIM_OK) {
+                (void)mqim_txn_commit(&txn);
+            } else {
+                mqim_txn_abort(&txn);
+            }
+        }
+    }
+    return rc;
+}
+
 mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *cfg)
 {
     mqim_router_t *r;

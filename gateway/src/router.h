@@ -4,8 +4,9 @@
  *        Paho here), so every rule is unit-testable with a real LMDB file
  *        and no broker.
  *
- * One inbound publish is handled in one durable LMDB transaction: the
- * message, its inbox entries, the dedupe record and every publish it causes
+ * One inbound publish is handled in one durable LMDB transaction (in the
+ * daemon a nested transaction of a group commit: mqim_router_handle_batch,
+ * inbound.h): the message, its inbox entries, the dedupe record and every publish it causes
  * (delivery, echo, acks, presence, responses) are committed together into
  * the store's outbox. Publishing happens later, from the outbox, so no `sent`
  * ack can precede the commit and a crash after the commit loses nothing.
@@ -86,6 +87,27 @@ void mqim_router_free(mqim_router_t *r);
  *         it went out through publish_now).
  */
 mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int64_t now_ms);
+
+/** Called inside a batch just before its commit, with the batch's transaction
+ *  (e.g. to record how far an inbound journal has been applied). */
+typedef mqim_status_t (*mqim_batch_hook_fn)(void *ctx, mqim_txn_t *batch);
+
+/**
+ * Group commit: handle n inbound publishes, in order, in one durable LMDB
+ * transaction (mqim_store_batch_begin). Each publish is handled exactly as by
+ * mqim_router_handle (its own nested transaction: a rejected or failed one
+ * leaves the others), and every publish they cause is an outbox entry of the
+ * batch, so nothing of the batch is visible, acked or delivered before the
+ * one commit. st[i] receives the result of in[i], now_ms[i] its time. The
+ * batch transaction also counts "commits" and "batched" (publishes handled in
+ * batches) in the store's counters. If the batch itself cannot commit (e.g.
+ * the store filled up writing it), every publish is handled again one by one
+ * (one commit each) so none is lost or silently dropped.
+ * @return MQIM_OK when the batch committed, else the commit error.
+ */
+mqim_status_t mqim_router_handle_batch(mqim_router_t *r, const mqim_inbound_t *in,
+                                       const int64_t *now_ms, size_t n, mqim_status_t *st,
+                                       mqim_batch_hook_fn hook, void *hook_ctx);
 
 /**
  * Periodic retention. Groups first: each group that has messages is pruned

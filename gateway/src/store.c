@@ -5,6 +5,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <lmdb.h>
 #include <stdlib.h>
@@ -30,6 +31,10 @@ static const char *const db_names[DB_COUNT_] = {
 struct mqim_store {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT_];
+    /* Group commit: while a batch is open, every transaction the batch's
+     * thread begins is a nested transaction of it (see mqim_store_batch_begin). */
+    MDB_txn *batch;
+    pthread_t batch_thread;
 };
 
 /* Keys are built in a stack buffer: two names, separators and a seq. */
@@ -172,6 +177,17 @@ mqim_status_t mqim_txn_begin(mqim_store_t *store, mqim_txn_mode_t mode, mqim_txn
     unsigned flags = 0;
     MDB_txn *t = NULL;
     int rc;
+    if (store->batch != NULL && pthread_equal(store->batch_thread, pthread_self())) {
+        /* Inside a batch: a child of the batch's transaction. Its commit
+         * merges into the batch (no fsync); its abort undoes only its own
+         * writes. A read becomes a child too (aborted by the caller), so it
+         * sees what the batch wrote so far. */
+        rc = mdb_txn_begin(store->env, store->batch, 0u, &t);
+        txn->store = store;
+        txn->impl = t;
+        txn->write = true;
+        return map_rc(rc, "nested txn begin");
+    }
     if (mode == MQIM_TXN_READ) {
         flags = MDB_RDONLY;
     } else if (mode == MQIM_TXN_WRITE_LAZY) {
@@ -192,6 +208,36 @@ mqim_status_t mqim_txn_commit(mqim_txn_t *txn)
     int rc = mdb_txn_commit(T(txn));
     txn->impl = NULL;
     return map_rc(rc, "commit");
+}
+
+mqim_status_t mqim_store_batch_begin(mqim_store_t *store, mqim_txn_t *batch)
+{
+    MDB_txn *t = NULL;
+    int rc;
+    if (store->batch != NULL) {
+        return MQIM_INTERNAL;
+    }
+    rc = mdb_txn_begin(store->env, NULL, 0u, &t);
+    batch->store = store;
+    batch->impl = t;
+    batch->write = true;
+    if (rc == 0) {
+        store->batch_thread = pthread_self();
+        store->batch = t;
+    }
+    return map_rc(rc, "batch begin");
+}
+
+mqim_status_t mqim_store_batch_commit(mqim_txn_t *batch)
+{
+    batch->store->batch = NULL;
+    return mqim_txn_commit(batch);
+}
+
+void mqim_store_batch_abort(mqim_txn_t *batch)
+{
+    batch->store->batch = NULL;
+    mqim_txn_abort(batch);
 }
 
 void mqim_txn_abort(mqim_txn_t *txn)

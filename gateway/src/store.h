@@ -160,6 +160,20 @@ mqim_status_t mqim_txn_begin(mqim_store_t *store, mqim_txn_mode_t mode, mqim_txn
 mqim_status_t mqim_txn_commit(mqim_txn_t *txn);
 void mqim_txn_abort(mqim_txn_t *txn);
 
+/**
+ * Group commit. Opens one durable write transaction (the batch) and binds it
+ * to the calling thread: until mqim_store_batch_commit/abort, every
+ * mqim_txn_begin on this thread (any mode) returns a nested transaction of
+ * the batch, whose commit only merges into the batch. So code written for
+ * "one transaction per request" runs unchanged, each request still atomic
+ * on its own (an aborted request leaves the others), and the batch costs one
+ * fsync pair for all of them. Other threads' transactions are unaffected
+ * (their writes wait for the batch: LMDB has one writer). One batch per store.
+ */
+mqim_status_t mqim_store_batch_begin(mqim_store_t *store, mqim_txn_t *batch);
+mqim_status_t mqim_store_batch_commit(mqim_txn_t *batch);
+void mqim_store_batch_abort(mqim_txn_t *batch);
+
 /* Counters in meta ("messages", "rejected", ...). */
 mqim_status_t mqim_store_counter_add(mqim_txn_t *txn, const char *name, uint64_t delta);
 uint64_t mqim_store_counter_get(mqim_txn_t *txn, const char *name);

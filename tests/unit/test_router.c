@@ -2,6 +2,7 @@
  * directory, no broker. Outputs are read back from the store's outbox (what
  * the pump would publish) and from publish_now (ephemeral traffic). */
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1702,6 +1703,201 @@ static void test_device_cap_and_status_rate(void)
     teardown();
 }
 
+
+/* ---- group commit (mqim_router_handle_batch) ---- */
+
+static mqim_inbound_t inb(const char *topic, const char *payload)
+{
+    mqim_inbound_t in;
+    memset(&in, 0, sizeof(in));
+    in.topic = mqim_str_from_cstr(topic);
+    in.payload = mqim_str_from_cstr(payload);
+    in.qos = 1;
+    return in;
+}
+
+static uint64_t counter(const char *name)
+{
+    mqim_txn_t txn;
+    uint64_t v;
+    mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    v = mqim_store_counter_get(&txn, name);
+    mqim_txn_abort(&txn);
+    return v;
+}
+
+static uint64_t outbox_count(void)
+{
+    mqim_txn_t txn;
+    uint64_t v;
+    mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+    v = mqim_store_outbox_count(&txn);
+    mqim_txn_abort(&txn);
+    return v;
+}
+
+static int hook_calls;
+static uint64_t hook_outbox_seen;
+static mqim_status_t batch_hook(void *ctx, mqim_txn_t *batch)
+{
+    (void)ctx;
+    hook_calls++;
+    /* Before the commit: the batch sees its own outbox entries... */
+    hook_outbox_seen = mqim_store_outbox_count(batch);
+    return mqim_store_counter_add(batch, "hooked", 1u);
+}
+
+/* Order, a rejection in the middle, a duplicate inside the batch, one commit. */
+static void test_batch_order_reject_dedupe(void)
+{
+    mqim_inbound_t in[6];
+    int64_t now[6];
+    mqim_status_t st[6];
+    int bob_msgs = 0, m1_sent = 0, rejected = 0;
+    uint64_t seqs[4];
+    setup(NULL, 0);
+    in[0] = inb("im/u/alice/out/dm/bob", "{\"id\":\"m1\",\"body\":\"one\"}");
+    in[1] = inb("im/u/alice/out/dm/nobody", "{\"id\":\"x1\",\"body\":\"lost?\"}");
+    in[2] = inb("im/u/alice/out/dm/bob", "{\"id\":\"m2\",\"body\":\"two\"}");
+    in[3] = inb("im/u/alice/out/dm/bob", "{\"id\":\"m1\",\"body\":\"one\"}"); /* a retry */
+    in[4] = inb("im/u/bob/out/dm/alice", "{\"id\":\"b1\",\"body\":\"back\"}");
+    in[5] = inb("im/u/alice/out/dm/bob", "{\"id\":\"m3\",\"body\":\"three\"}");
+    for (int i = 0; i < 6; i++) {
+        now[i] = clock_ms + i;
+    }
+    hook_calls = 0;
+    CHECK_EQ_INT(mqim_router_handle_batch(router, in, now, 6, st, batch_hook, NULL), MQIM_OK);
+    CHECK_EQ_INT(st[0], MQIM_OK);
+    CHECK_EQ_INT(st[1], MQIM_UNKNOWN_PEER);
+    CHECK_EQ_INT(st[2], MQIM_OK);
+    CHECK_EQ_INT(st[3], MQIM_OK);
+    CHECK_EQ_INT(st[4], MQIM_OK);
+    CHECK_EQ_INT(st[5], MQIM_OK);
+    CHECK(hook_calls == 1);
+    CHECK(hook_outbox_seen > 0u);
+    CHECK(counter("commits") == 1u);
+    CHECK(counter("batched") == 6u);
+    CHECK(counter("hooked") == 1u);
+    CHECK(counter("duplicates") == 1u);
+    drain();
+    for (int i = 0; i < nouts; i++) {
+        cJSON *j = json_of(&outs[i]);
+        const cJSON *id = cJSON_GetObjectItem(j, "id");
+        const cJSON *status = cJSON_GetObjectItem(j, "status");
+        if (strcmp(outs[i].topic, "im/u/bob/in/msg") == 0 && cJSON_IsString(id) &&
+            strcmp(cJSON_GetObjectItem(j, "from")->valuestring, "alice") == 0) {
+            if (bob_msgs < 4) {
+                seqs[bob_msgs] = (uint64_t)cJSON_GetObjectItem(j, "seq")->valuedouble;
+            }
+            /* alice's messages reach bob in the order sent, m1 once */
+            CHECK(strcmp(id->valuestring, bob_msgs == 0 ? "m1" : bob_msgs == 1 ? "m2" : "m3") == 0);
+            bob_msgs++;
+        }
+        if (strcmp(outs[i].topic, "im/u/alice/in/ack") == 0 && cJSON_IsString(status) &&
+            strcmp(status->valuestring, "sent") == 0 && strcmp(id->valuestring, "m1") == 0) {
+            m1_sent++;
+        }
+        if (strcmp(outs[i].topic, "im/u/alice/in/ack") == 0 && cJSON_IsString(status) &&
+            strcmp(status->valuestring, "rejected") == 0) {
+            CHECK(strcmp(id->valuestring, "x1") == 0);
+            rejected++;
+        }
+        cJSON_Delete(j);
+    }
+    CHECK(bob_msgs == 3);
+    CHECK(seqs[0] < seqs[1] && seqs[1] < seqs[2]);
+    CHECK(m1_sent == 2); /* the retry is acked again, with the same ack */
+    CHECK(rejected == 1);
+    CHECK(inbox_count("bob") == 4u); /* m1, m2, b1 (echo), m3 */
+    teardown();
+}
+
+/* Nothing of a batch is visible (to the pump's thread) before it commits. */
+static void *count_outbox_thread(void *arg)
+{
+    *(uint64_t *)arg = outbox_count();
+    return NULL;
+}
+
+static mqim_status_t peek_hook(void *ctx, mqim_txn_t *batch)
+{
+    pthread_t t;
+    (void)batch;
+    pthread_create(&t, NULL, count_outbox_thread, ctx);
+    pthread_join(t, NULL);
+    return MQIM_OK;
+}
+
+static void test_batch_invisible_before_commit(void)
+{
+    mqim_inbound_t in[2];
+    int64_t now[2] = { clock_ms, clock_ms + 1 };
+    mqim_status_t st[2];
+    uint64_t seen = 99;
+    setup(NULL, 0);
+    in[0] = inb("im/u/alice/out/dm/bob", "{\"id\":\"v1\",\"body\":\"a\"}");
+    in[1] = inb("im/u/alice/out/dm/bob", "{\"id\":\"v2\",\"body\":\"b\"}");
+    CHECK_EQ_INT(mqim_router_handle_batch(router, in, now, 2, st, peek_hook, &seen), MQIM_OK);
+    CHECK(seen == 0u);
+    CHECK(outbox_count() == 6u); /* delivery, echo, sent ack for each */
+    teardown();
+}
+
+/* The store fills in the middle of a batch: what fitted is stored and acked,
+ * the rest is rejected with store_full; nothing is dropped silently. */
+static void test_batch_store_full(void)
+{
+    enum { N = 48 };
+    static mqim_inbound_t in[N];
+    static char payloads[N][4100];
+    int64_t now[N];
+    mqim_status_t st[N];
+    int ok = 0, full = 0, sent = 0, full_acks = 0;
+    setup(NULL, 256 * 1024);
+    for (int i = 0; i < N; i++) {
+        char body[4001];
+        memset(body, 'a' + (i % 26), 4000);
+        body[4000] = '\0';
+        snprintf(payloads[i], sizeof(payloads[i]), "{\"id\":\"f%02d\",\"body\":\"%s\"}", i, body);
+        in[i] = inb("im/u/alice/out/dm/bob", payloads[i]);
+        now[i] = clock_ms + i;
+    }
+    ndirect = 0;
+    (void)mqim_router_handle_batch(router, in, now, N, st, NULL, NULL);
+    for (int i = 0; i < N; i++) {
+        if (st[i] == MQIM_OK) {
+            CHECK(full == 0); /* in order: once full, the rest does not fit either */
+            ok++;
+        } else {
+            CHECK(st[i] == MQIM_STORE_FULL || st[i] == MQIM_STORE_ERROR);
+            full++;
+        }
+    }
+    CHECK(ok > 0 && full > 0);
+    CHECK(inbox_count("bob") == (uint64_t)ok);
+    {
+        /* read, not drain: deleting needs room a full map lacks */
+        mqim_txn_t txn;
+        mqim_outbox_rec_t rec;
+        uint64_t from = 0;
+        mqim_txn_begin(store, MQIM_TXN_READ, &txn);
+        while (mqim_store_outbox_next(&txn, from, &rec) == MQIM_OK) {
+            if (mqim_str_eq_cstr(rec.topic, "im/u/alice/in/ack")) {
+                sent += memmem(rec.payload.ptr, rec.payload.len, "\"sent\"", 6) != NULL;
+                full_acks += memmem(rec.payload.ptr, rec.payload.len, "store_full", 10) != NULL;
+            }
+            from = rec.key + 1u;
+        }
+        mqim_txn_abort(&txn);
+    }
+    for (int i = 0; i < ndirect; i++) {
+        full_acks += strstr(direct[i].payload, "store_full") != NULL;
+    }
+    CHECK(sent == ok);
+    CHECK(full_acks == full);
+    teardown();
+}
+
 int main(void)
 {
     test_dm_plain_text();
@@ -1728,5 +1924,8 @@ int main(void)
     test_keys_ctl();
     test_enc_messages();
     test_device_cap_and_status_rate();
+    test_batch_order_reject_dedupe();
+    test_batch_invisible_before_commit();
+    test_batch_store_full();
     return CHECK_REPORT();
 }

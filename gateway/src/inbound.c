@@ -1,0 +1,348 @@
+/* Inbound journal, queue and group-commit worker (see inbound.h). */
+#include "inbound.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LOG_MOD "inbound"
+#define REC_MAGIC 0x4d51494au /* "MQIJ" */
+#define JOURNAL_TRUNCATE_BYTES (4u << 20) /* truncate once idle and this large */
+#define APPLIED_COUNTER "journal_applied"
+
+/* A journal record, as written (host byte order: the file never leaves the
+ * machine), followed by topic, payload, response topic, correlation data. */
+typedef struct rec_hdr {
+    uint32_t magic;
+    uint32_t len; /* whole record, header included */
+    uint64_t seq; /* consecutive; never reused */
+    int64_t now_ms;
+    uint32_t topic_len, payload_len, rt_len, corr_len;
+    uint8_t qos, retained, pad_[6];
+} rec_hdr_t;
+
+typedef struct slot {
+    char *buf; /* the record; grows, never shrinks */
+    size_t cap;
+} slot_t;
+
+struct mqim_inbound_q {
+    mqim_store_t *store;
+    mqim_router_t *router;
+    mqim_inbound_done_fn done;
+    void *done_ctx;
+    int fd;
+    uint64_t journal_bytes;
+    unsigned max_batch, nslots;
+    slot_t *slots;
+    mqim_inbound_t *in; /* max_batch, the worker's */
+    int64_t *now;
+    mqim_status_t *st;
+    uint64_t applying; /* records in the batch being committed (for the hook) */
+
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    unsigned head, count; /* ring of queued records; the worker owns [head, head+taken) */
+    uint64_t next_seq;
+    bool stopping;
+    pthread_t thread;
+};
+
+static size_t rec_size(const mqim_inbound_t *in)
+{
+    return sizeof(rec_hdr_t) + in->topic.len + in->payload.len + in->response_topic.len +
+           in->correlation.len;
+}
+
+static void view(const char *buf, mqim_inbound_t *in, int64_t *now)
+{
+    rec_hdr_t h;
+    const char *p = buf + sizeof(h);
+    memcpy(&h, buf, sizeof(h));
+    *now = h.now_ms;
+    in->qos = h.qos;
+    in->retained = h.retained != 0u;
+    in->topic = (mqim_str_t){ p, h.topic_len };
+    p += h.topic_len;
+    in->payload = (mqim_str_t){ h.payload_len > 0u ? p : NULL, h.payload_len };
+    p += h.payload_len;
+    in->response_topic = (mqim_str_t){ h.rt_len > 0u ? p : NULL, h.rt_len };
+    p += h.rt_len;
+    in->correlation = (mqim_str_t){ h.corr_len > 0u ? p : NULL, h.corr_len };
+}
+
+static mqim_status_t applied_hook(void *ctx, mqim_txn_t *batch)
+{
+    mqim_inbound_q_t *q = ctx;
+    return mqim_store_counter_add(batch, APPLIED_COUNTER, q->applying);
+}
+
+static void run_batch(mqim_inbound_q_t *q, size_t n)
+{
+    size_t not_ok = 0;
+    q->applying = n;
+    (void)mqim_router_handle_batch(q->router, q->in, q->now, n, q->st, applied_hook, q);
+    for (size_t i = 0; i < n; i++) {
+        not_ok += q->st[i] != MQIM_OK;
+    }
+    if (q->done != NULL) {
+        q->done(q->done_ctx, n, not_ok);
+    }
+}
+
+static void *worker(void *arg)
+{
+    mqim_inbound_q_t *q = arg;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        unsigned n;
+        while (q->count == 0u && !q->stopping) {
+            pthread_cond_wait(&q->not_empty, &q->mu);
+        }
+        if (q->count == 0u) {
+            break; /* stopping and drained */
+        }
+        n = q->count < q->max_batch ? q->count : q->max_batch;
+        pthread_mutex_unlock(&q->mu);
+        /* The producer writes only free slots: [head, head+n) stay ours. */
+        for (unsigned i = 0; i < n; i++) {
+            view(q->slots[(q->head + i) % q->nslots].buf, &q->in[i], &q->now[i]);
+        }
+        run_batch(q, n);
+        pthread_mutex_lock(&q->mu);
+        q->head = (q->head + n) % q->nslots;
+        q->count -= n;
+        if (q->count == 0u && q->journal_bytes >= JOURNAL_TRUNCATE_BYTES) {
+            /* Everything journaled is committed (and the producer waits for
+             * this mutex to journal more): start the file afresh. */
+            if (ftruncate(q->fd, 0) == 0) {
+                q->journal_bytes = 0;
+            }
+        }
+        pthread_cond_broadcast(&q->not_full);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+void mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms)
+{
+    size_t need = rec_size(in);
+    rec_hdr_t h;
+    slot_t *s;
+    char *p;
+    pthread_mutex_lock(&q->mu);
+    while (q->count == q->nslots) {
+        pthread_cond_wait(&q->not_full, &q->mu);
+    }
+    s = &q->slots[(q->head + q->count) % q->nslots];
+    if (s->cap < need) {
+        char *nb = realloc(s->buf, need);
+        if (nb == NULL) {
+            pthread_mutex_unlock(&q->mu);
+            MQIM_LOGE(LOG_MOD, "out of memory queueing a publish of %zu bytes; dropped", need);
+            return;
+        }
+        s->buf = nb;
+        s->cap = need;
+    }
+    memset(&h, 0, sizeof(h));
+    h.magic = REC_MAGIC;
+    h.len = (uint32_t)need;
+    h.seq = q->next_seq++;
+    h.now_ms = now_ms;
+    h.topic_len = (uint32_t)in->topic.len;
+    h.payload_len = (uint32_t)in->payload.len;
+    h.rt_len = (uint32_t)in->response_topic.len;
+    h.corr_len = (uint32_t)in->correlation.len;
+    h.qos = (uint8_t)in->qos;
+    h.retained = in->retained ? 1u : 0u;
+    memcpy(s->buf, &h, sizeof(h));
+    p = s->buf + sizeof(h);
+    if (in->topic.len > 0u) {
+        memcpy(p, in->topic.ptr, in->topic.len);
+        p += in->topic.len;
+    }
+    if (in->payload.len > 0u) {
+        memcpy(p, in->payload.ptr, in->payload.len);
+        p += in->payload.len;
+    }
+    if (in->response_topic.len > 0u) {
+        memcpy(p, in->response_topic.ptr, in->response_topic.len);
+        p += in->response_topic.len;
+    }
+    if (in->correlation.len > 0u) {
+        memcpy(p, in->correlation.ptr, in->correlation.len);
+    }
+    /* Before the callback returns (and Paho sends the PUBACK). */
+    for (size_t off = 0; off < need;) {
+        ssize_t w = write(q->fd, s->buf + off, need - off);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            MQIM_LOGE(LOG_MOD, "inbound journal write failed (%s): a crash before the next "
+                      "commit would lose this publish", strerror(errno));
+            break;
+        }
+        off += (size_t)w;
+    }
+    q->journal_bytes += need;
+    q->count++;
+    pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Route the records past the applied point, in batches; the file is then
+ * truncated (everything in it is committed). */
+static int replay(mqim_inbound_q_t *q, const char *path)
+{
+    mqim_txn_t txn;
+    uint64_t applied = 0, last = 0, replayed = 0;
+    struct stat sb;
+    char *data = NULL;
+    size_t size = 0, off = 0, n = 0;
+    int fd;
+    if (mqim_txn_begin(q->store, MQIM_TXN_READ, &txn) == MQIM_OK) {
+        applied = mqim_store_counter_get(&txn, APPLIED_COUNTER);
+        mqim_txn_abort(&txn);
+    }
+    last = applied;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size > 0) {
+        size = (size_t)sb.st_size;
+        data = malloc(size);
+        if (data == NULL) {
+            close(fd);
+            return -1;
+        }
+        for (size_t got = 0; got < size;) {
+            ssize_t r = read(fd, data + got, size - got);
+            if (r <= 0) {
+                size = got;
+                break;
+            }
+            got += (size_t)r;
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    while (off + sizeof(rec_hdr_t) <= size) {
+        rec_hdr_t h;
+        memcpy(&h, data + off, sizeof(h));
+        if (h.magic != REC_MAGIC || h.len < sizeof(h) || h.len > size - off ||
+            (uint64_t)h.topic_len + h.payload_len + h.rt_len + h.corr_len != h.len - sizeof(h)) {
+            MQIM_LOGW(LOG_MOD, "inbound journal: incomplete record at byte %zu ignored", off);
+            break;
+        }
+        if (h.seq > last) {
+            last = h.seq;
+        }
+        if (h.seq > applied) {
+            view(data + off, &q->in[n], &q->now[n]);
+            n++;
+            if (n == q->max_batch) {
+                run_batch(q, n);
+                replayed += n;
+                n = 0;
+            }
+        }
+        off += h.len;
+    }
+    if (n > 0u) {
+        run_batch(q, n);
+        replayed += n;
+    }
+    free(data);
+    if (replayed > 0u) {
+        MQIM_LOGI(LOG_MOD, "replayed %" PRIu64 " journaled publishes that were not committed",
+                  replayed);
+    }
+    q->next_seq = last + 1u;
+    return 0;
+}
+
+mqim_inbound_q_t *mqim_inbound_start(mqim_store_t *store, mqim_router_t *router,
+                                     const char *journal_path, unsigned max_batch,
+                                     mqim_inbound_done_fn done, void *done_ctx)
+{
+    mqim_inbound_q_t *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        return NULL;
+    }
+    q->store = store;
+    q->router = router;
+    q->done = done;
+    q->done_ctx = done_ctx;
+    q->max_batch = max_batch > 0u ? max_batch : 1u;
+    q->nslots = q->max_batch * 2u;
+    q->fd = -1;
+    q->slots = calloc(q->nslots, sizeof(slot_t));
+    q->in = calloc(q->max_batch, sizeof(mqim_inbound_t));
+    q->now = calloc(q->max_batch, sizeof(int64_t));
+    q->st = calloc(q->max_batch, sizeof(mqim_status_t));
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->not_empty, NULL);
+    pthread_cond_init(&q->not_full, NULL);
+    if (q->slots == NULL || q->in == NULL || q->now == NULL || q->st == NULL ||
+        replay(q, journal_path) != 0) {
+        MQIM_LOGE(LOG_MOD, "cannot replay the inbound journal %s", journal_path);
+        goto fail;
+    }
+    q->fd = open(journal_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (q->fd < 0) {
+        MQIM_LOGE(LOG_MOD, "cannot open the inbound journal %s: %s", journal_path, strerror(errno));
+        goto fail;
+    }
+    if (pthread_create(&q->thread, NULL, worker, q) != 0) {
+        MQIM_LOGE(LOG_MOD, "cannot start the inbound worker");
+        goto fail;
+    }
+    return q;
+fail:
+    if (q->fd >= 0) {
+        close(q->fd);
+    }
+    free(q->slots);
+    free(q->in);
+    free(q->now);
+    free(q->st);
+    pthread_cond_destroy(&q->not_full);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+    return NULL;
+}
+
+void mqim_inbound_stop(mqim_inbound_q_t *q)
+{
+    if (q == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&q->mu);
+    q->stopping = true;
+    pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->mu);
+    pthread_join(q->thread, NULL);
+    close(q->fd);
+    for (unsigned i = 0; i < q->nslots; i++) {
+        free(q->slots[i].buf);
+    }
+    free(q->slots);
+    free(q->in);
+    free(q->now);
+    free(q->st);
+    pthread_cond_destroy(&q->not_full);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+}

@@ -1,0 +1,50 @@
+/**
+ * @file inbound.h
+ * @brief Group commit of inbound publishes: an inbound journal, a bounded
+ *        queue and the worker thread that routes in batches.
+ *
+ * Paho 1.3.12 (MQTTAsync) sends the PUBACK of a QoS 1 publish when the
+ * message-arrived callback returns, and delivers the next publish only then
+ * (docs/architecture.md, "Group commit"). The callback therefore cannot wait
+ * for a group commit; instead mqim_inbound_put() appends the publish to an
+ * append-only journal file (one write(), no fsync: it survives a kill of the
+ * process, as the page cache does) and queues it. The worker takes every
+ * queued publish (up to a batch limit) and routes them in one durable LMDB
+ * transaction (mqim_router_handle_batch) that also records how far the
+ * journal has been applied. At start, journal records past that point are
+ * routed again, so a publish acknowledged to the broker is never lost by a
+ * crash of the gateway, and no `sent` ack, delivery or rejection leaves
+ * before the synced commit that holds it.
+ */
+#ifndef MQIM_GW_INBOUND_H
+#define MQIM_GW_INBOUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "router.h"
+#include "store.h"
+
+typedef struct mqim_inbound_q mqim_inbound_q_t;
+
+/** After each committed batch: n publishes, of which not_ok were not MQIM_OK. */
+typedef void (*mqim_inbound_done_fn)(void *ctx, size_t n, size_t not_ok);
+
+/**
+ * Replay the journal at journal_path (publishes past the applied point), then
+ * start the worker. max_batch: publishes per commit at most (the queue holds
+ * twice that; mqim_inbound_put blocks while it is full). The router is then
+ * used only by the worker until mqim_inbound_stop.
+ * @return NULL when the journal cannot be opened or replayed.
+ */
+mqim_inbound_q_t *mqim_inbound_start(mqim_store_t *store, mqim_router_t *router,
+                                     const char *journal_path, unsigned max_batch,
+                                     mqim_inbound_done_fn done, void *done_ctx);
+
+/** Journal and queue one publish (copied); blocks while the queue is full. */
+void mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms);
+
+/** Route what is queued, stop the worker, close the journal. */
+void mqim_inbound_stop(mqim_inbound_q_t *q);
+
+#endif /* MQIM_GW_INBOUND_H */
