@@ -271,6 +271,26 @@ static int replay(mqim_inbound_q_t *q, const char *path)
     return 0;
 }
 
+/* Everything mqim_inbound_start made (the slots' buffers too: a failed
+ * start may have filled some while replaying). */
+static void queue_free(mqim_inbound_q_t *q)
+{
+    if (q->fd >= 0) {
+        close(q->fd);
+    }
+    for (unsigned i = 0; q->slots != NULL && i < q->nslots; i++) {
+        free(q->slots[i].buf);
+    }
+    free(q->slots);
+    free(q->in);
+    free(q->now);
+    free(q->st);
+    pthread_cond_destroy(&q->not_full);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+}
+
 mqim_inbound_q_t *mqim_inbound_start(mqim_store_t *store, mqim_router_t *router,
                                      const char *journal_path, unsigned max_batch,
                                      mqim_inbound_done_fn done, void *done_ctx)
@@ -309,17 +329,7 @@ mqim_inbound_q_t *mqim_inbound_start(mqim_store_t *store, mqim_router_t *router,
     }
     return q;
 fail:
-    if (q->fd >= 0) {
-        close(q->fd);
-    }
-    free(q->slots);
-    free(q->in);
-    free(q->now);
-    free(q->st);
-    pthread_cond_destroy(&q->not_full);
-    pthread_cond_destroy(&q->not_empty);
-    pthread_mutex_destroy(&q->mu);
-    free(q);
+    queue_free(q);
     return NULL;
 }
 
@@ -333,16 +343,5 @@ void mqim_inbound_stop(mqim_inbound_q_t *q)
     pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
     pthread_join(q->thread, NULL);
-    close(q->fd);
-    for (unsigned i = 0; i < q->nslots; i++) {
-        free(q->slots[i].buf);
-    }
-    free(q->slots);
-    free(q->in);
-    free(q->now);
-    free(q->st);
-    pthread_cond_destroy(&q->not_full);
-    pthread_cond_destroy(&q->not_empty);
-    pthread_mutex_destroy(&q->mu);
-    free(q);
+    queue_free(q);
 }
