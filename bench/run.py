@@ -95,9 +95,10 @@ class Bench:
             f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
                     "max_inflight_messages %d\nmax_queued_messages 1000000\nmax_queued_bytes 0\n%s"
                     % (self.raw_port, BROKER_INFLIGHT, "set_tcp_nodelay true\n" if os.environ.get("MQIM_BENCH_NODELAY", "1") == "1" else ""))
-        if os.environ.get("MQIM_BENCH_NODELAY", "1") == "1":
+        if os.environ.get("MQIM_BENCH_NODELAY", "1") != "1":
+            # scripts/broker-conf turns Nagle off; the experiment turns it back on
             with open(os.path.join(self.dir, "mosquitto", "mosquitto.conf"), "a") as f:
-                f.write("\nset_tcp_nodelay true\n")
+                f.write("\nset_tcp_nodelay false\n")
         with open(os.path.join(self.dir, "mosquitto", "mosquitto.conf"), "a") as f:
             f.write("\nmax_inflight_messages %d\n" % BROKER_INFLIGHT)
         self.start("broker", ["mosquitto", "-c", os.path.join(self.dir, "mosquitto", "mosquitto.conf")])
