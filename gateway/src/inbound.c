@@ -133,7 +133,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-void mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms)
+bool mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms)
 {
     size_t need = rec_size(in);
     rec_hdr_t h;
@@ -148,8 +148,9 @@ void mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now
         char *nb = realloc(s->buf, need);
         if (nb == NULL) {
             pthread_mutex_unlock(&q->mu);
-            MQIM_LOGE(LOG_MOD, "out of memory queueing a publish of %zu bytes; dropped", need);
-            return;
+            MQIM_LOGE(LOG_MOD, "out of memory queueing a publish of %zu bytes; not acknowledged, "
+                      "Paho delivers it again", need);
+            return false;
         }
         s->buf = nb;
         s->cap = need;
@@ -199,6 +200,7 @@ void mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now
     q->count++;
     pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
+    return true;
 }
 
 /* Route the records past the applied point, in batches; the file is then

@@ -19,6 +19,7 @@
 #ifndef MQIM_GW_INBOUND_H
 #define MQIM_GW_INBOUND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,8 +42,10 @@ mqim_inbound_q_t *mqim_inbound_start(mqim_store_t *store, mqim_router_t *router,
                                      const char *journal_path, unsigned max_batch,
                                      mqim_inbound_done_fn done, void *done_ctx);
 
-/** Journal and queue one publish (copied); blocks while the queue is full. */
-void mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms);
+/** Journal and queue one publish (copied); blocks while the queue is full.
+ *  @return false when it could not be queued (out of memory): the caller
+ *  must not acknowledge it (Paho then delivers it again). */
+bool mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms);
 
 /** Route what is queued, stop the worker, close the journal. */
 void mqim_inbound_stop(mqim_inbound_q_t *q);

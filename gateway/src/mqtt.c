@@ -203,7 +203,11 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
      * journal by then (survives a kill); the worker routes it with others in
      * one synced commit, and every ack it causes is published after that
      * commit (inbound.h, docs/architecture.md "Group commit"). */
-    mqim_inbound_put(g->inq, &in, now_ms());
+    if (!mqim_inbound_put(g->inq, &in, now_ms())) {
+        /* not queued: returning 0 keeps the PUBACK back and makes Paho call
+         * again with the same message, which must then still be ours */
+        return 0;
+    }
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     return 1;
