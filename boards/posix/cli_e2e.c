@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mqim/json_read.h"
+#include "mqim/limits.h"
 #include "mqim_crypto.h"
 #include "mqim_posix_tcp.h"
 
@@ -84,20 +86,21 @@ mqim_status_t cli_e2e_request_keys(mqim_client_t *c, const char *name, bool grou
 
 bool cli_e2e_on_response(mqim_str_t json)
 {
-    static const char marker[] = "\"req\":\"cli-keys\"", op[] = "\"op\":\"keys\"", ok[] = "\"ok\":true";
+    mqim_json_value_t root, op, req, ok;
     mqim_status_t st;
-    /* the payload is not NUL-terminated: bounded searches only */
-    if (memmem(json.ptr, json.len, op, sizeof(op) - 1u) == NULL ||
-        memmem(json.ptr, json.len, marker, sizeof(marker) - 1u) == NULL) {
+    /* ours: the top-level "op" is "keys" and "req" the one we sent */
+    if (mqim_json_parse(json, MQIM_JSON_DEPTH_MAX, &root) != MQIM_OK || root.type != MQIM_JSON_OBJECT ||
+        mqim_json_find(&root, "op", &op) != MQIM_OK || !mqim_json_string_eq(&op, "keys") ||
+        mqim_json_find(&root, "req", &req) != MQIM_OK || !mqim_json_string_eq(&req, "cli-keys")) {
         return false;
     }
-    if (memmem(json.ptr, json.len, ok, sizeof(ok) - 1u) == NULL) {
+    keys_failed = true;
+    if (mqim_json_find(&root, "ok", &ok) != MQIM_OK || ok.type != MQIM_JSON_TRUE) {
         fprintf(stderr, "mqim: the gateway did not give the keys: %.*s\n", (int)json.len, json.ptr);
-        keys_failed = true;
         return true;
     }
     if (json.len >= sizeof(keys_json)) {
-        keys_failed = true;
+        fprintf(stderr, "mqim: the gateway's keys answer is larger than %zu bytes\n", sizeof(keys_json));
         return true;
     }
     memcpy(keys_json, json.ptr, json.len);
@@ -105,9 +108,9 @@ bool cli_e2e_on_response(mqim_str_t json)
                              keys_arena, sizeof(keys_arena));
     if (st != MQIM_OK) {
         fprintf(stderr, "mqim: the gateway's keys answer is malformed: %s\n", mqim_status_str(st));
-        keys_failed = true;
         return true;
     }
+    keys_failed = false;
     keys_ready = true;
     return true;
 }
