@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/topic.h"
+#include "publisher.h"
 #include "router.h"
 #include "store.h"
 
@@ -57,38 +60,34 @@ typedef struct gw {
     bool lost;          /* the connection was lost: the pump recreates the client */
     unsigned calls;     /* calls into the Paho client under way outside the pump */
     uint64_t reconnects;
-    bool rewind;        /* resend the outbox from its start (after a reconnect) */
     bool kick;          /* new outbox entries were committed */
     int connect_failures;
     bool ssl_error_seen; /* OpenSSL explained the last failed attempt */
-    uint64_t *inflight; /* outbox keys sent and not yet acknowledged */
-    unsigned ninflight;
-    uint64_t *acked;    /* acknowledged keys waiting for deletion */
-    unsigned nacked, acked_cap;
-    uint64_t resend_from; /* UINT64_MAX: nothing failed */
     uint64_t handled, rejected;
+
+    /* The outbox goes out on a second connection of the gateway's own
+     * (publisher.h), owned by the pump thread alone: no lock. */
+    mqim_pub_t *pub;
+    char pub_client_id[sizeof(((mqim_gw_config_t *)0)->client_id) + 8];
+    int wake_fd;        /* eventfd: other threads wake the pump's poll() */
 } gw_t;
 
-/* Paho's per-message callbacks carry only a void *: the outbox key travels in
- * it, and this pointer leads back to the (single) gateway of the process. */
-static gw_t *the_gw;
+/* The pump's own state (its thread only). */
+typedef struct pump_state {
+    gw_t *g;
+    uint64_t *done;     /* outbox keys the broker took, to delete in bulk */
+    size_t ndone, done_cap;
+    int64_t done_since;
+    uint64_t resend_from; /* UINT64_MAX: nothing to send again */
+    int64_t resend_at;
+    uint64_t refused;   /* entries the broker refused for good (logged, dropped) */
+} pump_state_t;
 
 static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void deadline_in(struct timespec *ts, long ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
 }
 
 /* Enter a call into the Paho client from any thread: false when the link is
@@ -126,44 +125,13 @@ static int send_message(gw_t *g, const char *topic, MQTTAsync_message *msg,
     return rc;
 }
 
-static bool inflight_remove(gw_t *g, uint64_t key)
+/* Wake the pump out of its poll(): from Paho's threads and the inbound
+ * worker. An eventfd write never blocks short of 2^64 - 2 pending wakes. */
+static void wake(gw_t *g)
 {
-    for (unsigned i = 0; i < g->ninflight; i++) {
-        if (g->inflight[i] == key) {
-            g->inflight[i] = g->inflight[--g->ninflight];
-            return true;
-        }
-    }
-    return false;
-}
-
-static void on_send_success(void *context, MQTTAsync_successData5 *response)
-{
-    gw_t *g = the_gw;
-    uint64_t key = (uint64_t)(uintptr_t)context;
-    (void)response;
-    pthread_mutex_lock(&g->mu);
-    (void)inflight_remove(g, key);
-    if (g->nacked < g->acked_cap) {
-        g->acked[g->nacked++] = key;
-    }
-    /* else: the entry stays and is sent again after the next rewind; harmless */
-    pthread_cond_signal(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void on_send_failure(void *context, MQTTAsync_failureData5 *response)
-{
-    gw_t *g = the_gw;
-    uint64_t key = (uint64_t)(uintptr_t)context;
-    pthread_mutex_lock(&g->mu);
-    if (inflight_remove(g, key) && key < g->resend_from) {
-        g->resend_from = key;
-    }
-    pthread_cond_signal(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-    MQIM_LOGD(LOG_MOD, "publish of outbox entry %" PRIu64 " failed (%d); will resend", key,
-              response != NULL ? response->code : 0);
+    uint64_t one = 1;
+    ssize_t n = write(g->wake_fd, &one, sizeof(one));
+    (void)n;
 }
 
 /* ---- inbound ---- */
@@ -185,8 +153,8 @@ static void on_batch_done(void *ctx, size_t n, size_t not_ok)
     g->handled += n;
     g->rejected += not_ok;
     g->kick = true;
-    pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
+    wake(g);
 }
 
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
@@ -310,10 +278,9 @@ static void on_connected(void *context, char *cause)
     g->connected = true;
     g->connecting = false;
     g->connect_failures = 0;
-    g->rewind = true;
     g->link_up = !g->lost;
-    pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
+    wake(g);
     MQIM_LOGI(LOG_MOD, "connected to %s as %s", g->uri, g->cfg->client_id);
     if (!client_enter(g)) {
         return; /* lost again already */
@@ -346,8 +313,8 @@ static void on_connection_lost(void *context, char *cause)
     g->connected = false;
     g->link_up = false; /* from here on nothing more is handed to this client */
     g->lost = true;     /* the pump replaces it and reconnects */
-    pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
+    wake(g);
     MQIM_LOGW(LOG_MOD, "connection to %s lost (%s); reconnecting", g->uri,
               cause != NULL ? cause : "no reason given");
 }
@@ -361,8 +328,8 @@ static void on_connect_failed(void *context, MQTTAsync_failureData5 *response)
     g->connect_failures++;
     explained = g->ssl_error_seen;
     g->ssl_error_seen = false;
-    pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
+    wake(g);
     if (g->cfg->broker_tls && !explained &&
         (response == NULL || response->reasonCode == MQTTREASONCODE_SUCCESS)) {
         /* Paho checks the host name after the handshake and says nothing
@@ -498,7 +465,8 @@ static int make_client(gw_t *g)
 {
     MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
     int rc;
-    /* Buffer room for the window plus direct publishes (rejections, ephemeral). */
+    /* Buffer room for direct publishes (rejections of last resort,
+     * ephemeral ones, file reads); the outbox goes out on the publisher. */
     cro.maxBufferedMessages = (int)g->cfg->max_inflight + 1000;
     rc = MQTTAsync_createWithOptions(&g->client, g->uri, g->cfg->client_id,
                                      MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro);
@@ -513,10 +481,8 @@ static int make_client(gw_t *g)
 
 /* After a lost connection: wait until no thread is inside a call into the
  * old client (none can start one: link_up is false), destroy it with
- * whatever it still held (queued commands, unacknowledged publishes: all
- * of them are outbox entries, sent again after the rewind), and make a new
- * one. Paho's own retries of the old connection's in-flight publishes go
- * with it, so after a reconnect each outbox entry is sent once, not twice. */
+ * whatever it still held (queued direct publishes: ephemeral ones and
+ * answers that are asked for again), and make a new one. */
 static int replace_client(gw_t *g)
 {
     int rc;
@@ -530,7 +496,6 @@ static int replace_client(gw_t *g)
     pthread_mutex_lock(&g->mu);
     g->lost = false;
     g->connecting = false;
-    g->ninflight = 0;
     g->reconnects++;
     pthread_mutex_unlock(&g->mu);
     return rc;
@@ -538,80 +503,109 @@ static int replace_client(gw_t *g)
 
 /* ---- pump ---- */
 
-static void delete_acked(gw_t *g, const uint64_t *keys, unsigned n)
+static void delete_done(pump_state_t *ps)
 {
     mqim_txn_t txn;
-    if (n == 0u || mqim_txn_begin(g->store, MQIM_TXN_WRITE_LAZY, &txn) != MQIM_OK) {
+    size_t n = ps->ndone;
+    ps->ndone = 0;
+    if (n == 0u || mqim_txn_begin(ps->g->store, MQIM_TXN_WRITE_LAZY, &txn) != MQIM_OK) {
         return;
     }
-    for (unsigned i = 0; i < n; i++) {
-        (void)mqim_store_outbox_del(&txn, keys[i]); /* already gone: fine */
+    for (size_t i = 0; i < n; i++) {
+        (void)mqim_store_outbox_del(&txn, ps->done[i]); /* already gone: fine */
     }
     if (mqim_txn_commit(&txn) != MQIM_OK) {
-        MQIM_LOGW(LOG_MOD, "could not delete %u sent outbox entries; they will be sent again", n);
+        MQIM_LOGW(LOG_MOD, "could not delete %zu sent outbox entries; they will be sent again", n);
     }
 }
 
-/* Send outbox entries from *next while the window has room. */
-static void fill_window(gw_t *g, uint64_t *next)
+/* The broker took outbox entry key (the publisher's PUBACK, or a QoS 0
+ * write). Deleted in bulk later: a delete commit per ack took the LMDB
+ * writer (and a data fsync) three times per routed message, away from the
+ * inbound group commits. */
+static void on_pub_done(void *ctx, uint64_t key, uint8_t reason)
 {
+    pump_state_t *ps = ctx;
+    if (reason >= 0x80u) {
+        if (reason == 0x97u || reason == 0x89u || reason == 0x80u) {
+            /* quota exceeded, server busy, unspecified: try again shortly */
+            if (key < ps->resend_from) {
+                ps->resend_from = key;
+                ps->resend_at = now_ms() + 1000;
+            }
+            return;
+        }
+        /* not authorized, topic invalid, too large...: sending it again
+         * cannot succeed and would block nothing but repeat for ever */
+        ps->refused++;
+        MQIM_LOGE(LOG_MOD, "the broker refused outbox entry %" PRIu64 " (%s): dropped; check the "
+                  "gateway user's ACL", key, mqim_v5_reason_str(reason));
+    }
+    if (ps->ndone == ps->done_cap) {
+        size_t cap = ps->done_cap * 2u;
+        uint64_t *d = realloc(ps->done, cap * sizeof(uint64_t));
+        if (d == NULL) {
+            return; /* not deleted now: sent again after the next reconnect; harmless */
+        }
+        ps->done = d;
+        ps->done_cap = cap;
+    }
+    if (ps->ndone == 0u) {
+        ps->done_since = now_ms();
+    }
+    ps->done[ps->ndone++] = key;
+}
+
+/* Queue outbox entries from *next while the window and the output buffer
+ * have room; the pump writes them with one send. */
+static void fill_window(pump_state_t *ps, uint64_t *next)
+{
+    gw_t *g = ps->g;
     mqim_txn_t txn;
-    if (mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) != MQIM_OK) {
+    if (mqim_pub_room(g->pub) == 0u || mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) != MQIM_OK) {
         return;
     }
-    for (;;) {
+    while (mqim_pub_room(g->pub) > 0u) {
         mqim_outbox_rec_t rec;
-        char topic[MQIM_TOPIC_MAX + 1];
-        MQTTAsync_message msg = MQTTAsync_message_initializer;
-        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-        bool room;
-        int rc;
-        pthread_mutex_lock(&g->mu);
-        room = g->connected && g->ninflight < g->cfg->max_inflight;
-        pthread_mutex_unlock(&g->mu);
-        if (!room || mqim_store_outbox_next(&txn, *next, &rec) != MQIM_OK) {
+        mqim_v5_publish_t m;
+        mqim_status_t st;
+        if (mqim_store_outbox_next(&txn, *next, &rec) != MQIM_OK) {
             break;
         }
-        if (rec.topic.len > MQIM_TOPIC_MAX) {
-            MQIM_LOGE(LOG_MOD, "outbox entry %" PRIu64 " has a bad topic; skipped", rec.key);
-            *next = rec.key + 1u;
-            continue;
+        m.topic = rec.topic;
+        m.payload = rec.payload;
+        m.correlation = rec.corr;
+        m.qos = rec.qos;
+        m.retain = rec.retain;
+        m.packet_id = 0;
+        st = mqim_pub_publish(g->pub, rec.key, &m, on_pub_done, ps);
+        if (st == MQIM_INFLIGHT_FULL || st == MQIM_BUFFER_TOO_SMALL) {
+            break; /* again after PUBACKs or a write */
         }
-        memcpy(topic, rec.topic.ptr, rec.topic.len);
-        topic[rec.topic.len] = '\0';
-        msg.payload = (void *)(uintptr_t)rec.payload.ptr;
-        msg.payloadlen = (int)rec.payload.len;
-        msg.qos = rec.qos;
-        msg.retained = rec.retain;
-        if (rec.corr.len > 0u) {
-            MQTTProperty p;
-            p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
-            p.value.data.data = (char *)(uintptr_t)rec.corr.ptr;
-            p.value.data.len = (int)rec.corr.len;
-            MQTTProperties_add(&msg.properties, &p);
-        }
-        ro.onSuccess5 = on_send_success;
-        ro.onFailure5 = on_send_failure;
-        ro.context = (void *)(uintptr_t)rec.key;
-        /* Count it in flight before Paho can call back. */
-        pthread_mutex_lock(&g->mu);
-        g->inflight[g->ninflight++] = rec.key;
-        pthread_mutex_unlock(&g->mu);
-        rc = send_message(g, topic, &msg, &ro);
-        MQTTProperties_free(&msg.properties);
-        if (rc != MQTTASYNC_SUCCESS) {
-            pthread_mutex_lock(&g->mu);
-            (void)inflight_remove(g, rec.key);
-            pthread_mutex_unlock(&g->mu);
-            MQIM_LOGD(LOG_MOD, "send of outbox entry %" PRIu64 " deferred (%d)", rec.key, rc);
-            break;
-        }
-        if (rec.qos == 0) {
-            /* QoS 0 completes on write; Paho still calls onSuccess. */
+        if (st != MQIM_OK) {
+            /* never sendable (empty topic, larger than the broker takes):
+             * say so and drop it instead of blocking the outbox behind it */
+            ps->refused++;
+            MQIM_LOGE(LOG_MOD, "outbox entry %" PRIu64 " to %.*s cannot be published (%s): dropped",
+                      rec.key, (int)rec.topic.len, rec.topic.ptr, mqim_status_str(st));
+            on_pub_done(ps, rec.key, 0u);
         }
         *next = rec.key + 1u;
     }
     mqim_txn_abort(&txn);
+}
+
+/* Connect the publisher; false (logged) when it failed. */
+static bool pub_connect(gw_t *g, int64_t t)
+{
+    char err[512];
+    mqim_status_t st = mqim_pub_connect(g->pub, 5000, t, err, sizeof(err));
+    if (st != MQIM_OK) {
+        MQIM_LOGE(LOG_MOD, "outbox publisher: %s", err);
+        return false;
+    }
+    MQIM_LOGI(LOG_MOD, "outbox publisher connected to %s as %s", g->uri, g->pub_client_id);
+    return true;
 }
 
 static void publish_stats(gw_t *g)
@@ -655,66 +649,56 @@ static void publish_stats(gw_t *g)
 
 static void pump(gw_t *g, volatile sig_atomic_t *stop)
 {
+    pump_state_t ps;
     uint64_t next = 0;
-    uint64_t *acked = calloc(g->acked_cap, sizeof(uint64_t));
-    /* Acknowledged entries are deleted in bulk (one lazy commit per
-     * DELETE_BATCH entries or DELETE_DELAY_MS), not per PUBACK: a delete
-     * commit per ack took the LMDB writer (and a data fsync) three times
-     * per routed message, away from the inbound group commits. */
-    uint64_t *pending = calloc(DELETE_BATCH, sizeof(uint64_t));
-    unsigned npending = 0;
-    int64_t pending_since = 0;
-    int64_t last_sweep = now_ms(), last_stats = 0, retry_at = 0, drain_until = 0;
-    unsigned backoff_s = 1;
+    int64_t last_sweep = now_ms(), last_stats = 0, retry_at = 0, drain_until = 0, pub_retry_at = 0;
+    unsigned backoff_s = 1, pub_backoff_s = 1;
 
-    while (acked != NULL && pending != NULL) {
-        struct timespec dl;
-        unsigned nacked;
-        bool rewind, connected, connecting, lost;
+    memset(&ps, 0, sizeof(ps));
+    ps.g = g;
+    ps.resend_from = UINT64_MAX;
+    ps.done_cap = DELETE_BATCH;
+    ps.done = calloc(ps.done_cap, sizeof(uint64_t));
+    while (ps.done != NULL) {
+        struct pollfd fds[2];
+        nfds_t nfds = 1;
+        bool connected, connecting, lost;
         int64_t t;
 
-        deadline_in(&dl, 200);
+        fds[0].fd = g->wake_fd;
+        fds[0].events = POLLIN;
+        fds[0].revents = 0;
+        if (mqim_pub_connected(g->pub)) {
+            fds[1].fd = mqim_pub_fd(g->pub);
+            fds[1].events = mqim_pub_poll_events(g->pub);
+            fds[1].revents = 0;
+            nfds = 2;
+        }
+        if (!*stop) {
+            (void)poll(fds, nfds, ps.ndone > 0u ? DELETE_DELAY_MS : 200);
+        }
+        if (fds[0].revents & POLLIN) {
+            uint64_t n;
+            ssize_t r = read(g->wake_fd, &n, sizeof(n));
+            (void)r;
+        }
         pthread_mutex_lock(&g->mu);
-        while (!*stop && !g->kick && g->nacked == 0u && !g->rewind && !g->lost &&
-               g->resend_from == UINT64_MAX) {
-            if (pthread_cond_timedwait(&g->cv, &g->mu, &dl) == ETIMEDOUT) {
-                break;
-            }
-        }
-        nacked = g->nacked;
-        memcpy(acked, g->acked, nacked * sizeof(uint64_t));
-        g->nacked = 0;
-        rewind = g->rewind;
-        g->rewind = false;
         g->kick = false;
-        if (rewind) {
-            g->ninflight = 0; /* whatever was in flight is sent again */
-            g->resend_from = UINT64_MAX;
-        } else if (g->resend_from != UINT64_MAX) {
-            if (g->resend_from < next) {
-                next = g->resend_from;
-            }
-            g->resend_from = UINT64_MAX;
-        }
         connected = g->connected;
         connecting = g->connecting;
         lost = g->lost;
         pthread_mutex_unlock(&g->mu);
 
         t = now_ms();
-        if (npending + nacked > DELETE_BATCH) {
-            delete_acked(g, pending, npending);
-            npending = 0;
+        if (mqim_pub_connected(g->pub)) {
+            char err[512];
+            if (mqim_pub_service(g->pub, t, on_pub_done, &ps, err, sizeof(err)) != MQIM_OK) {
+                MQIM_LOGW(LOG_MOD, "outbox publisher: %s; reconnecting", err);
+                mqim_pub_close(g->pub, false);
+            }
         }
-        if (npending == 0u && nacked > 0u) {
-            pending_since = t;
-        }
-        memcpy(pending + npending, acked, nacked * sizeof(uint64_t));
-        npending += nacked;
-        if (npending > 0u && (npending >= DELETE_BATCH / 2u || rewind || lost || *stop ||
-                              t - pending_since >= DELETE_DELAY_MS)) {
-            delete_acked(g, pending, npending);
-            npending = 0;
+        if (ps.ndone > 0u && (ps.ndone >= DELETE_BATCH || *stop || t - ps.done_since >= DELETE_DELAY_MS)) {
+            delete_done(&ps);
         }
         if (lost) {
             if (replace_client(g) != MQTTASYNC_SUCCESS) {
@@ -723,12 +707,9 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
             connected = false;
             connecting = false;
         }
-        if (rewind) {
-            next = 0;
-        }
         if (!connected && !connecting && !*stop && t >= retry_at) {
-            /* Automatic reconnect covers lost connections; the first connect
-             * (and a connect that failed outright) is retried here. */
+            /* The inbound connection (Paho): the first connect, and every
+             * reconnect after a loss, on a new client (replace_client). */
             if (g->connect_failures > 0) {
                 MQIM_LOGW(LOG_MOD, "broker %s unreachable; retrying in %u s", g->uri, backoff_s);
                 retry_at = t + (int64_t)backoff_s * 1000;
@@ -736,15 +717,39 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
                 pthread_mutex_lock(&g->mu);
                 g->connect_failures = 0;
                 pthread_mutex_unlock(&g->mu);
-                continue;
-            }
-            if (!MQTTAsync_isConnected(g->client)) {
+            } else if (!MQTTAsync_isConnected(g->client)) {
                 (void)start_connect(g);
             }
         }
         if (connected) {
             backoff_s = 1;
-            fill_window(g, &next);
+        }
+        if (!mqim_pub_connected(g->pub) && !*stop && t >= pub_retry_at) {
+            if (pub_connect(g, t)) {
+                /* whatever the old connection had in flight is sent again:
+                 * the outbox is the truth, devices drop repeats by seq */
+                next = 0;
+                ps.resend_from = UINT64_MAX;
+                pub_backoff_s = 1;
+            } else {
+                pub_retry_at = now_ms() + (int64_t)pub_backoff_s * 1000;
+                pub_backoff_s = pub_backoff_s < 30u ? pub_backoff_s * 2u : 30u;
+            }
+        }
+        if (ps.resend_from != UINT64_MAX && t >= ps.resend_at) {
+            if (ps.resend_from < next) {
+                next = ps.resend_from;
+            }
+            ps.resend_from = UINT64_MAX;
+        }
+        if (mqim_pub_connected(g->pub)) {
+            char err[512];
+            fill_window(&ps, &next);
+            /* write what fill_window queued now, not after the next poll */
+            if (mqim_pub_service(g->pub, t, on_pub_done, &ps, err, sizeof(err)) != MQIM_OK) {
+                MQIM_LOGW(LOG_MOD, "outbox publisher: %s; reconnecting", err);
+                mqim_pub_close(g->pub, false);
+            }
         }
         if (t - last_sweep >= SWEEP_INTERVAL_MS) {
             uint64_t pruned = 0;
@@ -761,32 +766,35 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
         if (*stop) {
             mqim_txn_t txn;
             uint64_t left = 1;
-            unsigned inflight;
             if (drain_until == 0) {
                 drain_until = t + SHUTDOWN_DRAIN_MS;
                 MQIM_LOGI(LOG_MOD, "stopping: sending what is left in the outbox");
             }
+            delete_done(&ps);
             if (mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) == MQIM_OK) {
                 left = mqim_store_outbox_count(&txn);
                 mqim_txn_abort(&txn);
             }
-            pthread_mutex_lock(&g->mu);
-            inflight = g->ninflight;
-            pthread_mutex_unlock(&g->mu);
-            if ((left == 0u && inflight == 0u) || !connected || t >= drain_until) {
+            if (left == 0u || !mqim_pub_connected(g->pub) || t >= drain_until) {
                 if (left > 0u) {
                     MQIM_LOGW(LOG_MOD, "%" PRIu64 " outbox entries left; they are sent at the next start",
                               left);
                 }
                 break;
             }
+            /* wait for PUBACKs without spinning */
+            if (mqim_pub_connected(g->pub)) {
+                fds[1].fd = mqim_pub_fd(g->pub);
+                fds[1].events = mqim_pub_poll_events(g->pub);
+                (void)poll(&fds[1], 1, 50);
+            }
         }
     }
-    if (pending != NULL) {
-        delete_acked(g, pending, npending);
+    if (ps.done != NULL) {
+        delete_done(&ps);
     }
-    free(pending);
-    free(acked);
+    free(ps.done);
+    mqim_pub_close(g->pub, true);
 }
 
 /* A TLS file that cannot be read is a configuration error, not a broker
@@ -818,6 +826,16 @@ static int check_tls_files(const mqim_gw_config_t *cfg)
     return 0;
 }
 
+static void free_io(gw_t *g)
+{
+    mqim_pub_free(g->pub);
+    g->pub = NULL;
+    if (g->wake_fd >= 0) {
+        close(g->wake_fd);
+        g->wake_fd = -1;
+    }
+}
+
 int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
 {
     gw_t g;
@@ -827,7 +845,7 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
 
     memset(&g, 0, sizeof(g));
     g.cfg = cfg;
-    g.resend_from = UINT64_MAX;
+    g.wake_fd = -1;
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);
     snprintf(g.uri, sizeof(g.uri), "%s://%s:%d", cfg->broker_tls ? "ssl" : "tcp", cfg->broker_host,
@@ -840,14 +858,33 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
     (void)mqim_topic_build(root, MQIM_TOPIC_GATEWAY_STATS, (mqim_str_t){ NULL, 0 },
                            (mqim_str_t){ NULL, 0 }, g.stats_topic, sizeof(g.stats_topic), &len);
     snprintf(g.sub_filter, sizeof(g.sub_filter), "%s/u/+/out/#", cfg->root);
-    g.inflight = calloc(cfg->max_inflight, sizeof(uint64_t));
-    g.acked_cap = cfg->max_inflight * 4u;
-    g.acked = calloc(g.acked_cap, sizeof(uint64_t));
-    if (g.inflight == NULL || g.acked == NULL) {
-        MQIM_LOGE(LOG_MOD, "out of memory");
+    /* The publisher's client id: the gateway's (secret: see docs/security.md)
+     * plus ".out", so neither connection takes over the other's session. */
+    snprintf(g.pub_client_id, sizeof(g.pub_client_id), "%s.out", cfg->client_id);
+    {
+        mqim_pub_config_t pc = {
+            .host = cfg->broker_host,
+            .port = cfg->broker_port,
+            .client_id = g.pub_client_id,
+            .username = cfg->username,
+            .password = cfg->password,
+            .tls = cfg->broker_tls,
+            .cafile = cfg->broker_cafile,
+            .certfile = cfg->broker_certfile,
+            .keyfile = cfg->broker_keyfile,
+            .keepalive_s = 20,
+            .max_inflight = cfg->max_inflight,
+        };
+        g.pub = mqim_pub_new(&pc);
+    }
+    g.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (g.pub == NULL || g.wake_fd < 0) {
+        MQIM_LOGE(LOG_MOD, "out of memory or file descriptors");
+        free_io(&g);
         return 1;
     }
     if (mqim_store_open(cfg->data_dir, (size_t)cfg->map_size_mb << 20, false, &g.store) != MQIM_OK) {
+        free_io(&g);
         return 1;
     }
     g.rcfg = (mqim_router_config_t){
@@ -875,6 +912,7 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
     if (g.router == NULL) {
         MQIM_LOGE(LOG_MOD, "cannot create the router");
         mqim_store_close(g.store);
+        free_io(&g);
         return 1;
     }
     {
@@ -885,14 +923,15 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
     if (g.inq == NULL) {
         mqim_router_free(g.router);
         mqim_store_close(g.store);
+        free_io(&g);
         return 1;
     }
-    the_gw = &g;
     rc = make_client(&g);
     if (rc != MQTTASYNC_SUCCESS) {
         mqim_inbound_stop(g.inq);
         mqim_router_free(g.router);
         mqim_store_close(g.store);
+        free_io(&g);
         return 1;
     }
     MQIM_LOGI(LOG_MOD, "mqim-gateway starting: broker %s, data %s, root %s", g.uri, cfg->data_dir,
@@ -930,12 +969,10 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
     if (g.client != NULL) {
         MQTTAsync_destroy(&g.client);
     }
-    the_gw = NULL;
     mqim_inbound_stop(g.inq); /* routes what was queued */
     mqim_router_free(g.router);
     mqim_store_close(g.store);
-    free(g.inflight);
-    free(g.acked);
+    free_io(&g);
     pthread_cond_destroy(&g.cv);
     pthread_mutex_destroy(&g.mu);
     MQIM_LOGI(LOG_MOD, "mqim-gateway stopped");

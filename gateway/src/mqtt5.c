@@ -1,0 +1,374 @@
+/* MQTT v5 codec for the outbox publisher (see mqtt5.h). */
+#include "mqtt5.h"
+
+#include <string.h>
+
+/* Property identifiers the decoder reads; every other valid one is skipped
+ * by its width (MQTT v5, section 2.2.2.2). */
+#define PROP_RECEIVE_MAX 0x21u
+#define PROP_MAX_PACKET 0x27u
+#define PROP_SERVER_KEEPALIVE 0x13u
+#define PROP_REASON_STRING 0x1Fu
+#define PROP_CORRELATION 0x09u
+
+enum width { W_BAD, W_BYTE, W_TWO, W_FOUR, W_VARINT, W_STRING, W_PAIR };
+
+static enum width prop_width(uint32_t id)
+{
+    switch (id) {
+    case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A:
+        return W_BYTE;
+    case 0x13: case 0x21: case 0x22: case 0x23:
+        return W_TWO;
+    case 0x02: case 0x11: case 0x18: case 0x27:
+        return W_FOUR;
+    case 0x0B:
+        return W_VARINT;
+    case 0x03: case 0x08: case 0x09: case 0x12: case 0x15: case 0x16: case 0x1A: case 0x1C:
+    case 0x1F:
+        return W_STRING; /* UTF-8 strings and binary data: both two-byte length + bytes */
+    case 0x26:
+        return W_PAIR;
+    default:
+        return W_BAD;
+    }
+}
+
+/* Bytes of a variable byte integer for v (v < 2^28). */
+static size_t varint_len(size_t v)
+{
+    return v < 128u ? 1u : v < 16384u ? 2u : v < 2097152u ? 3u : 4u;
+}
+
+static uint8_t *put_varint(uint8_t *p, size_t v)
+{
+    do {
+        uint8_t b = (uint8_t)(v % 128u);
+        v /= 128u;
+        if (v > 0u) {
+            b |= 0x80u;
+        }
+        *p++ = b;
+    } while (v > 0u);
+    return p;
+}
+
+static uint8_t *put_u16(uint8_t *p, size_t v)
+{
+    *p++ = (uint8_t)(v >> 8);
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static uint8_t *put_str(uint8_t *p, mqim_str_t s)
+{
+    p = put_u16(p, s.len);
+    if (s.len > 0u) {
+        memcpy(p, s.ptr, s.len);
+    }
+    return p + s.len;
+}
+
+/* Read a variable byte integer at buf[*pos..len). NEED_MORE when it may
+ * continue past len, BAD_LENGTH when it is longer than four bytes. */
+static mqim_status_t get_varint(const uint8_t *buf, size_t len, size_t *pos, uint32_t *out)
+{
+    uint32_t v = 0, mult = 1;
+    for (unsigned i = 0; i < 4u; i++) {
+        uint8_t b;
+        if (*pos >= len) {
+            return MQIM_MQTT_NEED_MORE;
+        }
+        b = buf[(*pos)++];
+        v += (uint32_t)(b & 0x7Fu) * mult;
+        if ((b & 0x80u) == 0u) {
+            *out = v;
+            return MQIM_OK;
+        }
+        mult *= 128u;
+    }
+    return MQIM_MQTT_BAD_LENGTH;
+}
+
+mqim_status_t mqim_v5_connect_encode(const mqim_v5_connect_t *c, uint8_t *buf, size_t cap,
+                                     size_t *needed)
+{
+    size_t rem, total;
+    uint8_t flags = 0, *p = buf;
+    if (c == NULL || needed == NULL || c->client_id.len > 65535u || c->username.len > 65535u ||
+        c->password.len > 65535u || (c->password.len > 0u && c->username.len == 0u)) {
+        return MQIM_BAD_PARAMETER;
+    }
+    /* protocol name "MQTT", level 5, flags, keep alive, properties (none) */
+    rem = 6u + 1u + 1u + 2u + 1u + 2u + c->client_id.len;
+    if (c->username.len > 0u) {
+        rem += 2u + c->username.len;
+        flags |= 0x80u;
+    }
+    if (c->password.len > 0u) {
+        rem += 2u + c->password.len;
+        flags |= 0x40u;
+    }
+    if (c->clean_start) {
+        flags |= 0x02u;
+    }
+    total = 1u + varint_len(rem) + rem;
+    *needed = total;
+    if (buf == NULL || cap < total) {
+        return MQIM_BUFFER_TOO_SMALL;
+    }
+    *p++ = (uint8_t)(MQIM_V5_CONNECT << 4);
+    p = put_varint(p, rem);
+    p = put_str(p, (mqim_str_t){ "MQTT", 4 });
+    *p++ = 5u;
+    *p++ = flags;
+    p = put_u16(p, c->keepalive_s);
+    *p++ = 0u; /* no properties: session expiry 0, the broker's receive maximum for us */
+    p = put_str(p, c->client_id);
+    if (c->username.len > 0u) {
+        p = put_str(p, c->username);
+    }
+    if (c->password.len > 0u) {
+        p = put_str(p, c->password);
+    }
+    return MQIM_OK;
+}
+
+mqim_status_t mqim_v5_publish_encode(const mqim_v5_publish_t *m, uint8_t *buf, size_t cap,
+                                     size_t *needed)
+{
+    size_t props, rem, total;
+    uint8_t *p = buf;
+    if (m == NULL || needed == NULL || m->topic.len == 0u || m->topic.len > 65535u ||
+        m->correlation.len > 65535u || m->qos < 0 || m->qos > 1 ||
+        (m->qos == 1 && m->packet_id == 0u)) {
+        return MQIM_BAD_PARAMETER;
+    }
+    props = m->correlation.len > 0u ? 1u + 2u + m->correlation.len : 0u;
+    rem = 2u + m->topic.len + (m->qos > 0 ? 2u : 0u) + varint_len(props) + props + m->payload.len;
+    if (rem > 268435455u) {
+        return MQIM_MQTT_TOO_LARGE;
+    }
+    total = 1u + varint_len(rem) + rem;
+    *needed = total;
+    if (buf == NULL || cap < total) {
+        return MQIM_BUFFER_TOO_SMALL;
+    }
+    *p++ = (uint8_t)((MQIM_V5_PUBLISH << 4) | ((unsigned)m->qos << 1) | (m->retain ? 1u : 0u));
+    p = put_varint(p, rem);
+    p = put_str(p, m->topic);
+    if (m->qos > 0) {
+        p = put_u16(p, m->packet_id);
+    }
+    p = put_varint(p, props);
+    if (props > 0u) {
+        *p++ = PROP_CORRELATION;
+        p = put_str(p, m->correlation);
+    }
+    if (m->payload.len > 0u) {
+        memcpy(p, m->payload.ptr, m->payload.len);
+    }
+    return MQIM_OK;
+}
+
+static mqim_status_t encode_two(uint8_t first, uint8_t *buf, size_t cap, size_t *needed)
+{
+    if (needed == NULL) {
+        return MQIM_BAD_PARAMETER;
+    }
+    *needed = 2u;
+    if (buf == NULL || cap < 2u) {
+        return MQIM_BUFFER_TOO_SMALL;
+    }
+    buf[0] = first;
+    buf[1] = 0u;
+    return MQIM_OK;
+}
+
+mqim_status_t mqim_v5_pingreq_encode(uint8_t *buf, size_t cap, size_t *needed)
+{
+    return encode_two((uint8_t)(MQIM_V5_PINGREQ << 4), buf, cap, needed);
+}
+
+mqim_status_t mqim_v5_disconnect_encode(uint8_t *buf, size_t cap, size_t *needed)
+{
+    return encode_two((uint8_t)(MQIM_V5_DISCONNECT << 4), buf, cap, needed);
+}
+
+/* Walk a property block buf[pos..end): every property must be one a valid
+ * packet may carry and fit inside the block. */
+static mqim_status_t read_props(const uint8_t *buf, size_t pos, size_t end, mqim_v5_packet_t *out)
+{
+    uint32_t plen;
+    size_t stop;
+    mqim_status_t st = get_varint(buf, end, &pos, &plen);
+    if (st != MQIM_OK) {
+        return MQIM_MQTT_BAD_LENGTH; /* the packet is complete: a short varint is malformed */
+    }
+    if (plen > end - pos) {
+        return MQIM_MQTT_BAD_LENGTH;
+    }
+    stop = pos + plen;
+    while (pos < stop) {
+        uint32_t id, v;
+        size_t n;
+        if (get_varint(buf, stop, &pos, &id) != MQIM_OK) {
+            return MQIM_MQTT_BAD_LENGTH;
+        }
+        switch (prop_width(id)) {
+        case W_BYTE:
+            n = 1u;
+            break;
+        case W_TWO:
+            n = 2u;
+            break;
+        case W_FOUR:
+            n = 4u;
+            break;
+        case W_VARINT:
+            if (get_varint(buf, stop, &pos, &v) != MQIM_OK) {
+                return MQIM_MQTT_BAD_LENGTH;
+            }
+            n = 0u;
+            break;
+        case W_STRING:
+        case W_PAIR:
+            if (stop - pos < 2u) {
+                return MQIM_MQTT_BAD_LENGTH;
+            }
+            n = 2u + (((size_t)buf[pos] << 8) | buf[pos + 1u]);
+            if (prop_width(id) == W_PAIR && n <= stop - pos) {
+                size_t second = pos + n;
+                if (stop - second < 2u) {
+                    return MQIM_MQTT_BAD_LENGTH;
+                }
+                n += 2u + (((size_t)buf[second] << 8) | buf[second + 1u]);
+            }
+            break;
+        default:
+            return MQIM_MQTT_PROTOCOL;
+        }
+        if (n > stop - pos) {
+            return MQIM_MQTT_BAD_LENGTH;
+        }
+        if (id == PROP_RECEIVE_MAX) {
+            out->receive_max = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
+            if (out->receive_max == 0u) {
+                return MQIM_MQTT_PROTOCOL; /* "It is a Protocol Error to include the value 0" */
+            }
+        } else if (id == PROP_MAX_PACKET) {
+            out->max_packet = ((uint32_t)buf[pos] << 24) | ((uint32_t)buf[pos + 1u] << 16) |
+                              ((uint32_t)buf[pos + 2u] << 8) | buf[pos + 3u];
+        } else if (id == PROP_SERVER_KEEPALIVE) {
+            out->server_keepalive = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
+            out->has_server_keepalive = 1;
+        } else if (id == PROP_REASON_STRING) {
+            out->reason_string = (mqim_str_t){ (const char *)buf + pos + 2u, n - 2u };
+        }
+        pos += n;
+    }
+    return MQIM_OK;
+}
+
+mqim_status_t mqim_v5_decode(const uint8_t *buf, size_t len, mqim_v5_packet_t *out,
+                             size_t *consumed)
+{
+    size_t pos = 1u, end;
+    uint32_t rem;
+    uint8_t first;
+    mqim_status_t st;
+    if (buf == NULL || out == NULL || consumed == NULL) {
+        return MQIM_BAD_PARAMETER;
+    }
+    if (len < 2u) {
+        return MQIM_MQTT_NEED_MORE;
+    }
+    first = buf[0];
+    st = get_varint(buf, len, &pos, &rem);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    if (rem > MQIM_V5_MAX_IN_PACKET) {
+        return MQIM_MQTT_TOO_LARGE;
+    }
+    if (len - pos < rem) {
+        return MQIM_MQTT_NEED_MORE;
+    }
+    end = pos + rem;
+    memset(out, 0, sizeof(*out));
+    out->type = first >> 4;
+    out->receive_max = 65535u;
+    if ((first & 0x0Fu) != 0u) {
+        return MQIM_MQTT_BAD_FLAGS; /* none of the four types has flags */
+    }
+    switch (out->type) {
+    case MQIM_V5_CONNACK:
+        if (rem < 2u || (buf[pos] & 0xFEu) != 0u) {
+            return rem < 2u ? MQIM_MQTT_BAD_LENGTH : MQIM_MQTT_PROTOCOL;
+        }
+        out->session_present = buf[pos] & 1u;
+        out->reason = buf[pos + 1u];
+        /* A v3 broker answers a v5 CONNECT with a 2-byte CONNACK (return
+         * code 1, unacceptable protocol version): no property block. */
+        st = rem == 2u ? MQIM_OK : read_props(buf, pos + 2u, end, out);
+        break;
+    case MQIM_V5_PUBACK:
+        if (rem < 2u) {
+            return MQIM_MQTT_BAD_LENGTH;
+        }
+        out->packet_id = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
+        if (out->packet_id == 0u) {
+            return MQIM_MQTT_PROTOCOL;
+        }
+        if (rem > 2u) {
+            out->reason = buf[pos + 2u];
+        }
+        st = rem > 3u ? read_props(buf, pos + 3u, end, out) : MQIM_OK;
+        break;
+    case MQIM_V5_PINGRESP:
+        st = rem == 0u ? MQIM_OK : MQIM_MQTT_BAD_LENGTH;
+        break;
+    case MQIM_V5_DISCONNECT:
+        if (rem > 0u) {
+            out->reason = buf[pos];
+        }
+        st = rem > 1u ? read_props(buf, pos + 1u, end, out) : MQIM_OK;
+        break;
+    default:
+        return MQIM_MQTT_BAD_TYPE; /* the publisher subscribes to nothing */
+    }
+    if (st == MQIM_OK) {
+        *consumed = end;
+    }
+    return st;
+}
+
+const char *mqim_v5_reason_str(uint8_t reason)
+{
+    switch (reason) {
+    case 0x00: return "success";
+    case 0x04: return "disconnect with will";
+    case 0x10: return "no matching subscribers";
+    case 0x80: return "unspecified error";
+    case 0x81: return "malformed packet";
+    case 0x82: return "protocol error";
+    case 0x83: return "implementation specific error";
+    case 0x84: return "unsupported protocol version";
+    case 0x85: return "client identifier not valid";
+    case 0x86: return "bad user name or password";
+    case 0x87: return "not authorized";
+    case 0x88: return "server unavailable";
+    case 0x89: return "server busy";
+    case 0x8A: return "banned";
+    case 0x8B: return "server shutting down";
+    case 0x8D: return "keep alive timeout";
+    case 0x8E: return "session taken over";
+    case 0x90: return "topic name invalid";
+    case 0x93: return "receive maximum exceeded";
+    case 0x95: return "packet too large";
+    case 0x97: return "quota exceeded";
+    case 0x99: return "payload format invalid";
+    case 0x9F: return "connection rate exceeded";
+    default: return "other reason";
+    }
+}

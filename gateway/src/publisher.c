@@ -1,0 +1,663 @@
+/* The outbox publisher connection (see publisher.h). */
+#include "publisher.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUT_INITIAL (256u * 1024u) /* grows only for a single larger publish */
+#define IN_BYTES (MQIM_V5_MAX_IN_PACKET + 8u)
+
+struct mqim_pub {
+    mqim_pub_config_t cfg;
+    int fd;
+    SSL_CTX *ssl_ctx;
+    SSL *ssl;
+    bool connected;
+    uint8_t *out;
+    size_t out_cap, out_start, out_end;
+    uint8_t *in;
+    size_t in_len;
+    /* window: packet id i+1 <-> slot i; free slots on a stack */
+    uint64_t *slot_key;
+    bool *slot_used;
+    uint16_t *free_ids;
+    unsigned nfree, window, inflight;
+    uint32_t max_packet; /* the broker's Maximum Packet Size; 0: none */
+    unsigned keepalive_s;
+    int64_t last_out_ms, last_in_ms, ping_sent_ms; /* ping_sent_ms 0: no PINGREQ outstanding */
+};
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || err_len == 0u) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+static bool has(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+mqim_pub_t *mqim_pub_new(const mqim_pub_config_t *cfg)
+{
+    mqim_pub_t *p;
+    unsigned n;
+    if (cfg == NULL || cfg->host == NULL || cfg->client_id == NULL || cfg->max_inflight == 0u) {
+        return NULL;
+    }
+    n = cfg->max_inflight > 65535u ? 65535u : cfg->max_inflight;
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return NULL;
+    }
+    p->cfg = *cfg;
+    p->cfg.max_inflight = n;
+    p->fd = -1;
+    p->out_cap = OUT_INITIAL;
+    p->out = malloc(p->out_cap);
+    p->in = malloc(IN_BYTES);
+    p->slot_key = calloc(n, sizeof(uint64_t));
+    p->slot_used = calloc(n, sizeof(bool));
+    p->free_ids = calloc(n, sizeof(uint16_t));
+    if (p->out == NULL || p->in == NULL || p->slot_key == NULL || p->slot_used == NULL ||
+        p->free_ids == NULL) {
+        mqim_pub_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void mqim_pub_free(mqim_pub_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    mqim_pub_close(p, false);
+    free(p->out);
+    free(p->in);
+    free(p->slot_key);
+    free(p->slot_used);
+    free(p->free_ids);
+    free(p);
+}
+
+void mqim_pub_close(mqim_pub_t *p, bool graceful)
+{
+    if (p == NULL) {
+        return;
+    }
+    if (graceful && p->connected) {
+        uint8_t d[2];
+        size_t n;
+        (void)mqim_v5_disconnect_encode(d, sizeof(d), &n);
+        /* best effort: whatever is still buffered goes first, then the DISCONNECT */
+        if (p->ssl != NULL) {
+            (void)SSL_write(p->ssl, d, (int)n);
+            (void)SSL_shutdown(p->ssl);
+        } else if (p->fd >= 0) {
+            (void)send(p->fd, d, n, MSG_NOSIGNAL);
+        }
+    }
+    if (p->ssl != NULL) {
+        SSL_free(p->ssl);
+        p->ssl = NULL;
+    }
+    if (p->ssl_ctx != NULL) {
+        SSL_CTX_free(p->ssl_ctx);
+        p->ssl_ctx = NULL;
+    }
+    if (p->fd >= 0) {
+        close(p->fd);
+        p->fd = -1;
+    }
+    p->connected = false;
+    p->out_start = p->out_end = 0;
+    p->in_len = 0;
+    p->inflight = 0;
+    p->window = 0;
+    p->ping_sent_ms = 0;
+}
+
+bool mqim_pub_connected(const mqim_pub_t *p)
+{
+    return p != NULL && p->connected;
+}
+
+int mqim_pub_fd(const mqim_pub_t *p)
+{
+    return p != NULL && p->connected ? p->fd : -1;
+}
+
+short mqim_pub_poll_events(const mqim_pub_t *p)
+{
+    if (p == NULL || !p->connected) {
+        return 0;
+    }
+    return (short)(POLLIN | (p->out_end > p->out_start ? POLLOUT : 0));
+}
+
+unsigned mqim_pub_inflight(const mqim_pub_t *p)
+{
+    return p != NULL ? p->inflight : 0u;
+}
+
+unsigned mqim_pub_room(const mqim_pub_t *p)
+{
+    return p != NULL && p->connected ? p->window - p->inflight : 0u;
+}
+
+/* ---- the socket ---- */
+
+static int set_blocking(int fd, bool blocking)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) {
+        return -1;
+    }
+    fl = blocking ? (fl & ~O_NONBLOCK) : (fl | O_NONBLOCK);
+    return fcntl(fd, F_SETFL, fl);
+}
+
+static void set_timeouts(int fd, int ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static int tcp_connect(const mqim_pub_config_t *cfg, int timeout_ms, char *err, size_t err_len)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char port[16];
+    int fd = -1, rc, last_errno = 0;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof(port), "%d", cfg->port);
+    rc = getaddrinfo(cfg->host, port, &hints, &res);
+    if (rc != 0) {
+        set_err(err, err_len, "cannot resolve %s: %s", cfg->host, gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        struct pollfd pfd;
+        int soerr = 0, one = 1;
+        socklen_t len = sizeof(soerr);
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0) {
+            last_errno = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+            last_errno = errno;
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        pfd.fd = fd;
+        pfd.events = POLLOUT;
+        rc = poll(&pfd, 1, timeout_ms);
+        if (rc <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr != 0) {
+            last_errno = rc == 0 ? ETIMEDOUT : soerr != 0 ? soerr : errno;
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        /* Each publish is small and must not wait for the previous one's
+         * TCP ack (Nagle): tens of ms per round otherwise. */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        break;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        set_err(err, err_len, "cannot connect to %s:%d: %s", cfg->host, cfg->port,
+                strerror(last_errno));
+    }
+    return fd;
+}
+
+/* OpenSSL's reason for the last failure, with the certificate check's when
+ * that was it. */
+static void tls_reason(mqim_pub_t *p, const char *what, char *err, size_t err_len)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256];
+    long v = p->ssl != NULL ? SSL_get_verify_result(p->ssl) : X509_V_OK;
+    if (e != 0u) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+    } else {
+        snprintf(buf, sizeof(buf), "%s", strerror(errno));
+    }
+    ERR_clear_error();
+    if (v != X509_V_OK) {
+        set_err(err, err_len, "TLS %s with %s:%d: %s (%s; broker_cafile %s)", what, p->cfg.host,
+                p->cfg.port, buf, X509_verify_cert_error_string(v),
+                has(p->cfg.cafile) ? p->cfg.cafile : "(system CAs)");
+    } else {
+        set_err(err, err_len, "TLS %s with %s:%d: %s", what, p->cfg.host, p->cfg.port, buf);
+    }
+}
+
+/* TLS 1.2 or newer; the broker's certificate must chain to cafile (or a
+ * system CA) and name cfg.host (a DNS name or an IP address). */
+static mqim_status_t tls_start(mqim_pub_t *p, char *err, size_t err_len)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    bool is_ip = inet_pton(AF_INET, p->cfg.host, &a4) == 1 || inet_pton(AF_INET6, p->cfg.host, &a6) == 1;
+    p->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (p->ssl_ctx == NULL) {
+        tls_reason(p, "setup", err, err_len);
+        return MQIM_TRANSPORT_ERROR;
+    }
+    (void)SSL_CTX_set_min_proto_version(p->ssl_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(p->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    if ((has(p->cfg.cafile) ? SSL_CTX_load_verify_locations(p->ssl_ctx, p->cfg.cafile, NULL)
+                            : SSL_CTX_set_default_verify_paths(p->ssl_ctx)) != 1) {
+        tls_reason(p, "CA file", err, err_len);
+        return MQIM_TRANSPORT_ERROR;
+    }
+    if (has(p->cfg.certfile) &&
+        (SSL_CTX_use_certificate_chain_file(p->ssl_ctx, p->cfg.certfile) != 1 ||
+         SSL_CTX_use_PrivateKey_file(p->ssl_ctx, has(p->cfg.keyfile) ? p->cfg.keyfile : p->cfg.certfile,
+                                     SSL_FILETYPE_PEM) != 1)) {
+        tls_reason(p, "client certificate", err, err_len);
+        return MQIM_TRANSPORT_ERROR;
+    }
+    p->ssl = SSL_new(p->ssl_ctx);
+    if (p->ssl == NULL || SSL_set_fd(p->ssl, p->fd) != 1) {
+        tls_reason(p, "setup", err, err_len);
+        return MQIM_TRANSPORT_ERROR;
+    }
+    SSL_set_mode(p->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (is_ip) {
+        (void)X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(p->ssl), p->cfg.host);
+    } else {
+        (void)SSL_set_tlsext_host_name(p->ssl, p->cfg.host);
+        (void)SSL_set1_host(p->ssl, p->cfg.host);
+    }
+    if (SSL_connect(p->ssl) != 1) {
+        tls_reason(p, "handshake", err, err_len);
+        return MQIM_TRANSPORT_ERROR;
+    }
+    return MQIM_OK;
+}
+
+/* Blocking (socket timeouts set) write of all of buf, for the handshake. */
+static bool write_all_blocking(mqim_pub_t *p, const uint8_t *buf, size_t len)
+{
+    while (len > 0u) {
+        ssize_t n = p->ssl != NULL ? (ssize_t)SSL_write(p->ssl, buf, (int)len)
+                                   : send(p->fd, buf, len, MSG_NOSIGNAL);
+        if (n <= 0) {
+            if (n < 0 && p->ssl == NULL && errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Read into the input buffer: >0 bytes read, 0 nothing now (would block),
+ * -1 closed or failed. */
+static ssize_t read_some(mqim_pub_t *p)
+{
+    size_t room = IN_BYTES - p->in_len;
+    if (room == 0u) {
+        return 0;
+    }
+    if (p->ssl != NULL) {
+        int n = SSL_read(p->ssl, p->in + p->in_len, (int)room);
+        if (n > 0) {
+            p->in_len += (size_t)n;
+            return n;
+        }
+        switch (SSL_get_error(p->ssl, n)) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            return 0;
+        default:
+            return -1;
+        }
+    }
+    for (;;) {
+        ssize_t n = recv(p->fd, p->in + p->in_len, room, 0);
+        if (n > 0) {
+            p->in_len += (size_t)n;
+            return n;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return 0;
+        }
+        return -1;
+    }
+}
+
+mqim_status_t mqim_pub_connect(mqim_pub_t *p, int timeout_ms, int64_t now_ms, char *err,
+                               size_t err_len)
+{
+    mqim_v5_connect_t c;
+    mqim_v5_packet_t pk;
+    size_t n = 0, used = 0;
+    mqim_status_t st;
+    uint8_t buf[1024];
+    if (p == NULL) {
+        return MQIM_BAD_PARAMETER;
+    }
+    mqim_pub_close(p, false);
+    p->fd = tcp_connect(&p->cfg, timeout_ms, err, err_len);
+    if (p->fd < 0) {
+        return MQIM_TRANSPORT_ERROR;
+    }
+    /* The handshake blocks (with timeouts); the stream after it does not. */
+    if (set_blocking(p->fd, true) != 0) {
+        set_err(err, err_len, "fcntl: %s", strerror(errno));
+        mqim_pub_close(p, false);
+        return MQIM_TRANSPORT_ERROR;
+    }
+    set_timeouts(p->fd, timeout_ms);
+    if (p->cfg.tls) {
+        st = tls_start(p, err, err_len);
+        if (st != MQIM_OK) {
+            mqim_pub_close(p, false);
+            return st;
+        }
+    }
+    memset(&c, 0, sizeof(c));
+    c.client_id = mqim_str_from_cstr(p->cfg.client_id);
+    c.username = mqim_str_from_cstr(has(p->cfg.username) ? p->cfg.username : NULL);
+    c.password = mqim_str_from_cstr(has(p->cfg.password) ? p->cfg.password : NULL);
+    c.keepalive_s = (uint16_t)(p->cfg.keepalive_s > 65535u ? 65535u : p->cfg.keepalive_s);
+    c.clean_start = 1;
+    if (mqim_v5_connect_encode(&c, buf, sizeof(buf), &n) != MQIM_OK || !write_all_blocking(p, buf, n)) {
+        set_err(err, err_len, "cannot send CONNECT to %s:%d: %s", p->cfg.host, p->cfg.port,
+                n > sizeof(buf) ? "credentials too long" : strerror(errno));
+        mqim_pub_close(p, false);
+        return MQIM_TRANSPORT_ERROR;
+    }
+    for (;;) {
+        ssize_t r;
+        st = mqim_v5_decode(p->in, p->in_len, &pk, &used);
+        if (st != MQIM_MQTT_NEED_MORE) {
+            break;
+        }
+        r = read_some(p); /* blocking socket: 0 means the timeout ran out */
+        if (r <= 0) {
+            set_err(err, err_len, "no CONNACK from %s:%d: %s", p->cfg.host, p->cfg.port,
+                    r == 0 ? "timed out" : "connection closed");
+            mqim_pub_close(p, false);
+            return r == 0 ? MQIM_TIMEOUT : MQIM_TRANSPORT_ERROR;
+        }
+    }
+    if (st != MQIM_OK || pk.type != MQIM_V5_CONNACK) {
+        set_err(err, err_len, "bad answer to CONNECT from %s:%d (%s)", p->cfg.host, p->cfg.port,
+                st != MQIM_OK ? mqim_status_str(st) : "not a CONNACK");
+        mqim_pub_close(p, false);
+        return MQIM_TRANSPORT_ERROR;
+    }
+    if (pk.reason != 0u) {
+        set_err(err, err_len, "broker %s:%d refused the connection: %s%s%.*s", p->cfg.host,
+                p->cfg.port, mqim_v5_reason_str(pk.reason), pk.reason_string.len > 0u ? ": " : "",
+                (int)pk.reason_string.len, pk.reason_string.ptr != NULL ? pk.reason_string.ptr : "");
+        mqim_pub_close(p, false);
+        return MQIM_CONNACK_REFUSED;
+    }
+    memmove(p->in, p->in + used, p->in_len - used);
+    p->in_len -= used;
+    if (set_blocking(p->fd, false) != 0) {
+        set_err(err, err_len, "fcntl: %s", strerror(errno));
+        mqim_pub_close(p, false);
+        return MQIM_TRANSPORT_ERROR;
+    }
+    set_timeouts(p->fd, 0);
+    p->window = p->cfg.max_inflight < pk.receive_max ? p->cfg.max_inflight : pk.receive_max;
+    p->max_packet = pk.max_packet;
+    p->keepalive_s = pk.has_server_keepalive ? pk.server_keepalive : p->cfg.keepalive_s;
+    p->nfree = 0;
+    for (unsigned i = p->window; i > 0u; i--) {
+        p->free_ids[p->nfree++] = (uint16_t)i;
+        p->slot_used[i - 1u] = false;
+    }
+    p->inflight = 0;
+    p->connected = true;
+    p->last_out_ms = p->last_in_ms = now_ms;
+    p->ping_sent_ms = 0;
+    return MQIM_OK;
+}
+
+/* ---- the stream ---- */
+
+/* Room for n more bytes at the end of the output buffer. */
+static bool out_room(mqim_pub_t *p, size_t n)
+{
+    if (p->out_start == p->out_end) {
+        p->out_start = p->out_end = 0;
+    }
+    if (p->out_cap - p->out_end >= n) {
+        return true;
+    }
+    if (p->out_start > 0u) {
+        memmove(p->out, p->out + p->out_start, p->out_end - p->out_start);
+        p->out_end -= p->out_start;
+        p->out_start = 0;
+        if (p->out_cap - p->out_end >= n) {
+            return true;
+        }
+    }
+    if (p->out_end == 0u) { /* one publish larger than the buffer: grow once for it */
+        uint8_t *b = realloc(p->out, n);
+        if (b == NULL) {
+            return false;
+        }
+        p->out = b;
+        p->out_cap = n;
+        return true;
+    }
+    return false;
+}
+
+mqim_status_t mqim_pub_publish(mqim_pub_t *p, uint64_t key, const mqim_v5_publish_t *m,
+                               mqim_pub_done_fn done, void *ctx)
+{
+    mqim_v5_publish_t msg;
+    size_t need = 0;
+    mqim_status_t st;
+    uint16_t id = 0;
+    if (p == NULL || m == NULL || !p->connected) {
+        return MQIM_BAD_PARAMETER;
+    }
+    msg = *m;
+    msg.qos = msg.qos > 0 ? 1 : 0;
+    if (msg.qos == 1) {
+        if (p->nfree == 0u) {
+            return MQIM_INFLIGHT_FULL;
+        }
+        id = p->free_ids[p->nfree - 1u];
+    }
+    msg.packet_id = id;
+    st = mqim_v5_publish_encode(&msg, NULL, 0, &need);
+    if (st != MQIM_BUFFER_TOO_SMALL) {
+        return st; /* bad topic, too large for MQTT */
+    }
+    if (p->max_packet != 0u && need > p->max_packet) {
+        return MQIM_MQTT_TOO_LARGE;
+    }
+    if (!out_room(p, need)) {
+        return MQIM_BUFFER_TOO_SMALL;
+    }
+    st = mqim_v5_publish_encode(&msg, p->out + p->out_end, p->out_cap - p->out_end, &need);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    p->out_end += need;
+    if (msg.qos == 1) {
+        p->nfree--;
+        p->slot_key[id - 1u] = key;
+        p->slot_used[id - 1u] = true;
+        p->inflight++;
+    } else if (done != NULL) {
+        done(ctx, key, 0u);
+    }
+    return MQIM_OK;
+}
+
+static mqim_status_t flush_out(mqim_pub_t *p, int64_t now_ms, char *err, size_t err_len)
+{
+    while (p->out_end > p->out_start) {
+        size_t len = p->out_end - p->out_start;
+        if (p->ssl != NULL) {
+            int n = SSL_write(p->ssl, p->out + p->out_start, (int)(len > 1048576u ? 1048576u : len));
+            if (n <= 0) {
+                int e = SSL_get_error(p->ssl, n);
+                if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+                    return MQIM_OK;
+                }
+                tls_reason(p, "write", err, err_len);
+                return MQIM_TRANSPORT_ERROR;
+            }
+            p->out_start += (size_t)n;
+        } else {
+            ssize_t n = send(p->fd, p->out + p->out_start, len, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    return MQIM_OK;
+                }
+                set_err(err, err_len, "write to %s:%d: %s", p->cfg.host, p->cfg.port, strerror(errno));
+                return MQIM_TRANSPORT_ERROR;
+            }
+            p->out_start += (size_t)n;
+        }
+        p->last_out_ms = now_ms;
+    }
+    return MQIM_OK;
+}
+
+static mqim_status_t handle_packet(mqim_pub_t *p, const mqim_v5_packet_t *pk, mqim_pub_done_fn done,
+                                   void *ctx, char *err, size_t err_len)
+{
+    switch (pk->type) {
+    case MQIM_V5_PUBACK: {
+        unsigned i = pk->packet_id - 1u;
+        uint64_t key;
+        if (pk->packet_id > p->window || !p->slot_used[i]) {
+            set_err(err, err_len, "PUBACK for packet id %u, which is not in flight", pk->packet_id);
+            return MQIM_UNEXPECTED_ACK;
+        }
+        key = p->slot_key[i];
+        p->slot_used[i] = false;
+        p->free_ids[p->nfree++] = pk->packet_id;
+        p->inflight--;
+        if (done != NULL) {
+            done(ctx, key, pk->reason);
+        }
+        return MQIM_OK;
+    }
+    case MQIM_V5_PINGRESP:
+        p->ping_sent_ms = 0;
+        return MQIM_OK;
+    case MQIM_V5_DISCONNECT:
+        set_err(err, err_len, "the broker disconnected the outbox publisher: %s%s%.*s",
+                mqim_v5_reason_str(pk->reason), pk->reason_string.len > 0u ? ": " : "",
+                (int)pk->reason_string.len, pk->reason_string.ptr != NULL ? pk->reason_string.ptr : "");
+        return MQIM_TRANSPORT_ERROR;
+    default: /* a second CONNACK */
+        set_err(err, err_len, "unexpected packet type %d from the broker", pk->type);
+        return MQIM_MQTT_PROTOCOL;
+    }
+}
+
+mqim_status_t mqim_pub_service(mqim_pub_t *p, int64_t now_ms, mqim_pub_done_fn done, void *ctx,
+                               char *err, size_t err_len)
+{
+    mqim_status_t st;
+    if (p == NULL || !p->connected) {
+        set_err(err, err_len, "not connected");
+        return MQIM_TRANSPORT_ERROR;
+    }
+    for (;;) {
+        ssize_t r = read_some(p);
+        size_t pos = 0;
+        if (r < 0) {
+            set_err(err, err_len, "connection to %s:%d closed", p->cfg.host, p->cfg.port);
+            return MQIM_TRANSPORT_ERROR;
+        }
+        if (r > 0) {
+            p->last_in_ms = now_ms;
+        }
+        for (;;) {
+            mqim_v5_packet_t pk;
+            size_t used = 0;
+            st = mqim_v5_decode(p->in + pos, p->in_len - pos, &pk, &used);
+            if (st == MQIM_MQTT_NEED_MORE) {
+                break;
+            }
+            if (st != MQIM_OK) {
+                set_err(err, err_len, "malformed packet from the broker: %s", mqim_status_str(st));
+                return st;
+            }
+            pos += used;
+            st = handle_packet(p, &pk, done, ctx, err, err_len);
+            if (st != MQIM_OK) {
+                return st;
+            }
+        }
+        if (pos > 0u) {
+            memmove(p->in, p->in + pos, p->in_len - pos);
+            p->in_len -= pos;
+        }
+        if (r == 0) {
+            break;
+        }
+    }
+    if (p->keepalive_s > 0u) {
+        int64_t ka = (int64_t)p->keepalive_s * 1000;
+        if (p->ping_sent_ms != 0 && now_ms - p->ping_sent_ms >= ka) {
+            set_err(err, err_len, "no PINGRESP from %s:%d within %u s", p->cfg.host, p->cfg.port,
+                    p->keepalive_s);
+            return MQIM_TIMEOUT;
+        }
+        /* A dead link under load: PUBACKs stop and the socket fills, so no
+         * PINGREQ gets out either. */
+        if (p->inflight > 0u && now_ms - p->last_in_ms >= ka + ka / 2) {
+            set_err(err, err_len, "no PUBACK from %s:%d for %u s with %u publishes in flight",
+                    p->cfg.host, p->cfg.port, (unsigned)((now_ms - p->last_in_ms) / 1000), p->inflight);
+            return MQIM_TIMEOUT;
+        }
+        if (p->ping_sent_ms == 0 && now_ms - p->last_out_ms >= ka && out_room(p, 2u)) {
+            size_t n = 0;
+            (void)mqim_v5_pingreq_encode(p->out + p->out_end, p->out_cap - p->out_end, &n);
+            p->out_end += n;
+            p->ping_sent_ms = now_ms;
+        }
+    }
+    return flush_out(p, now_ms, err, err_len);
+}
