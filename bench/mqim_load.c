@@ -225,7 +225,7 @@ static void connect_client(MQTTAsync *c, const char *user, const char *pw, const
     co.keepAliveInterval = 60;
     co.cleansession = 1;
     co.maxInflight = paho_inflight;
-    if (mode != MODE_RAW) {
+    if (pw != NULL && pw[0] != '\0') { /* raw mode too, when run through the gateway's broker */
         co.username = user;
         co.password = pw;
     }

@@ -32,6 +32,11 @@ import time
 # receive maximum), for both brokers alike, and the gateway's max_inflight.
 BROKER_INFLIGHT = int(os.environ.get("MQIM_BENCH_BROKER_INFLIGHT", "1000"))
 GW_INFLIGHT = int(os.environ.get("MQIM_BENCH_GW_INFLIGHT", "500"))
+# The raw baseline runs through the gateway's own broker (password file, ACL,
+# persistence: the same broker, as the issue asks), or with
+# MQIM_BENCH_BASELINE=separate through a second, anonymous broker with the
+# same limits and no persistence (the first runs of docs/benchmarks.md).
+SAME_BROKER = os.environ.get("MQIM_BENCH_BASELINE", "same") != "separate"
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
@@ -84,6 +89,12 @@ class Bench:
         for u in users:
             self.passwords[u] = self.cli("user", "add", u, "--random").strip()
         self.user_add_s = time.time() - t
+        if SAME_BROKER:
+            # The baseline's topics on the gateway's broker, for every user
+            # (after `init`, which rewrites the ACL file).
+            with open(os.path.join(self.dir, "mosquitto", "acl"), "a") as f:
+                f.write("\n# bench/run.py: the raw baseline publishes straight to the recipients\n"
+                        "pattern readwrite bench/x/#\n")
         self.pwfile = os.path.join(self.dir, "bench-passwords")
         with open(self.pwfile, "w") as f:
             for u, p in self.passwords.items():
@@ -102,9 +113,12 @@ class Bench:
         with open(os.path.join(self.dir, "mosquitto", "mosquitto.conf"), "a") as f:
             f.write("\nmax_inflight_messages %d\n" % BROKER_INFLIGHT)
         self.start("broker", ["mosquitto", "-c", os.path.join(self.dir, "mosquitto", "mosquitto.conf")])
-        self.start("raw-broker", ["mosquitto", "-c", os.path.join(raw, "mosquitto.conf")])
+        if SAME_BROKER:
+            self.raw_port = self.port
+        else:
+            self.start("raw-broker", ["mosquitto", "-c", os.path.join(raw, "mosquitto.conf")])
+            wait_port(self.raw_port)
         wait_port(self.port)
-        wait_port(self.raw_port)
         self.gateway = self.start("gateway", [self.gw_bin, "-c", self.conf, "--log-level", os.environ.get("MQIM_BENCH_LOG", "warn")])
         time.sleep(1.0)  # connected and subscribed (its log says so; 1 s is plenty on loopback)
 
@@ -119,7 +133,7 @@ class Bench:
                 "--rate", str(rate), "--window", str(window), "--prefix", prefix,
                 "--timeout", str(timeout),
                 "--port", str(self.raw_port if mode == "raw" else self.port)]
-        if mode != "raw":
+        if mode != "raw" or SAME_BROKER:
             argv += ["--passwords", self.pwfile]
         r = subprocess.run(argv, capture_output=True, text=True)
         try:

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -17,6 +18,8 @@
 #define REC_MAGIC 0x4d51494au /* "MQIJ" */
 #define JOURNAL_TRUNCATE_BYTES (4u << 20) /* truncate once idle and this large */
 #define APPLIED_COUNTER "journal_applied"
+#define DELETE_DELAY_MS 100 /* outbox deletes wait this long for a group commit to join */
+#define DELETE_ALONE 4096u  /* ... or until this many are pending */
 
 /* A journal record, as written (host byte order: the file never leaves the
  * machine), followed by topic, payload, response topic, correlation data. */
@@ -46,12 +49,17 @@ struct mqim_inbound_q {
     mqim_inbound_t *in; /* max_batch, the worker's */
     int64_t *now;
     mqim_status_t *st;
-    uint64_t applying; /* records in the batch being committed (for the hook) */
+    uint64_t applying; /* the last journal seq of the batch being committed (for the hook) */
+    uint64_t *wdel;    /* the worker's outbox deletes for the commit under way */
+    size_t nwdel, wdel_cap;
 
     pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full;
     unsigned head, count; /* ring of queued records; the worker owns [head, head+taken) */
     uint64_t next_seq;
+    uint64_t *del;      /* outbox deletes handed over by the pump */
+    size_t ndel, del_cap;
+    struct timespec del_due; /* when the first of them must be deleted */
     bool stopping;
     pthread_t thread;
 };
@@ -62,7 +70,8 @@ static size_t rec_size(const mqim_inbound_t *in)
            in->correlation.len;
 }
 
-static void view(const char *buf, mqim_inbound_t *in, int64_t *now)
+/* The record in buf as a publish; returns its journal seq. */
+static uint64_t view(const char *buf, mqim_inbound_t *in, int64_t *now)
 {
     rec_hdr_t h;
     const char *p = buf + sizeof(h);
@@ -77,18 +86,100 @@ static void view(const char *buf, mqim_inbound_t *in, int64_t *now)
     in->response_topic = (mqim_str_t){ h.rt_len > 0u ? p : NULL, h.rt_len };
     p += h.rt_len;
     in->correlation = (mqim_str_t){ h.corr_len > 0u ? p : NULL, h.corr_len };
+    return h.seq;
+}
+
+/* "journal_applied" is the seq of the last record whose batch committed: a
+ * high-water mark, not a count. (It was a count of records, compared with
+ * seqs: a batch that failed to commit as a whole, whose records were then
+ * handled one by one, left it behind the seqs for good, and every later
+ * start routed committed records again. A count and the last seq are equal
+ * while nothing failed, so older stores read the same.) */
+static void delete_outbox(mqim_inbound_q_t *q, mqim_txn_t *txn)
+{
+    for (size_t i = 0; i < q->nwdel; i++) {
+        (void)mqim_store_outbox_del(txn, q->wdel[i]); /* already gone: fine */
+    }
 }
 
 static mqim_status_t applied_hook(void *ctx, mqim_txn_t *batch)
 {
     mqim_inbound_q_t *q = ctx;
-    return mqim_store_counter_add(batch, APPLIED_COUNTER, q->applying);
+    delete_outbox(q, batch);
+    return mqim_store_counter_raise(batch, APPLIED_COUNTER, q->applying);
 }
 
-static void run_batch(mqim_inbound_q_t *q, size_t n)
+/* Outbox deletes with no inbound batch to join. */
+static void delete_alone(mqim_inbound_q_t *q)
+{
+    mqim_txn_t txn;
+    if (q->nwdel == 0u) {
+        return;
+    }
+    if (mqim_txn_begin(q->store, MQIM_TXN_WRITE_LAZY, &txn) == MQIM_OK) {
+        delete_outbox(q, &txn);
+        if (mqim_txn_commit(&txn) != MQIM_OK) {
+            MQIM_LOGW(LOG_MOD, "could not delete %zu sent outbox entries; they will be sent again",
+                      q->nwdel);
+        }
+    }
+    q->nwdel = 0;
+}
+
+/* Take the pump's pending deletes into the worker's array (under q->mu). */
+static void take_deletes(mqim_inbound_q_t *q)
+{
+    uint64_t *t = q->wdel;
+    size_t cap = q->wdel_cap;
+    q->wdel = q->del;
+    q->wdel_cap = q->del_cap;
+    q->nwdel = q->ndel;
+    q->del = t;
+    q->del_cap = cap;
+    q->ndel = 0;
+}
+
+void mqim_inbound_outbox_done(mqim_inbound_q_t *q, const uint64_t *keys, size_t n)
+{
+    if (q == NULL || n == 0u) {
+        return;
+    }
+    pthread_mutex_lock(&q->mu);
+    if (q->ndel + n > q->del_cap) {
+        size_t cap = q->del_cap > 0u ? q->del_cap : 1024u;
+        uint64_t *d;
+        while (cap < q->ndel + n) {
+            cap *= 2u;
+        }
+        d = realloc(q->del, cap * sizeof(uint64_t));
+        if (d == NULL) {
+            /* not deleted now: sent again after a reconnect or restart; harmless */
+            pthread_mutex_unlock(&q->mu);
+            return;
+        }
+        q->del = d;
+        q->del_cap = cap;
+    }
+    if (q->ndel == 0u) {
+        clock_gettime(CLOCK_REALTIME, &q->del_due);
+        q->del_due.tv_nsec += DELETE_DELAY_MS * 1000000L;
+        if (q->del_due.tv_nsec >= 1000000000L) {
+            q->del_due.tv_sec++;
+            q->del_due.tv_nsec -= 1000000000L;
+        }
+    }
+    memcpy(q->del + q->ndel, keys, n * sizeof(uint64_t));
+    q->ndel += n;
+    if (q->ndel >= DELETE_ALONE) {
+        pthread_cond_signal(&q->not_empty);
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void run_batch(mqim_inbound_q_t *q, size_t n, uint64_t last_seq)
 {
     size_t not_ok = 0;
-    q->applying = n;
+    q->applying = last_seq;
     (void)mqim_router_handle_batch(q->router, q->in, q->now, n, q->st, applied_hook, q);
     for (size_t i = 0; i < n; i++) {
         not_ok += q->st[i] != MQIM_OK;
@@ -104,19 +195,35 @@ static void *worker(void *arg)
     pthread_mutex_lock(&q->mu);
     for (;;) {
         unsigned n;
+        uint64_t last_seq = 0;
         while (q->count == 0u && !q->stopping) {
-            pthread_cond_wait(&q->not_empty, &q->mu);
+            if (q->ndel == 0u) {
+                pthread_cond_wait(&q->not_empty, &q->mu);
+            } else if (q->ndel >= DELETE_ALONE ||
+                       pthread_cond_timedwait(&q->not_empty, &q->mu, &q->del_due) == ETIMEDOUT) {
+                break;
+            }
         }
         if (q->count == 0u) {
-            break; /* stopping and drained */
+            /* idle: the pending outbox deletes in a commit of their own */
+            take_deletes(q);
+            pthread_mutex_unlock(&q->mu);
+            delete_alone(q);
+            pthread_mutex_lock(&q->mu);
+            if (q->stopping && q->ndel == 0u) {
+                break; /* stopping and drained */
+            }
+            continue;
         }
         n = q->count < q->max_batch ? q->count : q->max_batch;
+        take_deletes(q); /* they join this batch's commit */
         pthread_mutex_unlock(&q->mu);
         /* The producer writes only free slots: [head, head+n) stay ours. */
         for (unsigned i = 0; i < n; i++) {
-            view(q->slots[(q->head + i) % q->nslots].buf, &q->in[i], &q->now[i]);
+            last_seq = view(q->slots[(q->head + i) % q->nslots].buf, &q->in[i], &q->now[i]);
         }
-        run_batch(q, n);
+        run_batch(q, n, last_seq);
+        q->nwdel = 0;
         pthread_mutex_lock(&q->mu);
         q->head = (q->head + n) % q->nslots;
         q->count -= n;
@@ -250,10 +357,10 @@ static int replay(mqim_inbound_q_t *q, const char *path)
             last = h.seq;
         }
         if (h.seq > applied) {
-            view(data + off, &q->in[n], &q->now[n]);
+            (void)view(data + off, &q->in[n], &q->now[n]);
             n++;
             if (n == q->max_batch) {
-                run_batch(q, n);
+                run_batch(q, n, h.seq);
                 replayed += n;
                 n = 0;
             }
@@ -261,7 +368,7 @@ static int replay(mqim_inbound_q_t *q, const char *path)
         off += h.len;
     }
     if (n > 0u) {
-        run_batch(q, n);
+        run_batch(q, n, last);
         replayed += n;
     }
     free(data);
@@ -284,6 +391,8 @@ static void queue_free(mqim_inbound_q_t *q)
         free(q->slots[i].buf);
     }
     free(q->slots);
+    free(q->del);
+    free(q->wdel);
     free(q->in);
     free(q->now);
     free(q->st);

@@ -47,7 +47,18 @@ mqim_inbound_q_t *mqim_inbound_start(mqim_store_t *store, mqim_router_t *router,
  *  must not acknowledge it (Paho then delivers it again). */
 bool mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms);
 
-/** Route what is queued, stop the worker, close the journal. */
+/**
+ * Outbox entries the broker has taken (the pump's PUBACKs), to delete. The
+ * worker, LMDB's only writer on the hot path, deletes them inside its next
+ * group commit, or after DELETE_DELAY_MS without inbound publishes in a
+ * commit of their own (no meta sync: a delete lost to a power cut only
+ * sends that entry again, and devices drop repeats by seq). A second writer
+ * with its own fsync held the LMDB writer lock in the middle of the
+ * inbound commits and added its fsync to their latency. Copies the keys.
+ */
+void mqim_inbound_outbox_done(mqim_inbound_q_t *q, const uint64_t *keys, size_t n);
+
+/** Route what is queued, delete what is done, stop the worker, close the journal. */
 void mqim_inbound_stop(mqim_inbound_q_t *q);
 
 #endif /* MQIM_GW_INBOUND_H */

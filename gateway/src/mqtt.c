@@ -30,8 +30,7 @@
 #define SWEEP_INTERVAL_MS 60000
 #define SHUTDOWN_DRAIN_MS 5000
 #define INBOUND_BATCH_MAX 256u /* publishes per group commit at most */
-#define DELETE_BATCH 4096u     /* acknowledged outbox entries deleted per commit at most */
-#define DELETE_DELAY_MS 100    /* ... or after this long */
+#define DONE_INITIAL 4096u     /* room for acknowledged outbox keys per pump round (grows) */
 
 typedef struct gw {
     const mqim_gw_config_t *cfg;
@@ -77,7 +76,6 @@ typedef struct pump_state {
     gw_t *g;
     uint64_t *done;     /* outbox keys the broker took, to delete in bulk */
     size_t ndone, done_cap;
-    int64_t done_since;
     uint64_t resend_from; /* UINT64_MAX: nothing to send again */
     int64_t resend_at;
     uint64_t refused;   /* entries the broker refused for good (logged, dropped) */
@@ -503,26 +501,18 @@ static int replace_client(gw_t *g)
 
 /* ---- pump ---- */
 
+/* Hand what the broker took to the inbound worker, which deletes it inside
+ * its next group commit (inbound.h: one LMDB writer on the hot path). */
 static void delete_done(pump_state_t *ps)
 {
-    mqim_txn_t txn;
-    size_t n = ps->ndone;
+    mqim_inbound_outbox_done(ps->g->inq, ps->done, ps->ndone);
     ps->ndone = 0;
-    if (n == 0u || mqim_txn_begin(ps->g->store, MQIM_TXN_WRITE_LAZY, &txn) != MQIM_OK) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        (void)mqim_store_outbox_del(&txn, ps->done[i]); /* already gone: fine */
-    }
-    if (mqim_txn_commit(&txn) != MQIM_OK) {
-        MQIM_LOGW(LOG_MOD, "could not delete %zu sent outbox entries; they will be sent again", n);
-    }
 }
 
 /* The broker took outbox entry key (the publisher's PUBACK, or a QoS 0
  * write). Deleted in bulk later: a delete commit per ack took the LMDB
  * writer (and a data fsync) three times per routed message, away from the
- * inbound group commits. */
+ * inbound group commits; now the keys join those commits. */
 static void on_pub_done(void *ctx, uint64_t key, uint8_t reason)
 {
     pump_state_t *ps = ctx;
@@ -550,26 +540,29 @@ static void on_pub_done(void *ctx, uint64_t key, uint8_t reason)
         ps->done = d;
         ps->done_cap = cap;
     }
-    if (ps->ndone == 0u) {
-        ps->done_since = now_ms();
-    }
     ps->done[ps->ndone++] = key;
 }
 
 /* Queue outbox entries from *next while the window and the output buffer
- * have room; the pump writes them with one send. */
-static void fill_window(pump_state_t *ps, uint64_t *next)
+ * have room; the pump writes them with one send. True when every entry
+ * has been queued (the outbox has nothing past *next). */
+static bool fill_window(pump_state_t *ps, uint64_t *next)
 {
     gw_t *g = ps->g;
     mqim_txn_t txn;
-    if (mqim_pub_room(g->pub) == 0u || mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) != MQIM_OK) {
-        return;
+    bool at_end = false;
+    if (mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) != MQIM_OK) {
+        return false;
     }
-    while (mqim_pub_room(g->pub) > 0u) {
+    for (;;) {
         mqim_outbox_rec_t rec;
         mqim_v5_publish_t m;
         mqim_status_t st;
         if (mqim_store_outbox_next(&txn, *next, &rec) != MQIM_OK) {
+            at_end = true;
+            break;
+        }
+        if (mqim_pub_room(g->pub) == 0u) {
             break;
         }
         m.topic = rec.topic;
@@ -593,6 +586,7 @@ static void fill_window(pump_state_t *ps, uint64_t *next)
         *next = rec.key + 1u;
     }
     mqim_txn_abort(&txn);
+    return at_end;
 }
 
 /* Connect the publisher; false (logged) when it failed. */
@@ -657,12 +651,12 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
     memset(&ps, 0, sizeof(ps));
     ps.g = g;
     ps.resend_from = UINT64_MAX;
-    ps.done_cap = DELETE_BATCH;
+    ps.done_cap = DONE_INITIAL;
     ps.done = calloc(ps.done_cap, sizeof(uint64_t));
     while (ps.done != NULL) {
         struct pollfd fds[2];
         nfds_t nfds = 1;
-        bool connected, connecting, lost;
+        bool connected, connecting, lost, all_sent = false;
         int64_t t;
 
         fds[0].fd = g->wake_fd;
@@ -675,7 +669,7 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
             nfds = 2;
         }
         if (!*stop) {
-            (void)poll(fds, nfds, ps.ndone > 0u ? DELETE_DELAY_MS : 200);
+            (void)poll(fds, nfds, 200);
         }
         if (fds[0].revents & POLLIN) {
             uint64_t n;
@@ -697,9 +691,7 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
                 mqim_pub_close(g->pub, false);
             }
         }
-        if (ps.ndone > 0u && (ps.ndone >= DELETE_BATCH || *stop || t - ps.done_since >= DELETE_DELAY_MS)) {
-            delete_done(&ps);
-        }
+        delete_done(&ps); /* the worker batches them (inbound.h) */
         if (lost) {
             if (replace_client(g) != MQTTASYNC_SUCCESS) {
                 break; /* out of memory in Paho: stop, the outbox waits for the next start */
@@ -744,7 +736,7 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
         }
         if (mqim_pub_connected(g->pub)) {
             char err[512];
-            fill_window(&ps, &next);
+            all_sent = fill_window(&ps, &next);
             /* write what fill_window queued now, not after the next poll */
             if (mqim_pub_service(g->pub, t, on_pub_done, &ps, err, sizeof(err)) != MQIM_OK) {
                 MQIM_LOGW(LOG_MOD, "outbox publisher: %s; reconnecting", err);
@@ -775,7 +767,10 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
                 left = mqim_store_outbox_count(&txn);
                 mqim_txn_abort(&txn);
             }
-            if (left == 0u || !mqim_pub_connected(g->pub) || t >= drain_until) {
+            if (left == 0u || !mqim_pub_connected(g->pub) || t >= drain_until ||
+                (all_sent && mqim_pub_inflight(g->pub) == 0u &&
+                 (mqim_pub_poll_events(g->pub) & POLLOUT) == 0)) {
+                left = all_sent && mqim_pub_inflight(g->pub) == 0u ? 0u : left;
                 if (left > 0u) {
                     MQIM_LOGW(LOG_MOD, "%" PRIu64 " outbox entries left; they are sent at the next start",
                               left);

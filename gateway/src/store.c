@@ -301,6 +301,11 @@ mqim_status_t mqim_store_counter_add(mqim_txn_t *txn, const char *name, uint64_t
     return meta_put(txn, name, meta_get(txn, name) + delta);
 }
 
+mqim_status_t mqim_store_counter_raise(mqim_txn_t *txn, const char *name, uint64_t value)
+{
+    return value > meta_get(txn, name) ? meta_put(txn, name, value) : MQIM_OK;
+}
+
 uint64_t mqim_store_counter_get(mqim_txn_t *txn, const char *name)
 {
     return meta_get(txn, name);

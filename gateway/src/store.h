@@ -176,6 +176,9 @@ void mqim_store_batch_abort(mqim_txn_t *batch);
 
 /* Counters in meta ("messages", "rejected", ...). */
 mqim_status_t mqim_store_counter_add(mqim_txn_t *txn, const char *name, uint64_t delta);
+/** Set a counter to value when that is higher (a high-water mark: the
+ *  inbound journal's last applied record). */
+mqim_status_t mqim_store_counter_raise(mqim_txn_t *txn, const char *name, uint64_t value);
 uint64_t mqim_store_counter_get(mqim_txn_t *txn, const char *name);
 
 /* Users. */
