@@ -2,13 +2,15 @@
 """bench/run.py [--quick] [--build DIR] [--reps N] [--out FILE]
 
 Starts a private Mosquitto + mqim-gateway (scripts/broker-conf, `mqim-gateway
-init`, `user add`, as tests/integration/harness.py does) and a second,
-anonymous Mosquitto for the raw baseline (same limits, no gateway), both on
-free loopback ports in a temp dir, then runs bench/mqim_load:
+init`, `user add`, as tests/integration/harness.py does) on a free loopback
+port in a temp dir; the raw baseline goes through the same broker (or, with
+MQIM_BENCH_BASELINE=separate, a second anonymous one); then runs
+bench/mqim_load:
 
   throughput  routed DMs vs raw pub/sub, same clients, QoS 1, 100-byte bodies,
               alternating, --reps times; ratio = routed msgs/s / raw msgs/s
-  latency     fixed offered loads (1k/s, 5k/s): routed and raw
+  latency     fixed offered loads (1k/s, 5k/s): routed and raw; the disk's
+              fdatasync latency next to them
   commits     messages per LMDB commit, commits/s (`mqim-gateway stats`)
   fan-out     one sender to a 100-member group
   memory      the gateway's RSS
@@ -182,6 +184,27 @@ class Bench:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def disk_sync_us(directory, n=300):
+    """The disk's synced-write latency where the gateway keeps LMDB: n times
+    a 4 KiB pwrite + fdatasync (an LMDB commit makes two: data, then the
+    meta page). Percentiles in microseconds."""
+    path = os.path.join(directory, "sync-probe")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    lat = []
+    try:
+        block = os.urandom(4096)
+        for i in range(n):
+            t = time.perf_counter()
+            os.pwrite(fd, block, (i % 64) * 4096)
+            os.fdatasync(fd)
+            lat.append((time.perf_counter() - t) * 1e6)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    lat.sort()
+    return {"p50": int(lat[len(lat) // 2]), "p99": int(lat[int(len(lat) * 0.99)]), "max": int(lat[-1])}
+
+
 def bulk_passwd(path, users, password):
     """Append Mosquitto 2.0 password entries in one go: the format
     mosquitto_passwd writes, $7$ = PBKDF2-HMAC-SHA512, 101 iterations, a
@@ -290,7 +313,7 @@ def main():
         a.scale = 2000 if q else 10000
     pairs = 4
     count = 10000 if q else 75000        # per pair: 40k / 300k messages per run
-    reps = a.reps or (2 if q else 3)
+    reps = a.reps or 3
     lat_secs = 4 if q else 10
     group_members = 100
     group_msgs = 200 if q else 1000
@@ -347,6 +370,10 @@ def main():
                          routed["lat_sent_us"]["p99"], routed["lat_sent_us"]["p999"],
                          raw["lat_delivery_us"]["p50"], raw["lat_delivery_us"]["p99"]), flush=True)
             summary["latency"] = lat
+            # what one synced commit costs on this disk, measured now
+            summary["disk_fdatasync_us"] = disk_sync_us(os.path.join(b.dir, "gateway"))
+            print("disk: 4 KiB write + fdatasync p50/p99/max %(p50)d/%(p99)d/%(max)d us" %
+                  summary["disk_fdatasync_us"], flush=True)
 
             # group fan-out: bs0 makes a group of br0..br99 and sends to it
             members = ["br%d" % i for i in range(group_members)]
@@ -411,6 +438,9 @@ def print_tables(s):
         print("| %d/s | %.2f / %.2f / %.2f | %.2f / %.2f / %.2f | %.2f / %.2f | %.2f |" % (
             l["rate"], d["p50"] / 1e3, d["p99"] / 1e3, d["p999"] / 1e3, a["p50"] / 1e3, a["p99"] / 1e3,
             a["p999"] / 1e3, r["p50"] / 1e3, r["p99"] / 1e3, (d["p99"] - r["p99"]) / 1e3))
+    if s.get("disk_fdatasync_us"):
+        print("\ndisk (where LMDB lives): 4 KiB write + fdatasync p50 / p99 / max: %(p50)d / %(p99)d / %(max)d us "
+              "(an LMDB commit makes two)" % s["disk_fdatasync_us"])
     g = s["group"]
     if g:
         print("\ngroup fan-out: %d members, %d messages: %.0f messages/s, %.0f deliveries/s, %d commits"

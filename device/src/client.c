@@ -217,6 +217,9 @@ static void outbox_forget(mqim_client_t *c, mqim_str_t id)
         if (peeked == MQIM_OK && record_parse(c->record, len, &rid, &topic, &payload) &&
             mqim_str_eq(rid, id)) {
             (void)c->cfg.outbox->remove(c->cfg.outbox_ctx, key);
+            if (key <= c->replay_after && c->outbox_out > 0u) {
+                c->outbox_out--; /* the window moves on */
+            }
             return;
         }
     }
@@ -297,6 +300,7 @@ static void s_on_message(void *ctx, const mqim_mqtt_publish_t *pub)
         c->gw_online = pub->payload_len >= 17u &&
                        memcmp(pub->payload, "{\"state\":\"online\"", 17) == 0;
         c->replay_after = 0;
+        c->outbox_out = 0;
         return;
     }
     if (c->cfg.cb.on_presence != 0 && !pub->truncated && pub->topic.len > pbase &&
@@ -348,6 +352,7 @@ static void s_on_connected(void *ctx, bool session_present)
     c->connected = true;
     c->gw_online = false; /* until {root}/gateway/status says online (retained or live) */
     c->replay_after = 0; /* replay the whole outbox: the gateway dedupes by id */
+    c->outbox_out = 0;
     (void)mqim_session_subscribe(&c->session, mqim_str_from_cstr(c->in_filter), 1);
     memcpy(c->scratch, c->cfg.root.ptr, c->cfg.root.len);
     memcpy(c->scratch + c->cfg.root.len, gw_status, sizeof(gw_status) - 1u);
@@ -497,7 +502,7 @@ static void replay_outbox(mqim_client_t *c)
     uint32_t key = 0;
     size_t len = 0;
     mqim_status_t peeked;
-    while (c->connected && c->gw_online &&
+    while (c->connected && c->gw_online && c->outbox_out < MQIM_CFG_OUTBOX_WINDOW &&
            ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, c->replay_after, &key, c->record,
                                           sizeof(c->record), &len)) == MQIM_OK ||
             peeked == MQIM_BUFFER_TOO_SMALL)) {
@@ -510,6 +515,7 @@ static void replay_outbox(mqim_client_t *c)
         } else if (record_parse(c->record, len, &id, &topic, &payload)) {
             st = mqim_session_publish(&c->session, topic, (const uint8_t *)payload.ptr, payload.len, 1,
                                       false, key);
+            c->outbox_out = (uint16_t)(c->outbox_out + (st == MQIM_OK ? 1u : 0u));
         } else {
             /* A record this code never wrote (storage corruption): it can
              * never be sent, and keeping it would hold its space forever. */

@@ -536,6 +536,71 @@ static void test_gateway_online_replays_outbox(void)
     CHECK_EQ_INT(nseen, 0);
 }
 
+/* Publish, PUBACK and collect every DM the device sends until it stops;
+ * bodies[] gets their bodies (from index 0), ids[] their ids. */
+static unsigned collect_dms(char bodies[][16], char ids[][40], unsigned cap)
+{
+    unsigned n = 0;
+    for (int round = 0; round < 64; round++) {
+        sent_pkt_t s;
+        bool any = false;
+        while (next_publish_on("im/u/bob/out/dm/alice", &s)) {
+            uint8_t puback[4] = { 0x40, 2, (uint8_t)(s.packet_id >> 8), (uint8_t)s.packet_id };
+            const char *b = strstr(s.payload, "\"body\":\"");
+            if (n < cap) {
+                snprintf(bodies[n], 16, "%.*s", b != NULL ? (int)strcspn(b + 8, "\"") : 0, b != NULL ? b + 8 : "");
+                snprintf(ids[n], 40, "%.32s", strstr(s.payload, "\"id\":\"") + 6);
+            }
+            inject_raw(puback, sizeof(puback));
+            n++;
+            any = true;
+        }
+        pump(3);
+        if (!any) {
+            break;
+        }
+    }
+    return n;
+}
+
+/* A deep outbox goes out MQIM_CFG_OUTBOX_WINDOW entries at a time: broker
+ * PUBACKs do not open the window, the gateway's `sent` acks do; a gateway
+ * online replays the oldest window again (not the whole outbox). */
+static void test_outbox_window(void)
+{
+    enum { W = MQIM_CFG_OUTBOX_WINDOW, N = MQIM_CFG_OUTBOX_WINDOW + 4 };
+    static char bodies[N][16], ids[N][40];
+    char ack[160], want[16];
+    uint32_t key = 0;
+    fresh();
+    for (int i = 0; i < N; i++) {
+        char body[16];
+        snprintf(body, sizeof(body), "m%d", i);
+        CHECK_EQ_INT(mqim_client_send(&client, MQIM_STR("alice"), mqim_str_from_cstr(body), &key), MQIM_OK);
+    }
+    CHECK_EQ_INT(outbox_count(), N);
+    connect();
+    CHECK_EQ_INT(collect_dms(bodies, ids, N), W);
+    CHECK_EQ_STR(bodies[0], strlen(bodies[0]), "m0");
+    snprintf(want, sizeof(want), "m%d", W - 1);
+    CHECK_EQ_STR(bodies[W - 1], strlen(bodies[W - 1]), want);
+    /* two `sent` acks: exactly two more go out, the next in order */
+    for (int i = 0; i < 2; i++) {
+        snprintf(ack, sizeof(ack), "{\"status\":\"sent\",\"id\":\"%s\",\"seq\":%d,\"ts\":1}", ids[i], i + 1);
+        inject_publish("im/u/bob/in/ack", ack, strlen(ack), (uint16_t)(100 + i));
+    }
+    pump(3);
+    CHECK_EQ_INT(outbox_count(), N - 2);
+    CHECK_EQ_INT(collect_dms(bodies, ids, N), 2);
+    snprintf(want, sizeof(want), "m%d", W);
+    CHECK_EQ_STR(bodies[0], strlen(bodies[0]), want);
+    /* the gateway restarted: the oldest window again, from m2 */
+    gateway_status("{\"state\":\"online\",\"ts\":9}", false, 200);
+    CHECK_EQ_INT(collect_dms(bodies, ids, N), W);
+    CHECK_EQ_STR(bodies[0], strlen(bodies[0]), "m2");
+    CHECK_EQ_INT(nseen, 0);
+}
+
 int main(void)
 {
     test_connect_birth_and_sync();
@@ -545,5 +610,6 @@ int main(void)
     test_outbox_bad_records();
     test_tombstones_advance_seq();
     test_gateway_online_replays_outbox();
+    test_outbox_window();
     return CHECK_REPORT();
 }

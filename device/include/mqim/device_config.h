@@ -102,6 +102,15 @@
 #define MQIM_CFG_E2E_REPLAY_WINDOW 16
 #endif
 
+/** Outbox entries sent without their `sent` (or `rejected`) ack at most. A
+ *  replay of a deep outbox after each reconnect or gateway restart goes out
+ *  this many at a time, the rest as acks arrive: all at once, a backlog of
+ *  duplicates reached the gateway faster than it acked them and fed itself
+ *  (docs/reliability.md, "Replay storm"). 1..65535. */
+#ifndef MQIM_CFG_OUTBOX_WINDOW
+#define MQIM_CFG_OUTBOX_WINDOW 32
+#endif
+
 #include "mqim/device_config_check.h"
 
 #endif /* MQIM_DEVICE_CONFIG_H */
