@@ -31,6 +31,18 @@
 #define SHUTDOWN_DRAIN_MS 5000
 #define INBOUND_BATCH_MAX 256u /* publishes per group commit at most */
 #define DONE_INITIAL 4096u     /* room for acknowledged outbox keys per pump round (grows) */
+#define DIRECT_MAX_BYTES (64u << 20) /* QoS 0 direct publishes waiting, at most */
+#define DIRECT_KEY UINT64_MAX  /* the publisher's key of a direct publish: no outbox entry */
+
+/* A publish that is not an outbox entry (publish_now), waiting for the pump. */
+typedef struct direct {
+    struct direct *next;
+    size_t size; /* of this allocation */
+    int qos;
+    bool retain;
+    size_t topic_len, payload_len, corr_len;
+    char data[]; /* topic, payload, correlation data */
+} direct_t;
 
 typedef struct gw {
     const mqim_gw_config_t *cfg;
@@ -69,6 +81,12 @@ typedef struct gw {
     mqim_pub_t *pub;
     char pub_client_id[sizeof(((mqim_gw_config_t *)0)->client_id) + 8];
     int wake_fd;        /* eventfd: other threads wake the pump's poll() */
+
+    /* publish_now's queue (under mu): any thread adds, the pump sends */
+    direct_t *direct_head, *direct_tail;
+    size_t direct_bytes;
+    uint64_t direct_dropped;
+    int64_t direct_drop_logged;
 } gw_t;
 
 /* The pump's own state (its thread only). */
@@ -108,19 +126,6 @@ static void client_leave(gw_t *g)
     g->calls--;
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
-}
-
-/* MQTTAsync_sendMessage, only while the link is up. */
-static int send_message(gw_t *g, const char *topic, MQTTAsync_message *msg,
-                        MQTTAsync_responseOptions *ro)
-{
-    int rc;
-    if (!client_enter(g)) {
-        return MQTTASYNC_DISCONNECTED;
-    }
-    rc = MQTTAsync_sendMessage(g->client, topic, msg, ro);
-    client_leave(g);
-    return rc;
 }
 
 /* Wake the pump out of its poll(): from Paho's threads and the inbound
@@ -179,34 +184,68 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
     return 1;
 }
 
-/* Ephemeral publishes and last-resort rejections: straight to Paho. */
+/* Ephemeral publishes, last-resort rejections, file reads, the gateway's
+ * status and stats: not outbox entries. Any thread queues them (copied) for
+ * the pump, which sends them on the publisher ahead of the outbox. (Paho
+ * carried them before: its queue holds at most maxBufferedMessages, and a
+ * flood of QoS 0 requests, whose answers all go this way, overflowed it
+ * and lost answers.) Bounded in bytes: past DIRECT_MAX_BYTES a QoS 0
+ * publish is dropped (counted, and logged once a second at most); QoS 1
+ * ones are always queued (few, and each answers something). */
 static void publish_now(void *ctx, const mqim_outbound_t *o)
 {
     gw_t *g = ctx;
-    char topic[MQIM_TOPIC_MAX + 1];
-    MQTTAsync_message msg = MQTTAsync_message_initializer;
-    int rc;
-    if (o->topic.len > MQIM_TOPIC_MAX) {
+    direct_t *d;
+    size_t size = sizeof(*d) + o->topic.len + o->payload.len + o->correlation.len;
+    bool drop;
+    if (o->topic.len == 0u || o->topic.len > MQIM_TOPIC_MAX) {
         return;
     }
-    memcpy(topic, o->topic.ptr, o->topic.len);
-    topic[o->topic.len] = '\0';
-    msg.payload = (void *)(uintptr_t)o->payload.ptr;
-    msg.payloadlen = (int)o->payload.len;
-    msg.qos = o->qos;
-    msg.retained = o->retain;
-    if (o->correlation.len > 0u) { /* a direct control response (file reads): mosquitto_rr matches on it */
-        MQTTProperty p;
-        p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
-        p.value.data.data = (char *)(uintptr_t)o->correlation.ptr;
-        p.value.data.len = (int)o->correlation.len;
-        MQTTProperties_add(&msg.properties, &p);
+    pthread_mutex_lock(&g->mu);
+    drop = o->qos == 0 && g->direct_bytes + size > DIRECT_MAX_BYTES;
+    if (drop) {
+        int64_t t = now_ms();
+        g->direct_dropped++;
+        if (t - g->direct_drop_logged >= 1000) {
+            g->direct_drop_logged = t;
+            MQIM_LOGW(LOG_MOD, "%" PRIu64 " QoS 0 publishes dropped so far: more than %u bytes wait "
+                      "for the broker", g->direct_dropped, (unsigned)DIRECT_MAX_BYTES);
+        }
     }
-    rc = send_message(g, topic, &msg, NULL);
-    MQTTProperties_free(&msg.properties);
-    if (rc != MQTTASYNC_SUCCESS) {
-        MQIM_LOGW(LOG_MOD, "direct publish to %s failed (%d)", topic, rc);
+    pthread_mutex_unlock(&g->mu);
+    if (drop) {
+        return;
     }
+    d = malloc(size);
+    if (d == NULL) {
+        MQIM_LOGW(LOG_MOD, "out of memory: direct publish to %.*s dropped", (int)o->topic.len,
+                  o->topic.ptr);
+        return;
+    }
+    d->next = NULL;
+    d->size = size;
+    d->qos = o->qos;
+    d->retain = o->retain;
+    d->topic_len = o->topic.len;
+    d->payload_len = o->payload.len;
+    d->corr_len = o->correlation.len;
+    memcpy(d->data, o->topic.ptr, o->topic.len);
+    if (o->payload.len > 0u) {
+        memcpy(d->data + o->topic.len, o->payload.ptr, o->payload.len);
+    }
+    if (o->correlation.len > 0u) {
+        memcpy(d->data + o->topic.len + o->payload.len, o->correlation.ptr, o->correlation.len);
+    }
+    pthread_mutex_lock(&g->mu);
+    if (g->direct_tail != NULL) {
+        g->direct_tail->next = d;
+    } else {
+        g->direct_head = d;
+    }
+    g->direct_tail = d;
+    g->direct_bytes += size;
+    pthread_mutex_unlock(&g->mu);
+    wake(g);
 }
 
 /* ---- connection ---- */
@@ -516,6 +555,12 @@ static void delete_done(pump_state_t *ps)
 static void on_pub_done(void *ctx, uint64_t key, uint8_t reason)
 {
     pump_state_t *ps = ctx;
+    if (key == DIRECT_KEY) {
+        if (reason >= 0x80u) {
+            MQIM_LOGW(LOG_MOD, "the broker refused a direct publish (%s)", mqim_v5_reason_str(reason));
+        }
+        return; /* not an outbox entry */
+    }
     if (reason >= 0x80u) {
         if (reason == 0x97u || reason == 0x89u || reason == 0x80u) {
             /* quota exceeded, server busy, unspecified: try again shortly */
@@ -587,6 +632,65 @@ static bool fill_window(pump_state_t *ps, uint64_t *next)
     }
     mqim_txn_abort(&txn);
     return at_end;
+}
+
+/* Send what publish_now queued, in order, while the publisher takes it. */
+static void send_direct(gw_t *g, pump_state_t *ps)
+{
+    direct_t *d, *rest;
+    pthread_mutex_lock(&g->mu);
+    d = g->direct_head;
+    g->direct_head = g->direct_tail = NULL;
+    pthread_mutex_unlock(&g->mu);
+    while (d != NULL) {
+        mqim_v5_publish_t m;
+        mqim_status_t st;
+        m.topic = (mqim_str_t){ d->data, d->topic_len };
+        m.payload = (mqim_str_t){ d->data + d->topic_len, d->payload_len };
+        m.correlation = (mqim_str_t){ d->data + d->topic_len + d->payload_len, d->corr_len };
+        m.qos = d->qos;
+        m.retain = d->retain;
+        m.packet_id = 0;
+        st = mqim_pub_publish(g->pub, DIRECT_KEY, &m, on_pub_done, ps);
+        if (st == MQIM_INFLIGHT_FULL || st == MQIM_BUFFER_TOO_SMALL) {
+            break; /* the rest waits for PUBACKs or a write */
+        }
+        if (st != MQIM_OK) {
+            MQIM_LOGW(LOG_MOD, "direct publish to %.*s cannot be sent (%s)", (int)d->topic_len, d->data,
+                      mqim_status_str(st));
+        }
+        rest = d->next;
+        pthread_mutex_lock(&g->mu);
+        g->direct_bytes -= d->size;
+        pthread_mutex_unlock(&g->mu);
+        free(d);
+        d = rest;
+    }
+    if (d != NULL) { /* put the unsent back in front of what came meanwhile */
+        direct_t *last = d;
+        while (last->next != NULL) {
+            last = last->next;
+        }
+        pthread_mutex_lock(&g->mu);
+        last->next = g->direct_head;
+        if (g->direct_head == NULL) {
+            g->direct_tail = last;
+        }
+        g->direct_head = d;
+        pthread_mutex_unlock(&g->mu);
+    }
+}
+
+static void free_direct(gw_t *g)
+{
+    direct_t *d = g->direct_head;
+    while (d != NULL) {
+        direct_t *next = d->next;
+        free(d);
+        d = next;
+    }
+    g->direct_head = g->direct_tail = NULL;
+    g->direct_bytes = 0;
 }
 
 /* Connect the publisher; false (logged) when it failed. */
@@ -736,6 +840,7 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
         }
         if (mqim_pub_connected(g->pub)) {
             char err[512];
+            send_direct(g, &ps);
             all_sent = fill_window(&ps, &next);
             /* write what fill_window queued now, not after the next poll */
             if (mqim_pub_service(g->pub, t, on_pub_done, &ps, err, sizeof(err)) != MQIM_OK) {
@@ -823,6 +928,7 @@ static int check_tls_files(const mqim_gw_config_t *cfg)
 
 static void free_io(gw_t *g)
 {
+    free_direct(g);
     mqim_pub_free(g->pub);
     g->pub = NULL;
     if (g->wake_fd >= 0) {

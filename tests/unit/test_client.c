@@ -586,7 +586,7 @@ static void test_outbox_window(void)
     CHECK_EQ_STR(bodies[W - 1], strlen(bodies[W - 1]), want);
     /* two `sent` acks: exactly two more go out, the next in order */
     for (int i = 0; i < 2; i++) {
-        snprintf(ack, sizeof(ack), "{\"status\":\"sent\",\"id\":\"%s\",\"seq\":%d,\"ts\":1}", ids[i], i + 1);
+        snprintf(ack, sizeof(ack), "{\"status\":\"sent\",\"id\":\"%.32s\",\"seq\":%d,\"ts\":1}", ids[i], i + 1);
         inject_publish("im/u/bob/in/ack", ack, strlen(ack), (uint16_t)(100 + i));
     }
     pump(3);
