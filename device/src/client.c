@@ -217,8 +217,10 @@ static void outbox_forget(mqim_client_t *c, mqim_str_t id)
         if (peeked == MQIM_OK && record_parse(c->record, len, &rid, &topic, &payload) &&
             mqim_str_eq(rid, id)) {
             (void)c->cfg.outbox->remove(c->cfg.outbox_ctx, key);
-            if (key <= c->replay_after && c->outbox_out > 0u) {
-                c->outbox_out--; /* the window moves on */
+            if (c->outbox_out > 0u) {
+                /* the window moves on (an ack of a publish from before a
+                 * replay restarted may open it one early: a soft bound) */
+                c->outbox_out--;
             }
             return;
         }
@@ -515,7 +517,7 @@ static void replay_outbox(mqim_client_t *c)
         } else if (record_parse(c->record, len, &id, &topic, &payload)) {
             st = mqim_session_publish(&c->session, topic, (const uint8_t *)payload.ptr, payload.len, 1,
                                       false, key);
-            c->outbox_out = (uint16_t)(c->outbox_out + (st == MQIM_OK ? 1u : 0u));
+            c->outbox_out += st == MQIM_OK;
         } else {
             /* A record this code never wrote (storage corruption): it can
              * never be sent, and keeping it would hold its space forever. */
@@ -541,17 +543,17 @@ mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms)
 static const char hex[] = "0123456789abcdef";
 
 static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
-                             mqim_str_t file_id, uint32_t *key);
+                             const mqim_str_t *file_id, uint32_t *key);
 
 mqim_status_t mqim_client_send(mqim_client_t *c, mqim_str_t peer, mqim_str_t text, uint32_t *key)
 {
-    return send_to(c, MQIM_TOPIC_OUT_DM, peer, text, (mqim_str_t){ 0, 0 }, key);
+    return send_to(c, MQIM_TOPIC_OUT_DM, peer, text, NULL, key);
 }
 
 mqim_status_t mqim_client_send_group(mqim_client_t *c, mqim_str_t group, mqim_str_t text,
                                      uint32_t *key)
 {
-    return send_to(c, MQIM_TOPIC_OUT_GROUP, group, text, (mqim_str_t){ 0, 0 }, key);
+    return send_to(c, MQIM_TOPIC_OUT_GROUP, group, text, NULL, key);
 }
 
 mqim_status_t mqim_client_send_file(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t file_id,
@@ -559,7 +561,7 @@ mqim_status_t mqim_client_send_file(mqim_client_t *c, mqim_str_t name, bool grou
 {
     mqim_status_t st = mqim_id_check(file_id);
     if (st == MQIM_OK) {
-        st = send_to(c, group ? MQIM_TOPIC_OUT_GROUP : MQIM_TOPIC_OUT_DM, name, caption, file_id, key);
+        st = send_to(c, group ? MQIM_TOPIC_OUT_GROUP : MQIM_TOPIC_OUT_DM, name, caption, &file_id, key);
     }
     return st;
 }
@@ -633,8 +635,9 @@ mqim_status_t mqim_client_queue_envelope(mqim_client_t *c, mqim_topic_kind_t kin
     return c->cfg.outbox->put(c->cfg.outbox_ctx, c->record, rlen, key);
 }
 
+/* file_id: NULL for a text message; a checked, non-empty id for a file message. */
 static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
-                             mqim_str_t file_id, uint32_t *key)
+                             const mqim_str_t *file_id, uint32_t *key)
 {
     uint8_t rnd[16];
     char id[32];
@@ -643,7 +646,7 @@ static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_
     if (st != MQIM_OK) {
         return st;
     }
-    if (text.len == 0u && file_id.len == 0u) {
+    if (text.len == 0u && file_id == NULL) {
         return MQIM_BODY_EMPTY;
     }
     if (text.len > MQIM_BODY_MAX) {
@@ -669,10 +672,10 @@ static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_
     env.type = MQIM_STR("text");
     env.body = text;
     env.device = c->cfg.device; /* so the user's other devices can say where it came from */
-    if (file_id.len > 0u) {
+    if (file_id != NULL) {
         env.type = MQIM_STR("file");
         env.has_file = true;
-        env.file.id = file_id; /* the gateway fills in the rest */
+        env.file.id = *file_id; /* the gateway fills in the rest */
         if (text.len == 0u) {
             env.body = (mqim_str_t){ 0, 0 };
         }

@@ -101,7 +101,7 @@ typedef struct mqim_client {
     char presence_filter[MQIM_ROOT_MAX + 16];
     char will[64];
     uint32_t replay_after;   /**< outbox key last (re)published since the connection */
-    uint16_t outbox_out;     /**< of those, still in the outbox (no ack yet): at most MQIM_CFG_OUTBOX_WINDOW */
+    unsigned outbox_out;     /**< of those, still in the outbox (no ack yet): at most MQIM_CFG_OUTBOX_WINDOW */
     bool connected;
     bool gw_online;          /**< {root}/gateway/status said online on this connection */
     bool sync_pending;       /**< a sync request is out; deliveries wait for it */
