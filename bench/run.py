@@ -130,6 +130,17 @@ class Bench:
         self.procs.append(p)
         return p
 
+    def load_cpu(self, mode, pairs, count, **kw):
+        """load(), with the CPU microseconds per message of the broker, the
+        gateway and the load generator during it."""
+        b0, g0, l0 = cpu_s(self.procs[0].pid), cpu_s(self.gateway.pid), children_cpu_s()
+        res = self.load(mode, pairs, count, **kw)
+        n = max(1, pairs * count)
+        res["cpu_us_per_msg"] = {"broker": round((cpu_s(self.procs[0].pid) - b0) * 1e6 / n),
+                                 "gateway": round((cpu_s(self.gateway.pid) - g0) * 1e6 / n),
+                                 "loadgen": round((children_cpu_s() - l0) * 1e6 / n)}
+        return res
+
     def load(self, mode, pairs, count, rate=0, window=200, prefix="b", timeout=60):
         argv = [self.load_bin, "--mode", mode, "--pairs", str(pairs), "--count", str(count),
                 "--rate", str(rate), "--window", str(window), "--prefix", prefix,
@@ -182,6 +193,19 @@ class Bench:
                     p.kill()
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cpu_s(pid):
+    """CPU seconds (user + system) a process has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def disk_sync_us(directory, n=300):
@@ -336,11 +360,11 @@ def main():
             for rep in range(reps):
                 s0 = b.stats()
                 t0 = time.time()
-                routed = b.load("routed", pairs, count)
+                routed = b.load_cpu("routed", pairs, count)
                 t1 = time.time()
                 b.wait_outbox_empty()
                 s1 = b.stats()
-                raw = b.load("raw", pairs, count)
+                raw = b.load_cpu("raw", pairs, count)
                 commits = s1["commits_total"] - s0["commits_total"]
                 batched = s1["batched_total"] - s0["batched_total"]
                 thr.append({"routed": routed, "raw": raw,
@@ -348,9 +372,11 @@ def main():
                             "commits": commits, "msgs_per_commit": batched / commits if commits else 0,
                             "commits_per_s": commits / (t1 - t0)})
                 failed |= not (routed["ok"] and raw["ok"])
-                print("throughput rep %d: routed %.0f/s raw %.0f/s ratio %.3f, %.1f msgs/commit, %.0f commits/s"
+                print("throughput rep %d: routed %.0f/s raw %.0f/s ratio %.3f, %.1f msgs/commit, %.0f commits/s; "
+                      "CPU us/msg routed %s raw %s"
                       % (rep, routed["msgs_per_s"], raw["msgs_per_s"], thr[-1]["ratio"],
-                         thr[-1]["msgs_per_commit"], thr[-1]["commits_per_s"]), flush=True)
+                         thr[-1]["msgs_per_commit"], thr[-1]["commits_per_s"], routed["cpu_us_per_msg"],
+                         raw["cpu_us_per_msg"]), flush=True)
             summary["throughput"] = thr
             ratios = [t["ratio"] for t in thr]
             summary["ratio_median"] = statistics.median(ratios)
@@ -425,12 +451,15 @@ def main():
 def print_tables(s):
     if "throughput" not in s:
         s = dict(s, throughput=[], latency=[], group=None)
-    print("\n| rep | routed msgs/s | raw msgs/s | ratio | msgs/commit | commits/s | longest gap routed (ms) |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| rep | routed msgs/s | raw msgs/s | ratio | msgs/commit | commits/s | longest gap routed (ms) "
+          "| CPU us/msg routed: gateway / broker / loadgen | raw: broker / loadgen |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for i, t in enumerate(s["throughput"]):
-        print("| %d | %.0f | %.0f | %.3f | %.1f | %.0f | %.0f |" % (
+        rc, wc = t["routed"].get("cpu_us_per_msg", {}), t["raw"].get("cpu_us_per_msg", {})
+        print("| %d | %.0f | %.0f | %.3f | %.1f | %.0f | %.0f | %s / %s / %s | %s / %s |" % (
             i, t["routed"]["msgs_per_s"], t["raw"]["msgs_per_s"], t["ratio"], t["msgs_per_commit"],
-            t["commits_per_s"], t["routed"]["max_gap_ms"]))
+            t["commits_per_s"], t["routed"]["max_gap_ms"], rc.get("gateway"), rc.get("broker"),
+            rc.get("loadgen"), wc.get("broker"), wc.get("loadgen")))
     print("\n| offered | routed delivery p50/p99/p99.9 (ms) | routed `sent` p50/p99/p99.9 (ms) | raw p50/p99 (ms) | added p99 (ms) |")
     print("|---|---|---|---|---|")
     for l in s["latency"]:

@@ -169,10 +169,13 @@ void mqim_inbound_outbox_done(mqim_inbound_q_t *q, const uint64_t *keys, size_t 
         }
     }
     memcpy(q->del + q->ndel, keys, n * sizeof(uint64_t));
-    q->ndel += n;
-    if (q->ndel >= DELETE_ALONE) {
+    /* Wake the worker on the first pending delete (an idle worker waits
+     * without a timeout until then, and would otherwise leave them until
+     * the next inbound publish) and when enough are pending. */
+    if (q->ndel == 0u || q->ndel + n >= DELETE_ALONE) {
         pthread_cond_signal(&q->not_empty);
     }
+    q->ndel += n;
     pthread_mutex_unlock(&q->mu);
 }
 

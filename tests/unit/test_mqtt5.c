@@ -253,6 +253,23 @@ static void broker_listen(broker_t *b)
     b->port = ntohs(a.sin_port);
 }
 
+/* A scripted broker thread that answers CONNECT with connack (set the
+ * script's other fields in *b before). */
+static void broker_start(broker_t *b, const uint8_t *connack, size_t len, pthread_t *th)
+{
+    memcpy(b->connack, connack, len);
+    b->connack_len = len;
+    broker_listen(b);
+    CHECK(pthread_create(th, NULL, broker_main, b) == 0);
+}
+
+static void broker_stop(broker_t *b, pthread_t th)
+{
+    pthread_join(th, NULL);
+    close(b->conn_fd);
+    close(b->listen_fd);
+}
+
 typedef struct done_log {
     uint64_t keys[64];
     uint8_t reasons[64];
@@ -303,12 +320,9 @@ static void test_publisher_window(void)
     int64_t end;
     memset(&b, 0, sizeof(b));
     memset(&d, 0, sizeof(d));
-    memcpy(b.connack, connack, sizeof(connack));
-    b.connack_len = sizeof(connack);
     b.expect_publishes = 3;
     b.refuse_reason = 0x87;
-    broker_listen(&b);
-    CHECK(pthread_create(&th, NULL, broker_main, &b) == 0);
+    broker_start(&b, connack, sizeof(connack), &th);
     cfg = pub_config(b.port, 10, 20);
     p = mqim_pub_new(&cfg);
     CHECK(p != NULL);
@@ -341,9 +355,7 @@ static void test_publisher_window(void)
     CHECK_EQ_STR(b.topics[0], strlen(b.topics[0]), "t/0");
     CHECK_EQ_INT(b.max_seen_unacked, 3); /* all three were out before the first PUBACK */
     mqim_pub_close(p, true);
-    pthread_join(th, NULL);
-    close(b.conn_fd);
-    close(b.listen_fd);
+    broker_stop(&b, th);
     mqim_pub_free(p);
 }
 
@@ -357,18 +369,13 @@ static void test_publisher_refused(void)
     mqim_pub_config_t cfg;
     char err[256] = "";
     memset(&b, 0, sizeof(b));
-    memcpy(b.connack, connack, sizeof(connack));
-    b.connack_len = sizeof(connack);
-    broker_listen(&b);
-    CHECK(pthread_create(&th, NULL, broker_main, &b) == 0);
+    broker_start(&b, connack, sizeof(connack), &th);
     cfg = pub_config(b.port, 4, 20);
     p = mqim_pub_new(&cfg);
     CHECK_EQ_INT(mqim_pub_connect(p, 2000, ms(), err, sizeof(err)), MQIM_CONNACK_REFUSED);
     CHECK(strstr(err, "bad user name or password") != NULL);
     CHECK(!mqim_pub_connected(p));
-    pthread_join(th, NULL);
-    close(b.conn_fd);
-    close(b.listen_fd);
+    broker_stop(&b, th);
     mqim_pub_free(p);
     /* nothing listens there any more: refused at once, and said so */
     p = mqim_pub_new(&cfg);
@@ -392,11 +399,8 @@ static void test_publisher_dead_peer(void)
     int64_t t0;
     memset(&b, 0, sizeof(b));
     memset(&d, 0, sizeof(d));
-    memcpy(b.connack, connack, sizeof(connack));
-    b.connack_len = sizeof(connack);
     b.go_silent = true;
-    broker_listen(&b);
-    CHECK(pthread_create(&th, NULL, broker_main, &b) == 0);
+    broker_start(&b, connack, sizeof(connack), &th);
     cfg = pub_config(b.port, 4, 1);
     p = mqim_pub_new(&cfg);
     t0 = ms();
@@ -409,9 +413,7 @@ static void test_publisher_dead_peer(void)
     CHECK(strstr(err, "no PUBACK") != NULL);
     CHECK_EQ_INT(d.n, 0);
     mqim_pub_close(p, false);
-    pthread_join(th, NULL);
-    close(b.conn_fd);
-    close(b.listen_fd);
+    broker_stop(&b, th);
     mqim_pub_free(p);
 }
 

@@ -1818,6 +1818,39 @@ static void test_journal_replay(void)
     teardown();
 }
 
+/* Outbox entries the pump hands over are deleted by the worker even when no
+ * inbound publish follows (it once waited for the next one): within
+ * DELETE_DELAY_MS of an idle worker, and inside a batch otherwise. */
+static void test_outbox_deletes_when_idle(void)
+{
+    char journal[300];
+    mqim_inbound_q_t *q;
+    mqim_txn_t txn;
+    uint64_t keys[3];
+    setup(NULL, 0);
+    snprintf(journal, sizeof(journal), "%s/inbound.journal", dir);
+    CHECK_EQ_INT(mqim_txn_begin(store, MQIM_TXN_WRITE, &txn), MQIM_OK);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(mqim_store_outbox_put(&txn, MQIM_STR("im/u/bob/in/msg"), 1, false, (mqim_str_t){ NULL, 0 },
+                                           MQIM_STR("x"), &keys[i]),
+                     MQIM_OK);
+    }
+    CHECK_EQ_INT(mqim_txn_commit(&txn), MQIM_OK);
+    CHECK_EQ_INT(outbox_count(), 3);
+    q = mqim_inbound_start(store, router, journal, 4, NULL, NULL);
+    CHECK(q != NULL);
+    usleep(50000); /* the worker is waiting, idle */
+    mqim_inbound_outbox_done(q, keys, 2);
+    for (int i = 0; i < 100 && outbox_count() > 1u; i++) {
+        usleep(10000);
+    }
+    CHECK_EQ_INT(outbox_count(), 1); /* no inbound publish came, no stop either */
+    mqim_inbound_outbox_done(q, &keys[2], 1);
+    mqim_inbound_stop(q); /* stopping deletes what is pending */
+    CHECK_EQ_INT(outbox_count(), 0);
+    teardown();
+}
+
 /* Order, a rejection in the middle, a duplicate inside the batch, one commit. */
 static void test_batch_order_reject_dedupe(void)
 {
@@ -1997,6 +2030,7 @@ int main(void)
     test_device_cap_and_status_rate();
     test_batch_order_reject_dedupe();
     test_journal_replay();
+    test_outbox_deletes_when_idle();
     test_batch_invisible_before_commit();
     test_batch_store_full();
     return CHECK_REPORT();
