@@ -539,7 +539,7 @@ int main(int argc, char **argv)
     int64_t t_end, last_progress;
     long last_total = -1, want, got_d = 0, got_a = 0, dups = 0;
     bool ok;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --flag value pairs */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL) {
@@ -574,7 +574,6 @@ int main(int argc, char **argv)
         } else {
             usage();
         }
-        i++;
     }
     if (devices > 0) {
         return run_idle(prefix, first, devices, password);

@@ -180,8 +180,9 @@ class Bench:
         end = time.time() + timeout
         while time.time() < end:
             if self.stats().get("outbox", 1) == 0:
-                return
+                return True
             time.sleep(0.2)
+        return False
 
     def close(self):
         for p in reversed(self.procs):
@@ -420,6 +421,10 @@ def main():
             summary["scale"] = sc
             failed |= not sc["ok"]
             print("scale: %s" % json.dumps(sc), flush=True)
+        # everything the gateway owes (the devices' last offline presence too) goes out
+        if not b.wait_outbox_empty():
+            failed = True
+            print("FAIL: the gateway's outbox did not empty within 60 s", file=sys.stderr)
         summary["stats_end"] = b.stats()
     finally:
         b.close()
