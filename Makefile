@@ -8,7 +8,7 @@
 #   make faults the long fault suite (docs/reliability.md): tens of thousands of
 #               messages under gateway kills, broker restarts, link faults; about 10 min
 #   make bench  benchmarks (release build in build/bench; docs/benchmarks.md), ~17 min
-#   make bench-quick  the same, shorter (~5 min); fails when routed/raw throughput < 0.40
+#   make bench-quick  the same, shorter (~6 min); fails when routed/raw throughput < 0.40
 #   make clean  remove build/
 #
 # Variables: JOBS (build parallelism, default nproc), CTEST_JOBS (tests in
