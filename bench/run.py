@@ -39,6 +39,8 @@ GW_INFLIGHT = int(os.environ.get("MQIM_BENCH_GW_INFLIGHT", "500"))
 # MQIM_BENCH_BASELINE=separate through a second, anonymous broker with the
 # same limits and no persistence (the first runs of docs/benchmarks.md).
 SAME_BROKER = os.environ.get("MQIM_BENCH_BASELINE", "same") != "separate"
+# MQIM_BENCH_PIN=1: the gateway alone on one CPU, everything else on the other.
+PIN = os.environ.get("MQIM_BENCH_PIN", "0") == "1"
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
@@ -123,6 +125,13 @@ class Bench:
         wait_port(self.port)
         self.gateway = self.start("gateway", [self.gw_bin, "-c", self.conf, "--log-level", os.environ.get("MQIM_BENCH_LOG", "warn")])
         time.sleep(1.0)  # connected and subscribed (its log says so; 1 s is plenty on loopback)
+        if PIN and os.cpu_count() and os.cpu_count() >= 2:
+            # the broker, this driver and its load generators on CPU 0, every
+            # gateway thread on CPU 1 (docs/benchmarks.md, section 2)
+            os.sched_setaffinity(0, {0})
+            os.sched_setaffinity(self.procs[0].pid, {0})
+            for tid in os.listdir("/proc/%d/task" % self.gateway.pid):
+                os.sched_setaffinity(int(tid), {1})
 
     def start(self, name, argv):
         log = open(os.path.join(self.dir, name + ".log"), "a")
@@ -345,7 +354,7 @@ def main():
 
     users = ["bs%d" % i for i in range(pairs)] + ["br%d" % i for i in range(max(pairs, group_members))]
     b = Bench(a.build, a.keep)
-    summary = {"quick": q, "pairs": pairs, "count_per_pair": count, "host": os.uname().nodename,
+    summary = {"quick": q, "pinned": PIN, "pairs": pairs, "count_per_pair": count, "host": os.uname().nodename,
                "nproc": os.cpu_count()}
     failed = False
     try:
