@@ -89,12 +89,6 @@ static uint64_t view(const char *buf, mqim_inbound_t *in, int64_t *now)
     return h.seq;
 }
 
-/* "journal_applied" is the seq of the last record whose batch committed: a
- * high-water mark, not a count. (It was a count of records, compared with
- * seqs: a batch that failed to commit as a whole, whose records were then
- * handled one by one, left it behind the seqs for good, and every later
- * start routed committed records again. A count and the last seq are equal
- * while nothing failed, so older stores read the same.) */
 static void delete_outbox(mqim_inbound_q_t *q, mqim_txn_t *txn)
 {
     for (size_t i = 0; i < q->nwdel; i++) {
@@ -102,6 +96,12 @@ static void delete_outbox(mqim_inbound_q_t *q, mqim_txn_t *txn)
     }
 }
 
+/* "journal_applied" is the seq of the last record whose batch committed: a
+ * high-water mark, not a count. (It was a count of records, compared with
+ * seqs: a batch that failed to commit as a whole, whose records were then
+ * handled one by one, left it behind the seqs for good, and every later
+ * start routed committed records again. A count and the last seq are equal
+ * while nothing failed, so older stores read the same.) */
 static mqim_status_t applied_hook(void *ctx, mqim_txn_t *batch)
 {
     mqim_inbound_q_t *q = ctx;

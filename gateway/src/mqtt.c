@@ -71,7 +71,6 @@ typedef struct gw {
     bool lost;          /* the connection was lost: the pump recreates the client */
     unsigned calls;     /* calls into the Paho client under way outside the pump */
     uint64_t reconnects;
-    bool kick;          /* new outbox entries were committed */
     int connect_failures;
     bool ssl_error_seen; /* OpenSSL explained the last failed attempt */
     uint64_t handled, rejected;
@@ -96,7 +95,6 @@ typedef struct pump_state {
     size_t ndone, done_cap;
     uint64_t resend_from; /* UINT64_MAX: nothing to send again */
     int64_t resend_at;
-    uint64_t refused;   /* entries the broker refused for good (logged, dropped) */
 } pump_state_t;
 
 static int64_t now_ms(void)
@@ -155,9 +153,8 @@ static void on_batch_done(void *ctx, size_t n, size_t not_ok)
     pthread_mutex_lock(&g->mu);
     g->handled += n;
     g->rejected += not_ok;
-    g->kick = true;
     pthread_mutex_unlock(&g->mu);
-    wake(g);
+    wake(g); /* new outbox entries were committed */
 }
 
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
@@ -502,8 +499,8 @@ static int make_client(gw_t *g)
 {
     MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
     int rc;
-    /* Buffer room for direct publishes (rejections of last resort,
-     * ephemeral ones, file reads); the outbox goes out on the publisher. */
+    /* Paho publishes only the offline status at shutdown now (the outbox
+     * and direct publishes go out on the publisher); the default room. */
     cro.maxBufferedMessages = (int)g->cfg->max_inflight + 1000;
     rc = MQTTAsync_createWithOptions(&g->client, g->uri, g->cfg->client_id,
                                      MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro);
@@ -572,7 +569,6 @@ static void on_pub_done(void *ctx, uint64_t key, uint8_t reason)
         }
         /* not authorized, topic invalid, too large...: sending it again
          * cannot succeed and would block nothing but repeat for ever */
-        ps->refused++;
         MQIM_LOGE(LOG_MOD, "the broker refused outbox entry %" PRIu64 " (%s): dropped; check the "
                   "gateway user's ACL", key, mqim_v5_reason_str(reason));
     }
@@ -623,7 +619,6 @@ static bool fill_window(pump_state_t *ps, uint64_t *next)
         if (st != MQIM_OK) {
             /* never sendable (empty topic, larger than the broker takes):
              * say so and drop it instead of blocking the outbox behind it */
-            ps->refused++;
             MQIM_LOGE(LOG_MOD, "outbox entry %" PRIu64 " to %.*s cannot be published (%s): dropped",
                       rec.key, (int)rec.topic.len, rec.topic.ptr, mqim_status_str(st));
             on_pub_done(ps, rec.key, 0u);
@@ -757,6 +752,9 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
     ps.resend_from = UINT64_MAX;
     ps.done_cap = DONE_INITIAL;
     ps.done = calloc(ps.done_cap, sizeof(uint64_t));
+    if (ps.done == NULL) {
+        MQIM_LOGE(LOG_MOD, "out of memory starting the outbox pump");
+    }
     while (ps.done != NULL) {
         struct pollfd fds[2];
         nfds_t nfds = 1;
@@ -781,7 +779,6 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
             (void)r;
         }
         pthread_mutex_lock(&g->mu);
-        g->kick = false;
         connected = g->connected;
         connecting = g->connecting;
         lost = g->lost;
@@ -861,24 +858,22 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
             publish_stats(g);
         }
         if (*stop) {
-            mqim_txn_t txn;
-            uint64_t left = 1;
             if (drain_until == 0) {
                 drain_until = t + SHUTDOWN_DRAIN_MS;
                 MQIM_LOGI(LOG_MOD, "stopping: sending what is left in the outbox");
             }
-            delete_done(&ps);
-            if (mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) == MQIM_OK) {
-                left = mqim_store_outbox_count(&txn);
-                mqim_txn_abort(&txn);
+            /* drained: every entry sent, written and acknowledged (the
+             * worker deletes the last ones when it stops) */
+            if (all_sent && mqim_pub_inflight(g->pub) == 0u &&
+                (mqim_pub_poll_events(g->pub) & POLLOUT) == 0) {
+                break;
             }
-            if (left == 0u || !mqim_pub_connected(g->pub) || t >= drain_until ||
-                (all_sent && mqim_pub_inflight(g->pub) == 0u &&
-                 (mqim_pub_poll_events(g->pub) & POLLOUT) == 0)) {
-                left = all_sent && mqim_pub_inflight(g->pub) == 0u ? 0u : left;
-                if (left > 0u) {
+            if (!mqim_pub_connected(g->pub) || t >= drain_until) {
+                mqim_txn_t txn;
+                if (mqim_txn_begin(g->store, MQIM_TXN_READ, &txn) == MQIM_OK) {
                     MQIM_LOGW(LOG_MOD, "%" PRIu64 " outbox entries left; they are sent at the next start",
-                              left);
+                              mqim_store_outbox_count(&txn));
+                    mqim_txn_abort(&txn);
                 }
                 break;
             }
