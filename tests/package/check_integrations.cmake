@@ -7,8 +7,9 @@
 # must compile exactly the files device/sources.cmake names for it. Also:
 # every .c of common/src, device/src and device/port/* is in a list of
 # sources.cmake (a new source cannot be forgotten), every listed file
-# exists, idf_component.yml carries version.h's version, and every option
-# the two read is declared in their Kconfig.
+# exists (absolute), no build in the tree prepends a directory to them,
+# idf_component.yml carries version.h's version, and every option the two
+# read is declared in their Kconfig.
 cmake_minimum_required(VERSION 3.16)
 if(NOT MQIM_ROOT)
   message(FATAL_ERROR "usage: cmake -DMQIM_ROOT=<mqim> -P check_integrations.cmake")
@@ -61,6 +62,19 @@ foreach(f ${tree_sources})
   if(NOT f IN_LIST all_listed)
     file(RELATIVE_PATH rel ${MQIM_ROOT} ${f})
     fail("${rel} is in no list of device/sources.cmake or common/sources.cmake")
+  endif()
+endforeach()
+
+# The lists hold absolute paths: a build that still prepends a directory
+# (list(TRANSFORM ... PREPEND), from when they were relative) breaks.
+file(GLOB_RECURSE cmake_files ${MQIM_ROOT}/boards/*CMakeLists.txt ${MQIM_ROOT}/boards/*.cmake
+     ${MQIM_ROOT}/tests/*CMakeLists.txt ${MQIM_ROOT}/bench/*CMakeLists.txt ${MQIM_ROOT}/device/*CMakeLists.txt
+     ${MQIM_ROOT}/common/*CMakeLists.txt ${MQIM_ROOT}/gateway/*CMakeLists.txt)
+foreach(f ${cmake_files})
+  file(STRINGS ${f} prepends REGEX "TRANSFORM +MQIM_[A-Z_]*(SOURCES|INCLUDE_DIRS) +PREPEND")
+  if(prepends)
+    file(RELATIVE_PATH rel ${MQIM_ROOT} ${f})
+    fail("${rel} prepends a directory to a list of sources.cmake, whose paths are absolute: ${prepends}")
   endif()
 endforeach()
 
