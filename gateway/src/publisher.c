@@ -39,7 +39,8 @@ struct mqim_pub {
     unsigned nfree, window, inflight;
     uint32_t max_packet; /* the broker's Maximum Packet Size; 0: none */
     unsigned keepalive_s;
-    int64_t last_out_ms;  /* the last byte written: a PINGREQ goes out when this is old */
+    int64_t last_out_ms;  /* the last byte written */
+    int64_t last_in_ms;   /* the last byte read */
     int64_t ping_sent_ms; /* 0: no PINGREQ outstanding */
     /* The stall clock: since when the oldest unacknowledged publish has been
      * waiting for its PUBACK without any PUBACK arriving (0: nothing waits).
@@ -453,7 +454,7 @@ mqim_status_t mqim_pub_connect(mqim_pub_t *p, int timeout_ms, int64_t now_ms, ch
     }
     p->inflight = 0;
     p->connected = true;
-    p->last_out_ms = now_ms;
+    p->last_out_ms = p->last_in_ms = now_ms;
     p->ping_sent_ms = 0;
     p->ack_wait_since_ms = 0;
     return MQIM_OK;
@@ -622,6 +623,9 @@ mqim_status_t mqim_pub_service(mqim_pub_t *p, int64_t now_ms, mqim_pub_done_fn d
             set_err(err, err_len, "connection to %s:%d closed", p->cfg.host, p->cfg.port);
             return MQIM_TRANSPORT_ERROR;
         }
+        if (r > 0) {
+            p->last_in_ms = now_ms;
+        }
         for (;;) {
             mqim_v5_packet_t pk;
             size_t used = 0;
@@ -671,8 +675,12 @@ mqim_status_t mqim_pub_service(mqim_pub_t *p, int64_t now_ms, mqim_pub_done_fn d
         }
         /* The broker drops a client that sends nothing for 1.5 keep-alive
          * intervals; a PINGREQ after half of one leaves a whole interval of
-         * margin for a busy pump or a slow link. */
-        if (p->ping_sent_ms == 0 && now_ms - p->last_out_ms >= ka / 2 && out_room(p, 2u)) {
+         * margin for a busy pump or a slow link. And when only QoS 0
+         * publishes go out (the stats), which nothing answers, a PINGREQ
+         * once per interval without a packet received: a dead peer is
+         * found while idle too. */
+        if (p->ping_sent_ms == 0 && (now_ms - p->last_out_ms >= ka / 2 || now_ms - p->last_in_ms >= ka) &&
+            out_room(p, 2u)) {
             size_t n = 0;
             (void)mqim_v5_pingreq_encode(p->out + p->out_end, p->out_cap - p->out_end, &n);
             p->out_end += n;

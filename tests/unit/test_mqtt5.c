@@ -593,6 +593,44 @@ static void test_publisher_idle_no_pingresp(void)
     mqim_pub_free(p);
 }
 
+/* Only QoS 0 publishes go out (the gateway's stats every few seconds):
+ * the connection is never idle on the way out, nothing comes back. A
+ * PINGREQ still goes out once per keep-alive without a packet received, and
+ * a peer that does not answer it is given up. */
+static void test_publisher_qos0_only_dead_peer(void)
+{
+    static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
+    broker_t b;
+    pthread_t th;
+    mqim_pub_t *p;
+    mqim_pub_config_t cfg;
+    done_log_t d;
+    char err[256] = "";
+    mqim_v5_publish_t m = { S("t/stats"), S("{}"), S(""), 0, 0, 0 };
+    int64_t t0, t;
+    mqim_status_t st = MQIM_OK;
+    memset(&b, 0, sizeof(b));
+    memset(&d, 0, sizeof(d));
+    b.go_silent = true;
+    broker_start(&b, connack, sizeof(connack), &th);
+    cfg = pub_config(b.port, 4, 2);
+    p = mqim_pub_new(&cfg);
+    t0 = ms();
+    CHECK_EQ_INT(mqim_pub_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
+    for (t = t0 + 500; t <= t0 + 10000 && st == MQIM_OK; t += 500) {
+        CHECK_EQ_INT(mqim_pub_publish(p, 1, &m, on_done, &d), MQIM_OK);
+        st = mqim_pub_service(p, t, on_done, &d, err, sizeof(err));
+    }
+    /* PINGREQ at t0 + 2 s (nothing received for a keep-alive), no answer
+     * by t0 + 4 s */
+    CHECK_EQ_INT(st, MQIM_TIMEOUT);
+    CHECK_EQ_INT(t - 500, t0 + 4000);
+    CHECK(strstr(err, "no PINGRESP") != NULL);
+    mqim_pub_close(p, false);
+    broker_stop(&b, th);
+    mqim_pub_free(p);
+}
+
 int main(void)
 {
     test_connect_encode();
@@ -604,5 +642,6 @@ int main(void)
     test_publisher_idle_then_burst();
     test_publisher_idle_then_dead();
     test_publisher_idle_no_pingresp();
+    test_publisher_qos0_only_dead_peer();
     return CHECK_REPORT();
 }
