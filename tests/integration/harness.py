@@ -18,6 +18,9 @@ import paho.mqtt.client as mqtt
 SRC = os.environ.get("MQIM_SOURCE_DIR",
                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 GATEWAY = os.environ.get("MQIM_GATEWAY", os.path.join(SRC, "build", "test", "gateway", "mqim-gateway"))
+# The broker binary: the installed one (scripts/deps: 2.0.21 or newer), or
+# another version's, e.g. `make test-broker-2.0.11` (docs/testing.md).
+MOSQUITTO = os.environ.get("MQIM_MOSQUITTO") or "mosquitto"
 
 
 def free_port():
@@ -340,7 +343,7 @@ class Env:
 
     def start_broker(self):
         with open(os.path.join(self.dir, "broker.stderr"), "a") as log:
-            self.broker = subprocess.Popen(["mosquitto", "-c", os.path.join(self.dir, "mosquitto", "mosquitto.conf")],
+            self.broker = subprocess.Popen([MOSQUITTO, "-c", os.path.join(self.dir, "mosquitto", "mosquitto.conf")],
                                            stdout=log, stderr=log)
 
         def listening():
