@@ -277,8 +277,9 @@ class Env:
     """One broker + gateway in a temp dir. Use as a context manager."""
 
     def __init__(self, users=("alice", "bob", "carol"), gateway_args=(), tls=False, pki_dir=None,
-                 fixed_passwords=None):
+                 fixed_passwords=None, gateway_conf=""):
         self.users = users
+        self.gateway_conf = gateway_conf  # lines appended to gateway.conf before `init`
         self.pki_dir = pki_dir  # a CA + server certificate made beforehand (firmware tests)
         self.fixed_passwords = dict(fixed_passwords or {})
         self.gateway_args = list(gateway_args)
@@ -330,6 +331,9 @@ class Env:
                 f.write("\nlistener %d 127.0.0.1\npsk_hint mqim\npsk_file %s\nuse_identity_as_username true\n"
                         % (self.psk_port, psk_file))
         self.conf = os.path.join(self.dir, "gateway.conf")
+        if self.gateway_conf:
+            with open(self.conf, "a") as f:
+                f.write("\n" + self.gateway_conf + "\n")
         self.cli("init")
         for u in self.users:
             if u in self.fixed_passwords:
