@@ -429,11 +429,20 @@ static int copy_passwd(const char *file, char *tmp, size_t tmp_cap, char *err, s
     return 0;
 }
 
-/* The edited copy becomes the password file: fsync, 0600, rename, and the
- * directory synced. On failure the copy is removed. */
+/* The edited copy becomes the password file: fsync, 0600, the owner and
+ * group of the file it replaces (the broker may read it as another user
+ * than the one running `user add`: an edit in place kept them too), rename,
+ * and the directory synced. On failure the copy is removed. */
 static int replace_passwd(const char *tmp, const char *file, char *err, size_t err_len)
 {
+    struct stat old;
     int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && stat(file, &old) == 0 && fchown(fd, old.st_uid, old.st_gid) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return fail_errno(err, err_len, "cannot chown", tmp, e);
+    }
     if (fd < 0 || fsync(fd) != 0 || fchmod(fd, 0600) != 0) {
         int e = errno;
         if (fd >= 0) {

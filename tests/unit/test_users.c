@@ -416,6 +416,14 @@ static void test_passwd_atomic(void)
         }
     }
     CHECK_EQ_INT(count_user_lines(cfg.broker_password_file, "seq29"), 1);
+    if (geteuid() == 0) {
+        /* the owner and group of the replaced file are kept (the broker may
+         * read it as another user) */
+        struct stat sb;
+        CHECK(chown(cfg.broker_password_file, 1, 1) == 0);
+        CHECK_EQ_INT(mqim_users_passwd_set(&cfg, "owner", "pw", err, sizeof(err)), 0);
+        CHECK(stat(cfg.broker_password_file, &sb) == 0 && sb.st_uid == 1 && sb.st_gid == 1);
+    }
     CHECK_EQ_INT(count_user_lines(cfg.broker_password_file, "seq0"), 0);
     CHECK_EQ_INT(file_mode(cfg.broker_password_file), 0600);
     /* no copies left behind: passwd and its lock only */
