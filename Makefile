@@ -9,13 +9,14 @@
 #               messages under gateway kills, broker restarts, link faults; about 10 min
 #   make bench  benchmarks (release build in build/bench; docs/benchmarks.md), ~17 min
 #   make bench-quick  the same, shorter (~6 min); fails when routed/raw throughput < 0.40
+#   make test-broker-2.0.11  the broker-facing integration tests against Mosquitto 2.0.11 (docs/testing.md)
 #   make clean  remove build/
 #
 # Variables: JOBS (build parallelism, default nproc), CTEST_JOBS (tests in
 # parallel; each test uses its own temp dir and free port), FUZZ_SECONDS (60),
 # FUZZ_TARGETS (names to run, e.g. "ctl router"; default every target),
 # MQIM_PORT / MQIM_DATA for `make run` (see scripts/run).
-.PHONY: all build deps run test fuzz size faults clean bench bench-quick bench-build
+.PHONY: all build deps run test fuzz size faults clean bench bench-quick bench-build test-broker-2.0.11
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS ?= $(JOBS)
@@ -63,6 +64,19 @@ fuzz: deps
 
 clean:
 	rm -rf build
+
+# The integration tests that exercise the broker (routing, sessions, ACL,
+# reloads, TLS, restarts, provisioning, keep-alive) against Debian 12's own
+# Mosquitto 2.0.11, fetched with apt-get download into build/mosquitto-2.0.11
+# (scripts/mosquitto-fetch; nothing installed). docs/testing.md.
+BROKER_2011_TESTS ?= routing|rejections|receipts|presence|ctl|acl|restart|crash|groups|tls|security|provisioning|keepalive
+test-broker-2.0.11: deps
+	cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DMQIM_SANITIZE=ON -DMQIM_BUILD_TESTS=ON
+	cmake --build build/test -j $(JOBS)
+	MQIM_MOSQUITTO=$$(scripts/mosquitto-fetch 2.0.11 $(CURDIR)/build/mosquitto-2.0.11) && \
+	  echo "test-broker-2.0.11: $$MQIM_MOSQUITTO" && export MQIM_MOSQUITTO && \
+	  ctest --test-dir build/test --output-on-failure -j $(CTEST_JOBS) --timeout 300 \
+	    -L integration -R 'integration\.($(BROKER_2011_TESTS))$$'
 
 # The long fault suite on the sanitizer build; numbers appended to
 # build/faults-report.txt (FAULTS lines), which docs/reliability.md quotes.

@@ -43,6 +43,7 @@ static const key_def_t keys[] = {
     { "map_size_mb", K_U64, F(map_size_mb), 1, UINT64_C(1) << 24 }, /* 16 TiB */
     { "accept_any_user", K_BOOL, F(accept_any_user), 0, 1 },
     { "max_inflight", K_UINT, F(max_inflight), 1, 65535 },
+    { "keepalive_s", K_UINT, F(keepalive_s), 2, 65535 },
     { "file_max_mb", K_U64, F(file_max_mb), 1, 4096 },
     { "file_chunk_bytes", K_UINT, F(file_chunk_bytes), 64, MQIM_FILE_CHUNK_LIMIT },
     { "file_chunk_max", K_UINT, F(file_chunk_max), 64, MQIM_FILE_CHUNK_LIMIT },
@@ -89,6 +90,7 @@ void mqim_gw_config_defaults(mqim_gw_config_t *cfg)
     cfg->map_size_mb = 1024;
     cfg->accept_any_user = false;
     cfg->max_inflight = 64;
+    cfg->keepalive_s = 20;
     cfg->file_max_mb = 64;
     cfg->file_chunk_bytes = 1024;
     cfg->file_chunk_max = MQIM_FILE_CHUNK_LIMIT;
@@ -477,6 +479,9 @@ int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_l
     }
     if (cfg->max_inflight < 1u || cfg->max_inflight > 65535u) {
         return fail(err, err_len, "max_inflight: %u is out of range 1..65535", cfg->max_inflight);
+    }
+    if (cfg->keepalive_s < 2u || cfg->keepalive_s > 65535u) {
+        return fail(err, err_len, "keepalive_s: %u is out of range 2..65535", cfg->keepalive_s);
     }
     if (cfg->file_chunk_max < 64u || cfg->file_chunk_max > MQIM_FILE_CHUNK_LIMIT ||
         cfg->file_chunk_bytes < 64u || cfg->file_chunk_bytes > cfg->file_chunk_max) {

@@ -26,6 +26,7 @@ typedef struct mqim_gw_config {
     uint64_t map_size_mb;              /**< LMDB map size in MiB; 1024 */
     bool accept_any_user;              /**< route to any valid name, not only registered users */
     unsigned max_inflight;             /**< outstanding QoS>0 publishes to the broker; 64 */
+    unsigned keepalive_s;              /**< MQTT keep-alive of both broker connections; 20 */
     uint64_t file_max_mb;              /**< largest file accepted, MiB; 64 */
     unsigned file_chunk_bytes;         /**< chunk size when an upload names none; 1024 */
     unsigned file_chunk_max;           /**< largest chunk up or down; MQIM_FILE_CHUNK_LIMIT */

@@ -463,7 +463,7 @@ static int start_connect(gw_t *g)
     MQTTProperties_add(&props, &p);
     co.cleanstart = 0;
     co.connectProperties = &props;
-    co.keepAliveInterval = 20;
+    co.keepAliveInterval = (int)g->cfg->keepalive_s;
     co.username = g->cfg->username;
     co.password = g->cfg->password[0] != '\0' ? g->cfg->password : NULL;
     co.automaticReconnect = 0; /* the pump reconnects, on a new client (see gw_t.lost) */
@@ -968,7 +968,7 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
             .cafile = cfg->broker_cafile,
             .certfile = cfg->broker_certfile,
             .keyfile = cfg->broker_keyfile,
-            .keepalive_s = 20,
+            .keepalive_s = cfg->keepalive_s,
             .max_inflight = cfg->max_inflight,
         };
         g.pub = mqim_pub_new(&pc);

@@ -39,7 +39,14 @@ struct mqim_pub {
     unsigned nfree, window, inflight;
     uint32_t max_packet; /* the broker's Maximum Packet Size; 0: none */
     unsigned keepalive_s;
-    int64_t last_out_ms, last_in_ms, ping_sent_ms; /* ping_sent_ms 0: no PINGREQ outstanding */
+    int64_t last_out_ms;  /* the last byte written */
+    int64_t last_in_ms;   /* the last byte read */
+    int64_t ping_sent_ms; /* 0: no PINGREQ outstanding */
+    /* The stall clock: since when the oldest unacknowledged publish has been
+     * waiting for its PUBACK without any PUBACK arriving (0: nothing waits).
+     * Not the last packet received: after an idle period that is old, and
+     * the first publish would look stalled at once (issue 13). */
+    int64_t ack_wait_since_ms;
 };
 
 static void set_err(char *err, size_t err_len, const char *fmt, ...)
@@ -136,6 +143,7 @@ void mqim_pub_close(mqim_pub_t *p, bool graceful)
     p->inflight = 0;
     p->window = 0;
     p->ping_sent_ms = 0;
+    p->ack_wait_since_ms = 0;
 }
 
 bool mqim_pub_connected(const mqim_pub_t *p)
@@ -448,6 +456,7 @@ mqim_status_t mqim_pub_connect(mqim_pub_t *p, int timeout_ms, int64_t now_ms, ch
     p->connected = true;
     p->last_out_ms = p->last_in_ms = now_ms;
     p->ping_sent_ms = 0;
+    p->ack_wait_since_ms = 0;
     return MQIM_OK;
 }
 
@@ -561,8 +570,8 @@ static mqim_status_t flush_out(mqim_pub_t *p, int64_t now_ms, char *err, size_t 
     return MQIM_OK;
 }
 
-static mqim_status_t handle_packet(mqim_pub_t *p, const mqim_v5_packet_t *pk, mqim_pub_done_fn done,
-                                   void *ctx, char *err, size_t err_len)
+static mqim_status_t handle_packet(mqim_pub_t *p, const mqim_v5_packet_t *pk, int64_t now_ms,
+                                   mqim_pub_done_fn done, void *ctx, char *err, size_t err_len)
 {
     switch (pk->type) {
     case MQIM_V5_PUBACK: {
@@ -576,6 +585,10 @@ static mqim_status_t handle_packet(mqim_pub_t *p, const mqim_v5_packet_t *pk, mq
         p->slot_used[i] = false;
         p->free_ids[p->nfree++] = pk->packet_id;
         p->inflight--;
+        /* The broker acknowledges in order (MQTT 5, 4.6): the publishes
+         * still waiting were sent before now, so the clock restarts here
+         * (a little lenient, never early). */
+        p->ack_wait_since_ms = p->inflight > 0u ? now_ms : 0;
         if (done != NULL) {
             done(ctx, key, pk->reason);
         }
@@ -625,7 +638,7 @@ mqim_status_t mqim_pub_service(mqim_pub_t *p, int64_t now_ms, mqim_pub_done_fn d
                 return st;
             }
             pos += used;
-            st = handle_packet(p, &pk, done, ctx, err, err_len);
+            st = handle_packet(p, &pk, now_ms, done, ctx, err, err_len);
             if (st != MQIM_OK) {
                 return st;
             }
@@ -638,6 +651,13 @@ mqim_status_t mqim_pub_service(mqim_pub_t *p, int64_t now_ms, mqim_pub_done_fn d
             break;
         }
     }
+    st = flush_out(p, now_ms, err, err_len);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    if (p->inflight > 0u && p->ack_wait_since_ms == 0) {
+        p->ack_wait_since_ms = now_ms; /* the first publish after nothing was waiting */
+    }
     if (p->keepalive_s > 0u) {
         int64_t ka = (int64_t)p->keepalive_s * 1000;
         if (p->ping_sent_ms != 0 && now_ms - p->ping_sent_ms >= ka) {
@@ -645,14 +665,22 @@ mqim_status_t mqim_pub_service(mqim_pub_t *p, int64_t now_ms, mqim_pub_done_fn d
                     p->keepalive_s);
             return MQIM_TIMEOUT;
         }
-        /* A dead link under load: PUBACKs stop and the socket fills, so no
+        /* A dead peer under load: PUBACKs stop and the socket fills, so no
          * PINGREQ gets out either. */
-        if (p->inflight > 0u && now_ms - p->last_in_ms >= ka + ka / 2) {
+        if (p->ack_wait_since_ms != 0 && now_ms - p->ack_wait_since_ms >= ka + ka / 2) {
             set_err(err, err_len, "no PUBACK from %s:%d for %u s with %u publishes in flight",
-                    p->cfg.host, p->cfg.port, (unsigned)((now_ms - p->last_in_ms) / 1000), p->inflight);
+                    p->cfg.host, p->cfg.port, (unsigned)((now_ms - p->ack_wait_since_ms) / 1000),
+                    p->inflight);
             return MQIM_TIMEOUT;
         }
-        if (p->ping_sent_ms == 0 && now_ms - p->last_out_ms >= ka && out_room(p, 2u)) {
+        /* The broker drops a client that sends nothing for 1.5 keep-alive
+         * intervals; a PINGREQ after half of one leaves a whole interval of
+         * margin for a busy pump or a slow link. And when only QoS 0
+         * publishes go out (the stats), which nothing answers, a PINGREQ
+         * once per interval without a packet received: a dead peer is
+         * found while idle too. */
+        if (p->ping_sent_ms == 0 && (now_ms - p->last_out_ms >= ka / 2 || now_ms - p->last_in_ms >= ka) &&
+            out_room(p, 2u)) {
             size_t n = 0;
             (void)mqim_v5_pingreq_encode(p->out + p->out_end, p->out_cap - p->out_end, &n);
             p->out_end += n;

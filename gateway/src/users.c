@@ -1,6 +1,15 @@
 /* Broker user administration (users.h): Mosquitto's password file through
  * mosquitto_passwd, the ACL file, and SIGHUP to reload them.
  *
+ * The broker never sees a half-written password file: mosquitto_passwd
+ * rewrites the file it is given in place (truncate, then write), so it is
+ * given a private copy, which is fsynced and renamed over the real file
+ * when the tool is done. A reload that comes at any moment (another
+ * `user add` of a bulk run, an operator's SIGHUP) reads the old file or the
+ * new one, whole. Concurrent edits (several `user add` at once) are
+ * serialised by an exclusive lock on "<password file>.lock": each copies the
+ * file the previous one renamed into place, so none is lost.
+ *
  * mosquitto_passwd runs through fork + execvp (never a shell). The password
  * goes to its stdin, twice, as its interactive prompt expects, and not on
  * the command line with -b: /proc/PID/cmdline is readable by every local
@@ -15,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -347,6 +357,140 @@ static int check_passwd_path(const mqim_gw_config_t *cfg, char *err, size_t err_
     return 0;
 }
 
+/* The lock of the password file's edits (see the top of this file): an fd
+ * holding flock(LOCK_EX) on "<file>.lock", or -1 with err. */
+static int lock_passwd(const char *file, char *err, size_t err_len)
+{
+    char path[MQIM_GW_PATH_MAX + 8];
+    int fd;
+    if ((size_t)snprintf(path, sizeof(path), "%s.lock", file) >= sizeof(path)) {
+        snprintf(err, err_len, "broker_password_file path is too long");
+        return -1;
+    }
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return fail_errno(err, err_len, "cannot open", path, errno);
+    }
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            int e = errno;
+            close(fd);
+            return fail_errno(err, err_len, "cannot lock", path, e);
+        }
+    }
+    return fd;
+}
+
+/* A private copy of file (empty when there is none) next to it, 0600, for
+ * mosquitto_passwd to edit: its name in tmp. 0 or -1 with err. */
+static int copy_passwd(const char *file, char *tmp, size_t tmp_cap, char *err, size_t err_len)
+{
+    int out, in;
+    if ((size_t)snprintf(tmp, tmp_cap, "%s.XXXXXX", file) >= tmp_cap) {
+        snprintf(err, err_len, "broker_password_file path is too long");
+        return -1;
+    }
+    out = mkstemp(tmp); /* 0600 */
+    if (out < 0) {
+        return fail_errno(err, err_len, "cannot create a temporary file for", file, errno);
+    }
+    in = open(file, O_RDONLY | O_CLOEXEC);
+    if (in < 0 && errno != ENOENT) {
+        int e = errno;
+        close(out);
+        unlink(tmp);
+        return fail_errno(err, err_len, "cannot read", file, e);
+    }
+    while (in >= 0) {
+        char buf[8192];
+        ssize_t n = read(in, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n == 0) {
+            break;
+        }
+        if (n < 0 || write_all(out, buf, (size_t)n) != 0) {
+            int e = errno;
+            close(in);
+            close(out);
+            unlink(tmp);
+            return fail_errno(err, err_len, "cannot copy", file, e);
+        }
+    }
+    if (in >= 0) {
+        close(in);
+    }
+    if (close(out) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return fail_errno(err, err_len, "cannot write", tmp, e);
+    }
+    return 0;
+}
+
+/* The edited copy becomes the password file: fsync, 0600, the owner and
+ * group of the file it replaces (the broker may read it as another user
+ * than the one running `user add`: an edit in place kept them too), rename,
+ * and the directory synced. On failure the copy is removed. */
+static int replace_passwd(const char *tmp, const char *file, char *err, size_t err_len)
+{
+    struct stat old;
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && stat(file, &old) == 0 && fchown(fd, old.st_uid, old.st_gid) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return fail_errno(err, err_len, "cannot chown", tmp, e);
+    }
+    if (fd < 0 || fsync(fd) != 0 || fchmod(fd, 0600) != 0) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        unlink(tmp);
+        return fail_errno(err, err_len, "cannot write", tmp, e);
+    }
+    close(fd);
+    if (rename(tmp, file) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return fail_errno(err, err_len, "cannot replace", file, e);
+    }
+    sync_parent_dir(file);
+    return 0;
+}
+
+/* Run mosquitto_passwd (argv) on a copy of the password file, whose name
+ * goes to argv[file_arg], and put the copy in place when the tool
+ * succeeds; all under the lock. Returns the tool's exit status (the file
+ * untouched unless 0), or -1 with err; msg: the tool's stderr. */
+static int edit_passwd_at(const char *file, char *argv[], size_t file_arg, const char *input,
+                          char *msg, size_t msg_cap, char *err, size_t err_len)
+{
+    char tmp[MQIM_GW_PATH_MAX + 16];
+    int lock, rc;
+    lock = lock_passwd(file, err, err_len);
+    if (lock < 0) {
+        return -1;
+    }
+    if (copy_passwd(file, tmp, sizeof(tmp), err, err_len) != 0) {
+        close(lock);
+        return -1;
+    }
+    argv[file_arg] = tmp;
+    rc = run_passwd(argv, input, msg, msg_cap, err, err_len);
+    if (rc == 0) {
+        if (replace_passwd(tmp, file, err, err_len) != 0) {
+            rc = -1;
+        }
+    } else {
+        unlink(tmp);
+    }
+    close(lock); /* releases the lock */
+    return rc;
+}
+
 int mqim_users_passwd_set(const mqim_gw_config_t *cfg, const char *user, const char *password,
                           char *err, size_t err_len)
 {
@@ -354,8 +498,7 @@ int mqim_users_passwd_set(const mqim_gw_config_t *cfg, const char *user, const c
     char msg[512];
     const char *file = cfg->broker_password_file;
     size_t pw_len;
-    bool created = false;
-    int fd, rc;
+    int rc;
 
     if (check_user(user, err, err_len) != 0 || check_passwd_path(cfg, err, err_len) != 0) {
         return -1;
@@ -369,22 +512,13 @@ int mqim_users_passwd_set(const mqim_gw_config_t *cfg, const char *user, const c
         snprintf(err, err_len, "the password is longer than %u characters", PASSWORD_LEN_MAX);
         return -1;
     }
-    /* Create the file 0600 before mosquitto_passwd writes a hash into it
-     * (with -c it would be created with the umask, often 0644). */
-    fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        created = true;
-        close(fd);
-    } else if (errno != EEXIST) {
-        return fail_errno(err, err_len, "cannot create", file, errno);
-    }
     {
-        /* -c only for a file that did not exist (it truncates). */
-        char *argv_new[] = { PASSWD_TOOL, "-c", (char *)file, (char *)user, NULL };
-        char *argv_upd[] = { PASSWD_TOOL, (char *)file, (char *)user, NULL };
-        /* The prompt asks twice: "Password:" and "Reenter password:". */
+        /* The copy always exists (empty for a new file): no -c, which
+         * would only truncate it. The prompt asks twice: "Password:" and
+         * "Reenter password:". */
+        char *argv[] = { PASSWD_TOOL, NULL, (char *)user, NULL };
         snprintf(input, sizeof(input), "%s\n%s\n", password, password);
-        rc = run_passwd(created ? argv_new : argv_upd, input, msg, sizeof(msg), err, err_len);
+        rc = edit_passwd_at(file, argv, 1, input, msg, sizeof(msg), err, err_len);
         memset(input, 0, sizeof(input));
     }
     if (rc < 0) {
@@ -394,16 +528,13 @@ int mqim_users_passwd_set(const mqim_gw_config_t *cfg, const char *user, const c
         snprintf(err, err_len, PASSWD_TOOL " %s (exit status %d): %s", file, rc, first_line(msg));
         return -1;
     }
-    if (chmod(file, 0600) != 0) {
-        return fail_errno(err, err_len, "cannot chmod 0600", file, errno);
-    }
     return 0;
 }
 
 int mqim_users_passwd_del(const mqim_gw_config_t *cfg, const char *user, char *err, size_t err_len)
 {
     char msg[512];
-    char *argv[] = { PASSWD_TOOL, "-D", (char *)cfg->broker_password_file, (char *)user, NULL };
+    char *argv[] = { PASSWD_TOOL, "-D", NULL, (char *)user, NULL };
     struct stat sb;
     int rc;
     if (check_user(user, err, err_len) != 0 || check_passwd_path(cfg, err, err_len) != 0) {
@@ -415,7 +546,7 @@ int mqim_users_passwd_del(const mqim_gw_config_t *cfg, const char *user, char *e
         }
         return fail_errno(err, err_len, "cannot read", cfg->broker_password_file, errno);
     }
-    rc = run_passwd(argv, NULL, msg, sizeof(msg), err, err_len);
+    rc = edit_passwd_at(cfg->broker_password_file, argv, 2, NULL, msg, sizeof(msg), err, err_len);
     if (rc < 0) {
         return -1;
     }
@@ -427,7 +558,6 @@ int mqim_users_passwd_del(const mqim_gw_config_t *cfg, const char *user, char *e
                  cfg->broker_password_file, rc, first_line(msg));
         return -1;
     }
-    (void)chmod(cfg->broker_password_file, 0600);
     return 0;
 }
 

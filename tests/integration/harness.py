@@ -18,6 +18,9 @@ import paho.mqtt.client as mqtt
 SRC = os.environ.get("MQIM_SOURCE_DIR",
                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 GATEWAY = os.environ.get("MQIM_GATEWAY", os.path.join(SRC, "build", "test", "gateway", "mqim-gateway"))
+# The broker binary: the installed one (scripts/deps: 2.0.21 or newer), or
+# another version's, e.g. `make test-broker-2.0.11` (docs/testing.md).
+MOSQUITTO = os.environ.get("MQIM_MOSQUITTO") or "mosquitto"
 
 
 def free_port():
@@ -274,8 +277,9 @@ class Env:
     """One broker + gateway in a temp dir. Use as a context manager."""
 
     def __init__(self, users=("alice", "bob", "carol"), gateway_args=(), tls=False, pki_dir=None,
-                 fixed_passwords=None):
+                 fixed_passwords=None, gateway_conf=""):
         self.users = users
+        self.gateway_conf = gateway_conf  # lines appended to gateway.conf before `init`
         self.pki_dir = pki_dir  # a CA + server certificate made beforehand (firmware tests)
         self.fixed_passwords = dict(fixed_passwords or {})
         self.gateway_args = list(gateway_args)
@@ -327,6 +331,9 @@ class Env:
                 f.write("\nlistener %d 127.0.0.1\npsk_hint mqim\npsk_file %s\nuse_identity_as_username true\n"
                         % (self.psk_port, psk_file))
         self.conf = os.path.join(self.dir, "gateway.conf")
+        if self.gateway_conf:
+            with open(self.conf, "a") as f:
+                f.write("\n" + self.gateway_conf + "\n")
         self.cli("init")
         for u in self.users:
             if u in self.fixed_passwords:
@@ -340,7 +347,7 @@ class Env:
 
     def start_broker(self):
         with open(os.path.join(self.dir, "broker.stderr"), "a") as log:
-            self.broker = subprocess.Popen(["mosquitto", "-c", os.path.join(self.dir, "mosquitto", "mosquitto.conf")],
+            self.broker = subprocess.Popen([MOSQUITTO, "-c", os.path.join(self.dir, "mosquitto", "mosquitto.conf")],
                                            stdout=log, stderr=log)
 
         def listening():

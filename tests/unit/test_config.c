@@ -53,6 +53,7 @@ static void test_defaults(void)
     CHECK_EQ_INT(cfg.map_size_mb, 1024);
     CHECK(!cfg.accept_any_user);
     CHECK_EQ_INT(cfg.max_inflight, 64);
+    CHECK_EQ_INT(cfg.keepalive_s, 20);
     CHECK_EQ_INT(cfg.rate_per_sec, 100);
     CHECK_EQ_INT(cfg.rate_burst, 500);
     CHECK_EQ_INT(cfg.inbox_quota, 100000);
@@ -166,6 +167,7 @@ static void test_values_table(void)
         { "map_size_mb", "0", -1, "map_size_mb: 0 is out of range 1.." },
         { "max_inflight", "0", -1, "out of range 1..65535" },
         { "max_inflight", "65536", -1, "max_inflight: 65536 is out of range 1..65535" },
+        { "keepalive_s", "1", -1, "keepalive_s: 1 is out of range 2..65535" },
         { "sync_page", "0", -1, "out of range 1..1000" },
         { "sync_page", "1001", -1, "sync_page: 1001 is out of range 1..1000" },
         { "rate_burst", "0", -1, "out of range" },
@@ -374,6 +376,7 @@ static void test_validate(void)
     BAD(cfg.map_size_mb = 0, "map_size_mb: 0 is out of range");
     BAD(cfg.max_inflight = 0, "max_inflight: 0 is out of range 1..65535");
     BAD(cfg.max_inflight = 65536, "max_inflight: 65536 is out of range 1..65535");
+    BAD(cfg.keepalive_s = 0, "keepalive_s: 0 is out of range 2..65535");
     BAD(cfg.sync_page = 0, "sync_page: 0 is out of range 1..1000");
     BAD(cfg.sync_page = 1001, "sync_page: 1001 is out of range 1..1000");
     BAD(cfg.rate_burst = 0, "rate_burst");

@@ -5,6 +5,7 @@
  * broker is in the integration tests (every one of them goes through it). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -152,6 +153,9 @@ typedef struct broker {
     unsigned expect_publishes; /* read this many publishes, then PUBACK them in reverse order */
     uint8_t refuse_reason;     /* for the second publish's PUBACK */
     bool go_silent;            /* after the CONNACK: read, never answer (a dead peer) */
+    bool answer_all;           /* after the CONNACK: PUBACK every publish, PINGRESP every PINGREQ */
+    unsigned puback_delay_ms;  /* answer_all: a slow broker */
+    volatile unsigned pings, publishes; /* answered so far (answer_all) */
     unsigned max_seen_unacked; /* most publishes read before any PUBACK was sent */
     uint16_t ids[64];
     char topics[64][16];
@@ -207,6 +211,26 @@ static void *broker_main(void *arg)
     (void)send(b->conn_fd, b->connack, b->connack_len, MSG_NOSIGNAL);
     if (b->go_silent) {
         while (read_packet(b->conn_fd, buf, sizeof(buf)) > 0) {
+        }
+        return NULL;
+    }
+    if (b->answer_all) {
+        while ((n = read_packet(b->conn_fd, buf, sizeof(buf))) > 0) {
+            if (buf[0] == 0xC0u) {
+                static const uint8_t pingresp[] = { 0xD0, 0x00 };
+                (void)send(b->conn_fd, pingresp, sizeof(pingresp), MSG_NOSIGNAL);
+                __atomic_add_fetch(&b->pings, 1u, __ATOMIC_SEQ_CST);
+            } else if ((buf[0] & 0xF6u) == 0x32u) { /* PUBLISH, QoS 1 */
+                size_t tl = ((size_t)buf[2] << 8) | buf[3];
+                uint8_t ack[4] = { 0x40, 0x02, buf[4 + tl], buf[5 + tl] };
+                if (b->puback_delay_ms > 0u) {
+                    usleep(b->puback_delay_ms * 1000u);
+                }
+                (void)send(b->conn_fd, ack, sizeof(ack), MSG_NOSIGNAL);
+                __atomic_add_fetch(&b->publishes, 1u, __ATOMIC_SEQ_CST);
+            } else if (buf[0] == 0xE0u) {
+                break;
+            }
         }
         return NULL;
     }
@@ -417,6 +441,196 @@ static void test_publisher_dead_peer(void)
     mqim_pub_free(p);
 }
 
+/* Wait (real time, 5 s at most) until *counter reaches want, then let the
+ * publisher read the answer, all at the caller's clock t. */
+static bool settle(mqim_pub_t *p, volatile unsigned *counter, unsigned want, int64_t t, done_log_t *d)
+{
+    char err[256] = "";
+    int64_t end = ms() + 5000;
+    while (__atomic_load_n(counter, __ATOMIC_SEQ_CST) < want && ms() < end) {
+        usleep(200);
+    }
+    CHECK(__atomic_load_n(counter, __ATOMIC_SEQ_CST) >= want);
+    if (__atomic_load_n(counter, __ATOMIC_SEQ_CST) < want) {
+        return false;
+    }
+    /* the answer is on its way over loopback: read until it is in */
+    end = ms() + 5000;
+    do {
+        struct pollfd pfd = { mqim_pub_fd(p), POLLIN, 0 };
+        (void)poll(&pfd, 1, 10);
+        CHECK_EQ_INT(mqim_pub_service(p, t, on_done, d, err, sizeof(err)), MQIM_OK);
+    } while (mqim_pub_inflight(p) > 0u && ms() < end);
+    {
+        struct pollfd pfd = { mqim_pub_fd(p), POLLIN, 0 };
+        if (poll(&pfd, 1, 10) > 0) {
+            CHECK_EQ_INT(mqim_pub_service(p, t, on_done, d, err, sizeof(err)), MQIM_OK);
+        }
+    }
+    return true;
+}
+
+/* Ten minutes idle (the caller's clock, keep-alive 4 s): a PINGREQ every
+ * half keep-alive, each answered, no reconnect; the broker never sees more
+ * than half a keep-alive (plus one service step) without a packet, far from
+ * the 1.5 intervals after which Mosquitto drops a client. Then a burst: the
+ * first publishes after the idle period are not taken for a stall (the
+ * stall clock starts when they go out, not at the last packet received). */
+static void test_publisher_idle_then_burst(void)
+{
+    static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
+    broker_t b;
+    pthread_t th;
+    mqim_pub_t *p;
+    mqim_pub_config_t cfg;
+    done_log_t d;
+    char err[256] = "";
+    int64_t t0, t;
+    unsigned pings = 0;
+    memset(&b, 0, sizeof(b));
+    memset(&d, 0, sizeof(d));
+    b.answer_all = true;
+    broker_start(&b, connack, sizeof(connack), &th);
+    cfg = pub_config(b.port, 8, 4);
+    p = mqim_pub_new(&cfg);
+    t0 = ms();
+    CHECK_EQ_INT(mqim_pub_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
+    for (t = t0; t <= t0 + 600000; t += 250) {
+        CHECK_EQ_INT(mqim_pub_service(p, t, on_done, &d, err, sizeof(err)), MQIM_OK);
+        if ((t - t0) % 2000 == 0 && t > t0) { /* a PINGREQ is due every 2 s: wait for its answer */
+            pings++;
+            if (!settle(p, &b.pings, pings, t, &d)) {
+                break; /* said so */
+            }
+        }
+    }
+    CHECK_EQ_INT(b.pings, 300); /* one per half keep-alive: 600 s / 2 s */
+    CHECK(mqim_pub_connected(p));
+    /* the burst, 1.9 s after the last PINGRESP was read, to a slow broker
+     * whose PUBACKs come 4.5 s later: 6.4 s after the last packet received
+     * (more than 1.5 keep-alives: the old clock gave up here), 4.5 s after
+     * the publishes went out (the clock that counts): no stall */
+    t = t0 + 600000 + 1900;
+    b.puback_delay_ms = 200; /* real time: the call at t + 4500 comes before the PUBACKs */
+    for (unsigned i = 0; i < 3; i++) {
+        mqim_v5_publish_t m = { S("t/burst"), S("body"), S(""), 1, 0, 0 };
+        CHECK_EQ_INT(mqim_pub_publish(p, 10u + i, &m, on_done, &d), MQIM_OK);
+    }
+    CHECK_EQ_INT(mqim_pub_service(p, t, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_pub_service(p, t + 4500, on_done, &d, err, sizeof(err)), MQIM_OK);
+    (void)settle(p, &b.publishes, 3, t + 4500, &d);
+    CHECK_EQ_INT(d.n, 3);
+    CHECK_EQ_INT(mqim_pub_inflight(p), 0);
+    mqim_pub_close(p, true);
+    broker_stop(&b, th);
+    mqim_pub_free(p);
+}
+
+/* After a long idle period a publish whose PUBACK never comes is still
+ * caught: 1.5 keep-alives after it went out, not earlier and not never. */
+static void test_publisher_idle_then_dead(void)
+{
+    static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
+    broker_t b;
+    pthread_t th;
+    mqim_pub_t *p;
+    mqim_pub_config_t cfg;
+    done_log_t d;
+    char err[256] = "";
+    mqim_v5_publish_t m = { S("t/x"), S("body"), S(""), 1, 0, 0 };
+    int64_t t0, t;
+    memset(&b, 0, sizeof(b));
+    memset(&d, 0, sizeof(d));
+    b.go_silent = true; /* reads everything, answers nothing */
+    broker_start(&b, connack, sizeof(connack), &th);
+    cfg = pub_config(b.port, 4, 10);
+    p = mqim_pub_new(&cfg);
+    t0 = ms();
+    CHECK_EQ_INT(mqim_pub_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
+    /* 4 s idle: no PINGREQ yet (due after 5 s), nothing waits */
+    CHECK_EQ_INT(mqim_pub_service(p, t0 + 4000, on_done, &d, err, sizeof(err)), MQIM_OK);
+    t = t0 + 4000;
+    CHECK_EQ_INT(mqim_pub_publish(p, 1, &m, on_done, &d), MQIM_OK);
+    CHECK_EQ_INT(mqim_pub_service(p, t, on_done, &d, err, sizeof(err)), MQIM_OK);
+    /* the old clock (last packet received: the CONNACK at t0) would give
+     * up at t0 + 15 s; the publish went out at t0 + 4 s */
+    CHECK_EQ_INT(mqim_pub_service(p, t0 + 15000, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_pub_service(p, t + 14999, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_pub_service(p, t + 15000, on_done, &d, err, sizeof(err)), MQIM_TIMEOUT);
+    CHECK(strstr(err, "no PUBACK") != NULL && strstr(err, "for 15 s with 1 publishes") != NULL);
+    mqim_pub_close(p, false);
+    broker_stop(&b, th);
+    mqim_pub_free(p);
+}
+
+/* Idle, and the peer stops answering PINGREQs: given up one keep-alive
+ * after the unanswered PINGREQ. */
+static void test_publisher_idle_no_pingresp(void)
+{
+    static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
+    broker_t b;
+    pthread_t th;
+    mqim_pub_t *p;
+    mqim_pub_config_t cfg;
+    done_log_t d;
+    char err[256] = "";
+    int64_t t0;
+    memset(&b, 0, sizeof(b));
+    memset(&d, 0, sizeof(d));
+    b.go_silent = true;
+    broker_start(&b, connack, sizeof(connack), &th);
+    cfg = pub_config(b.port, 4, 2);
+    p = mqim_pub_new(&cfg);
+    t0 = ms();
+    CHECK_EQ_INT(mqim_pub_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_pub_service(p, t0 + 999, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_pub_service(p, t0 + 1000, on_done, &d, err, sizeof(err)), MQIM_OK); /* PINGREQ */
+    CHECK_EQ_INT(mqim_pub_service(p, t0 + 2999, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_pub_service(p, t0 + 3000, on_done, &d, err, sizeof(err)), MQIM_TIMEOUT);
+    CHECK(strstr(err, "no PINGRESP") != NULL);
+    mqim_pub_close(p, false);
+    broker_stop(&b, th);
+    mqim_pub_free(p);
+}
+
+/* Only QoS 0 publishes go out (the gateway's stats every few seconds):
+ * the connection is never idle on the way out, nothing comes back. A
+ * PINGREQ still goes out once per keep-alive without a packet received, and
+ * a peer that does not answer it is given up. */
+static void test_publisher_qos0_only_dead_peer(void)
+{
+    static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
+    broker_t b;
+    pthread_t th;
+    mqim_pub_t *p;
+    mqim_pub_config_t cfg;
+    done_log_t d;
+    char err[256] = "";
+    mqim_v5_publish_t m = { S("t/stats"), S("{}"), S(""), 0, 0, 0 };
+    int64_t t0, t;
+    mqim_status_t st = MQIM_OK;
+    memset(&b, 0, sizeof(b));
+    memset(&d, 0, sizeof(d));
+    b.go_silent = true;
+    broker_start(&b, connack, sizeof(connack), &th);
+    cfg = pub_config(b.port, 4, 2);
+    p = mqim_pub_new(&cfg);
+    t0 = ms();
+    CHECK_EQ_INT(mqim_pub_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
+    for (t = t0 + 500; t <= t0 + 10000 && st == MQIM_OK; t += 500) {
+        CHECK_EQ_INT(mqim_pub_publish(p, 1, &m, on_done, &d), MQIM_OK);
+        st = mqim_pub_service(p, t, on_done, &d, err, sizeof(err));
+    }
+    /* PINGREQ at t0 + 2 s (nothing received for a keep-alive), no answer
+     * by t0 + 4 s */
+    CHECK_EQ_INT(st, MQIM_TIMEOUT);
+    CHECK_EQ_INT(t - 500, t0 + 4000);
+    CHECK(strstr(err, "no PINGRESP") != NULL);
+    mqim_pub_close(p, false);
+    broker_stop(&b, th);
+    mqim_pub_free(p);
+}
+
 int main(void)
 {
     test_connect_encode();
@@ -425,5 +639,9 @@ int main(void)
     test_publisher_window();
     test_publisher_refused();
     test_publisher_dead_peer();
+    test_publisher_idle_then_burst();
+    test_publisher_idle_then_dead();
+    test_publisher_idle_no_pingresp();
+    test_publisher_qos0_only_dead_peer();
     return CHECK_REPORT();
 }

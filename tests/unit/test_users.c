@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,6 +343,97 @@ static void test_random_password(void)
     CHECK_EQ_INT(strspn(big, set), sizeof(big) - 1u);
 }
 
+/* A reader of the password file while users are added (the broker at a
+ * SIGHUP): it must always see the first user and only whole lines; never
+ * an empty or half-written file. mosquitto_passwd rewrites its file in
+ * place: on the real file that was seen here within a few adds. Returns
+ * the number of bad reads; stops when stop_fd becomes readable. */
+static int read_while_written(const char *path, int stop_fd)
+{
+    int bad = 0;
+    struct pollfd pfd = { stop_fd, POLLIN, 0 };
+    while (poll(&pfd, 1, 0) == 0) {
+        char buf[65536];
+        ssize_t n;
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) {
+            bad++;
+            continue;
+        }
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0 || strncmp(buf, "first:$7$", 9) != 0 || buf[n - 1] != '\n') {
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static void test_passwd_atomic(void)
+{
+    mqim_gw_config_t cfg;
+    char err[512] = "", user[32];
+    int stop[2], status = 0;
+    pid_t reader, writers[6];
+    config_in(&cfg, "passwd-atomic");
+    CHECK_EQ_INT(mqim_users_passwd_set(&cfg, "first", "pw", err, sizeof(err)), 0);
+    CHECK(pipe(stop) == 0);
+    reader = fork();
+    if (reader == 0) {
+        close(stop[1]);
+        _exit(read_while_written(cfg.broker_password_file, stop[0]) > 0 ? 1 : 0);
+    }
+    close(stop[0]);
+    /* back to back, then several processes at once (the lock serialises
+     * them: no add is lost to another's copy) */
+    for (int i = 0; i < 30; i++) {
+        snprintf(user, sizeof(user), "seq%d", i);
+        CHECK_EQ_INT(mqim_users_passwd_set(&cfg, user, "pw", err, sizeof(err)), 0);
+    }
+    for (int w = 0; w < 6; w++) {
+        writers[w] = fork();
+        if (writers[w] == 0) {
+            int rc = 0;
+            for (int i = 0; i < 5; i++) {
+                snprintf(user, sizeof(user), "par%d_%d", w, i);
+                rc |= mqim_users_passwd_set(&cfg, user, "pw", err, sizeof(err)) != 0;
+            }
+            _exit(rc);
+        }
+    }
+    for (int w = 0; w < 6; w++) {
+        CHECK(writers[w] > 0 && waitpid(writers[w], &status, 0) == writers[w] && WIFEXITED(status) &&
+              WEXITSTATUS(status) == 0);
+    }
+    CHECK_EQ_INT(mqim_users_passwd_del(&cfg, "seq0", err, sizeof(err)), 0);
+    close(stop[1]);
+    CHECK(waitpid(reader, &status, 0) == reader && WIFEXITED(status));
+    CHECK_EQ_INT(WEXITSTATUS(status), 0); /* the reader never saw a partial file */
+    for (int w = 0; w < 6; w++) {
+        for (int i = 0; i < 5; i++) {
+            snprintf(user, sizeof(user), "par%d_%d", w, i);
+            CHECK_EQ_INT(count_user_lines(cfg.broker_password_file, user), 1);
+        }
+    }
+    CHECK_EQ_INT(count_user_lines(cfg.broker_password_file, "seq29"), 1);
+    if (geteuid() == 0) {
+        /* the owner and group of the replaced file are kept (the broker may
+         * read it as another user) */
+        struct stat sb;
+        CHECK(chown(cfg.broker_password_file, 1, 1) == 0);
+        CHECK_EQ_INT(mqim_users_passwd_set(&cfg, "owner", "pw", err, sizeof(err)), 0);
+        CHECK(stat(cfg.broker_password_file, &sb) == 0 && sb.st_uid == 1 && sb.st_gid == 1);
+    }
+    CHECK_EQ_INT(count_user_lines(cfg.broker_password_file, "seq0"), 0);
+    CHECK_EQ_INT(file_mode(cfg.broker_password_file), 0600);
+    /* no copies left behind: passwd and its lock only */
+    {
+        char d[300];
+        snprintf(d, sizeof(d), "%s/passwd-atomic", dir);
+        CHECK_EQ_INT(entries_in_dir(d), 2);
+    }
+}
+
 int main(void)
 {
     char cmd[300];
@@ -352,6 +444,7 @@ int main(void)
     }
     test_acl();
     test_passwd();
+    test_passwd_atomic();
     test_passwd_tool_missing();
     test_reload();
     test_random_password();
