@@ -53,15 +53,22 @@ class Groups(EnvTest):
             self.assertEqual(ev["from"], "alice")
             self.assertEqual(ev["body"], "bob,carol")
 
-        # a message: once per member inbox, each with its own seq; echo + sent
+        # a message: once per member inbox, each with its own seq; the echo
+        # is the sender's confirmation (no `sent` ack unless asked for)
         self.send("alice", "team", "g1", "hello team")
         got = {u: self.c[u].expect("in/msg", lambda p: isinstance(p, dict) and p.get("id") == "g1")[0]
                for u in ("alice", "bob", "carol")}
         for u, env in got.items():
             self.assertEqual((env["from"], env["group"], env["body"]), ("alice", "team", "hello team"), u)
             self.assertNotIn("to", env)
-        sent = a.expect("in/ack", lambda p: p.get("status") == "sent" and p.get("id") == "g1")[0]
+        sent = a.expect_sent(lambda p: p.get("id") == "g1")[0]
         self.assertEqual((sent["group"], sent["seq"]), ("team", got["alice"]["seq"]))
+        self.assertEqual(a.matching("in/ack", lambda p: p.get("id") == "g1"), [])
+        # asked for: the `sent` ack too, with the group and alice's seq
+        a.pub("im/u/alice/out/group/team", {"id": "g1-ack", "ack": "sent", "body": "acked"})
+        ack = a.expect("in/ack", lambda p: p.get("id") == "g1-ack")[0]
+        echo = a.expect("in/msg", lambda p: isinstance(p, dict) and p.get("id") == "g1-ack")[0]
+        self.assertEqual((ack["status"], ack["group"], ack["seq"]), ("sent", "team", echo["seq"]))
         self.assertEqual(d.matching("in/msg", lambda p: isinstance(p, dict) and p.get("id") == "g1"), [])
 
         # not a member: rejected with a reason; a group that does not exist too
