@@ -126,5 +126,65 @@ class Routing(EnvTest):
         self.assertEqual(confirmed[0]["id"], real["id"])
 
 
+class ReadmeTryIt(EnvTest):
+    """README.md, "Try it": the three terminals' commands as written (on this
+    test's port), and what alice's and bob's terminals show, line by line."""
+
+    def test_readme_terminals(self):
+        env = self.env
+        common = ["-h", "127.0.0.1", "-p", str(env.port)]
+        auth = {u: ["-u", u, "-P", env.passwords[u]] for u in ("alice", "bob")}
+        subs = {
+            "bob": subprocess.Popen(["mosquitto_sub"] + common + auth["bob"] + ["-t", "im/u/bob/in/#", "-v"],
+                                    stdout=subprocess.PIPE, text=True),
+            "alice": subprocess.Popen(["mosquitto_sub"] + common + auth["alice"]
+                                      + ["-t", "im/u/alice/in/#", "-t", "im/presence/#", "-v"],
+                                      stdout=subprocess.PIPE, text=True),
+        }
+        try:
+            time.sleep(0.5)  # both subscribed
+            pub = lambda u, *a: subprocess.run(["mosquitto_pub"] + common + auth[u] + list(a), check=True, timeout=30)
+            pub("alice", "-q", "1", "-t", "im/u/alice/out/dm/bob", "-m", "hello bob")
+            time.sleep(0.3)
+            pub("bob", "-q", "1", "-t", "im/u/bob/out/receipt", "-m", '{"status":"read","chat":"alice","upto":1}')
+            time.sleep(0.3)
+            pub("bob", "-q", "1", "-r", "-t", "im/u/bob/out/status/sh", "-m", '{"state":"online"}')
+            time.sleep(0.3)
+            pub("alice", "-q", "1", "-t", "im/u/alice/out/dm/nobody", "-m", "hi?")
+            time.sleep(0.3)
+            rr = subprocess.run(["mosquitto_rr", "-V", "5"] + common + auth["alice"]
+                                + ["-t", "im/u/alice/out/ctl", "-e", "im/u/alice/in/res/rr",
+                                   "-m", '{"op":"history","with":"bob"}'],
+                                capture_output=True, text=True, timeout=30, check=True)
+            self.assertRegex(rr.stdout, r'^\{"op":"history","ok":true,"with":"bob","messages":\[\{"id":"[0-9A-Z]{26}",'
+                                        r'"seq":1,"from":"alice","to":"bob","ts":\d+,"type":"text",'
+                                        r'"body":"hello bob"\}\],"complete":true\}$')
+            time.sleep(0.5)
+        finally:
+            out = {}
+            for u, p in subs.items():
+                p.terminate()
+                out[u] = p.communicate(timeout=10)[0].splitlines()
+        ulid, ts = r'[0-9A-Z]{26}', r'\d+'
+        self.assertEqual(len(out["bob"]), 2, out["bob"])
+        self.assertRegex(out["bob"][0], r'^im/u/bob/in/msg \{"id":"%s","seq":1,"from":"alice","to":"bob",'
+                                        r'"ts":%s,"type":"text","body":"hello bob"\}$' % (ulid, ts))
+        self.assertRegex(out["bob"][1], r'^im/u/bob/in/msg \{"from":"bob","to":"alice","ts":%s,"upto":1,'
+                                        r'"type":"read"\}$' % ts)
+        want = [
+            r'^im/u/alice/in/msg \{"id":"%s","seq":1,"from":"alice","to":"bob","ts":%s,"type":"text",'
+            r'"body":"hello bob"\}$' % (ulid, ts),
+            r'^im/u/alice/in/ack \{"status":"read","id":"%s","seq":1,"by":"bob","ts":%s\}$' % (ulid, ts),
+            r'^im/presence/bob \{"user":"bob","state":"online","since":%s,"last_seen":%s,"devices":\{"sh":'
+            r'\{"state":"online","since":%s,"last_seen":%s\}\},"ts":%s\}$' % (ts, ts, ts, ts, ts),
+            r'^im/u/alice/in/ack \{"status":"rejected","re":"dm","id":"%s","to":"nobody","code":"unknown_peer",'
+            r'"code_num":60,"reason":"no such user: nobody","ts":%s\}$' % (ulid, ts),
+            r'^im/u/alice/in/res/rr \{"op":"history","ok":true,"with":"bob","messages":\[.*\],"complete":true\}$',
+        ]
+        self.assertEqual(len(out["alice"]), len(want), out["alice"])
+        for line, pattern in zip(out["alice"], want):
+            self.assertRegex(line, pattern)
+
+
 if __name__ == "__main__":
     unittest.main()
