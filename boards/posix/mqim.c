@@ -1,7 +1,7 @@
 /* mqim: the command-line device for Linux, built on libmqim-device (its own
  * MQTT client, not Paho), with a durable LMDB outbox and state.
  *
- *   mqim [options] send PEER TEXT     queue TEXT for PEER and wait for `sent`
+ *   mqim [options] send PEER TEXT     queue TEXT for PEER and wait until it is stored (its echo; prints `sent`)
  *   mqim [options] listen [N]         print messages, acks and presence (N: stop after N messages)
  *   mqim [options] read PEER SEQ      mark everything from PEER up to SEQ read
  *   mqim [options] flush              send what the outbox holds, wait until acked

@@ -3,7 +3,7 @@
  * Over TLS through UART1 it connects to the broker (presence goes online),
  * sends FW_MESSAGES messages to FW_PEER one FW_INTERVAL_MS apart (queued in
  * the RAM outbox, so a link lost in between loses nothing), waits for the
- * gateway's `sent` ack of each and for a reply from the peer (its delivered
+ * gateway's confirmation of each (on_ack SENT: its echo arrived) and for a reply from the peer (its delivered
  * receipt goes back by itself), then stops cleanly (presence offline) and
  * exits through semihosting. Each failure has its own exit code. */
 #include <stdbool.h>
@@ -173,7 +173,7 @@ int main(void)
             board_puts(was_connected ? "connected\n" : "link lost\n");
         }
         /* Queue the next message on schedule, connected or not: the
-         * outbox holds it until the gateway's `sent`. */
+         * outbox holds it until the gateway confirms it (its echo). */
         if (progress.queued < FW_MESSAGES && (int32_t)(now - next_send) >= 0 && progress.connects > 0u) {
             uint32_t key = 0;
             size_t n = 0;

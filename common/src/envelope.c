@@ -17,9 +17,10 @@ typedef struct arena {
 
 /* The fields an envelope has, in the order they are checked. */
 enum { F_ID, F_FROM, F_TO, F_GROUP, F_TYPE, F_BODY, F_SEQ, F_TS, F_UPTO, F_DEVICE, F_FILE,
-       F_ENC, F_COUNT };
+       F_ENC, F_ACK, F_COUNT };
 static const char *const field_names[F_COUNT] = { "id", "from", "to", "group", "type", "body",
-                                                  "seq", "ts", "upto", "device", "file", "enc" };
+                                                  "seq", "ts", "upto", "device", "file", "enc",
+                                                  "ack" };
 
 /* The members of "file". */
 enum { FF_ID, FF_NAME, FF_MIME, FF_SHA256, FF_SIZE, FF_COUNT };
@@ -220,6 +221,14 @@ static mqim_status_t decode_fields(const mqim_json_value_t fields[F_COUNT], mqim
             env->enc = (mqim_str_t){ a->buf + a->used, raw.len };
             a->used += raw.len;
         }
+    }
+    if (st == MQIM_OK && fields[F_ACK].type != MQIM_JSON_ABSENT) {
+        /* A request to the gateway, not part of the message: "sent" is the
+         * only confirmation a sender can ask for besides its echo. */
+        st = fields[F_ACK].type != MQIM_JSON_STRING           ? MQIM_FIELD_TYPE
+             : !mqim_json_string_eq(&fields[F_ACK], "sent") ? MQIM_FIELD_RANGE
+                                                              : MQIM_OK;
+        env->ack_sent = st == MQIM_OK;
     }
     return st;
 }

@@ -6,7 +6,8 @@
  *
  *   minimal_im HOST PORT USER PASSWORD PEER TEXT
  *
- * Sends TEXT to PEER, waits for the gateway's `sent` ack, then prints what
+ * Sends TEXT to PEER, waits for the gateway's confirmation (its echo,
+ * reported as on_ack MQIM_ACK_SENT), then prints what
  * arrives for three seconds. Exit 0 when the message was sent. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +99,7 @@ int main(int argc, char **argv)
     cfg.cb.ctx = &app;
     st = mqim_client_init(&client, &cfg);
     if (st == MQIM_OK) {
-        /* Queued first: the outbox keeps it until the gateway says `sent`,
+        /* Queued first: the outbox keeps it until the gateway confirms it,
          * across reconnects (and reboots, with a persistent outbox). */
         st = mqim_client_send(&client, mqim_str_from_cstr(argv[5]), mqim_str_from_cstr(argv[6]), &app.key);
     }

@@ -6,6 +6,7 @@
 
 #include "mqim/json_read.h"
 #include "mqim/json_write.h"
+#include "mqim/limits.h"
 #include "mqim/name.h"
 #include "mqim/topic.h"
 
@@ -98,6 +99,31 @@ static void flush_receipts(mqim_client_t *c)
 
 /* ---- inbound ---- */
 
+static bool outbox_forget(mqim_client_t *c, mqim_str_t id);
+
+/* The echo of a message of mine is its confirmation: the gateway publishes
+ * it only after the durable commit, with the id and my inbox seq (the
+ * `sent` ack carried the same; it comes only to a sender that asked for it,
+ * docs/protocol.md). The device whose outbox held the message drops it and
+ * hears on_ack(MQIM_ACK_SENT), as it did for the `sent` ack; my other
+ * devices just see the echo. `id` is a copy: env's strings live in the
+ * arena, which a callback may reuse. */
+static void confirm_echo(mqim_client_t *c, const mqim_envelope_t *env, const char *id, size_t id_len)
+{
+    mqim_ack_t ack;
+    if (id_len == 0u || !env->has_seq || !mqim_str_eq(env->from, c->cfg.user) ||
+        !outbox_forget(c, (mqim_str_t){ id, id_len })) {
+        return;
+    }
+    memset(&ack, 0, sizeof(ack));
+    ack.status = MQIM_ACK_SENT;
+    ack.id = (mqim_str_t){ id, id_len };
+    ack.seq = env->seq;
+    if (c->cfg.cb.on_ack != 0) {
+        c->cfg.cb.on_ack(c->cfg.cb.ctx, &ack);
+    }
+}
+
 /* A tombstone: the gateway's retention removed the message at this seq and
  * keeps the seq so the stream has no hole ({"seq":N,"group":"team",
  * "ts":...,"type":"pruned"}). A message someone sent always has an id and a
@@ -118,6 +144,8 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
     mqim_envelope_t env;
     bool complete = true;
     bool tombstone;
+    char id[MQIM_ID_MAX + 1];
+    size_t id_len;
     mqim_status_t st;
     if (pub->truncated) {
         st = mqim_envelope_decode_head((const char *)pub->payload, pub->payload_len, &env, c->arena,
@@ -130,14 +158,22 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
         return; /* the gateway sent it; nothing a device can answer */
     }
     tombstone = !pub->truncated && is_tombstone(&env);
+    id_len = env.id.len <= MQIM_ID_MAX ? env.id.len : 0u;
+    if (id_len > 0u) {
+        memcpy(id, env.id.ptr, id_len);
+    }
     if (env.has_seq) {
         if (env.seq <= c->st.last_seq) {
-            return; /* seen: a redelivery or a replay */
+            /* seen: a redelivery or a replay; still the confirmation of a
+             * retried message of mine (the gateway echoes it again) */
+            confirm_echo(c, &env, id, id_len);
+            return;
         }
         if (env.seq != c->st.last_seq + 1u) {
             if (!c->sync_pending) {
                 (void)request_sync(c); /* a gap: the sync brings it in order */
             }
+            confirm_echo(c, &env, id, id_len); /* stored all the same */
             return;
         }
         c->st.last_seq = env.seq;
@@ -159,6 +195,9 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
         }
     } else if (c->cfg.cb.on_message != 0) {
         c->cfg.cb.on_message(c->cfg.cb.ctx, &env);
+    }
+    if (!tombstone) {
+        confirm_echo(c, &env, id, id_len); /* after the echo itself, as the `sent` ack came */
     }
     if (c->nreceipts == MQIM_CLIENT_RECEIPT_BATCH) {
         flush_receipts(c);
@@ -204,8 +243,9 @@ static bool parse_payload(const mqim_mqtt_publish_t *pub, mqim_json_value_t *roo
            root->type == MQIM_JSON_OBJECT;
 }
 
-/* Remove the outbox entry of a message id (its `sent` ack arrived). */
-static void outbox_forget(mqim_client_t *c, mqim_str_t id)
+/* Remove the outbox entry of a message id (its echo or its `sent` ack
+ * arrived); false when the outbox does not hold it. */
+static bool outbox_forget(mqim_client_t *c, mqim_str_t id)
 {
     uint32_t key = 0;
     size_t len = 0;
@@ -222,9 +262,10 @@ static void outbox_forget(mqim_client_t *c, mqim_str_t id)
                  * replay restarted may open it one early: a soft bound) */
                 c->outbox_out--;
             }
-            return;
+            return true;
         }
     }
+    return false;
 }
 
 static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
@@ -251,7 +292,7 @@ static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
     ack.seq = jnum(&o, "seq");
     /* Sent or rejected: the gateway decided; the outbox entry has done its job. */
     if ((ack.status == MQIM_ACK_SENT || ack.status == MQIM_ACK_REJECTED) && ack.id.len > 0u) {
-        outbox_forget(c, ack.id);
+        (void)outbox_forget(c, ack.id);
     }
     if (c->cfg.cb.on_ack != 0) {
         c->cfg.cb.on_ack(c->cfg.cb.ctx, &ack);
@@ -329,7 +370,7 @@ static void s_on_message(void *ctx, const mqim_mqtt_publish_t *pub)
 static void s_on_published(void *ctx, uint32_t key)
 {
     (void)ctx;
-    (void)key; /* the broker has it; the entry stays until the gateway's `sent` */
+    (void)key; /* the broker has it; the entry stays until the gateway's echo (or `sent` ack) */
 }
 
 /* {"state":"...","epoch":N} into buf; the length, or 0 when it does not fit. */

@@ -390,10 +390,7 @@ mqim_status_t gr_handle_message(req_t *q)
         return rt_reject(q, "group", p->env.id, (mqim_str_t){ NULL, 0 }, st, "%s", mqim_status_str(st));
     }
     if (chose_id && mqim_store_dedupe_get(&q->txn, q->t.user, p->env.id, &dup) == MQIM_OK) {
-        char copy[1024];
-        size_t n = dup.len < sizeof(copy) ? dup.len : sizeof(copy);
-        memcpy(copy, dup.ptr, n);
-        st = rt_emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, (mqim_str_t){ copy, n });
+        st = rt_confirm_again(q, dup, p->env.ack_sent);
         st = st == MQIM_OK ? mqim_txn_commit(&q->txn) : (mqim_txn_abort(&q->txn), st);
         return st;
     }
@@ -428,10 +425,12 @@ mqim_status_t gr_handle_message(req_t *q)
         rt_msg_set_extras(&m, &p->env);
         st = fanout(q, &m, l, (mqim_str_t){ NULL, 0 }, q->in->qos > 1 ? 1 : q->in->qos, &seq);
     }
-    if (st == MQIM_OK) {
+    if (st == MQIM_OK && (p->env.ack_sent || chose_id)) {
         sent_doc_t sent = { p->env.id, q->t.name, seq, q->now };
         st = rt_build_json(&r->doc, build_group_sent, &sent, &payload);
-        if (st == MQIM_OK) {
+        /* The echo (fanout) confirms the message to the sender's devices;
+         * a separate `sent` ack only when the sender asked for one. */
+        if (st == MQIM_OK && p->env.ack_sent) {
             st = rt_emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, payload);
         }
         if (st == MQIM_OK && chose_id) {

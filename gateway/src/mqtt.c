@@ -334,7 +334,7 @@ static void on_connected(void *context, char *cause)
     if (rc != MQTTASYNC_SUCCESS) {
         MQIM_LOGE(LOG_MOD, "subscribe call failed (%d)", rc);
     }
-    /* Devices replay what they have not seen `sent` when they see this
+    /* Devices replay what they have not seen confirmed when they see this
      * (docs/reliability.md): a publish Paho acknowledged before the router
      * committed it is sent again. */
     publish_gateway_status(g, "online");

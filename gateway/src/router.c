@@ -327,6 +327,57 @@ void rt_build_sent(mqim_json_writer_t *w, const void *vctx)
     mqim_json_object_end(w);
 }
 
+/* The echo of the sender's own stored message at `seq` of its inbox,
+ * again (the confirmation of a retried publish). MQIM_NOT_FOUND when its
+ * inbox no longer holds the message (retention removed it). */
+static mqim_status_t echo_again(req_t *q, uint64_t seq)
+{
+    mqim_inbox_entry_t e;
+    mqim_msg_rec_t m;
+    mqim_envelope_t env;
+    mqim_str_t payload;
+    mqim_status_t st = mqim_store_inbox_get(&q->txn, q->t.user, seq, &e);
+    if (st == MQIM_OK && (e.pruned || e.dir != MQIM_INBOX_SENT)) {
+        st = MQIM_NOT_FOUND;
+    }
+    if (st == MQIM_OK) {
+        st = mqim_store_msg_get(&q->txn, e.mid, &m);
+    }
+    if (st == MQIM_OK) {
+        rt_envelope_from_rec(&m, seq, &env);
+        st = rt_encode_envelope(&q->r->env, &env, &payload);
+    }
+    if (st == MQIM_OK) {
+        st = rt_emit(q, MQIM_TOPIC_IN_MSG, q->t.user, 1, false, payload);
+    }
+    return st;
+}
+
+/* A retried publish the gateway already stored (its dedupe record `sent`,
+ * the `sent` ack payload of the first time): confirm it again the way this
+ * publish asks, with the echo, or with the `sent` ack when asked for or
+ * when the echo is gone (retention removed the message). */
+mqim_status_t rt_confirm_again(req_t *q, mqim_str_t sent, bool ack_sent)
+{
+    char copy[1024];
+    size_t n = sent.len < sizeof(copy) ? sent.len : sizeof(copy);
+    mqim_status_t st = MQIM_NOT_FOUND;
+    memcpy(copy, sent.ptr, n); /* sent points into the map; copy before writing */
+    if (!ack_sent) {
+        mqim_status_t pst;
+        cJSON *root = rt_parse_object((mqim_str_t){ copy, n }, &pst);
+        uint64_t seq = 0;
+        if (root != NULL && rt_json_u64(cJSON_GetObjectItemCaseSensitive(root, "seq"), &seq)) {
+            st = echo_again(q, seq);
+        }
+        cJSON_Delete(root);
+    }
+    if (st == MQIM_NOT_FOUND) {
+        st = rt_emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, (mqim_str_t){ copy, n });
+    }
+    return st;
+}
+
 bool rt_payload_is_json(mqim_str_t p)
 {
     for (size_t i = 0; i < p.len; i++) {
@@ -540,11 +591,13 @@ static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
     if (st == MQIM_OK) {
         st = fl_grant(q, &env, to);
     }
-    if (st == MQIM_OK) {
+    if (st == MQIM_OK && (p->env.ack_sent || sender_chose_id)) {
         sent = (sent_doc_t){ env.id, to, m.sender_seq, q->now };
         st = rt_build_json(&r->doc, rt_build_sent, &sent, &payload);
     }
-    if (st == MQIM_OK) {
+    /* The echo confirms the message to the sender's devices; a separate
+     * `sent` ack only when the sender asked for one. */
+    if (st == MQIM_OK && p->env.ack_sent) {
         st = rt_emit(q, MQIM_TOPIC_IN_ACK, from, 1, false, payload);
     }
     if (st == MQIM_OK && sender_chose_id) {
@@ -619,12 +672,9 @@ static mqim_status_t handle_dm(req_t *q)
     if (st != MQIM_OK) {
         return rt_reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
     }
-    /* A retried publish (same sender and id) gets the first ack again. */
+    /* A retried publish (same sender and id) gets its confirmation again. */
     if (chose_id && mqim_store_dedupe_get(&q->txn, q->t.user, p->env.id, &dup) == MQIM_OK) {
-        char copy[1024];
-        size_t n = dup.len < sizeof(copy) ? dup.len : sizeof(copy);
-        memcpy(copy, dup.ptr, n); /* dup points into the map; copy before writing */
-        st = rt_emit(q, MQIM_TOPIC_IN_ACK, q->t.user, 1, false, (mqim_str_t){ copy, n });
+        st = rt_confirm_again(q, dup, p->env.ack_sent);
         if (st == MQIM_OK) {
             st = mqim_store_counter_add(&q->txn, "duplicates", 1u);
         }

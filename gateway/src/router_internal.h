@@ -116,6 +116,9 @@ cJSON *rt_parse_object(mqim_str_t payload, mqim_status_t *st);
 bool rt_json_u64(const cJSON *item, uint64_t *out);
 mqim_str_t rt_json_str(const cJSON *item);
 void rt_build_sent(mqim_json_writer_t *w, const void *vctx);
+/** Confirm a retried publish already stored, from its dedupe record (the
+ *  `sent` ack payload): the echo again, or that ack when ack_sent. */
+mqim_status_t rt_confirm_again(req_t *q, mqim_str_t sent, bool ack_sent);
 bool rt_payload_is_json(mqim_str_t p);
 void rt_random_bytes(mqim_router_t *r, uint8_t *buf, size_t len);
 mqim_status_t rt_dm_parse(req_t *q, dm_parse_t *p, const char **reason);

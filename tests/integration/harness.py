@@ -261,6 +261,27 @@ class Client:
         return wait_until(lambda: (lambda r: r if len(r) >= count else None)(self.matching(suffix, pred)),
                           timeout, "%d message(s) on %s for %s" % (count, suffix, self.user))
 
+    def confirmations(self, pred=None):
+        """What confirms my stored messages (docs/protocol.md): my echoes on
+        in/msg (from me, with id and seq), and `sent` acks on in/ack (only
+        when the message asked for one with "ack":"sent")."""
+        with self.lock:
+            out = list(self.msgs)
+        res = []
+        for t, p, q, r, props in out:
+            if not isinstance(p, dict):
+                continue
+            echo = t.endswith("/in/msg") and p.get("from") == self.user and "id" in p and "seq" in p
+            ack = t.endswith("/in/ack") and p.get("status") == "sent"
+            if (echo or ack) and (pred is None or pred(p)):
+                res.append(p)
+        return res
+
+    def expect_sent(self, pred=lambda p: True, count=1, timeout=10.0):
+        """Wait for `count` confirmations (echoes or `sent` acks) matching pred."""
+        return wait_until(lambda: (lambda r: r if len(r) >= count else None)(self.confirmations(pred)),
+                          timeout, "%d confirmation(s) for %s" % (count, self.user))
+
     def clear(self):
         with self.lock:
             self.msgs.clear()

@@ -1,8 +1,9 @@
 /* A device built on libmqim-device's session layer and the POSIX TCP port,
  * driven by test_device_session.py against the real Mosquitto and gateway:
  * connect with a will, subscribe to its inbox, say online, send a direct
- * message, and wait for the broker's PUBACK, the gateway's `sent` ack and
- * the echo. Exit codes: 0 ok, 2 usage, 3 no connection, 4 subscribe/publish
+ * message that asks for the `sent` ack ("ack":"sent": the session layer
+ * alone has no outbox that the echo would confirm), and wait for the
+ * broker's PUBACK, the gateway's `sent` ack and the echo. Exit codes: 0 ok, 2 usage, 3 no connection, 4 subscribe/publish
  * refused, 5 no PUBACK, 6 no `sent` ack, 7 no echo. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,7 @@ int main(int argc, char **argv)
     mqim_posix_tcp_t tcp;
     mqim_session_config_t cfg;
     char client_id[80], will_topic[128], dm_topic[128];
-    const char *body = "{\"id\":\"probe-1\",\"body\":\"hello from the device library\"}";
+    const char *body = "{\"id\":\"probe-1\",\"ack\":\"sent\",\"body\":\"hello from the device library\"}";
     uint32_t start;
     if (argc != 6) {
         fprintf(stderr, "usage: %s HOST PORT USER PASSWORD PEER\n", argv[0]);

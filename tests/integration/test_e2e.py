@@ -79,7 +79,7 @@ class E2E(EnvTest):
                        [("bob", "watch", bob_watch), ("alice", "py", ref.public_key(alice_py))],
                        "from python \u2713", os.urandom(32), os.urandom(32))
         a.dm("bob", json.dumps({"id": "py-1", "to": "bob", "device": "py", "type": "text", "enc": json.loads(enc)}))
-        a.expect("in/ack", lambda p: isinstance(p, dict) and p.get("id") == "py-1" and p.get("status") == "sent")
+        a.expect_sent(lambda p: p.get("id") == "py-1")
         # 2. tampered: one ciphertext byte changed, under a new id
         bad = json.loads(enc)
         ct = bytearray(base64.b64decode(bad["ct"]))
@@ -89,7 +89,7 @@ class E2E(EnvTest):
         a.dm("bob", json.dumps({"id": "py-2", "to": "bob", "device": "py", "type": "text", "enc": bad}))
         # 3. moved: the same ciphertext under another id fails its additional data
         a.dm("bob", json.dumps({"id": "py-3", "to": "bob", "device": "py", "type": "text", "enc": json.loads(enc)}))
-        a.expect("in/ack", lambda p: isinstance(p, dict) and p.get("id") == "py-3" and p.get("status") == "sent")
+        a.expect_sent(lambda p: p.get("id") == "py-3")
         r = self.run_ok("bob", "watch", "listen", "3")
         lines = r.stdout.splitlines()
         self.assertIn("(e2e) [", r.stdout)

@@ -1,6 +1,7 @@
 """Groups against the real broker and gateway, as a shell user would use
 them (JSON over MQTT): create, messages stored once per member inbox with
-each member's seq, echo and `sent` to the sender, non-members rejected,
+each member's seq, the echo confirming to the sender (a `sent` ack only
+when asked for), non-members rejected,
 per-member delivered/read acks and msg_status, roles (only owner/admins
 change membership, only the owner makes admins), membership changes as
 messages of the group, a member added later seeing only what came after,
@@ -42,6 +43,18 @@ class Groups(EnvTest):
     def send(self, user, group, mid, body):
         self.c[user].pub("im/u/%s/out/group/%s" % (user, group), json.dumps({"id": mid, "body": body}))
 
+    def test_sent_ack_on_request(self):
+        """"ack":"sent" in a group message: the `sent` ack too, with the
+        group and the sender's seq; the members' copies do not carry it."""
+        a = self.c["alice"]
+        self.assertTrue(self.ctl("alice", "group_create", group="crew", members=["bob"])["ok"])
+        a.pub("im/u/alice/out/group/crew", {"id": "g1-ack", "ack": "sent", "body": "acked"})
+        ack = a.expect("in/ack", lambda p: p.get("id") == "g1-ack")[0]
+        echo = a.expect("in/msg", lambda p: isinstance(p, dict) and p.get("id") == "g1-ack")[0]
+        self.assertEqual((ack["status"], ack["group"], ack["seq"]), ("sent", "crew", echo["seq"]))
+        got = self.c["bob"].expect("in/msg", lambda p: isinstance(p, dict) and p.get("id") == "g1-ack")[0]
+        self.assertNotIn("ack", got)
+
     def test_group_lifecycle(self):
         a, b, c, d = (self.c[u] for u in ("alice", "bob", "carol", "dave"))
         r = self.ctl("alice", "group_create", group="team", title="The Team", members=["bob", "carol"])
@@ -53,15 +66,17 @@ class Groups(EnvTest):
             self.assertEqual(ev["from"], "alice")
             self.assertEqual(ev["body"], "bob,carol")
 
-        # a message: once per member inbox, each with its own seq; echo + sent
+        # a message: once per member inbox, each with its own seq; the echo
+        # is the sender's confirmation (no `sent` ack unless asked for)
         self.send("alice", "team", "g1", "hello team")
         got = {u: self.c[u].expect("in/msg", lambda p: isinstance(p, dict) and p.get("id") == "g1")[0]
                for u in ("alice", "bob", "carol")}
         for u, env in got.items():
             self.assertEqual((env["from"], env["group"], env["body"]), ("alice", "team", "hello team"), u)
             self.assertNotIn("to", env)
-        sent = a.expect("in/ack", lambda p: p.get("status") == "sent" and p.get("id") == "g1")[0]
+        sent = a.expect_sent(lambda p: p.get("id") == "g1")[0]
         self.assertEqual((sent["group"], sent["seq"]), ("team", got["alice"]["seq"]))
+        self.assertEqual(a.matching("in/ack", lambda p: p.get("id") == "g1"), [])
         self.assertEqual(d.matching("in/msg", lambda p: isinstance(p, dict) and p.get("id") == "g1"), [])
 
         # not a member: rejected with a reason; a group that does not exist too

@@ -3,7 +3,7 @@ code and a reason; nothing is dropped silently."""
 import time
 import unittest
 
-from harness import EnvTest
+from harness import EnvTest, wait_until
 
 
 def rejected(code):
@@ -50,16 +50,18 @@ class RateLimit(EnvTest):
         a, b = self.env.client("alice"), self.env.client("bob")
         for i in range(20):
             a.dm("bob", {"id": "r%02d" % i, "body": "spam %d" % i})
-        acks = a.expect("in/ack", count=20, timeout=15)
-        sent = [p for p in acks if p["status"] == "sent"]
-        limited = [p for p in acks if p.get("code") == "rate_limited"]
-        self.assertEqual(len(sent) + len(limited), 20, acks)
+        # each publish either confirmed (its echo) or rejected rate_limited
+        outcome = lambda: a.confirmations() + a.matching("in/ack", lambda p: p.get("code") == "rate_limited")
+        wait_until(lambda: len(outcome()) >= 20, 15, "20 outcomes")
+        sent = a.confirmations()
+        limited = a.matching("in/ack", lambda p: p.get("code") == "rate_limited")
+        self.assertEqual(len(sent) + len(limited), 20, outcome())
         self.assertGreaterEqual(len(limited), 10)
         self.assertGreaterEqual(len(sent), 5)
-        self.assertEqual(sorted(p["id"] for p in acks), ["r%02d" % i for i in range(20)])
+        self.assertEqual(sorted(p["id"] for p in outcome()), ["r%02d" % i for i in range(20)])
         # bob is not limited by alice's bucket
         b.dm("alice", "fine")
-        b.expect("in/ack", lambda p: p["status"] == "sent")
+        b.expect_sent()
 
 
 class Quota(EnvTest):
@@ -78,10 +80,10 @@ class Quota(EnvTest):
         # a per-user policy, set while the gateway runs, takes effect at once
         self.env.cli("user", "set", "bob", "inbox_quota", "none")
         a.dm("bob", {"id": "fits-now", "body": "5"})
-        a.expect("in/ack", lambda p: p.get("id") == "fits-now" and p["status"] == "sent")
+        a.expect_sent(lambda p: p.get("id") == "fits-now")
         self.env.cli("user", "set", "bob", "retain_count", "2")
         a.dm("bob", {"id": "pruning", "body": "6"})
-        a.expect("in/ack", lambda p: p.get("id") == "pruning" and p["status"] == "sent")
+        a.expect_sent(lambda p: p.get("id") == "pruning")
         listing = self.env.cli("user", "list").stdout
         self.assertIn("bob\tmessages=2\tnext_seq=6\tretain_count=2\tinbox_quota=none", listing)
         r = self.env.cli("user", "set", "bob", "colour", "7", check=False)

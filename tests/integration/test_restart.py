@@ -21,8 +21,8 @@ class Restart(EnvTest):
         # the dedupe record survived the restart: a retry is not a new message
         a.clear()
         a.dm("bob", {"id": "before", "body": "1"})
-        ack = a.expect("in/ack")[0]
-        self.assertEqual((ack["status"], ack["seq"]), ("sent", 1))
+        echo = a.expect_sent()[0]  # confirmed again with the first echo
+        self.assertEqual((echo["id"], echo["seq"]), ("before", 1))
         self.assertEqual(len(b.matching("in/msg")), 21)
         self.env.stop_gateway()
         out = self.env.cli("history", "bob", "--limit", "100").stdout
@@ -41,7 +41,7 @@ class Restart(EnvTest):
         a.c.reconnect()
         a.dm("bob", {"id": "after-broker-restart", "body": "still here"})
         b.expect("in/msg", lambda p: p.get("id") == "after-broker-restart", timeout=30)
-        a.expect("in/ack", lambda p: p.get("status") == "sent", timeout=30)
+        a.expect_sent(lambda p: p.get("id") == "after-broker-restart", timeout=30)
 
 
 if __name__ == "__main__":

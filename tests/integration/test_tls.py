@@ -116,7 +116,7 @@ class GatewayOverTlsTest(unittest.TestCase):
             alice.dm("bob", {"id": "tls-1", "body": "routed by a gateway on TLS"})
             got = bob.expect("/in/msg", lambda p: isinstance(p, dict) and p.get("id") == "tls-1")
             self.assertEqual(got[0]["body"], "routed by a gateway on TLS")
-            alice.expect("/in/ack", lambda p: isinstance(p, dict) and p.get("status") == "sent")
+            alice.expect_sent(lambda p: p.get("id") == "tls-1")
 
     def test_wrong_ca_fails_clearly(self):
         with TlsEnv(gateway_tls=False) as env:

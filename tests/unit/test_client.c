@@ -287,13 +287,15 @@ static void test_connect_birth_and_sync(void)
     CHECK(next_sent(&s) && s.type == MQIM_MQTT_DISCONNECT);
 }
 
-/* The outbox entry lives until the gateway's `sent`, not the broker's PUBACK. */
-static void test_send_until_sent_ack(void)
+/* The outbox entry lives until the gateway confirms it, not the broker's
+ * PUBACK: by default with the echo on in/msg (from me, my id, my seq), or a
+ * `sent` ack on in/ack (a sender that asked for one). */
+static void test_send_until_confirmed(void)
 {
     static const uint8_t puback[] = { 0x40, 2, 0, 1 };
     sent_pkt_t s;
     uint32_t key = 0;
-    char ack[160];
+    char ack[160], echo[200], first_id[40];
     fresh();
     CHECK_EQ_INT(mqim_client_send(&client, MQIM_STR("alice"), MQIM_STR("hi \"there\""), &key), MQIM_OK);
     CHECK_EQ_INT(outbox_count(), 1);
@@ -304,15 +306,59 @@ static void test_send_until_sent_ack(void)
     inject_raw(puback, sizeof(puback));
     pump(2);
     CHECK_EQ_INT(outbox_count(), 1); /* the broker has it; the gateway may not */
+    snprintf(first_id, sizeof(first_id), "%.32s", strstr(s.payload, "\"id\":\"") + 6);
+    /* an echo of my other device's message: shown, confirms nothing here */
+    snprintf(echo, sizeof(echo),
+             "{\"id\":\"other-device-1\",\"seq\":1,\"from\":\"bob\",\"device\":\"tab\",\"to\":\"alice\",\"ts\":1,\"body\":\"x\"}");
+    inject_publish("im/u/bob/in/msg", echo, strlen(echo), 1);
+    pump(3);
+    CHECK_EQ_INT(nseen, 1);
+    CHECK_EQ_INT(acks, 0);
+    CHECK_EQ_INT(outbox_count(), 1);
+    /* the echo of this message is its confirmation: the entry goes, on_ack(SENT) */
+    snprintf(echo, sizeof(echo),
+             "{\"id\":\"%s\",\"seq\":2,\"from\":\"bob\",\"device\":\"mcu\",\"to\":\"alice\",\"ts\":1,\"body\":\"hi\"}",
+             first_id);
+    inject_publish("im/u/bob/in/msg", echo, strlen(echo), 2);
+    pump(3);
+    CHECK_EQ_INT(outbox_count(), 0);
+    CHECK_EQ_INT(nseen, 2); /* the echo is still a message of the conversation */
+    CHECK_EQ_INT(acks, 1);
+    CHECK(last_ack.status == MQIM_ACK_SENT && last_ack.seq == 2u);
+    CHECK_EQ_STR(last_ack.id.ptr, last_ack.id.len, first_id);
+    CHECK(!next_publish_on("im/u/bob/out/receipt", &s)); /* no receipt for my own echoes */
+    /* the same echo again (a retry confirmed twice): nothing more */
+    inject_publish("im/u/bob/in/msg", echo, strlen(echo), 3);
+    pump(3);
+    CHECK_EQ_INT(nseen, 2);
+    CHECK_EQ_INT(acks, 1);
+    /* a `sent` ack (a sender that asked for one) confirms as before */
+    CHECK_EQ_INT(mqim_client_send(&client, MQIM_STR("alice"), MQIM_STR("acked"), &key), MQIM_OK);
+    pump(2);
+    CHECK(next_publish_on("im/u/bob/out/dm/alice", &s));
     {
         const char *id = strstr(s.payload, "\"id\":\"") + 6;
         snprintf(ack, sizeof(ack), "{\"status\":\"sent\",\"id\":\"%.32s\",\"seq\":5,\"ts\":1}", id);
     }
-    inject_publish("im/u/bob/in/ack", ack, strlen(ack), 1);
+    inject_publish("im/u/bob/in/ack", ack, strlen(ack), 4);
     pump(3);
     CHECK_EQ_INT(outbox_count(), 0);
-    CHECK_EQ_INT(acks, 1);
+    CHECK_EQ_INT(acks, 2);
     CHECK(last_ack.status == MQIM_ACK_SENT && last_ack.seq == 5u);
+    /* a retried message's echo again, with a seq this device has seen
+     * (it lost the first one): still its confirmation */
+    CHECK_EQ_INT(mqim_client_send(&client, MQIM_STR("alice"), MQIM_STR("retried"), &key), MQIM_OK);
+    pump(2);
+    CHECK(next_publish_on("im/u/bob/out/dm/alice", &s));
+    snprintf(echo, sizeof(echo),
+             "{\"id\":\"%.32s\",\"seq\":1,\"from\":\"bob\",\"to\":\"alice\",\"ts\":1,\"body\":\"retried\"}",
+             strstr(s.payload, "\"id\":\"") + 6);
+    inject_publish("im/u/bob/in/msg", echo, strlen(echo), 5);
+    pump(3);
+    CHECK_EQ_INT(outbox_count(), 0);
+    CHECK_EQ_INT(acks, 3);
+    CHECK(last_ack.status == MQIM_ACK_SENT && last_ack.seq == 1u);
+    CHECK_EQ_INT(nseen, 2); /* seen before: not shown again */
     /* a rejection: reason unescaped, the entry is gone too */
     CHECK_EQ_INT(mqim_client_send(&client, MQIM_STR("nobody"), MQIM_STR("x"), &key), MQIM_OK);
     pump(2);
@@ -564,13 +610,13 @@ static unsigned collect_dms(char bodies[][16], char ids[][40], unsigned cap)
 }
 
 /* A deep outbox goes out MQIM_CFG_OUTBOX_WINDOW entries at a time: broker
- * PUBACKs do not open the window, the gateway's `sent` acks do; a gateway
+ * PUBACKs do not open the window, the gateway's confirmations (echoes) do; a gateway
  * online replays the oldest window again (not the whole outbox). */
 static void test_outbox_window(void)
 {
     enum { W = MQIM_CFG_OUTBOX_WINDOW, N = MQIM_CFG_OUTBOX_WINDOW + 4 };
     static char bodies[N][16], ids[N][40];
-    char ack[160], want[16];
+    char echo[200], want[16];
     uint32_t key = 0;
     fresh();
     for (int i = 0; i < N; i++) {
@@ -584,10 +630,11 @@ static void test_outbox_window(void)
     CHECK_EQ_STR(bodies[0], strlen(bodies[0]), "m0");
     snprintf(want, sizeof(want), "m%d", W - 1);
     CHECK_EQ_STR(bodies[W - 1], strlen(bodies[W - 1]), want);
-    /* two `sent` acks: exactly two more go out, the next in order */
+    /* two echoes (the confirmations): exactly two more go out, the next in order */
     for (int i = 0; i < 2; i++) {
-        snprintf(ack, sizeof(ack), "{\"status\":\"sent\",\"id\":\"%.32s\",\"seq\":%d,\"ts\":1}", ids[i], i + 1);
-        inject_publish("im/u/bob/in/ack", ack, strlen(ack), (uint16_t)(100 + i));
+        snprintf(echo, sizeof(echo), "{\"id\":\"%.32s\",\"seq\":%d,\"from\":\"bob\",\"to\":\"alice\",\"ts\":1,\"body\":\"%s\"}",
+                 ids[i], i + 1, bodies[i]);
+        inject_publish("im/u/bob/in/msg", echo, strlen(echo), (uint16_t)(100 + i));
     }
     pump(3);
     CHECK_EQ_INT(outbox_count(), N - 2);
@@ -598,13 +645,13 @@ static void test_outbox_window(void)
     gateway_status("{\"state\":\"online\",\"ts\":9}", false, 200);
     CHECK_EQ_INT(collect_dms(bodies, ids, N), W);
     CHECK_EQ_STR(bodies[0], strlen(bodies[0]), "m2");
-    CHECK_EQ_INT(nseen, 0);
+    CHECK_EQ_INT(nseen, 2); /* the two echoes */
 }
 
 int main(void)
 {
     test_connect_birth_and_sync();
-    test_send_until_sent_ack();
+    test_send_until_confirmed();
     test_inbound_order_and_receipts();
     test_oversized_message();
     test_outbox_bad_records();

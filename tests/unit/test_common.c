@@ -447,6 +447,10 @@ static void test_envelope_decode_table(void)
         { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"size\":-1}}", MQIM_FIELD_RANGE },
         { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"size\":\"1\"}}", MQIM_FIELD_TYPE },
         { "{\"body\":\"c\",\"file\":{\"id\":\"F1\",\"sha256\":true}}", MQIM_FIELD_TYPE },
+        { "{\"body\":\"x\",\"ack\":\"sent\"}", MQIM_OK },
+        { "{\"body\":\"x\",\"ack\":\"read\"}", MQIM_FIELD_RANGE },
+        { "{\"body\":\"x\",\"ack\":true}", MQIM_FIELD_TYPE },
+        { "{\"body\":\"x\",\"ack\":\"sent\",\"ack\":\"sent\"}", MQIM_FIELD_DUPLICATE },
     };
     char arena[MQIM_PAYLOAD_MAX];
     mqim_envelope_t env;
@@ -464,6 +468,17 @@ static void test_envelope_decode_table(void)
     CHECK_EQ_STR(env.to.ptr, env.to.len, "bob");
     CHECK_EQ_STR(env.body.ptr, env.body.len, "hi");
     CHECK(env.has_seq && env.seq == 3u && env.has_ts && env.ts == -5);
+    CHECK(!env.ack_sent);
+    /* "ack":"sent": a request to the gateway, decoded, never encoded */
+    {
+        const char *j = "{\"id\":\"m1\",\"ack\":\"sent\",\"body\":\"hi\"}";
+        char out[128];
+        size_t len = 0;
+        CHECK_EQ_INT(mqim_envelope_decode(j, strlen(j), &env, arena, sizeof(arena), NULL), MQIM_OK);
+        CHECK(env.ack_sent);
+        CHECK_EQ_INT(mqim_envelope_encode(&env, out, sizeof(out), &len), MQIM_OK);
+        CHECK_EQ_STR(out, len, "{\"id\":\"m1\",\"type\":\"text\",\"body\":\"hi\"}");
+    }
     /* escapes and surrogate pairs decode to UTF-8 */
     {
         const char *j = "{\"body\":\"a\\n\\u00e9\\ud83d\\ude00\\\"\"}";

@@ -185,20 +185,23 @@ static void test_dm_plain_text(void)
     setup(NULL, 0);
     CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "hello bob", 1), MQIM_OK);
     drain();
-    CHECK_EQ_INT(nouts, 3);
+    /* the delivery and the echo, which is alice's confirmation: no `sent` ack */
+    CHECK_EQ_INT(nouts, 2);
     CHECK_OUT(0, "im/u/bob/in/msg", "body", "hello bob");
     CHECK_OUT(0, "im/u/bob/in/msg", "from", "alice");
     CHECK_OUT(1, "im/u/alice/in/msg", "to", "bob");
-    CHECK_OUT(2, "im/u/alice/in/ack", "status", "sent");
+    CHECK_OUT(1, "im/u/alice/in/msg", "from", "alice");
     j = json_of(&outs[0]);
     CHECK(jnum(j, "seq") == 1.0);
     CHECK(strlen(jstr(j, "id")) == 26u); /* a ULID */
     CHECK(strcmp(jstr(j, "type"), "text") == 0);
     CHECK(jnum(j, "ts") == (double)clock_ms);
     cJSON_Delete(j);
-    j = json_of(&outs[2]);
+    j = json_of(&outs[1]);
     CHECK(jnum(j, "seq") == 1.0); /* alice's echo seq */
-    CHECK(outs[2].qos == 1);
+    CHECK(jnum(j, "ts") == (double)clock_ms);
+    CHECK(strlen(jstr(j, "id")) == 26u); /* the same id as bob's copy */
+    CHECK(outs[1].qos == 1);
     cJSON_Delete(j);
     /* a second message: seqs advance per inbox */
     CHECK_EQ_INT(pub("im/u/bob/out/dm/alice", "hi alice", 1), MQIM_OK);
@@ -220,13 +223,14 @@ static void test_dm_envelope_from_ignored(void)
                      "{\"id\":\"m1\",\"from\":\"mallory\",\"type\":\"note\",\"body\":\"x\\n\\u00e9\"}", 1),
                  MQIM_OK);
     drain();
-    CHECK_EQ_INT(nouts, 3);
+    CHECK_EQ_INT(nouts, 2);
     CHECK_OUT(0, "im/u/bob/in/msg", "from", "alice");
     CHECK_OUT(0, "im/u/bob/in/msg", "id", "m1");
     CHECK_OUT(0, "im/u/bob/in/msg", "type", "note");
     CHECK_OUT(0, "im/u/bob/in/msg", "body", "x\n\xc3\xa9");
-    CHECK_OUT(2, "im/u/alice/in/ack", "id", "m1");
-    j = json_of(&outs[2]);
+    CHECK_OUT(1, "im/u/alice/in/msg", "id", "m1");
+    CHECK_OUT(1, "im/u/alice/in/msg", "from", "alice");
+    j = json_of(&outs[1]);
     CHECK(strcmp(jstr(j, "to"), "bob") == 0);
     cJSON_Delete(j);
     teardown();
@@ -234,17 +238,17 @@ static void test_dm_envelope_from_ignored(void)
 
 static void test_dedupe(void)
 {
-    static char first_ack[20000];
+    static char first_echo[20000];
     setup(NULL, 0);
     CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"dup-1\",\"body\":\"once\"}", 1), MQIM_OK);
     drain();
-    CHECK_EQ_INT(nouts, 3);
-    snprintf(first_ack, sizeof(first_ack), "%s", outs[2].payload);
+    CHECK_EQ_INT(nouts, 2);
+    snprintf(first_echo, sizeof(first_echo), "%s", outs[1].payload);
     CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"dup-1\",\"body\":\"once\"}", 1), MQIM_OK);
     drain();
-    CHECK_EQ_INT(nouts, 1); /* only the ack, no second delivery */
-    CHECK(strcmp(outs[0].topic, "im/u/alice/in/ack") == 0);
-    CHECK(strcmp(outs[0].payload, first_ack) == 0);
+    CHECK_EQ_INT(nouts, 1); /* only the confirmation, no second delivery */
+    CHECK(strcmp(outs[0].topic, "im/u/alice/in/msg") == 0); /* the echo again, byte for byte */
+    CHECK(strcmp(outs[0].payload, first_echo) == 0);
     {
         mqim_txn_t txn;
         mqim_user_rec_t u;
@@ -256,7 +260,7 @@ static void test_dedupe(void)
     /* same id from another sender is a different message */
     CHECK_EQ_INT(pub("im/u/carol/out/dm/bob", "{\"id\":\"dup-1\",\"body\":\"mine\"}", 1), MQIM_OK);
     drain();
-    CHECK_EQ_INT(nouts, 3);
+    CHECK_EQ_INT(nouts, 2);
     teardown();
 }
 
@@ -277,6 +281,8 @@ static void test_rejections(void)
         { "im/u/alice/out/dm/bob", "{\"body\":\"\"}", MQIM_BODY_EMPTY },
         { "im/u/alice/out/dm/bob", "{\"to\":\"carol\",\"body\":\"x\"}", MQIM_FIELD_RANGE },
         { "im/u/alice/out/dm/bob", "{\"id\":\"a b\",\"body\":\"x\"}", MQIM_ID_BAD_CHAR },
+        { "im/u/alice/out/dm/bob", "{\"ack\":true,\"body\":\"x\"}", MQIM_FIELD_TYPE },
+        { "im/u/alice/out/dm/bob", "{\"ack\":\"delivered\",\"body\":\"x\"}", MQIM_FIELD_RANGE },
         { "im/u/alice/out/dm/bob", "bad \xff utf8", MQIM_UTF8_INVALID },
         { "im/u/alice/out/dm/nobody", "hi", MQIM_UNKNOWN_PEER },
         { "im/u/alice/out/dm/bob", big_body, MQIM_BODY_TOO_LARGE },
@@ -373,7 +379,7 @@ static void test_rate_limit(void)
     CHECK_EQ_INT(ok, 3);
     CHECK_EQ_INT(limited, 7);
     drain();
-    CHECK_EQ_INT(nouts, 3 * 3 + 7); /* every publish accounted for */
+    CHECK_EQ_INT(nouts, 3 * 2 + 7); /* every publish accounted for */
     /* others are not affected */
     CHECK_EQ_INT(pub("im/u/bob/out/dm/alice", "fine", 1), MQIM_OK);
     teardown();
@@ -1218,7 +1224,8 @@ static void test_files(void)
     CHECK_OUT(0, "im/u/bob/in/msg", "type", "file");
     CHECK_OUT(0, "im/u/bob/in/msg", "device", "cam");
     CHECK_OUT(0, "im/u/bob/in/msg", "body", "log.txt");
-    CHECK_OUT(2, "im/u/alice/in/ack", "status", "sent");
+    CHECK_EQ_INT(nouts, 2); /* the echo confirms it: no `sent` ack */
+    CHECK_OUT(1, "im/u/alice/in/msg", "type", "file");
     j = json_of(&outs[0]);
     f = cJSON_GetObjectItemCaseSensitive(j, "file");
     CHECK(f != NULL && jstr(f, "name") != NULL && strcmp(jstr(f, "name"), "log.txt") == 0);
@@ -1589,12 +1596,11 @@ static void test_enc_messages(void)
     CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"e1\",\"device\":\"phone\",\"enc\":" ENC_JSON "}", 1),
                  MQIM_OK);
     drain();
-    CHECK_EQ_INT(nouts, 3);
+    CHECK_EQ_INT(nouts, 2);
     CHECK(strcmp(outs[0].topic, "im/u/bob/in/msg") == 0 && strcmp(outs[1].topic, "im/u/alice/in/msg") == 0);
     check_enc_copy(outs[0].payload, "e1");
     check_enc_copy(outs[1].payload, "e1");
     CHECK_OUT(0, "im/u/bob/in/msg", "from", "alice");
-    CHECK_OUT(2, "im/u/alice/in/ack", "status", "sent");
     /* stored flagged, the enc text in the body slot */
     mqim_txn_begin(store, MQIM_TXN_READ, &txn);
     CHECK_EQ_INT(mqim_store_inbox_get(&txn, MQIM_STR("bob"), 1, &e), MQIM_OK);
@@ -1634,12 +1640,11 @@ static void test_enc_messages(void)
     drain();
     CHECK_EQ_INT(pub("im/u/alice/out/group/team", "{\"id\":\"g1\",\"enc\":" ENC_JSON "}", 1), MQIM_OK);
     drain();
-    CHECK_EQ_INT(nouts, 4); /* alice (echo), bob, carol, the ack */
+    CHECK_EQ_INT(nouts, 3); /* alice (the echo, her confirmation), bob, carol */
     for (int i = 0; i < 3; i++) {
         CHECK(strstr(outs[i].topic, "/in/msg") != NULL);
         check_enc_copy(outs[i].payload, "g1");
     }
-    CHECK_OUT(3, "im/u/alice/in/ack", "status", "sent");
     /* refused: a file message with enc (files are not E2E yet), enc with body */
     CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"f1\",\"type\":\"file\",\"enc\":" ENC_JSON "}", 1),
                  MQIM_UNSUPPORTED);
@@ -1897,9 +1902,10 @@ static void test_batch_order_reject_dedupe(void)
             CHECK(strcmp(id->valuestring, bob_msgs == 0 ? "m1" : bob_msgs == 1 ? "m2" : "m3") == 0);
             bob_msgs++;
         }
-        if (strcmp(outs[i].topic, "im/u/alice/in/ack") == 0 && cJSON_IsString(status) &&
-            strcmp(status->valuestring, "sent") == 0 && strcmp(id->valuestring, "m1") == 0) {
-            m1_sent++;
+        if (strcmp(outs[i].topic, "im/u/alice/in/msg") == 0 && cJSON_IsString(id) &&
+            strcmp(cJSON_GetObjectItem(j, "from")->valuestring, "alice") == 0 &&
+            strcmp(id->valuestring, "m1") == 0) {
+            m1_sent++; /* the echo: alice's confirmation */
         }
         if (strcmp(outs[i].topic, "im/u/alice/in/ack") == 0 && cJSON_IsString(status) &&
             strcmp(status->valuestring, "rejected") == 0) {
@@ -1910,7 +1916,7 @@ static void test_batch_order_reject_dedupe(void)
     }
     CHECK(bob_msgs == 3);
     CHECK(seqs[0] < seqs[1] && seqs[1] < seqs[2]);
-    CHECK(m1_sent == 2); /* the retry is acked again, with the same ack */
+    CHECK(m1_sent == 2); /* the retry is confirmed again, with the same echo */
     CHECK(rejected == 1);
     CHECK(inbox_count("bob") == 4u); /* m1, m2, b1 (echo), m3 */
     teardown();
@@ -1943,7 +1949,7 @@ static void test_batch_invisible_before_commit(void)
     in[1] = inb("im/u/alice/out/dm/bob", "{\"id\":\"v2\",\"body\":\"b\"}");
     CHECK_EQ_INT(mqim_router_handle_batch(router, in, now, 2, st, peek_hook, &seen), MQIM_OK);
     CHECK(seen == 0u);
-    CHECK(outbox_count() == 6u); /* delivery, echo, sent ack for each */
+    CHECK(outbox_count() == 4u); /* delivery and echo (the confirmation) for each */
     teardown();
 }
 
@@ -1986,8 +1992,10 @@ static void test_batch_store_full(void)
         uint64_t from = 0;
         mqim_txn_begin(store, MQIM_TXN_READ, &txn);
         while (mqim_store_outbox_next(&txn, from, &rec) == MQIM_OK) {
+            if (mqim_str_eq_cstr(rec.topic, "im/u/alice/in/msg")) {
+                sent++; /* the echo: alice's confirmation */
+            }
             if (mqim_str_eq_cstr(rec.topic, "im/u/alice/in/ack")) {
-                sent += memmem(rec.payload.ptr, rec.payload.len, "\"sent\"", 6) != NULL;
                 full_acks += memmem(rec.payload.ptr, rec.payload.len, "store_full", 10) != NULL;
             }
             from = rec.key + 1u;
@@ -1999,6 +2007,109 @@ static void test_batch_store_full(void)
     }
     CHECK(sent == ok);
     CHECK(full_acks == full);
+    teardown();
+}
+
+/* The echo is the sender's confirmation; "ack":"sent" asks for the `sent`
+ * ack as well (a shell user's opt-in), for direct and group messages. */
+static void test_sent_ack_opt_in(void)
+{
+    cJSON *j;
+    setup(NULL, 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"o1\",\"ack\":\"sent\",\"body\":\"hi\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    CHECK_OUT(0, "im/u/bob/in/msg", "id", "o1");
+    CHECK_OUT(1, "im/u/alice/in/msg", "id", "o1");
+    CHECK_OUT(2, "im/u/alice/in/ack", "status", "sent");
+    CHECK_OUT(2, "im/u/alice/in/ack", "id", "o1");
+    CHECK_OUT(2, "im/u/alice/in/ack", "to", "bob");
+    j = json_of(&outs[2]);
+    CHECK(jnum(j, "seq") == 1.0 && jnum(j, "ts") == (double)clock_ms && outs[2].qos == 1);
+    cJSON_Delete(j);
+    /* the request is not part of the message: nobody's copy carries it */
+    CHECK(strstr(outs[0].payload, "\"ack\"") == NULL && strstr(outs[1].payload, "\"ack\"") == NULL);
+    /* without an id: the gateway's id in the ack */
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"ack\":\"sent\",\"body\":\"no id\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    CHECK_OUT(2, "im/u/alice/in/ack", "status", "sent");
+    j = json_of(&outs[2]);
+    CHECK(strlen(jstr(j, "id")) == 26u && jnum(j, "seq") == 2.0);
+    cJSON_Delete(j);
+    /* a group: one copy per member (the echo is alice's), plus the ack when asked */
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_create\",\"group\":\"team\",\"members\":[\"bob\",\"carol\"]}", MQIM_OK));
+    drain();
+    CHECK_EQ_INT(pub("im/u/alice/out/group/team", "{\"id\":\"g1\",\"body\":\"all\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    for (int i = 0; i < nouts; i++) {
+        CHECK(strstr(outs[i].topic, "/in/msg") != NULL);
+    }
+    CHECK_EQ_INT(pub("im/u/alice/out/group/team", "{\"id\":\"g2\",\"ack\":\"sent\",\"body\":\"all\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 4);
+    CHECK_OUT(3, "im/u/alice/in/ack", "status", "sent");
+    CHECK_OUT(3, "im/u/alice/in/ack", "group", "team");
+    CHECK_OUT(3, "im/u/alice/in/ack", "id", "g2");
+    teardown();
+}
+
+/* A retried publish the gateway already stored gets its confirmation again:
+ * the echo (byte for byte), or the `sent` ack when the retry asks for it, or
+ * the ack when retention removed the message the echo would repeat. */
+static void test_retry_confirmation(void)
+{
+    static char echo[20000], ack[20000];
+    cJSON *j;
+    setup(NULL, 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"r1\",\"ack\":\"sent\",\"body\":\"once\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    snprintf(echo, sizeof(echo), "%s", outs[1].payload);
+    snprintf(ack, sizeof(ack), "%s", outs[2].payload);
+    /* the same retry asks for the ack again: the first ack */
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"r1\",\"ack\":\"sent\",\"body\":\"once\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK(strcmp(outs[0].topic, "im/u/alice/in/ack") == 0 && strcmp(outs[0].payload, ack) == 0);
+    /* a retry without the request: the echo */
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"r1\",\"body\":\"once\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK(strcmp(outs[0].topic, "im/u/alice/in/msg") == 0 && strcmp(outs[0].payload, echo) == 0);
+    CHECK(outs[0].qos == 1);
+    CHECK(inbox_count("bob") == 1u && inbox_count("alice") == 1u);
+    /* a group message retried: the echo of the group message */
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_create\",\"group\":\"team\",\"members\":[\"bob\"]}", MQIM_OK));
+    drain();
+    CHECK_EQ_INT(pub("im/u/alice/out/group/team", "{\"id\":\"g1\",\"body\":\"all\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 2);
+    snprintf(echo, sizeof(echo), "%s", strcmp(outs[0].topic, "im/u/alice/in/msg") == 0 ? outs[0].payload
+                                                                                        : outs[1].payload);
+    CHECK_EQ_INT(pub("im/u/alice/out/group/team", "{\"id\":\"g1\",\"body\":\"all\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK(strcmp(outs[0].topic, "im/u/alice/in/msg") == 0 && strcmp(outs[0].payload, echo) == 0);
+    CHECK_OUT(0, "im/u/alice/in/msg", "group", "team");
+    CHECK_EQ_INT(pub("im/u/alice/out/group/team", "{\"id\":\"g1\",\"ack\":\"sent\",\"body\":\"all\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/alice/in/ack", "status", "sent");
+    CHECK_OUT(0, "im/u/alice/in/ack", "group", "team");
+    /* retention removed r1 from alice's inbox: the retry gets the `sent` ack */
+    set_policy("alice", 1, 0, 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"r2\",\"body\":\"pushes r1 out\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "{\"id\":\"r1\",\"body\":\"once\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/alice/in/ack", "status", "sent");
+    CHECK_OUT(0, "im/u/alice/in/ack", "id", "r1");
+    j = json_of(&outs[0]);
+    CHECK(jnum(j, "seq") == 1.0);
+    cJSON_Delete(j);
     teardown();
 }
 
@@ -2033,5 +2144,7 @@ int main(void)
     test_outbox_deletes_when_idle();
     test_batch_invisible_before_commit();
     test_batch_store_full();
+    test_sent_ack_opt_in();
+    test_retry_confirmation();
     return CHECK_REPORT();
 }

@@ -59,6 +59,10 @@ typedef struct mqim_envelope {
     /** An end-to-end encrypted body instead of "body": the JSON text of the
      *  "enc" object (docs/e2e.md), kept verbatim; empty = not encrypted. */
     mqim_str_t enc;
+    /** The sender asks for a `sent` ack on in/ack besides its echo
+     *  ("ack":"sent", docs/protocol.md). A request to the gateway, not part
+     *  of the message: decoded, never encoded. */
+    bool ack_sent;
 } mqim_envelope_t;
 
 /**
@@ -71,7 +75,8 @@ typedef struct mqim_envelope {
  * integer, ts an integer, upto a non-negative integer, device with the
  * device rules, file an object whose "id" is required (message-id rules)
  * and whose other members are optional strings and a "size" integer, enc
- * an object (kept as its JSON text; with "body" too it is MQIM_FIELD_RANGE)
+ * an object (kept as its JSON text; with "body" too it is MQIM_FIELD_RANGE),
+ * ack the string "sent" (anything else: MQIM_FIELD_TYPE or MQIM_FIELD_RANGE)
  * (their content rules, file_meta.h, are enforced by the gateway at upload;
  * unknown members of "file" are ignored, a member given twice is refused). Strings are copied into `arena`; an arena of
  * `len` bytes is always enough (decoded strings never outgrow their JSON).

@@ -2,7 +2,8 @@
  * @file client.h
  * @brief The IM layer: direct messages, acks, receipts, presence, sync, on
  *        top of the MQTT session. Messages wait in the outbox until the
- *        gateway's `sent` ack (not the broker's PUBACK), go out while
+ *        gateway confirms them (their echo on in/msg, or a `sent` ack; not
+ *        the broker's PUBACK), go out while
  *        {root}/gateway/status says online, and are replayed from the
  *        oldest after every reconnect and every online (the gateway
  *        dedupes by id), and inbound messages
@@ -50,6 +51,10 @@ typedef struct mqim_client_callbacks {
      *  gateway's group retention removed that message) is not passed on:
      *  it only moves the seq stream forward. */
     void (*on_message)(void *ctx, const mqim_envelope_t *env);
+    /** Acks of what I sent. MQIM_ACK_SENT: the gateway stored a message
+     *  this device sent (its echo arrived, after on_message for the echo,
+     *  or a `sent` ack on in/ack); id and seq (in my inbox) are set. My
+     *  other devices see the echo through on_message only. */
     void (*on_ack)(void *ctx, const mqim_ack_t *ack);
     /** A control response to a request made with mqim_client_ctl (raw JSON). May be NULL. */
     void (*on_response)(void *ctx, mqim_str_t json);
@@ -126,7 +131,7 @@ mqim_status_t mqim_client_init(mqim_client_t *c, const mqim_client_config_t *cfg
 mqim_status_t mqim_client_start(mqim_client_t *c);
 
 /** Flush receipts, publish "offline" (a clean DISCONNECT discards the
- *  will), disconnect. The outbox keeps what was not yet `sent`. */
+ *  will), disconnect. The outbox keeps what was not yet confirmed. */
 void mqim_client_stop(mqim_client_t *c);
 
 /**
@@ -140,7 +145,9 @@ mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms);
 
 /**
  * Queue a text message to peer (stored in the outbox first, so it survives
- * a reboot; sent when connected). *key identifies it until its `sent` ack.
+ * a reboot; sent when connected). *key identifies it until the gateway
+ * confirms it: its echo, reported as on_ack(MQIM_ACK_SENT) with the id and
+ * my inbox seq (docs/protocol.md).
  * @return MQIM_OK, MQIM_OUTBOX_FULL, MQIM_NAME_*, MQIM_BODY_EMPTY,
  *         MQIM_BODY_TOO_LARGE (over MQIM_BODY_MAX), MQIM_PAYLOAD_TOO_LARGE
  *         (the publish would not fit MQIM_CFG_TX_BUFFER_SIZE),

@@ -102,7 +102,8 @@
 #define MQIM_CFG_E2E_REPLAY_WINDOW 16
 #endif
 
-/** Outbox entries sent without their `sent` (or `rejected`) ack at most. A
+/** Outbox entries sent without their confirmation (the echo, a `sent` or a
+ *  `rejected` ack) at most. A
  *  replay of a deep outbox after each reconnect or gateway restart goes out
  *  this many at a time, the rest as acks arrive: all at once, a backlog of
  *  duplicates reached the gateway faster than it acked them and fed itself

@@ -3,8 +3,8 @@
  * @brief The device outbox port and the RAM ring outbox that ships with the
  *        library.
  *
- * The outbox keeps every message the application sent until the gateway's
- * `sent` ack arrives (not the broker's PUBACK: a broker restarted without
+ * The outbox keeps every message the application sent until the gateway
+ * confirms it, with its echo or a `sent` ack (not the broker's PUBACK: a broker restarted without
  * persistence forgets what it acknowledged). Entries are replayed in key
  * order after a reconnect; acks may remove them in any order. A board with
  * flash supplies its own store behind the same three operations; Linux hosts
