@@ -4,6 +4,7 @@
 set(MQIM_DEVICE_SOURCES
   src/mqtt_codec.c
   src/ram_outbox.c
+  src/flash_outbox.c
   src/inflight.c
   src/session.c
   src/client.c
