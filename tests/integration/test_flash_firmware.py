@@ -18,6 +18,7 @@ import os
 import random
 import re
 import subprocess
+import threading
 import time
 import unittest
 
@@ -48,45 +49,60 @@ class FlashFirmware(unittest.TestCase):
         self.proxy.close()
         self.env.__exit__(None, None, None)
 
-    def boot(self, n, queue, log):
+    def boot(self, n, queue, out):
+        """Start QEMU; its console goes into out (a list of lines). Returns
+        the process and an event set once the firmware printed its boot line."""
+        booted = threading.Event()
         self.qemu = subprocess.Popen(
             ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
              "-semihosting-config", "enable=on,target=native", "-kernel", FIRMWARE,
              "-append", "boot=%d queue=%d" % (n, queue), "-serial", "stdio",
              "-serial", "tcp:127.0.0.1:%d,nodelay=on,reconnect=1" % self.proxy.port],
-            cwd=self.env.dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        return self.qemu
+            cwd=self.env.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+        def read(pipe):
+            for raw in iter(pipe.readline, b""):
+                line = raw.decode("utf-8", "replace")
+                out.append(line)
+                if line.startswith("boot %d:" % n):
+                    booted.set()
+            pipe.close()
+        t = threading.Thread(target=read, args=(self.qemu.stdout,), daemon=True)
+        t.start()
+        return self.qemu, booted, t
 
     def test_power_cuts(self):
         rng = random.Random(SEED)
         print("flash firmware: %d power cuts, seed %d (MQIM_FLASH_SEED repeats it)" % (CUTS, SEED))
         inbox = self.env.client("linux")
-        logpath = os.path.join(self.env.dir, "qemu-flash.log")
+        out = []
         told, cuts, boots, finished = set(), 0, 0, 0
         started = time.monotonic()
-        with open(logpath, "w") as log:
-            while cuts < CUTS:
-                boots += 1
-                log.write("==== boot %d\n" % boots)
-                log.flush()
-                q = self.boot(boots, QUEUE_PER_BOOT, log)
-                try:
-                    rc = q.wait(rng.uniform(0.02, 0.6))
-                    finished += 1
-                    self.assertEqual(rc, 0, "boot %d exit %s" % (boots, rc))
-                except subprocess.TimeoutExpired:
-                    q.kill()  # the power cut
-                    q.wait()
-                    cuts += 1
-                log.flush()
-            # the last boot: nothing new, deliver everything
+        while cuts < CUTS:
             boots += 1
-            log.write("==== final boot %d\n" % boots)
-            log.flush()
-            rc = self.boot(boots, 0, log).wait(120)
+            out.append("==== boot %d\n" % boots)
+            q, booted, reader = self.boot(boots, QUEUE_PER_BOOT, out)
+            self.assertTrue(booted.wait(60), "boot %d did not start:\n%s" % (boots, "".join(out[-20:])))
+            try:
+                # the power cut: at a random moment of this boot's run
+                rc = q.wait(rng.uniform(0.0, 0.5))
+                finished += 1
+                self.assertEqual(rc, 0, "boot %d exit %s:\n%s" % (boots, rc, "".join(out[-20:])))
+            except subprocess.TimeoutExpired:
+                q.kill()
+                q.wait()
+                cuts += 1
+            reader.join(10)
+        # the last boot: nothing new, deliver everything
+        boots += 1
+        out.append("==== final boot %d\n" % boots)
+        q, booted, reader = self.boot(boots, 0, out)
+        rc = q.wait(120)
+        reader.join(10)
         elapsed = time.monotonic() - started
-        with open(logpath, errors="replace") as f:
-            out = f.read()
+        out = "".join(out)
+        with open(os.path.join(self.env.dir, "qemu-flash.log"), "w") as f:
+            f.write(out)
         self.assertEqual(rc, 0, "final boot exit %s:\n%s" % (rc, out[-3000:]))
         for m in re.finditer(r"queued (flash b\d+ m\d+) ok\r?\n", out):
             told.add(m.group(1))
