@@ -20,7 +20,7 @@
 #include "mqim/flash.h"
 
 #define BOARD_FLASH_PAGE_SIZE 1024u
-#define BOARD_FLASH_PAGES 16u
+#define BOARD_FLASH_PAGES 8u
 #define BOARD_FLASH_UNIT 8u /* like an STM32L4: 8-byte double words, each programmed once */
 
 /**
