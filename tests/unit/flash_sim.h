@@ -33,7 +33,7 @@ typedef struct flash_sim {
     bool off;
 } flash_sim_t;
 
-static uint32_t flash_sim_rand(flash_sim_t *f)
+static inline uint32_t flash_sim_rand(flash_sim_t *f)
 {
     f->rng ^= f->rng << 13;
     f->rng ^= f->rng >> 17;
@@ -41,7 +41,7 @@ static uint32_t flash_sim_rand(flash_sim_t *f)
     return f->rng;
 }
 
-static mqim_status_t flash_sim_read(void *ctx, uint32_t addr, uint8_t *buf, size_t len)
+static inline mqim_status_t flash_sim_read(void *ctx, uint32_t addr, uint8_t *buf, size_t len)
 {
     flash_sim_t *f = ctx;
     if (f->off || addr > f->page_size * f->page_count || len > f->page_size * f->page_count - addr) {
@@ -54,7 +54,7 @@ static mqim_status_t flash_sim_read(void *ctx, uint32_t addr, uint8_t *buf, size
     return MQIM_OK;
 }
 
-static bool flash_sim_cut_now(flash_sim_t *f)
+static inline bool flash_sim_cut_now(flash_sim_t *f)
 {
     f->ops++;
     if (f->cut_at != 0u && f->ops == f->cut_at) {
@@ -64,7 +64,7 @@ static bool flash_sim_cut_now(flash_sim_t *f)
     return false;
 }
 
-static mqim_status_t flash_sim_program(void *ctx, uint32_t addr, const uint8_t *data, size_t len)
+static inline mqim_status_t flash_sim_program(void *ctx, uint32_t addr, const uint8_t *data, size_t len)
 {
     flash_sim_t *f = ctx;
     size_t units, done;
@@ -103,7 +103,7 @@ static mqim_status_t flash_sim_program(void *ctx, uint32_t addr, const uint8_t *
     return MQIM_OK;
 }
 
-static mqim_status_t flash_sim_erase(void *ctx, uint32_t page)
+static inline mqim_status_t flash_sim_erase(void *ctx, uint32_t page)
 {
     flash_sim_t *f = ctx;
     uint8_t *p;
@@ -130,7 +130,7 @@ static mqim_status_t flash_sim_erase(void *ctx, uint32_t page)
 static const mqim_flash_ops_t flash_sim_ops = { flash_sim_read, flash_sim_program, flash_sim_erase };
 
 /* A blank flash (or, with keep, the same contents after a power cycle). */
-static void flash_sim_init(flash_sim_t *f, uint32_t page_size, uint32_t page_count, uint32_t unit, uint32_t seed)
+static inline void flash_sim_init(flash_sim_t *f, uint32_t page_size, uint32_t page_count, uint32_t unit, uint32_t seed)
 {
     memset(f->mem, 0xff, sizeof(f->mem));
     memset(f->erases, 0, sizeof(f->erases));
@@ -144,14 +144,14 @@ static void flash_sim_init(flash_sim_t *f, uint32_t page_size, uint32_t page_cou
     f->off = false;
 }
 
-static void flash_sim_reboot(flash_sim_t *f)
+static inline void flash_sim_reboot(flash_sim_t *f)
 {
     f->off = false;
     f->cut_at = 0;
     f->ops = 0;
 }
 
-static mqim_flash_t flash_sim_region(flash_sim_t *f)
+static inline mqim_flash_t flash_sim_region(flash_sim_t *f)
 {
     mqim_flash_t r;
     r.ops = &flash_sim_ops;
