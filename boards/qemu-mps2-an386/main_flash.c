@@ -8,8 +8,9 @@
  * about the flash, and a TLS handshake per boot would leave time for few
  * boots), queues M messages "flash bN mI" one FLASH_INTERVAL_MS apart,
  * printing "queued flash bN mI ok" once mqim_client_send returned MQIM_OK
- * (the application was told), delivers whatever the outbox holds, and
- * exits 0 ("drained") once the outbox is empty. */
+ * (the application was told), delivers whatever the outbox holds ("sent"
+ * for each `sent` ack: its entry is removed), and exits 0 ("drained") once
+ * the outbox is empty. */
 #include <stdbool.h>
 
 #include "board.h"
@@ -68,7 +69,9 @@ static int32_t entropy(void *ctx, uint8_t *buf, size_t len)
 static void on_ack(void *ctx, const mqim_ack_t *ack)
 {
     (void)ctx;
-    if (ack->status == MQIM_ACK_REJECTED) {
+    if (ack->status == MQIM_ACK_SENT) {
+        board_puts("sent\n"); /* its outbox entry is removed */
+    } else if (ack->status == MQIM_ACK_REJECTED) {
         rejected++;
     }
 }

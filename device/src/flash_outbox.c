@@ -354,6 +354,11 @@ mqim_status_t mqim_flash_outbox_open(mqim_flash_outbox_t *ob, const mqim_flash_t
         if (pages[p].seq != 0u && pages[p].seq <= horizon) {
             pages[p].seq = 0; /* collected; maybe half erased */
         }
+        for (uint32_t q = 0; q < p && pages[p].seq != 0u; q++) {
+            if (pages[q].seq == pages[p].seq) {
+                pages[p].seq = 0; /* a copy of a page (never written so): one counts */
+            }
+        }
         if (pages[p].seq == 0u) {
             ob->free_pages++;
             continue;

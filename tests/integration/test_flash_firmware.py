@@ -52,8 +52,9 @@ class FlashFirmware(unittest.TestCase):
 
     def boot(self, n, queue, out):
         """Start QEMU; its console goes into out (a list of lines). Returns
-        the process and an event set once the firmware printed its boot line."""
-        booted = threading.Event()
+        the process, an event set once the firmware printed its boot line,
+        one set once it connected, and the reader thread."""
+        booted, connected = threading.Event(), threading.Event()
         self.qemu = subprocess.Popen(
             ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
              "-semihosting-config", "enable=on,target=native", "-kernel", FIRMWARE,
@@ -67,10 +68,12 @@ class FlashFirmware(unittest.TestCase):
                 out.append(line)
                 if line.startswith("boot %d:" % n):
                     booted.set()
+                elif line.startswith("connected"):
+                    connected.set()
             pipe.close()
         t = threading.Thread(target=read, args=(self.qemu.stdout,), daemon=True)
         t.start()
-        return self.qemu, booted, t
+        return self.qemu, booted, connected, t
 
     def test_power_cuts(self):
         rng = random.Random(SEED)
@@ -82,11 +85,15 @@ class FlashFirmware(unittest.TestCase):
         while cuts < CUTS:
             boots += 1
             out.append("==== boot %d\n" % boots)
-            q, booted, reader = self.boot(boots, QUEUE_PER_BOOT, out)
+            q, booted, connected, reader = self.boot(boots, QUEUE_PER_BOOT, out)
             self.assertTrue(booted.wait(60), "boot %d did not start:\n%s" % (boots, "".join(out[-20:])))
+            # The power cut, at a random moment: half of them counted from
+            # the start, half from the connection (while the outbox is
+            # replayed, acks remove entries and new messages are queued).
+            if rng.random() < 0.5:
+                connected.wait(20)
             try:
-                # the power cut: at a random moment of this boot's run
-                rc = q.wait(rng.uniform(0.0, 0.5))
+                rc = q.wait(rng.uniform(0.0, 0.6))
                 finished += 1
                 self.assertEqual(rc, 0, "boot %d exit %s:\n%s" % (boots, rc, "".join(out[-20:])))
             except subprocess.TimeoutExpired:
@@ -97,7 +104,7 @@ class FlashFirmware(unittest.TestCase):
         # the last boot: nothing new, deliver everything
         boots += 1
         out.append("==== final boot %d\n" % boots)
-        q, booted, reader = self.boot(boots, 0, out)
+        q, booted, connected, reader = self.boot(boots, 0, out)
         rc = q.wait(120)
         reader.join(10)
         elapsed = time.monotonic() - started
@@ -130,10 +137,11 @@ class FlashFirmware(unittest.TestCase):
         self.assertGreaterEqual(cuts, CUTS)
         backlog = [int(n) for n in re.findall(r"^boot \d+: outbox (\d+) entries", out, re.M)]
         connected = len(re.findall(r"^connected\r?$", out, re.M))
+        acks = len(re.findall(r"^sent\r?$", out, re.M))
         print("flash firmware: %d boots, %d power cuts, %d ran to the end, %d connected; outbox at boot: up to %d "
-              "entries; %d messages queued, %d delivered exactly once (%d of them cut mid-send), 0 lost, "
-              "0 duplicated; %.0f s" % (boots, cuts, finished, connected, max(backlog), len(told), len(by_text),
-                                        len(extra), elapsed))
+              "entries; %d messages queued, %d entries removed on `sent` acks, %d delivered exactly once "
+              "(%d of them cut mid-send), 0 lost, 0 duplicated; %.0f s"
+              % (boots, cuts, finished, connected, max(backlog), len(told), acks, len(by_text), len(extra), elapsed))
         self.assertGreater(connected, CUTS // 4, "too few boots got to deliver: the cuts were not mid-stream")
         report = os.environ.get("MQIM_FAULTS_REPORT")
         if report:

@@ -34,11 +34,11 @@
  * cut either happened completely or not at all. Entries are returned in
  * key order (the order of put). Capacity: page_count - 1 pages of entries
  * (one page stays free for garbage collection); a record of up to
- * page_size - 60 bytes or so (mqim_flash_outbox_max_record).
+ * about page_size - 60 bytes (mqim_flash_outbox_max_record).
  *
- * No allocation: the caller owns the outbox and a table of one
- * mqim_flash_page_t per flash page. RAM: 24 + 8 per page bytes; stack:
- * about 150 bytes.
+ * No allocation: the caller owns the outbox (44 bytes on Cortex-M4) and a
+ * table of one mqim_flash_page_t (8 bytes) per flash page; stack: at most
+ * about 450 bytes at -Os, plus the port's.
  */
 #ifndef MQIM_FLASH_OUTBOX_H
 #define MQIM_FLASH_OUTBOX_H
