@@ -4,7 +4,7 @@
  * Input: byte 0: program unit (1, 2, 4, 8, 16: byte % 5), byte 1: pages
  * (2..9), byte 2: page size (128, 256, 512: byte % 3); the rest is the
  * image, from page 0 on, 0xFF past its end. Then: open, read every entry
- * (keys strictly increasing, lengths within the page, count agreeing with
+ * (keys strictly increasing, lengths within the page, count not below
  * what peek finds), put three records, remove the first of them, open
  * again: the other two are there with their bytes, after every entry that
  * was there before, and no unit was programmed twice or outside the
@@ -62,7 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     region = flash_sim_region(&sim);
     check(mqim_flash_outbox_open(&ob, &region, pages) == MQIM_OK, "open failed");
     n = read_all(&max_key);
-    check(n == ob.count, "count disagrees with the entries");
+    /* An image never written by the outbox can hold one key twice (a page
+     * copied under another page's header): peek returns it once, count
+     * counts both, remove takes one at a time. */
+    check(n <= ob.count, "count below the entries");
     after = max_key;
     for (int i = 0; i < 3; i++) {
         memset(rec[i], 'a' + i, sizeof(rec[i]));
