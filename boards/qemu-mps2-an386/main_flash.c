@@ -134,6 +134,8 @@ int main(void)
     board_put_u32(outbox.count);
     board_puts(" entries, next key ");
     board_put_u32(outbox.next_key);
+    board_puts(", pages started ");
+    board_put_u32(outbox.next_seq - 1u); /* each page taken, collections included */
     board_puts("\n");
 
     for (size_t i = 0; i < sizeof(cfg); i++) {

@@ -138,10 +138,12 @@ class FlashFirmware(unittest.TestCase):
         backlog = [int(n) for n in re.findall(r"^boot \d+: outbox (\d+) entries", out, re.M)]
         connected = len(re.findall(r"^connected\r?$", out, re.M))
         acks = len(re.findall(r"^sent\r?$", out, re.M))
+        started_pages = max([0] + [int(n) for n in re.findall(r"pages started (\d+)", out)])
         print("flash firmware: %d boots, %d power cuts, %d ran to the end, %d connected; outbox at boot: up to %d "
-              "entries; %d messages queued, %d entries removed on `sent` acks, %d delivered exactly once "
-              "(%d of them cut mid-send), 0 lost, 0 duplicated; %.0f s"
-              % (boots, cuts, finished, connected, max(backlog), len(told), acks, len(by_text), len(extra), elapsed))
+              "entries, %d pages (of 8) started; %d messages queued, %d entries removed on `sent` acks, %d delivered "
+              "exactly once (%d of them cut mid-send), 0 lost, 0 duplicated; %.0f s"
+              % (boots, cuts, finished, connected, max(backlog), started_pages, len(told), acks, len(by_text),
+                 len(extra), elapsed))
         self.assertGreater(connected, CUTS // 4, "too few boots got to deliver: the cuts were not mid-stream")
         report = os.environ.get("MQIM_FAULTS_REPORT")
         if report:
