@@ -6,7 +6,8 @@
 #   make fuzz   libFuzzer runs (clang) of every fuzz target, FUZZ_SECONDS each
 #   make size   Cortex-M4 footprint of common/ and the device library (docs/footprint.md)
 #   make faults the long fault suite (docs/reliability.md): tens of thousands of
-#               messages under gateway kills, broker restarts, link faults; about 10 min
+#               messages under gateway kills, broker restarts, link faults; about 10 min;
+#               then 300 power cuts of the flash outbox firmware under QEMU (~5 min)
 #   make bench  benchmarks (release build in build/bench; docs/benchmarks.md), ~17 min
 #   make bench-quick  the same, shorter (~6 min); fails when routed/raw throughput < 0.40
 #   make test-broker-2.0.11  the broker-facing integration tests against Mosquitto 2.0.11 (docs/testing.md)
@@ -80,8 +81,11 @@ test-broker-2.0.11: deps
 
 # The long fault suite on the sanitizer build; numbers appended to
 # build/faults-report.txt (FAULTS lines), which docs/reliability.md quotes.
-# FAULTS_SEED repeats a run; FAULTS_MESSAGES per sender (10000).
+# FAULTS_SEED repeats a run; FAULTS_MESSAGES per sender (10000). Then the
+# flash outbox firmware under FAULTS_FLASH_CUTS power cuts (300; QEMU killed
+# at random moments, tests/integration/test_flash_firmware.py).
 FAULTS_MESSAGES ?= 10000
+FAULTS_FLASH_CUTS ?= 300
 FAULTS_SEED ?=
 faults: deps
 	cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DMQIM_SANITIZE=ON -DMQIM_BUILD_TESTS=ON
@@ -91,6 +95,13 @@ faults: deps
 	  MQIM_FAULTS_REPORT=$(CURDIR)/build/faults-report.txt \
 	  MQIM_GATEWAY=$(CURDIR)/build/test/gateway/mqim-gateway MQIM_CLI=$(CURDIR)/build/test/boards/posix/mqim \
 	  MQIM_SOURCE_DIR=$(CURDIR) /usr/bin/python3 -W ignore::ResourceWarning test_faults.py -v
+	cd tests/integration && MQIM_FLASH_CUTS=$(FAULTS_FLASH_CUTS) \
+	  $(if $(FAULTS_SEED),MQIM_FLASH_SEED=$(FAULTS_SEED)) \
+	  MQIM_FAULTS_REPORT=$(CURDIR)/build/faults-report.txt \
+	  MQIM_GATEWAY=$(CURDIR)/build/test/gateway/mqim-gateway MQIM_SOURCE_DIR=$(CURDIR) \
+	  MQIM_FLASH_FIRMWARE=$(CURDIR)/build/test/firmware/mqim-fw-flash.elf \
+	  MQIM_FW_MATERIAL=$(CURDIR)/build/test/firmware-material \
+	  /usr/bin/python3 -W ignore::ResourceWarning test_flash_firmware.py -v
 
 # Benchmarks: a release build without sanitizers (never build/test's).
 bench-build: deps

@@ -20,6 +20,7 @@ set(MQIM_DEVICE_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(MQIM_DEVICE_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/src/mqtt_codec.c
   ${CMAKE_CURRENT_LIST_DIR}/src/ram_outbox.c
+  ${CMAKE_CURRENT_LIST_DIR}/src/flash_outbox.c
   ${CMAKE_CURRENT_LIST_DIR}/src/inflight.c
   ${CMAKE_CURRENT_LIST_DIR}/src/session.c
   ${CMAKE_CURRENT_LIST_DIR}/src/client.c

@@ -80,7 +80,8 @@
     X(E2E_NO_KEYS,     125, "e2e_no_keys",     "the recipient has no device key: it cannot receive encrypted messages") \
     X(E2E_TOO_MANY_RECIPIENTS, 126, "e2e_too_many_recipients", "more recipient devices than an encrypted message can carry") \
     X(E2E_TOO_MANY_KEYS, 128, "e2e_too_many_keys", "the user has the maximum number of device keys (16): remove one first") \
-    X(CRYPTO_ERROR,    127, "crypto_error",    "the crypto port failed (no entropy, or an invalid key)")
+    X(CRYPTO_ERROR,    127, "crypto_error",    "the crypto port failed (no entropy, or an invalid key)") \
+    X(FLASH_ERROR,     130, "flash_error",     "the flash port failed to read, program or erase")
 
 typedef enum mqim_status {
 #define MQIM_STATUS_ENUM_(suffix, num, name, str) MQIM_##suffix = (num),
