@@ -2148,7 +2148,7 @@ static mqim_status_t identity_setup(mqim_store_t *s, const char *dir)
     uint64_t schema;
     char path[4096];
     struct stat sb;
-    bool fresh;
+    bool fresh, copied = false;
     keybuf_t k = { .len = 0 };
     MDB_val v;
     st = mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
@@ -2194,6 +2194,7 @@ static mqim_status_t identity_setup(mqim_store_t *s, const char *dir)
         uint64_t dev = meta_get(&txn, META_HOME_DEV), ino = meta_get(&txn, META_HOME_INO);
         if (ino != 0u && (dev != (uint64_t)sb.st_dev || ino != (uint64_t)sb.st_ino)) {
             st = epoch_switch(&txn, "the store file is a copy: restored, moved or a second instance");
+            copied = true;
         }
         if (st == MQIM_OK && (dev != (uint64_t)sb.st_dev || ino != (uint64_t)sb.st_ino)) {
             st = meta_put(&txn, META_HOME_DEV, (uint64_t)sb.st_dev);
@@ -2204,6 +2205,7 @@ static mqim_status_t identity_setup(mqim_store_t *s, const char *dir)
     }
     if (st == MQIM_OK) {
         identity_read(&txn, &s->identity);
+        s->identity.copied = copied;
         st = mqim_txn_commit(&txn);
     } else {
         mqim_txn_abort(&txn);
@@ -2214,6 +2216,21 @@ static mqim_status_t identity_setup(mqim_store_t *s, const char *dir)
 const mqim_store_identity_t *mqim_store_identity(const mqim_store_t *store)
 {
     return &store->identity;
+}
+
+mqim_status_t mqim_store_copy(mqim_store_t *store, const char *dir)
+{
+    int rc;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        MQIM_LOGE(LOG_MOD, "cannot create %s: %s", dir, strerror(errno));
+        return MQIM_STORE_ERROR;
+    }
+    rc = mdb_env_copy2(store->env, dir, MDB_CP_COMPACT);
+    if (rc != 0) {
+        MQIM_LOGE(LOG_MOD, "cannot copy the store to %s: %s", dir, mdb_strerror(rc));
+        return rc == ENOSPC ? MQIM_DISK_FULL : MQIM_STORE_ERROR;
+    }
+    return MQIM_OK;
 }
 
 mqim_status_t mqim_store_new_epoch(mqim_store_t *store, const char *why)

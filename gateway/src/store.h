@@ -170,6 +170,7 @@ typedef struct mqim_store_identity {
     char id[MQIM_STORE_ID_BYTES * 2u + 1u]; /**< hex; "" in a format-1 store opened read-only */
     uint64_t epoch;  /**< 1..2^53-1; 0 in a format-1 store opened read-only */
     uint64_t schema; /**< the store's format */
+    bool copied;     /**< this open found a copy of the recorded store file and began an epoch */
 } mqim_store_identity_t;
 
 /**
@@ -187,6 +188,12 @@ void mqim_store_close(mqim_store_t *store);
 
 /** The identity read at open (and after mqim_store_new_epoch). */
 const mqim_store_identity_t *mqim_store_identity(const mqim_store_t *store);
+/**
+ * A consistent copy of the store, compacted (mdb_env_copy2 in one read
+ * transaction: the gateway may keep running), into dir/data.mdb; dir is
+ * made 0700 when missing. @return MQIM_OK, MQIM_STORE_ERROR (logged).
+ */
+mqim_status_t mqim_store_copy(mqim_store_t *store, const char *dir);
 /** Begin a new epoch (restore, forced recovery): records every user's fork
  *  seq, logs `why`. Not inside a batch. */
 mqim_status_t mqim_store_new_epoch(mqim_store_t *store, const char *why);
