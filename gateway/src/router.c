@@ -1231,6 +1231,9 @@ typedef struct sync_ctx {
     uint64_t after, last, count, limit, first_seq;
     bool complete;
     mqim_status_t st;
+    uint64_t store_epoch; /* the store's epoch, in every answer */
+    uint64_t epoch_seq;   /* the request named an older epoch: the seq its history and this one share */
+    bool other_epoch;
 } sync_ctx_t;
 
 static int sync_visit(void *vctx, const mqim_inbox_entry_t *e)
@@ -1281,6 +1284,13 @@ static void sync_body(mqim_json_writer_t *w, const ctl_doc_t *d)
     mqim_json_key_u64(w, "count", c->count);
     mqim_json_key_u64(w, "last", c->last);
     mqim_json_key_bool(w, "complete", c->complete);
+    mqim_json_key_u64(w, "store_epoch", c->store_epoch);
+    if (c->other_epoch) {
+        /* docs/protocol.md, "Store epochs": nothing replayed; ask again
+         * with after = min(after, epoch_seq) and this epoch. */
+        mqim_json_key_u64(w, "epoch_seq", c->epoch_seq);
+        return;
+    }
     if (c->after + 1u < c->first_seq) {
         /* Retention removed messages this device never saw: say so. */
         mqim_json_key_bool(w, "pruned", true);
@@ -1303,13 +1313,32 @@ static mqim_status_t ctl_sync(req_t *q, const cJSON *root, ctl_doc_t *d)
     sync_ctx_t *cp = q->r->sync;
     mqim_user_rec_t u;
     const cJSON *after = cJSON_GetObjectItemCaseSensitive(root, "after");
+    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(root, "store_epoch");
+    uint64_t their_epoch = 0;
     mqim_status_t st;
-    *cp = (sync_ctx_t){ q, 0, 0, 0, page_limit(q, root), 1, true, MQIM_OK };
+    *cp = (sync_ctx_t){ q, 0, 0, 0, page_limit(q, root), 1, true, MQIM_OK, 0, 0, false };
     if (after != NULL && !rt_json_u64(after, &cp->after)) {
         d->reason = "\"after\" must be a non-negative integer";
         return MQIM_FIELD_TYPE;
     }
+    if (epoch != NULL && !rt_json_u64(epoch, &their_epoch)) {
+        d->reason = "\"store_epoch\" must be a non-negative integer";
+        return MQIM_FIELD_TYPE;
+    }
     cp->last = cp->after;
+    cp->store_epoch = mqim_store_identity(q->r->store)->epoch;
+    if (their_epoch != 0u && their_epoch != cp->store_epoch) {
+        /* The device's seqs may belong to a history this store does not
+         * continue (a restore): replaying after them could skip messages. */
+        cp->other_epoch = true;
+        cp->complete = false;
+        st = mqim_store_epoch_seq(&q->txn, q->t.user, their_epoch, &cp->epoch_seq);
+        if (st == MQIM_OK) {
+            d->body = sync_body;
+            d->ctx = cp;
+        }
+        return st;
+    }
     if (mqim_store_user_get(&q->txn, q->t.user, &u) == MQIM_OK) {
         cp->first_seq = u.first_seq;
         st = mqim_store_inbox_scan(&q->txn, q->t.user, cp->after, sync_visit, cp);
