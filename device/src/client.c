@@ -281,7 +281,7 @@ static bool store_epoch_seen(mqim_client_t *c, const mqim_json_value_t *o)
         return false;
     }
     if (c->st.store_epoch != 0u && epoch != c->st.store_epoch) {
-        if (mqim_json_find(o, "epoch_seq", &v) != MQIM_OK) {
+        if (mqim_json_find(o, "epoch_seq", &v) != MQIM_OK || v.type == MQIM_JSON_ABSENT) {
             /* the status: ask (the sync names the old epoch) */
             c->epoch_check = true;
             if (!c->sync_pending) {

@@ -2250,7 +2250,7 @@ mqim_status_t mqim_store_new_epoch(mqim_store_t *store, const char *why)
 }
 
 typedef struct fork_min {
-    uint64_t after_ordinal, seq;
+    uint64_t after_ordinal, seq, found;
     bool any;
 } fork_min_t;
 
@@ -2263,9 +2263,12 @@ static int fork_min_visit(void *ctx, mqim_str_t rest, const MDB_val *val)
     }
     ordinal = be64_get((const unsigned char *)rest.ptr);
     seq = be64_get(val->mv_data);
-    if (ordinal > m->after_ordinal && (!m->any || seq < m->seq)) {
-        m->seq = seq;
-        m->any = true;
+    if (ordinal > m->after_ordinal) {
+        m->found++;
+        if (!m->any || seq < m->seq) {
+            m->seq = seq;
+            m->any = true;
+        }
     }
     return 0;
 }
@@ -2275,7 +2278,8 @@ mqim_status_t mqim_store_epoch_seq(mqim_txn_t *txn, mqim_str_t user, uint64_t si
 {
     keybuf_t k = { .len = 0 };
     MDB_val v;
-    fork_min_t m = { 0, 0, false };
+    fork_min_t m = { 0, 0, 0, false };
+    uint64_t current = meta_get(txn, META_EPOCH_ORDINAL);
     mqim_status_t st;
     if (since_epoch == txn->store->identity.epoch) {
         *seq = UINT64_MAX;
@@ -2292,10 +2296,11 @@ mqim_status_t mqim_store_epoch_seq(mqim_txn_t *txn, mqim_str_t user, uint64_t si
     }
     if (since_epoch == 0u) {
         /* no epoch named: the fork of the current epoch */
-        m.after_ordinal = meta_get(txn, META_EPOCH_ORDINAL) - 1u;
+        m.after_ordinal = current - 1u;
     }
     st = prefix_each(txn, DB_FORKS, user, fork_min_visit, &m);
-    *seq = m.any ? m.seq : 0u;
+    /* An epoch begun before the user existed has no fork of theirs: 0. */
+    *seq = m.any && m.found >= current - m.after_ordinal ? m.seq : 0u;
     return st;
 }
 
