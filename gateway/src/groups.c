@@ -414,7 +414,7 @@ mqim_status_t gr_handle_message(req_t *q)
     if (st == MQIM_OK) {
         const char *freason = NULL;
         st = fl_attach(q, p, &freason);
-        if (st != MQIM_OK && st != MQIM_STORE_ERROR && st != MQIM_STORE_FULL) {
+        if (st != MQIM_OK && st != MQIM_STORE_ERROR && st != MQIM_STORE_FULL && st != MQIM_DISK_FULL) {
             snprintf(why, sizeof(why), "%s", freason != NULL ? freason : mqim_status_str(st));
         }
     }

@@ -3,6 +3,7 @@
 #include "router_internal.h"
 
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,13 @@ static void build_reject(mqim_json_writer_t *w, const void *vctx)
  * so a rejection is never silent.
  */
 
+#define STORE_LOG_INTERVAL_MS 10000
+
+static bool store_failure(mqim_status_t st)
+{
+    return st == MQIM_STORE_FULL || st == MQIM_DISK_FULL || st == MQIM_STORE_ERROR;
+}
+
 mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
                             mqim_status_t code, const char *reason_fmt, ...)
 {
@@ -231,6 +239,18 @@ mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
          * the "not_ok" counter of im/gateway/stats counts them. */
         MQIM_LOGD(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
                   mqim_status_name(code), reason);
+    } else if (store_failure(code)) {
+        /* A full disk refuses every publish until it is fixed: one line
+         * per interval, with how many were refused since the last one. */
+        if (q->now - r->store_log_at >= STORE_LOG_INTERVAL_MS || r->store_log_at == 0) {
+            MQIM_LOGE(LOG_MOD, "storage: %s (%s); refusing publishes (%" PRIu64 " more refused "
+                      "since the last line)", mqim_status_name(code), mqim_status_str(code),
+                      r->store_log_skipped);
+            r->store_log_at = q->now;
+            r->store_log_skipped = 0;
+        } else {
+            r->store_log_skipped++;
+        }
     } else {
         MQIM_LOGI(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
                   mqim_status_name(code), reason);
@@ -254,8 +274,10 @@ mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
         }
     }
     if (st != MQIM_OK) {
-        MQIM_LOGW(LOG_MOD, "cannot store rejection (%s): publishing it directly",
-                  mqim_status_name(st));
+        if (!store_failure(code)) { /* else counted above */
+            MQIM_LOGW(LOG_MOD, "cannot store rejection (%s): publishing it directly",
+                      mqim_status_name(st));
+        }
         rt_publish_now(r, topic, payload, 1, (mqim_str_t){ NULL, 0 });
         return st;
     }
@@ -663,7 +685,7 @@ static mqim_status_t handle_dm(req_t *q)
     if (st == MQIM_OK) {
         const char *why = NULL;
         st = fl_attach(q, p, &why);
-        if (st != MQIM_OK && st != MQIM_STORE_ERROR && st != MQIM_STORE_FULL) {
+        if (st != MQIM_OK && !store_failure(st)) {
             mqim_txn_abort(&q->txn);
             return rt_reject(q, "dm", p->env.id, q->t.name, st, "%s",
                              why != NULL ? why : mqim_status_str(st));
@@ -1563,7 +1585,7 @@ static mqim_status_t handle_ctl(req_t *q)
                    "group_remove, group_leave, group_rename, group_set, group_info, groups, "
                    "msg_status, chats, file_begin, file_put, file_get, file_info, keys)";
     }
-    if (d.code == MQIM_STORE_FULL || d.code == MQIM_STORE_ERROR) {
+    if (store_failure(d.code)) {
         cJSON_Delete(root);
         mqim_txn_abort(&q->txn);
         return rt_reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, d.code, "%s",
@@ -1721,9 +1743,16 @@ mqim_status_t mqim_router_handle_batch(mqim_router_t *r, const mqim_inbound_t *i
             return MQIM_OK;
         }
     }
-    /* The batch is lost as a whole: handle each publish on its own. */
-    MQIM_LOGW(LOG_MOD, "batch of %zu publishes could not commit (%s); handling them one by one", n,
-              mqim_status_name(rc));
+    /* The batch is lost as a whole: handle each publish on its own. (While
+     * the store is full, each one's rejection is counted in rt_reject's
+     * line: this one would repeat with every batch.) */
+    if (!store_failure(rc)) {
+        MQIM_LOGW(LOG_MOD, "batch of %zu publishes could not commit (%s); handling them one by one", n,
+                  mqim_status_name(rc));
+    } else {
+        MQIM_LOGD(LOG_MOD, "batch of %zu publishes could not commit (%s); handling them one by one", n,
+                  mqim_status_name(rc));
+    }
     for (size_t i = 0; i < n; i++) {
         st[i] = mqim_router_handle(r, &in[i], now_ms[i]);
     }

@@ -44,6 +44,10 @@ struct mqim_router {
     struct ch_work *chats; /* chats.c */
     struct fl_work *files; /* files.c */
     struct kx_work *keys; /* keys.c */
+    /* Storage failures (full map, full disk, errors) refuse every publish
+     * while they last: one log line per STORE_LOG_INTERVAL_MS with a count. */
+    int64_t store_log_at;
+    uint64_t store_log_skipped;
 };
 
 /* What is being handled: shared by the handlers of one inbound publish. */

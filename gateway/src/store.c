@@ -119,8 +119,9 @@ static mqim_status_t map_rc(int rc, const char *what)
         st = MQIM_NOT_FOUND;
     } else if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
         st = MQIM_STORE_FULL;
-    } else if (rc == ENOSPC || rc == EDQUOT) {
-        /* The disk, not the map: the operator frees disk space, not map_size_mb. */
+    } else if (rc == ENOSPC || rc == EDQUOT || rc == EFBIG) {
+        /* The disk (or a quota, or a file size limit), not the map: the
+         * operator frees disk space, not map_size_mb. */
         st = MQIM_DISK_FULL;
     } else {
         MQIM_LOGE(LOG_MOD, "%s: %s", what, mdb_strerror(rc));

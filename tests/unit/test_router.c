@@ -5,6 +5,9 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -697,6 +700,45 @@ static void test_store_full(void)
     /* the rejection reached alice: stored if possible, else published directly */
     CHECK((nouts >= 1 && strstr(outs[nouts - 1].payload, "store_full") != NULL) ||
           (ndirect >= 1 && strstr(direct[ndirect - 1].payload, "store_full") != NULL));
+    teardown();
+}
+
+/* A full disk (here: RLIMIT_FSIZE, the same refusal to grow the file) is
+ * told apart from a full map: the sender's rejection says disk_full, and
+ * once there is room again the next message is stored. */
+static void test_disk_full(void)
+{
+    static char body[4000];
+    struct rlimit old, lim;
+    struct stat sb;
+    char path[300];
+    int full = 0;
+    memset(body, 'd', sizeof(body) - 1);
+    setup(NULL, 0);
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    CHECK(stat(path, &sb) == 0);
+    CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)sb.st_size + 256u * 1024u;
+    signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    for (int i = 0; i < 400 && !full; i++) {
+        mqim_status_t st = pub("im/u/alice/out/dm/bob", body, 1);
+        if (st == MQIM_DISK_FULL) {
+            full = 1;
+        } else {
+            CHECK_EQ_INT(st, MQIM_OK);
+        }
+        drain();
+    }
+    CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    CHECK(full);
+    CHECK((nouts >= 1 && strstr(outs[nouts - 1].payload, "\"code\":\"disk_full\"") != NULL) ||
+          (ndirect >= 1 && strstr(direct[ndirect - 1].payload, "\"code\":\"disk_full\"") != NULL));
+    CHECK((nouts >= 1 && strstr(outs[nouts - 1].payload, "no space left") != NULL) ||
+          (ndirect >= 1 && strstr(direct[ndirect - 1].payload, "no space left") != NULL));
+    /* room again: stored as usual */
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "after the disk was freed", 1), MQIM_OK);
     teardown();
 }
 
@@ -2070,6 +2112,7 @@ int main(void)
     test_retention_and_pruned_sync();
     test_per_user_policy();
     test_store_full();
+    test_disk_full();
     test_group_count_retention();
     test_group_retention_and_user_retention();
     test_group_set();
