@@ -71,6 +71,14 @@ mqim_status_t rt_build_json(scratch_t *s, build_fn fn, const void *ctx, mqim_str
     return MQIM_INTERNAL;
 }
 
+mqim_status_t rt_build_doc(req_t *q, build_fn fn, const void *ctx, mqim_str_t *out)
+{
+    mqim_status_t st;
+    q->body_st = MQIM_OK;
+    st = rt_build_json(&q->r->doc, fn, ctx, out);
+    return st == MQIM_OK ? q->body_st : st;
+}
+
 mqim_status_t rt_encode_envelope(scratch_t *s, const mqim_envelope_t *env, mqim_str_t *out)
 {
     size_t len = 0;
@@ -1049,7 +1057,7 @@ static void build_presence(mqim_json_writer_t *w, const void *vctx)
         mqim_json_object_end(w);
         return;
     }
-    (void)mqim_store_device_each(&d->q->txn, d->user, agg_visit, &a);
+    rt_body_status(d->q, mqim_store_device_each(&d->q->txn, d->user, agg_visit, &a));
     mqim_json_key_str(w, "state", mqim_str_from_cstr(state_names[a.state]));
     if (a.since != 0) {
         mqim_json_key_i64(w, "since", a.since);
@@ -1058,7 +1066,7 @@ static void build_presence(mqim_json_writer_t *w, const void *vctx)
         mqim_json_key_i64(w, "last_seen", a.last_seen);
     }
     mqim_json_object_begin_key(w, "devices");
-    (void)mqim_store_device_each(&d->q->txn, d->user, devices_write, w);
+    rt_body_status(d->q, mqim_store_device_each(&d->q->txn, d->user, devices_write, w));
     mqim_json_object_end(w);
     mqim_json_key_i64(w, "ts", d->q->now);
     mqim_json_object_end(w);
@@ -1156,7 +1164,7 @@ static mqim_status_t handle_status(req_t *q)
     if (st == MQIM_OK) {
         presence_doc_t d = { q, q->t.user, true };
         mqim_str_t payload;
-        st = rt_build_json(&q->r->doc, build_presence, &d, &payload);
+        st = rt_build_doc(q, build_presence, &d, &payload);
         if (st == MQIM_OK) {
             st = rt_emit(q, MQIM_TOPIC_PRESENCE, q->t.user, 1, true, payload);
         }
@@ -1238,7 +1246,16 @@ static mqim_status_t ctl_respond(req_t *q, ctl_doc_t *d)
     } else if (st != MQIM_OK && st != MQIM_RESPONSE_TOPIC) {
         return st;
     }
+    q->body_st = MQIM_OK;
     st = rt_build_json(&q->r->doc, build_ctl, d, &payload);
+    if (st == MQIM_OK && q->body_st != MQIM_OK && d->code == MQIM_OK) {
+        /* The body met a store failure part-way: a failed answer, not a
+         * partial list that says "ok":true. */
+        d->code = q->body_st;
+        d->reason = mqim_status_str(q->body_st);
+        d->body = NULL;
+        st = rt_build_json(&q->r->doc, build_ctl, d, &payload);
+    }
     if (st == MQIM_OK && d->direct_response) {
         rt_publish_now(q->r, topic, payload, 1, q->in->correlation);
     } else if (st == MQIM_OK) {
@@ -1518,7 +1535,9 @@ static void pres_body(mqim_json_writer_t *w, const ctl_doc_t *d)
     {
         mqim_user_rec_t u;
         presence_doc_t pd = { p->q, rt_json_str(it), false };
-        pd.known = mqim_store_user_get(&p->q->txn, pd.user, &u) == MQIM_OK;
+        mqim_status_t st = mqim_store_user_get(&p->q->txn, pd.user, &u);
+        pd.known = st == MQIM_OK;
+        rt_body_status(p->q, st == MQIM_NOT_FOUND ? MQIM_OK : st);
         build_presence(w, &pd);
     }
     mqim_json_array_end(w);

@@ -45,6 +45,7 @@ struct mqim_store {
     MDB_txn *batch;
     pthread_t batch_thread;
     mqim_store_identity_t identity; /* read (and made, upgraded) at open */
+    mqim_status_t scan_failure;     /* test seam: every prefix scan fails with it (mqim_store_fail_scans) */
 };
 
 /* Keys are built in a stack buffer: two names, separators and a seq. */
@@ -1703,6 +1704,9 @@ static mqim_status_t prefix_each(mqim_txn_t *txn, int db, mqim_str_t prefix, pre
     MDB_val key, val;
     size_t plen = prefix.len + 1u;
     int rc;
+    if (txn->store->scan_failure != MQIM_OK) {
+        return txn->store->scan_failure;
+    }
     key_str(&k, prefix);
     key_sep(&k);
     key = kval(&k);
@@ -2212,6 +2216,11 @@ static mqim_status_t identity_setup(mqim_store_t *s, const char *dir)
         mqim_txn_abort(&txn);
     }
     return st;
+}
+
+void mqim_store_fail_scans(mqim_store_t *store, mqim_status_t st)
+{
+    store->scan_failure = st;
 }
 
 const mqim_store_identity_t *mqim_store_identity(const mqim_store_t *store)

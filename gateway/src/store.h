@@ -186,6 +186,10 @@ mqim_status_t mqim_store_open(const char *dir, size_t map_size, bool read_only,
                               mqim_store_t **out);
 void mqim_store_close(mqim_store_t *store);
 
+/** Fault injection for tests: every prefix scan (members, memberships,
+ *  keys, receipts, forks) fails with st until called with MQIM_OK. */
+void mqim_store_fail_scans(mqim_store_t *store, mqim_status_t st);
+
 /** The identity read at open (and after mqim_store_new_epoch). */
 const mqim_store_identity_t *mqim_store_identity(const mqim_store_t *store);
 /**

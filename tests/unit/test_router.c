@@ -1861,6 +1861,52 @@ static void test_journal_replay(void)
     teardown();
 }
 
+/* A store failure while a reply is written (injected: every prefix scan
+ * fails) is a failed answer, never "ok":true with a partial list: the keys
+ * op, and the group limit check of group_add (groups_of). */
+static void test_reply_store_failure(void)
+{
+    cJSON *j;
+    setup(NULL, 0);
+    pub_key("alice", "phone", 0x01);
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_create\",\"group\":\"team\",\"members\":[\"bob\"]}", MQIM_OK));
+    drain();
+    mqim_store_fail_scans(store, MQIM_STORE_ERROR);
+    j = keys_ctl("bob", "{\"op\":\"keys\",\"req\":\"k\",\"user\":\"alice\"}", MQIM_STORE_ERROR);
+    CHECK(j != NULL && !jbool(j, "ok"));
+    CHECK(j != NULL && cJSON_GetObjectItemCaseSensitive(j, "keys") == NULL);
+    CHECK(j != NULL && strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "code")), "store_error") == 0);
+    cJSON_Delete(j);
+    nouts = 0;
+    ndirect = 0;
+    (void)pub("im/u/alice/out/ctl", "{\"op\":\"group_add\",\"group\":\"team\",\"users\":[\"carol\"]}", 1);
+    drain();
+    mqim_store_fail_scans(store, MQIM_OK);
+    {
+        mqim_txn_t txn;
+        mqim_member_rec_t mr;
+        CHECK_EQ_INT(mqim_txn_begin(store, MQIM_TXN_READ, &txn), MQIM_OK);
+        /* not added on a count it could not make */
+        CHECK_EQ_INT(mqim_store_member_get(&txn, MQIM_STR("team"), MQIM_STR("carol"), &mr), MQIM_NOT_FOUND);
+        mqim_txn_abort(&txn);
+    }
+    /* the requester heard why */
+    {
+        int told = 0;
+        for (int i = 0; i < nouts; i++) {
+            told += strstr(outs[i].payload, "store_error") != NULL;
+        }
+        for (int i = 0; i < ndirect; i++) {
+            told += strstr(direct[i].payload, "store_error") != NULL;
+        }
+        CHECK(told >= 1);
+    }
+    j = keys_ctl("bob", "{\"op\":\"keys\",\"req\":\"k\",\"user\":\"alice\"}", MQIM_OK);
+    CHECK(j != NULL && jbool(j, "ok"));
+    cJSON_Delete(j);
+    teardown();
+}
+
 /* A journal write that fails part-way (a full disk) is cut off the file:
  * the records after it are still replayed after a crash. */
 static int torn_calls;
@@ -2126,6 +2172,7 @@ int main(void)
     test_batch_order_reject_dedupe();
     test_journal_replay();
     test_journal_torn_write();
+    test_reply_store_failure();
     test_outbox_deletes_when_idle();
     test_batch_invisible_before_commit();
     test_batch_store_full();
