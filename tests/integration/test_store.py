@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from harness import EnvTest, wait_until
+from harness import Env, EnvTest, wait_until
 
 MQIM = os.environ.get("MQIM_CLI")
 
@@ -132,6 +132,48 @@ class StoreIdentity(EnvTest):
         finally:
             second.terminate()
             second.wait(20)
+
+
+class BrokerState(unittest.TestCase):
+    def test_abandoned_session_stops_growing(self):
+        """A persistent session whose client never comes back holds at most
+        max_queued_messages (MQIM_MAX_QUEUED_MESSAGES, here 50) instead of
+        every message sent to it; the gateway's store keeps them all (a
+        sync brings them). The generated config expires such sessions
+        (persistent_client_expiration, MQIM_SESSION_EXPIRY)."""
+        os.environ["MQIM_MAX_QUEUED_MESSAGES"] = "50"
+        os.environ["MQIM_SESSION_EXPIRY"] = "2h"
+        try:
+            env = Env(users=("alice", "bob"))
+            env.__enter__()
+        finally:
+            del os.environ["MQIM_MAX_QUEUED_MESSAGES"]
+            del os.environ["MQIM_SESSION_EXPIRY"]
+        try:
+            conf = open(os.path.join(env.dir, "mosquitto", "mosquitto.conf")).read()
+            self.assertIn("\npersistent_client_expiration 2h\n", conf)
+            self.assertIn("\nmax_queued_messages 50\n", conf)
+            gone = env.client("bob", client_id="bob.gone", clean=False, keep=False)
+            gone.close()  # subscribed, then away for good
+            alice = env.client("alice")
+            for i in range(200):
+                alice.dm("bob", '{"id":"q-%d","body":"queued %d"}' % (i, i))
+            alice.expect("in/ack", lambda p: p.get("status") == "sent", count=200, timeout=60)
+            time.sleep(0.5)
+            back = env.client("bob", client_id="bob.gone", clean=False)
+            time.sleep(2.0)
+            held = len(back.matching("in/msg"))
+            self.assertGreater(held, 0)
+            self.assertLessEqual(held, 50 + 100)  # the queue, plus what max_inflight lets out at once
+            self.assertLess(held, 200)
+            # nothing is lost: the store has all 200, and sync pages them out
+            back.clear()
+            back.pub("im/u/bob/out/ctl", '{"op":"sync","after":0,"limit":100}')
+            res = back.expect("in/res", lambda p: p.get("op") == "sync")
+            self.assertEqual(res[0]["last"], 100)
+            self.assertFalse(res[0]["complete"])
+        finally:
+            env.__exit__(None, None, None)
 
 
 if __name__ == "__main__":
