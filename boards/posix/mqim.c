@@ -171,6 +171,14 @@ static void on_read(void *ctx, const mqim_envelope_t *env)
     fflush(stdout);
 }
 
+/* The gateway's store began a new epoch (restored, or a copy): say so once. */
+static void on_store_epoch(void *ctx, uint64_t epoch, uint64_t from_seq)
+{
+    (void)ctx;
+    fprintf(stderr, "mqim: the gateway's store has a new epoch %llu (restored or a copy): "
+            "re-syncing after seq %llu\n", (unsigned long long)epoch, (unsigned long long)from_seq);
+}
+
 /* listen: presence changes, one line each. */
 static void on_presence(void *ctx, mqim_str_t user, mqim_str_t json)
 {
@@ -609,7 +617,8 @@ int main(int argc, char **argv)
     cfg.state = &mqim_lmdb_state_ops;
     cfg.state_ctx = store;
     cfg.cb = (mqim_client_callbacks_t){ on_message, on_ack, on_response, on_oversized,
-                                        strcmp(cmd, "listen") == 0 ? on_presence : NULL, on_read, &app };
+                                        strcmp(cmd, "listen") == 0 ? on_presence : NULL, on_read,
+                                        on_store_epoch, &app };
     if (mqim_client_init(&client, &cfg) != MQIM_OK) {
         fprintf(stderr, "mqim: invalid user or device name\n");
         mqim_lmdb_store_close(store);

@@ -71,6 +71,10 @@ static mqim_status_t request_sync(mqim_client_t *c)
     mqim_json_object_begin(&w);
     mqim_json_key_str(&w, "op", MQIM_STR("sync"));
     mqim_json_key_u64(&w, "after", c->st.last_seq);
+    if (c->st.store_epoch != 0u) {
+        /* the history last_seq belongs to (docs/protocol.md, "Store epochs") */
+        mqim_json_key_u64(&w, "store_epoch", c->st.store_epoch);
+    }
     mqim_json_object_end(&w);
     c->sync_pending = true;
     return publish_json(c, MQIM_TOPIC_OUT_CTL, &w);
@@ -158,6 +162,12 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
         return; /* the gateway sent it; nothing a device can answer */
     }
     tombstone = !pub->truncated && is_tombstone(&env);
+    if (env.has_seq && c->epoch_check) {
+        /* Which history is this seq from? Not known until the gateway's
+         * status or a sync answer says; the sync brings it again. */
+        c->epoch_dropped = true;
+        return;
+    }
     id_len = env.id.len <= MQIM_ID_MAX ? env.id.len : 0u;
     if (id_len > 0u) {
         memcpy(id, env.id.ptr, id_len);
@@ -299,6 +309,54 @@ static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
     }
 }
 
+/* A store_epoch from the gateway (its status or a sync answer). Adopts the
+ * first one seen; on a different one, takes last_seq back to where the two
+ * histories part (a sync answer's epoch_seq), tells the application and
+ * syncs again: true then. The same one confirms this connection's epoch. */
+static bool store_epoch_seen(mqim_client_t *c, const mqim_json_value_t *o)
+{
+    mqim_json_value_t v;
+    uint64_t epoch = jnum(o, "store_epoch");
+    if (epoch == 0u) {
+        c->epoch_check = false; /* a gateway from before store epochs */
+        return false;
+    }
+    if (c->st.store_epoch != 0u && epoch != c->st.store_epoch) {
+        if (mqim_json_find(o, "epoch_seq", &v) != MQIM_OK || v.type == MQIM_JSON_ABSENT) {
+            /* the status: ask (the sync names the old epoch) */
+            c->epoch_check = true;
+            if (!c->sync_pending) {
+                (void)request_sync(c);
+            }
+            return false;
+        }
+        if (jnum(o, "epoch_seq") < c->st.last_seq) {
+            c->st.last_seq = jnum(o, "epoch_seq");
+        }
+        c->st.store_epoch = epoch;
+        (void)c->cfg.state->save(c->cfg.state_ctx, &c->st);
+        c->epoch_check = false;
+        c->epoch_dropped = false;
+        if (c->cfg.cb.on_store_epoch != 0) {
+            c->cfg.cb.on_store_epoch(c->cfg.cb.ctx, epoch, c->st.last_seq);
+        }
+        (void)request_sync(c);
+        return true;
+    }
+    if (c->st.store_epoch == 0u) {
+        c->st.store_epoch = epoch; /* the first gateway this device hears of */
+        (void)c->cfg.state->save(c->cfg.state_ctx, &c->st);
+    }
+    c->epoch_check = false;
+    if (c->epoch_dropped) {
+        c->epoch_dropped = false;
+        if (!c->sync_pending) {
+            (void)request_sync(c);
+        }
+    }
+    return false;
+}
+
 static void on_res(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
 {
     mqim_json_value_t o, v;
@@ -313,6 +371,9 @@ static void on_res(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
     } else if (mqim_json_find(&o, "op", &v) == MQIM_OK && mqim_json_string_eq(&v, "sync")) {
         uint64_t first = jnum(&o, "first_seq");
         c->sync_pending = false;
+        if (store_epoch_seen(c, &o)) {
+            return; /* a new epoch: sync again from where the histories part */
+        }
         if (jtrue(&o, "pruned") && first > c->st.last_seq + 1u) {
             /* Retention removed what this device never saw: skip the hole. */
             c->st.last_seq = first - 1u;
@@ -340,10 +401,14 @@ static void s_on_message(void *ctx, const mqim_mqtt_publish_t *pub)
          * that restarted without persistence drops what arrives before the
          * gateway subscribed again; replaying in key order before anything
          * newer keeps each sender's order (the gateway dedupes by id). */
+        mqim_json_value_t o;
         c->gw_online = pub->payload_len >= 17u &&
                        memcmp(pub->payload, "{\"state\":\"online\"", 17) == 0;
         c->replay_after = 0;
         c->outbox_out = 0;
+        if (!pub->truncated && parse_payload(pub, &o)) {
+            (void)store_epoch_seen(c, &o);
+        }
         return;
     }
     if (c->cfg.cb.on_presence != 0 && !pub->truncated && pub->topic.len > pbase &&
@@ -396,6 +461,11 @@ static void s_on_connected(void *ctx, bool session_present)
     c->gw_online = false; /* until {root}/gateway/status says online (retained or live) */
     c->replay_after = 0; /* replay the whole outbox: the gateway dedupes by id */
     c->outbox_out = 0;
+    /* Deliveries wait for the gateway's status (retained: it comes with the
+     * subscription, before the broker takes the sync below) or the sync's
+     * answer to say which store epoch this connection talks to. */
+    c->epoch_check = c->st.store_epoch != 0u;
+    c->epoch_dropped = false;
     (void)mqim_session_subscribe(&c->session, mqim_str_from_cstr(c->in_filter), 1);
     memcpy(c->scratch, c->cfg.root.ptr, c->cfg.root.len);
     memcpy(c->scratch + c->cfg.root.len, gw_status, sizeof(gw_status) - 1u);

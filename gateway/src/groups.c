@@ -128,11 +128,11 @@ static int count_one(void *vctx, mqim_str_t group)
     return 0;
 }
 
-static unsigned groups_of(req_t *q, mqim_str_t user)
+/* How many groups user is in; a store failure is the caller's answer. */
+static mqim_status_t groups_of(req_t *q, mqim_str_t user, unsigned *n)
 {
-    unsigned n = 0;
-    (void)mqim_store_membership_each(&q->txn, user, count_one, &n);
-    return n;
+    *n = 0;
+    return mqim_store_membership_each(&q->txn, user, count_one, n);
 }
 
 /* ---- retention ---- */
@@ -411,7 +411,7 @@ mqim_status_t gr_handle_message(req_t *q)
     if (st == MQIM_OK) {
         const char *freason = NULL;
         st = fl_attach(q, p, &freason);
-        if (st != MQIM_OK && st != MQIM_STORE_ERROR && st != MQIM_STORE_FULL) {
+        if (st != MQIM_OK && st != MQIM_STORE_ERROR && st != MQIM_STORE_FULL && st != MQIM_DISK_FULL) {
             snprintf(why, sizeof(why), "%s", freason != NULL ? freason : mqim_status_str(st));
         }
     }
@@ -585,6 +585,7 @@ static mqim_status_t op_create(req_t *q, const cJSON *root, ctl_doc_t *d, gr_res
     mqim_group_rec_t rec;
     mqim_member_rec_t mr;
     mqim_status_t st;
+    unsigned in_groups = 0;
     char body[MQIM_USER_NAME_MAX * 8 + 16];
     size_t blen = 0;
     if (!req_group(root, d, &group) || !req_users(q, root, "members", true, d, add, why, REASON_MAX)) {
@@ -627,7 +628,11 @@ static mqim_status_t op_create(req_t *q, const cJSON *root, ctl_doc_t *d, gr_res
                 continue; /* named twice */
             }
         }
-        if (groups_of(q, u) >= max_groups(q)) {
+        st = groups_of(q, u, &in_groups);
+        if (st != MQIM_OK) {
+            return st;
+        }
+        if (in_groups >= max_groups(q)) {
             snprintf(why, REASON_MAX, "%.*s is in %u groups already", (int)u.len, u.ptr, max_groups(q));
             d->reason = why;
             return MQIM_TOO_MANY_GROUPS;
@@ -669,6 +674,7 @@ static mqim_status_t op_add_remove(req_t *q, const cJSON *root, ctl_doc_t *d, gr
     mqim_group_rec_t rec;
     const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "role"));
     mqim_status_t st;
+    unsigned in_groups = 0;
     if (!req_group(root, d, &group) || !req_users(q, root, "users", false, d, users, why, REASON_MAX)) {
         return d->code;
     }
@@ -705,7 +711,11 @@ static mqim_status_t op_add_remove(req_t *q, const cJSON *root, ctl_doc_t *d, gr
                 d->reason = why;
                 return MQIM_GROUP_FULL;
             }
-            if (groups_of(q, u) >= max_groups(q)) {
+            st = groups_of(q, u, &in_groups);
+            if (st != MQIM_OK) {
+                return st;
+            }
+            if (in_groups >= max_groups(q)) {
                 snprintf(why, REASON_MAX, "%.*s is in %u groups already", (int)u.len, u.ptr, max_groups(q));
                 d->reason = why;
                 return MQIM_TOO_MANY_GROUPS;

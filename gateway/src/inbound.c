@@ -64,6 +64,14 @@ struct mqim_inbound_q {
     pthread_t thread;
 };
 
+/* The journal's write(2): a seam for tests that inject short and failed writes. */
+static mqim_journal_write_fn journal_write = write;
+
+void mqim_inbound_set_journal_write(mqim_journal_write_fn fn)
+{
+    journal_write = fn != NULL ? fn : write;
+}
+
 static size_t rec_size(const mqim_inbound_t *in)
 {
     return sizeof(rec_hdr_t) + in->topic.len + in->payload.len + in->response_topic.len +
@@ -295,13 +303,20 @@ bool mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now
     }
     /* Before the callback returns (and Paho sends the PUBACK). */
     for (size_t off = 0; off < need;) {
-        ssize_t w = write(q->fd, s->buf + off, need - off);
+        ssize_t w = journal_write(q->fd, s->buf + off, need - off);
         if (w < 0 && errno == EINTR) {
             continue;
         }
         if (w <= 0) {
+            int e = w < 0 ? errno : ENOSPC;
+            /* Cut a torn record off: replay stops at the first record that
+             * does not parse, and would lose every later one. */
+            bool cut = off == 0u || ftruncate(q->fd, (off_t)q->journal_bytes) == 0;
             MQIM_LOGE(LOG_MOD, "inbound journal write failed (%s): a crash before the next "
-                      "commit would lose this publish", strerror(errno));
+                      "commit would lose this publish%s", strerror(e),
+                      cut ? "" : "; the torn record could not be cut off, later records are "
+                                 "not replayed after a crash");
+            need = cut ? 0u : need;
             break;
         }
         off += (size_t)w;

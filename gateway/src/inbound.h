@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "router.h"
 #include "store.h"
@@ -57,6 +58,13 @@ bool mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now
  * inbound commits and added its fsync to their latency. Copies the keys.
  */
 void mqim_inbound_outbox_done(mqim_inbound_q_t *q, const uint64_t *keys, size_t n);
+
+/** The journal's write(2), replaceable by tests (fault injection: short and
+ *  failed writes); NULL puts write back. A write that fails part-way is cut
+ *  off the file (ftruncate to the record's start), so the records after it
+ *  stay readable at replay. */
+typedef ssize_t (*mqim_journal_write_fn)(int fd, const void *buf, size_t len);
+void mqim_inbound_set_journal_write(mqim_journal_write_fn fn);
 
 /** Route what is queued, delete what is done, stop the worker, close the journal. */
 void mqim_inbound_stop(mqim_inbound_q_t *q);

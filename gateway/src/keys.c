@@ -68,7 +68,7 @@ static void build_set(mqim_json_writer_t *w, const void *vctx)
     mqim_json_object_begin(w);
     mqim_json_key_str(w, "user", d->user);
     mqim_json_array_begin(w, "keys");
-    (void)mqim_store_key_each(&d->q->txn, d->user, set_entry, w); /* sorted by device: the key order */
+    rt_body_status(d->q, mqim_store_key_each(&d->q->txn, d->user, set_entry, w)); /* sorted by device */
     mqim_json_array_end(w);
     mqim_json_object_end(w);
 }
@@ -80,7 +80,7 @@ static mqim_status_t publish_set(req_t *q)
 {
     set_doc_t d = { q, q->t.user };
     mqim_str_t payload;
-    mqim_status_t st = rt_build_json(&q->r->doc, build_set, &d, &payload);
+    mqim_status_t st = rt_build_doc(q, build_set, &d, &payload);
     if (st == MQIM_OK) {
         st = rt_emit(q, MQIM_TOPIC_KEYS, q->t.user, 1, true, payload);
     }
@@ -273,7 +273,7 @@ static int write_member(void *vctx, mqim_str_t user, const mqim_member_rec_t *re
     member_ctx_t *m = vctx;
     entry_ctx_t e = { m->w, user };
     (void)rec;
-    (void)mqim_store_key_each(&m->q->txn, user, write_entry, &e);
+    rt_body_status(m->q, mqim_store_key_each(&m->q->txn, user, write_entry, &e));
     return 0;
 }
 
@@ -285,11 +285,11 @@ static void keys_body(mqim_json_writer_t *w, const ctl_doc_t *d)
     mqim_json_array_begin(w, "keys");
     if (kw->group.len > 0u) {
         member_ctx_t m = { kw->q, w };
-        (void)mqim_store_member_each(&kw->q->txn, kw->group, write_member, &m);
+        rt_body_status(kw->q, mqim_store_member_each(&kw->q->txn, kw->group, write_member, &m));
     } else {
         for (size_t i = 0; i < kw->nusers; i++) {
             entry_ctx_t e = { w, { kw->users[i], kw->user_lens[i] } };
-            (void)mqim_store_key_each(&kw->q->txn, e.user, write_entry, &e);
+            rt_body_status(kw->q, mqim_store_key_each(&kw->q->txn, e.user, write_entry, &e));
         }
     }
     mqim_json_array_end(w);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -55,7 +56,15 @@ static void usage(FILE *f)
           "                           VALUE a number, none or default (group_retain_*)\n"
           "  history USER [--with PEER] [--after SEQ] [--limit N]\n"
           "                           print a user's stored inbox\n"
-          "  stats                    print store statistics\n"
+          "  stats                    print store statistics and identity\n"
+          "  backup DIR               a consistent copy of the store (compacted) and of the\n"
+          "                           inbound journal into DIR (new or empty); the gateway\n"
+          "                           may keep running\n"
+          "  restore DIR              replace the store with the backup in DIR (the gateway\n"
+          "                           must be stopped) and begin a new store epoch: devices\n"
+          "                           re-sync instead of dropping seqs handed out again\n"
+          "  new-epoch                begin a new store epoch (after any recovery that may\n"
+          "                           have lost history; the gateway must be stopped)\n"
           "\n"
           "options: -c/--config FILE, then any config key as a flag: --broker-port 1884,\n"
           "--data-dir DIR, --log-level debug, ... (see config/gateway.conf.example).\n",
@@ -559,6 +568,181 @@ static int cmd_history(mqim_gw_config_t *cfg, int argc, char **argv)
     return 0;
 }
 
+/* Copy a file durably (written to to.tmp, fsynced, renamed). 1 when from
+ * does not exist, 0 when copied, -1 with a message on stderr. */
+static int copy_file(const char *from, const char *to)
+{
+    char tmp[MQIM_GW_PATH_MAX + 64], buf[65536];
+    int in = open(from, O_RDONLY | O_CLOEXEC), out;
+    ssize_t n = 0;
+    if (in < 0) {
+        if (errno == ENOENT) {
+            return 1;
+        }
+        fprintf(stderr, "mqim-gateway: cannot read %s: %s\n", from, strerror(errno));
+        return -1;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp", to);
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        fprintf(stderr, "mqim-gateway: cannot write %s: %s\n", tmp, strerror(errno));
+        close(in);
+        return -1;
+    }
+    while ((n = read(in, buf, sizeof(buf))) > 0) {
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w <= 0) {
+                n = -1;
+                break;
+            }
+            off += w;
+        }
+        if (n < 0) {
+            break;
+        }
+    }
+    if (n < 0 || fsync(out) != 0 || close(out) != 0 || rename(tmp, to) != 0) {
+        fprintf(stderr, "mqim-gateway: cannot copy %s to %s: %s\n", from, to, strerror(errno));
+        close(in);
+        (void)unlink(tmp);
+        return -1;
+    }
+    close(in);
+    return 0;
+}
+
+/* backup DIR: the journal first, then the store. Records the store already
+ * holds are skipped at replay (journal_applied); records it does not hold
+ * yet are in the journal copy, unless the gateway journaled them after it
+ * was taken (then they are after the backup's point in time anyway). */
+static int cmd_backup(mqim_gw_config_t *cfg, int argc, char **argv)
+{
+    char from[MQIM_GW_PATH_MAX + 32], to[MQIM_GW_PATH_MAX + 32];
+    mqim_store_t *s;
+    const mqim_store_identity_t *id;
+    struct stat sb;
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    snprintf(to, sizeof(to), "%s/data.mdb", argv[0]);
+    if (stat(to, &sb) == 0) {
+        fprintf(stderr, "mqim-gateway: %s already holds a store: back up into a new directory\n",
+                argv[0]);
+        return 1;
+    }
+    if (mkdir(argv[0], 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "mqim-gateway: cannot create %s: %s\n", argv[0], strerror(errno));
+        return 1;
+    }
+    snprintf(from, sizeof(from), "%s/inbound.journal", cfg->data_dir);
+    snprintf(to, sizeof(to), "%s/inbound.journal", argv[0]);
+    if (copy_file(from, to) < 0 || open_store(cfg, true, &s) != 0) {
+        return 1;
+    }
+    if (mqim_store_copy(s, argv[0]) != MQIM_OK) {
+        fprintf(stderr, "mqim-gateway: cannot copy the store to %s\n", argv[0]);
+        mqim_store_close(s);
+        return 1;
+    }
+    id = mqim_store_identity(s);
+    printf("backup of store %s (epoch %" PRIu64 ") in %s\n", id->id, id->epoch, argv[0]);
+    mqim_store_close(s);
+    return 0;
+}
+
+/* Hold the data directory's lock for an offline command (restore, new-epoch). */
+static int lock_offline(const mqim_gw_config_t *cfg, const char *what)
+{
+    char err[MQIM_GW_PATH_MAX * 2 + 256];
+    int fd = mqim_store_lock_dir(cfg->data_dir, err, sizeof(err));
+    if (fd < 0) {
+        fprintf(stderr, "mqim-gateway: %s: %s; stop it first\n", what, err);
+    }
+    return fd;
+}
+
+static int cmd_restore(mqim_gw_config_t *cfg, int argc, char **argv)
+{
+    char from[MQIM_GW_PATH_MAX + 32], to[MQIM_GW_PATH_MAX + 32];
+    mqim_store_t *s;
+    const mqim_store_identity_t *id;
+    int lock, rc;
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    lock = lock_offline(cfg, "restore");
+    if (lock < 0) {
+        return 1;
+    }
+    snprintf(from, sizeof(from), "%s/data.mdb", argv[0]);
+    snprintf(to, sizeof(to), "%s/data.mdb", cfg->data_dir);
+    rc = copy_file(from, to);
+    if (rc != 0) {
+        if (rc > 0) {
+            fprintf(stderr, "mqim-gateway: %s holds no backup (no data.mdb)\n", argv[0]);
+        }
+        close(lock);
+        return 1;
+    }
+    /* The old reader table describes the old file. */
+    snprintf(to, sizeof(to), "%s/lock.mdb", cfg->data_dir);
+    (void)unlink(to);
+    snprintf(from, sizeof(from), "%s/inbound.journal", argv[0]);
+    snprintf(to, sizeof(to), "%s/inbound.journal", cfg->data_dir);
+    rc = copy_file(from, to);
+    if (rc > 0) {
+        (void)unlink(to); /* the live journal belongs to the replaced store */
+    } else if (rc < 0) {
+        close(lock);
+        return 1;
+    }
+    /* Opening it records the new file and, since it is a copy, begins an
+     * epoch; begin one here if that did not happen for any reason. */
+    if (open_store(cfg, false, &s) != 0) {
+        close(lock);
+        return 1;
+    }
+    if (!mqim_store_identity(s)->copied && mqim_store_new_epoch(s, "restored") != MQIM_OK) {
+        fprintf(stderr, "mqim-gateway: cannot begin a new store epoch\n");
+        mqim_store_close(s);
+        close(lock);
+        return 1;
+    }
+    id = mqim_store_identity(s);
+    printf("restored %s into %s: store %s, new epoch %" PRIu64 "\n", argv[0], cfg->data_dir, id->id,
+           id->epoch);
+    mqim_store_close(s);
+    close(lock);
+    return 0;
+}
+
+static int cmd_new_epoch(mqim_gw_config_t *cfg)
+{
+    mqim_store_t *s;
+    int lock = lock_offline(cfg, "new-epoch");
+    mqim_status_t st;
+    if (lock < 0) {
+        return 1;
+    }
+    if (open_store(cfg, false, &s) != 0) {
+        close(lock);
+        return 1;
+    }
+    st = mqim_store_new_epoch(s, "mqim-gateway new-epoch");
+    if (st == MQIM_OK) {
+        printf("store %s: new epoch %" PRIu64 "\n", mqim_store_identity(s)->id,
+               mqim_store_identity(s)->epoch);
+    } else {
+        fprintf(stderr, "mqim-gateway: store: %s\n", mqim_status_str(st));
+    }
+    mqim_store_close(s);
+    close(lock);
+    return st == MQIM_OK ? 0 : 1;
+}
+
 static int cmd_stats(mqim_gw_config_t *cfg)
 {
     mqim_store_t *s;
@@ -577,6 +761,9 @@ static int cmd_stats(mqim_gw_config_t *cfg)
                mqim_store_counter_get(&txn, "messages"), mqim_store_counter_get(&txn, "rejected"),
                mqim_store_counter_get(&txn, "duplicates"), mqim_store_counter_get(&txn, "commits"),
                mqim_store_counter_get(&txn, "batched"), st.map_used_bytes, st.map_size_bytes);
+        printf("store_id\t%s\nstore_epoch\t%" PRIu64 "\nstore_format\t%" PRIu64 "\n",
+               mqim_store_identity(s)->id, mqim_store_identity(s)->epoch,
+               mqim_store_identity(s)->schema);
         mqim_txn_abort(&txn);
     }
     mqim_store_close(s);
@@ -644,6 +831,11 @@ int main(int argc, char **argv)
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
+        /* One gateway per store: held until exit (the descriptor stays open). */
+        if (mqim_store_lock_dir(cfg.data_dir, err, sizeof(err)) < 0) {
+            fprintf(stderr, "mqim-gateway: %s\n", err);
+            return 1;
+        }
         return mqim_gateway_run(&cfg, &stop_flag);
     }
     if (strcmp(cmd, "init") == 0) {
@@ -660,6 +852,15 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "stats") == 0) {
         return cmd_stats(&cfg);
+    }
+    if (strcmp(cmd, "backup") == 0) {
+        return cmd_backup(&cfg, argc - i, argv + i);
+    }
+    if (strcmp(cmd, "restore") == 0) {
+        return cmd_restore(&cfg, argc - i, argv + i);
+    }
+    if (strcmp(cmd, "new-epoch") == 0) {
+        return cmd_new_epoch(&cfg);
     }
     fprintf(stderr, "mqim-gateway: unknown command '%s'\n", cmd);
     usage(stderr);

@@ -2,7 +2,10 @@
 #include "mqtt.h"
 
 #include <MQTTAsync.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <signal.h>
+#include <sys/random.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -55,6 +58,12 @@ typedef struct gw {
     char status_topic[MQIM_TOPIC_MAX + 1];
     char stats_topic[MQIM_TOPIC_MAX + 1];
     char sub_filter[MQIM_TOPIC_MAX + 1];
+    /* This run's identity in the status (docs/protocol.md, "Store epochs"):
+     * the store's id and epoch, a random instance nonce, where it runs. */
+    char instance[33];
+    char host[65];
+    char boot_id[40];
+    char offline[384]; /* the will */
 
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cv;
@@ -247,10 +256,27 @@ static void publish_now(void *ctx, const mqim_outbound_t *o)
 
 /* ---- connection ---- */
 
+/* {"state":S,"ts":T,"store":ID,"store_epoch":E,"instance":N,"host":H,"boot":B,"pid":P}:
+ * "state" first (devices match the prefix {"state":"online"). */
+static int status_payload(const gw_t *g, const char *state, bool with_ts, char *buf, size_t cap)
+{
+    const mqim_store_identity_t *id = mqim_store_identity(g->store);
+    char ts[40] = "";
+    int n;
+    if (with_ts) {
+        snprintf(ts, sizeof(ts), ",\"ts\":%" PRId64, now_ms());
+    }
+    n = snprintf(buf, cap,
+                 "{\"state\":\"%s\"%s,\"store\":\"%s\",\"store_epoch\":%" PRIu64
+                 ",\"instance\":\"%s\",\"host\":\"%s\",\"boot\":\"%s\",\"pid\":%ld}",
+                 state, ts, id->id, id->epoch, g->instance, g->host, g->boot_id, (long)getpid());
+    return n > 0 && (size_t)n < cap ? n : 0;
+}
+
 static void publish_gateway_status(gw_t *g, const char *state)
 {
-    char buf[128];
-    int n = snprintf(buf, sizeof(buf), "{\"state\":\"%s\",\"ts\":%" PRId64 "}", state, now_ms());
+    char buf[512];
+    int n = status_payload(g, state, true, buf, sizeof(buf));
     mqim_outbound_t o = { mqim_str_from_cstr(g->status_topic), { buf, (size_t)n }, 1, true,
                           { NULL, 0 } };
     publish_now(g, &o);
@@ -453,7 +479,6 @@ static int start_connect(gw_t *g)
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
     MQTTProperties props = MQTTProperties_initializer;
     MQTTProperty p;
-    static const char offline[] = "{\"state\":\"offline\"}";
     int rc;
 
     /* A persistent session that never expires: publishes made while the
@@ -471,7 +496,7 @@ static int start_connect(gw_t *g)
     co.onFailure5 = on_connect_failed;
     co.context = g;
     will.topicName = g->status_topic;
-    will.message = offline;
+    will.message = g->offline;
     will.retained = 1;
     will.qos = 1;
     co.will = &will;
@@ -932,6 +957,224 @@ static void free_io(gw_t *g)
     }
 }
 
+/* ---- one gateway per identity on the broker ---- */
+
+#define PROBE_RECHECK_S 5
+
+/* What the probe connection saw on the status topic. */
+typedef struct probe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;   /* subscribed (a retained status comes before the SUBACK is handled), or failed */
+    bool failed;
+    char payload[1024];
+    size_t len;
+} probe_t;
+
+static void probe_signal(probe_t *p, bool failed)
+{
+    pthread_mutex_lock(&p->mu);
+    p->done = true;
+    p->failed = failed;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static int probe_msg(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+    probe_t *p = ctx;
+    (void)topic_len;
+    pthread_mutex_lock(&p->mu);
+    p->len = m->payloadlen > 0 && (size_t)m->payloadlen < sizeof(p->payload) ? (size_t)m->payloadlen : 0u;
+    memcpy(p->payload, m->payload, p->len);
+    p->payload[p->len] = '\0';
+    pthread_mutex_unlock(&p->mu);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+static void probe_subscribed(void *ctx, MQTTAsync_successData5 *r)
+{
+    probe_signal(ctx, r != NULL && r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR);
+}
+
+static void probe_failed(void *ctx, MQTTAsync_failureData5 *r)
+{
+    (void)r;
+    probe_signal(ctx, true);
+}
+
+/* A process of this host and boot with that pid that is an mqim-gateway. */
+static bool local_gateway_alive(long pid)
+{
+    char path[64], comm[64] = "";
+    FILE *f;
+    if (pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno != EPERM)) {
+        return false;
+    }
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+    f = fopen(path, "r");
+    if (f != NULL) {
+        if (fgets(comm, sizeof(comm), f) == NULL) {
+            comm[0] = '\0';
+        }
+        fclose(f);
+    }
+    return strncmp(comm, "mqim-gateway", 12) == 0;
+}
+
+/* The retained status says another instance is online: true with the
+ * reason in why. A status of this host's current boot whose process is gone
+ * is stale (a crash that took the broker's will with it); one from another
+ * host cannot be checked from here and counts as live. */
+static bool status_says_other(const gw_t *g, const char *payload, char *why, size_t cap)
+{
+    cJSON *o = cJSON_Parse(payload);
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
+    const cJSON *inst = cJSON_GetObjectItemCaseSensitive(o, "instance");
+    const cJSON *host = cJSON_GetObjectItemCaseSensitive(o, "host");
+    const cJSON *boot = cJSON_GetObjectItemCaseSensitive(o, "boot");
+    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid");
+    const cJSON *store = cJSON_GetObjectItemCaseSensitive(o, "store");
+    bool other = false;
+    if (cJSON_IsString(state) && strcmp(state->valuestring, "online") == 0 && cJSON_IsString(inst) &&
+        strcmp(inst->valuestring, g->instance) != 0 && cJSON_IsString(host) && cJSON_IsString(boot) &&
+        cJSON_IsNumber(pid)) {
+        bool here = strcmp(host->valuestring, g->host) == 0 && strcmp(boot->valuestring, g->boot_id) == 0;
+        other = here ? local_gateway_alive((long)pid->valuedouble) : true;
+        if (other) {
+            const char *sid = cJSON_IsString(store) ? store->valuestring : "?";
+            snprintf(why, cap, "another mqim-gateway is online on this broker under %s: pid %ld on host "
+                     "%s, store %s%s", g->status_topic, (long)pid->valuedouble, host->valuestring, sid,
+                     strcmp(sid, mqim_store_identity(g->store)->id) == 0
+                         ? " (this store: a copy of its data directory)" : " (another store)");
+        }
+    }
+    cJSON_Delete(o);
+    return other;
+}
+
+/* Read the retained gateway status on a connection of its own. 1: another
+ * instance is online (why says which), 0: none, -1: the broker could not be
+ * asked (the gateway goes on: its own connection retries). */
+static int probe_other_instance(gw_t *g, char *why, size_t cap)
+{
+    MQTTAsync c = NULL;
+    MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    char id[sizeof(g->cfg->client_id) + 8];
+    probe_t p;
+    struct timespec until;
+    int result = -1;
+    memset(&p, 0, sizeof(p));
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    snprintf(id, sizeof(id), "%s.probe", g->cfg->client_id);
+    if (MQTTAsync_createWithOptions(&c, g->uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro) !=
+        MQTTASYNC_SUCCESS) {
+        goto out;
+    }
+    MQTTAsync_setCallbacks(c, &p, NULL, probe_msg, NULL);
+    co.cleanstart = 1;
+    co.keepAliveInterval = 20;
+    co.username = g->cfg->username;
+    co.password = g->cfg->password[0] != '\0' ? g->cfg->password : NULL;
+    co.onFailure5 = probe_failed;
+    co.context = &p;
+    if (g->cfg->broker_tls) {
+        fill_ssl_options(g, &ssl);
+        co.ssl = &ssl;
+    }
+    if (MQTTAsync_connect(c, &co) != MQTTASYNC_SUCCESS) {
+        goto out;
+    }
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    while (!MQTTAsync_isConnected(c) && !p.done) {
+        struct timespec ts = { 0, 20000000L };
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (now.tv_sec > until.tv_sec) {
+            goto out;
+        }
+        nanosleep(&ts, NULL);
+    }
+    if (p.done) {
+        goto out; /* the connect failed */
+    }
+    ro.onSuccess5 = probe_subscribed;
+    ro.onFailure5 = probe_failed;
+    ro.context = &p;
+    if (MQTTAsync_subscribe(c, g->status_topic, 1, &ro) != MQTTASYNC_SUCCESS) {
+        goto out;
+    }
+    pthread_mutex_lock(&p.mu);
+    while (!p.done && pthread_cond_timedwait(&p.cv, &p.mu, &until) == 0) {
+    }
+    pthread_mutex_unlock(&p.mu);
+    if (p.done && !p.failed) {
+        /* the retained status is sent right after the SUBACK: a moment for it */
+        struct timespec ts = { 0, 300000000L };
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&p.mu);
+        result = p.len > 0u && status_says_other(g, p.payload, why, cap) ? 1 : 0;
+        pthread_mutex_unlock(&p.mu);
+    }
+out:
+    if (c != NULL) {
+        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+        d.timeout = 1000;
+        if (MQTTAsync_isConnected(c)) {
+            (void)MQTTAsync_disconnect(c, &d);
+            for (int i = 0; i < 20 && MQTTAsync_isConnected(c); i++) {
+                struct timespec ts = { 0, 50000000L };
+                nanosleep(&ts, NULL);
+            }
+        }
+        MQTTAsync_destroy(&c);
+    }
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
+    return result;
+}
+
+/* Where this run is, for the status: host name, boot id, a random instance. */
+static void identity_init(gw_t *g)
+{
+    unsigned char r[16];
+    FILE *f;
+    static const char hex[] = "0123456789abcdef";
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        uint64_t t = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
+        memcpy(r, &t, sizeof(t));
+        memcpy(r + 8, &t, sizeof(t));
+    }
+    for (size_t i = 0; i < sizeof(r); i++) {
+        g->instance[2u * i] = hex[r[i] >> 4];
+        g->instance[2u * i + 1u] = hex[r[i] & 15u];
+    }
+    if (gethostname(g->host, sizeof(g->host) - 1u) != 0) {
+        snprintf(g->host, sizeof(g->host), "unknown");
+    }
+    for (char *q = g->host; *q != '\0'; q++) {
+        if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20u) {
+            *q = '_'; /* it goes into JSON as is */
+        }
+    }
+    f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f == NULL || fgets(g->boot_id, sizeof(g->boot_id), f) == NULL) {
+        g->boot_id[0] = '\0';
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    g->boot_id[strcspn(g->boot_id, "\r\n\"\\")] = '\0';
+    (void)status_payload(g, "offline", false, g->offline, sizeof(g->offline));
+}
+
 int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
 {
     gw_t g;
@@ -1022,6 +1265,32 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
         free_io(&g);
         return 1;
     }
+    identity_init(&g);
+    for (;;) {
+        /* Two gateways with one identity take the client id from each
+         * other, and a copy of the store hands out seqs twice: wait. */
+        char why[MQIM_GW_PATH_MAX + 256];
+        if (*stop || probe_other_instance(&g, why, sizeof(why)) != 1) {
+            break;
+        }
+        MQIM_LOGE(LOG_MOD, "%s; not routing until it says offline (checking every %d s). Stop one "
+                  "of them; if that one is not running any more, clear its status with "
+                  "mosquitto_pub -r -n -t %s", why, PROBE_RECHECK_S, g.status_topic);
+        for (int i = 0; i < PROBE_RECHECK_S * 10 && !*stop; i++) {
+            struct timespec ts = { 0, 100000000L };
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (*stop) {
+        mqim_inbound_stop(g.inq);
+        mqim_router_free(g.router);
+        mqim_store_close(g.store);
+        free_io(&g);
+        return 1;
+    }
+    /* Before any delivery of this run (direct publishes go out ahead of the
+     * outbox on the publisher): devices learn a new store epoch first. */
+    publish_gateway_status(&g, "starting");
     rc = make_client(&g);
     if (rc != MQTTASYNC_SUCCESS) {
         mqim_inbound_stop(g.inq);
@@ -1030,8 +1299,9 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
         free_io(&g);
         return 1;
     }
-    MQIM_LOGI(LOG_MOD, "mqim-gateway starting: broker %s, data %s, root %s", g.uri, cfg->data_dir,
-              cfg->root);
+    MQIM_LOGI(LOG_MOD, "mqim-gateway starting: broker %s, data %s, root %s, store %s epoch %" PRIu64
+              ", instance %s", g.uri, cfg->data_dir, cfg->root, mqim_store_identity(g.store)->id,
+              mqim_store_identity(g.store)->epoch, g.instance);
     (void)start_connect(&g);
 
     pump(&g, stop);
@@ -1040,8 +1310,8 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
         MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer5;
         MQTTAsync_message msg = MQTTAsync_message_initializer;
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-        char buf[96];
-        int n = snprintf(buf, sizeof(buf), "{\"state\":\"offline\",\"ts\":%" PRId64 "}", now_ms());
+        char buf[512];
+        int n = status_payload(&g, "offline", true, buf, sizeof(buf));
         msg.payload = buf;
         msg.payloadlen = n;
         msg.qos = 1;

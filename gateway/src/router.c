@@ -3,6 +3,7 @@
 #include "router_internal.h"
 
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,14 @@ mqim_status_t rt_build_json(scratch_t *s, build_fn fn, const void *ctx, mqim_str
         }
     }
     return MQIM_INTERNAL;
+}
+
+mqim_status_t rt_build_doc(req_t *q, build_fn fn, const void *ctx, mqim_str_t *out)
+{
+    mqim_status_t st;
+    q->body_st = MQIM_OK;
+    st = rt_build_json(&q->r->doc, fn, ctx, out);
+    return st == MQIM_OK ? q->body_st : st;
 }
 
 mqim_status_t rt_encode_envelope(scratch_t *s, const mqim_envelope_t *env, mqim_str_t *out)
@@ -213,6 +222,13 @@ static void build_reject(mqim_json_writer_t *w, const void *vctx)
  * so a rejection is never silent.
  */
 
+#define STORE_LOG_INTERVAL_MS 10000
+
+static bool store_failure(mqim_status_t st)
+{
+    return st == MQIM_STORE_FULL || st == MQIM_DISK_FULL || st == MQIM_STORE_ERROR;
+}
+
 mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
                             mqim_status_t code, const char *reason_fmt, ...)
 {
@@ -231,6 +247,18 @@ mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
          * the "not_ok" counter of im/gateway/stats counts them. */
         MQIM_LOGD(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
                   mqim_status_name(code), reason);
+    } else if (store_failure(code)) {
+        /* A full disk refuses every publish until it is fixed: one line
+         * per interval, with how many were refused since the last one. */
+        if (q->now - r->store_log_at >= STORE_LOG_INTERVAL_MS || r->store_log_at == 0) {
+            MQIM_LOGE(LOG_MOD, "storage: %s (%s); refusing publishes (%" PRIu64 " more refused "
+                      "since the last line)", mqim_status_name(code), mqim_status_str(code),
+                      r->store_log_skipped);
+            r->store_log_at = q->now;
+            r->store_log_skipped = 0;
+        } else {
+            r->store_log_skipped++;
+        }
     } else {
         MQIM_LOGI(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
                   mqim_status_name(code), reason);
@@ -254,8 +282,10 @@ mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
         }
     }
     if (st != MQIM_OK) {
-        MQIM_LOGW(LOG_MOD, "cannot store rejection (%s): publishing it directly",
-                  mqim_status_name(st));
+        if (!store_failure(code)) { /* else counted above */
+            MQIM_LOGW(LOG_MOD, "cannot store rejection (%s): publishing it directly",
+                      mqim_status_name(st));
+        }
         rt_publish_now(r, topic, payload, 1, (mqim_str_t){ NULL, 0 });
         return st;
     }
@@ -713,7 +743,7 @@ static mqim_status_t handle_dm(req_t *q)
     if (st == MQIM_OK) {
         const char *why = NULL;
         st = fl_attach(q, p, &why);
-        if (st != MQIM_OK && st != MQIM_STORE_ERROR && st != MQIM_STORE_FULL) {
+        if (st != MQIM_OK && !store_failure(st)) {
             mqim_txn_abort(&q->txn);
             return rt_reject(q, "dm", p->env.id, q->t.name, st, "%s",
                              why != NULL ? why : mqim_status_str(st));
@@ -1077,7 +1107,7 @@ static void build_presence(mqim_json_writer_t *w, const void *vctx)
         mqim_json_object_end(w);
         return;
     }
-    (void)mqim_store_device_each(&d->q->txn, d->user, agg_visit, &a);
+    rt_body_status(d->q, mqim_store_device_each(&d->q->txn, d->user, agg_visit, &a));
     mqim_json_key_str(w, "state", mqim_str_from_cstr(state_names[a.state]));
     if (a.since != 0) {
         mqim_json_key_i64(w, "since", a.since);
@@ -1086,7 +1116,7 @@ static void build_presence(mqim_json_writer_t *w, const void *vctx)
         mqim_json_key_i64(w, "last_seen", a.last_seen);
     }
     mqim_json_object_begin_key(w, "devices");
-    (void)mqim_store_device_each(&d->q->txn, d->user, devices_write, w);
+    rt_body_status(d->q, mqim_store_device_each(&d->q->txn, d->user, devices_write, w));
     mqim_json_object_end(w);
     mqim_json_key_i64(w, "ts", d->q->now);
     mqim_json_object_end(w);
@@ -1184,7 +1214,7 @@ static mqim_status_t handle_status(req_t *q)
     if (st == MQIM_OK) {
         presence_doc_t d = { q, q->t.user, true };
         mqim_str_t payload;
-        st = rt_build_json(&q->r->doc, build_presence, &d, &payload);
+        st = rt_build_doc(q, build_presence, &d, &payload);
         if (st == MQIM_OK) {
             st = rt_emit(q, MQIM_TOPIC_PRESENCE, q->t.user, 1, true, payload);
         }
@@ -1266,7 +1296,16 @@ static mqim_status_t ctl_respond(req_t *q, ctl_doc_t *d)
     } else if (st != MQIM_OK && st != MQIM_RESPONSE_TOPIC) {
         return st;
     }
+    q->body_st = MQIM_OK;
     st = rt_build_json(&q->r->doc, build_ctl, d, &payload);
+    if (st == MQIM_OK && q->body_st != MQIM_OK && d->code == MQIM_OK) {
+        /* The body met a store failure part-way: a failed answer, not a
+         * partial list that says "ok":true. */
+        d->code = q->body_st;
+        d->reason = mqim_status_str(q->body_st);
+        d->body = NULL;
+        st = rt_build_json(&q->r->doc, build_ctl, d, &payload);
+    }
     if (st == MQIM_OK && d->direct_response) {
         rt_publish_now(q->r, topic, payload, 1, q->in->correlation);
     } else if (st == MQIM_OK) {
@@ -1281,6 +1320,9 @@ typedef struct sync_ctx {
     uint64_t after, last, count, limit, first_seq;
     bool complete;
     mqim_status_t st;
+    uint64_t store_epoch; /* the store's epoch, in every answer */
+    uint64_t epoch_seq;   /* the request named an older epoch: the seq its history and this one share */
+    bool other_epoch;
 } sync_ctx_t;
 
 static int sync_visit(void *vctx, const mqim_inbox_entry_t *e)
@@ -1331,6 +1373,13 @@ static void sync_body(mqim_json_writer_t *w, const ctl_doc_t *d)
     mqim_json_key_u64(w, "count", c->count);
     mqim_json_key_u64(w, "last", c->last);
     mqim_json_key_bool(w, "complete", c->complete);
+    mqim_json_key_u64(w, "store_epoch", c->store_epoch);
+    if (c->other_epoch) {
+        /* docs/protocol.md, "Store epochs": nothing replayed; ask again
+         * with after = min(after, epoch_seq) and this epoch. */
+        mqim_json_key_u64(w, "epoch_seq", c->epoch_seq);
+        return;
+    }
     if (c->after + 1u < c->first_seq) {
         /* Retention removed messages this device never saw: say so. */
         mqim_json_key_bool(w, "pruned", true);
@@ -1353,13 +1402,32 @@ static mqim_status_t ctl_sync(req_t *q, const cJSON *root, ctl_doc_t *d)
     sync_ctx_t *cp = q->r->sync;
     mqim_user_rec_t u;
     const cJSON *after = cJSON_GetObjectItemCaseSensitive(root, "after");
+    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(root, "store_epoch");
+    uint64_t their_epoch = 0;
     mqim_status_t st;
-    *cp = (sync_ctx_t){ q, 0, 0, 0, page_limit(q, root), 1, true, MQIM_OK };
+    *cp = (sync_ctx_t){ q, 0, 0, 0, page_limit(q, root), 1, true, MQIM_OK, 0, 0, false };
     if (after != NULL && !rt_json_u64(after, &cp->after)) {
         d->reason = "\"after\" must be a non-negative integer";
         return MQIM_FIELD_TYPE;
     }
+    if (epoch != NULL && !rt_json_u64(epoch, &their_epoch)) {
+        d->reason = "\"store_epoch\" must be a non-negative integer";
+        return MQIM_FIELD_TYPE;
+    }
     cp->last = cp->after;
+    cp->store_epoch = mqim_store_identity(q->r->store)->epoch;
+    if (their_epoch != 0u && their_epoch != cp->store_epoch) {
+        /* The device's seqs may belong to a history this store does not
+         * continue (a restore): replaying after them could skip messages. */
+        cp->other_epoch = true;
+        cp->complete = false;
+        st = mqim_store_epoch_seq(&q->txn, q->t.user, their_epoch, &cp->epoch_seq);
+        if (st == MQIM_OK) {
+            d->body = sync_body;
+            d->ctx = cp;
+        }
+        return st;
+    }
     if (mqim_store_user_get(&q->txn, q->t.user, &u) == MQIM_OK) {
         cp->first_seq = u.first_seq;
         st = mqim_store_inbox_scan(&q->txn, q->t.user, cp->after, sync_visit, cp);
@@ -1517,7 +1585,9 @@ static void pres_body(mqim_json_writer_t *w, const ctl_doc_t *d)
     {
         mqim_user_rec_t u;
         presence_doc_t pd = { p->q, rt_json_str(it), false };
-        pd.known = mqim_store_user_get(&p->q->txn, pd.user, &u) == MQIM_OK;
+        mqim_status_t st = mqim_store_user_get(&p->q->txn, pd.user, &u);
+        pd.known = st == MQIM_OK;
+        rt_body_status(p->q, st == MQIM_NOT_FOUND ? MQIM_OK : st);
         build_presence(w, &pd);
     }
     mqim_json_array_end(w);
@@ -1584,7 +1654,7 @@ static mqim_status_t handle_ctl(req_t *q)
                    "group_remove, group_leave, group_rename, group_set, group_info, groups, "
                    "msg_status, chats, file_begin, file_put, file_get, file_info, keys)";
     }
-    if (d.code == MQIM_STORE_FULL || d.code == MQIM_STORE_ERROR) {
+    if (store_failure(d.code)) {
         cJSON_Delete(root);
         mqim_txn_abort(&q->txn);
         return rt_reject(q, "ctl", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, d.code, "%s",
@@ -1742,9 +1812,16 @@ mqim_status_t mqim_router_handle_batch(mqim_router_t *r, const mqim_inbound_t *i
             return MQIM_OK;
         }
     }
-    /* The batch is lost as a whole: handle each publish on its own. */
-    MQIM_LOGW(LOG_MOD, "batch of %zu publishes could not commit (%s); handling them one by one", n,
-              mqim_status_name(rc));
+    /* The batch is lost as a whole: handle each publish on its own. (While
+     * the store is full, each one's rejection is counted in rt_reject's
+     * line: this one would repeat with every batch.) */
+    if (!store_failure(rc)) {
+        MQIM_LOGW(LOG_MOD, "batch of %zu publishes could not commit (%s); handling them one by one", n,
+                  mqim_status_name(rc));
+    } else {
+        MQIM_LOGD(LOG_MOD, "batch of %zu publishes could not commit (%s); handling them one by one", n,
+                  mqim_status_name(rc));
+    }
     for (size_t i = 0; i < n; i++) {
         st[i] = mqim_router_handle(r, &in[i], now_ms[i]);
     }

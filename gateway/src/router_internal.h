@@ -44,6 +44,10 @@ struct mqim_router {
     struct ch_work *chats; /* chats.c */
     struct fl_work *files; /* files.c */
     struct kx_work *keys; /* keys.c */
+    /* Storage failures (full map, full disk, errors) refuse every publish
+     * while they last: one log line per STORE_LOG_INTERVAL_MS with a count. */
+    int64_t store_log_at;
+    uint64_t store_log_skipped;
 };
 
 /* What is being handled: shared by the handlers of one inbound publish. */
@@ -57,7 +61,18 @@ typedef struct req {
      * publishes, so a flood from one user costs the disk (and everyone
      * else's latency) as little as possible; such an ack changes no state. */
     bool reject_lazy;
+    /* A store failure met while writing a document (the builders cannot
+     * return one): rt_build_doc turns it into a failed answer. */
+    mqim_status_t body_st;
 } req_t;
+
+/** Record a store failure of a document builder (the first one counts). */
+static inline void rt_body_status(req_t *q, mqim_status_t st)
+{
+    if (st != MQIM_OK && q->body_st == MQIM_OK) {
+        q->body_st = st;
+    }
+}
 
 typedef void (*build_fn)(mqim_json_writer_t *w, const void *ctx);
 
@@ -100,6 +115,9 @@ struct ctl_doc {
 /* ---- helpers (router.c) ---- */
 
 mqim_status_t rt_build_json(scratch_t *s, build_fn fn, const void *ctx, mqim_str_t *out);
+/** rt_build_json into q->r->doc, failing with the store failure a builder
+ *  met (rt_body_status): no document built over a failed read goes out. */
+mqim_status_t rt_build_doc(req_t *q, build_fn fn, const void *ctx, mqim_str_t *out);
 mqim_status_t rt_encode_envelope(scratch_t *s, const mqim_envelope_t *env, mqim_str_t *out);
 /** Copy an envelope's device and file description into a message record. */
 void rt_msg_set_extras(mqim_msg_rec_t *m, const mqim_envelope_t *env);

@@ -5,12 +5,18 @@
 #include "store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mqim/limits.h"
@@ -20,13 +26,16 @@
 
 enum { DB_META, DB_USERS, DB_MSGS, DB_INBOX, DB_CHATS, DB_DEDUPE, DB_CURSORS, DB_DEVICES,
        DB_OUTBOX, DB_GROUPS, DB_MEMBERS, DB_MEMBERSHIPS, DB_RECEIPTS, DB_FILES, DB_CHUNKS,
-       DB_UPLOADS, DB_FILE_ACCESS, DB_GINDEX, DB_PRUNED, DB_KEYS, DB_COUNT_ };
+       DB_UPLOADS, DB_FILE_ACCESS, DB_GINDEX, DB_PRUNED, DB_KEYS, DB_EPOCHS, DB_FORKS, DB_COUNT_ };
 
 static const char *const db_names[DB_COUNT_] = {
     "meta", "users", "msgs", "inbox", "chats", "dedupe", "cursors", "devices", "outbox",
     "groups", "members", "memberships", "receipts", "files", "chunks", "uploads", "file_access",
-    "gindex", "pruned", "keys"
+    "gindex", "pruned", "keys", "epochs", "forks"
 };
+
+/* Databases a store of format 1 lacks (a read-only open cannot create them). */
+#define DB_FIRST_OF_V2 DB_EPOCHS
 
 struct mqim_store {
     MDB_env *env;
@@ -35,6 +44,8 @@ struct mqim_store {
      * thread begins is a nested transaction of it (see mqim_store_batch_begin). */
     MDB_txn *batch;
     pthread_t batch_thread;
+    mqim_store_identity_t identity; /* read (and made, upgraded) at open */
+    mqim_status_t scan_failure;     /* test seam: every prefix scan fails with it (mqim_store_fail_scans) */
 };
 
 /* Keys are built in a stack buffer: two names, separators and a seq. */
@@ -109,6 +120,10 @@ static mqim_status_t map_rc(int rc, const char *what)
         st = MQIM_NOT_FOUND;
     } else if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
         st = MQIM_STORE_FULL;
+    } else if (rc == ENOSPC || rc == EDQUOT || rc == EFBIG) {
+        /* The disk (or a quota, or a file size limit), not the map: the
+         * operator frees disk space, not map_size_mb. */
+        st = MQIM_DISK_FULL;
     } else {
         MQIM_LOGE(LOG_MOD, "%s: %s", what, mdb_strerror(rc));
         st = MQIM_STORE_ERROR;
@@ -116,9 +131,13 @@ static mqim_status_t map_rc(int rc, const char *what)
     return st;
 }
 
+static void identity_read(mqim_txn_t *txn, mqim_store_identity_t *id);
+static mqim_status_t identity_setup(mqim_store_t *s, const char *dir);
+
 mqim_status_t mqim_store_open(const char *dir, size_t map_size, bool read_only, mqim_store_t **out)
 {
     mqim_store_t *s = calloc(1, sizeof(*s));
+    mqim_status_t st = MQIM_STORE_ERROR;
     int rc;
     if (s == NULL) {
         return MQIM_INTERNAL;
@@ -145,6 +164,11 @@ mqim_status_t mqim_store_open(const char *dir, size_t map_size, bool read_only, 
         rc = mdb_txn_begin(s->env, NULL, read_only ? MDB_RDONLY : 0u, &t);
         for (int i = 0; rc == 0 && i < DB_COUNT_; i++) {
             rc = mdb_dbi_open(t, db_names[i], read_only ? 0u : MDB_CREATE, &s->dbi[i]);
+            if (rc == MDB_NOTFOUND && read_only && i >= DB_FIRST_OF_V2) {
+                MQIM_LOGE(LOG_MOD, "the store in %s has format 1: start the gateway (or run any "
+                          "command that writes) once to upgrade it", dir);
+                st = MQIM_UNSUPPORTED;
+            }
         }
         if (rc == 0) {
             rc = mdb_txn_commit(t);
@@ -152,17 +176,37 @@ mqim_status_t mqim_store_open(const char *dir, size_t map_size, bool read_only, 
             mdb_txn_abort(t);
         }
     }
-    if (rc != 0) {
+    if (rc == 0) {
+        if (read_only) {
+            mqim_txn_t txn;
+            st = mqim_txn_begin(s, MQIM_TXN_READ, &txn);
+            if (st == MQIM_OK) {
+                identity_read(&txn, &s->identity);
+                mqim_txn_abort(&txn);
+                if (s->identity.schema > MQIM_STORE_SCHEMA) {
+                    MQIM_LOGE(LOG_MOD, "the store in %s has format %" PRIu64 ", newer than this "
+                              "mqim-gateway's (%u)", dir, s->identity.schema, MQIM_STORE_SCHEMA);
+                    st = MQIM_UNSUPPORTED;
+                }
+            }
+        } else {
+            st = identity_setup(s, dir);
+        }
+    } else if (st != MQIM_UNSUPPORTED) {
         MQIM_LOGE(LOG_MOD, "cannot open LMDB environment %s: %s", dir, mdb_strerror(rc));
+        st = MQIM_STORE_ERROR;
+    }
+    if (st != MQIM_OK) {
         if (s->env != NULL) {
             mdb_env_close(s->env);
         }
         free(s);
-        return MQIM_STORE_ERROR;
+        return st;
     }
     *out = s;
     return MQIM_OK;
 }
+
 
 void mqim_store_close(mqim_store_t *store)
 {
@@ -1660,6 +1704,9 @@ static mqim_status_t prefix_each(mqim_txn_t *txn, int db, mqim_str_t prefix, pre
     MDB_val key, val;
     size_t plen = prefix.len + 1u;
     int rc;
+    if (txn->store->scan_failure != MQIM_OK) {
+        return txn->store->scan_failure;
+    }
     key_str(&k, prefix);
     key_sep(&k);
     key = kval(&k);
@@ -1978,4 +2025,330 @@ mqim_status_t mqim_store_key_each(mqim_txn_t *txn, mqim_str_t user, mqim_key_vis
 {
     key_visit_t kv = { fn, ctx };
     return prefix_each(txn, DB_KEYS, user, key_visit, &kv);
+}
+
+/* ---- identity (store.h, "Store identity") ---- */
+
+#define META_SCHEMA "schema"
+#define META_STORE_ID "store_id"
+#define META_EPOCH "store_epoch"
+#define META_EPOCH_ORDINAL "epoch_ordinal"
+#define META_HOME_DEV "home_dev"
+#define META_HOME_INO "home_ino"
+
+static uint64_t meta_get(mqim_txn_t *txn, const char *name);
+static mqim_status_t meta_put(mqim_txn_t *txn, const char *name, uint64_t value);
+
+static int random_bytes(void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0u) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* A random epoch in 1..2^53-1: a JSON number every reader takes exactly. */
+static int random_epoch(uint64_t *epoch)
+{
+    uint64_t v = 0;
+    do {
+        if (random_bytes(&v, sizeof(v)) != 0) {
+            return -1;
+        }
+        v &= (UINT64_C(1) << 53) - 1u;
+    } while (v == 0u);
+    *epoch = v;
+    return 0;
+}
+
+/* The identity as stored: the id (16 random bytes) in hex, the epoch. */
+static void identity_read(mqim_txn_t *txn, mqim_store_identity_t *id)
+{
+    keybuf_t k = { .len = 0 };
+    MDB_val v;
+    static const char hex[] = "0123456789abcdef";
+    memset(id, 0, sizeof(*id));
+    key_str(&k, mqim_str_from_cstr(META_STORE_ID));
+    if (db_get(txn, DB_META, &k, &v) == MQIM_OK && v.mv_size == MQIM_STORE_ID_BYTES) {
+        const unsigned char *b = v.mv_data;
+        for (size_t i = 0; i < MQIM_STORE_ID_BYTES; i++) {
+            id->id[2u * i] = hex[b[i] >> 4];
+            id->id[2u * i + 1u] = hex[b[i] & 15u];
+        }
+    }
+    id->epoch = meta_get(txn, META_EPOCH);
+    id->schema = meta_get(txn, META_SCHEMA);
+}
+
+/* Record the top of every user's inbox under the new epoch's ordinal (what
+ * the history shared with every earlier epoch may be at most), then switch. */
+static int fork_visit(void *ctx, mqim_str_t user, const mqim_user_rec_t *rec);
+
+typedef struct fork_ctx {
+    mqim_txn_t *txn;
+    uint64_t ordinal;
+    mqim_status_t st;
+} fork_ctx_t;
+
+static mqim_status_t epoch_switch(mqim_txn_t *txn, const char *why)
+{
+    uint64_t epoch = 0, ordinal = meta_get(txn, META_EPOCH_ORDINAL) + 1u;
+    keybuf_t k = { .len = 0 };
+    unsigned char ord[8];
+    fork_ctx_t f = { txn, ordinal, MQIM_OK };
+    mqim_status_t st;
+    if (random_epoch(&epoch) != 0) {
+        MQIM_LOGE(LOG_MOD, "no random bytes for a new store epoch: %s", strerror(errno));
+        return MQIM_INTERNAL;
+    }
+    st = mqim_store_user_each(txn, fork_visit, &f);
+    if (st == MQIM_OK) {
+        st = f.st;
+    }
+    key_u64(&k, epoch);
+    be64_put(ord, ordinal);
+    if (st == MQIM_OK) {
+        st = db_put(txn, DB_EPOCHS, &k, ord, sizeof(ord));
+    }
+    if (st == MQIM_OK) {
+        st = meta_put(txn, META_EPOCH_ORDINAL, ordinal);
+    }
+    if (st == MQIM_OK) {
+        st = meta_put(txn, META_EPOCH, epoch);
+    }
+    if (st == MQIM_OK && why != NULL) {
+        MQIM_LOGW(LOG_MOD, "new store epoch %" PRIu64 " (%s): devices re-sync from the gateway",
+                  epoch, why);
+    }
+    return st;
+}
+
+static int fork_visit(void *ctx, mqim_str_t user, const mqim_user_rec_t *rec)
+{
+    fork_ctx_t *f = ctx;
+    keybuf_t k = { .len = 0 };
+    unsigned char top[8];
+    key_str(&k, user);
+    key_sep(&k);
+    key_u64(&k, f->ordinal);
+    be64_put(top, rec->next_seq > 0u ? rec->next_seq - 1u : 0u);
+    f->st = db_put(f->txn, DB_FORKS, &k, top, sizeof(top));
+    return f->st != MQIM_OK;
+}
+
+/* Make, upgrade or check the identity of a store opened for writing. */
+static mqim_status_t identity_setup(mqim_store_t *s, const char *dir)
+{
+    mqim_txn_t txn = { s, NULL, true };
+    mqim_status_t st;
+    uint64_t schema;
+    char path[4096];
+    struct stat sb;
+    bool fresh, copied = false;
+    keybuf_t k = { .len = 0 };
+    MDB_val v;
+    st = mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    schema = meta_get(&txn, META_SCHEMA);
+    /* A store without a format version: empty (new) or format 1 (written
+     * before versions were recorded; it has a next_mid or users). */
+    fresh = schema == 0u && meta_get(&txn, "next_mid") == 0u && db_entries(&txn, DB_USERS) == 0u &&
+            db_entries(&txn, DB_OUTBOX) == 0u;
+    if (schema > MQIM_STORE_SCHEMA) {
+        MQIM_LOGE(LOG_MOD, "the store in %s has format %" PRIu64 ", newer than this mqim-gateway's "
+                  "(%u): run the newer mqim-gateway that wrote it, or restore a backup", dir, schema,
+                  MQIM_STORE_SCHEMA);
+        mqim_txn_abort(&txn);
+        return MQIM_UNSUPPORTED;
+    }
+    key_str(&k, mqim_str_from_cstr(META_STORE_ID));
+    st = db_get(&txn, DB_META, &k, &v);
+    if (st == MQIM_NOT_FOUND) {
+        unsigned char id[MQIM_STORE_ID_BYTES];
+        st = random_bytes(id, sizeof(id)) == 0 ? db_put(&txn, DB_META, &k, id, sizeof(id))
+                                              : MQIM_INTERNAL;
+    }
+    if (st == MQIM_OK && meta_get(&txn, META_EPOCH) == 0u) {
+        st = epoch_switch(&txn, NULL);
+    }
+    if (st == MQIM_OK && schema < MQIM_STORE_SCHEMA) {
+        /* 1 -> 2: the identity (made above) and the epochs and forks
+         * databases (created at open). Nothing else changed shape. */
+        if (!fresh) {
+            MQIM_LOGI(LOG_MOD, "store in %s upgraded from format %" PRIu64 " to %u", dir,
+                      schema == 0u ? UINT64_C(1) : schema, MQIM_STORE_SCHEMA);
+        }
+        st = meta_put(&txn, META_SCHEMA, MQIM_STORE_SCHEMA);
+    }
+    /* The same store file, or a copy of it (restored from a file backup,
+     * copied to a second machine, moved): a copy's history may go on apart
+     * from the original's, so it starts a new epoch. */
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    if (st == MQIM_OK && stat(path, &sb) == 0) {
+        uint64_t dev = meta_get(&txn, META_HOME_DEV), ino = meta_get(&txn, META_HOME_INO);
+        if (ino != 0u && (dev != (uint64_t)sb.st_dev || ino != (uint64_t)sb.st_ino)) {
+            st = epoch_switch(&txn, "the store file is a copy: restored, moved or a second instance");
+            copied = true;
+        }
+        if (st == MQIM_OK && (dev != (uint64_t)sb.st_dev || ino != (uint64_t)sb.st_ino)) {
+            st = meta_put(&txn, META_HOME_DEV, (uint64_t)sb.st_dev);
+            if (st == MQIM_OK) {
+                st = meta_put(&txn, META_HOME_INO, (uint64_t)sb.st_ino);
+            }
+        }
+    }
+    if (st == MQIM_OK) {
+        identity_read(&txn, &s->identity);
+        s->identity.copied = copied;
+        st = mqim_txn_commit(&txn);
+    } else {
+        mqim_txn_abort(&txn);
+    }
+    return st;
+}
+
+void mqim_store_fail_scans(mqim_store_t *store, mqim_status_t st)
+{
+    store->scan_failure = st;
+}
+
+const mqim_store_identity_t *mqim_store_identity(const mqim_store_t *store)
+{
+    return &store->identity;
+}
+
+mqim_status_t mqim_store_copy(mqim_store_t *store, const char *dir)
+{
+    int rc;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        MQIM_LOGE(LOG_MOD, "cannot create %s: %s", dir, strerror(errno));
+        return MQIM_STORE_ERROR;
+    }
+    rc = mdb_env_copy2(store->env, dir, MDB_CP_COMPACT);
+    if (rc != 0) {
+        MQIM_LOGE(LOG_MOD, "cannot copy the store to %s: %s", dir, mdb_strerror(rc));
+        return rc == ENOSPC ? MQIM_DISK_FULL : MQIM_STORE_ERROR;
+    }
+    return MQIM_OK;
+}
+
+mqim_status_t mqim_store_new_epoch(mqim_store_t *store, const char *why)
+{
+    mqim_txn_t txn;
+    mqim_status_t st = mqim_txn_begin(store, MQIM_TXN_WRITE, &txn);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    st = epoch_switch(&txn, why);
+    if (st == MQIM_OK) {
+        identity_read(&txn, &store->identity);
+        return mqim_txn_commit(&txn);
+    }
+    mqim_txn_abort(&txn);
+    return st;
+}
+
+typedef struct fork_min {
+    uint64_t after_ordinal, seq, found;
+    bool any;
+} fork_min_t;
+
+static int fork_min_visit(void *ctx, mqim_str_t rest, const MDB_val *val)
+{
+    fork_min_t *m = ctx;
+    uint64_t ordinal, seq;
+    if (rest.len != 8u || val->mv_size != 8u) {
+        return 0;
+    }
+    ordinal = be64_get((const unsigned char *)rest.ptr);
+    seq = be64_get(val->mv_data);
+    if (ordinal > m->after_ordinal) {
+        m->found++;
+        if (!m->any || seq < m->seq) {
+            m->seq = seq;
+            m->any = true;
+        }
+    }
+    return 0;
+}
+
+mqim_status_t mqim_store_epoch_seq(mqim_txn_t *txn, mqim_str_t user, uint64_t since_epoch,
+                                   uint64_t *seq)
+{
+    keybuf_t k = { .len = 0 };
+    MDB_val v;
+    fork_min_t m = { 0, 0, 0, false };
+    uint64_t current = meta_get(txn, META_EPOCH_ORDINAL);
+    mqim_status_t st;
+    if (since_epoch == txn->store->identity.epoch) {
+        *seq = UINT64_MAX;
+        return MQIM_OK;
+    }
+    if (since_epoch != 0u) {
+        key_u64(&k, since_epoch);
+        st = db_get(txn, DB_EPOCHS, &k, &v);
+        if (st == MQIM_OK && v.mv_size == 8u) {
+            m.after_ordinal = be64_get(v.mv_data);
+        } else if (st != MQIM_OK && st != MQIM_NOT_FOUND) {
+            return st;
+        }
+    }
+    if (since_epoch == 0u) {
+        /* no epoch named: the fork of the current epoch */
+        m.after_ordinal = current - 1u;
+    }
+    st = prefix_each(txn, DB_FORKS, user, fork_min_visit, &m);
+    /* An epoch begun before the user existed has no fork of theirs: 0. */
+    *seq = m.any && m.found >= current - m.after_ordinal ? m.seq : 0u;
+    return st;
+}
+
+/* ---- one gateway per data directory ---- */
+
+int mqim_store_lock_dir(const char *dir, char *err, size_t cap)
+{
+    char path[4096], pid[32];
+    int fd;
+    ssize_t n;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, cap, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/gateway.lock", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, cap, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        n = pread(fd, pid, sizeof(pid) - 1u, 0);
+        pid[n > 0 ? (size_t)n : 0u] = '\0';
+        pid[strcspn(pid, "\r\n")] = '\0';
+        if (e == EWOULDBLOCK) {
+            snprintf(err, cap, "another mqim-gateway (pid %s) is using the data directory %s "
+                     "(%s is locked): one gateway per store", pid[0] != '\0' ? pid : "unknown",
+                     dir, path);
+        } else {
+            snprintf(err, cap, "cannot lock %s: %s", path, strerror(e));
+        }
+        close(fd);
+        return -1;
+    }
+    n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* the lock holds without the pid; the message then says "unknown" */
+    }
+    return fd;
 }

@@ -29,6 +29,22 @@
  *                                                         from that chat; group chats only)
  *   keys     user \0 device                            -> 32-byte X25519 public key, be64(ts first
  *                                                         stored) (E2E device keys, keys.c)
+ *   epochs   be64(epoch)                               -> be64(its ordinal: 1, 2, ... in the
+ *                                                         order this history began them)
+ *   forks    user \0 be64(ordinal)                     -> be64(the user's highest seq when that
+ *                                                         epoch began)
+ *
+ * Store identity (format 2; meta "schema", "store_id", "store_epoch",
+ * "epoch_ordinal", "home_dev"/"home_ino"): a random store id made when the
+ * store is created, and a random epoch that changes whenever history may
+ * have diverged: `restore`, a store file that is a copy (its device and
+ * inode differ from the ones recorded: a file-level restore, a move, a
+ * second instance), `mqim-gateway new-epoch`. Seqs of one epoch are never
+ * reused; across epochs they may be (a restored store hands out again the
+ * seqs issued after its backup). The forks record, per user, the highest
+ * seq an epoch shares with the ones before it, so a device that saw seqs of
+ * an older epoch knows from which seq to take the new history
+ * (mqim_store_epoch_seq; docs/protocol.md, "Store epochs").
  *
  * A group's messages sit in each member's inbox under the chat "#group"
  * ('#' is not a name character, so a group never collides with a peer).
@@ -146,17 +162,64 @@ typedef struct mqim_outbox_rec {
     mqim_str_t payload;
 } mqim_outbox_rec_t;
 
+/** The store format this gateway writes: 2 added the store identity. */
+#define MQIM_STORE_SCHEMA 2u
+#define MQIM_STORE_ID_BYTES 16u
+
+typedef struct mqim_store_identity {
+    char id[MQIM_STORE_ID_BYTES * 2u + 1u]; /**< hex; "" in a format-1 store opened read-only */
+    uint64_t epoch;  /**< 1..2^53-1; 0 in a format-1 store opened read-only */
+    uint64_t schema; /**< the store's format */
+    bool copied;     /**< this open found a copy of the recorded store file and began an epoch */
+} mqim_store_identity_t;
+
 /**
  * Open (creating) the environment in directory `dir` (created 0700 if
- * missing) with a map of map_size bytes.
- * @return MQIM_OK, MQIM_STORE_ERROR (with a log line naming the cause).
+ * missing) with a map of map_size bytes. Opened for writing, a new store
+ * gets its identity, an older format is upgraded, and a store file that is a
+ * copy of the one recorded starts a new epoch (all logged).
+ * @return MQIM_OK, MQIM_UNSUPPORTED (a newer format than MQIM_STORE_SCHEMA,
+ *         or format 1 opened read-only), MQIM_STORE_ERROR (with a log line
+ *         naming the cause).
  */
 mqim_status_t mqim_store_open(const char *dir, size_t map_size, bool read_only,
                               mqim_store_t **out);
 void mqim_store_close(mqim_store_t *store);
 
+/** Fault injection for tests: every prefix scan (members, memberships,
+ *  keys, receipts, forks) fails with st until called with MQIM_OK. */
+void mqim_store_fail_scans(mqim_store_t *store, mqim_status_t st);
+
+/** The identity read at open (and after mqim_store_new_epoch). */
+const mqim_store_identity_t *mqim_store_identity(const mqim_store_t *store);
+/**
+ * A consistent copy of the store, compacted (mdb_env_copy2 in one read
+ * transaction: the gateway may keep running), into dir/data.mdb; dir is
+ * made 0700 when missing. @return MQIM_OK, MQIM_STORE_ERROR (logged).
+ */
+mqim_status_t mqim_store_copy(mqim_store_t *store, const char *dir);
+/** Begin a new epoch (restore, forced recovery): records every user's fork
+ *  seq, logs `why`. Not inside a batch. */
+mqim_status_t mqim_store_new_epoch(mqim_store_t *store, const char *why);
+/**
+ * The highest seq of user's inbox that the current history shares with
+ * epoch since_epoch: UINT64_MAX when since_epoch is the current one; the
+ * lowest fork seq of the epochs begun after it (all of them when this
+ * history does not know it); since_epoch 0: the fork of the current epoch.
+ */
+mqim_status_t mqim_store_epoch_seq(mqim_txn_t *txn, mqim_str_t user, uint64_t since_epoch,
+                                   uint64_t *seq);
+/**
+ * One gateway per data directory: an exclusive flock on DIR/gateway.lock
+ * (made with DIR when missing), which holds the owner's pid. Returns the
+ * descriptor (kept open for the lock's lifetime; closed at exit), or -1 with
+ * the reason in err ("another mqim-gateway (pid N) is using ...").
+ */
+int mqim_store_lock_dir(const char *dir, char *err, size_t cap);
+
 mqim_status_t mqim_txn_begin(mqim_store_t *store, mqim_txn_mode_t mode, mqim_txn_t *txn);
-/** @return MQIM_OK, MQIM_STORE_FULL (map full: the txn is gone), MQIM_STORE_ERROR. */
+/** @return MQIM_OK, MQIM_STORE_FULL (map full: the txn is gone), MQIM_DISK_FULL
+ *  (the file system said ENOSPC or EDQUOT), MQIM_STORE_ERROR. */
 mqim_status_t mqim_txn_commit(mqim_txn_t *txn);
 void mqim_txn_abort(mqim_txn_t *txn);
 

@@ -1,7 +1,8 @@
 /* Fuzz target: the device IM layer's inbound path. A fake transport gives
  * the client a CONNACK, then one PUBLISH built from the input (byte 0 picks
- * in/msg, in/ack or in/res, byte 1 the QoS, the rest is the payload), and
- * the client handles it with a RAM outbox and RAM state. */
+ * in/msg, in/ack, in/res or the gateway's status, byte 1 the QoS, the seq
+ * and store epoch the device remembers, the rest is the payload), and the
+ * client handles it with a RAM outbox and RAM state. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,8 @@ static uint8_t outbox_mem[4096];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const topics[] = { "im/u/bob/in/msg", "im/u/bob/in/ack", "im/u/bob/in/res" };
+    static const char *const topics[] = { "im/u/bob/in/msg", "im/u/bob/in/ack", "im/u/bob/in/res",
+                                          "im/gateway/status" };
     mqim_client_config_t cfg;
     mqim_mqtt_publish_t pub;
     size_t len = 0;
@@ -55,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.outbox_ctx = &outbox;
     cfg.state = &state_ops;
     saved.last_seq = data[1] % 4u; /* exercise dups, gaps and in-order seqs */
+    saved.store_epoch = (data[1] & 0x20u) != 0u ? 111u : 0u; /* an epoch known, or none yet */
     mqim_ram_outbox_init(&outbox, outbox_mem, sizeof(outbox_mem));
     if (mqim_client_init(&client, &cfg) != MQIM_OK || mqim_client_start(&client) != MQIM_OK) {
         abort();
@@ -66,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wire[2] = 0;
     wire[3] = 0;
     memset(&pub, 0, sizeof(pub));
-    pub.topic = mqim_str_from_cstr(topics[data[0] % 3u]);
+    pub.topic = mqim_str_from_cstr(topics[data[0] % 4u]);
     pub.payload = data + 2;
     pub.payload_len = size - 2u;
     pub.qos = (uint8_t)(data[1] >> 6) % 3u;

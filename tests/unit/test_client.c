@@ -522,6 +522,76 @@ static void test_tombstones_advance_seq(void)
     CHECK(!next_publish_on("im/u/bob/out/receipt", &s)); /* nothing for 6 */
 }
 
+/* Store epochs (docs/protocol.md): the first epoch heard is adopted; a
+ * device that saw seqs 1-5 of epoch 111 reconnects to a restored store
+ * (epoch 222, history shared up to seq 3): the new 4 and 5 are not dropped
+ * as seen. Deliveries before the epoch is confirmed wait for the sync. */
+static unsigned epoch_calls;
+static uint64_t epoch_from;
+
+static void on_store_epoch(void *ctx, uint64_t epoch, uint64_t from_seq)
+{
+    (void)ctx;
+    (void)epoch;
+    epoch_calls++;
+    epoch_from = from_seq;
+}
+
+static void test_store_epoch_resync(void)
+{
+    static const char *const m4 = "{\"id\":\"n4\",\"seq\":4,\"from\":\"alice\",\"type\":\"text\",\"body\":\"new four\"}";
+    static const char *const m5 = "{\"id\":\"n5\",\"seq\":5,\"from\":\"alice\",\"type\":\"text\",\"body\":\"new five\"}";
+    static const uint8_t connack[] = { 0x20, 2, 0, 0 };
+    mqim_client_config_t cfg;
+    sent_pkt_t s;
+    fresh();
+    /* a first run: the epoch of the status is adopted and saved */
+    connect(); /* status without store_epoch: an older gateway, nothing changes */
+    CHECK(saved.store_epoch == 0u);
+    gateway_status("{\"state\":\"online\",\"ts\":2,\"store\":\"ab\",\"store_epoch\":111}", false, 60001);
+    CHECK(saved.store_epoch == 111u);
+    mqim_client_stop(&client);
+
+    /* the next run: it had seen up to 5 in epoch 111 */
+    cfg = client.cfg;
+    cfg.cb.on_store_epoch = on_store_epoch;
+    saved.last_seq = 5;
+    epoch_calls = 0;
+    in_len = in_off = out_len = out_off = 0;
+    CHECK_EQ_INT(mqim_client_init(&client, &cfg), MQIM_OK);
+    CHECK_EQ_INT(mqim_client_start(&client), MQIM_OK);
+    pump(1);
+    inject_raw(connack, sizeof(connack));
+    pump(2);
+    CHECK(next_publish_on("im/u/bob/out/ctl", &s));
+    CHECK_EQ_STR(s.payload, strlen(s.payload), "{\"op\":\"sync\",\"after\":5,\"store_epoch\":111}");
+    /* a live delivery before the status: held back (the sync brings it) */
+    inject_publish("im/u/bob/in/msg", m4, strlen(m4), 1);
+    pump(4);
+    CHECK_EQ_INT(nseen, 0);
+    gateway_status("{\"state\":\"online\",\"ts\":3,\"store\":\"ab\",\"store_epoch\":222}", true, 60002);
+    CHECK_EQ_INT(nseen, 0);
+    {
+        const char *res = "{\"op\":\"sync\",\"ok\":true,\"after\":5,\"count\":0,\"last\":5,"
+                          "\"complete\":false,\"store_epoch\":222,\"epoch_seq\":3}";
+        inject_publish("im/u/bob/in/res", res, strlen(res), 2);
+        pump(4);
+    }
+    CHECK(saved.last_seq == 3u && saved.store_epoch == 222u);
+    CHECK_EQ_INT(epoch_calls, 1);
+    CHECK(epoch_from == 3u);
+    CHECK(next_publish_on("im/u/bob/out/ctl", &s));
+    CHECK_EQ_STR(s.payload, strlen(s.payload), "{\"op\":\"sync\",\"after\":3,\"store_epoch\":222}");
+    inject_publish("im/u/bob/in/msg", m4, strlen(m4), 3);
+    inject_publish("im/u/bob/in/msg", m5, strlen(m5), 4);
+    pump(6);
+    CHECK_EQ_INT(nseen, 2);
+    CHECK_EQ_STR(seen[0], strlen(seen[0]), "4 alice: new four");
+    CHECK_EQ_STR(seen[1], strlen(seen[1]), "5 alice: new five");
+    CHECK(saved.last_seq == 5u);
+    mqim_client_stop(&client);
+}
+
 /* The outbox goes out only while the gateway says online, and from its
  * oldest entry each time it says so again (it restarted while the device
  * stayed connected): entries without a `sent` are published again, in key
@@ -656,6 +726,7 @@ int main(void)
     test_oversized_message();
     test_outbox_bad_records();
     test_tombstones_advance_seq();
+    test_store_epoch_resync();
     test_gateway_online_replays_outbox();
     test_outbox_window();
     return CHECK_REPORT();

@@ -56,17 +56,19 @@ static void test_order_and_reboot(void)
 static void test_state(void)
 {
     mqim_lmdb_store_t *s = NULL;
-    mqim_device_state_t st = { 0, 0 }, got;
+    mqim_device_state_t st = { 0, 0, 0 }, got;
     CHECK_EQ_INT(mqim_lmdb_store_open(dir, 0, &s), MQIM_OK);
     CHECK_EQ_INT(mqim_lmdb_state_ops.load(s, &got), MQIM_OK);
     CHECK(got.epoch == 0u && got.last_seq == 0u); /* never saved: zeros */
     st.epoch = 7;
     st.last_seq = 0x123456789aULL;
+    st.store_epoch = (1ULL << 53) - 5u; /* the gateway's store epoch survives too */
     CHECK_EQ_INT(mqim_lmdb_state_ops.save(s, &st), MQIM_OK);
     mqim_lmdb_store_close(s);
     CHECK_EQ_INT(mqim_lmdb_store_open(dir, 0, &s), MQIM_OK);
     CHECK_EQ_INT(mqim_lmdb_state_ops.load(s, &got), MQIM_OK);
     CHECK(got.epoch == 7u && got.last_seq == 0x123456789aULL);
+    CHECK(got.store_epoch == (1ULL << 53) - 5u);
     mqim_lmdb_store_close(s);
 }
 

@@ -4,6 +4,10 @@
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -702,6 +706,45 @@ static void test_store_full(void)
     /* the rejection reached alice: stored if possible, else published directly */
     CHECK((nouts >= 1 && strstr(outs[nouts - 1].payload, "store_full") != NULL) ||
           (ndirect >= 1 && strstr(direct[ndirect - 1].payload, "store_full") != NULL));
+    teardown();
+}
+
+/* A full disk (here: RLIMIT_FSIZE, the same refusal to grow the file) is
+ * told apart from a full map: the sender's rejection says disk_full, and
+ * once there is room again the next message is stored. */
+static void test_disk_full(void)
+{
+    static char body[4000];
+    struct rlimit old, lim;
+    struct stat sb;
+    char path[300];
+    int full = 0;
+    memset(body, 'd', sizeof(body) - 1);
+    setup(NULL, 0);
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    CHECK(stat(path, &sb) == 0);
+    CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)sb.st_size + 256u * 1024u;
+    signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    for (int i = 0; i < 400 && !full; i++) {
+        mqim_status_t st = pub("im/u/alice/out/dm/bob", body, 1);
+        if (st == MQIM_DISK_FULL) {
+            full = 1;
+        } else {
+            CHECK_EQ_INT(st, MQIM_OK);
+        }
+        drain();
+    }
+    CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    CHECK(full);
+    CHECK((nouts >= 1 && strstr(outs[nouts - 1].payload, "\"code\":\"disk_full\"") != NULL) ||
+          (ndirect >= 1 && strstr(direct[ndirect - 1].payload, "\"code\":\"disk_full\"") != NULL));
+    CHECK((nouts >= 1 && strstr(outs[nouts - 1].payload, "no space left") != NULL) ||
+          (ndirect >= 1 && strstr(direct[ndirect - 1].payload, "no space left") != NULL));
+    /* room again: stored as usual */
+    CHECK_EQ_INT(pub("im/u/alice/out/dm/bob", "after the disk was freed", 1), MQIM_OK);
     teardown();
 }
 
@@ -1823,6 +1866,103 @@ static void test_journal_replay(void)
     teardown();
 }
 
+/* A store failure while a reply is written (injected: every prefix scan
+ * fails) is a failed answer, never "ok":true with a partial list: the keys
+ * op, and the group limit check of group_add (groups_of). */
+static void test_reply_store_failure(void)
+{
+    cJSON *j;
+    setup(NULL, 0);
+    pub_key("alice", "phone", 0x01);
+    cJSON_Delete(ctl("alice", "{\"op\":\"group_create\",\"group\":\"team\",\"members\":[\"bob\"]}", MQIM_OK));
+    drain();
+    mqim_store_fail_scans(store, MQIM_STORE_ERROR);
+    j = keys_ctl("bob", "{\"op\":\"keys\",\"req\":\"k\",\"user\":\"alice\"}", MQIM_STORE_ERROR);
+    CHECK(j != NULL && !jbool(j, "ok"));
+    CHECK(j != NULL && cJSON_GetObjectItemCaseSensitive(j, "keys") == NULL);
+    CHECK(j != NULL && strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "code")), "store_error") == 0);
+    cJSON_Delete(j);
+    nouts = 0;
+    ndirect = 0;
+    (void)pub("im/u/alice/out/ctl", "{\"op\":\"group_add\",\"group\":\"team\",\"users\":[\"carol\"]}", 1);
+    drain();
+    mqim_store_fail_scans(store, MQIM_OK);
+    {
+        mqim_txn_t txn;
+        mqim_member_rec_t mr;
+        CHECK_EQ_INT(mqim_txn_begin(store, MQIM_TXN_READ, &txn), MQIM_OK);
+        /* not added on a count it could not make */
+        CHECK_EQ_INT(mqim_store_member_get(&txn, MQIM_STR("team"), MQIM_STR("carol"), &mr), MQIM_NOT_FOUND);
+        mqim_txn_abort(&txn);
+    }
+    /* the requester heard why */
+    {
+        int told = 0;
+        for (int i = 0; i < nouts; i++) {
+            told += strstr(outs[i].payload, "store_error") != NULL;
+        }
+        for (int i = 0; i < ndirect; i++) {
+            told += strstr(direct[i].payload, "store_error") != NULL;
+        }
+        CHECK(told >= 1);
+    }
+    j = keys_ctl("bob", "{\"op\":\"keys\",\"req\":\"k\",\"user\":\"alice\"}", MQIM_OK);
+    CHECK(j != NULL && jbool(j, "ok"));
+    cJSON_Delete(j);
+    teardown();
+}
+
+/* A journal write that fails part-way (a full disk) is cut off the file:
+ * the records after it are still replayed after a crash. */
+static int torn_calls;
+
+static ssize_t torn_write(int fd, const void *buf, size_t len)
+{
+    torn_calls++;
+    if (torn_calls == 2) {
+        return write(fd, buf, len / 2u); /* the second record: half of it ... */
+    }
+    if (torn_calls == 3) {
+        errno = ENOSPC; /* ... then the disk is full */
+        return -1;
+    }
+    return write(fd, buf, len);
+}
+
+static void test_journal_torn_write(void)
+{
+    char journal[300], bodies[16][32];
+    mqim_inbound_q_t *q;
+    mqim_txn_t txn;
+    setup(NULL, 0);
+    snprintf(journal, sizeof(journal), "%s/inbound.journal", dir);
+    q = mqim_inbound_start(store, router, journal, 2, NULL, NULL);
+    CHECK(q != NULL);
+    torn_calls = 0;
+    mqim_inbound_set_journal_write(torn_write);
+    for (int i = 0; i < 3; i++) {
+        char body[16];
+        mqim_inbound_t in;
+        snprintf(body, sizeof(body), "torn %d", i);
+        in = inb("im/u/alice/out/dm/bob", body);
+        CHECK(mqim_inbound_put(q, &in, clock_ms)); /* queued all the same */
+    }
+    mqim_inbound_set_journal_write(NULL);
+    mqim_inbound_stop(q);
+    CHECK_EQ_INT(bob_bodies(bodies, 16), 3);
+    /* a crash before any commit: everything journaled is routed again */
+    CHECK_EQ_INT(mqim_txn_begin(store, MQIM_TXN_WRITE, &txn), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_counter_add(&txn, "journal_applied", UINT64_MAX - 2u), MQIM_OK); /* 3 - 3 */
+    CHECK_EQ_INT(mqim_txn_commit(&txn), MQIM_OK);
+    q = mqim_inbound_start(store, router, journal, 2, NULL, NULL);
+    CHECK(q != NULL);
+    mqim_inbound_stop(q);
+    CHECK_EQ_INT(bob_bodies(bodies, 16), 2); /* the first and the third: the torn one was cut */
+    CHECK_EQ_STR(bodies[0], strlen(bodies[0]), "torn 0");
+    CHECK_EQ_STR(bodies[1], strlen(bodies[1]), "torn 2");
+    teardown();
+}
+
 /* Outbox entries the pump hands over are deleted by the worker even when no
  * inbound publish follows (it once waited for the next one): within
  * DELETE_DELAY_MS of an idle worker, and inside a batch otherwise. */
@@ -2129,6 +2269,7 @@ int main(void)
     test_retention_and_pruned_sync();
     test_per_user_policy();
     test_store_full();
+    test_disk_full();
     test_group_count_retention();
     test_group_retention_and_user_retention();
     test_group_set();
@@ -2141,6 +2282,8 @@ int main(void)
     test_device_cap_and_status_rate();
     test_batch_order_reject_dedupe();
     test_journal_replay();
+    test_journal_torn_write();
+    test_reply_store_failure();
     test_outbox_deletes_when_idle();
     test_batch_invisible_before_commit();
     test_batch_store_full();

@@ -477,8 +477,137 @@ static void test_keys_db(void)
     remove_dir();
 }
 
+static void put_users(mqim_store_t *s, uint64_t bob_next)
+{
+    mqim_txn_t txn;
+    mqim_user_rec_t u;
+    CHECK_EQ_INT(mqim_txn_begin(s, MQIM_TXN_WRITE, &txn), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_user_ensure(&txn, MQIM_STR("bob"), 1), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_user_get(&txn, MQIM_STR("bob"), &u), MQIM_OK);
+    u.next_seq = bob_next;
+    CHECK_EQ_INT(mqim_store_user_put(&txn, MQIM_STR("bob"), &u), MQIM_OK);
+    CHECK_EQ_INT(mqim_txn_commit(&txn), MQIM_OK);
+}
+
+static uint64_t epoch_seq(mqim_store_t *s, const char *user, uint64_t since)
+{
+    mqim_txn_t txn;
+    uint64_t seq = 12345;
+    CHECK_EQ_INT(mqim_txn_begin(s, MQIM_TXN_READ, &txn), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_epoch_seq(&txn, mqim_str_from_cstr(user), since, &seq), MQIM_OK);
+    mqim_txn_abort(&txn);
+    return seq;
+}
+
+/* A store gets an id and an epoch; each new epoch records where every
+ * user's history forks, and a device of any older epoch is told the lowest
+ * fork since its own (an unknown epoch: all of them). */
+static void test_identity_epochs(void)
+{
+    mqim_store_t *s = open_fresh();
+    mqim_store_identity_t first = *mqim_store_identity(s);
+    uint64_t e2, e3;
+    CHECK(strlen(first.id) == 32u && first.epoch != 0u && first.epoch < (1ULL << 53));
+    CHECK(first.schema == MQIM_STORE_SCHEMA && !first.copied);
+    CHECK(epoch_seq(s, "bob", first.epoch) == UINT64_MAX); /* the current one */
+    put_users(s, 11); /* bob saw up to 10 */
+    CHECK_EQ_INT(mqim_store_new_epoch(s, "test"), MQIM_OK);
+    e2 = mqim_store_identity(s)->epoch;
+    CHECK(e2 != first.epoch && strcmp(mqim_store_identity(s)->id, first.id) == 0);
+    CHECK(epoch_seq(s, "bob", first.epoch) == 10u);
+    put_users(s, 7); /* (a restore took it back) */
+    CHECK_EQ_INT(mqim_store_new_epoch(s, "test"), MQIM_OK);
+    e3 = mqim_store_identity(s)->epoch;
+    CHECK(epoch_seq(s, "bob", first.epoch) == 6u); /* the lowest fork since */
+    CHECK(epoch_seq(s, "bob", e2) == 6u);
+    CHECK(epoch_seq(s, "bob", 99u) == 0u);  /* unknown: every fork, and bob began after the first */
+    CHECK(epoch_seq(s, "carol", first.epoch) == 0u); /* no history of carol: from the start */
+    CHECK(epoch_seq(s, "bob", 0u) == 6u);   /* none named: the current epoch's fork */
+    /* reopened: the same identity (the same file) */
+    mqim_store_close(s);
+    CHECK_EQ_INT(mqim_store_open(dir, 0, false, &s), MQIM_OK);
+    CHECK(mqim_store_identity(s)->epoch == e3 && !mqim_store_identity(s)->copied);
+    mqim_store_close(s);
+    remove_dir();
+}
+
+/* A copy of the store file (a file-level restore, a second instance) begins
+ * a new epoch when opened; a store of a newer format is refused. */
+static void test_copy_and_newer_format(void)
+{
+    mqim_store_t *s = open_fresh();
+    char cmd[1200], copy[300];
+    uint64_t e1 = mqim_store_identity(s)->epoch;
+    mqim_txn_t txn;
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    uint64_t three = 3;
+    MDB_val k = { 6, (void *)"schema" }, v = { 8, &three };
+    put_users(s, 5);
+    mqim_store_close(s);
+    snprintf(copy, sizeof(copy), "%s-copy", dir);
+    snprintf(cmd, sizeof(cmd), "mkdir %s && cp %s/data.mdb %s/", copy, dir, copy);
+    CHECK(system(cmd) == 0);
+    CHECK_EQ_INT(mqim_store_open(copy, 0, false, &s), MQIM_OK);
+    CHECK(mqim_store_identity(s)->copied && mqim_store_identity(s)->epoch != e1);
+    CHECK(epoch_seq(s, "bob", e1) == 4u);
+    CHECK_EQ_INT(mqim_txn_begin(s, MQIM_TXN_READ, &txn), MQIM_OK);
+    mqim_txn_abort(&txn);
+    mqim_store_close(s);
+    /* format 3 written by a future gateway */
+    CHECK(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 32) == 0);
+    CHECK(mdb_env_open(env, copy, 0, 0600) == 0);
+    CHECK(mdb_txn_begin(env, NULL, 0, &t) == 0 && mdb_dbi_open(t, "meta", 0, &dbi) == 0);
+    CHECK(mdb_put(t, dbi, &k, &v, 0) == 0 && mdb_txn_commit(t) == 0);
+    mdb_env_close(env);
+    CHECK_EQ_INT(mqim_store_open(copy, 0, false, &s), MQIM_UNSUPPORTED);
+    CHECK_EQ_INT(mqim_store_open(copy, 0, true, &s), MQIM_UNSUPPORTED);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", copy);
+    CHECK(system(cmd) == 0);
+    remove_dir();
+}
+
+/* tests/fixtures/store-v1: a store written by the release before formats
+ * were recorded (alice sent bob three messages). Read-only it is refused
+ * with a clear error; opened for writing it is upgraded to format 2 and
+ * keeps everything. */
+static void test_upgrade_from_v1_fixture(void)
+{
+    mqim_store_t *s = NULL;
+    mqim_txn_t txn;
+    mqim_user_rec_t u;
+    mqim_msg_rec_t m;
+    mqim_inbox_entry_t e;
+    char cmd[700];
+    snprintf(dir, sizeof(dir), "/tmp/mqim-store-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(cmd, sizeof(cmd), "cp %s/tests/fixtures/store-v1/data.mdb %s/", MQIM_SOURCE_DIR, dir);
+    CHECK(system(cmd) == 0);
+    CHECK_EQ_INT(mqim_store_open(dir, 0, true, &s), MQIM_UNSUPPORTED);
+    CHECK_EQ_INT(mqim_store_open(dir, 0, false, &s), MQIM_OK);
+    CHECK(mqim_store_identity(s)->schema == MQIM_STORE_SCHEMA);
+    CHECK(mqim_store_identity(s)->epoch != 0u && strlen(mqim_store_identity(s)->id) == 32u);
+    CHECK_EQ_INT(mqim_txn_begin(s, MQIM_TXN_READ, &txn), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_user_get(&txn, MQIM_STR("bob"), &u), MQIM_OK);
+    CHECK(u.next_seq == 4u && u.count == 3u);
+    CHECK_EQ_INT(mqim_store_inbox_get(&txn, MQIM_STR("bob"), 3, &e), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_msg_get(&txn, e.mid, &m), MQIM_OK);
+    CHECK(mqim_str_eq_cstr(m.body, "fixture 2") && mqim_str_eq_cstr(m.id, "fx-2"));
+    mqim_txn_abort(&txn);
+    mqim_store_close(s);
+    /* upgraded: now it opens read-only too */
+    CHECK_EQ_INT(mqim_store_open(dir, 0, true, &s), MQIM_OK);
+    CHECK(mqim_store_identity(s)->schema == MQIM_STORE_SCHEMA);
+    mqim_store_close(s);
+    remove_dir();
+}
+
 int main(void)
 {
+    test_identity_epochs();
+    test_copy_and_newer_format();
+    test_upgrade_from_v1_fixture();
     test_outbox_durable_order();
     test_inbox_chat_prune();
     test_dedupe_cursor_device();

@@ -52,7 +52,8 @@
     X(FILE_CORRUPT,    86, "file_corrupt",     "file content does not match its size or SHA-256") \
     X(FILE_INCOMPLETE, 87, "file_incomplete",  "file upload is not complete") \
     X(FILE_OFFSET,     88, "file_offset",      "chunk offset is not the next one the gateway expects") \
-    X(STORE_FULL,      70, "store_full",       "gateway storage is full")              \
+    X(STORE_FULL,      70, "store_full",       "gateway storage is full: the store reached its map size") \
+    X(DISK_FULL,       73, "disk_full",        "gateway storage is full: its disk has no space left") \
     X(STORE_ERROR,     71, "store_error",      "gateway storage error")                \
     X(INTERNAL,        72, "internal",         "internal error")                       \
     X(BAD_REQUEST,     80, "bad_request",      "malformed control request")            \

@@ -75,6 +75,13 @@ typedef struct mqim_client_callbacks {
      * env->upto is read; clear its unread. May be NULL.
      */
     void (*on_read)(void *ctx, const mqim_envelope_t *env);
+    /**
+     * The gateway's store began a new epoch (a restore, a copy: seqs after
+     * from_seq may have been handed out again): the library takes the new
+     * history from from_seq on instead of dropping those seqs as seen
+     * (docs/protocol.md, "Store epochs"). Informational; may be NULL.
+     */
+    void (*on_store_epoch)(void *ctx, uint64_t epoch, uint64_t from_seq);
     void *ctx;
 } mqim_client_callbacks_t;
 
@@ -110,6 +117,9 @@ typedef struct mqim_client {
     bool connected;
     bool gw_online;          /**< {root}/gateway/status said online on this connection */
     bool sync_pending;       /**< a sync request is out; deliveries wait for it */
+    bool epoch_check;        /**< the store epoch of this connection is not confirmed yet:
+                                  deliveries are dropped (a sync brings them again) */
+    bool epoch_dropped;      /**< ... and some were: sync once it is confirmed */
     uint64_t receipts[MQIM_CLIENT_RECEIPT_BATCH];
     unsigned nreceipts;
     /* Sized from the MQTT buffers, not the wire's payload limit: a device

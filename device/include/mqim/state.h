@@ -14,6 +14,8 @@
 typedef struct mqim_device_state {
     uint32_t epoch;    /**< presence epoch of the last connection (birth and will) */
     uint64_t last_seq; /**< highest inbox seq delivered to the application */
+    uint64_t store_epoch; /**< the gateway store's epoch last_seq belongs to; 0 unknown
+                               (docs/protocol.md, "Store epochs") */
 } mqim_device_state_t;
 
 typedef struct mqim_state_ops {

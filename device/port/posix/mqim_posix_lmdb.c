@@ -232,7 +232,8 @@ size_t mqim_lmdb_outbox_count(mqim_lmdb_store_t *s)
     return n;
 }
 
-/* State record: u32 epoch, u64 last_seq, big-endian (12 bytes). */
+/* State record: u32 epoch, u64 last_seq, then u64 store_epoch, big-endian
+ * (20 bytes; a 12-byte record from before store epochs reads store_epoch 0). */
 static mqim_status_t lmdb_state_load(void *ctx, mqim_device_state_t *state)
 {
     mqim_lmdb_store_t *s = ctx;
@@ -248,10 +249,13 @@ static mqim_status_t lmdb_state_load(void *ctx, mqim_device_state_t *state)
         return MQIM_STORE_ERROR;
     }
     rc = mdb_get(txn, s->meta, &k, &v);
-    if (rc == 0 && v.mv_size == 12u) {
+    if (rc == 0 && (v.mv_size == 12u || v.mv_size == 20u)) {
         const uint8_t *p = v.mv_data;
         state->epoch = be32_get(p);
         state->last_seq = ((uint64_t)be32_get(p + 4) << 32) | be32_get(p + 8);
+        if (v.mv_size == 20u) {
+            state->store_epoch = ((uint64_t)be32_get(p + 12) << 32) | be32_get(p + 16);
+        }
     } else if (rc == 0) {
         rc = MDB_CORRUPTED;
     }
@@ -263,8 +267,8 @@ static mqim_status_t lmdb_state_save(void *ctx, const mqim_device_state_t *state
 {
     mqim_lmdb_store_t *s = ctx;
     MDB_txn *txn = NULL;
-    uint8_t b[12];
-    MDB_val k = { sizeof(state_name) - 1u, (void *)(uintptr_t)state_name }, v = { 12, b };
+    uint8_t b[20];
+    MDB_val k = { sizeof(state_name) - 1u, (void *)(uintptr_t)state_name }, v = { 20, b };
     int rc;
     if (s == NULL || state == NULL) {
         return MQIM_BAD_PARAMETER;
@@ -272,6 +276,8 @@ static mqim_status_t lmdb_state_save(void *ctx, const mqim_device_state_t *state
     be32_put(b, state->epoch);
     be32_put(b + 4, (uint32_t)(state->last_seq >> 32));
     be32_put(b + 8, (uint32_t)state->last_seq);
+    be32_put(b + 12, (uint32_t)(state->store_epoch >> 32));
+    be32_put(b + 16, (uint32_t)state->store_epoch);
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc == 0) {
         rc = mdb_put(txn, s->meta, &k, &v, 0);
