@@ -120,7 +120,7 @@ class StoreIdentity(EnvTest):
             for i in range(20):
                 alice.dm("bob", '{"id":"c-%d","body":"m%d"}' % (i, i))
             got = bob.expect("in/msg", count=20)
-            alice.expect("in/ack", lambda p: p.get("status") == "sent", count=20)
+            alice.expect_sent(count=20)
             time.sleep(1.0)
             seqs = [p["seq"] for p in bob.matching("in/msg")]
             self.assertEqual(sorted(seqs), list(range(1, 21)), got)
@@ -158,7 +158,7 @@ class BrokerState(unittest.TestCase):
             alice = env.client("alice")
             for i in range(200):
                 alice.dm("bob", '{"id":"q-%d","body":"queued %d"}' % (i, i))
-            alice.expect("in/ack", lambda p: p.get("status") == "sent", count=200, timeout=60)
+            alice.expect_sent(count=200, timeout=60)
             time.sleep(0.5)
             back = env.client("bob", client_id="bob.gone", clean=False)
             time.sleep(2.0)
