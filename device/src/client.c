@@ -460,6 +460,8 @@ mqim_status_t mqim_client_init(mqim_client_t *c, const mqim_client_config_t *cfg
     sc.entropy_ctx = cfg->entropy_ctx;
     sc.cb = (mqim_session_callbacks_t){ s_on_message, s_on_published, s_on_connected,
                                         s_on_disconnected, s_get_publish, c };
+    sc.sleep = cfg->sleep;
+    sc.sleep_ctx = cfg->sleep_ctx;
     return mqim_session_init(&c->session, &sc);
 }
 
@@ -496,6 +498,41 @@ bool mqim_client_connected(const mqim_client_t *c)
 uint64_t mqim_client_last_seq(const mqim_client_t *c)
 {
     return c->st.last_seq;
+}
+
+mqim_link_state_t mqim_client_link(const mqim_client_t *c, mqim_status_t *reason)
+{
+    static const uint8_t link_of[MQIM_SESSION_STATE_COUNT] = {
+        [MQIM_SESSION_STOPPED] = MQIM_LINK_STOPPED,
+        [MQIM_SESSION_BACKOFF] = MQIM_LINK_DISCONNECTED,
+        [MQIM_SESSION_CONNECTING] = MQIM_LINK_CONNECTING,
+        [MQIM_SESSION_CONNECTED] = MQIM_LINK_CONNECTED,
+    };
+    if (reason != 0) {
+        *reason = c->session.last_error;
+    }
+    return (mqim_link_state_t)link_of[mqim_session_state(&c->session)];
+}
+
+uint32_t mqim_client_next_deadline(const mqim_client_t *c)
+{
+    return mqim_session_next_deadline(&c->session);
+}
+
+/* on_link for a new state, or another failed attempt in the same state. */
+static void report_link(mqim_client_t *c)
+{
+    mqim_status_t why = MQIM_OK;
+    mqim_link_state_t now_state = mqim_client_link(c, &why);
+    if ((uint8_t)now_state == c->link_said && c->session.failures == c->failures_said) {
+        return;
+    }
+    c->link_said = (uint8_t)now_state;
+    c->failures_said = c->session.failures;
+    if (c->cfg.cb.on_link != 0) {
+        c->cfg.cb.on_link(c->cfg.cb.ctx, now_state,
+                          now_state == MQIM_LINK_DISCONNECTED ? why : MQIM_OK);
+    }
 }
 
 /* Publish outbox entries not yet sent on this connection, in key order. */
@@ -537,6 +574,7 @@ mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms)
         replay_outbox(c);
         flush_receipts(c);
     }
+    report_link(c);
     return st;
 }
 

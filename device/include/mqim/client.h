@@ -45,6 +45,14 @@ typedef struct mqim_ack {
     uint64_t seq;
 } mqim_ack_t;
 
+/** Where the connection to the broker stands (mqim_client_link). */
+typedef enum mqim_link_state {
+    MQIM_LINK_STOPPED = 0,  /**< not started, or stopped */
+    MQIM_LINK_DISCONNECTED, /**< no connection: waiting to retry; the reason says why the last attempt or link failed */
+    MQIM_LINK_CONNECTING,   /**< transport open, CONNECT sent, waiting for the CONNACK */
+    MQIM_LINK_CONNECTED     /**< the broker accepted the connection */
+} mqim_link_state_t;
+
 typedef struct mqim_client_callbacks {
     /** Once per seq, in order. A tombstone (type "pruned", no id: the
      *  gateway's group retention removed that message) is not passed on:
@@ -71,6 +79,13 @@ typedef struct mqim_client_callbacks {
      */
     void (*on_read)(void *ctx, const mqim_envelope_t *env);
     void *ctx;
+    /**
+     * The connection changed state, or another attempt failed (reason as
+     * mqim_client_link; MQIM_OK when connecting or connected). Called from
+     * mqim_client_poll. May be NULL. (Last, after ctx, so initialisers
+     * written before it stay valid.)
+     */
+    void (*on_link)(void *ctx, mqim_link_state_t state, mqim_status_t reason);
 } mqim_client_callbacks_t;
 
 typedef struct mqim_client_config {
@@ -89,6 +104,11 @@ typedef struct mqim_client_config {
     const mqim_state_ops_t *state;
     void *state_ctx;
     mqim_client_callbacks_t cb;
+    /** Optional but wanted: how mqim_client_poll waits while there is no
+     *  connection (ports.h). Without it, sleep for
+     *  mqim_client_next_deadline() between polls yourself. */
+    mqim_sleep_fn sleep;
+    void *sleep_ctx;
 } mqim_client_config_t;
 
 typedef struct mqim_client {
@@ -105,6 +125,8 @@ typedef struct mqim_client {
     bool connected;
     bool gw_online;          /**< {root}/gateway/status said online on this connection */
     bool sync_pending;       /**< a sync request is out; deliveries wait for it */
+    uint8_t link_said;       /**< the mqim_link_state_t last passed to on_link */
+    uint32_t failures_said;  /**< the session's failure count at that time */
     uint64_t receipts[MQIM_CLIENT_RECEIPT_BATCH];
     unsigned nreceipts;
     /* Sized from the MQTT buffers, not the wire's payload limit: a device
@@ -131,12 +153,37 @@ void mqim_client_stop(mqim_client_t *c);
 
 /**
  * Drive everything: connect and reconnect, read, deliver callbacks, replay
- * the outbox, send receipts. Waits at most timeout_ms for input.
- * @return MQIM_OK, or why the link just went down (MQIM_TRANSPORT_ERROR,
- *         MQIM_TIMEOUT, MQIM_CONNACK_REFUSED, MQIM_MQTT_*): informational,
- *         the client reconnects by itself.
+ * the outbox, send receipts. Blocks until input arrives or a timer of the
+ * library is due (reconnect, keep-alive), at most timeout_ms; it never
+ * spins, also not while disconnected, provided the config has a sleep
+ * port (otherwise it returns at once while backing off: sleep for
+ * mqim_client_next_deadline() yourself).
+ * @return MQIM_OK, or why the attempt or the link just failed (as
+ *         mqim_session_poll: the CONNACK refusals one to one,
+ *         MQIM_BROKER_UNREACHABLE, MQIM_TLS_*, MQIM_KEEPALIVE_LOST, ...):
+ *         informational, the client reconnects by itself.
  */
 mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms);
+
+/**
+ * Milliseconds until the library next needs mqim_client_poll on its own
+ * (reconnect after backoff, keep-alive ping, a timeout); 0: now;
+ * MQIM_NO_DEADLINE: nothing timed. While connected, input from the broker
+ * needs a poll too: a board sleeps until this or its transport's receive
+ * interrupt, whichever comes first.
+ */
+uint32_t mqim_client_next_deadline(const mqim_client_t *c);
+
+/**
+ * The connection's state, and in *reason (may be NULL) why the last
+ * attempt or link failed (MQIM_OK when none did since the start): one of
+ * the CONNACK refusals (MQIM_CONNACK_NOT_AUTHORIZED, _BAD_CREDENTIALS,
+ * _IDENTIFIER_REJECTED, _SERVER_UNAVAILABLE, _PROTOCOL_VERSION),
+ * MQIM_BROKER_UNREACHABLE, MQIM_TLS_VERIFY_FAILED (the transport keeps
+ * the verification's details), MQIM_TLS_HANDSHAKE_FAILED, MQIM_TIMEOUT
+ * (no CONNACK), MQIM_KEEPALIVE_LOST, MQIM_TRANSPORT_ERROR, MQIM_MQTT_*.
+ */
+mqim_link_state_t mqim_client_link(const mqim_client_t *c, mqim_status_t *reason);
 
 /**
  * Queue a text message to peer (stored in the outbox first, so it survives
