@@ -59,7 +59,7 @@ static int32_t tcp_open(void *ctx, uint32_t timeout_ms)
         return -(int32_t)MQIM_BROKER_UNREACHABLE;
     }
     for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-        int one = 1, err = 0, w = 0;
+        int one = 1, err = 0;
         socklen_t len = sizeof(err);
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
@@ -68,11 +68,17 @@ static int32_t tcp_open(void *ctx, uint32_t timeout_ms)
         }
         /* MQTT packets are small and latency matters more than batching. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 &&
-            (errno != EINPROGRESS || (w = wait_fd(fd, POLLOUT, timeout_ms)) <= 0 ||
-             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)) {
-            /* remember why, for the application (mqim_posix_tcp_describe) */
-            t->open_errno = err != 0 ? err : errno != EINPROGRESS ? errno : w == 0 ? ETIMEDOUT : EIO;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            err = errno;
+            if (err == EINPROGRESS) {
+                /* the socket's own error says why (ECONNREFUSED, ...) */
+                err = wait_fd(fd, POLLOUT, timeout_ms) == 0 ? ETIMEDOUT
+                      : getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ? errno
+                                                                               : err;
+            }
+        }
+        if (err != 0) {
+            t->open_errno = err; /* for mqim_posix_tcp_describe */
             close(fd);
             fd = -1;
         }
