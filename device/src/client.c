@@ -569,7 +569,11 @@ static void replay_outbox(mqim_client_t *c)
 
 mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms)
 {
-    mqim_status_t st = mqim_session_poll(&c->session, timeout_ms);
+    mqim_status_t st;
+    if (c->connected) {
+        replay_outbox(c); /* what was queued since the last poll leaves before the wait */
+    }
+    st = mqim_session_poll(&c->session, timeout_ms);
     if (c->connected) {
         replay_outbox(c);
         flush_receipts(c);
