@@ -30,14 +30,12 @@
 #define CORE_HZ 25000000u /* mps2-an386 SYSCLK */
 
 static volatile uint32_t ms_ticks;
-static volatile uint32_t ms_asleep; /* ticks that found the core in WFI */
-static volatile bool in_wfi;
+static uint32_t ms_asleep; /* SysTicks that woke the core from WFI */
 
 void mqim_systick_handler(void);
 void mqim_systick_handler(void)
 {
     ms_ticks++;
-    ms_asleep += in_wfi ? 1u : 0u;
 }
 
 /* Only wakes the core: the byte stays in DATA for uart_recv. */
@@ -52,13 +50,13 @@ void mqim_uart1_rx_handler(void)
  * between still ends the WFI (a pending interrupt does, masked or not). */
 static void sleep_until_event(void)
 {
+    uint32_t before = ms_ticks;
     __asm volatile("cpsid i" ::: "memory");
     if ((REG(UART1, UART_STATE) & STATE_RX_FULL) == 0u) {
-        in_wfi = true;
         __asm volatile("wfi" ::: "memory");
-        in_wfi = false;
     }
-    __asm volatile("cpsie i" ::: "memory");
+    __asm volatile("cpsie i" ::: "memory"); /* the waking SysTick runs here */
+    ms_asleep += ms_ticks - before;
 }
 
 void board_sleep_ms(void *ctx, uint32_t ms)
