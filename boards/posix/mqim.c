@@ -70,8 +70,11 @@
 #include "mqim_posix_tcp.h"
 #include "mqim_posix_tls.h"
 
+static const char *cli_user; /* the --user: our own echoes are not receipted */
+
 typedef struct app {
     int messages, sent, rejected, responses, e2e_refused;
+    mqim_client_t *client;
     /* the connection (on_link) */
     const mqim_posix_tcp_t *tcp;
     const mqim_posix_tls_t *tls;
@@ -105,6 +108,9 @@ static void on_message(void *ctx, const mqim_envelope_t *env)
             printf("[%llu] e2e refused from %s: %s (%s)\n", (unsigned long long)env->seq, sender(env),
                    mqim_status_name(st), mqim_status_str(st));
             fflush(stdout);
+            if (env->has_seq && !mqim_str_eq(env->from, mqim_str_from_cstr(cli_user))) {
+                (void)mqim_client_refuse(a->client, env->seq, st); /* not `delivered`: the sender learns why */
+            }
             return;
         }
         printf("(e2e) ");
@@ -154,7 +160,7 @@ static void on_oversized(void *ctx, const mqim_envelope_t *env, size_t payload_s
 static void on_ack(void *ctx, const mqim_ack_t *ack)
 {
     app_t *a = ctx;
-    static const char *const names[] = { "sent", "delivered", "read", "rejected", "ack" };
+    static const char *const names[] = { "sent", "delivered", "read", "rejected", "ack", "refused" };
     if (ack->status == MQIM_ACK_REJECTED && mqim_str_eq_cstr(ack->re, "key")) {
         /* the key every run publishes, refused (too many devices, rate
          * limited): not what the command was about, so only a warning */
@@ -162,7 +168,11 @@ static void on_ack(void *ctx, const mqim_ack_t *ack)
                 ack->code.ptr, (int)ack->reason.len, ack->reason.ptr);
         return;
     }
-    if (ack->status == MQIM_ACK_REJECTED) {
+    if (ack->status == MQIM_ACK_REFUSED) {
+        /* a device of the recipient got it but could not show it */
+        printf("refused %.*s seq=%llu by=%.*s: %.*s\n", (int)ack->id.len, ack->id.ptr, (unsigned long long)ack->seq,
+               (int)ack->by.len, ack->by.ptr, (int)ack->code.len, ack->code.ptr);
+    } else if (ack->status == MQIM_ACK_REJECTED) {
         printf("%s %.*s: %.*s (%.*s)\n", names[ack->status], (int)ack->id.len, ack->id.ptr,
                (int)ack->code.len, ack->code.ptr, (int)ack->reason.len, ack->reason.ptr);
     } else {
@@ -715,6 +725,8 @@ int main(int argc, char **argv)
                                         strcmp(cmd, "listen") == 0 ? on_presence : NULL, on_read, &app, on_link };
     cfg.sleep = mqim_posix_sleep_ms; /* no busy loop while the broker is away */
     app.tcp = &tcp;
+    app.client = &client;
+    cli_user = user;
     app.tls = tls;
     if (mqim_client_init(&client, &cfg) != MQIM_OK) {
         fprintf(stderr, "mqim: invalid user or device name\n");

@@ -96,6 +96,39 @@ static void flush_receipts(mqim_client_t *c)
     }
 }
 
+/* {"status":"refused","seqs":[seq],"code":"...","device":"..."}: the
+ * message at seq reached this device but was not shown. */
+static mqim_status_t send_refusal(mqim_client_t *c, uint64_t seq, mqim_status_t why)
+{
+    mqim_json_writer_t w;
+    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
+    mqim_json_object_begin(&w);
+    mqim_json_key_str(&w, "status", MQIM_STR("refused"));
+    mqim_json_array_begin(&w, "seqs");
+    mqim_json_value_u64(&w, seq);
+    mqim_json_array_end(&w);
+    mqim_json_key_str(&w, "code", mqim_str_from_cstr(mqim_status_name(why)));
+    mqim_json_key_str(&w, "device", c->cfg.device);
+    mqim_json_object_end(&w);
+    return publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w);
+}
+
+mqim_status_t mqim_client_refuse(mqim_client_t *c, uint64_t seq, mqim_status_t why)
+{
+    unsigned k = 0;
+    if (c == 0 || why == MQIM_OK || !c->connected) {
+        return MQIM_BAD_PARAMETER;
+    }
+    /* no `delivered` for it: take it out of the pending batch */
+    for (unsigned i = 0; i < c->nreceipts; i++) {
+        if (c->receipts[i] != seq) {
+            c->receipts[k++] = c->receipts[i];
+        }
+    }
+    c->nreceipts = k;
+    return send_refusal(c, seq, why);
+}
+
 /* ---- inbound ---- */
 
 /* A tombstone: the gateway's retention removed the message at this seq and
@@ -152,6 +185,9 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
     } else if (pub->truncated) {
         if (c->cfg.cb.on_oversized != 0) {
             c->cfg.cb.on_oversized(c->cfg.cb.ctx, &env, pub->payload_full_len);
+        }
+        if (env.has_seq && !mqim_str_eq(env.from, c->cfg.user)) {
+            (void)send_refusal(c, env.seq, MQIM_PAYLOAD_TOO_LARGE); /* the text never reached the user */
         }
     } else if (!env.has_seq && env.has_upto && mqim_str_eq_cstr(env.type, "read")) {
         if (c->cfg.cb.on_read != 0) {
@@ -242,6 +278,7 @@ static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
                  : mqim_json_string_eq(&ack_status_value, "delivered")   ? MQIM_ACK_DELIVERED
                  : mqim_json_string_eq(&ack_status_value, "read")        ? MQIM_ACK_READ
                  : mqim_json_string_eq(&ack_status_value, "rejected")    ? MQIM_ACK_REJECTED
+                 : mqim_json_string_eq(&ack_status_value, "refused")     ? MQIM_ACK_REFUSED
                                                                           : MQIM_ACK_OTHER;
     ack.id = jstr(&o, "id", c->arena, cap, &used);
     ack.by = jstr(&o, "by", c->arena, cap, &used);

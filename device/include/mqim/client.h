@@ -31,7 +31,8 @@ typedef enum mqim_ack_status {
     MQIM_ACK_DELIVERED,
     MQIM_ACK_READ,
     MQIM_ACK_REJECTED,
-    MQIM_ACK_OTHER
+    MQIM_ACK_OTHER,
+    MQIM_ACK_REFUSED /**< a recipient's device could not open the message: code says why (docs/protocol.md) */
 } mqim_ack_status_t;
 
 /** An ack from the gateway (strings valid during the callback). */
@@ -39,7 +40,7 @@ typedef struct mqim_ack {
     mqim_ack_status_t status;
     mqim_str_t id;     /**< the message it is about; may be empty for some rejections */
     mqim_str_t by;     /**< delivered/read: who */
-    mqim_str_t code;   /**< rejected: stable code name */
+    mqim_str_t code;   /**< rejected, refused: stable code name ("e2e_auth_failed", ...) */
     mqim_str_t reason; /**< rejected: readable reason */
     mqim_str_t re;     /**< rejected: what it is about ("dm", "group", "ctl", "key", ...) */
     uint64_t seq;
@@ -65,8 +66,8 @@ typedef struct mqim_client_callbacks {
      * A message larger than MQIM_CFG_RX_BUFFER_SIZE arrived: only its head
      * was read, so env has id, seq, from, to/group, ts and type but no body,
      * and payload_size says how large it was. Its seq counts as received
-     * (the stream does not stall on it); no delivered receipt is sent for
-     * it. May be NULL (the message is then skipped silently on the device
+     * (the stream does not stall on it); instead of a delivered receipt the
+     * sender gets a `refused` one with code payload_too_large. May be NULL (the message is then skipped silently on the device
      * side, but the gateway keeps it in history).
      */
     void (*on_oversized)(void *ctx, const mqim_envelope_t *env, size_t payload_size);
@@ -252,6 +253,18 @@ mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json);
  *         a session error.
  */
 mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t type);
+
+/**
+ * The message at inbox seq `seq`, just handed to on_message, could not be
+ * shown (an end-to-end message that does not open, content the
+ * application cannot handle): instead of the `delivered` receipt, the
+ * sender gets a `refused` one carrying mqim_status_name(why) as its code
+ * (docs/protocol.md, "Receipts"). Call it from on_message, or later in the
+ * same poll; the seq stays consumed (no redelivery).
+ * @return MQIM_OK, MQIM_BAD_PARAMETER (why is MQIM_OK; not connected),
+ *         a session error.
+ */
+mqim_status_t mqim_client_refuse(mqim_client_t *c, uint64_t seq, mqim_status_t why);
 
 /** Tell peer everything it sent up to inbox seq `upto` was read.
  *  @return MQIM_OK, MQIM_BAD_PARAMETER (peer name, not connected),
