@@ -109,7 +109,7 @@ static void on_message(void *ctx, const mqim_envelope_t *env)
                    mqim_status_name(st), mqim_status_str(st));
             fflush(stdout);
             if (env->has_seq && !mqim_str_eq(env->from, mqim_str_from_cstr(cli_user))) {
-                (void)mqim_client_refuse(a->client, env->seq, st); /* not `delivered`: the sender learns why */
+                (void)mqim_client_refuse(a->client, env->seq, mqim_str_from_cstr(mqim_status_name(st))); /* not `delivered`: the sender learns why */
             }
             return;
         }

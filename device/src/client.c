@@ -75,48 +75,40 @@ static mqim_status_t request_sync(mqim_client_t *c)
     return publish_json(c, MQIM_TOPIC_OUT_CTL, &w);
 }
 
-static void flush_receipts(mqim_client_t *c)
-{
-    mqim_json_writer_t w;
-    if (c->nreceipts == 0u || !c->connected) {
-        return;
-    }
-    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
-    mqim_json_object_begin(&w);
-    mqim_json_key_str(&w, "status", MQIM_STR("delivered"));
-    mqim_json_array_begin(&w, "seqs");
-    for (unsigned i = 0; i < c->nreceipts; i++) {
-        mqim_json_value_u64(&w, c->receipts[i]);
-    }
-    mqim_json_array_end(&w);
-    mqim_json_key_str(&w, "device", c->cfg.device);
-    mqim_json_object_end(&w);
-    if (publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w) == MQIM_OK) {
-        c->nreceipts = 0;
-    }
-}
-
-/* {"status":"refused","seqs":[seq],"code":"...","device":"..."}: the
- * message at seq reached this device but was not shown. */
-static mqim_status_t send_refusal(mqim_client_t *c, uint64_t seq, mqim_status_t why)
+/* {"status":S,"seqs":[...],"code":C,"device":D}: delivered (no code) or
+ * refused (the message reached this device but was not shown). */
+static mqim_status_t publish_receipt(mqim_client_t *c, mqim_str_t status, const uint64_t *seqs, unsigned n,
+                                     mqim_str_t code)
 {
     mqim_json_writer_t w;
     mqim_json_init(&w, c->scratch, sizeof(c->scratch));
     mqim_json_object_begin(&w);
-    mqim_json_key_str(&w, "status", MQIM_STR("refused"));
+    mqim_json_key_str(&w, "status", status);
     mqim_json_array_begin(&w, "seqs");
-    mqim_json_value_u64(&w, seq);
+    for (unsigned i = 0; i < n; i++) {
+        mqim_json_value_u64(&w, seqs[i]);
+    }
     mqim_json_array_end(&w);
-    mqim_json_key_str(&w, "code", mqim_str_from_cstr(mqim_status_name(why)));
+    if (code.len > 0u) {
+        mqim_json_key_str(&w, "code", code);
+    }
     mqim_json_key_str(&w, "device", c->cfg.device);
     mqim_json_object_end(&w);
     return publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w);
 }
 
-mqim_status_t mqim_client_refuse(mqim_client_t *c, uint64_t seq, mqim_status_t why)
+static void flush_receipts(mqim_client_t *c)
+{
+    if (c->nreceipts > 0u && c->connected &&
+        publish_receipt(c, MQIM_STR("delivered"), c->receipts, c->nreceipts, (mqim_str_t){ 0, 0 }) == MQIM_OK) {
+        c->nreceipts = 0;
+    }
+}
+
+mqim_status_t mqim_client_refuse(mqim_client_t *c, uint64_t seq, mqim_str_t code)
 {
     unsigned k = 0;
-    if (c == 0 || why == MQIM_OK || !c->connected) {
+    if (c == 0 || code.len == 0u || !c->connected) {
         return MQIM_BAD_PARAMETER;
     }
     /* no `delivered` for it: take it out of the pending batch */
@@ -126,7 +118,7 @@ mqim_status_t mqim_client_refuse(mqim_client_t *c, uint64_t seq, mqim_status_t w
         }
     }
     c->nreceipts = k;
-    return send_refusal(c, seq, why);
+    return publish_receipt(c, MQIM_STR("refused"), &seq, 1u, code);
 }
 
 /* ---- inbound ---- */
@@ -187,7 +179,8 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
             c->cfg.cb.on_oversized(c->cfg.cb.ctx, &env, pub->payload_full_len);
         }
         if (env.has_seq && !mqim_str_eq(env.from, c->cfg.user)) {
-            (void)send_refusal(c, env.seq, MQIM_PAYLOAD_TOO_LARGE); /* the text never reached the user */
+            /* the text never reached the user */
+            (void)publish_receipt(c, MQIM_STR("refused"), &env.seq, 1u, MQIM_STR("payload_too_large"));
         }
     } else if (!env.has_seq && env.has_upto && mqim_str_eq_cstr(env.type, "read")) {
         if (c->cfg.cb.on_read != 0) {
@@ -539,16 +532,12 @@ uint64_t mqim_client_last_seq(const mqim_client_t *c)
 
 mqim_link_state_t mqim_client_link(const mqim_client_t *c, mqim_status_t *reason)
 {
-    static const uint8_t link_of[MQIM_SESSION_STATE_COUNT] = {
-        [MQIM_SESSION_STOPPED] = MQIM_LINK_STOPPED,
-        [MQIM_SESSION_BACKOFF] = MQIM_LINK_DISCONNECTED,
-        [MQIM_SESSION_CONNECTING] = MQIM_LINK_CONNECTING,
-        [MQIM_SESSION_CONNECTED] = MQIM_LINK_CONNECTED,
-    };
     if (reason != 0) {
         *reason = c->session.last_error;
     }
-    return (mqim_link_state_t)link_of[mqim_session_state(&c->session)];
+    /* the session's states in the same order: stopped, backing off
+     * (disconnected), connecting, connected */
+    return (mqim_link_state_t)mqim_session_state(&c->session);
 }
 
 uint32_t mqim_client_next_deadline(const mqim_client_t *c)

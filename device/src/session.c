@@ -129,14 +129,13 @@ static mqim_status_t open_failure(int32_t rc)
     return MQIM_BROKER_UNREACHABLE;
 }
 
-/* The five MQTT 3.1.1 refusals one to one [MQTT-3.2.2.3]; another code is
- * not 3.1.1 but still a refusal. */
+/* The five MQTT 3.1.1 refusals one to one [MQTT-3.2.2.3]: status.h numbers
+ * them 130..134 in the order of the return codes 1..5. The decoder refuses
+ * any other code; should one pass, it is still a refusal. */
 static mqim_status_t connack_status(uint8_t code)
 {
-    static const uint8_t refusals[5] = { MQIM_CONNACK_PROTOCOL_VERSION, MQIM_CONNACK_IDENTIFIER_REJECTED,
-                                         MQIM_CONNACK_SERVER_UNAVAILABLE, MQIM_CONNACK_BAD_CREDENTIALS,
-                                         MQIM_CONNACK_NOT_AUTHORIZED };
-    return code >= 1u && code <= 5u ? (mqim_status_t)refusals[code - 1u] : MQIM_CONNACK_REFUSED;
+    return code >= 1u && code <= 5u ? (mqim_status_t)(MQIM_CONNACK_PROTOCOL_VERSION - 1 + code)
+                                    : MQIM_CONNACK_REFUSED;
 }
 
 static mqim_status_t send_all(mqim_session_t *s, const uint8_t *buf, size_t len)

@@ -415,7 +415,7 @@ static void on_message_refusing(void *ctx, const mqim_envelope_t *env)
 {
     (void)ctx;
     if ((int)env->seq == refuse_seq) {
-        CHECK_EQ_INT(mqim_client_refuse(&client, env->seq, MQIM_E2E_AUTH_FAILED), MQIM_OK);
+        CHECK_EQ_INT(mqim_client_refuse(&client, env->seq, MQIM_STR("e2e_auth_failed")), MQIM_OK);
     }
 }
 
@@ -427,9 +427,9 @@ static void test_refused_message(void)
     fresh();
     client.cfg.cb.on_message = on_message_refusing;
     refuse_seq = 1;
-    CHECK_EQ_INT(mqim_client_refuse(&client, 1, MQIM_E2E_AUTH_FAILED), MQIM_BAD_PARAMETER); /* not connected */
+    CHECK_EQ_INT(mqim_client_refuse(&client, 1, MQIM_STR("e2e_auth_failed")), MQIM_BAD_PARAMETER); /* not connected */
     connect();
-    CHECK_EQ_INT(mqim_client_refuse(&client, 1, MQIM_OK), MQIM_BAD_PARAMETER);
+    CHECK_EQ_INT(mqim_client_refuse(&client, 1, (mqim_str_t){ 0, 0 }), MQIM_BAD_PARAMETER);
     inject_publish("im/u/bob/in/msg", m1, strlen(m1), 1);
     inject_publish("im/u/bob/in/msg", m2, strlen(m2), 2);
     pump(60);

@@ -258,13 +258,14 @@ mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, 
  * The message at inbox seq `seq`, just handed to on_message, could not be
  * shown (an end-to-end message that does not open, content the
  * application cannot handle): instead of the `delivered` receipt, the
- * sender gets a `refused` one carrying mqim_status_name(why) as its code
- * (docs/protocol.md, "Receipts"). Call it from on_message, or later in the
+ * sender gets a `refused` one with code, a status name such as
+ * mqim_status_name(MQIM_E2E_AUTH_FAILED) ([a-z0-9_], 1..32 characters;
+ * docs/protocol.md, "Receipts"). Call it from on_message, or later in the
  * same poll; the seq stays consumed (no redelivery).
- * @return MQIM_OK, MQIM_BAD_PARAMETER (why is MQIM_OK; not connected),
- *         a session error.
+ * @return MQIM_OK, MQIM_BAD_PARAMETER (empty code; not connected), a
+ *         session error.
  */
-mqim_status_t mqim_client_refuse(mqim_client_t *c, uint64_t seq, mqim_status_t why);
+mqim_status_t mqim_client_refuse(mqim_client_t *c, uint64_t seq, mqim_str_t code);
 
 /** Tell peer everything it sent up to inbox seq `upto` was read.
  *  @return MQIM_OK, MQIM_BAD_PARAMETER (peer name, not connected),
