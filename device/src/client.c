@@ -77,8 +77,8 @@ static mqim_status_t request_sync(mqim_client_t *c)
 
 /* {"status":S,"seqs":[...],"code":C,"device":D}: delivered (no code) or
  * refused (the message reached this device but was not shown). */
-static mqim_status_t publish_receipt(mqim_client_t *c, mqim_str_t status, const uint64_t *seqs, unsigned n,
-                                     mqim_str_t code)
+mqim_status_t mqim_client_publish_receipt(mqim_client_t *c, mqim_str_t status, const uint64_t *seqs, unsigned n,
+                                          mqim_str_t code)
 {
     mqim_json_writer_t w;
     mqim_json_init(&w, c->scratch, sizeof(c->scratch));
@@ -100,25 +100,9 @@ static mqim_status_t publish_receipt(mqim_client_t *c, mqim_str_t status, const 
 static void flush_receipts(mqim_client_t *c)
 {
     if (c->nreceipts > 0u && c->connected &&
-        publish_receipt(c, MQIM_STR("delivered"), c->receipts, c->nreceipts, (mqim_str_t){ 0, 0 }) == MQIM_OK) {
+        mqim_client_publish_receipt(c, MQIM_STR("delivered"), c->receipts, c->nreceipts, (mqim_str_t){ 0, 0 }) == MQIM_OK) {
         c->nreceipts = 0;
     }
-}
-
-mqim_status_t mqim_client_refuse(mqim_client_t *c, uint64_t seq, mqim_str_t code)
-{
-    unsigned k = 0;
-    if (c == 0 || code.len == 0u || !c->connected) {
-        return MQIM_BAD_PARAMETER;
-    }
-    /* no `delivered` for it: take it out of the pending batch */
-    for (unsigned i = 0; i < c->nreceipts; i++) {
-        if (c->receipts[i] != seq) {
-            c->receipts[k++] = c->receipts[i];
-        }
-    }
-    c->nreceipts = k;
-    return publish_receipt(c, MQIM_STR("refused"), &seq, 1u, code);
 }
 
 /* ---- inbound ---- */
@@ -180,7 +164,7 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
         }
         if (env.has_seq && !mqim_str_eq(env.from, c->cfg.user)) {
             /* the text never reached the user */
-            (void)publish_receipt(c, MQIM_STR("refused"), &env.seq, 1u, MQIM_STR("payload_too_large"));
+            (void)mqim_client_publish_receipt(c, MQIM_STR("refused"), &env.seq, 1u, MQIM_STR("payload_too_large"));
         }
     } else if (!env.has_seq && env.has_upto && mqim_str_eq_cstr(env.type, "read")) {
         if (c->cfg.cb.on_read != 0) {

@@ -261,7 +261,9 @@ mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, 
  * sender gets a `refused` one with code, a status name such as
  * mqim_status_name(MQIM_E2E_AUTH_FAILED) ([a-z0-9_], 1..32 characters;
  * docs/protocol.md, "Receipts"). Call it from on_message, or later in the
- * same poll; the seq stays consumed (no redelivery).
+ * same poll; the seq stays consumed (no redelivery). Lives in
+ * client_e2e.c with the other calls only E2E needs (oversized messages are
+ * refused by client.c itself).
  * @return MQIM_OK, MQIM_BAD_PARAMETER (empty code; not connected), a
  *         session error.
  */
