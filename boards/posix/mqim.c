@@ -35,10 +35,21 @@
  * client certificate; --tls-psk HEX [--tls-psk-identity ID] (MQIM_TLS_PSK) for
  * a pre-shared key instead of certificates (the identity defaults to the user).
  *
- * Exit codes: 0 done; 1 usage or setup error; 3 the message is queued but
- * not acked yet (it stays in the outbox and goes out with the next run);
- * 4 the gateway rejected it (or a request failed); 5 listen or a request
- * timed out.
+ * --keep-trying (MQIM_KEEP_TRYING=1, config "keep-trying yes") keeps
+ * retrying after a refused login or a certificate that does not verify
+ * (until --timeout) instead of giving up at once.
+ *
+ * Exit codes (README.md, docs/device.md): 0 done; 1 usage or setup error;
+ * 3 the message is queued but not acked yet (it stays in the outbox and
+ * goes out with the next run); 4 the gateway rejected it (or a request
+ * failed); 5 the broker refused the login: not authorised (CONNACK 5, as
+ * mosquitto_pub); 6 listen, a request or a transfer timed out; 7 bad user
+ * name or password (CONNACK 4); 8 identifier rejected (CONNACK 2); 9 broker
+ * unavailable (CONNACK 3); 10 unacceptable protocol version (CONNACK 1, or a
+ * code MQTT 3.1.1 does not define); 11 the broker was unreachable (refused,
+ * timed out, the name does not resolve, no CONNACK) for the whole run;
+ * 12 TLS: the broker's certificate failed verification; 13 TLS: the
+ * handshake failed. The reason is printed on stderr as soon as it is known.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -59,8 +70,17 @@
 #include "mqim_posix_tcp.h"
 #include "mqim_posix_tls.h"
 
+static const char *cli_user; /* the --user: our own echoes are not receipted */
+
 typedef struct app {
     int messages, sent, rejected, responses, e2e_refused;
+    mqim_client_t *client;
+    /* the connection (on_link) */
+    const mqim_posix_tcp_t *tcp;
+    const mqim_posix_tls_t *tls;
+    mqim_link_state_t link;
+    mqim_status_t why, said; /* the last failure; the last one printed */
+    bool ever_connected, failed_now;
     mqim_file_upload_t *upload;     /* send-file */
     mqim_file_download_t *download; /* get-file */
     const char *waiting_id; /* send: the id of our message */
@@ -88,6 +108,9 @@ static void on_message(void *ctx, const mqim_envelope_t *env)
             printf("[%llu] e2e refused from %s: %s (%s)\n", (unsigned long long)env->seq, sender(env),
                    mqim_status_name(st), mqim_status_str(st));
             fflush(stdout);
+            if (env->has_seq && !mqim_str_eq(env->from, mqim_str_from_cstr(cli_user))) {
+                (void)mqim_client_refuse(a->client, env->seq, mqim_str_from_cstr(mqim_status_name(st))); /* not `delivered`: the sender learns why */
+            }
             return;
         }
         printf("(e2e) ");
@@ -137,7 +160,7 @@ static void on_oversized(void *ctx, const mqim_envelope_t *env, size_t payload_s
 static void on_ack(void *ctx, const mqim_ack_t *ack)
 {
     app_t *a = ctx;
-    static const char *const names[] = { "sent", "delivered", "read", "rejected", "ack" };
+    static const char *const names[] = { "sent", "delivered", "read", "rejected", "ack", "refused" };
     if (ack->status == MQIM_ACK_REJECTED && mqim_str_eq_cstr(ack->re, "key")) {
         /* the key every run publishes, refused (too many devices, rate
          * limited): not what the command was about, so only a warning */
@@ -145,7 +168,11 @@ static void on_ack(void *ctx, const mqim_ack_t *ack)
                 ack->code.ptr, (int)ack->reason.len, ack->reason.ptr);
         return;
     }
-    if (ack->status == MQIM_ACK_REJECTED) {
+    if (ack->status == MQIM_ACK_REFUSED) {
+        /* a device of the recipient got it but could not show it */
+        printf("refused %.*s seq=%llu by=%.*s: %.*s\n", (int)ack->id.len, ack->id.ptr, (unsigned long long)ack->seq,
+               (int)ack->by.len, ack->by.ptr, (int)ack->code.len, ack->code.ptr);
+    } else if (ack->status == MQIM_ACK_REJECTED) {
         printf("%s %.*s: %.*s (%.*s)\n", names[ack->status], (int)ack->id.len, ack->id.ptr,
                (int)ack->code.len, ack->code.ptr, (int)ack->reason.len, ack->reason.ptr);
     } else {
@@ -158,6 +185,84 @@ static void on_ack(void *ctx, const mqim_ack_t *ack)
         a->sent++;
     } else if (ack->status == MQIM_ACK_REJECTED) {
         a->rejected++;
+    }
+}
+
+/* The exit code of a connection failure (the table in the header). */
+static int link_exit_code(mqim_status_t why)
+{
+    switch (why) {
+    case MQIM_CONNACK_NOT_AUTHORIZED:
+        return 5;
+    case MQIM_CONNACK_BAD_CREDENTIALS:
+        return 7;
+    case MQIM_CONNACK_IDENTIFIER_REJECTED:
+        return 8;
+    case MQIM_CONNACK_SERVER_UNAVAILABLE:
+        return 9;
+    case MQIM_CONNACK_PROTOCOL_VERSION:
+    case MQIM_CONNACK_REFUSED:
+        return 10;
+    case MQIM_TLS_VERIFY_FAILED:
+        return 12;
+    case MQIM_TLS_HANDSHAKE_FAILED:
+        return 13;
+    default:
+        return 11; /* unreachable, no CONNACK, the link broke before it */
+    }
+}
+
+/* Failures that retrying cannot cure: the configuration is wrong. */
+static bool link_fatal(mqim_status_t why)
+{
+    return why == MQIM_CONNACK_NOT_AUTHORIZED || why == MQIM_CONNACK_BAD_CREDENTIALS ||
+           why == MQIM_CONNACK_IDENTIFIER_REJECTED || why == MQIM_CONNACK_PROTOCOL_VERSION ||
+           why == MQIM_CONNACK_REFUSED || why == MQIM_TLS_VERIFY_FAILED;
+}
+
+/* Each new reason once, at once, on stderr. */
+static void on_link(void *ctx, mqim_link_state_t state, mqim_status_t why)
+{
+    app_t *a = ctx;
+    char detail[256];
+    a->link = state;
+    if (state == MQIM_LINK_CONNECTED) {
+        a->ever_connected = true;
+        a->said = MQIM_OK;
+    }
+    if (state != MQIM_LINK_DISCONNECTED) {
+        return;
+    }
+    a->why = why;
+    a->failed_now = true;
+    if (why == a->said) {
+        return;
+    }
+    a->said = why;
+    if (why == MQIM_BROKER_UNREACHABLE) {
+        mqim_posix_tcp_describe(a->tcp, detail, sizeof(detail));
+        fprintf(stderr, "mqim: cannot reach the broker at %s:%u: %s\n", a->tcp->host, (unsigned)a->tcp->port,
+                detail);
+    } else if (why == MQIM_TLS_VERIFY_FAILED || why == MQIM_TLS_HANDSHAKE_FAILED) {
+        mqim_posix_tls_describe(a->tls, detail, sizeof(detail));
+        fprintf(stderr, "mqim: %s: %s\n", mqim_status_str(why), detail);
+    } else if (link_fatal(why) || why == MQIM_CONNACK_SERVER_UNAVAILABLE) {
+        fprintf(stderr, "mqim: %s.\n", mqim_status_str(why)); /* mosquitto_pub's words */
+    } else {
+        fprintf(stderr, "mqim: connection to %s:%u lost: %s\n", a->tcp->host, (unsigned)a->tcp->port,
+                mqim_status_str(why));
+    }
+}
+
+/* What became of the queued messages when the run ends without a link. */
+static void say_queued(size_t n, const char *dir, mqim_status_t why)
+{
+    const char *once = why == MQIM_TLS_VERIFY_FAILED || why == MQIM_TLS_HANDSHAKE_FAILED ? "TLS works"
+                       : link_exit_code(why) == 11                                     ? "the broker is reachable"
+                                                                                       : "the login works";
+    if (n > 0u) {
+        fprintf(stderr, "mqim: %zu message%s stay%s queued in the outbox (%s); `mqim flush` sends %s once %s\n", n,
+                n == 1u ? "" : "s", n == 1u ? "s" : "", dir, n == 1u ? "it" : "them", once);
     }
 }
 
@@ -462,7 +567,8 @@ int main(int argc, char **argv)
     const char *password = getenv("MQIM_PASSWORD"), *pwfile = getenv("MQIM_PASSWORD_FILE");
     const char *device = getenv("MQIM_DEVICE"), *state_dir = NULL, *timeout_s = NULL;
     const char *config = NULL;
-    const char *e2e_opt = getenv("MQIM_E2E"), *refuse_opt = NULL;
+    const char *e2e_opt = getenv("MQIM_E2E"), *refuse_opt = NULL, *keep_opt = getenv("MQIM_KEEP_TRYING");
+    bool keep_trying;
     bool e2e_on, refuse_changed, e2e_requested = false, e2e_sent = false;
     const char *e2e_peer = NULL; /* send/chat --e2e, keys USER: whose keys */
     bool e2e_group = false;
@@ -492,6 +598,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--refuse-changed-keys") == 0) {
             refuse_opt = "yes";
+            continue;
+        }
+        if (strcmp(argv[i], "--keep-trying") == 0) {
+            keep_opt = "yes";
             continue;
         }
         const char *before[15] = { host, port, user, password, pwfile, device, state_dir, timeout_s,
@@ -547,11 +657,14 @@ int main(int argc, char **argv)
     tlscfg.psk_identity = from_config(tlscfg.psk_identity, "tls-psk-identity");
     e2e_opt = from_config(e2e_opt, "e2e");
     refuse_opt = from_config(refuse_opt, "refuse-changed-keys");
+    keep_opt = from_config(keep_opt, "keep-trying");
+    keep_trying = keep_opt != NULL && (strcmp(keep_opt, "yes") == 0 || strcmp(keep_opt, "1") == 0);
     e2e_on = e2e_opt != NULL && (strcmp(e2e_opt, "yes") == 0 || strcmp(e2e_opt, "1") == 0);
     refuse_changed = refuse_opt != NULL && (strcmp(refuse_opt, "yes") == 0 || strcmp(refuse_opt, "1") == 0);
     if (i >= argc || user == NULL) {
         fprintf(stderr, "usage: mqim --user U [--password P | --password-file F] [--host H] [--port P]\n"
                         "            [--device D] [--state-dir DIR] [--timeout MS] [--e2e] [--refuse-changed-keys]\n"
+                        "            [--keep-trying]\n"
                         "            send PEER TEXT | send --group G TEXT | listen [N] | read PEER [SEQ] |\n"
                         "            history PEER [N] | history --group G [N] | presence USER... |\n"
                         "            chat PEER | flush | groups | group create G [USER...] |\n"
@@ -617,8 +730,13 @@ int main(int argc, char **argv)
     cfg.state = &mqim_lmdb_state_ops;
     cfg.state_ctx = store;
     cfg.cb = (mqim_client_callbacks_t){ on_message, on_ack, on_response, on_oversized,
-                                        strcmp(cmd, "listen") == 0 ? on_presence : NULL, on_read,
-                                        on_store_epoch, &app };
+                                        strcmp(cmd, "listen") == 0 ? on_presence : NULL, on_read, &app, on_link,
+                                        on_store_epoch };
+    cfg.sleep = mqim_posix_sleep_ms; /* no busy loop while the broker is away */
+    app.tcp = &tcp;
+    app.client = &client;
+    cli_user = user;
+    app.tls = tls;
     if (mqim_client_init(&client, &cfg) != MQIM_OK) {
         fprintf(stderr, "mqim: invalid user or device name\n");
         mqim_lmdb_store_close(store);
@@ -772,8 +890,20 @@ int main(int argc, char **argv)
     start = mqim_posix_clock_ms(NULL);
     for (;;) {
         bool done = false;
-        /* A transfer keeps a window of requests going: wait little for input. */
-        (void)mqim_client_poll(&client, app.upload != NULL || app.download != NULL ? 1 : 20);
+        /* A transfer keeps a window of requests going: wait little for
+         * input. Without a link nothing happens but the library's retry
+         * (the poll sleeps until then): wake less often. */
+        (void)mqim_client_poll(&client, app.link != MQIM_LINK_CONNECTED       ? 250
+                                        : app.upload != NULL || app.download != NULL ? 1
+                                                                                     : 20);
+        if (app.failed_now) {
+            app.failed_now = false;
+            if (link_fatal(app.why) && !keep_trying) {
+                rc = link_exit_code(app.why);
+                say_queued(mqim_lmdb_outbox_count(store), state_dir, app.why);
+                break;
+            }
+        }
         cli_e2e_on_poll(&client);
         if (e2e_peer != NULL && !e2e_requested && mqim_client_connected(&client)) {
             e2e_requested = cli_e2e_request_keys(&client, e2e_peer, e2e_group) == MQIM_OK;
@@ -935,13 +1065,17 @@ int main(int argc, char **argv)
             continue; /* listen without N: until interrupted */
         }
         if (mqim_posix_clock_ms(NULL) - start > timeout) {
-            if (strcmp(cmd, "listen") == 0 || request != NULL || app.download != NULL ||
+            if (!app.ever_connected && app.why != MQIM_OK) {
+                /* never got in: the reason was printed when it happened */
+                rc = link_exit_code(app.why);
+                say_queued(mqim_lmdb_outbox_count(store), state_dir, app.why);
+            } else if (strcmp(cmd, "listen") == 0 || request != NULL || app.download != NULL ||
                 (app.upload != NULL && !file_queued)) {
                 if (app.upload != NULL || app.download != NULL) {
                     fprintf(stderr, "mqim: transfer stalled at %llu bytes; run the same command again to resume\n",
                             (unsigned long long)(app.upload != NULL ? upload.have : download.received));
                 }
-                rc = 5;
+                rc = 6;
             } else {
                 fprintf(stderr, "mqim: not acknowledged yet; %zu message(s) stay queued in %s\n",
                         mqim_lmdb_outbox_count(store), state_dir);

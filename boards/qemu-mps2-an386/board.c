@@ -3,7 +3,9 @@
  * UART facts on QEMU 7.2: DATA +0x00, STATE +0x04 (bit0 TX full, bit1 RX
  * full), CTRL +0x08 (bit0 TX enable, bit1 RX enable), BAUDDIV +0x10 (>= 16).
  * There is no FIFO: one received byte at a time, the next arrives once DATA
- * is read, so the link is polled, never slept on. */
+ * is read. Waiting for a byte, or for time to pass, the core sleeps (WFI)
+ * until an interrupt: the SysTick each millisecond or UART1's receive
+ * interrupt (INTSTATUS/INTCLEAR +0x0C, bit 1; IRQ 2). */
 #include "board.h"
 
 #include <stdbool.h>
@@ -17,6 +19,10 @@
 #define UART_BAUDDIV 0x10u
 #define STATE_TX_FULL 1u
 #define STATE_RX_FULL 2u
+#define UART_INTCLEAR 0x0cu
+#define CTRL_RX_INT 8u
+#define UART1_RX_IRQ 2u
+#define NVIC_ISER0 (*(volatile uint32_t *)0xe000e100u)
 
 #define SYST_CSR (*(volatile uint32_t *)0xe000e010u)
 #define SYST_RVR (*(volatile uint32_t *)0xe000e014u)
@@ -24,11 +30,47 @@
 #define CORE_HZ 25000000u /* mps2-an386 SYSCLK */
 
 static volatile uint32_t ms_ticks;
+static uint32_t ms_asleep; /* SysTicks that woke the core from WFI */
 
 void mqim_systick_handler(void);
 void mqim_systick_handler(void)
 {
     ms_ticks++;
+}
+
+/* Only wakes the core: the byte stays in DATA for uart_recv. */
+void mqim_uart1_rx_handler(void);
+void mqim_uart1_rx_handler(void)
+{
+    REG(UART1, UART_INTCLEAR) = STATE_RX_FULL;
+}
+
+/* Sleep until the next interrupt unless a byte is already waiting. With
+ * interrupts masked between the check and the WFI, a byte that arrives in
+ * between still ends the WFI (a pending interrupt does, masked or not). */
+static void sleep_until_event(void)
+{
+    uint32_t before = ms_ticks;
+    __asm volatile("cpsid i" ::: "memory");
+    if ((REG(UART1, UART_STATE) & STATE_RX_FULL) == 0u) {
+        __asm volatile("wfi" ::: "memory");
+    }
+    __asm volatile("cpsie i" ::: "memory"); /* the waking SysTick runs here */
+    ms_asleep += ms_ticks - before;
+}
+
+void board_sleep_ms(void *ctx, uint32_t ms)
+{
+    uint32_t start = ms_ticks;
+    (void)ctx;
+    while (ms_ticks - start < ms) {
+        sleep_until_event();
+    }
+}
+
+uint32_t board_ms_asleep(void)
+{
+    return ms_asleep;
 }
 
 static void uart_init(uint32_t base)
@@ -44,6 +86,8 @@ void board_init(void)
 {
     uart_init(UART0);
     uart_init(UART1);
+    REG(UART1, UART_CTRL) = 3u | CTRL_RX_INT;
+    NVIC_ISER0 = 1u << UART1_RX_IRQ;
     SYST_RVR = CORE_HZ / 1000u - 1u;
     SYST_CVR = 0;
     SYST_CSR = 7u; /* processor clock, interrupt, enable */
@@ -146,6 +190,8 @@ static int32_t uart_recv(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_m
             timeout_ms = 2u;
         } else if (ms_ticks - start >= timeout_ms) {
             break;
+        } else {
+            sleep_until_event();
         }
     }
     return (int32_t)n;

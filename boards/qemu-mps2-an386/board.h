@@ -26,6 +26,10 @@ uint32_t board_stack_high_water(void);
 
 /* mqim ports */
 uint32_t board_clock_ms(void *ctx);
+/* The sleep port: WFI until ms passed (mqim_sleep_fn). */
+void board_sleep_ms(void *ctx, uint32_t ms);
+/* Milliseconds the core spent asleep (in WFI) since reset. */
+uint32_t board_ms_asleep(void);
 int32_t board_entropy(void *ctx, uint8_t *buf, size_t len);
 extern const mqim_transport_ops_t board_uart_transport; /* UART1, ctx NULL */
 

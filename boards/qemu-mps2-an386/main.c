@@ -102,7 +102,11 @@ static void report_and_exit(int code)
     mbedtls_memory_buffer_alloc_max_get(&pool_used, &pool_blocks);
     board_puts("TLS pool high-water: ");
     board_put_u32((uint32_t)pool_used);
-    board_puts(" bytes\nstack high-water: ");
+    board_puts(" bytes\nasleep: ");
+    board_put_u32(board_ms_asleep());
+    board_puts(" of ");
+    board_put_u32(board_clock_ms(NULL));
+    board_puts(" ms\nstack high-water: ");
     board_put_u32(board_stack_high_water());
     board_puts(" bytes\nexit ");
     board_put_u32((uint32_t)code);
@@ -158,6 +162,7 @@ int main(void)
     cfg.state = &state_ops;
     cfg.cb.on_message = on_message;
     cfg.cb.on_ack = on_ack;
+    cfg.sleep = board_sleep_ms; /* no connection: WFI until the retry */
     if (mqim_client_init(&client, &cfg) != MQIM_OK || mqim_client_start(&client) != MQIM_OK) {
         report_and_exit(EXIT_CLIENT_INIT);
     }
@@ -166,7 +171,12 @@ int main(void)
     next_send = start;
     for (;;) {
         uint32_t now = board_clock_ms(NULL);
-        (void)mqim_client_poll(&client, 10);
+        /* Block (the core in WFI) until a byte arrives, a timer of the
+         * library is due, or the next message is: no busy loop. */
+        uint32_t wait = progress.queued == FW_MESSAGES || progress.connects == 0u ? 1000u
+                        : (int32_t)(next_send - now) > 0                         ? next_send - now
+                                                                                 : 0u;
+        (void)mqim_client_poll(&client, wait);
         if (mqim_client_connected(&client) != was_connected) {
             was_connected = !was_connected;
             progress.connects += was_connected ? 1u : 0u;

@@ -7,6 +7,7 @@ extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _sstack, _estack;
 int main(void);
 void mqim_reset_handler(void);
 void mqim_systick_handler(void);
+void mqim_uart1_rx_handler(void);
 
 #define STACK_PAINT 0xdeadbeefu
 
@@ -31,7 +32,9 @@ static void default_handler(void)
 
 typedef void (*vector_t)(void);
 
-__attribute__((section(".isr_vector"), used)) static const vector_t vectors[16] = {
+/* The 16 exceptions, then external interrupts up to UART1's receive
+ * (IRQ 2 on mps2-an386): a byte on the broker link wakes the core. */
+__attribute__((section(".isr_vector"), used)) static const vector_t vectors[16 + 3] = {
     (vector_t)(uintptr_t)&_estack, /* initial stack pointer */
     mqim_reset_handler,
     default_handler, /* NMI */
@@ -45,6 +48,9 @@ __attribute__((section(".isr_vector"), used)) static const vector_t vectors[16] 
     0,
     default_handler, /* PendSV */
     mqim_systick_handler,
+    default_handler, /* IRQ 0: UART0 receive (not enabled) */
+    default_handler, /* IRQ 1: UART0 transmit (not enabled) */
+    mqim_uart1_rx_handler,
 };
 
 uint32_t board_stack_high_water(void)

@@ -91,6 +91,7 @@ int main(int argc, char **argv)
     cfg.transport_ctx = &tcp;
     cfg.clock = mqim_posix_clock_ms;
     cfg.entropy = mqim_posix_entropy;
+    cfg.sleep = mqim_posix_sleep_ms; /* no busy loop while the broker is away */
     cfg.outbox = &mqim_ram_outbox_ops;
     cfg.outbox_ctx = &outbox;
     cfg.state = &ram_state_ops;

@@ -80,23 +80,32 @@ static mqim_status_t request_sync(mqim_client_t *c)
     return publish_json(c, MQIM_TOPIC_OUT_CTL, &w);
 }
 
-static void flush_receipts(mqim_client_t *c)
+/* {"status":S,"seqs":[...],"code":C,"device":D}: delivered (no code) or
+ * refused (the message reached this device but was not shown). */
+mqim_status_t mqim_client_publish_receipt(mqim_client_t *c, mqim_str_t status, const uint64_t *seqs, unsigned n,
+                                          mqim_str_t code)
 {
     mqim_json_writer_t w;
-    if (c->nreceipts == 0u || !c->connected) {
-        return;
-    }
     mqim_json_init(&w, c->scratch, sizeof(c->scratch));
     mqim_json_object_begin(&w);
-    mqim_json_key_str(&w, "status", MQIM_STR("delivered"));
+    mqim_json_key_str(&w, "status", status);
     mqim_json_array_begin(&w, "seqs");
-    for (unsigned i = 0; i < c->nreceipts; i++) {
-        mqim_json_value_u64(&w, c->receipts[i]);
+    for (unsigned i = 0; i < n; i++) {
+        mqim_json_value_u64(&w, seqs[i]);
     }
     mqim_json_array_end(&w);
+    if (code.len > 0u) {
+        mqim_json_key_str(&w, "code", code);
+    }
     mqim_json_key_str(&w, "device", c->cfg.device);
     mqim_json_object_end(&w);
-    if (publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w) == MQIM_OK) {
+    return publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w);
+}
+
+static void flush_receipts(mqim_client_t *c)
+{
+    if (c->nreceipts > 0u && c->connected &&
+        mqim_client_publish_receipt(c, MQIM_STR("delivered"), c->receipts, c->nreceipts, (mqim_str_t){ 0, 0 }) == MQIM_OK) {
         c->nreceipts = 0;
     }
 }
@@ -199,6 +208,10 @@ static void on_msg(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
         if (c->cfg.cb.on_oversized != 0) {
             c->cfg.cb.on_oversized(c->cfg.cb.ctx, &env, pub->payload_full_len);
         }
+        if (env.has_seq && !mqim_str_eq(env.from, c->cfg.user)) {
+            /* the text never reached the user */
+            (void)mqim_client_publish_receipt(c, MQIM_STR("refused"), &env.seq, 1u, MQIM_STR("payload_too_large"));
+        }
     } else if (!env.has_seq && env.has_upto && mqim_str_eq_cstr(env.type, "read")) {
         if (c->cfg.cb.on_read != 0) {
             c->cfg.cb.on_read(c->cfg.cb.ctx, &env); /* read on some device of mine */
@@ -293,6 +306,7 @@ static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
                  : mqim_json_string_eq(&ack_status_value, "delivered")   ? MQIM_ACK_DELIVERED
                  : mqim_json_string_eq(&ack_status_value, "read")        ? MQIM_ACK_READ
                  : mqim_json_string_eq(&ack_status_value, "rejected")    ? MQIM_ACK_REJECTED
+                 : mqim_json_string_eq(&ack_status_value, "refused")     ? MQIM_ACK_REFUSED
                                                                           : MQIM_ACK_OTHER;
     ack.id = jstr(&o, "id", c->arena, cap, &used);
     ack.by = jstr(&o, "by", c->arena, cap, &used);
@@ -571,6 +585,8 @@ mqim_status_t mqim_client_init(mqim_client_t *c, const mqim_client_config_t *cfg
     sc.entropy_ctx = cfg->entropy_ctx;
     sc.cb = (mqim_session_callbacks_t){ s_on_message, s_on_published, s_on_connected,
                                         s_on_disconnected, s_get_publish, c };
+    sc.sleep = cfg->sleep;
+    sc.sleep_ctx = cfg->sleep_ctx;
     return mqim_session_init(&c->session, &sc);
 }
 
@@ -609,6 +625,37 @@ uint64_t mqim_client_last_seq(const mqim_client_t *c)
     return c->st.last_seq;
 }
 
+mqim_link_state_t mqim_client_link(const mqim_client_t *c, mqim_status_t *reason)
+{
+    if (reason != 0) {
+        *reason = c->session.last_error;
+    }
+    /* the session's states in the same order: stopped, backing off
+     * (disconnected), connecting, connected */
+    return (mqim_link_state_t)mqim_session_state(&c->session);
+}
+
+uint32_t mqim_client_next_deadline(const mqim_client_t *c)
+{
+    return mqim_session_next_deadline(&c->session);
+}
+
+/* on_link for a new state, or another failed attempt in the same state. */
+static void report_link(mqim_client_t *c)
+{
+    mqim_status_t why = MQIM_OK;
+    mqim_link_state_t now_state = mqim_client_link(c, &why);
+    if ((uint8_t)now_state == c->link_said && c->session.failures == c->failures_said) {
+        return;
+    }
+    c->link_said = (uint8_t)now_state;
+    c->failures_said = c->session.failures;
+    if (c->cfg.cb.on_link != 0) {
+        c->cfg.cb.on_link(c->cfg.cb.ctx, now_state,
+                          now_state == MQIM_LINK_DISCONNECTED ? why : MQIM_OK);
+    }
+}
+
 /* Publish outbox entries not yet sent on this connection, in key order. */
 static void replay_outbox(mqim_client_t *c)
 {
@@ -643,11 +690,16 @@ static void replay_outbox(mqim_client_t *c)
 
 mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms)
 {
-    mqim_status_t st = mqim_session_poll(&c->session, timeout_ms);
+    mqim_status_t st;
+    if (c->connected) {
+        replay_outbox(c); /* what was queued since the last poll leaves before the wait */
+    }
+    st = mqim_session_poll(&c->session, timeout_ms);
     if (c->connected) {
         replay_outbox(c);
         flush_receipts(c);
     }
+    report_link(c);
     return st;
 }
 

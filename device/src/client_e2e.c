@@ -1,5 +1,6 @@
 /* The client calls only end-to-end encryption needs (client.h:
- * mqim_client_send_envelope, mqim_client_publish_key), apart from client.c
+ * mqim_client_send_envelope, mqim_client_publish_key, and
+ * mqim_client_refuse, for messages that do not open), apart from client.c
  * so a firmware without E2E links none of them (docs/footprint.md). */
 #include "client_internal.h"
 
@@ -22,4 +23,21 @@ mqim_status_t mqim_client_send_envelope(mqim_client_t *c, const mqim_envelope_t 
 mqim_status_t mqim_client_publish_key(mqim_client_t *c, mqim_str_t key_json)
 {
     return mqim_client_request_on(c, MQIM_TOPIC_OUT_KEY, key_json, true);
+}
+
+/* No `delivered` for what the user never saw: a `refused` receipt instead. */
+mqim_status_t mqim_client_refuse(mqim_client_t *c, uint64_t seq, mqim_str_t code)
+{
+    unsigned k = 0;
+    if (c == 0 || code.len == 0u || !c->connected) {
+        return MQIM_BAD_PARAMETER;
+    }
+    /* no `delivered` for it: take it out of the pending batch */
+    for (unsigned i = 0; i < c->nreceipts; i++) {
+        if (c->receipts[i] != seq) {
+            c->receipts[k++] = c->receipts[i];
+        }
+    }
+    c->nreceipts = k;
+    return mqim_client_publish_receipt(c, MQIM_STR("refused"), &seq, 1u, code);
 }

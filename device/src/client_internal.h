@@ -14,4 +14,9 @@ mqim_status_t mqim_client_queue_envelope(mqim_client_t *c, mqim_topic_kind_t kin
 mqim_status_t mqim_client_request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json,
                                      bool retain);
 
+/** Publish a receipt {"status":S,"seqs":[...],"code":C,"device":D} (code
+ *  omitted when empty): delivered, or refused. */
+mqim_status_t mqim_client_publish_receipt(mqim_client_t *c, mqim_str_t status, const uint64_t *seqs, unsigned n,
+                                          mqim_str_t code);
+
 #endif /* MQIM_CLIENT_INTERNAL_H */

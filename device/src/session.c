@@ -98,18 +98,44 @@ static void schedule_retry(mqim_session_t *s)
     s->retry_at = now(s) + half + rnd % (s->backoff_ms - half + 1u);
 }
 
+/* An attempt or a link failed: remember why, back off, tell the application. */
+static void failed(mqim_session_t *s, mqim_session_event_t ev, mqim_status_t reason)
+{
+    s->last_error = reason;
+    s->failures++;
+    transition(s, ev);
+    schedule_retry(s);
+    if (s->cfg.cb.on_disconnected != 0) {
+        s->cfg.cb.on_disconnected(s->cfg.cb.ctx, reason);
+    }
+}
+
 static void drop_link(mqim_session_t *s, mqim_session_event_t ev, mqim_status_t reason)
 {
     s->cfg.transport->close(s->cfg.transport_ctx);
     s->rx_len = 0;
     s->rx_discard = 0;
     s->ping_outstanding = false;
-    s->last_error = reason;
-    transition(s, ev);
-    schedule_retry(s);
-    if (s->cfg.cb.on_disconnected != 0) {
-        s->cfg.cb.on_disconnected(s->cfg.cb.ctx, reason);
+    failed(s, ev, reason);
+}
+
+/* The transport's open failure as a status (ports.h): the three reasons a
+ * transport can give, anything else is an unreachable broker. */
+static mqim_status_t open_failure(int32_t rc)
+{
+    if (rc == -(int32_t)MQIM_TLS_VERIFY_FAILED || rc == -(int32_t)MQIM_TLS_HANDSHAKE_FAILED) {
+        return (mqim_status_t)-rc;
     }
+    return MQIM_BROKER_UNREACHABLE;
+}
+
+/* The five MQTT 3.1.1 refusals one to one [MQTT-3.2.2.3]: status.h numbers
+ * them 130..134 in the order of the return codes 1..5. The decoder refuses
+ * any other code; should one pass, it is still a refusal. */
+static mqim_status_t connack_status(uint8_t code)
+{
+    return code >= 1u && code <= 5u ? (mqim_status_t)(MQIM_CONNACK_PROTOCOL_VERSION - 1 + code)
+                                    : MQIM_CONNACK_REFUSED;
 }
 
 static mqim_status_t send_all(mqim_session_t *s, const uint8_t *buf, size_t len)
@@ -156,10 +182,9 @@ static void try_connect(mqim_session_t *s)
 {
     size_t len = 0;
     mqim_status_t st;
-    if (s->cfg.transport->open(s->cfg.transport_ctx, MQIM_CFG_OPEN_TIMEOUT_MS) < 0) {
-        s->last_error = MQIM_TRANSPORT_ERROR;
-        transition(s, MQIM_SESSION_EV_OPEN_FAILED);
-        schedule_retry(s);
+    int32_t rc = s->cfg.transport->open(s->cfg.transport_ctx, MQIM_CFG_OPEN_TIMEOUT_MS);
+    if (rc < 0) {
+        failed(s, MQIM_SESSION_EV_OPEN_FAILED, open_failure(rc));
         return;
     }
     st = mqim_mqtt_encode_connect(&s->cfg.connect, s->tx, sizeof(s->tx), &len);
@@ -209,8 +234,9 @@ static mqim_status_t resend_inflight(mqim_session_t *s)
 static mqim_status_t on_connack(mqim_session_t *s, const mqim_mqtt_packet_t *p)
 {
     if (p->return_code != 0u) {
-        drop_link(s, MQIM_SESSION_EV_CONNACK_REFUSED, MQIM_CONNACK_REFUSED);
-        return MQIM_CONNACK_REFUSED;
+        mqim_status_t why = connack_status(p->return_code);
+        drop_link(s, MQIM_SESSION_EV_CONNACK_REFUSED, why);
+        return why;
     }
     transition(s, MQIM_SESSION_EV_CONNACK_OK);
     s->backoff_ms = 0;
@@ -366,8 +392,8 @@ static mqim_status_t keepalive(mqim_session_t *s, uint32_t t)
     size_t len = 0;
     uint32_t ka_ms = (uint32_t)s->cfg.connect.keep_alive_s * 1000u;
     if (s->ping_outstanding && since(s->ping_sent_at, t) > MQIM_CFG_PINGRESP_TIMEOUT_MS) {
-        drop_link(s, MQIM_SESSION_EV_LINK_LOST, MQIM_TIMEOUT); /* a dead link */
-        return MQIM_TIMEOUT;
+        drop_link(s, MQIM_SESSION_EV_LINK_LOST, MQIM_KEEPALIVE_LOST); /* a dead link */
+        return MQIM_KEEPALIVE_LOST;
     }
     if (ka_ms > 0u && !s->ping_outstanding && since(s->last_tx, t) >= ka_ms) {
         (void)mqim_mqtt_encode_empty(MQIM_MQTT_PINGREQ, s->tx, sizeof(s->tx), &len);
@@ -378,9 +404,38 @@ static mqim_status_t keepalive(mqim_session_t *s, uint32_t t)
     return MQIM_OK;
 }
 
+/* ms from now_ms until at; 0 when due. */
+static uint32_t until(uint32_t at, uint32_t now_ms)
+{
+    return (int32_t)(at - now_ms) > 0 ? at - now_ms : 0u;
+}
+
+static uint32_t deadline_at(const mqim_session_t *s, uint32_t t)
+{
+    uint32_t ka_ms = (uint32_t)s->cfg.connect.keep_alive_s * 1000u;
+    switch (s->state) {
+    case MQIM_SESSION_BACKOFF:
+        return until(s->retry_at, t);
+    case MQIM_SESSION_CONNECTING:
+        return until(s->connect_sent_at + CONNACK_TIMEOUT_MS + 1u, t);
+    case MQIM_SESSION_CONNECTED:
+        if (s->ping_outstanding) {
+            return until(s->ping_sent_at + MQIM_CFG_PINGRESP_TIMEOUT_MS + 1u, t);
+        }
+        return ka_ms > 0u ? until(s->last_tx + ka_ms, t) : MQIM_NO_DEADLINE;
+    default:
+        return MQIM_NO_DEADLINE;
+    }
+}
+
+uint32_t mqim_session_next_deadline(const mqim_session_t *s)
+{
+    return s != 0 ? deadline_at(s, now(s)) : MQIM_NO_DEADLINE;
+}
+
 mqim_status_t mqim_session_poll(mqim_session_t *s, uint32_t timeout_ms)
 {
-    uint32_t t;
+    uint32_t t, wait;
     int32_t n;
     mqim_status_t st = MQIM_OK;
     if (s == 0) {
@@ -391,8 +446,17 @@ mqim_status_t mqim_session_poll(mqim_session_t *s, uint32_t timeout_ms)
         return MQIM_OK;
     }
     if (s->state == MQIM_SESSION_BACKOFF) {
-        if ((int32_t)(t - s->retry_at) < 0) {
-            return MQIM_OK;
+        wait = until(s->retry_at, t);
+        if (wait > 0u) {
+            /* Nothing can arrive without a connection: sleep (the core may
+             * too) until the retry or the caller's timeout, whichever first. */
+            if (s->cfg.sleep == 0 || timeout_ms == 0u) {
+                return MQIM_OK;
+            }
+            s->cfg.sleep(s->cfg.sleep_ctx, wait < timeout_ms ? wait : timeout_ms);
+            if (until(s->retry_at, now(s)) > 0u) {
+                return MQIM_OK;
+            }
         }
         try_connect(s);
         return s->state == MQIM_SESSION_CONNECTING ? MQIM_OK : s->last_error;
@@ -407,8 +471,10 @@ mqim_status_t mqim_session_poll(mqim_session_t *s, uint32_t timeout_ms)
             return st;
         }
     }
+    /* Wait for input no longer than the next timer of our own. */
+    wait = deadline_at(s, t);
     n = s->cfg.transport->recv(s->cfg.transport_ctx, s->rx + s->rx_len, sizeof(s->rx) - s->rx_len,
-                               timeout_ms);
+                               wait < timeout_ms ? wait : timeout_ms);
     if (n < 0 || (size_t)n > sizeof(s->rx) - s->rx_len) {
         drop_link(s, MQIM_SESSION_EV_LINK_LOST, MQIM_TRANSPORT_ERROR);
         return MQIM_TRANSPORT_ERROR;

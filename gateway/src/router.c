@@ -768,6 +768,7 @@ static mqim_status_t handle_dm(req_t *q)
 typedef struct receipt_doc {
     const char *status;
     mqim_str_t id, by, device, chat, group;
+    mqim_str_t code; /* refused: why the recipient's device did not show it */
     uint64_t seq;
     int64_t ts;
 } receipt_doc_t;
@@ -786,12 +787,16 @@ static void build_receipt_ack(mqim_json_writer_t *w, const void *vctx)
     if (d->device.len > 0u) {
         mqim_json_key_str(w, "device", d->device);
     }
+    if (d->code.len > 0u) {
+        mqim_json_key_str(w, "code", d->code);
+    }
     mqim_json_key_i64(w, "ts", d->ts);
     mqim_json_object_end(w);
 }
 
-/* Forward one receipt for an inbox entry of the receipting user to the sender. */
-mqim_status_t rt_receipt_forward(req_t *q, const char *status, const mqim_inbox_entry_t *e,
+/* Forward one receipt for an inbox entry of the receipting user to the
+ * sender; code only for "refused". */
+static mqim_status_t receipt_forward(req_t *q, const char *status, mqim_str_t code, const mqim_inbox_entry_t *e,
                                      mqim_str_t device)
 {
     mqim_msg_rec_t m;
@@ -806,7 +811,7 @@ mqim_status_t rt_receipt_forward(req_t *q, const char *status, const mqim_inbox_
     if (m.type.len > 6u && memcmp(m.type.ptr, "group.", 6) == 0) {
         return MQIM_OK; /* membership events are read, not acknowledged to anyone */
     }
-    d = (receipt_doc_t){ status, m.id, q->t.user, device, e->chat, m.group, m.sender_seq, q->now };
+    d = (receipt_doc_t){ status, m.id, q->t.user, device, e->chat, m.group, code, m.sender_seq, q->now };
     st = rt_build_json(&q->r->doc, build_receipt_ack, &d, &payload);
     /* m's strings live in the map: copy the sender before writing to the txn. */
     from_len = m.from.len < sizeof(from) ? m.from.len : sizeof(from);
@@ -814,13 +819,36 @@ mqim_status_t rt_receipt_forward(req_t *q, const char *status, const mqim_inbox_
     if (st == MQIM_OK) {
         st = rt_emit(q, MQIM_TOPIC_IN_ACK, (mqim_str_t){ from, from_len }, 1, false, payload);
     }
-    if (st == MQIM_OK && e->chat.len > 0u && e->chat.ptr[0] == '#') {
-        /* a group message: remember who got and read it (msg_status) */
+    if (st == MQIM_OK && e->chat.len > 0u && e->chat.ptr[0] == '#' && code.len == 0u) {
+        /* a group message: remember who got and read it (msg_status); a
+         * refusal is neither */
         st = mqim_store_receipt_put(&q->txn, e->mid, q->t.user,
                                     strcmp(status, "read") == 0 ? MQIM_RECEIPT_READ : MQIM_RECEIPT_DELIVERED,
                                     q->now);
     }
     return st;
+}
+
+mqim_status_t rt_receipt_forward(req_t *q, const char *status, const mqim_inbox_entry_t *e,
+                                     mqim_str_t device)
+{
+    return receipt_forward(q, status, (mqim_str_t){ NULL, 0 }, e, device);
+}
+
+/* A refusal's code: a status name as the device library writes it
+ * (mqim_status_name), [a-z0-9_], 1..32 characters. */
+static bool refusal_code_ok(mqim_str_t code)
+{
+    if (code.len == 0u || code.len > 32u) {
+        return false;
+    }
+    for (size_t i = 0; i < code.len; i++) {
+        char ch = code.ptr[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) {
+            return false;
+        }
+    }
+    return true;
 }
 
 typedef struct read_upto_ctx {
@@ -943,7 +971,7 @@ static mqim_status_t handle_receipt(req_t *q)
     const char *why = NULL;
     cJSON *root = rt_parse_object(q->in->payload, &st);
     const char *status;
-    mqim_str_t device;
+    mqim_str_t device, code;
     const cJSON *seqs;
     uint64_t bad[RECEIPT_SEQS_MAX], gone[RECEIPT_SEQS_MAX], seen[RECEIPT_SEQS_MAX];
     size_t nbad = 0, ngone = 0, nseen = 0;
@@ -954,10 +982,15 @@ static mqim_status_t handle_receipt(req_t *q)
     }
     status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "status"));
     device = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "device"));
+    code = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "code"));
     seqs = cJSON_GetObjectItemCaseSensitive(root, "seqs");
-    if (status == NULL || (strcmp(status, "delivered") != 0 && strcmp(status, "read") != 0)) {
+    if (status == NULL ||
+        (strcmp(status, "delivered") != 0 && strcmp(status, "read") != 0 && strcmp(status, "refused") != 0)) {
         st = MQIM_FIELD_TYPE;
-        why = "\"status\" must be \"delivered\" or \"read\"";
+        why = "\"status\" must be \"delivered\", \"read\" or \"refused\"";
+    } else if (strcmp(status, "refused") == 0 && !refusal_code_ok(code)) {
+        st = MQIM_FIELD_TYPE;
+        why = "a refusal's \"code\" must be a status name ([a-z0-9_], 1..32 characters)";
     } else if (device.len > 0u && mqim_name_check(MQIM_NAME_DEVICE, device) != MQIM_OK) {
         st = MQIM_FIELD_TYPE;
         why = "\"device\" must be a valid device name";
@@ -1003,7 +1036,8 @@ static mqim_status_t handle_receipt(req_t *q)
                 gone[ngone++] = seq; /* a tombstone: the message is no more */
                 continue;
             }
-            st = rt_receipt_forward(q, status, &e, device);
+            st = receipt_forward(q, status, strcmp(status, "refused") == 0 ? code : (mqim_str_t){ NULL, 0 }, &e,
+                                 device);
             if (st != MQIM_OK) {
                 break;
             }

@@ -149,7 +149,7 @@ class DeviceIm(EnvTest):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         r = subprocess.run([MQIM, "--config", conf, "--port", "1", "--timeout", "800", "send", "bob", "x"],
                            capture_output=True, text=True, timeout=60)
-        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)  # the flag's port wins: nobody there
+        self.assertEqual(r.returncode, 11, r.stdout + r.stderr)  # the flag's port wins: nobody there
         r = self.mqim("bob", "tab", "listen", 1)
         self.assertEqual([m[3] for m in self.messages(r.stdout)], ["configured"])
 
@@ -158,8 +158,8 @@ class DeviceIm(EnvTest):
         self.env.stop_gateway()
         self.env.stop_broker()
         r = self.mqim("alice", "phone", "send", "bob", "survives", timeout_ms=1500)
-        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)  # only queued
-        self.assertIn("stay queued", r.stderr)
+        self.assertEqual(r.returncode, 11, r.stdout + r.stderr)  # unreachable; only queued
+        self.assertIn("1 message stays queued", r.stderr)
         self.env.start_broker()
         self.env.start_gateway()
         r = self.mqim("alice", "phone", "flush")
@@ -186,7 +186,7 @@ class DeviceImCrash(EnvTest):
         self.env.stop_broker()
         for i in range(20):
             r = self.mqim("alice", "phone", "send", "bob", "m%02d" % i, timeout_ms=200)
-            self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+            self.assertEqual(r.returncode, 11, r.stdout + r.stderr)  # unreachable: queued
         self.env.start_broker()
         self.env.start_gateway()
         state = os.path.join(self.env.dir, "dev-alice-phone")
@@ -280,14 +280,16 @@ class DeviceImTls(EnvTest):
                             "--tls-psk", "00" * 16, "--user", "alice", "--device", "psk2",
                             "--state-dir", os.path.join(self.env.dir, "dev-alice-psk2"),
                             "send", "bob", "wrong key"], capture_output=True, text=True, timeout=60)
-        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertEqual(r.returncode, 13, r.stdout + r.stderr)  # TLS handshake failed; stays queued
+        self.assertIn("1 message stays queued", r.stderr)
         # a broker whose certificate does not chain to the CA we trust: no
         # connection at all, the message stays queued
         other = os.path.join(self.env.dir, "other-pki")
         subprocess.run([os.path.join(os.environ.get("MQIM_SOURCE_DIR", "."), "scripts", "pki"), other], check=True)
         r = self.mqim("alice", "laptop", "send", "bob", "must not leave", timeout_ms=2000,
                       tls_ca=os.path.join(other, "ca.crt"))
-        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertEqual(r.returncode, 12, r.stdout + r.stderr)  # TLS verification failed; stays queued
+        self.assertIn("1 message stays queued", r.stderr)
         r = self.mqim("bob", "tab", "listen", 1, timeout_ms=1500, tls_ca=ca)
         self.assertEqual(self.messages(r.stdout), [])
 

@@ -97,6 +97,14 @@ class E2E(EnvTest):
         refused = [l for l in lines if "e2e refused from alice/py: e2e_auth_failed" in l]
         self.assertEqual(len(refused), 2, r.stdout)  # py-2 and py-3; py-1 again was a duplicate id
         self.assertEqual(r.stdout.count("from python"), 1, r.stdout)
+        # no `delivered` for what bob never saw: alice gets a `refused` ack
+        # with the reason for each, `delivered` only for py-1 (issue 14)
+        refusals = a.expect("in/ack", lambda p: isinstance(p, dict) and p.get("status") == "refused", count=2)
+        self.assertEqual(sorted((p["id"], p["code"], p["by"], p.get("device")) for p in refusals),
+                         [("py-2", "e2e_auth_failed", "bob", "watch"), ("py-3", "e2e_auth_failed", "bob", "watch")])
+        a.expect("in/ack", lambda p: isinstance(p, dict) and p.get("status") == "delivered")
+        delivered = a.matching("in/ack", lambda p: isinstance(p, dict) and p.get("status") == "delivered")
+        self.assertEqual([p["id"] for p in delivered], ["py-1"])
 
         # 4. the C library seals for a Python device: carol/py opens it
         carol_py = os.urandom(32)

@@ -109,6 +109,11 @@ class Firmware(unittest.TestCase):
         print("firmware stack high-water: %s bytes; %s" % (m.group(1), out.splitlines()[0]))
         pool = re.search(r"TLS pool high-water: (\d+) bytes", out)
         self.assertTrue(pool, out)
+        # the main loop sleeps (WFI) between events instead of spinning
+        asleep = re.search(r"asleep: (\d+) of (\d+) ms", out)
+        self.assertTrue(asleep, out)
+        print("firmware asleep (WFI): %s of %s ms" % asleep.groups())
+        self.assertGreater(int(asleep.group(1)), int(asleep.group(2)) // 2, out)
         # for `make size`: the highest marks of the runs, next to the firmware
         for name, value in (("stack-high-water.txt", m.group(1)), ("tls-pool-high-water.txt", pool.group(1))):
             mark = os.path.join(os.path.dirname(FIRMWARE), name)

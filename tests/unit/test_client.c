@@ -446,8 +446,46 @@ static void test_oversized_message(void)
     CHECK_EQ_INT(nseen, 1);
     CHECK_EQ_STR(seen[0], strlen(seen[0]), "2 alice: after");
     CHECK(mqim_client_connected(&client));
+    /* issue 14: the sender hears the text never reached the user */
+    CHECK(next_publish_on("im/u/bob/out/receipt", &s));
+    CHECK_EQ_STR(s.payload, strlen(s.payload),
+                 "{\"status\":\"refused\",\"seqs\":[1],\"code\":\"payload_too_large\",\"device\":\"mcu\"}");
     CHECK(next_publish_on("im/u/bob/out/receipt", &s));
     CHECK_EQ_STR(s.payload, strlen(s.payload), "{\"status\":\"delivered\",\"seqs\":[2],\"device\":\"mcu\"}");
+}
+
+/* A message the application could not show (an E2E message that does not
+ * open): mqim_client_refuse from on_message replaces its `delivered`. */
+static int refuse_seq;
+static void on_message_refusing(void *ctx, const mqim_envelope_t *env)
+{
+    (void)ctx;
+    if ((int)env->seq == refuse_seq) {
+        CHECK_EQ_INT(mqim_client_refuse(&client, env->seq, MQIM_STR("e2e_auth_failed")), MQIM_OK);
+    }
+}
+
+static void test_refused_message(void)
+{
+    static const char *const m1 = "{\"id\":\"c1\",\"seq\":1,\"from\":\"alice\",\"type\":\"text\",\"body\":\"tampered\"}";
+    static const char *const m2 = "{\"id\":\"c2\",\"seq\":2,\"from\":\"alice\",\"type\":\"text\",\"body\":\"fine\"}";
+    sent_pkt_t s;
+    fresh();
+    client.cfg.cb.on_message = on_message_refusing;
+    refuse_seq = 1;
+    CHECK_EQ_INT(mqim_client_refuse(&client, 1, MQIM_STR("e2e_auth_failed")), MQIM_BAD_PARAMETER); /* not connected */
+    connect();
+    CHECK_EQ_INT(mqim_client_refuse(&client, 1, (mqim_str_t){ 0, 0 }), MQIM_BAD_PARAMETER);
+    inject_publish("im/u/bob/in/msg", m1, strlen(m1), 1);
+    inject_publish("im/u/bob/in/msg", m2, strlen(m2), 2);
+    pump(60);
+    CHECK(mqim_client_last_seq(&client) == 2u); /* consumed all the same */
+    CHECK(next_publish_on("im/u/bob/out/receipt", &s));
+    CHECK_EQ_STR(s.payload, strlen(s.payload),
+                 "{\"status\":\"refused\",\"seqs\":[1],\"code\":\"e2e_auth_failed\",\"device\":\"mcu\"}");
+    CHECK(next_publish_on("im/u/bob/out/receipt", &s));
+    CHECK_EQ_STR(s.payload, strlen(s.payload), "{\"status\":\"delivered\",\"seqs\":[2],\"device\":\"mcu\"}");
+    CHECK(!next_publish_on("im/u/bob/out/receipt", &s)); /* no `delivered` for 1 */
 }
 
 /* Outbox records the client cannot use: a corrupt one is removed, one
@@ -724,6 +762,7 @@ int main(void)
     test_send_until_confirmed();
     test_inbound_order_and_receipts();
     test_oversized_message();
+    test_refused_message();
     test_outbox_bad_records();
     test_tombstones_advance_seq();
     test_store_epoch_resync();

@@ -437,6 +437,31 @@ static void test_receipts(void)
     drain();
     CHECK_EQ_INT(nouts, 1);
     CHECK_OUT(0, "im/u/carol/in/ack", "status", "rejected");
+    /* a device that could not open a message refuses it instead of
+     * `delivered`: the sender gets a distinct ack with the code (issue 14) */
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt",
+                     "{\"status\":\"refused\",\"seqs\":[2],\"code\":\"e2e_auth_failed\",\"device\":\"tab\"}", 1),
+                 MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/u/alice/in/ack", "status", "refused");
+    CHECK_OUT(0, "im/u/alice/in/ack", "id", "r2");
+    CHECK_OUT(0, "im/u/alice/in/ack", "by", "bob");
+    CHECK_OUT(0, "im/u/alice/in/ack", "device", "tab");
+    CHECK_OUT(0, "im/u/alice/in/ack", "code", "e2e_auth_failed");
+    j = json_of(&outs[0]);
+    CHECK(jnum(j, "seq") == 2.0);
+    cJSON_Delete(j);
+    /* a refusal needs a code that is a status name, and seqs */
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"refused\",\"seqs\":[2]}", 1), MQIM_FIELD_TYPE);
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"refused\",\"seqs\":[2],\"code\":\"Bad Code\"}", 1),
+                 MQIM_FIELD_TYPE);
+    CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"refused\",\"code\":\"e2e_replay\"}", 1),
+                 MQIM_FIELD_MISSING);
+    drain();
+    CHECK_EQ_INT(nouts, 3);
+    CHECK_OUT(0, "im/u/bob/in/ack", "status", "rejected");
+    CHECK_OUT(2, "im/u/bob/in/ack", "code", "field_missing");
     /* read up to 2 in the chat with alice: r1, r2 */
     CHECK_EQ_INT(pub("im/u/bob/out/receipt", "{\"status\":\"read\",\"chat\":\"alice\",\"upto\":2}", 1),
                  MQIM_OK);

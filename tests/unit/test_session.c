@@ -17,6 +17,9 @@ typedef struct fake {
     int broken;         /* recv/send return -1 */
     int opens, closes;
     uint32_t clock;
+    uint32_t recv_timeout; /* the last recv's timeout_ms */
+    uint32_t slept;        /* ms slept through the sleep port, in all */
+    int sleeps;
 } fake_t;
 
 static fake_t F;
@@ -40,7 +43,7 @@ static int32_t f_recv(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
 {
     fake_t *f = ctx;
     size_t n = f->in_len - f->in_off;
-    (void)timeout_ms;
+    f->recv_timeout = timeout_ms;
     if (f->broken) {
         return -1;
     }
@@ -81,6 +84,15 @@ static int32_t f_entropy(void *ctx, uint8_t *buf, size_t len)
     (void)ctx;
     memset(buf, 0x5a, len);
     return 0;
+}
+
+/* The sleep port: time passes (the fake clock), nothing else happens. */
+static void f_sleep(void *ctx, uint32_t ms)
+{
+    fake_t *f = ctx;
+    f->sleeps++;
+    f->slept += ms;
+    f->clock += ms;
 }
 
 static const mqim_transport_ops_t fake_ops = { f_send, f_recv, f_open, f_close };
@@ -350,9 +362,10 @@ static void test_keepalive_and_dead_link(void)
     CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
     CHECK_EQ_INT(sent().type, MQIM_MQTT_PINGREQ);
     F.clock += MQIM_CFG_PINGRESP_TIMEOUT_MS + 1u;
-    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_TIMEOUT);
+    /* (MQIM_TIMEOUT before issue 14: a dead link has its own reason now) */
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_KEEPALIVE_LOST);
     CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_BACKOFF);
-    CHECK_EQ_INT(last_reason, MQIM_TIMEOUT);
+    CHECK_EQ_INT(last_reason, MQIM_KEEPALIVE_LOST);
     CHECK(F.closes >= 1);
 }
 
@@ -367,7 +380,8 @@ static void test_refusals_and_garbage(void)
     for (int i = 0; i < 3; i++) {
         CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
         inject(refused, 4);
-        CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_CONNACK_REFUSED);
+        /* CONNACK 5 (MQIM_CONNACK_REFUSED for every code before issue 14) */
+        CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_CONNACK_NOT_AUTHORIZED);
         CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_BACKOFF);
         delays[i] = S.retry_at - F.clock;
         F.clock = S.retry_at;
@@ -376,10 +390,11 @@ static void test_refusals_and_garbage(void)
     CHECK(delays[0] >= MQIM_CFG_BACKOFF_MIN_MS / 2u && delays[0] <= MQIM_CFG_BACKOFF_MIN_MS);
     CHECK(delays[1] >= MQIM_CFG_BACKOFF_MIN_MS && delays[1] <= 2u * MQIM_CFG_BACKOFF_MIN_MS);
     CHECK(delays[2] >= 2u * MQIM_CFG_BACKOFF_MIN_MS && delays[2] <= 4u * MQIM_CFG_BACKOFF_MIN_MS);
-    CHECK_EQ_INT(last_reason, MQIM_CONNACK_REFUSED);
-    /* open failing keeps backing off */
+    CHECK_EQ_INT(last_reason, MQIM_CONNACK_NOT_AUTHORIZED);
+    /* open failing keeps backing off (a plain -1: an unreachable broker;
+     * MQIM_TRANSPORT_ERROR before issue 14) */
     F.open_result = -1;
-    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_TRANSPORT_ERROR);
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_BROKER_UNREACHABLE);
     CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_BACKOFF);
     /* a malformed packet from the broker takes the link down */
     fresh(60);
@@ -456,6 +471,116 @@ static void test_oversized_publish(void)
     CHECK_EQ_INT(last_reason, MQIM_MQTT_TOO_LARGE);
 }
 
+/* The five MQTT 3.1.1 refusals map one to one to five statuses; a code
+ * 3.1.1 does not define is a protocol error (the decoder refuses it). */
+static void test_connack_codes_one_to_one(void)
+{
+    static const mqim_status_t want[7] = { MQIM_OK,
+                                           MQIM_CONNACK_PROTOCOL_VERSION,
+                                           MQIM_CONNACK_IDENTIFIER_REJECTED,
+                                           MQIM_CONNACK_SERVER_UNAVAILABLE,
+                                           MQIM_CONNACK_BAD_CREDENTIALS,
+                                           MQIM_CONNACK_NOT_AUTHORIZED,
+                                           MQIM_MQTT_PROTOCOL };
+    for (uint8_t code = 1; code <= 6u; code++) {
+        uint8_t connack[4] = { 0x20, 2, 0, 0 };
+        connack[3] = code;
+        fresh(60);
+        CHECK_EQ_INT(mqim_session_start(&S), MQIM_OK);
+        CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_OK);
+        inject(connack, 4);
+        CHECK_EQ_INT(mqim_session_poll(&S, 0), want[code]);
+        CHECK_EQ_INT(last_reason, want[code]);
+        CHECK_EQ_INT(S.last_error, want[code]);
+        CHECK_EQ_INT(S.failures, 1);
+        CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_BACKOFF);
+        for (uint8_t other = 1; other < code; other++) {
+            CHECK(want[other] != want[code]);
+        }
+    }
+}
+
+/* The transport's open says why it failed; the session passes it on. */
+static void test_open_failure_reasons(void)
+{
+    static const struct {
+        int32_t open_result;
+        mqim_status_t want;
+    } cases[] = { { -(int32_t)MQIM_BROKER_UNREACHABLE, MQIM_BROKER_UNREACHABLE },
+                  { -(int32_t)MQIM_TLS_VERIFY_FAILED, MQIM_TLS_VERIFY_FAILED },
+                  { -(int32_t)MQIM_TLS_HANDSHAKE_FAILED, MQIM_TLS_HANDSHAKE_FAILED },
+                  { -(int32_t)MQIM_TIMEOUT, MQIM_BROKER_UNREACHABLE }, /* not a reason a transport gives */
+                  { INT32_MIN, MQIM_BROKER_UNREACHABLE } };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fresh(60);
+        F.open_result = cases[i].open_result;
+        CHECK_EQ_INT(mqim_session_start(&S), MQIM_OK);
+        CHECK_EQ_INT(mqim_session_poll(&S, 0), cases[i].want);
+        CHECK_EQ_INT(last_reason, cases[i].want);
+        CHECK_EQ_INT(disconnected, 1);
+        CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_BACKOFF);
+    }
+}
+
+/* poll blocks until something is due, never spins: while backing off it
+ * sleeps through the sleep port until the retry; with a connection open it
+ * waits in recv no longer than the next timer. next_deadline says when. */
+static void test_sleeps_until_the_next_deadline(void)
+{
+    static const uint8_t connack[] = { 0x20, 2, 0, 0 };
+    uint32_t due;
+    fresh(10);
+    S.cfg.sleep = f_sleep;
+    S.cfg.sleep_ctx = &F;
+    CHECK_EQ_INT(mqim_session_next_deadline(&S), MQIM_NO_DEADLINE); /* stopped */
+    F.open_result = -(int32_t)MQIM_BROKER_UNREACHABLE;
+    CHECK_EQ_INT(mqim_session_start(&S), MQIM_OK);
+    CHECK_EQ_INT(mqim_session_next_deadline(&S), 0);
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_BROKER_UNREACHABLE);
+    due = mqim_session_next_deadline(&S);
+    CHECK(due >= MQIM_CFG_BACKOFF_MIN_MS / 2u && due <= MQIM_CFG_BACKOFF_MIN_MS);
+    /* a short timeout: sleeps all of it, no attempt yet */
+    CHECK_EQ_INT(mqim_session_poll(&S, 10), MQIM_OK);
+    CHECK_EQ_INT(F.slept, 10);
+    CHECK_EQ_INT(F.opens, 1);
+    CHECK_EQ_INT(mqim_session_next_deadline(&S), due - 10u);
+    /* a long one: sleeps exactly until the retry, then tries (one call) */
+    F.open_result = 0;
+    CHECK_EQ_INT(mqim_session_poll(&S, 600000), MQIM_OK);
+    CHECK_EQ_INT(F.slept, due);
+    CHECK_EQ_INT(F.sleeps, 2);
+    CHECK_EQ_INT(F.opens, 2);
+    CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_CONNECTING);
+    /* waiting for the CONNACK: recv waits no longer than its timeout */
+    CHECK_EQ_INT(mqim_session_next_deadline(&S), MQIM_CFG_PINGRESP_TIMEOUT_MS + 1u);
+    CHECK_EQ_INT(mqim_session_poll(&S, 600000), MQIM_OK);
+    CHECK_EQ_INT(F.recv_timeout, MQIM_CFG_PINGRESP_TIMEOUT_MS + 1u);
+    inject(connack, 4);
+    CHECK_EQ_INT(mqim_session_poll(&S, 600000), MQIM_OK);
+    CHECK_EQ_INT(mqim_session_state(&S), MQIM_SESSION_CONNECTED);
+    /* connected: until the keep-alive ping (10 s after the last send) */
+    CHECK_EQ_INT(mqim_session_next_deadline(&S), 10000);
+    F.clock += 4000;
+    CHECK_EQ_INT(mqim_session_poll(&S, 600000), MQIM_OK);
+    CHECK_EQ_INT(F.recv_timeout, 6000);
+    CHECK_EQ_INT(mqim_session_poll(&S, 50), MQIM_OK);
+    CHECK_EQ_INT(F.recv_timeout, 50); /* the caller's timeout when sooner */
+    /* ping out: until its answer is overdue */
+    F.clock += 6000;
+    CHECK_EQ_INT(mqim_session_poll(&S, 600000), MQIM_OK);
+    CHECK(S.ping_outstanding);
+    CHECK_EQ_INT(F.recv_timeout, MQIM_CFG_PINGRESP_TIMEOUT_MS + 1u);
+    CHECK_EQ_INT(F.sleeps, 2); /* never slept with a connection open */
+    /* without a sleep port, a poll while backing off returns at once */
+    fresh(10);
+    F.open_result = -1;
+    CHECK_EQ_INT(mqim_session_start(&S), MQIM_OK);
+    CHECK_EQ_INT(mqim_session_poll(&S, 0), MQIM_BROKER_UNREACHABLE);
+    CHECK_EQ_INT(mqim_session_poll(&S, 600000), MQIM_OK);
+    CHECK_EQ_INT(F.opens, 1);
+    CHECK_EQ_INT(F.clock, 1000);
+}
+
 int main(void)
 {
     test_transition_table();
@@ -465,5 +590,8 @@ int main(void)
     test_keepalive_and_dead_link();
     test_refusals_and_garbage();
     test_oversized_publish();
+    test_connack_codes_one_to_one();
+    test_open_failure_reasons();
+    test_sleeps_until_the_next_deadline();
     return CHECK_REPORT();
 }

@@ -82,7 +82,16 @@
     X(E2E_TOO_MANY_RECIPIENTS, 126, "e2e_too_many_recipients", "more recipient devices than an encrypted message can carry") \
     X(E2E_TOO_MANY_KEYS, 128, "e2e_too_many_keys", "the user has the maximum number of device keys (16): remove one first") \
     X(CRYPTO_ERROR,    127, "crypto_error",    "the crypto port failed (no entropy, or an invalid key)") \
-    X(FLASH_ERROR,     130, "flash_error",     "the flash port failed to read, program or erase")
+    X(CONNACK_PROTOCOL_VERSION, 130, "connack_protocol_version", "Connection Refused: unacceptable protocol version") \
+    X(CONNACK_IDENTIFIER_REJECTED, 131, "connack_identifier_rejected", "Connection Refused: identifier rejected") \
+    X(CONNACK_SERVER_UNAVAILABLE, 132, "connack_server_unavailable", "Connection Refused: broker unavailable") \
+    X(CONNACK_BAD_CREDENTIALS, 133, "connack_bad_credentials", "Connection Refused: bad user name or password") \
+    X(CONNACK_NOT_AUTHORIZED, 134, "connack_not_authorized", "Connection Refused: not authorised") \
+    X(BROKER_UNREACHABLE, 135, "broker_unreachable", "the broker cannot be reached (connection refused or timed out, or its name does not resolve)") \
+    X(TLS_VERIFY_FAILED, 136, "tls_verify_failed", "TLS: the broker's certificate failed verification") \
+    X(TLS_HANDSHAKE_FAILED, 137, "tls_handshake_failed", "TLS: the handshake with the broker failed") \
+    X(KEEPALIVE_LOST,  138, "keepalive_lost",  "the broker did not answer a keep-alive ping: the link is dead") \
+    X(FLASH_ERROR,     139, "flash_error",     "the flash port failed to read, program or erase")
 
 typedef enum mqim_status {
 #define MQIM_STATUS_ENUM_(suffix, num, name, str) MQIM_##suffix = (num),

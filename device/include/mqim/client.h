@@ -32,7 +32,8 @@ typedef enum mqim_ack_status {
     MQIM_ACK_DELIVERED,
     MQIM_ACK_READ,
     MQIM_ACK_REJECTED,
-    MQIM_ACK_OTHER
+    MQIM_ACK_OTHER,
+    MQIM_ACK_REFUSED /**< a recipient's device could not open the message: code says why (docs/protocol.md) */
 } mqim_ack_status_t;
 
 /** An ack from the gateway (strings valid during the callback). */
@@ -40,11 +41,19 @@ typedef struct mqim_ack {
     mqim_ack_status_t status;
     mqim_str_t id;     /**< the message it is about; may be empty for some rejections */
     mqim_str_t by;     /**< delivered/read: who */
-    mqim_str_t code;   /**< rejected: stable code name */
+    mqim_str_t code;   /**< rejected, refused: stable code name ("e2e_auth_failed", ...) */
     mqim_str_t reason; /**< rejected: readable reason */
     mqim_str_t re;     /**< rejected: what it is about ("dm", "group", "ctl", "key", ...) */
     uint64_t seq;
 } mqim_ack_t;
+
+/** Where the connection to the broker stands (mqim_client_link). */
+typedef enum mqim_link_state {
+    MQIM_LINK_STOPPED = 0,  /**< not started, or stopped */
+    MQIM_LINK_DISCONNECTED, /**< no connection: waiting to retry; the reason says why the last attempt or link failed */
+    MQIM_LINK_CONNECTING,   /**< transport open, CONNECT sent, waiting for the CONNACK */
+    MQIM_LINK_CONNECTED     /**< the broker accepted the connection */
+} mqim_link_state_t;
 
 typedef struct mqim_client_callbacks {
     /** Once per seq, in order. A tombstone (type "pruned", no id: the
@@ -62,8 +71,8 @@ typedef struct mqim_client_callbacks {
      * A message larger than MQIM_CFG_RX_BUFFER_SIZE arrived: only its head
      * was read, so env has id, seq, from, to/group, ts and type but no body,
      * and payload_size says how large it was. Its seq counts as received
-     * (the stream does not stall on it); no delivered receipt is sent for
-     * it. May be NULL (the message is then skipped silently on the device
+     * (the stream does not stall on it); instead of a delivered receipt the
+     * sender gets a `refused` one with code payload_too_large. May be NULL (the message is then skipped silently on the device
      * side, but the gateway keeps it in history).
      */
     void (*on_oversized)(void *ctx, const mqim_envelope_t *env, size_t payload_size);
@@ -75,6 +84,14 @@ typedef struct mqim_client_callbacks {
      * env->upto is read; clear its unread. May be NULL.
      */
     void (*on_read)(void *ctx, const mqim_envelope_t *env);
+    void *ctx;
+    /**
+     * The connection changed state, or another attempt failed (reason as
+     * mqim_client_link; MQIM_OK when connecting or connected). Called from
+     * mqim_client_poll. May be NULL. (This and the next are after ctx, so
+     * initialisers written before them stay valid.)
+     */
+    void (*on_link)(void *ctx, mqim_link_state_t state, mqim_status_t reason);
     /**
      * The gateway's store began a new epoch (a restore, a copy: seqs after
      * from_seq may have been handed out again): the library takes the new
@@ -82,7 +99,6 @@ typedef struct mqim_client_callbacks {
      * (docs/protocol.md, "Store epochs"). Informational; may be NULL.
      */
     void (*on_store_epoch)(void *ctx, uint64_t epoch, uint64_t from_seq);
-    void *ctx;
 } mqim_client_callbacks_t;
 
 typedef struct mqim_client_config {
@@ -101,6 +117,11 @@ typedef struct mqim_client_config {
     const mqim_state_ops_t *state;
     void *state_ctx;
     mqim_client_callbacks_t cb;
+    /** Optional but wanted: how mqim_client_poll waits while there is no
+     *  connection (ports.h). Without it, sleep for
+     *  mqim_client_next_deadline() between polls yourself. */
+    mqim_sleep_fn sleep;
+    void *sleep_ctx;
 } mqim_client_config_t;
 
 typedef struct mqim_client {
@@ -120,6 +141,8 @@ typedef struct mqim_client {
     bool epoch_check;        /**< the store epoch of this connection is not confirmed yet:
                                   deliveries are dropped (a sync brings them again) */
     bool epoch_dropped;      /**< ... and some were: sync once it is confirmed */
+    uint8_t link_said;       /**< the mqim_link_state_t last passed to on_link */
+    uint32_t failures_said;  /**< the session's failure count at that time */
     uint64_t receipts[MQIM_CLIENT_RECEIPT_BATCH];
     unsigned nreceipts;
     /* Sized from the MQTT buffers, not the wire's payload limit: a device
@@ -146,12 +169,37 @@ void mqim_client_stop(mqim_client_t *c);
 
 /**
  * Drive everything: connect and reconnect, read, deliver callbacks, replay
- * the outbox, send receipts. Waits at most timeout_ms for input.
- * @return MQIM_OK, or why the link just went down (MQIM_TRANSPORT_ERROR,
- *         MQIM_TIMEOUT, MQIM_CONNACK_REFUSED, MQIM_MQTT_*): informational,
- *         the client reconnects by itself.
+ * the outbox, send receipts. Blocks until input arrives or a timer of the
+ * library is due (reconnect, keep-alive), at most timeout_ms; it never
+ * spins, also not while disconnected, provided the config has a sleep
+ * port (otherwise it returns at once while backing off: sleep for
+ * mqim_client_next_deadline() yourself).
+ * @return MQIM_OK, or why the attempt or the link just failed (as
+ *         mqim_session_poll: the CONNACK refusals one to one,
+ *         MQIM_BROKER_UNREACHABLE, MQIM_TLS_*, MQIM_KEEPALIVE_LOST, ...):
+ *         informational, the client reconnects by itself.
  */
 mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms);
+
+/**
+ * Milliseconds until the library next needs mqim_client_poll on its own
+ * (reconnect after backoff, keep-alive ping, a timeout); 0: now;
+ * MQIM_NO_DEADLINE: nothing timed. While connected, input from the broker
+ * needs a poll too: a board sleeps until this or its transport's receive
+ * interrupt, whichever comes first.
+ */
+uint32_t mqim_client_next_deadline(const mqim_client_t *c);
+
+/**
+ * The connection's state, and in *reason (may be NULL) why the last
+ * attempt or link failed (MQIM_OK when none did since the start): one of
+ * the CONNACK refusals (MQIM_CONNACK_NOT_AUTHORIZED, _BAD_CREDENTIALS,
+ * _IDENTIFIER_REJECTED, _SERVER_UNAVAILABLE, _PROTOCOL_VERSION),
+ * MQIM_BROKER_UNREACHABLE, MQIM_TLS_VERIFY_FAILED (the transport keeps
+ * the verification's details), MQIM_TLS_HANDSHAKE_FAILED, MQIM_TIMEOUT
+ * (no CONNACK), MQIM_KEEPALIVE_LOST, MQIM_TRANSPORT_ERROR, MQIM_MQTT_*.
+ */
+mqim_link_state_t mqim_client_link(const mqim_client_t *c, mqim_status_t *reason);
 
 /**
  * Queue a text message to peer (stored in the outbox first, so it survives
@@ -222,6 +270,21 @@ mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json);
  *         a session error.
  */
 mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t type);
+
+/**
+ * The message at inbox seq `seq`, just handed to on_message, could not be
+ * shown (an end-to-end message that does not open, content the
+ * application cannot handle): instead of the `delivered` receipt, the
+ * sender gets a `refused` one with code, a status name such as
+ * mqim_status_name(MQIM_E2E_AUTH_FAILED) ([a-z0-9_], 1..32 characters;
+ * docs/protocol.md, "Receipts"). Call it from on_message, or later in the
+ * same poll; the seq stays consumed (no redelivery). Lives in
+ * client_e2e.c with the other calls only E2E needs (oversized messages are
+ * refused by client.c itself).
+ * @return MQIM_OK, MQIM_BAD_PARAMETER (empty code; not connected), a
+ *         session error.
+ */
+mqim_status_t mqim_client_refuse(mqim_client_t *c, uint64_t seq, mqim_str_t code);
 
 /** Tell peer everything it sent up to inbox seq `upto` was read.
  *  @return MQIM_OK, MQIM_BAD_PARAMETER (peer name, not connected),

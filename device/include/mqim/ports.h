@@ -28,7 +28,16 @@ typedef struct mqim_transport_ops {
      *         (not an error); < 0: closed by the peer or broken.
      */
     int32_t (*recv)(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms);
-    /** Open the connection (TCP connect, TLS handshake). 0 on success, < 0 on failure. */
+    /**
+     * Open the connection (TCP connect, TLS handshake).
+     * @return 0 on success; < 0 on failure, preferably the negated status
+     *         that says why, so the application can act on it:
+     *         -MQIM_BROKER_UNREACHABLE (refused, timed out, the name does
+     *         not resolve), -MQIM_TLS_VERIFY_FAILED (the broker's
+     *         certificate does not verify), -MQIM_TLS_HANDSHAKE_FAILED (any
+     *         other TLS failure). Any other negative value counts as
+     *         MQIM_BROKER_UNREACHABLE.
+     */
     int32_t (*open)(void *ctx, uint32_t timeout_ms);
     /** Close it; safe to call when already closed. */
     void (*close)(void *ctx);
@@ -42,5 +51,14 @@ typedef uint32_t (*mqim_clock_fn)(void *ctx);
  *  < 0 when no entropy is available (the library then reports an error
  *  instead of using predictable ids). */
 typedef int32_t (*mqim_entropy_fn)(void *ctx, uint8_t *buf, size_t len);
+
+/**
+ * Wait up to ms: the library has nothing to do before then unless the
+ * broker sends something (which only matters while a connection is open,
+ * and then the library waits inside the transport's recv instead). May
+ * return early (an interrupt, a signal). On a host: nanosleep or poll; on
+ * a microcontroller: WFI until the tick passes, so the core sleeps.
+ */
+typedef void (*mqim_sleep_fn)(void *ctx, uint32_t ms);
 
 #endif /* MQIM_PORTS_H */

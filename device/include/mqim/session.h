@@ -79,6 +79,11 @@ typedef struct mqim_session_config {
     mqim_entropy_fn entropy; /**< for backoff jitter */
     void *entropy_ctx;
     mqim_session_callbacks_t cb;
+    /** Optional: how poll waits while no connection is open (backing off).
+     *  Without it poll returns at once then, and the caller must sleep for
+     *  mqim_session_next_deadline() itself, or it spins. */
+    mqim_sleep_fn sleep;
+    void *sleep_ctx;
 } mqim_session_config_t;
 
 /** One session; caller-owned (static or on a task's stack). */
@@ -99,8 +104,13 @@ typedef struct mqim_session {
     uint32_t ping_sent_at;
     bool ping_outstanding;
     uint16_t next_sub_id;
-    mqim_status_t last_error;
+    mqim_status_t last_error; /**< why the last attempt or link failed (MQIM_OK: none yet) */
+    uint32_t failures;        /**< attempts and links that failed since init (wraps) */
 } mqim_session_t;
+
+/** mqim_session_next_deadline when nothing is timed (stopped, or
+ *  connected without keep-alive). */
+#define MQIM_NO_DEADLINE UINT32_MAX
 
 /** @return MQIM_OK, MQIM_BAD_PARAMETER (missing transport, clock or entropy). */
 mqim_status_t mqim_session_init(mqim_session_t *s, const mqim_session_config_t *cfg);
@@ -113,11 +123,33 @@ void mqim_session_stop(mqim_session_t *s);
 
 /**
  * Do what is due: connect when the backoff elapsed, keepalive, timeouts,
- * and read and handle packets, waiting at most timeout_ms for input.
- * @return MQIM_OK, or the reason the link was just lost (the session is
- *         then in BACKOFF and reconnects by itself).
+ * and read and handle packets. Blocks until something happens, never
+ * longer than timeout_ms: with a connection open, in the transport's recv
+ * until input arrives or the next timer (keep-alive, ping or CONNACK
+ * timeout) is due; while backing off, in the sleep port until the retry is
+ * due (without a sleep port it returns at once: see
+ * mqim_session_next_deadline).
+ * @return MQIM_OK, or the reason the attempt or the link just failed (the
+ *         session is then in BACKOFF and reconnects by itself):
+ *         MQIM_CONNACK_NOT_AUTHORIZED, _BAD_CREDENTIALS,
+ *         _IDENTIFIER_REJECTED, _SERVER_UNAVAILABLE, _PROTOCOL_VERSION (the
+ *         five MQTT 3.1.1 refusals, one to one; MQIM_CONNACK_REFUSED for a
+ *         code 3.1.1 does not define), MQIM_BROKER_UNREACHABLE,
+ *         MQIM_TLS_VERIFY_FAILED, MQIM_TLS_HANDSHAKE_FAILED (from the
+ *         transport's open), MQIM_TIMEOUT (no CONNACK in time),
+ *         MQIM_KEEPALIVE_LOST, MQIM_TRANSPORT_ERROR (the link broke or the
+ *         broker closed it), MQIM_MQTT_* (the broker broke the protocol).
  */
 mqim_status_t mqim_session_poll(mqim_session_t *s, uint32_t timeout_ms);
+
+/**
+ * Milliseconds from now until the session next has work of its own: the
+ * reconnect after backoff, a keep-alive ping, a ping or CONNACK timeout.
+ * 0: due now; MQIM_NO_DEADLINE: nothing timed. Input from the broker can
+ * need a poll earlier: while a connection is open, wake on the transport's
+ * receive event too. A board sleeps until min(this, its own timers).
+ */
+uint32_t mqim_session_next_deadline(const mqim_session_t *s);
 
 /**
  * Publish. QoS 1/2 publishes take an in-flight entry (outbox_key says where

@@ -23,6 +23,112 @@ static int bio_recv_timeout(void *ctx, unsigned char *buf, size_t len, uint32_t 
     return n > 0 ? (int)n : n == 0 ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_CONN_RESET;
 }
 
+/* One decimal or hex group of an address literal: its value, or -1. */
+static long ip_group(const char **p, unsigned base, unsigned max_digits)
+{
+    long v = 0;
+    unsigned n = 0;
+    for (;; n++) {
+        char c = (*p)[0];
+        int d = c >= '0' && c <= '9' ? c - '0' : base == 16u && c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : base == 16u && c >= 'A' && c <= 'F'                            ? c - 'A' + 10
+                                                                                 : -1;
+        if (d < 0) {
+            break;
+        }
+        if (n == max_digits) {
+            return -1;
+        }
+        v = v * (long)base + d;
+        (*p)++;
+    }
+    return n > 0u ? v : -1;
+}
+
+static size_t parse_ipv4(const char *p, unsigned char *out, const char **end)
+{
+    for (unsigned i = 0; i < 4u; i++) {
+        long v = ip_group(&p, 10u, 3u);
+        if (v < 0 || v > 255 || (i < 3u && *p++ != '.')) {
+            return 0;
+        }
+        out[i] = (unsigned char)v;
+    }
+    *end = p;
+    return 4;
+}
+
+size_t mqim_tls_parse_ip(const char *text, unsigned char out[16])
+{
+    unsigned char a[16];
+    const char *p = text, *end = NULL;
+    unsigned n = 0, gap = 16u; /* gap: where "::" stands, in bytes; 16 = none */
+    if (text == NULL) {
+        return 0;
+    }
+    if (parse_ipv4(p, a, &end) == 4u && *end == '\0') {
+        memcpy(out, a, 4);
+        return 4;
+    }
+    if (p[0] == ':' && p[1] == ':') {
+        gap = 0;
+        p += 2;
+    }
+    while (*p != '\0' && n < 16u) {
+        const char *mark = p;
+        long v;
+        if (n <= 12u && parse_ipv4(p, a + n, &end) == 4u && *end == '\0') {
+            n += 4u; /* ::ffff:192.0.2.1 */
+            p = end;
+            break;
+        }
+        p = mark;
+        if ((v = ip_group(&p, 16u, 4u)) < 0) {
+            return 0;
+        }
+        a[n++] = (unsigned char)(v >> 8);
+        a[n++] = (unsigned char)v;
+        if (*p == ':' && p[1] == ':' && gap == 16u) {
+            gap = n;
+            p += 2;
+        } else if (*p == ':' && p[1] != '\0') {
+            p++;
+        } else if (*p != '\0') {
+            return 0;
+        }
+    }
+    if (*p != '\0' || (gap == 16u && n != 16u) || (gap != 16u && n >= 16u)) {
+        return 0;
+    }
+    /* open the gap: the groups after "::" move to the end, zeros between */
+    memset(out, 0, 16);
+    memcpy(out, a, gap < n ? gap : n);
+    if (gap < n) {
+        memcpy(out + 16u - (n - gap), a + gap, n - gap);
+    }
+    return 16;
+}
+
+/* The server is an address: the leaf certificate must carry it as an
+ * iPAddress subject alternative name (RFC 6125, 6.2.1). The SAN list holds
+ * every entry raw, tag and bytes, in 2.28 and 3.x alike. */
+static int verify_ip(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    const mqim_tls_t *t = ctx;
+    const mbedtls_x509_sequence *san;
+    if (depth != 0) {
+        return 0;
+    }
+    for (san = &crt->subject_alt_names; san != NULL && san->buf.p != NULL; san = san->next) {
+        if (san->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_IP_ADDRESS) &&
+            san->buf.len == t->ip_len && memcmp(san->buf.p, t->ip, t->ip_len) == 0) {
+            return 0;
+        }
+    }
+    *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    return 0;
+}
+
 /* The DRBG's entropy source is the board's entropy port. */
 static int drbg_entropy(void *ctx, unsigned char *buf, size_t len)
 {
@@ -69,6 +175,7 @@ mqim_status_t mqim_tls_init(mqim_tls_t *t, const mqim_tls_config_t *cfg, const c
         return fail(t, 0, "server name too long", what);
     }
     memcpy(t->server_name, cfg->server_name != NULL ? cfg->server_name : "", name_len + 1u);
+    t->ip_len = (uint8_t)mqim_tls_parse_ip(t->server_name, t->ip);
     if (cfg->psk != NULL) {
         memcpy(t->psk, cfg->psk, cfg->psk_len);
     }
@@ -99,6 +206,9 @@ mqim_status_t mqim_tls_init(mqim_tls_t *t, const mqim_tls_config_t *cfg, const c
         /* The broker's certificate must chain to the CA and name the host. */
         mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
         mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
+        if (t->ip_len > 0u) {
+            mbedtls_ssl_conf_verify(&t->conf, verify_ip, t);
+        }
     } else {
         /* PSK only: the shared key authenticates both ends. */
         mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_NONE);
@@ -155,6 +265,26 @@ void mqim_tls_describe(const mqim_tls_t *t, char *buf, size_t len)
     }
 }
 
+void mqim_tls_verify_reason(const mqim_tls_t *t, char *buf, size_t len)
+{
+    if (buf == NULL || len == 0u) {
+        return;
+    }
+    buf[0] = '\0';
+#if !defined(MBEDTLS_X509_REMOVE_INFO)
+    if (t != NULL && t->verify_flags != 0u && mbedtls_x509_crt_verify_info(buf, len, "", t->verify_flags) > 0) {
+        /* one line per flag: join them into one */
+        size_t n = strlen(buf);
+        while (n > 0u && buf[n - 1u] == '\n') {
+            buf[--n] = '\0';
+        }
+        for (size_t i = 0; i < n; i++) {
+            buf[i] = buf[i] == '\n' ? ';' : buf[i];
+        }
+    }
+#endif
+}
+
 static void tls_close(void *ctx)
 {
     mqim_tls_t *t = ctx;
@@ -174,19 +304,23 @@ static int32_t tls_open(void *ctx, uint32_t timeout_ms)
     uint32_t start = t->cfg.clock(t->cfg.clock_ctx);
     int rc;
     tls_close(t);
-    if (t->cfg.lower->open(t->cfg.lower_ctx, timeout_ms) != 0) {
-        return -1;
+    rc = (int)t->cfg.lower->open(t->cfg.lower_ctx, timeout_ms);
+    if (rc != 0) {
+        return rc < 0 ? (int32_t)rc : -(int32_t)MQIM_BROKER_UNREACHABLE;
     }
+    t->verify_flags = 0;
     rc = mbedtls_ssl_setup(&t->ssl, &t->conf);
     if (rc == 0 && t->server_name[0] != '\0') {
-        rc = mbedtls_ssl_set_hostname(&t->ssl, t->server_name);
+        /* An address is checked by verify_ip; NULL says "no host name
+         * check here" explicitly (3.6 refuses to verify without a call). */
+        rc = mbedtls_ssl_set_hostname(&t->ssl, t->ip_len > 0u ? NULL : t->server_name);
     }
     if (rc != 0) {
         t->last_error = rc;
         mbedtls_ssl_free(&t->ssl);
         mbedtls_ssl_init(&t->ssl);
         t->cfg.lower->close(t->cfg.lower_ctx);
-        return -1;
+        return -(int32_t)MQIM_TLS_HANDSHAKE_FAILED;
     }
     mbedtls_ssl_set_bio(&t->ssl, t, bio_send, NULL, bio_recv_timeout);
     mbedtls_ssl_conf_read_timeout(&t->conf, 200);
@@ -201,8 +335,12 @@ static int32_t tls_open(void *ctx, uint32_t timeout_ms)
         /* A certificate that does not verify ends here: never talk to an
          * unauthenticated broker. */
         t->last_error = rc;
+        if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+            t->verify_flags = mbedtls_ssl_get_verify_result(&t->ssl);
+        }
         tls_close(t);
-        return -1;
+        return rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ? -(int32_t)MQIM_TLS_VERIFY_FAILED
+                                                          : -(int32_t)MQIM_TLS_HANDSHAKE_FAILED;
     }
     return 0;
 }

@@ -7,7 +7,10 @@
  * mbedTLS 3.x is a change of that one file. Credentials come from memory
  * (PEM text or raw PSK bytes): a host loads them from files
  * (mqim_posix_tls.c), firmware links them in. The server is verified
- * against the CA and the server name (also sent as SNI); a client
+ * against the CA and the server name (also sent as SNI); a server name
+ * that is an IPv4 or IPv6 address literal is matched against the
+ * certificate's iPAddress subject alternative names instead (and not sent
+ * as SNI, which RFC 6066 keeps for host names); a client
  * certificate or a pre-shared key is optional. Randomness comes from the
  * board's entropy port through CTR_DRBG.
  *
@@ -66,6 +69,9 @@ typedef struct mqim_tls {
     bool open;
     uint32_t io_timeout_ms; /**< the timeout of the current send/recv call */
     int last_error;         /**< the last mbedTLS error code (negative), for diagnostics */
+    uint32_t verify_flags;  /**< MBEDTLS_X509_BADCERT_* of the last failed verification */
+    unsigned char ip[16];   /**< the server name as an address (network order) ... */
+    uint8_t ip_len;         /**< ... 4 or 16 bytes; 0: a host name */
 } mqim_tls_t;
 
 /**
@@ -89,10 +95,24 @@ int mqim_tls_last_error(const mqim_tls_t *t);
  *  (-0x2700)"), NUL-terminated in buf. */
 void mqim_tls_describe(const mqim_tls_t *t, char *buf, size_t len);
 
+/** Why the broker's certificate failed verification ("The certificate is
+ *  not correctly signed by the trusted CA; ..."), NUL-terminated in buf;
+ *  empty when the last open did not fail verification. */
+void mqim_tls_verify_reason(const mqim_tls_t *t, char *buf, size_t len);
+
+/**
+ * Parse an IPv4 (dotted quad) or IPv6 (RFC 4291 text, "::" and a trailing
+ * dotted quad allowed) address literal into out (network order).
+ * @return 4 or 16, or 0 when text is not an address literal.
+ */
+size_t mqim_tls_parse_ip(const char *text, unsigned char out[16]);
+
 /**
  * The transport table; pass the mqim_tls_t as its context. open() opens
  * the lower transport and runs the handshake within its timeout (a broker
- * that fails verification is never talked to); send/recv map mbedTLS's
+ * that fails verification is never talked to) and on failure returns
+ * -MQIM_TLS_VERIFY_FAILED (mqim_tls_verify_reason says why),
+ * -MQIM_TLS_HANDSHAKE_FAILED, or the lower transport's failure; send/recv map mbedTLS's
  * WANT_READ / WANT_WRITE / TIMEOUT to 0 ("nothing yet") and close_notify,
  * EOF and errors to -1 ("closed").
  */

@@ -122,6 +122,14 @@ void mqim_posix_tls_free(mqim_posix_tls_t *t)
     free(t);
 }
 
+void mqim_posix_tls_describe(const mqim_posix_tls_t *t, char *buf, size_t len)
+{
+    mqim_tls_verify_reason(&t->tls, buf, len);
+    if (buf[0] == '\0') {
+        mqim_tls_describe(&t->tls, buf, len);
+    }
+}
+
 /* The portable port's transport, on the embedded context. */
 static int32_t p_send(void *ctx, const uint8_t *buf, size_t len, uint32_t timeout_ms)
 {

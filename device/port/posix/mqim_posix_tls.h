@@ -31,6 +31,10 @@ mqim_posix_tls_t *mqim_posix_tls_new(mqim_posix_tcp_t *tcp, const mqim_posix_tls
                                      char *err, size_t err_len);
 void mqim_posix_tls_free(mqim_posix_tls_t *t);
 
+/** Why the last open's TLS part failed: the certificate verification's
+ *  reasons when it did not verify, else mbedTLS's error in words. */
+void mqim_posix_tls_describe(const mqim_posix_tls_t *t, char *buf, size_t len);
+
 /** The transport table; pass the mqim_posix_tls_t as its context. */
 extern const mqim_transport_ops_t mqim_posix_tls_ops;
 
