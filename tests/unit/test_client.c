@@ -92,6 +92,7 @@ static const mqim_state_ops_t state_ops = { st_load, st_save };
 static char seen[16][64];
 static unsigned nseen;
 static mqim_ack_t last_ack;
+static char last_ack_id[64]; /* ack->id lives only during the callback */
 static char last_reason[128];
 static unsigned acks, oversized;
 static size_t oversized_size;
@@ -111,6 +112,8 @@ static void on_ack(void *ctx, const mqim_ack_t *ack)
     (void)ctx;
     acks++;
     last_ack = *ack;
+    snprintf(last_ack_id, sizeof(last_ack_id), "%.*s", (int)ack->id.len, ack->id.ptr);
+    last_ack.id = mqim_str_from_cstr(last_ack_id);
     snprintf(last_reason, sizeof(last_reason), "%.*s", (int)ack->reason.len, ack->reason.ptr);
 }
 
@@ -740,7 +743,7 @@ static void test_outbox_window(void)
     CHECK_EQ_STR(bodies[W - 1], strlen(bodies[W - 1]), want);
     /* two echoes (the confirmations): exactly two more go out, the next in order */
     for (int i = 0; i < 2; i++) {
-        snprintf(echo, sizeof(echo), "{\"id\":\"%.32s\",\"seq\":%d,\"from\":\"bob\",\"to\":\"alice\",\"ts\":1,\"body\":\"%s\"}",
+        snprintf(echo, sizeof(echo), "{\"id\":\"%.32s\",\"seq\":%d,\"from\":\"bob\",\"to\":\"alice\",\"ts\":1,\"body\":\"%.15s\"}",
                  ids[i], i + 1, bodies[i]);
         inject_publish("im/u/bob/in/msg", echo, strlen(echo), (uint16_t)(100 + i));
     }
