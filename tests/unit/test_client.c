@@ -317,7 +317,7 @@ static void test_send_until_confirmed(void)
     CHECK_EQ_INT(outbox_count(), 1);
     /* the echo of this message is its confirmation: the entry goes, on_ack(SENT) */
     snprintf(echo, sizeof(echo),
-             "{\"id\":\"%s\",\"seq\":2,\"from\":\"bob\",\"device\":\"mcu\",\"to\":\"alice\",\"ts\":1,\"body\":\"hi\"}",
+             "{\"id\":\"%.32s\",\"seq\":2,\"from\":\"bob\",\"device\":\"mcu\",\"to\":\"alice\",\"ts\":1,\"body\":\"hi\"}",
              first_id);
     inject_publish("im/u/bob/in/msg", echo, strlen(echo), 2);
     pump(3);
@@ -632,7 +632,7 @@ static void test_outbox_window(void)
     CHECK_EQ_STR(bodies[W - 1], strlen(bodies[W - 1]), want);
     /* two echoes (the confirmations): exactly two more go out, the next in order */
     for (int i = 0; i < 2; i++) {
-        snprintf(echo, sizeof(echo), "{\"id\":\"%.32s\",\"seq\":%d,\"from\":\"bob\",\"to\":\"alice\",\"ts\":1,\"body\":\"%s\"}",
+        snprintf(echo, sizeof(echo), "{\"id\":\"%.32s\",\"seq\":%d,\"from\":\"bob\",\"to\":\"alice\",\"ts\":1,\"body\":\"%.15s\"}",
                  ids[i], i + 1, bodies[i]);
         inject_publish("im/u/bob/in/msg", echo, strlen(echo), (uint16_t)(100 + i));
     }
