@@ -320,7 +320,7 @@ static void test_send_until_confirmed(void)
     CHECK_EQ_INT(outbox_count(), 1);
     /* the echo of this message is its confirmation: the entry goes, on_ack(SENT) */
     snprintf(echo, sizeof(echo),
-             "{\"id\":\"%s\",\"seq\":2,\"from\":\"bob\",\"device\":\"mcu\",\"to\":\"alice\",\"ts\":1,\"body\":\"hi\"}",
+             "{\"id\":\"%.32s\",\"seq\":2,\"from\":\"bob\",\"device\":\"mcu\",\"to\":\"alice\",\"ts\":1,\"body\":\"hi\"}",
              first_id);
     inject_publish("im/u/bob/in/msg", echo, strlen(echo), 2);
     pump(3);
