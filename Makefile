@@ -4,7 +4,8 @@
 # and:
 #   make        install what is missing, build build/run (no sanitizers, no tests)
 #   make fuzz   libFuzzer runs (clang) of every fuzz target, FUZZ_SECONDS each
-#   make size   Cortex-M4 footprint of common/ and the device library (docs/footprint.md)
+#   make size   Cortex-M4 and RV32 footprint of common/ and the device library, the TLS port
+#               per mbedTLS line, the linked firmware (docs/footprint.md)
 #   make faults the long fault suite (docs/reliability.md): tens of thousands of
 #               messages under gateway kills, broker restarts, link faults; about 10 min
 #   make bench  benchmarks (release build in build/bench; docs/benchmarks.md), ~17 min

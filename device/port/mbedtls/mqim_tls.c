@@ -85,9 +85,9 @@ mqim_status_t mqim_tls_init(mqim_tls_t *t, const mqim_tls_config_t *cfg, const c
         memcpy(t->psk, cfg->psk, cfg->psk_len);
     }
 #if MQIM_MBEDTLS_3 && defined(MBEDTLS_PSA_CRYPTO_C)
-    /* 3.x runs TLS 1.3 (and, with MBEDTLS_USE_PSA_CRYPTO, as ESP-IDF and
-     * Zephyr configure it, all of TLS) on PSA, which must then be
-     * initialised before mbedtls_ssl_setup; idempotent. */
+    /* 3.x runs TLS 1.3 (and, with MBEDTLS_USE_PSA_CRYPTO, all of TLS) on
+     * PSA; with MBEDTLS_USE_PSA_CRYPTO it must be initialised before
+     * mbedtls_ssl_setup (ssl.h). Idempotent. */
     rc = (int)psa_crypto_init();
     if (rc != PSA_SUCCESS) {
         return fail(t, rc, "PSA crypto", what);
