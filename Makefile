@@ -45,7 +45,7 @@ test: deps
 # land in build/fuzz/artifacts/.
 fuzz: deps
 	CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQIM_FUZZ=ON \
-	  -DMQIM_BUILD_GATEWAY=ON -DMQIM_BUILD_TESTS=ON -DMQIM_FIRMWARE_TEST=OFF
+	  -DMQIM_BUILD_GATEWAY=ON -DMQIM_BUILD_TESTS=ON -DMQIM_FIRMWARE_TEST=OFF -DMQIM_MBEDTLS3_TEST=OFF
 	cmake --build build/fuzz -j $(JOBS)
 	@set -e; found=0; failed=; mkdir -p build/fuzz/artifacts; \
 	for bin in build/fuzz/tests/fuzz/fuzz_*; do \
