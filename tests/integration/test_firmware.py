@@ -15,6 +15,7 @@ firmware notices, reconnects, and its RAM outbox resends what was not
 acknowledged: all five arrive, exactly once."""
 import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -55,7 +56,9 @@ class Firmware(unittest.TestCase):
 
     def tearDown(self):
         if self.qemu is not None and self.qemu.poll() is None:
-            self.qemu.kill()
+            # the whole group: killing only `timeout` would leave QEMU
+            # running (and reconnecting) after a failed test
+            os.killpg(self.qemu.pid, signal.SIGKILL)
             self.qemu.wait()
         self.proxy.close()
         self.env.__exit__(None, None, None)
@@ -70,7 +73,8 @@ class Firmware(unittest.TestCase):
     def start_qemu(self):
         log = open(os.path.join(self.env.dir, "qemu.log"), "w")
         self.qemu = subprocess.Popen(["timeout", "150"] + qemu_argv(FIRMWARE, self.proxy.port),
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
         return os.path.join(self.env.dir, "qemu.log")
 
     def run_scenario(self, cut_after=None):
