@@ -1,7 +1,9 @@
 /**
  * @file mqim_crypto.h
- * @brief The crypto port (mqim/crypto.h) on mbedTLS 2.28: X25519 through
- *        its ECP module (Curve25519), ChaCha20-Poly1305, HKDF-SHA256.
+ * @brief The crypto port (mqim/crypto.h) on mbedTLS 2.28 or 3.6: X25519
+ *        through its ECP module (Curve25519; on 3.x through PSA's ECDH,
+ *        which then needs MBEDTLS_PSA_CRYPTO_C), ChaCha20-Poly1305,
+ *        HKDF-SHA256.
  *        Stateless: pass NULL as the ops' context. A firmware links it only
  *        when it uses end-to-end encryption; its mbedTLS config then needs
  *        MBEDTLS_ECP_C, MBEDTLS_ECP_DP_CURVE25519_ENABLED, MBEDTLS_BIGNUM_C,

@@ -1,4 +1,6 @@
-/* TLS transport on mbedTLS 2.28 over any mqim transport (mqim_tls.h). */
+/* TLS transport on mbedTLS 2.28 or 3.6 over any mqim transport
+ * (mqim_tls.h). The two lines differ in a few calls, switched on
+ * MBEDTLS_VERSION_NUMBER here and nowhere else. */
 #include "mqim_tls.h"
 
 #include <string.h>
@@ -6,6 +8,16 @@
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h> /* MBEDTLS_ERR_NET_CONN_RESET: just a code, no sockets */
 #include <mbedtls/platform_util.h>
+#include <mbedtls/version.h>
+
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#define MQIM_MBEDTLS_3 1
+#if defined(MBEDTLS_PSA_CRYPTO_C)
+#include <psa/crypto.h>
+#endif
+#else
+#define MQIM_MBEDTLS_3 0
+#endif
 
 /* BIO: lower transport results -> mbedTLS codes. 0 from the transport is a
  * timeout, which mbedTLS must see as "try again", not as a closed stream. */
@@ -179,6 +191,15 @@ mqim_status_t mqim_tls_init(mqim_tls_t *t, const mqim_tls_config_t *cfg, const c
     if (cfg->psk != NULL) {
         memcpy(t->psk, cfg->psk, cfg->psk_len);
     }
+#if MQIM_MBEDTLS_3 && defined(MBEDTLS_PSA_CRYPTO_C)
+    /* 3.x runs TLS 1.3 (and, with MBEDTLS_USE_PSA_CRYPTO, all of TLS) on
+     * PSA; with MBEDTLS_USE_PSA_CRYPTO it must be initialised before
+     * mbedtls_ssl_setup (ssl.h). Idempotent. */
+    rc = (int)psa_crypto_init();
+    if (rc != PSA_SUCCESS) {
+        return fail(t, rc, "PSA crypto", what);
+    }
+#endif
     rc = mbedtls_ctr_drbg_seed(&t->drbg, drbg_entropy, t, pers, sizeof(pers) - 1u);
     if (rc != 0) {
         return fail(t, rc, "random generator", what);
@@ -191,8 +212,15 @@ mqim_status_t mqim_tls_init(mqim_tls_t *t, const mqim_tls_config_t *cfg, const c
         if (rc != 0) {
             return fail(t, rc, "client certificate", what);
         }
+#if MQIM_MBEDTLS_3
+        /* 3.x takes an RNG to blind the private-key checks */
+        rc = cfg->key_pem != NULL ? mbedtls_pk_parse_key(&t->key, cfg->key_pem, cfg->key_pem_len, NULL, 0,
+                                                         mbedtls_ctr_drbg_random, &t->drbg)
+                                  : MBEDTLS_ERR_PK_KEY_INVALID_FORMAT;
+#else
         rc = cfg->key_pem != NULL ? mbedtls_pk_parse_key(&t->key, cfg->key_pem, cfg->key_pem_len, NULL, 0)
                                   : MBEDTLS_ERR_PK_KEY_INVALID_FORMAT;
+#endif
         if (rc != 0) {
             return fail(t, rc, "client key", what);
         }
@@ -214,7 +242,16 @@ mqim_status_t mqim_tls_init(mqim_tls_t *t, const mqim_tls_config_t *cfg, const c
         mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_NONE);
     }
     mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
+#if MQIM_MBEDTLS_3
+    mbedtls_ssl_conf_min_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+    if (cfg->psk != NULL) {
+        /* PSK stays on TLS 1.2, what the 2.28 line and the firmware speak
+         * (TLS 1.3 PSK is not tested here). */
+        mbedtls_ssl_conf_max_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+    }
+#else
     mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+#endif
     if (cfg->cert_pem != NULL && (rc = mbedtls_ssl_conf_own_cert(&t->conf, &t->cert, &t->key)) != 0) {
         return fail(t, rc, "client certificate", what);
     }
@@ -377,6 +414,11 @@ static int32_t tls_recv(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_TIMEOUT) {
         return 0; /* nothing yet */
     }
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+    if (rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+        return 0; /* a TLS 1.3 ticket (only when signalled): not application data */
+    }
+#endif
     t->last_error = rc;
     return -1; /* 0 (EOF), close_notify, or an error: the link is gone */
 }

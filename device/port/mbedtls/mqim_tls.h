@@ -1,10 +1,12 @@
 /**
  * @file mqim_tls.h
- * @brief TLS 1.2 client transport on mbedTLS 2.28, layered on any byte
+ * @brief TLS client transport on mbedTLS 2.28 (TLS 1.2) or 3.6 (TLS 1.2,
+ *        and 1.3 when its configuration has it), layered on any byte
  *        transport (a TCP socket on a host, a UART or a modem on a board).
  *
- * Every mbedTLS call of the project lives in mqim_tls.c, so a move to
- * mbedTLS 3.x is a change of that one file. Credentials come from memory
+ * Every mbedTLS call of the TLS transport lives in mqim_tls.c; the calls
+ * that differ between the two lines are switched on MBEDTLS_VERSION_NUMBER
+ * there. Credentials come from memory
  * (PEM text or raw PSK bytes): a host loads them from files
  * (mqim_posix_tls.c), firmware links them in. The server is verified
  * against the CA and the server name (also sent as SNI); a server name

@@ -1,11 +1,11 @@
 /**
  * @file mqim_posix_tls.h
- * @brief TLS transport on mbedTLS 2.28 over the POSIX TCP transport: server
- *        verification against a CA file with the host name (SNI + name
- *        check), optional client certificate, or a pre-shared key (PSK)
- *        instead of certificates. Every mbedTLS call of the
- *        project lives in this port, so moving to mbedTLS 3.x stays a
- *        change of this file.
+ * @brief TLS transport on mbedTLS (2.28 or 3.6) over the POSIX TCP
+ *        transport: server verification against a CA file with the host
+ *        name (SNI + name check), optional client certificate, or a
+ *        pre-shared key (PSK) instead of certificates. It reads the files;
+ *        every mbedTLS call is in the portable port
+ *        (device/port/mbedtls/mqim_tls.c).
  */
 #ifndef MQIM_POSIX_TLS_H
 #define MQIM_POSIX_TLS_H

@@ -1,12 +1,13 @@
-/* mbedTLS 2.28 for the firmware: a TLS 1.2 client and nothing more.
+/* mbedTLS 2.28 or 3.6 for the firmware (every board): a TLS 1.2 client
+ * and nothing more, the same options on both lines.
  * ECDHE (X25519, P-256) with ECDSA certificates, or a pre-shared key;
  * AES-GCM and ChaCha20-Poly1305; SHA-256; HKDF for end-to-end encryption
  * later. No sockets, no file system, no clock (certificate dates are not
  * checked: the board has no RTC), no platform entropy (the DRBG is seeded
  * from the board's entropy port), and a static memory pool instead of the
  * C heap. Selected with -DMBEDTLS_CONFIG_FILE. */
-#ifndef MQIM_MBEDTLS_CONFIG_MPS2_H
-#define MQIM_MBEDTLS_CONFIG_MPS2_H
+#ifndef MQIM_MBEDTLS_CONFIG_FW_H
+#define MQIM_MBEDTLS_CONFIG_FW_H
 
 /* platform */
 #define MBEDTLS_PLATFORM_C
@@ -71,6 +72,11 @@
         MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, MBEDTLS_TLS_PSK_WITH_AES_128_GCM_SHA256,  \
         MBEDTLS_TLS_PSK_WITH_CHACHA20_POLY1305_SHA256
 
+/* 3.x defines its version before reading this file and checks the
+ * configuration itself (TLS 1.2 here runs on the legacy crypto, without
+ * PSA); 2.28 wants the check included by its configuration. */
+#if !defined(MBEDTLS_VERSION_NUMBER)
 #include "mbedtls/check_config.h"
+#endif
 
-#endif /* MQIM_MBEDTLS_CONFIG_MPS2_H */
+#endif /* MQIM_MBEDTLS_CONFIG_FW_H */

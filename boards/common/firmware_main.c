@@ -1,6 +1,8 @@
-/* The firmware of the QEMU test: a real mqim device on a Cortex-M4F.
+/* The firmware of the QEMU tests: a real mqim device on a microcontroller,
+ * the same on every board (a Cortex-M4F, an RV32; board.h is what a board
+ * provides, FW_BOARD_NAME its name).
  *
- * Over TLS through UART1 it connects to the broker (presence goes online),
+ * Over TLS through the board's UART it connects to the broker (presence goes online),
  * sends FW_MESSAGES messages to FW_PEER one FW_INTERVAL_MS apart (queued in
  * the RAM outbox, so a link lost in between loses nothing), waits for the
  * gateway's confirmation of each (on_ack SENT: its echo arrived) and for a reply from the peer (its delivered
@@ -124,7 +126,7 @@ int main(void)
     char text[32];
 
     board_init();
-    board_puts("mqim firmware on mps2-an386: client ");
+    board_puts("mqim firmware on " FW_BOARD_NAME ": client ");
     board_put_u32((uint32_t)sizeof(mqim_client_t));
     board_puts(" bytes, TLS context ");
     board_put_u32((uint32_t)sizeof(mqim_tls_t));
