@@ -41,15 +41,13 @@ target_include_directories(mbedtls_fw PUBLIC ${MBEDTLS_SRC}/include ${fw_common}
 target_compile_definitions(mbedtls_fw PUBLIC MBEDTLS_CONFIG_FILE="mbedtls_config_fw.h")
 target_compile_options(mbedtls_fw PRIVATE -Os -w)
 
-# libmqim-device and common/, from their source lists, with this board's
-# options; the TLS port on top.
-include(${MQIM_ROOT}/common/sources.cmake)
-list(TRANSFORM MQIM_COMMON_SOURCES PREPEND ${MQIM_ROOT}/common/)
+# libmqim-device and common/, from their source lists (absolute paths;
+# device/sources.cmake includes common's), with this board's options; the
+# TLS port on top.
 include(${MQIM_ROOT}/device/sources.cmake)
-list(TRANSFORM MQIM_DEVICE_SOURCES PREPEND ${MQIM_ROOT}/device/)
-add_library(mqim_fw STATIC ${MQIM_COMMON_SOURCES} ${MQIM_DEVICE_SOURCES} ${MQIM_ROOT}/device/port/mbedtls/mqim_tls.c)
-target_include_directories(mqim_fw PUBLIC ${MQIM_ROOT}/common/include ${MQIM_ROOT}/device/include
-                           ${MQIM_ROOT}/device/port/mbedtls ${CMAKE_CURRENT_SOURCE_DIR})
+add_library(mqim_fw STATIC ${MQIM_COMMON_SOURCES} ${MQIM_DEVICE_SOURCES} ${MQIM_PORT_MBEDTLS_TLS_SOURCES})
+target_include_directories(mqim_fw PUBLIC ${MQIM_COMMON_INCLUDE_DIRS} ${MQIM_DEVICE_INCLUDE_DIRS}
+                           ${MQIM_PORT_MBEDTLS_INCLUDE_DIRS} ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_definitions(mqim_fw PUBLIC MQIM_DEVICE_CONFIG_FILE="mqim_board_config.h")
 target_compile_options(mqim_fw PRIVATE -Os -Wall -Wextra -Werror)
 target_link_libraries(mqim_fw PUBLIC mbedtls_fw)
