@@ -26,6 +26,8 @@
  *         broker (the baseline: one broker crossing, nothing else).
  * group:  one sender publishes to im/u/S/out/group/G; every recipient (the
  *         group's members) counts deliveries.
+ * pub:    one connection publishes --count messages to --topic, the window
+ *         counting PUBACKs (the feeder of bench/stacks.py).
  * The window: a sender keeps at most W messages unconfirmed (raw: not yet
  * delivered). Every message is counted by id (one byte per id and pair):
  * the run fails (exit 1) unless every message was delivered exactly once
@@ -69,7 +71,7 @@
 #define MAX_PACKET (1024u * 1024u)
 #define MAX_PIDS 4
 
-typedef enum { MODE_ROUTED, MODE_RAW, MODE_GROUP, MODE_DEVICES } load_mode_t;
+typedef enum { MODE_ROUTED, MODE_RAW, MODE_GROUP, MODE_PUB, MODE_DEVICES } load_mode_t;
 typedef enum { ROLE_SENDER, ROLE_RECIPIENT, ROLE_DEVICE } role_t;
 typedef enum { ST_CLOSED, ST_CONNECTING, ST_SUBSCRIBING, ST_ONLINE_PENDING, ST_READY, ST_FAILED } conn_state_t;
 
@@ -110,7 +112,7 @@ static load_mode_t mode = MODE_ROUTED;
 static int port = 1883, npairs = 4, window = 200, timeout_s = 120, idle_s = 0;
 static long count = 10000;
 static double rate = 0; /* total msgs/s; 0 = as fast as the window allows */
-static const char *group = "benchg";
+static const char *group = "benchg", *pub_topic_arg = "bench/stack";
 static pair_t *pairs;
 static conn_t *devs;
 static long ndevs;
@@ -446,6 +448,9 @@ static long done_of(const pair_t *p)
     if (mode == MODE_ROUTED) {
         return p->nconfirmed;
     }
+    if (mode == MODE_PUB) {
+        return p->pubacked;
+    }
     if (mode == MODE_GROUP) {
         long min = count;
         for (int i = 0; i < npairs; i++) {
@@ -465,7 +470,7 @@ static void on_connected(conn_t *c)
     } else if (c->role == ROLE_RECIPIENT) {
         snprintf(t, sizeof(t), mode == MODE_RAW ? "bench/x/%s" : "im/u/%s/in/msg", c->user);
         queue_subscribe(c, t);
-    } else if (mode != MODE_RAW) {
+    } else if (mode == MODE_ROUTED || mode == MODE_GROUP) {
         snprintf(t, sizeof(t), "im/u/%s/in/ack", c->user);
         queue_subscribe(c, t);
         snprintf(t, sizeof(t), "im/u/%s/in/msg", c->user);
@@ -870,6 +875,7 @@ static void usage(void)
     fprintf(stderr, "usage: mqim_load --mode routed|raw|group --port P --pairs N --count M [--rate R]\n"
                     "       [--window W] [--passwords FILE] [--prefix X] [--group G] [--timeout S]\n"
                     "       [--idle S] [--pids name:PID,name:PID]\n"
+                    "       mqim_load --mode pub --topic T --port P --count M [--window W]\n"
                     "       mqim_load --devices N [--first K] [--prefix X] --password P --port P\n");
     exit(2);
 }
@@ -895,7 +901,10 @@ int main(int argc, char **argv)
             usage();
         }
         if (!strcmp(a, "--mode")) {
-            mode = !strcmp(v, "raw") ? MODE_RAW : !strcmp(v, "group") ? MODE_GROUP : MODE_ROUTED;
+            mode = !strcmp(v, "raw")     ? MODE_RAW
+                   : !strcmp(v, "group") ? MODE_GROUP
+                   : !strcmp(v, "pub")   ? MODE_PUB
+                                         : MODE_ROUTED;
         } else if (!strcmp(a, "--port")) {
             port = atoi(v);
         } else if (!strcmp(a, "--pairs")) {
@@ -922,6 +931,8 @@ int main(int argc, char **argv)
             timeout_s = atoi(v);
         } else if (!strcmp(a, "--idle")) {
             idle_s = atoi(v);
+        } else if (!strcmp(a, "--topic")) {
+            pub_topic_arg = v;
         } else if (!strcmp(a, "--pids")) {
             pidspec = v;
         } else {
@@ -930,6 +941,9 @@ int main(int argc, char **argv)
     }
     if (npairs < 1 || count < 1 || window < 1) {
         usage();
+    }
+    if (mode == MODE_PUB) {
+        npairs = 1;
     }
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) {
@@ -984,6 +998,8 @@ int main(int argc, char **argv)
             snprintf(p->pub_topic, sizeof(p->pub_topic), "im/u/%s/out/dm/%s", s, r);
         } else if (mode == MODE_GROUP) {
             snprintf(p->pub_topic, sizeof(p->pub_topic), "im/u/%s/out/group/%s", s, group);
+        } else if (mode == MODE_PUB) {
+            snprintf(p->pub_topic, sizeof(p->pub_topic), "%s", pub_topic_arg);
         } else {
             snprintf(p->pub_topic, sizeof(p->pub_topic), "bench/x/%s", r);
         }
@@ -994,8 +1010,10 @@ int main(int argc, char **argv)
         p->sent_acked = alloc_or_die((size_t)count);
         p->lat_d = alloc_or_die((size_t)count * sizeof(uint32_t));
         p->lat_c = alloc_or_die((size_t)count * sizeof(uint32_t));
-        conn_open(&p->r, KEEPALIVE_S, NULL, NULL);
-        all_conns[nconns++] = &p->r;
+        if (mode != MODE_PUB) {
+            conn_open(&p->r, KEEPALIVE_S, NULL, NULL);
+            all_conns[nconns++] = &p->r;
+        }
         if (mode != MODE_GROUP || i == 0) { /* group: one sender */
             conn_open(&p->s, KEEPALIVE_S, NULL, NULL);
             all_conns[nconns++] = &p->s;
@@ -1041,7 +1059,7 @@ int main(int argc, char **argv)
                     next_due = due;
                 }
             }
-            total += p->ndelivered + p->nconfirmed;
+            total += (mode == MODE_PUB ? p->pubacked : p->ndelivered) + p->nconfirmed;
         }
         if (total >= want_d + want_c) {
             break;
@@ -1073,7 +1091,7 @@ int main(int argc, char **argv)
         double secs = (double)(t_end - t_start_ns) / 1e9;
         long msgs = mode == MODE_GROUP ? count : (long)npairs * count;
         for (int i = 0; i < npairs; i++) {
-            got_d += pairs[i].ndelivered;
+            got_d += mode == MODE_PUB ? pairs[i].pubacked : pairs[i].ndelivered;
             got_c += pairs[i].nconfirmed;
             nd += pairs[i].nlat_d;
             nc += pairs[i].nlat_c;
@@ -1087,7 +1105,7 @@ int main(int argc, char **argv)
                "\"seconds\":%.3f,\"sent\":%ld,\"delivered\":%ld,\"acked\":%ld,\"dup_deliveries\":%ld,"
                "\"confirmed_by_echo\":%ld,\"confirmed_by_sent_ack\":%ld,\"dup_echoes\":%ld,\"dup_sent_acks\":%ld,"
                "\"connections_lost\":%ld,\"msgs_per_s\":%.0f,\"deliveries_per_s\":%.0f,\"max_gap_ms\":%.1f,",
-               mode == MODE_RAW ? "raw" : mode == MODE_GROUP ? "group" : "routed", npairs, count, rate, window,
+               mode == MODE_RAW ? "raw" : mode == MODE_GROUP ? "group" : mode == MODE_PUB ? "pub" : "routed", npairs, count, rate, window,
                secs, msgs, got_d, got_c, dup_d, by_echo, by_ack, dup_e, dup_a, conn_lost, (double)msgs / secs,
                (double)got_d / secs, (double)max_gap_ns / 1e6);
         /* CPU over the send phase: this process and the watched ones */
