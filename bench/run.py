@@ -56,6 +56,9 @@ SAME_BROKER = os.environ.get("MQIM_BENCH_BASELINE", "same") != "separate"
 # MQIM_BENCH_PIN=1: the gateway alone on one CPU, everything else on the other.
 PIN = os.environ.get("MQIM_BENCH_PIN", "0") == "1"
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+# The broker binary (MQIM_BENCH_MOSQUITTO: another build, e.g. 2.0.11's, for
+# the matrix at shipped settings).
+MOSQUITTO = os.environ.get("MQIM_BENCH_MOSQUITTO", "mosquitto")
 # The target of issue 13: routed/raw throughput against the efficient baseline.
 GATE = float(os.environ.get("MQIM_BENCH_GATE", "0.25"))
 
@@ -140,11 +143,11 @@ class Bench:
         if not shipped:
             with open(os.path.join(self.dir, "mosquitto", "mosquitto.conf"), "a") as f:
                 f.write("\nmax_inflight_messages %d\n" % BROKER_INFLIGHT)
-        self.start("broker", ["mosquitto", "-c", os.path.join(self.dir, "mosquitto", "mosquitto.conf")])
+        self.start("broker", [MOSQUITTO, "-c", os.path.join(self.dir, "mosquitto", "mosquitto.conf")])
         if SAME_BROKER:
             self.raw_port = self.port
         else:
-            self.start("raw-broker", ["mosquitto", "-c", os.path.join(raw, "mosquitto.conf")])
+            self.start("raw-broker", [MOSQUITTO, "-c", os.path.join(raw, "mosquitto.conf")])
             wait_port(self.raw_port)
         wait_port(self.port)
         self.gateway = self.start("gateway", [self.gw_bin, "-c", self.conf, "--log-level", os.environ.get("MQIM_BENCH_LOG", "warn")])
