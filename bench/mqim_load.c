@@ -69,6 +69,9 @@
 #define DEV_RX_CAP (8u * 1024u)
 #define DEV_TX_CAP (2u * 1024u)
 #define MAX_PACKET (1024u * 1024u)
+/* Read only while this much transmit room is left: a read takes at most
+ * twice the room, and answers each PUBLISH in it with a 4-byte PUBACK. */
+#define MIN_TX_ROOM 64u
 #define MAX_PIDS 4
 
 typedef enum { MODE_ROUTED, MODE_RAW, MODE_GROUP, MODE_PUB, MODE_DEVICES } load_mode_t;
@@ -344,7 +347,7 @@ static void flush_conn(conn_t *c, int64_t now)
     }
     /* Watch for room only while something waits; read only while the
      * acknowledgements a read can produce still fit. */
-    watch(c, (c->tx_len > 0 ? EPOLLOUT : 0u) | (c->tx_cap - c->tx_len >= c->rx_cap / 2u ? EPOLLIN : 0u));
+    watch(c, (c->tx_len > 0 ? EPOLLOUT : 0u) | (c->tx_cap - c->tx_len >= MIN_TX_ROOM ? EPOLLIN : 0u));
 }
 
 static void flush_all(int64_t now)
