@@ -1136,7 +1136,6 @@ int main(int argc, char **argv)
         free(lat);
         ok = got_d == want_d && dup_d == 0 && conn_lost == 0 &&
              (mode != MODE_ROUTED || (got_c == msgs && dup_e == 0 && dup_a == 0));
-        (void)msgs;
     }
     /* a clean goodbye: DISCONNECT on every connection */
     for (size_t i = 0; i < nconns; i++) {

@@ -131,7 +131,6 @@ int main(int argc, char **argv)
     char uri[64], cid[64], payload[256];
     long long t0;
     double cpu0;
-    long one = 1;
     stack_parse(argc, argv, &args);
     snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", args.port);
     snprintf(cid, sizeof(cid), "stack-%s-%d", args.pub ? "pub" : "sub", (int)getpid());
@@ -190,6 +189,5 @@ int main(int argc, char **argv)
         }
     }
     (void)wait_for(&acked, args.count);
-    (void)one;
     return stack_report(STACK_NAME, &args, acked - failed, t0, cpu0);
 }
