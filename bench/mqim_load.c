@@ -729,6 +729,27 @@ static void conn_init(conn_t *c, role_t role, pair_t *p, const char *user, const
     c->tx = alloc_or_die(tx_cap);
 }
 
+/* Everything main allocated for the pairs (the sanitizer build checks for
+ * leaks at exit). */
+static void free_pairs(void)
+{
+    for (int i = 0; i < npairs; i++) {
+        pair_t *p = &pairs[i];
+        free(p->s.rx);
+        free(p->s.tx);
+        free(p->r.rx);
+        free(p->r.tx);
+        free(p->send_ns);
+        free(p->delivered);
+        free(p->echoed);
+        free(p->sent_acked);
+        free(p->lat_d);
+        free(p->lat_c);
+    }
+    free(pairs);
+    pairs = NULL;
+}
+
 static void flush_list_alloc(size_t n)
 {
     flush_cap = n;
@@ -1145,6 +1166,14 @@ int main(int argc, char **argv)
                                                            c->tx_cap - c->tx_len, &n), &n)) {
             flush_conn(c, mono_ns());
         }
+        if (c->fd >= 0) {
+            close(c->fd);
+        }
     }
+    free_pairs();
+    free(all_conns);
+    free(pw);
+    free(flush_list);
+    close(ep);
     return ok ? 0 : 1;
 }
