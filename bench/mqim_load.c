@@ -1,58 +1,130 @@
-/* mqim_load: load generator for the benchmarks (bench/README.md).
+/* mqim_load: the load generator of the benchmarks (bench/README.md).
  *
- * P sender/recipient pairs, each client its own Paho MQTTAsync connection.
- * routed: sender USER publishes im/u/USER/out/dm/PEER (QoS 1) and waits for
- *         `sent` acks on im/u/USER/in/ack; the recipient reads im/u/PEER/in/msg.
- * raw:    the same clients and payloads straight to bench/x/PEER through a
- *         broker (the baseline: one broker crossing, no gateway).
- * group:  one sender publishes to im/u/USER/out/group/GROUP; every recipient
- *         (the group's members) counts deliveries.
- * Every message is counted by id (a bitmap per pair): the run fails (exit 1)
- * unless every message was delivered and, when routed, acked `sent`.
- * Prints one JSON object with rates and latency percentiles (microseconds,
- * from publish to delivery and from publish to the `sent` ack).
+ * One thread, one epoll loop over every client connection: non-blocking
+ * sockets with TCP_NODELAY, packets encoded straight into a per-connection
+ * transmit buffer and written once per loop turn (batched writes), received
+ * bytes framed and decoded in place, ids found with memmem. Every buffer is
+ * allocated before the run starts: nothing is allocated per message.
+ *
+ * Why the project's own MQTT 3.1.1 codec (device/include/mqim/mqtt_codec.h)
+ * and not libmosquitto: the codec is pure functions over caller buffers, so
+ * the loop owns every byte and every syscall (one read and at most one write
+ * per connection per turn), and a raw run costs the broker's CPU, not the
+ * generator's. libmosquitto would do as well per packet, but its
+ * mosquitto_loop_read/write allocate every received message and write each
+ * packet with its own syscall. A bench that measures the broker must not
+ * measure itself (issue 13: the Paho generator spent 84-100 us of CPU per
+ * raw message, more than the broker).
+ *
+ * Modes (P sender/recipient pairs, users PREFIXs<i> and PREFIXr<i>):
+ * routed: sender publishes im/u/S/out/dm/R (QoS 1); a message is confirmed
+ *         when the sender sees its echo on im/u/S/in/msg (the same id, "from"
+ *         the sender) or a `sent` ack for its id on im/u/S/in/ack, whichever
+ *         comes first (before and after the echo became the confirmation,
+ *         docs/protocol.md); the recipient reads im/u/R/in/msg.
+ * raw:    the same clients and payloads straight to bench/x/R through the
+ *         broker (the baseline: one broker crossing, nothing else).
+ * group:  one sender publishes to im/u/S/out/group/G; every recipient (the
+ *         group's members) counts deliveries.
+ * pub:    one connection publishes --count messages to --topic, the window
+ *         counting PUBACKs (the feeder of bench/stacks.py).
+ * The window: a sender keeps at most W messages unconfirmed (raw: not yet
+ * delivered). Every message is counted by id (one byte per id and pair):
+ * the run fails (exit 1) unless every message was delivered exactly once
+ * and, routed, confirmed exactly once per path (two echoes or two `sent`
+ * acks for one id are duplicates).
+ * Prints one JSON object: rates, latency percentiles (us, publish to delivery
+ * and publish to confirmation), and CPU seconds of this process and of the
+ * processes named with --pids over the send phase.
+ *
+ * --devices N: N idle devices (the scale run), each with a retained offline
+ * will, subscribed to its inbox and online; held until stdin closes, then
+ * the process exits without DISCONNECT (the broker publishes the wills).
  */
-#include <MQTTAsync.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define BODY_LEN 100
+#include "mqim/mqtt_codec.h"
 
-typedef enum { MODE_ROUTED, MODE_RAW, MODE_GROUP } mode_t_;
+#define BODY_LEN 100
+#define KEEPALIVE_S 60u
+/* Per-connection buffers. A pair's clients carry the load; an idle device
+ * only its connect, subscribe and a few presence messages. */
+#define PAIR_RX_CAP (256u * 1024u)
+#define PAIR_TX_CAP (256u * 1024u)
+#define DEV_RX_CAP (8u * 1024u)
+#define DEV_TX_CAP (2u * 1024u)
+#define MAX_PACKET (1024u * 1024u)
+/* Read only while this much transmit room is left: a read takes at most
+ * twice the room, and answers each PUBLISH in it with a 4-byte PUBACK. */
+#define MIN_TX_ROOM 64u
+#define MAX_PIDS 4
+
+typedef enum { MODE_ROUTED, MODE_RAW, MODE_GROUP, MODE_PUB, MODE_DEVICES } load_mode_t;
+typedef enum { ROLE_SENDER, ROLE_RECIPIENT, ROLE_DEVICE } role_t;
+typedef enum { ST_CLOSED, ST_CONNECTING, ST_SUBSCRIBING, ST_ONLINE_PENDING, ST_READY, ST_FAILED } conn_state_t;
+
+struct pair;
+
+typedef struct conn {
+    int fd;
+    role_t role;
+    conn_state_t state;
+    struct pair *pair;   /* senders and recipients */
+    char user[64];
+    const char *password;
+    uint8_t *rx, *tx;
+    size_t rx_len, rx_cap, tx_len, tx_cap;
+    uint32_t events;     /* what epoll watches now */
+    bool dirty;          /* on the flush list */
+    uint16_t next_pid;
+    int subs_pending;
+    uint16_t online_pid; /* devices: the retained online publish */
+    int64_t last_tx_ns;
+} conn_t;
 
 typedef struct pair {
     int idx;
-    char sender[64], recipient[64];
-    char spw[128], rpw[128];
-    MQTTAsync sc, rc;
-    int64_t *send_ns;      /* [count] */
-    uint8_t *delivered, *acked;
-    uint32_t *lat_d, *lat_a; /* microseconds, in arrival order */
-    pthread_mutex_t mu;
-    long ndelivered, nacked, nlat_d, nlat_a, dup_d, dup_a;
-    long pubacked;
-    volatile int sc_ok, rc_ok, subs_ok;
+    conn_t s, r;
+    char pub_topic[192];
+    char echo_from[96];  /* "from":"<sender>" */
+    int64_t *send_ns;    /* [count] */
+    uint8_t *delivered, *echoed, *sent_acked;
+    uint32_t *lat_d, *lat_c; /* us, in arrival order */
+    long next;           /* next message index to publish */
+    long ndelivered, nconfirmed, nlat_d, nlat_c;
+    long dup_d, dup_echo, dup_ack, by_echo, by_ack;
+    long pubacked, rejected;
 } pair_t;
 
-static mode_t_ mode = MODE_ROUTED;
-static int port = 1883, npairs = 4, window = 200, paho_inflight = 100, timeout_s = 120;
+static load_mode_t mode = MODE_ROUTED;
+static int port = 1883, npairs = 4, window = 200, timeout_s = 120, idle_s = 0;
 static long count = 10000;
 static double rate = 0; /* total msgs/s; 0 = as fast as the window allows */
-static const char *group = "benchg";
+static const char *group = "benchg", *pub_topic_arg = "bench/stack";
 static pair_t *pairs;
+static conn_t *devs;
+static long ndevs;
+static int ep = -1;
+static conn_t **flush_list;
+static size_t flush_n, flush_cap;
 static int64_t last_delivery_ns, max_gap_ns, t_start_ns;
-static pthread_mutex_t gap_mu = PTHREAD_MUTEX_INITIALIZER;
+static long conn_lost;
+static char run_id[24];
 
 static int64_t mono_ns(void)
 {
@@ -61,30 +133,50 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void sleep_until(int64_t t)
+static double self_cpu_s(void)
 {
-    int64_t d = t - mono_ns();
-    if (d > 0) {
-        struct timespec ts = { (time_t)(d / 1000000000), (long)(d % 1000000000) };
-        nanosleep(&ts, NULL);
-    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* "id":"<run>kN" -> N; -1 when absent. Each run has its own hex prefix:
- * the gateway dedupes by (from, id), so ids must not repeat across runs. */
-static char run_id[24];
-
-static long parse_id(const char *p, size_t len)
+/* utime + stime of another process, from /proc/PID/stat; -1 when gone. */
+static double proc_cpu_s(int pid)
 {
-    const char *key = "\"id\":\"";
-    const char *end = p + len;
-    const char *q = memmem(p, len, key, strlen(key));
+    char path[64], buf[1024];
+    unsigned long ut = 0, st = 0;
+    FILE *f;
+    size_t n;
+    const char *p;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if ((f = fopen(path, "r")) == NULL) {
+        return -1.0;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) {
+        return -1.0;
+    }
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* "id":"<run>kN" -> N; -1 when absent or of another run. Each run has its
+ * own hex prefix: the gateway dedupes by (from, id), so ids must not repeat
+ * across runs. */
+static long parse_id(const uint8_t *p, size_t len)
+{
+    static const char key[] = "\"id\":\"";
+    const uint8_t *end = p + len;
+    const uint8_t *q = memmem(p, len, key, sizeof(key) - 1u);
     size_t rl = strlen(run_id);
     long v = 0;
     if (q == NULL) {
         return -1;
     }
-    q += strlen(key);
+    q += sizeof(key) - 1u;
     if ((size_t)(end - q) < rl + 2u || memcmp(q, run_id, rl) != 0 || q[rl] != 'k') {
         return -1;
     }
@@ -99,413 +191,693 @@ static long parse_id(const char *p, size_t len)
     return v;
 }
 
+/* ---- connections ---- */
+
+static void watch(conn_t *c, uint32_t events)
+{
+    struct epoll_event ev;
+    if (c->fd < 0 || c->events == events) {
+        return;
+    }
+    ev.events = events;
+    ev.data.ptr = c;
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
+        perror("mqim_load: epoll_ctl");
+        exit(2);
+    }
+    c->events = events;
+}
+
+static void mark_dirty(conn_t *c)
+{
+    if (!c->dirty) {
+        c->dirty = true;
+        flush_list[flush_n++] = c;
+    }
+}
+
+static void conn_fail(conn_t *c, const char *why)
+{
+    if (c->fd >= 0) {
+        (void)epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = -1;
+    }
+    if (c->role != ROLE_DEVICE) {
+        fprintf(stderr, "mqim_load: %s: connection lost (%s)\n", c->user, why);
+        conn_lost++;
+    }
+    c->state = ST_FAILED;
+    c->tx_len = 0;
+    c->rx_len = 0;
+}
+
+/* Queue the *n bytes the codec wrote at c->tx + c->tx_len (a pointer: the
+ * encoder sets it while the call's arguments are evaluated). */
+static bool queued(conn_t *c, mqim_status_t st, const size_t *n)
+{
+    if (st != MQIM_OK) {
+        return false;
+    }
+    c->tx_len += *n;
+    mark_dirty(c);
+    return true;
+}
+
+static uint16_t next_pid(conn_t *c)
+{
+    c->next_pid = (uint16_t)(c->next_pid == 65535u ? 1u : c->next_pid + 1u);
+    return c->next_pid;
+}
+
+static void queue_subscribe(conn_t *c, const char *filter)
+{
+    mqim_str_t f = mqim_str_from_cstr(filter);
+    uint8_t qos = 1;
+    size_t n = 0;
+    if (!queued(c, mqim_mqtt_encode_subscribe(next_pid(c), &f, &qos, 1, c->tx + c->tx_len, c->tx_cap - c->tx_len, &n),
+                &n)) {
+        fprintf(stderr, "mqim_load: subscribe %s does not fit\n", filter);
+        exit(2);
+    }
+    c->subs_pending++;
+}
+
+static void conn_open(conn_t *c, int keepalive_s, const char *will_topic, const char *will_payload)
+{
+    struct sockaddr_in a;
+    struct epoll_event ev;
+    mqim_mqtt_connect_t cc;
+    char cid[96];
+    int one = 1;
+    size_t n = 0;
+    memset(&cc, 0, sizeof(cc));
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        perror("mqim_load: socket");
+        exit(2);
+    }
+    if (getenv("MQIM_LOAD_NAGLE") == NULL) {
+        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd, (struct sockaddr *)&a, sizeof(a)) != 0 && errno != EINPROGRESS) {
+        conn_fail(c, strerror(errno));
+        return;
+    }
+    c->events = EPOLLIN | EPOLLOUT;
+    ev.events = c->events;
+    ev.data.ptr = c;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+        perror("mqim_load: epoll_ctl add");
+        exit(2);
+    }
+    snprintf(cid, sizeof(cid), "%s.%s", c->user,
+             c->role == ROLE_SENDER ? "bs" : c->role == ROLE_RECIPIENT ? "br" : "d");
+    cc.client_id = mqim_str_from_cstr(cid);
+    cc.keep_alive_s = (uint16_t)keepalive_s;
+    cc.clean_session = true;
+    if (c->password != NULL && c->password[0] != '\0') { /* raw mode too, through the gateway's broker */
+        cc.has_username = cc.has_password = true;
+        cc.username = mqim_str_from_cstr(c->user);
+        cc.password = mqim_str_from_cstr(c->password);
+    }
+    if (will_topic != NULL) {
+        cc.has_will = true;
+        cc.will_topic = mqim_str_from_cstr(will_topic);
+        cc.will_payload = mqim_str_from_cstr(will_payload);
+        cc.will_qos = 1;
+        cc.will_retain = true;
+    }
+    c->rx_len = c->tx_len = 0;
+    c->subs_pending = 0;
+    c->state = ST_CONNECTING;
+    if (!queued(c, mqim_mqtt_encode_connect(&cc, c->tx, c->tx_cap, &n), &n)) {
+        fprintf(stderr, "mqim_load: CONNECT does not fit\n");
+        exit(2);
+    }
+}
+
+/* Write what is queued: one write per connection per loop turn. */
+static void flush_conn(conn_t *c, int64_t now)
+{
+    size_t off = 0;
+    while (off < c->tx_len) {
+        ssize_t w = write(c->fd, c->tx + off, c->tx_len - off);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTCONN)) {
+            break;
+        }
+        conn_fail(c, w < 0 ? strerror(errno) : "write returned 0");
+        return;
+    }
+    if (off > 0) {
+        memmove(c->tx, c->tx + off, c->tx_len - off);
+        c->tx_len -= off;
+        c->last_tx_ns = now;
+    }
+    /* Watch for room only while something waits; read only while the
+     * acknowledgements a read can produce still fit. */
+    watch(c, (c->tx_len > 0 ? EPOLLOUT : 0u) | (c->tx_cap - c->tx_len >= MIN_TX_ROOM ? EPOLLIN : 0u));
+}
+
+static void flush_all(int64_t now)
+{
+    for (size_t i = 0; i < flush_n; i++) {
+        conn_t *c = flush_list[i];
+        c->dirty = false;
+        if (c->fd >= 0) {
+            flush_conn(c, now);
+        }
+    }
+    flush_n = 0;
+}
+
+/* ---- the messages ---- */
+
 static void note_delivery(int64_t now)
 {
-    pthread_mutex_lock(&gap_mu);
     if (last_delivery_ns != 0 && now - last_delivery_ns > max_gap_ns) {
         max_gap_ns = now - last_delivery_ns;
     }
     last_delivery_ns = now;
-    pthread_mutex_unlock(&gap_mu);
 }
 
-static int on_recipient_msg(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
+static void on_recipient_publish(conn_t *c, const mqim_mqtt_publish_t *m, int64_t now)
 {
-    pair_t *p = ctx;
-    int64_t now = mono_ns();
-    long id = parse_id(m->payload, (size_t)m->payloadlen);
-    (void)tlen;
+    pair_t *p = c->pair;
     /* group mode: every recipient reads the messages of pair 0's sender */
-    pair_t *src = mode == MODE_GROUP ? &pairs[0] : p;
-    if (id >= 0 && id < count) {
-        pthread_mutex_lock(&p->mu);
-        if (p->delivered[id]) {
-            p->dup_d++;
-        } else {
-            p->delivered[id] = 1;
-            p->ndelivered++;
-            p->lat_d[p->nlat_d++] = (uint32_t)((now - src->send_ns[id]) / 1000);
-        }
-        pthread_mutex_unlock(&p->mu);
-        note_delivery(now);
+    const pair_t *src = mode == MODE_GROUP ? &pairs[0] : p;
+    long id = parse_id(m->payload, m->payload_len);
+    if (id < 0 || id >= count) {
+        return;
     }
-    MQTTAsync_freeMessage(&m);
-    MQTTAsync_free(topic);
-    return 1;
+    if (p->delivered[id]) {
+        p->dup_d++;
+        return;
+    }
+    p->delivered[id] = 1;
+    p->ndelivered++;
+    p->lat_d[p->nlat_d++] = (uint32_t)((now - src->send_ns[id]) / 1000);
+    note_delivery(now);
 }
 
-static int on_sender_msg(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
+static void confirm(pair_t *p, long id, int64_t now)
 {
-    pair_t *p = ctx;
-    int64_t now = mono_ns();
-    (void)tlen;
-    if (memmem(m->payload, (size_t)m->payloadlen, "\"status\":\"sent\"", 15) != NULL) {
-        long id = parse_id(m->payload, (size_t)m->payloadlen);
-        if (id >= 0 && id < count) {
-            pthread_mutex_lock(&p->mu);
-            if (p->acked[id]) {
-                p->dup_a++;
-            } else {
-                p->acked[id] = 1;
-                p->nacked++;
-                p->lat_a[p->nlat_a++] = (uint32_t)((now - p->send_ns[id]) / 1000);
+    if (p->echoed[id] + p->sent_acked[id] == 1) { /* the first of the two */
+        p->nconfirmed++;
+        p->lat_c[p->nlat_c++] = (uint32_t)((now - p->send_ns[id]) / 1000);
+    }
+}
+
+static void on_sender_publish(conn_t *c, const mqim_mqtt_publish_t *m, int64_t now)
+{
+    pair_t *p = c->pair;
+    const mqim_str_t t = m->topic;
+    bool is_ack = t.len >= 7u && memcmp(t.ptr + t.len - 7u, "/in/ack", 7u) == 0;
+    long id;
+    if (mode == MODE_GROUP) {
+        return;
+    }
+    if (is_ack) {
+        if (memmem(m->payload, m->payload_len, "\"status\":\"sent\"", 15) == NULL) {
+            if (memmem(m->payload, m->payload_len, "rejected", 8) != NULL && p->rejected++ < 5) {
+                fprintf(stderr, "mqim_load: rejected: %.*s\n", (int)m->payload_len, (const char *)m->payload);
             }
-            pthread_mutex_unlock(&p->mu);
+            return;
         }
-    } else if (memmem(m->payload, (size_t)m->payloadlen, "rejected", 8) != NULL) {
-        fprintf(stderr, "mqim_load: rejected: %.*s\n", m->payloadlen, (char *)m->payload);
-    }
-    MQTTAsync_freeMessage(&m);
-    MQTTAsync_free(topic);
-    return 1;
-}
-
-static void on_puback(void *ctx, MQTTAsync_successData *r)
-{
-    pair_t *p = ctx;
-    (void)r;
-    pthread_mutex_lock(&p->mu);
-    p->pubacked++;
-    pthread_mutex_unlock(&p->mu);
-}
-
-static void on_pubfail(void *ctx, MQTTAsync_failureData *r)
-{
-    pair_t *p = ctx;
-    fprintf(stderr, "mqim_load: publish failed (%d)\n", r != NULL ? r->code : 0);
-    pthread_mutex_lock(&p->mu);
-    p->pubacked++;
-    pthread_mutex_unlock(&p->mu);
-}
-
-static void on_sub(void *ctx, MQTTAsync_successData *r)
-{
-    (void)r;
-    __atomic_add_fetch(&((pair_t *)ctx)->subs_ok, 1, __ATOMIC_SEQ_CST);
-}
-
-static void on_conn_ok_s(void *ctx, MQTTAsync_successData *r)
-{
-    (void)r;
-    ((pair_t *)ctx)->sc_ok = 1;
-}
-
-static void on_conn_ok_r(void *ctx, MQTTAsync_successData *r)
-{
-    (void)r;
-    ((pair_t *)ctx)->rc_ok = 1;
-}
-
-static void on_conn_fail(void *ctx, MQTTAsync_failureData *r)
-{
-    (void)ctx;
-    fprintf(stderr, "mqim_load: connect failed (%d %s)\n", r != NULL ? r->code : 0,
-            r != NULL && r->message != NULL ? r->message : "");
-    exit(2);
-}
-
-static void on_lost(void *ctx, char *cause)
-{
-    (void)ctx;
-    fprintf(stderr, "mqim_load: connection lost (%s)\n", cause != NULL ? cause : "?");
-}
-
-static void connect_client(MQTTAsync *c, const char *user, const char *pw, const char *suffix,
-                           MQTTAsync_messageArrived *cb, void *ctx, MQTTAsync_onSuccess *ok)
-{
-    char uri[64], cid[128];
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", port);
-    snprintf(cid, sizeof(cid), "%s.%s", user, suffix);
-    if (MQTTAsync_create(c, uri, cid, MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS) {
-        fprintf(stderr, "mqim_load: create failed\n");
-        exit(2);
-    }
-    MQTTAsync_setCallbacks(*c, ctx, on_lost, cb, NULL);
-    co.keepAliveInterval = 60;
-    co.cleansession = 1;
-    co.maxInflight = paho_inflight;
-    if (pw != NULL && pw[0] != '\0') { /* raw mode too, when run through the gateway's broker */
-        co.username = user;
-        co.password = pw;
-    }
-    co.onSuccess = ok;
-    co.onFailure = on_conn_fail;
-    co.context = ctx;
-    if (MQTTAsync_connect(*c, &co) != MQTTASYNC_SUCCESS) {
-        fprintf(stderr, "mqim_load: connect call failed\n");
-        exit(2);
-    }
-}
-
-static void subscribe(MQTTAsync c, const char *topic, pair_t *p)
-{
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = on_sub;
-    ro.context = p;
-    if (MQTTAsync_subscribe(c, topic, 1, &ro) != MQTTASYNC_SUCCESS) {
-        fprintf(stderr, "mqim_load: subscribe to %s failed\n", topic);
-        exit(2);
-    }
-}
-
-/* Paho sets no TCP_NODELAY: small publishes then wait for the peer's
- * delayed ACK (Nagle), tens of ms on loopback. Set it on every TCP socket
- * of this process connected to the broker's port. */
-static void nodelay_all(void)
-{
-    for (int fd = 3; fd < 65536; fd++) {
-        struct sockaddr_in a;
-        socklen_t len = sizeof(a);
-        int one = 1;
-        if (getpeername(fd, (struct sockaddr *)&a, &len) != 0) {
-            if (errno == EBADF && fd > 4096) {
-                break;
-            }
-            continue;
+        id = parse_id(m->payload, m->payload_len);
+        if (id < 0 || id >= count) {
+            return;
         }
-        if (a.sin_family == AF_INET && ntohs(a.sin_port) == port) {
-            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (p->sent_acked[id]) {
+            p->dup_ack++;
+            return;
         }
+        p->sent_acked[id] = 1;
+        p->by_ack += !p->echoed[id];
+        confirm(p, id, now);
+        return;
     }
+    /* an envelope on in/msg: an echo of mine when it is from me */
+    if (memmem(m->payload, m->payload_len, p->echo_from, strlen(p->echo_from)) == NULL) {
+        return;
+    }
+    id = parse_id(m->payload, m->payload_len);
+    if (id < 0 || id >= count) {
+        return;
+    }
+    if (p->echoed[id]) {
+        p->dup_echo++;
+        return;
+    }
+    p->echoed[id] = 1;
+    p->by_echo += !p->sent_acked[id];
+    confirm(p, id, now);
 }
 
-static long done_of(pair_t *p)
+static long done_of(const pair_t *p)
 {
-    /* the end-to-end window: routed waits for `sent`, raw for delivery */
+    /* the end-to-end window: routed waits for the confirmation, raw for delivery */
     if (mode == MODE_ROUTED) {
-        return p->nacked;
+        return p->nconfirmed;
+    }
+    if (mode == MODE_PUB) {
+        return p->pubacked;
     }
     if (mode == MODE_GROUP) {
         long min = count;
         for (int i = 0; i < npairs; i++) {
-            long d = __atomic_load_n(&pairs[i].ndelivered, __ATOMIC_RELAXED);
-            min = d < min ? d : min;
+            min = pairs[i].ndelivered < min ? pairs[i].ndelivered : min;
         }
         return min;
     }
     return p->ndelivered;
 }
 
-static void *sender(void *arg)
+static void on_connected(conn_t *c)
 {
-    pair_t *p = arg;
-    char topic[200], payload[256];
+    char t[160];
+    if (c->role == ROLE_DEVICE) {
+        snprintf(t, sizeof(t), "im/u/%s/in/#", c->user);
+        queue_subscribe(c, t);
+    } else if (c->role == ROLE_RECIPIENT) {
+        snprintf(t, sizeof(t), mode == MODE_RAW ? "bench/x/%s" : "im/u/%s/in/msg", c->user);
+        queue_subscribe(c, t);
+    } else if (mode == MODE_ROUTED || mode == MODE_GROUP) {
+        snprintf(t, sizeof(t), "im/u/%s/in/ack", c->user);
+        queue_subscribe(c, t);
+        snprintf(t, sizeof(t), "im/u/%s/in/msg", c->user);
+        queue_subscribe(c, t);
+    }
+    c->state = c->subs_pending > 0 ? ST_SUBSCRIBING : ST_READY;
+}
+
+static void on_subscribed(conn_t *c)
+{
+    static const char online[] = "{\"state\":\"online\",\"epoch\":1}";
+    char t[160];
+    mqim_mqtt_publish_t m;
+    size_t n = 0;
+    if (c->role != ROLE_DEVICE) {
+        c->state = ST_READY;
+        return;
+    }
+    memset(&m, 0, sizeof(m));
+    snprintf(t, sizeof(t), "im/u/%s/out/status/d", c->user);
+    m.topic = mqim_str_from_cstr(t);
+    m.payload = (const uint8_t *)online;
+    m.payload_len = sizeof(online) - 1u;
+    m.qos = 1;
+    m.retain = true;
+    m.packet_id = c->online_pid = next_pid(c);
+    if (!queued(c, mqim_mqtt_encode_publish(&m, c->tx + c->tx_len, c->tx_cap - c->tx_len, &n), &n)) {
+        conn_fail(c, "online publish does not fit");
+        return;
+    }
+    c->state = ST_ONLINE_PENDING;
+}
+
+static void handle_packet(conn_t *c, const mqim_mqtt_packet_t *k, int64_t now)
+{
+    size_t n = 0;
+    switch (k->type) {
+    case MQIM_MQTT_CONNACK:
+        if (k->return_code != 0) {
+            char why[48];
+            snprintf(why, sizeof(why), "CONNACK refused (%u)", k->return_code);
+            conn_fail(c, why);
+            return;
+        }
+        on_connected(c);
+        break;
+    case MQIM_MQTT_SUBACK:
+        if (k->suback_count > 0 && k->suback_codes[0] == 0x80) {
+            conn_fail(c, "subscription refused");
+            return;
+        }
+        if (--c->subs_pending == 0) {
+            on_subscribed(c);
+        }
+        break;
+    case MQIM_MQTT_PUBACK:
+        if (c->role == ROLE_SENDER) {
+            c->pair->pubacked++;
+        } else if (c->role == ROLE_DEVICE && c->state == ST_ONLINE_PENDING && k->packet_id == c->online_pid) {
+            c->state = ST_READY;
+        }
+        break;
+    case MQIM_MQTT_PUBLISH:
+        if (c->role == ROLE_RECIPIENT) {
+            on_recipient_publish(c, &k->publish, now);
+        } else if (c->role == ROLE_SENDER) {
+            on_sender_publish(c, &k->publish, now);
+        }
+        if (k->publish.qos == 1) {
+            (void)queued(c, mqim_mqtt_encode_ack(MQIM_MQTT_PUBACK, k->packet_id, c->tx + c->tx_len,
+                                                 c->tx_cap - c->tx_len, &n), &n);
+        } else if (k->publish.qos == 2) {
+            conn_fail(c, "QoS 2 publish (not used by mqim)");
+        }
+        break;
+    default:
+        break; /* PINGRESP, UNSUBACK */
+    }
+}
+
+/* Read what the socket has (as much as the buffers allow) and handle every
+ * whole packet in it. */
+static void read_conn(conn_t *c, int64_t now)
+{
+    size_t off = 0;
+    ssize_t r;
+    /* every PUBLISH read may queue a 4-byte PUBACK: read no more than fits */
+    size_t room = c->rx_cap - c->rx_len;
+    size_t tx_room = (c->tx_cap - c->tx_len) * 2u;
+    if (tx_room < room) {
+        room = tx_room;
+    }
+    if (room == 0) {
+        return;
+    }
+    r = read(c->fd, c->rx + c->rx_len, room);
+    if (r == 0) {
+        conn_fail(c, "closed by the broker");
+        return;
+    }
+    if (r < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            conn_fail(c, strerror(errno));
+        }
+        return;
+    }
+    c->rx_len += (size_t)r;
+    for (;;) {
+        mqim_mqtt_packet_t k;
+        size_t total = 0;
+        mqim_status_t st = mqim_mqtt_frame(c->rx + off, c->rx_len - off, MAX_PACKET, &total);
+        if (st == MQIM_MQTT_NEED_MORE) {
+            if (total > c->rx_cap) {
+                conn_fail(c, "a packet larger than the receive buffer");
+                return;
+            }
+            break;
+        }
+        if (st != MQIM_OK || (st = mqim_mqtt_decode(c->rx + off, total, &k)) != MQIM_OK) {
+            char why[64];
+            snprintf(why, sizeof(why), "bad packet from the broker (status %d)", (int)st);
+            conn_fail(c, why);
+            return;
+        }
+        handle_packet(c, &k, now);
+        if (c->fd < 0) {
+            return;
+        }
+        off += total;
+    }
+    if (off > 0) {
+        memmove(c->rx, c->rx + off, c->rx_len - off);
+        c->rx_len -= off;
+    }
+}
+
+static void on_event(conn_t *c, uint32_t ev, int64_t now)
+{
+    if (c->fd < 0) {
+        return;
+    }
+    if (ev & (EPOLLERR | EPOLLHUP)) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        (void)getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (!(ev & EPOLLIN)) {
+            conn_fail(c, err != 0 ? strerror(err) : "hang-up");
+            return;
+        }
+    }
+    if (ev & EPOLLOUT) {
+        mark_dirty(c);
+    }
+    if (ev & EPOLLIN) {
+        read_conn(c, now);
+    }
+}
+
+/* Keep-alive: a PINGREQ when nothing was sent for half the interval. */
+static void keepalive(conn_t *c, int64_t now)
+{
+    size_t n = 0;
+    if (c->fd >= 0 && c->state != ST_CONNECTING && now - c->last_tx_ns > (int64_t)KEEPALIVE_S * 500000000) {
+        c->last_tx_ns = now;
+        (void)queued(c, mqim_mqtt_encode_empty(MQIM_MQTT_PINGREQ, c->tx + c->tx_len, c->tx_cap - c->tx_len, &n), &n);
+    }
+}
+
+static void poll_once(int timeout_ms)
+{
+    struct epoll_event evs[256];
+    int n = epoll_wait(ep, evs, 256, timeout_ms);
+    int64_t now = mono_ns();
+    for (int i = 0; i < n; i++) {
+        on_event(evs[i].data.ptr, evs[i].events, now);
+    }
+    flush_all(now);
+}
+
+/* ---- the senders ---- */
+
+/* Queue as many publishes as the window, the pacing and the buffer allow.
+ * Returns the time of the next paced publish (0: not paced). */
+static int64_t send_some(pair_t *p, int64_t now)
+{
+    conn_t *c = &p->s;
     int senders = mode == MODE_GROUP ? 1 : npairs;
     double interval_ns = rate > 0 ? 1e9 * senders / rate : 0;
     int64_t t0 = t_start_ns + (int64_t)(interval_ns * p->idx / senders);
-    if (mode == MODE_ROUTED) {
-        snprintf(topic, sizeof(topic), "im/u/%s/out/dm/%s", p->sender, p->recipient);
-    } else if (mode == MODE_GROUP) {
-        snprintf(topic, sizeof(topic), "im/u/%s/out/group/%s", p->sender, group);
-    } else {
-        snprintf(topic, sizeof(topic), "bench/x/%s", p->recipient);
-    }
-    for (long i = 0; i < count; i++) {
-        MQTTAsync_message msg = MQTTAsync_message_initializer;
-        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-        int n, rc;
-        for (;;) {
-            long done, inflight;
-            pthread_mutex_lock(&p->mu);
-            done = done_of(p);
-            inflight = i - p->pubacked;
-            pthread_mutex_unlock(&p->mu);
-            if (i - done < window && inflight < paho_inflight) {
-                break;
-            }
-            usleep(100);
+    char payload[256];
+    mqim_mqtt_publish_t m;
+    memset(&m, 0, sizeof(m));
+    m.topic = mqim_str_from_cstr(p->pub_topic);
+    m.qos = 1;
+    while (p->next < count && c->fd >= 0) {
+        long i = p->next;
+        size_t n = 0;
+        int len;
+        /* the window; and never more than 60,000 publishes without PUBACK
+         * (packet ids are 16 bits) */
+        if (i - done_of(p) >= window || i - p->pubacked >= 60000) {
+            return 0;
         }
         if (interval_ns > 0) {
-            sleep_until(t0 + (int64_t)(interval_ns * (double)i));
+            int64_t due = t0 + (int64_t)(interval_ns * (double)i);
+            if (due > now) {
+                return due;
+            }
         }
-        /* a 100-byte body */
-        n = snprintf(payload, sizeof(payload), "{\"id\":\"%sk%ld\",\"body\":\"%-*s\"}", run_id, i, BODY_LEN,
-                     "benchmark message body");
-        p->send_ns[i] = mono_ns();
-        msg.payload = payload;
-        msg.payloadlen = n;
-        msg.qos = 1;
-        ro.onSuccess = on_puback;
-        ro.onFailure = on_pubfail;
-        ro.context = p;
-        while ((rc = MQTTAsync_sendMessage(p->sc, topic, &msg, &ro)) != MQTTASYNC_SUCCESS) {
-            usleep(1000);
+        len = snprintf(payload, sizeof(payload), "{\"id\":\"%sk%ld\",\"body\":\"%-*s\"}", run_id, i, BODY_LEN,
+                       "benchmark message body");
+        m.payload = (const uint8_t *)payload;
+        m.payload_len = (size_t)len;
+        m.packet_id = next_pid(c);
+        if (mqim_mqtt_encode_publish(&m, c->tx + c->tx_len, c->tx_cap - c->tx_len, &n) != MQIM_OK) {
+            c->next_pid--; /* unused; the buffer is full: next turn */
+            if (c->next_pid == 0) {
+                c->next_pid = 65535;
+            }
+            return 0;
         }
+        c->tx_len += n;
+        mark_dirty(c);
+        p->send_ns[i] = now;
+        p->next++;
     }
-    return NULL;
+    return 0;
 }
 
+/* ---- setup helpers ---- */
+
+static void *alloc_or_die(size_t n)
+{
+    void *p = calloc(1, n);
+    if (p == NULL) {
+        fprintf(stderr, "mqim_load: out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static void conn_init(conn_t *c, role_t role, pair_t *p, const char *user, const char *pw, size_t rx_cap,
+                      size_t tx_cap)
+{
+    c->fd = -1;
+    c->role = role;
+    c->pair = p;
+    snprintf(c->user, sizeof(c->user), "%s", user);
+    c->password = pw;
+    c->rx_cap = rx_cap;
+    c->tx_cap = tx_cap;
+    c->rx = alloc_or_die(rx_cap);
+    c->tx = alloc_or_die(tx_cap);
+}
+
+/* Everything main allocated for the pairs (the sanitizer build checks for
+ * leaks at exit). */
+static void free_pairs(void)
+{
+    for (int i = 0; i < npairs; i++) {
+        pair_t *p = &pairs[i];
+        free(p->s.rx);
+        free(p->s.tx);
+        free(p->r.rx);
+        free(p->r.tx);
+        free(p->send_ns);
+        free(p->delivered);
+        free(p->echoed);
+        free(p->sent_acked);
+        free(p->lat_d);
+        free(p->lat_c);
+    }
+    free(pairs);
+    pairs = NULL;
+}
+
+static void flush_list_alloc(size_t n)
+{
+    flush_cap = n;
+    flush_list = alloc_or_die(n * sizeof(conn_t *));
+}
+
+/* Wait until every connection in [cs, cs+n) is READY (or failed). */
+static bool wait_ready(conn_t *const *cs, size_t n, int secs)
+{
+    int64_t end = mono_ns() + (int64_t)secs * 1000000000;
+    for (;;) {
+        size_t ready = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (cs[i]->state == ST_FAILED) {
+                return false;
+            }
+            ready += cs[i]->state == ST_READY;
+        }
+        if (ready == n) {
+            return true;
+        }
+        if (mono_ns() > end) {
+            return false;
+        }
+        poll_once(100);
+    }
+}
 
 /* ---- idle devices (the scale run) ---- */
 
-typedef struct dev {
-    MQTTAsync c;
-    char user[32];
-    int state; /* 0 connecting, 1 connected, 2 subscribed, 3 online published */
-} idev_t;
-
-static volatile long n_connected, n_subscribed, n_online;
-
-static void dev_on_online(void *ctx, MQTTAsync_successData *r)
+static int run_devices(const char *prefix, long first, long n, const char *password)
 {
-    (void)r;
-    ((idev_t *)ctx)->state = 3;
-    __atomic_add_fetch(&n_online, 1, __ATOMIC_SEQ_CST);
-}
-
-static void dev_on_sub(void *ctx, MQTTAsync_successData *r)
-{
-    idev_t *d = ctx;
-    MQTTAsync_message msg = MQTTAsync_message_initializer;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    char topic[96];
-    static const char online[] = "{\"state\":\"online\",\"epoch\":1}";
-    (void)r;
-    d->state = 2;
-    __atomic_add_fetch(&n_subscribed, 1, __ATOMIC_SEQ_CST);
-    snprintf(topic, sizeof(topic), "im/u/%s/out/status/d", d->user);
-    msg.payload = (void *)online;
-    msg.payloadlen = (int)strlen(online);
-    msg.qos = 1;
-    msg.retained = 1;
-    ro.onSuccess = dev_on_online;
-    ro.context = d;
-    (void)MQTTAsync_sendMessage(d->c, topic, &msg, &ro);
-}
-
-static void dev_on_conn(void *ctx, MQTTAsync_successData *r)
-{
-    idev_t *d = ctx;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    char topic[96];
-    (void)r;
-    d->state = 1;
-    __atomic_add_fetch(&n_connected, 1, __ATOMIC_SEQ_CST);
-    snprintf(topic, sizeof(topic), "im/u/%s/in/#", d->user);
-    ro.onSuccess = dev_on_sub;
-    ro.context = d;
-    (void)MQTTAsync_subscribe(d->c, topic, 1, &ro);
-}
-
-static void dev_on_conn_fail(void *ctx, MQTTAsync_failureData *r)
-{
-    idev_t *d = ctx;
-    (void)r;
-    d->state = -1;
-}
-
-static int dev_on_msg(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
-{
-    (void)ctx;
-    (void)tlen;
-    MQTTAsync_freeMessage(&m);
-    MQTTAsync_free(topic);
-    return 1;
-}
-
-/* Connect devices first..first+n-1 (users PREFIX<i>, one password), each
- * subscribed to its inbox with a retained offline will, then online; print
- * the times; then hold the connections until stdin closes. */
-static int run_idle(const char *prefix, long first, long n, const char *password)
-{
-    idev_t *devs = calloc((size_t)n, sizeof(idev_t));
-    char uri[64];
-    int64_t t0 = mono_ns(), t_conn = 0, t_sub = 0, t_online = 0, last = t0;
-    long failed = 0, retries = 0;
     static const char offline[] = "{\"state\":\"offline\",\"epoch\":1}";
-    snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", port);
+    int64_t t0 = mono_ns(), t_conn = 0, t_sub = 0, t_online = 0, next_retry = 0, last_change;
+    long retries = 0, n_conn = 0, n_sub = 0, n_online = 0, prev = -1;
+    struct epoll_event ev;
+    char wt[96];
+    ndevs = n;
+    devs = alloc_or_die((size_t)n * sizeof(conn_t));
+    flush_list_alloc((size_t)n + 1u);
     for (long i = 0; i < n; i++) {
-        idev_t *d = &devs[i];
-        MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-        MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
-        MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
-        char cid[64], wt[96];
-        snprintf(d->user, sizeof(d->user), "%s%ld", prefix, first + i);
-        snprintf(cid, sizeof(cid), "%s.d", d->user);
-        snprintf(wt, sizeof(wt), "im/u/%s/out/status/d", d->user);
-        cro.sendWhileDisconnected = 0;
-        if (MQTTAsync_createWithOptions(&d->c, uri, cid, MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro) !=
-            MQTTASYNC_SUCCESS) {
-            fprintf(stderr, "mqim_load: create %s failed\n", cid);
-            return 2;
-        }
-        MQTTAsync_setCallbacks(d->c, d, NULL, dev_on_msg, NULL);
-        will.topicName = wt;
-        will.message = offline;
-        will.retained = 1;
-        will.qos = 1;
-        co.will = &will;
-        co.keepAliveInterval = 300;
-        co.cleansession = 1;
-        co.username = d->user;
-        co.password = password;
-        co.connectTimeout = 60;
-        co.onSuccess = dev_on_conn;
-        co.onFailure = dev_on_conn_fail;
-        co.context = d;
-        if (MQTTAsync_connect(d->c, &co) != MQTTASYNC_SUCCESS) {
-            d->state = -1;
+        char user[32];
+        snprintf(user, sizeof(user), "%s%ld", prefix, first + i);
+        conn_init(&devs[i], ROLE_DEVICE, NULL, user, password, DEV_RX_CAP, DEV_TX_CAP);
+        snprintf(wt, sizeof(wt), "im/u/%s/out/status/d", user);
+        conn_open(&devs[i], 300, wt, offline);
+        if ((i & 63) == 63) {
+            poll_once(0); /* let the broker accept as we go */
         }
     }
+    last_change = mono_ns();
     for (;;) {
-        long c = __atomic_load_n(&n_connected, __ATOMIC_SEQ_CST);
-        long sb = __atomic_load_n(&n_subscribed, __ATOMIC_SEQ_CST);
-        long on = __atomic_load_n(&n_online, __ATOMIC_SEQ_CST);
         int64_t now = mono_ns();
-        failed = 0;
+        long c = 0, s = 0, o = 0, failed = 0;
         for (long i = 0; i < n; i++) {
-            failed += devs[i].state < 0;
+            conn_state_t st = devs[i].state;
+            c += st >= ST_SUBSCRIBING && st != ST_FAILED;
+            s += st >= ST_ONLINE_PENDING && st != ST_FAILED;
+            o += st == ST_READY;
+            failed += st == ST_FAILED;
         }
+        n_conn = c > n_conn ? c : n_conn;
+        n_sub = s > n_sub ? s : n_sub;
+        n_online = o;
         if (c == n && t_conn == 0) {
             t_conn = now;
         }
-        if (sb == n && t_sub == 0) {
+        if (s == n && t_sub == 0) {
             t_sub = now;
         }
-        if (on == n) {
+        if (o == n) {
             t_online = now;
             break;
         }
-        if (failed > 0 && retries < 20) {
-            /* refused under the storm (e.g. connect timeout): try again */
+        if (c + s + o != prev) {
+            prev = c + s + o;
+            last_change = now;
+        } else if (now - last_change > (int64_t)timeout_s * 1000000000) {
+            break;
+        }
+        if (failed > 0 && retries < 20 && now >= next_retry) {
+            /* refused under the storm (e.g. a full accept queue): again */
             for (long i = 0; i < n; i++) {
-                if (devs[i].state < 0) {
-                    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-                    co.keepAliveInterval = 300;
-                    co.username = devs[i].user;
-                    co.password = password;
-                    co.onSuccess = dev_on_conn;
-                    co.onFailure = dev_on_conn_fail;
-                    co.context = &devs[i];
-                    devs[i].state = 0;
-                    (void)MQTTAsync_connect(devs[i].c, &co);
+                if (devs[i].state == ST_FAILED) {
+                    snprintf(wt, sizeof(wt), "im/u/%s/out/status/d", devs[i].user);
+                    conn_open(&devs[i], 300, wt, offline);
                 }
             }
             retries++;
+            next_retry = now + 1000000000;
         }
-        if (c + sb + on != 0 && now - last > (int64_t)timeout_s * 1000000000) {
-            break;
-        }
-        if (c + sb + on == 0) {
-            last = now;
-        }
-        usleep(20000);
+        poll_once(20);
     }
     printf("{\"mode\":\"idle\",\"devices\":%ld,\"connected\":%ld,\"subscribed\":%ld,\"online\":%ld,"
            "\"connect_s\":%.3f,\"subscribe_s\":%.3f,\"online_s\":%.3f,\"retries\":%ld}\n",
-           n, n_connected, n_subscribed, n_online, t_conn ? (double)(t_conn - t0) / 1e9 : -1.0,
+           n, n_conn, n_sub, n_online, t_conn ? (double)(t_conn - t0) / 1e9 : -1.0,
            t_sub ? (double)(t_sub - t0) / 1e9 : -1.0, t_online ? (double)(t_online - t0) / 1e9 : -1.0,
            retries);
     fflush(stdout);
-    {
-        char buf[64];
-        while (fgets(buf, sizeof(buf), stdin) != NULL) {
+    /* hold the connections (answering publishes and keeping alive) until
+     * stdin closes */
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL;
+    (void)epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev);
+    for (;;) {
+        struct epoll_event evs[256];
+        int k = epoll_wait(ep, evs, 256, 1000);
+        int64_t now = mono_ns();
+        for (int i = 0; i < k; i++) {
+            if (evs[i].data.ptr == NULL) {
+                char buf[256];
+                if (read(0, buf, sizeof(buf)) <= 0) {
+                    /* exit without DISCONNECT: the broker publishes the wills */
+                    _exit(n_online == n ? 0 : 1);
+                }
+                continue;
+            }
+            on_event(evs[i].data.ptr, evs[i].events, now);
         }
+        for (long i = 0; i < n; i++) {
+            keepalive(&devs[i], now);
+        }
+        flush_all(now);
     }
-    /* exit without disconnecting: the broker publishes the wills (offline) */
-    _exit(n_online == n ? 0 : 1);
 }
+
+/* ---- the report ---- */
 
 static int cmp_u32(const void *a, const void *b)
 {
@@ -525,19 +897,26 @@ static void percentiles(const char *name, uint32_t *all, long n, bool comma)
 static void usage(void)
 {
     fprintf(stderr, "usage: mqim_load --mode routed|raw|group --port P --pairs N --count M [--rate R]\n"
-                    "       mqim_load --devices N [--first K] [--prefix X] --password P --port P\n"
-                    "       [--window W] [--passwords FILE] [--prefix X] [--group G] [--timeout S]\n");
+                    "       [--window W] [--passwords FILE] [--prefix X] [--group G] [--timeout S]\n"
+                    "       [--idle S] [--pids name:PID,name:PID]\n"
+                    "       mqim_load --mode pub --topic T --port P --count M [--window W]\n"
+                    "       mqim_load --devices N [--first K] [--prefix X] --password P --port P\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    const char *pwfile = NULL, *prefix = "b", *password = "";
-    long first = 0, devices = 0;
-    FILE *f;
-    pthread_t *th;
+    const char *pwfile = NULL, *prefix = "b", *password = "", *pidspec = NULL;
+    char pid_names[MAX_PIDS][16];
+    int pid_of[MAX_PIDS], npids = 0;
+    double pid_cpu0[MAX_PIDS], cpu0, cpu1;
+    long first = 0, devices = 0, want_d, want_c, got_d = 0, got_c = 0, dup_d = 0, dup_e = 0, dup_a = 0;
+    long by_echo = 0, by_ack = 0, last_total = -1;
     int64_t t_end, last_progress;
-    long last_total = -1, want, got_d = 0, got_a = 0, dups = 0;
+    char (*pw)[128];
+    FILE *f;
+    conn_t **all_conns;
+    size_t nconns = 0;
     bool ok;
     for (int i = 1; i < argc; i += 2) { /* --flag value pairs */
         const char *a = argv[i];
@@ -546,7 +925,10 @@ int main(int argc, char **argv)
             usage();
         }
         if (!strcmp(a, "--mode")) {
-            mode = !strcmp(v, "raw") ? MODE_RAW : !strcmp(v, "group") ? MODE_GROUP : MODE_ROUTED;
+            mode = !strcmp(v, "raw")     ? MODE_RAW
+                   : !strcmp(v, "group") ? MODE_GROUP
+                   : !strcmp(v, "pub")   ? MODE_PUB
+                                         : MODE_ROUTED;
         } else if (!strcmp(a, "--port")) {
             port = atoi(v);
         } else if (!strcmp(a, "--pairs")) {
@@ -571,39 +953,58 @@ int main(int argc, char **argv)
             password = v;
         } else if (!strcmp(a, "--timeout")) {
             timeout_s = atoi(v);
+        } else if (!strcmp(a, "--idle")) {
+            idle_s = atoi(v);
+        } else if (!strcmp(a, "--topic")) {
+            pub_topic_arg = v;
+        } else if (!strcmp(a, "--pids")) {
+            pidspec = v;
         } else {
             usage();
         }
     }
+    if (npairs < 1 || count < 1 || window < 1) {
+        usage();
+    }
+    if (mode == MODE_PUB) {
+        npairs = 1;
+    }
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) {
+        perror("mqim_load: epoll_create1");
+        return 2;
+    }
     if (devices > 0) {
-        return run_idle(prefix, first, devices, password);
+        mode = MODE_DEVICES;
+        return run_devices(prefix, first, devices, password);
+    }
+    while (pidspec != NULL && *pidspec != '\0' && npids < MAX_PIDS) { /* name:pid,name:pid */
+        int used = 0;
+        if (sscanf(pidspec, "%15[^:]:%d%n", pid_names[npids], &pid_of[npids], &used) != 2) {
+            usage();
+        }
+        npids++;
+        pidspec += used;
+        pidspec += *pidspec == ',';
     }
     snprintf(run_id, sizeof(run_id), "%llx", (unsigned long long)(time(NULL) * 100000 + getpid() % 100000));
-    if (paho_inflight > window) {
-        paho_inflight = window;
-    }
-    pairs = calloc((size_t)npairs, sizeof(pair_t));
-    for (int i = 0; i < npairs; i++) {
-        pair_t *p = &pairs[i];
-        p->idx = i;
-        snprintf(p->sender, sizeof(p->sender), "%ss%d", prefix, mode == MODE_GROUP ? 0 : i);
-        snprintf(p->recipient, sizeof(p->recipient), "%sr%d", prefix, i);
-        p->send_ns = calloc((size_t)count, sizeof(int64_t));
-        p->delivered = calloc((size_t)count, 1);
-        p->acked = calloc((size_t)count, 1);
-        p->lat_d = calloc((size_t)count, sizeof(uint32_t));
-        p->lat_a = calloc((size_t)count, sizeof(uint32_t));
-        pthread_mutex_init(&p->mu, NULL);
-    }
+
+    pairs = alloc_or_die((size_t)npairs * sizeof(pair_t));
+    pw = alloc_or_die((size_t)npairs * 2u * sizeof(*pw));
+    all_conns = alloc_or_die((size_t)npairs * 2u * sizeof(conn_t *));
+    flush_list_alloc((size_t)npairs * 2u);
     if (pwfile != NULL && (f = fopen(pwfile, "r")) != NULL) {
-        char u[128], pw[128];
-        while (fscanf(f, "%127s %127s", u, pw) == 2) {
+        char u[128], p[128];
+        while (fscanf(f, "%127s %127s", u, p) == 2) {
             for (int i = 0; i < npairs; i++) {
-                if (!strcmp(u, pairs[i].sender)) {
-                    snprintf(pairs[i].spw, sizeof(pairs[i].spw), "%s", pw);
+                char s[64], r[64];
+                snprintf(s, sizeof(s), "%ss%d", prefix, mode == MODE_GROUP ? 0 : i);
+                snprintf(r, sizeof(r), "%sr%d", prefix, i);
+                if (!strcmp(u, s)) {
+                    snprintf(pw[2 * i], sizeof(pw[0]), "%s", p);
                 }
-                if (!strcmp(u, pairs[i].recipient)) {
-                    snprintf(pairs[i].rpw, sizeof(pairs[i].rpw), "%s", pw);
+                if (!strcmp(u, r)) {
+                    snprintf(pw[2 * i + 1], sizeof(pw[0]), "%s", p);
                 }
             }
         }
@@ -611,106 +1012,168 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < npairs; i++) {
         pair_t *p = &pairs[i];
-        char t[200];
-        connect_client(&p->rc, p->recipient, p->rpw, "br", on_recipient_msg, p, on_conn_ok_r);
-        if (mode != MODE_GROUP || i == 0) {
-            connect_client(&p->sc, p->sender, p->spw, "bs", on_sender_msg, p, on_conn_ok_s);
+        char s[64], r[64];
+        p->idx = i;
+        snprintf(s, sizeof(s), "%ss%d", prefix, mode == MODE_GROUP ? 0 : i);
+        snprintf(r, sizeof(r), "%sr%d", prefix, i);
+        conn_init(&p->r, ROLE_RECIPIENT, p, r, pw[2 * i + 1], PAIR_RX_CAP, PAIR_TX_CAP);
+        conn_init(&p->s, ROLE_SENDER, p, s, pw[2 * i], PAIR_RX_CAP, PAIR_TX_CAP);
+        if (mode == MODE_ROUTED) {
+            snprintf(p->pub_topic, sizeof(p->pub_topic), "im/u/%s/out/dm/%s", s, r);
+        } else if (mode == MODE_GROUP) {
+            snprintf(p->pub_topic, sizeof(p->pub_topic), "im/u/%s/out/group/%s", s, group);
+        } else if (mode == MODE_PUB) {
+            snprintf(p->pub_topic, sizeof(p->pub_topic), "%s", pub_topic_arg);
         } else {
-            p->sc_ok = 1;
+            snprintf(p->pub_topic, sizeof(p->pub_topic), "bench/x/%s", r);
         }
-        while (!p->rc_ok || !p->sc_ok) {
-            usleep(1000);
+        snprintf(p->echo_from, sizeof(p->echo_from), "\"from\":\"%s\"", s);
+        p->send_ns = alloc_or_die((size_t)count * sizeof(int64_t));
+        p->delivered = alloc_or_die((size_t)count);
+        p->echoed = alloc_or_die((size_t)count);
+        p->sent_acked = alloc_or_die((size_t)count);
+        p->lat_d = alloc_or_die((size_t)count * sizeof(uint32_t));
+        p->lat_c = alloc_or_die((size_t)count * sizeof(uint32_t));
+        if (mode != MODE_PUB) {
+            conn_open(&p->r, KEEPALIVE_S, NULL, NULL);
+            all_conns[nconns++] = &p->r;
         }
-        snprintf(t, sizeof(t), mode == MODE_RAW ? "bench/x/%s" : "im/u/%s/in/msg", p->recipient);
-        subscribe(p->rc, t, p);
-        if (mode != MODE_RAW && (mode != MODE_GROUP || i == 0)) {
-            snprintf(t, sizeof(t), "im/u/%s/in/ack", p->sender);
-            subscribe(p->sc, t, p);
-        }
-    }
-    for (int i = 0; i < npairs; i++) {
-        int want_subs = mode == MODE_RAW || (mode == MODE_GROUP && i > 0) ? 1 : 2;
-        while (__atomic_load_n(&pairs[i].subs_ok, __ATOMIC_SEQ_CST) < want_subs) {
-            usleep(1000);
-        }
-    }
-    if (getenv("MQIM_LOAD_NAGLE") == NULL) {
-        nodelay_all();
-    }
-    t_start_ns = mono_ns() + 10000000;
-    th = calloc((size_t)npairs, sizeof(pthread_t));
-    for (int i = 0; i < npairs; i++) {
-        if (mode != MODE_GROUP || i == 0) {
-            pthread_create(&th[i], NULL, sender, &pairs[i]);
+        if (mode != MODE_GROUP || i == 0) { /* group: one sender */
+            conn_open(&p->s, KEEPALIVE_S, NULL, NULL);
+            all_conns[nconns++] = &p->s;
         }
     }
-    want = (long)npairs * count * (mode == MODE_ROUTED ? 2 : 1);
-    last_progress = mono_ns();
+    flush_all(mono_ns());
+    if (!wait_ready(all_conns, nconns, 30)) {
+        fprintf(stderr, "mqim_load: the clients did not connect and subscribe within 30 s\n");
+        return 2;
+    }
+    if (idle_s > 0) { /* connected and quiet: only keep-alives */
+        int64_t end = mono_ns() + (int64_t)idle_s * 1000000000;
+        while (mono_ns() < end) {
+            int64_t now = mono_ns();
+            for (size_t i = 0; i < nconns; i++) {
+                keepalive(all_conns[i], now);
+            }
+            flush_all(now);
+            poll_once(1000);
+            if (conn_lost > 0) {
+                break;
+            }
+        }
+    }
+
+    want_d = (long)npairs * count;
+    want_c = mode == MODE_ROUTED ? (long)npairs * count : 0;
+    for (int i = 0; i < npids; i++) {
+        pid_cpu0[i] = proc_cpu_s(pid_of[i]);
+    }
+    cpu0 = self_cpu_s();
+    t_start_ns = mono_ns();
+    last_progress = t_start_ns;
     for (;;) {
+        int64_t now = mono_ns(), next_due = 0;
         long total = 0;
+        int wait_ms;
         for (int i = 0; i < npairs; i++) {
-            pthread_mutex_lock(&pairs[i].mu);
-            total += pairs[i].ndelivered + (mode == MODE_ROUTED ? pairs[i].nacked : 0);
-            pthread_mutex_unlock(&pairs[i].mu);
+            pair_t *p = &pairs[i];
+            if (mode != MODE_GROUP || i == 0) {
+                int64_t due = send_some(p, now);
+                if (due != 0 && (next_due == 0 || due < next_due)) {
+                    next_due = due;
+                }
+            }
+            total += (mode == MODE_PUB ? p->pubacked : p->ndelivered) + p->nconfirmed;
         }
-        if (total >= want) {
+        if (total >= want_d + want_c) {
             break;
         }
         if (total != last_total) {
             last_total = total;
-            last_progress = mono_ns();
-        } else if (mono_ns() - last_progress > (int64_t)timeout_s * 1000000000) {
+            last_progress = now;
+        } else if (now - last_progress > (int64_t)timeout_s * 1000000000) {
             fprintf(stderr, "mqim_load: no progress for %d s (%ld of %ld events)\n", timeout_s, total,
-                    want);
+                    want_d + want_c);
             break;
         }
-        usleep(2000);
+        for (size_t i = 0; i < nconns; i++) {
+            keepalive(all_conns[i], now);
+        }
+        flush_all(now);
+        wait_ms = 100;
+        if (next_due != 0) {
+            int64_t d = (next_due - mono_ns()) / 1000000;
+            wait_ms = d < 0 ? 0 : d < 100 ? (int)d : 100;
+        }
+        poll_once(wait_ms);
     }
     t_end = mono_ns();
+    cpu1 = self_cpu_s();
     {
-        long nd = 0, na = 0, k = 0;
-        uint32_t *all;
+        long nd = 0, nc = 0, k = 0;
+        uint32_t *lat;
         double secs = (double)(t_end - t_start_ns) / 1e9;
         long msgs = mode == MODE_GROUP ? count : (long)npairs * count;
         for (int i = 0; i < npairs; i++) {
-            got_d += pairs[i].ndelivered;
-            got_a += pairs[i].nacked;
+            got_d += mode == MODE_PUB ? pairs[i].pubacked : pairs[i].ndelivered;
+            got_c += pairs[i].nconfirmed;
             nd += pairs[i].nlat_d;
-            na += pairs[i].nlat_a;
-            dups += pairs[i].dup_d;
+            nc += pairs[i].nlat_c;
+            dup_d += pairs[i].dup_d;
+            dup_e += pairs[i].dup_echo;
+            dup_a += pairs[i].dup_ack;
+            by_echo += pairs[i].by_echo;
+            by_ack += pairs[i].by_ack;
         }
         printf("{\"mode\":\"%s\",\"pairs\":%d,\"count\":%ld,\"rate\":%.0f,\"window\":%d,"
                "\"seconds\":%.3f,\"sent\":%ld,\"delivered\":%ld,\"acked\":%ld,\"dup_deliveries\":%ld,"
-               "\"msgs_per_s\":%.0f,\"deliveries_per_s\":%.0f,\"max_gap_ms\":%.1f,",
-               mode == MODE_RAW ? "raw" : mode == MODE_GROUP ? "group" : "routed", npairs, count,
-               rate, window, secs, msgs, got_d, got_a, dups, (double)msgs / secs,
+               "\"confirmed_by_echo\":%ld,\"confirmed_by_sent_ack\":%ld,\"dup_echoes\":%ld,\"dup_sent_acks\":%ld,"
+               "\"connections_lost\":%ld,\"msgs_per_s\":%.0f,\"deliveries_per_s\":%.0f,\"max_gap_ms\":%.1f,",
+               mode == MODE_RAW ? "raw" : mode == MODE_GROUP ? "group" : mode == MODE_PUB ? "pub" : "routed", npairs, count, rate, window,
+               secs, msgs, got_d, got_c, dup_d, by_echo, by_ack, dup_e, dup_a, conn_lost, (double)msgs / secs,
                (double)got_d / secs, (double)max_gap_ns / 1e6);
-        all = malloc(sizeof(uint32_t) * (size_t)(nd > na ? nd : na) + 4);
+        /* CPU over the send phase: this process and the watched ones */
+        printf("\"cpu_s\":{\"loadgen\":%.4f", cpu1 - cpu0);
+        for (int i = 0; i < npids; i++) {
+            double c = proc_cpu_s(pid_of[i]);
+            printf(",\"%s\":%.4f", pid_names[i], c >= 0 && pid_cpu0[i] >= 0 ? c - pid_cpu0[i] : -1.0);
+        }
+        printf("},");
+        lat = alloc_or_die(sizeof(uint32_t) * (size_t)(nd > nc ? nd : nc) + 4u);
         for (int i = 0; i < npairs; i++) {
-            memcpy(all + k, pairs[i].lat_d, sizeof(uint32_t) * (size_t)pairs[i].nlat_d);
+            memcpy(lat + k, pairs[i].lat_d, sizeof(uint32_t) * (size_t)pairs[i].nlat_d);
             k += pairs[i].nlat_d;
         }
-        percentiles("lat_delivery_us", all, nd, true);
+        percentiles("lat_delivery_us", lat, nd, true);
         k = 0;
         for (int i = 0; i < npairs; i++) {
-            memcpy(all + k, pairs[i].lat_a, sizeof(uint32_t) * (size_t)pairs[i].nlat_a);
-            k += pairs[i].nlat_a;
+            memcpy(lat + k, pairs[i].lat_c, sizeof(uint32_t) * (size_t)pairs[i].nlat_c);
+            k += pairs[i].nlat_c;
         }
-        percentiles("lat_sent_us", all, na, false);
+        /* "lat_sent_us": publish to confirmation (echo or `sent`, the first) */
+        percentiles("lat_sent_us", lat, nc, false);
         printf("}\n");
         fflush(stdout);
-        free(all);
-        ok = got_d == (mode == MODE_GROUP ? (long)npairs * count : msgs) &&
-             (mode != MODE_ROUTED || got_a == msgs);
+        free(lat);
+        ok = got_d == want_d && dup_d == 0 && conn_lost == 0 &&
+             (mode != MODE_ROUTED || (got_c == msgs && dup_e == 0 && dup_a == 0));
     }
-    for (int i = 0; i < npairs; i++) {
-        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-        d.timeout = 500;
-        MQTTAsync_disconnect(pairs[i].rc, &d);
-        if (pairs[i].sc != NULL) {
-            MQTTAsync_disconnect(pairs[i].sc, &d);
+    /* a clean goodbye: DISCONNECT on every connection */
+    for (size_t i = 0; i < nconns; i++) {
+        conn_t *c = all_conns[i];
+        size_t n = 0;
+        if (c->fd >= 0 && queued(c, mqim_mqtt_encode_empty(MQIM_MQTT_DISCONNECT, c->tx + c->tx_len,
+                                                           c->tx_cap - c->tx_len, &n), &n)) {
+            flush_conn(c, mono_ns());
+        }
+        if (c->fd >= 0) {
+            close(c->fd);
         }
     }
-    usleep(200000);
+    free_pairs();
+    free(all_conns);
+    free(pw);
+    free(flush_list);
+    close(ep);
     return ok ? 0 : 1;
 }

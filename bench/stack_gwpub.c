@@ -1,0 +1,87 @@
+/* The client-stack benchmark (stack_common.h), pub only, on the gateway's
+ * own MQTT v5 outbox publisher (gateway/src/publisher.c over mqtt5.c),
+ * driven as the pump drives it: publish while the window has room, poll,
+ * mqim_pub_service. It has no subscriber side (the gateway's inbound
+ * connection is Paho), so `sub` is refused. */
+#include <poll.h>
+#include <unistd.h>
+
+#include "publisher.h"
+#include "stack_common.h"
+
+static long acked, failed;
+
+static void on_done(void *ctx, uint64_t key, uint8_t reason)
+{
+    (void)ctx;
+    (void)key;
+    acked++;
+    failed += reason >= 0x80;
+}
+
+int main(int argc, char **argv)
+{
+    stack_args_t args;
+    mqim_pub_config_t cfg;
+    mqim_pub_t *p;
+    char cid[64], payload[256], err[256];
+    long long t0, last_change;
+    double cpu0;
+    long sent = 0, last = -1;
+    stack_parse(argc, argv, &args);
+    if (!args.pub) {
+        fprintf(stderr, "gwpub: publish only (the gateway's own client has no subscriber side)\n");
+        return 2;
+    }
+    snprintf(cid, sizeof(cid), "stack-pub-%d", (int)getpid());
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.host = "127.0.0.1";
+    cfg.port = args.port;
+    cfg.client_id = cid;
+    cfg.keepalive_s = 60;
+    cfg.max_inflight = (unsigned)args.window;
+    p = mqim_pub_new(&cfg);
+    if (p == NULL || mqim_pub_connect(p, 5000, stack_mono_ns() / 1000000, err, sizeof(err)) != MQIM_OK) {
+        fprintf(stderr, "gwpub: connect: %s\n", p != NULL ? err : "out of memory");
+        return 2;
+    }
+    cpu0 = stack_cpu_s();
+    t0 = stack_mono_ns();
+    last_change = t0;
+    while (acked < args.count) {
+        struct pollfd pf;
+        while (sent < args.count && mqim_pub_room(p) > 0) {
+            mqim_v5_publish_t m;
+            int len = stack_payload(payload, sizeof(payload), sent);
+            memset(&m, 0, sizeof(m));
+            m.topic = mqim_str_from_cstr(args.topic);
+            m.payload.ptr = payload;
+            m.payload.len = (size_t)len;
+            m.qos = 1;
+            if (mqim_pub_publish(p, (uint64_t)sent, &m, on_done, NULL) != MQIM_OK) {
+                break; /* the output buffer is full: service first */
+            }
+            sent++;
+        }
+        pf.fd = mqim_pub_fd(p);
+        pf.events = mqim_pub_poll_events(p);
+        pf.revents = 0;
+        (void)poll(&pf, 1, 100);
+        if (mqim_pub_service(p, stack_mono_ns() / 1000000, on_done, NULL, err, sizeof(err)) != MQIM_OK) {
+            fprintf(stderr, "gwpub: %s\n", err);
+            break;
+        }
+        if (acked != last) {
+            last = acked;
+            last_change = stack_mono_ns();
+        } else if (stack_mono_ns() - last_change > 60000000000LL) {
+            break;
+        }
+    }
+    {
+        int rc = stack_report("gateway-v5", &args, acked - failed, t0, cpu0);
+        mqim_pub_close(p, true);
+        mqim_pub_free(p);
+        return rc;
+    }
+}
