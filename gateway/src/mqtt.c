@@ -1026,8 +1026,10 @@ static bool local_gateway_alive(long pid)
 
 /* The retained status says another instance is online: true with the
  * reason in why. A status of this host's current boot whose process is gone
- * is stale (a crash that took the broker's will with it); one from another
- * host cannot be checked from here and counts as live. */
+ * is stale (a crash that took the broker's will with it), and so is one of
+ * an earlier boot of this host (a power loss that took the broker down
+ * before the will: its autosave kept the retained "online"); one from
+ * another host cannot be checked from here and counts as live. */
 static bool status_says_other(const gw_t *g, const char *payload, char *why, size_t cap)
 {
     cJSON *o = cJSON_Parse(payload);
@@ -1041,8 +1043,9 @@ static bool status_says_other(const gw_t *g, const char *payload, char *why, siz
     if (cJSON_IsString(state) && strcmp(state->valuestring, "online") == 0 && cJSON_IsString(inst) &&
         strcmp(inst->valuestring, g->instance) != 0 && cJSON_IsString(host) && cJSON_IsString(boot) &&
         cJSON_IsNumber(pid)) {
-        bool here = strcmp(host->valuestring, g->host) == 0 && strcmp(boot->valuestring, g->boot_id) == 0;
-        other = here ? local_gateway_alive((long)pid->valuedouble) : true;
+        bool this_host = strcmp(host->valuestring, g->host) == 0;
+        bool this_boot = this_host && strcmp(boot->valuestring, g->boot_id) == 0;
+        other = this_boot ? local_gateway_alive((long)pid->valuedouble) : !this_host;
         if (other) {
             const char *sid = cJSON_IsString(store) ? store->valuestring : "?";
             snprintf(why, cap, "another mqim-gateway is online on this broker under %s: pid %ld on host "
