@@ -9,7 +9,10 @@ import subprocess
 import time
 import unittest
 
-from harness import Env, EnvTest, wait_until
+import json
+import socket
+
+from harness import Client, Env, EnvTest, wait_until
 
 MQIM = os.environ.get("MQIM_CLI")
 
@@ -132,6 +135,30 @@ class StoreIdentity(EnvTest):
         finally:
             second.terminate()
             second.wait(20)
+
+
+    def test_online_status_of_an_earlier_boot_is_stale(self):
+        """A power loss takes the broker and the gateway down together: the
+        will never goes out and the broker's autosave keeps the retained
+        "online". After the reboot the status names this host with another
+        boot id: the gateway routes instead of waiting for an instance that
+        cannot exist."""
+        env = self.env
+        self.assertEqual(env.stop_gateway(), 0)
+        with open(os.path.join(env.dir, "gateway.password")) as f:
+            gw_password = f.readline().strip()
+        gw = Client(env, "mqim-gateway", gw_password, subs=[])
+        env.clients.append(gw)
+        stale = {"state": "online", "ts": 1, "store": "0" * 16, "store_epoch": 1, "instance": "before-the-power-loss",
+                 "host": socket.gethostname(), "boot": "00000000-0000-0000-0000-000000000000", "pid": 1}
+        gw.pub("im/gateway/status", json.dumps(stale), retain=True)
+        time.sleep(0.5)
+        env.start_gateway()
+        bob = env.client("bob", subs=["im/u/bob/in/#"])
+        alice = env.client("alice", subs=["im/u/alice/in/#"])
+        alice.dm("bob", '{"id":"after-reboot","body":"routed"}')
+        bob.expect("in/msg", lambda p: p.get("id") == "after-reboot", timeout=20)
+        self.assertNotIn("another mqim-gateway is online", env.log_tail("gateway.log", 100000))
 
 
 class BrokerState(unittest.TestCase):
