@@ -465,7 +465,11 @@ class ClientIdTakeover(EnvTest):
 class CtlFlood(EnvTest):
     """Thousands of bogus control requests from one user at the default rate
     limit (100/s, burst 500): each gets an answer, the excess `rate_limited`,
-    and another user's messages still route promptly meanwhile."""
+    and another user's messages still route meanwhile, each no later than
+    the flood queued ahead of it in the gateway's session takes to drain
+    (head-of-line blocking: docs/security.md). How fast the flood drains
+    depends on the machine (sanitizers, load), so the limits are stated
+    against the measured duration, not in absolute seconds."""
     N = 3000
 
     def test_flood(self):
@@ -491,11 +495,11 @@ class CtlFlood(EnvTest):
         for i in range(5):
             t0 = time.time()
             b.dm("carol", {"id": "during%d" % i, "body": "hi"})
-            c.expect("in/msg", lambda p, i=i: p.get("id") == "during%d" % i, timeout=30)
+            c.expect("in/msg", lambda p, i=i: p.get("id") == "during%d" % i, timeout=90)
             lat.append(time.time() - t0)
-        self.assertTrue(done.wait(60))
+        self.assertTrue(done.wait(90))
         acks = a.expect("in/ack", rejected("rate_limited", "rate"), count=1, timeout=30)
-        wait_until(lambda: len(a.matching("in/res")) + len(a.matching("in/ack")) >= self.N, 60,
+        wait_until(lambda: len(a.matching("in/res")) + len(a.matching("in/ack")) >= self.N, 90,
                    "an answer to every request")
         t_all = time.time() - t_start
         time.sleep(0.3)
@@ -503,12 +507,18 @@ class CtlFlood(EnvTest):
         self.assertEqual(len(res) + len(acks), self.N)
         self.assertTrue(all(p["ok"] is False and p["code"] == "unknown_op" for p in res))
         self.assertTrue(all(rejected("rate_limited", "rate")(p) and "per second" in p["reason"] for p in acks))
-        # the burst passes, the rest is limited
+        # the burst passes, the rest is limited: never more answered than
+        # the bucket allows over the whole run (burst + rate x time, 10 % slack)
         self.assertGreaterEqual(len(res), 500)
-        self.assertGreaterEqual(len(acks), self.N // 3)
+        self.assertLessEqual(len(res), 500 + 110 * t_all, (len(res), t_all))
+        self.assertGreaterEqual(len(acks), 1)
         self.assertEqual(sorted(p["req"] for p in res), sorted(set(p["req"] for p in res)))
-        # bob was not throttled by alice's budget, and waited a bounded time
-        self.assertLess(max(lat), 5.0, lat)
+        # bob was not throttled by alice's budget (every message routed), and
+        # waited no longer than the flood ahead of him took to drain: his
+        # first message went in after 50 answers, so at most the rest of the
+        # flood was ahead of it; later ones follow at once
+        self.assertLess(max(lat), t_all, (lat, t_all))
+        self.assertLess(max(lat[1:]), 5.0, lat)
         print("ctl flood at QoS %d: %d answered, %d rate limited in %.2f s; bob->carol latency max %.3f s" %
               (qos, len(res), len(acks), t_all, max(lat)))
 
