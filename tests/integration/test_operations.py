@@ -172,6 +172,31 @@ class Notify(unittest.TestCase):
             self.assertNotIn("WATCHDOG=1", got)
 
 
+class Unit(unittest.TestCase):
+    UNIT = os.path.join(SRC, "config", "mqim-gateway.service")
+
+    def test_unit_file(self):
+        text = open(self.UNIT).read()
+        for line in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "WatchdogSec=", "NoNewPrivileges=true",
+                     "ProtectSystem=strict", "ReadWritePaths=/var/lib/mqim", "PrivateTmp=true",
+                     "Restart=on-failure"):
+            self.assertIn("\n" + line, text)
+
+    @unittest.skipUnless(shutil.which("systemd-analyze"), "systemd-analyze is not installed")
+    def test_systemd_analyze_verify(self):
+        """No warning at all (an unknown key or a bad value is only a warning):
+        the unit with ExecStart pointing at the built binary."""
+        d = tempfile.mkdtemp(prefix="mqim-unit-")
+        try:
+            unit = os.path.join(d, "mqim-gateway.service")
+            with open(unit, "w") as f:
+                f.write(open(self.UNIT).read().replace("/usr/local/bin/mqim-gateway", os.path.abspath(GATEWAY)))
+            r = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True, timeout=60)
+            self.assertEqual((r.returncode, r.stderr, r.stdout), (0, "", ""))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class Provisioning(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="mqim-ops-")
