@@ -106,6 +106,27 @@ class Reload(unittest.TestCase):
             self.assertIsNone(env.gateway.poll())
 
 
+    def test_rate_limit_changes_at_sighup(self):
+        """rate_burst 1 at 1/s: the second of two quick publishes is refused;
+        after rate_per_sec 1000 + SIGHUP (no restart) ten in a row all pass."""
+        limited = lambda p: isinstance(p, dict) and p.get("code") == "rate_limited"
+        with Env(users=("alice", "bob"), gateway_conf="rate_per_sec 1\nrate_burst 1") as env:
+            a = env.client("alice")
+            a.dm("bob", {"id": "r1", "body": "x"})
+            a.dm("bob", {"id": "r2", "body": "x"})
+            a.expect("in/ack", limited)
+            set_conf(env, "rate_per_sec", "1000")
+            set_conf(env, "rate_burst", "100")
+            env.gateway.send_signal(signal.SIGHUP)
+            wait_until(lambda: "rate_per_sec 1->1000, rate_burst 1->100" in read_log(env), 10, "the reload line")
+            time.sleep(0.2)  # the empty bucket refills at the new rate
+            a.clear()
+            for i in range(10):
+                a.dm("bob", {"id": "s%d" % i, "body": "x"})
+            a.expect_sent(count=10, timeout=10)
+            self.assertEqual(a.matching("in/ack", limited), [])
+
+
 class Notify(unittest.TestCase):
     def test_sd_notify_ready_watchdog_reload_stopping(self):
         with Env(users=("alice", "bob")) as env:
