@@ -40,34 +40,35 @@ class Reload(unittest.TestCase):
             bob = env.client("bob")
             senders = {u: env.client(u) for u in ("alice", "carol")}
             sent = {u: [] for u in senders}
-            stop = threading.Event()
+            per_sender = 450  # ~3 s at the pace below: the SIGHUPs fall inside the flow
 
             def flow(user):
-                i = 0
-                while not stop.is_set():
+                for i in range(per_sender):
                     mid = "%s-%d" % (user, i)
                     senders[user].dm("bob", {"id": mid, "body": "x"})
                     sent[user].append(mid)
-                    i += 1
                     time.sleep(1 / 150)
             threads = [threading.Thread(target=flow, args=(u,)) for u in senders]
             for t in threads:
                 t.start()
+            at_signal = []
             try:
-                time.sleep(0.5)
+                time.sleep(0.3)
                 set_conf(env, "rate_burst", "3000")
                 set_conf(env, "sync_page", "50")
                 for _ in range(5):
                     env.gateway.send_signal(signal.SIGHUP)
-                    time.sleep(0.5)
-                time.sleep(1)
+                    at_signal.append(len(sent["alice"]) + len(sent["carol"]))
+                    time.sleep(0.3)
             finally:
-                stop.set()
                 for t in threads:
                     t.join()
             self.assertIsNone(env.gateway.poll(), "the gateway survived SIGHUP")
             ids = set(sent["alice"]) | set(sent["carol"])
-            self.assertGreater(len(ids), 500)
+            self.assertEqual(len(ids), 2 * per_sender)
+            # messages flowed before the first SIGHUP and after the last one
+            self.assertGreater(at_signal[0], 0)
+            self.assertLess(at_signal[-1], 2 * per_sender, at_signal)
 
             def got():
                 return [p.get("id") for p in bob.matching("in/msg", lambda p: isinstance(p, dict))]
