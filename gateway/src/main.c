@@ -39,7 +39,9 @@ static void usage(FILE *f)
           "\n"
           "commands:\n"
           "  run                      run the gateway (default)\n"
-          "  init                     write the broker ACL file and the gateway's broker user\n"
+          "  init                     write the broker ACL file and the gateway's broker user,\n"
+          "                           and a random secret client_id into the config file\n"
+          "                           when it has none (run refuses a guessable one)\n"
           "  user add NAME [--password P | --password-file F | --random] [--cert [--out DIR]]\n"
           "                           add or update a user (--random prints the password);\n"
           "                           --cert issues a client certificate CN=NAME from the CA\n"
@@ -74,7 +76,13 @@ static void usage(FILE *f)
           "                           have lost history; the gateway must be stopped)\n"
           "\n"
           "options: -c/--config FILE, then any config key as a flag: --broker-port 1884,\n"
-          "--data-dir DIR, --log-level debug, ... (see config/gateway.conf.example).\n",
+          "--data-dir DIR, --log-level debug, ... (see config/gateway.conf.example).\n"
+          "\n"
+          "signals (run): SIGTERM/SIGINT stop cleanly; SIGHUP reads the options again and\n"
+          "applies log_level and the rate limits at once (the log names keys that need a\n"
+          "restart).\n"
+          "exit status: 0 ok, 1 failure, 2 usage or configuration error, 3 a user change\n"
+          "saved but the broker could not be told (it applies it when it starts).\n",
           f);
 }
 
