@@ -503,3 +503,86 @@ int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_l
     }
     return 0;
 }
+
+bool mqim_gw_config_client_id_guessable(const mqim_gw_config_t *cfg)
+{
+    return strcmp(cfg->client_id, "mqim-gateway") == 0 || strcmp(cfg->client_id, cfg->username) == 0 ||
+           strlen(cfg->client_id) < MQIM_GW_CLIENT_ID_MIN;
+}
+
+/* Keys a reload applies without a restart: the log level (an atomic in
+ * log.c) and the rate limits (atomics in the router's buckets). */
+static bool key_is_live(const char *name)
+{
+    static const char *const live[] = { "log_level", "rate_per_sec", "rate_burst", "file_rate_per_sec",
+                                        "file_rate_burst" };
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+        if (strcmp(name, live[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A numeric key's value as text (the level as its word). */
+static void key_value_text(const key_def_t *k, const mqim_gw_config_t *cfg, char *buf, size_t cap)
+{
+    static const char *const levels[] = { "error", "warn", "info", "debug" };
+    const char *field = (const char *)cfg + k->offset;
+    int level;
+    switch (k->type) {
+    case K_LEVEL:
+        level = *(const int *)(const void *)field;
+        snprintf(buf, cap, "%s", level >= 0 && level <= 3 ? levels[level] : "?");
+        break;
+    case K_INT:
+        snprintf(buf, cap, "%d", *(const int *)(const void *)field);
+        break;
+    case K_UINT:
+        snprintf(buf, cap, "%u", *(const unsigned *)(const void *)field);
+        break;
+    case K_U64:
+        snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)(const void *)field);
+        break;
+    default:
+        buf[0] = '\0';
+        break;
+    }
+}
+
+static void list_add(char *list, size_t cap, const char *item)
+{
+    size_t n = strlen(list);
+    if (n < cap) {
+        snprintf(list + n, cap - n, "%s%s", n > 0u ? ", " : "", item);
+    }
+}
+
+void mqim_gw_config_reload(mqim_gw_config_t *running, const mqim_gw_config_t *next, char *applied,
+                           size_t applied_cap, char *restart, size_t restart_cap)
+{
+    applied[0] = '\0';
+    restart[0] = '\0';
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const key_def_t *k = &keys[i];
+        char *field = (char *)running + k->offset;
+        const char *nfield = (const char *)next + k->offset;
+        bool differs = k->type == K_STR ? strcmp(field, nfield) != 0 : memcmp(field, nfield, k->size) != 0;
+        if (!differs) {
+            continue;
+        }
+        if (key_is_live(k->name)) {
+            char from[32], to[32], item[128];
+            key_value_text(k, running, from, sizeof(from));
+            key_value_text(k, next, to, sizeof(to));
+            snprintf(item, sizeof(item), "%s %s->%s", k->name, from, to);
+            list_add(applied, applied_cap, item);
+            memcpy(field, nfield, k->size);
+        } else {
+            list_add(restart, restart_cap, k->name); /* names only: values may be secret */
+        }
+    }
+    if (strcmp(running->password, next->password) != 0) {
+        list_add(restart, restart_cap, "password");
+    }
+}

@@ -76,6 +76,30 @@ int mqim_gw_config_load(mqim_gw_config_t *cfg, const char *path, char *err, size
 int mqim_gw_config_set(mqim_gw_config_t *cfg, const char *key, const char *value, char *err,
                        size_t err_len);
 
+/**
+ * A reload (SIGHUP): compare the running config with `next` (read again:
+ * defaults, file, flags). The keys that apply live (log_level, rate_per_sec,
+ * rate_burst, file_rate_per_sec, file_rate_burst) are copied from next into
+ * running and listed in `applied` as "key old->new, ..."; the names of the
+ * other keys that differ (and "password" when password_file now holds
+ * another one) go to `restart`: they keep their running values until the
+ * gateway restarts. Each list is "" when empty and cut to its capacity.
+ */
+void mqim_gw_config_reload(mqim_gw_config_t *running, const mqim_gw_config_t *next, char *applied,
+                           size_t applied_cap, char *restart, size_t restart_cap);
+
+/** Shortest client_id the gateway accepts at `run` (see below). */
+#define MQIM_GW_CLIENT_ID_MIN 16u
+
+/**
+ * True when client_id is one another broker user could guess: the default
+ * "mqim-gateway", the gateway's user name, or shorter than
+ * MQIM_GW_CLIENT_ID_MIN. Mosquitto lets any authenticated user connect with
+ * any client id, and one who used the gateway's would take its persistent
+ * session over (docs/security.md), so `run` refuses such an id.
+ */
+bool mqim_gw_config_client_id_guessable(const mqim_gw_config_t *cfg);
+
 /** Check cross-field rules (root valid, port range, sizes > 0). -1 + err on failure. */
 int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_len);
 

@@ -19,11 +19,18 @@
 #include "users.h"
 
 static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t reload_flag;
 
 static void on_signal(int sig)
 {
     (void)sig;
     stop_flag = 1;
+}
+
+static void on_hangup(int sig)
+{
+    (void)sig;
+    reload_flag = 1;
 }
 
 static void usage(FILE *f)
@@ -32,7 +39,9 @@ static void usage(FILE *f)
           "\n"
           "commands:\n"
           "  run                      run the gateway (default)\n"
-          "  init                     write the broker ACL file and the gateway's broker user\n"
+          "  init                     write the broker ACL file and the gateway's broker user,\n"
+          "                           and a random secret client_id into the config file\n"
+          "                           when it has none (run refuses a guessable one)\n"
           "  user add NAME [--password P | --password-file F | --random] [--cert [--out DIR]]\n"
           "                           add or update a user (--random prints the password);\n"
           "                           --cert issues a client certificate CN=NAME from the CA\n"
@@ -67,7 +76,13 @@ static void usage(FILE *f)
           "                           have lost history; the gateway must be stopped)\n"
           "\n"
           "options: -c/--config FILE, then any config key as a flag: --broker-port 1884,\n"
-          "--data-dir DIR, --log-level debug, ... (see config/gateway.conf.example).\n",
+          "--data-dir DIR, --log-level debug, ... (see config/gateway.conf.example).\n"
+          "\n"
+          "signals (run): SIGTERM/SIGINT stop cleanly; SIGHUP reads the options again and\n"
+          "applies log_level and the rate limits at once (the log names keys that need a\n"
+          "restart).\n"
+          "exit status: 0 ok, 1 failure, 2 usage or configuration error, 3 a user change\n"
+          "saved but the broker could not be told (it applies it when it starts).\n",
           f);
 }
 
@@ -112,14 +127,33 @@ static int register_user(const mqim_gw_config_t *cfg, const char *name, bool add
     return 0;
 }
 
-static int reload(const mqim_gw_config_t *cfg)
+/* Exit status of `user add|del|revoke` when the change is saved but the
+ * broker could not be told (no running broker behind broker_pid_file, or
+ * SIGHUP failed): it applies the change when it starts or next reloads. */
+#define EXIT_BROKER_NOT_TOLD 3
+
+/* SIGHUP to the broker. 0: told; 1: no running broker (said on stderr when
+ * `quiet` is false); -1: the signal failed (said on stderr). */
+static int reload(const mqim_gw_config_t *cfg, bool quiet)
 {
     char err[256];
     int rc = mqim_users_reload_broker(cfg, err, sizeof(err));
     if (rc < 0) {
-        fprintf(stderr, "mqim-gateway: %s\n", err);
+        fprintf(stderr, "mqim-gateway: the change is saved, but the broker was not told: %s\n", err);
+    } else if (rc > 0 && !quiet) {
+        fprintf(stderr,
+                "mqim-gateway: the change is saved, but the broker was not told: no running "
+                "broker behind %s; it applies the change when it starts (or run `systemctl reload "
+                "mosquitto`)\n",
+                cfg->broker_pid_file);
     }
-    return rc < 0 ? -1 : 0;
+    return rc;
+}
+
+/* The exit status for what reload() returned after a saved change. */
+static int reload_status(int rc)
+{
+    return rc == 0 ? 0 : EXIT_BROKER_NOT_TOLD;
 }
 
 static int read_first_line(const char *path, char *buf, size_t cap)
@@ -136,7 +170,43 @@ static int read_first_line(const char *path, char *buf, size_t cap)
     return buf[0] != '\0' ? 0 : -1;
 }
 
-static int cmd_init(mqim_gw_config_t *cfg)
+/* A guessable client_id (the default of a config without one): append a
+ * random secret one to the config file, as scripts/broker-conf writes it.
+ * The last "client_id" line of a file wins. */
+static int init_client_id(mqim_gw_config_t *cfg, const char *conf_path)
+{
+    char secret[25];
+    FILE *f;
+    if (!mqim_gw_config_client_id_guessable(cfg)) {
+        return 0;
+    }
+    if (conf_path == NULL) {
+        fprintf(stderr, "mqim-gateway: client_id '%s' is guessable and there is no config file to "
+                "write a secret one into: give -c FILE (see config/gateway.conf.example)\n",
+                cfg->client_id);
+        return -1;
+    }
+    if (mqim_users_random_password(secret, sizeof(secret) - 1u) != 0) {
+        fprintf(stderr, "mqim-gateway: cannot make a random client id\n");
+        return -1;
+    }
+    secret[sizeof(secret) - 1u] = '\0';
+    snprintf(cfg->client_id, sizeof(cfg->client_id), "mqim-gateway-%s", secret);
+    f = fopen(conf_path, "a");
+    if (f == NULL ||
+        fprintf(f, "\n# Written by `mqim-gateway init`: secret and fixed (the broker session is tied\n"
+                   "# to it; a user who knew it could take the gateway's session over).\n"
+                   "client_id %s\n", cfg->client_id) < 0 ||
+        fclose(f) != 0) {
+        fprintf(stderr, "mqim-gateway: cannot write the client id to %s: %s\n", conf_path,
+                strerror(errno));
+        return -1;
+    }
+    fprintf(stderr, "mqim-gateway: wrote a random secret client_id to %s\n", conf_path);
+    return 0;
+}
+
+static int cmd_init(mqim_gw_config_t *cfg, const char *conf_path)
 {
     char err[512];
     mqim_store_t *s;
@@ -174,7 +244,11 @@ static int cmd_init(mqim_gw_config_t *cfg)
         return 1;
     }
     mqim_store_close(s);
-    return reload(cfg) == 0 ? 0 : 1;
+    if (init_client_id(cfg, conf_path) != 0) {
+        return 1;
+    }
+    /* No broker yet is the normal case at init: it reads the files when it starts. */
+    return reload(cfg, true) < 0 ? 1 : 0;
 }
 
 static int print_user(void *ctx, mqim_str_t user, const mqim_user_rec_t *rec);
@@ -309,23 +383,25 @@ static int cmd_user_del(const mqim_gw_config_t *cfg, const char *name)
 {
     char err[512];
     unsigned revoked = 0;
+    int rc;
     if (mqim_users_passwd_del(cfg, name, err, sizeof(err)) != 0) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
         return 1;
     }
     if (cfg->pki_dir[0] != '\0' && mqim_pki_revoke(cfg, name, NULL, &revoked, err, sizeof(err)) != 0) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
-        (void)reload(cfg); /* what was revoked before the failure is in the CRL */
+        (void)reload(cfg, false); /* what was revoked before the failure is in the CRL */
         return 1;
     }
-    if (register_user(cfg, name, false) != 0 || reload(cfg) != 0) {
+    if (register_user(cfg, name, false) != 0) {
         return 1;
     }
+    rc = reload(cfg, false);
     if (revoked > 0u) {
         printf("%s: %u certificate%s revoked (%s/crl.pem)\n", name, revoked,
                revoked == 1u ? "" : "s", cfg->pki_dir);
     }
-    return 0;
+    return reload_status(rc);
 }
 
 static int print_cert(void *ctx, const mqim_pki_cert_t *c)
@@ -344,6 +420,7 @@ static int cmd_user_certs(const mqim_gw_config_t *cfg, bool revoke, int argc, ch
 {
     char err[512];
     unsigned revoked = 0;
+    int rc;
     if (argc != (revoke ? 2 : 1)) {
         usage(stderr);
         return 2;
@@ -362,14 +439,12 @@ static int cmd_user_certs(const mqim_gw_config_t *cfg, bool revoke, int argc, ch
     if (mqim_pki_revoke(cfg, argv[0], strcmp(argv[1], "--all") == 0 ? NULL : argv[1], &revoked, err,
                         sizeof(err)) != 0) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
-        (void)reload(cfg);
+        (void)reload(cfg, false);
         return 1;
     }
-    if (revoked > 0u && reload(cfg) != 0) {
-        return 1;
-    }
+    rc = revoked > 0u ? reload(cfg, false) : 0;
     printf("%s: %u certificate%s revoked\n", argv[0], revoked, revoked == 1u ? "" : "s");
-    return 0;
+    return reload_status(rc);
 }
 
 static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
@@ -381,6 +456,7 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
     const char *name = argc > 1 ? argv[1] : NULL;
     const char *out_dir = NULL;
     bool random_pw = false, cert = false;
+    int told;
 
     if (strcmp(sub, "list") == 0) {
         mqim_store_t *s;
@@ -461,10 +537,11 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
         memset(password, 0, sizeof(password));
         return 1;
     }
-    if (register_user(cfg, name, true) != 0 || reload(cfg) != 0) {
+    if (register_user(cfg, name, true) != 0) {
         memset(password, 0, sizeof(password));
         return 1;
     }
+    told = reload(cfg, false);
     /* stdout is for scripts: the password first (when made here), then
      * the certificate and its key. */
     if (random_pw) {
@@ -474,7 +551,7 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
         printf("%s\n%s\n", crt_path, key_path);
     }
     memset(password, 0, sizeof(password));
-    return 0;
+    return reload_status(told);
 }
 
 static int print_user(void *ctx, mqim_str_t user, const mqim_user_rec_t *rec)
@@ -770,28 +847,26 @@ static int cmd_stats(mqim_gw_config_t *cfg)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* The global options: defaults, then each -c FILE and --key value in order
+ * (later wins). *next: the first argument after them. 0; 1 for --help; -1
+ * with a message in err. */
+static int read_options(mqim_gw_config_t *cfg, int argc, char **argv, int *next,
+                        const char **conf_path, char *err, size_t err_len)
 {
-    mqim_gw_config_t cfg;
-    char err[512];
     int i = 1;
-    const char *cmd = "run";
-
-    mqim_gw_config_defaults(&cfg);
-    /* Global options first: the config file, then flags that override it. */
+    mqim_gw_config_defaults(cfg);
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
+            return 1;
         }
         if (i + 1 >= argc) {
-            fprintf(stderr, "mqim-gateway: %s needs a value\n", argv[i]);
-            return 2;
+            snprintf(err, err_len, "%s needs a value", argv[i]);
+            return -1;
         }
         if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
-            if (mqim_gw_config_load(&cfg, argv[++i], err, sizeof(err)) != 0) {
-                fprintf(stderr, "mqim-gateway: %s\n", err);
-                return 2;
+            *conf_path = argv[++i];
+            if (mqim_gw_config_load(cfg, *conf_path, err, err_len) != 0) {
+                return -1;
             }
         } else if (strncmp(argv[i], "--", 2) == 0) {
             char key[64];
@@ -801,18 +876,66 @@ int main(int argc, char **argv)
                     *p = '_';
                 }
             }
-            if (mqim_gw_config_set(&cfg, key, argv[++i], err, sizeof(err)) != 0) {
-                fprintf(stderr, "mqim-gateway: %s\n", err);
-                return 2;
+            if (mqim_gw_config_set(cfg, key, argv[++i], err, err_len) != 0) {
+                return -1;
             }
         } else {
-            fprintf(stderr, "mqim-gateway: unknown option %s\n", argv[i]);
-            usage(stderr);
-            return 2;
+            snprintf(err, err_len, "unknown option %s", argv[i]);
+            return -1;
         }
     }
-    if (mqim_gw_config_validate(&cfg, err, sizeof(err)) != 0) {
+    *next = i;
+    return mqim_gw_config_validate(cfg, err, err_len) != 0 ? -1 : 0;
+}
+
+/* SIGHUP: the options read again, as at the start (flags still override
+ * the file), and the live keys applied (mqtt.h, mqim_gateway_reload_t). */
+typedef struct reload_ctx {
+    mqim_gw_config_t *running;
+    int argc;
+    char **argv;
+} reload_ctx_t;
+
+static int reload_apply(void *ctx)
+{
+    reload_ctx_t *rc = ctx;
+    static mqim_gw_config_t next; /* ~9 KiB of paths; the pump thread only */
+    char err[512], applied[512], restart[512];
+    const char *conf_path = NULL;
+    int i = 0;
+    if (read_options(&next, rc->argc, rc->argv, &i, &conf_path, err, sizeof(err)) != 0) {
+        MQIM_LOGE("main", "reload (SIGHUP): %s; nothing changed", err);
+        return -1;
+    }
+    mqim_gw_config_reload(rc->running, &next, applied, sizeof(applied), restart, sizeof(restart));
+    memset(next.password, 0, sizeof(next.password));
+    mqim_log_set_level((mqim_log_level_t)rc->running->log_level);
+    MQIM_LOGI("main", "reloaded %s (SIGHUP): %s; %s%s", conf_path != NULL ? conf_path : "the options",
+              applied[0] != '\0' ? applied : "no live key changed",
+              restart[0] != '\0' ? "changed but needs a restart: " : "nothing needs a restart",
+              restart);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    mqim_gw_config_t cfg;
+    char err[512];
+    int i = 1, rc;
+    const char *cmd = "run";
+    const char *conf_path = NULL;
+
+    /* Global options first: the config file, then flags that override it. */
+    rc = read_options(&cfg, argc, argv, &i, &conf_path, err, sizeof(err));
+    if (rc > 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (rc < 0) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
+        if (strncmp(err, "unknown option", 14) == 0) {
+            usage(stderr);
+        }
         return 2;
     }
     mqim_log_set_level((mqim_log_level_t)cfg.log_level);
@@ -826,20 +949,40 @@ int main(int argc, char **argv)
                     cfg.password_file);
             return 2;
         }
+        if (mqim_gw_config_client_id_guessable(&cfg)) {
+            /* Refused, not warned about: any broker user could connect with
+             * it and take over the gateway's session, receiving what devices
+             * publish while the gateway is away. */
+            fprintf(stderr, "mqim-gateway: client_id '%s' is guessable (the default, the user name, or "
+                    "shorter than %u characters): any broker user could take the gateway's session "
+                    "over. Run `mqim-gateway -c CONFIG init` to write a random one into CONFIG, or "
+                    "set a secret client_id yourself\n",
+                    cfg.client_id, (unsigned)MQIM_GW_CLIENT_ID_MIN);
+            return 2;
+        }
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+        /* SIGHUP reloads; without a handler it would end the gateway with a
+         * status systemd counts as clean, so Restart=on-failure would not
+         * bring it back. */
+        sa.sa_handler = on_hangup;
+        sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
         /* One gateway per store: held until exit (the descriptor stays open). */
         if (mqim_store_lock_dir(cfg.data_dir, err, sizeof(err)) < 0) {
             fprintf(stderr, "mqim-gateway: %s\n", err);
             return 1;
         }
-        return mqim_gateway_run(&cfg, &stop_flag);
+        {
+            reload_ctx_t ctx = { &cfg, argc, argv };
+            mqim_gateway_reload_t reload_hook = { &reload_flag, reload_apply, &ctx };
+            return mqim_gateway_run(&cfg, &stop_flag, &reload_hook);
+        }
     }
     if (strcmp(cmd, "init") == 0) {
-        return cmd_init(&cfg);
+        return cmd_init(&cfg, conf_path);
     }
     if (strcmp(cmd, "user") == 0) {
         return cmd_user(&cfg, argc - i, argv + i);

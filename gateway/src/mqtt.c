@@ -25,6 +25,7 @@
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/topic.h"
+#include "notify.h"
 #include "publisher.h"
 #include "router.h"
 #include "store.h"
@@ -49,6 +50,7 @@ typedef struct direct {
 
 typedef struct gw {
     const mqim_gw_config_t *cfg;
+    const mqim_gateway_reload_t *reload; /* NULL: SIGHUP is not handled */
     mqim_store_t *store;
     mqim_router_t *router;
     mqim_inbound_q_t *inq; /* journal + group-commit worker: owns the router */
@@ -291,6 +293,9 @@ static void on_subscribed(void *context, MQTTAsync_successData5 *response)
         return;
     }
     MQIM_LOGI(LOG_MOD, "subscribed to %s", g->sub_filter);
+    /* Routing from here on: systemd may start what comes After= us. Again
+     * after a reconnect, which systemd takes as a no-op. */
+    mqim_notify("READY=1\nSTATUS=connected and routing");
 }
 
 static void on_subscribe_failed(void *context, MQTTAsync_failureData5 *response)
@@ -765,12 +770,28 @@ static void publish_stats(gw_t *g)
     }
 }
 
+/* SIGHUP: what main's apply() reloaded into the config, then the router's
+ * rate limits (read by the inbound thread: atomics, see ratelimit.h). */
+static void reload_config(gw_t *g)
+{
+    mqim_notify_reloading();
+    if (g->reload->apply(g->reload->ctx) == 0) {
+        mqim_router_set_rate_limits(g->router, g->cfg->rate_per_sec, g->cfg->rate_burst,
+                                    g->cfg->file_rate_per_sec, g->cfg->file_rate_burst);
+    }
+    mqim_notify("READY=1");
+}
+
 static void pump(gw_t *g, volatile sig_atomic_t *stop)
 {
     pump_state_t ps;
     uint64_t next = 0;
     int64_t last_sweep = now_ms(), last_stats = 0, retry_at = 0, drain_until = 0, pub_retry_at = 0;
     unsigned backoff_s = 1, pub_backoff_s = 1;
+    /* A pump loop that stops turning (a deadlock, a stuck commit the
+     * publisher waits on) stops the pings, and systemd restarts us. */
+    const int64_t watchdog_ms = mqim_notify_watchdog_interval_ms();
+    int64_t last_ping = 0;
 
     memset(&ps, 0, sizeof(ps));
     ps.g = g;
@@ -797,6 +818,11 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
         }
         if (!*stop) {
             (void)poll(fds, nfds, 200);
+        }
+        mqim_notify_watchdog(watchdog_ms, &last_ping);
+        if (g->reload != NULL && *g->reload->requested && !*stop) {
+            *g->reload->requested = 0;
+            reload_config(g);
         }
         if (fds[0].revents & POLLIN) {
             uint64_t n;
@@ -885,6 +911,7 @@ static void pump(gw_t *g, volatile sig_atomic_t *stop)
         if (*stop) {
             if (drain_until == 0) {
                 drain_until = t + SHUTDOWN_DRAIN_MS;
+                mqim_notify("STOPPING=1");
                 MQIM_LOGI(LOG_MOD, "stopping: sending what is left in the outbox");
             }
             /* drained: every entry sent, written and acknowledged (the
@@ -1178,7 +1205,8 @@ static void identity_init(gw_t *g)
     (void)status_payload(g, "offline", false, g->offline, sizeof(g->offline));
 }
 
-int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
+int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop,
+                     const mqim_gateway_reload_t *reload)
 {
     gw_t g;
     size_t len = 0;
@@ -1187,6 +1215,7 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop)
 
     memset(&g, 0, sizeof(g));
     g.cfg = cfg;
+    g.reload = reload;
     g.wake_fd = -1;
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);

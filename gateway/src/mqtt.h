@@ -19,11 +19,28 @@
 #include "config.h"
 
 /**
+ * A reload (SIGHUP): when *requested becomes nonzero the pump thread clears
+ * it and calls apply(ctx), which re-reads the configuration, updates the
+ * live keys of the running config (log_level, rate_per_sec, rate_burst,
+ * file_rate_per_sec, file_rate_burst) and logs what it reloaded and what
+ * needs a restart; returns 0, or -1 when the file could not be read (then
+ * nothing changed). The pump then hands the rate limits to the router.
+ */
+typedef struct mqim_gateway_reload {
+    volatile sig_atomic_t *requested;
+    int (*apply)(void *ctx);
+    void *ctx;
+} mqim_gateway_reload_t;
+
+/**
  * Run the gateway until *stop becomes nonzero (set it from a signal
  * handler), then shut down cleanly: finish the outbox for up to 5 s, publish
- * the offline status, disconnect. Returns 0, or 1 on a startup error (which
- * is logged).
+ * the offline status, disconnect. reload: NULL, or what SIGHUP does. Under
+ * systemd (notify.h) it sends READY=1 once subscribed (routing), WATCHDOG=1
+ * from the pump loop, RELOADING=1 / READY=1 around a reload and STOPPING=1
+ * at the stop. Returns 0, or 1 on a startup error (which is logged).
  */
-int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop);
+int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop,
+                     const mqim_gateway_reload_t *reload);
 
 #endif /* MQIM_GW_MQTT_H */

@@ -13,6 +13,8 @@ typedef struct bucket {
     int64_t last_ms; /* last refill; also the LRU clock */
 } bucket_t;
 
+/* rate and burst: atomic (GCC/clang builtins, the project is C99), since a
+ * reload sets them from the main thread while the router thread reads them. */
 struct mqim_ratelimit {
     unsigned rate, burst, slots;
     bucket_t *b;
@@ -33,6 +35,20 @@ mqim_ratelimit_t *mqim_ratelimit_new(unsigned rate_per_sec, unsigned burst, unsi
         return NULL;
     }
     return rl;
+}
+
+void mqim_ratelimit_set(mqim_ratelimit_t *rl, unsigned rate_per_sec, unsigned burst)
+{
+    if (rl != NULL) {
+        __atomic_store_n(&rl->burst, burst > 0u ? burst : 1u, __ATOMIC_RELAXED);
+        __atomic_store_n(&rl->rate, rate_per_sec, __ATOMIC_RELAXED);
+    }
+}
+
+void mqim_ratelimit_get(const mqim_ratelimit_t *rl, unsigned *rate_per_sec, unsigned *burst)
+{
+    *rate_per_sec = rl != NULL ? __atomic_load_n(&rl->rate, __ATOMIC_RELAXED) : 0u;
+    *burst = rl != NULL ? __atomic_load_n(&rl->burst, __ATOMIC_RELAXED) : 0u;
 }
 
 void mqim_ratelimit_free(mqim_ratelimit_t *rl)
@@ -73,7 +89,7 @@ static bucket_t *find_bucket(mqim_ratelimit_t *rl, mqim_str_t user, int64_t now_
     }
     memcpy(victim->user, user.ptr, user.len);
     victim->len = (uint8_t)user.len;
-    victim->tokens = (double)rl->burst;
+    victim->tokens = (double)__atomic_load_n(&rl->burst, __ATOMIC_RELAXED);
     victim->last_ms = now_ms;
     return victim;
 }
@@ -81,14 +97,16 @@ static bucket_t *find_bucket(mqim_ratelimit_t *rl, mqim_str_t user, int64_t now_
 bool mqim_ratelimit_take(mqim_ratelimit_t *rl, mqim_str_t user, int64_t now_ms)
 {
     bucket_t *b;
-    if (rl == NULL || rl->rate == 0u || user.len == 0u || user.len > MQIM_USER_NAME_MAX) {
+    unsigned rate, burst;
+    mqim_ratelimit_get(rl, &rate, &burst);
+    if (rl == NULL || rate == 0u || user.len == 0u || user.len > MQIM_USER_NAME_MAX) {
         return true;
     }
     b = find_bucket(rl, user, now_ms);
     if (now_ms > b->last_ms) {
-        b->tokens += (double)(now_ms - b->last_ms) * rl->rate / 1000.0;
-        if (b->tokens > rl->burst) {
-            b->tokens = rl->burst;
+        b->tokens += (double)(now_ms - b->last_ms) * rate / 1000.0;
+        if (b->tokens > burst) {
+            b->tokens = burst;
         }
         b->last_ms = now_ms;
     }

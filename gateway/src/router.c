@@ -1770,10 +1770,11 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
         return st;
     }
     if (q.t.kind == MQIM_TOPIC_OUT_FILE && !mqim_ratelimit_take(r->rl_file, q.t.user, now_ms)) {
+        unsigned rate, burst;
+        mqim_ratelimit_get(r->rl_file, &rate, &burst); /* a reload may have changed them */
         q.reject_lazy = true;
         return rt_reject(&q, "rate", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, MQIM_RATE_LIMITED,
-                         "more than %u file requests per second (burst %u)", r->cfg.file_rate_per_sec,
-                         r->cfg.file_rate_burst);
+                         "more than %u file requests per second (burst %u)", rate, burst);
     }
     /* Statuses share the budget: each one that changes something is a
      * synced commit and a retained presence publish. */
@@ -1781,12 +1782,13 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
         q.t.kind == MQIM_TOPIC_OUT_RECEIPT || q.t.kind == MQIM_TOPIC_OUT_CTL ||
         q.t.kind == MQIM_TOPIC_OUT_KEY || q.t.kind == MQIM_TOPIC_OUT_STATUS) {
         if (!mqim_ratelimit_take(r->rl, q.t.user, now_ms)) {
+            unsigned rate, burst;
+            mqim_ratelimit_get(r->rl, &rate, &burst); /* a reload may have changed them */
             q.reject_lazy = true;
             return rt_reject(&q, "rate", payload_id(r, &q),
                              q.t.kind == MQIM_TOPIC_OUT_STATUS ? (mqim_str_t){ NULL, 0 } : q.t.name,
-                             MQIM_RATE_LIMITED,
-                          "more than %u publishes per second (burst %u)", r->cfg.rate_per_sec,
-                          r->cfg.rate_burst);
+                             MQIM_RATE_LIMITED, "more than %u publishes per second (burst %u)", rate,
+                             burst);
         }
     }
     switch (q.t.kind) {
@@ -1906,6 +1908,15 @@ mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *
         return NULL;
     }
     return r;
+}
+
+void mqim_router_set_rate_limits(mqim_router_t *r, unsigned rate_per_sec, unsigned rate_burst,
+                                 unsigned file_rate_per_sec, unsigned file_rate_burst)
+{
+    /* Only the buckets: r->cfg keeps the start values, and the router reads
+     * the live ones from the buckets. */
+    mqim_ratelimit_set(r->rl, rate_per_sec, rate_burst);
+    mqim_ratelimit_set(r->rl_file, file_rate_per_sec, file_rate_burst);
 }
 
 void mqim_router_free(mqim_router_t *r)

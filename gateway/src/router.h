@@ -77,6 +77,11 @@ typedef struct mqim_router mqim_router_t;
 mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *cfg);
 void mqim_router_free(mqim_router_t *r);
 
+/** New per-user rate limits (rate_per_sec/rate_burst and the file_ pair of
+ *  the config), from any thread: a SIGHUP reload applies them live. */
+void mqim_router_set_rate_limits(mqim_router_t *r, unsigned rate_per_sec, unsigned rate_burst,
+                                 unsigned file_rate_per_sec, unsigned file_rate_burst);
+
 /**
  * Handle one inbound publish at time now_ms. Never fails silently: every
  * rejection is written as a `rejected` ack (or an error response for ctl)

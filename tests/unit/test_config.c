@@ -493,6 +493,63 @@ static void test_log(void)
     CHECK(strlen(buf) < 2048u + 200u);
 }
 
+/* SIGHUP: the live keys are copied and listed with old->new, the others
+ * only named (values may be secret) and left as they run. */
+static void test_reload(void)
+{
+    mqim_gw_config_t run, next;
+    char applied[512], restart[512];
+    char small_a[24], small_r[8];
+    mqim_gw_config_defaults(&run);
+    mqim_gw_config_defaults(&next);
+    mqim_gw_config_reload(&run, &next, applied, sizeof(applied), restart, sizeof(restart));
+    CHECK(strcmp(applied, "") == 0);
+    CHECK(strcmp(restart, "") == 0);
+
+    next.log_level = 3;
+    next.rate_per_sec = 250;
+    next.file_rate_burst = 7;
+    next.sync_page = 50;
+    snprintf(next.client_id, sizeof(next.client_id), "%s", "a-new-secret-client-id");
+    snprintf(next.password, sizeof(next.password), "%s", "new-password");
+    mqim_gw_config_reload(&run, &next, applied, sizeof(applied), restart, sizeof(restart));
+    CHECK(strcmp(applied, "file_rate_burst 1000->7, rate_per_sec 100->250, log_level info->debug") == 0);
+    CHECK(strcmp(restart, "client_id, sync_page, password") == 0);
+    CHECK_EQ_INT(run.log_level, 3);
+    CHECK_EQ_INT(run.rate_per_sec, 250);
+    CHECK_EQ_INT(run.file_rate_burst, 7);
+    CHECK_EQ_INT(run.sync_page, 100); /* needs a restart: unchanged */
+    CHECK(strcmp(run.client_id, "mqim-gateway") == 0);
+    CHECK(strcmp(run.password, "") == 0);
+    CHECK(strstr(restart, "secret") == NULL);
+
+    /* applied now: only the restart keys differ a second time */
+    mqim_gw_config_reload(&run, &next, applied, sizeof(applied), restart, sizeof(restart));
+    CHECK(strcmp(applied, "") == 0);
+    CHECK(strcmp(restart, "client_id, sync_page, password") == 0);
+
+    /* lists cut to their capacity, still terminated */
+    mqim_gw_config_defaults(&run);
+    mqim_gw_config_reload(&run, &next, small_a, sizeof(small_a), small_r, sizeof(small_r));
+    CHECK(strlen(small_a) < sizeof(small_a));
+    CHECK(strlen(small_r) < sizeof(small_r));
+}
+
+static void test_client_id_guessable(void)
+{
+    mqim_gw_config_t cfg;
+    mqim_gw_config_defaults(&cfg);
+    CHECK(mqim_gw_config_client_id_guessable(&cfg)); /* the default */
+    snprintf(cfg.client_id, sizeof(cfg.client_id), "%s", "mqim-gateway-3f9a2c71d0e4b8a6c5f1e2d3");
+    CHECK(!mqim_gw_config_client_id_guessable(&cfg));
+    snprintf(cfg.client_id, sizeof(cfg.client_id), "%s", "fifteen-chars-x"); /* 15 < 16 */
+    CHECK(mqim_gw_config_client_id_guessable(&cfg));
+    snprintf(cfg.client_id, sizeof(cfg.client_id), "%s", "sixteen-chars-xx");
+    CHECK(!mqim_gw_config_client_id_guessable(&cfg));
+    snprintf(cfg.username, sizeof(cfg.username), "%s", "sixteen-chars-xx"); /* the user name */
+    CHECK(mqim_gw_config_client_id_guessable(&cfg));
+}
+
 int main(void)
 {
     char cmd[300];
@@ -509,6 +566,8 @@ int main(void)
     test_password_file();
     test_validate();
     test_example_file();
+    test_reload();
+    test_client_id_guessable();
     test_log();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0) {
