@@ -705,28 +705,15 @@ mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms)
 
 static const char hex[] = "0123456789abcdef";
 
-static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
-                             const mqim_str_t *file_id, uint32_t *key);
-
 mqim_status_t mqim_client_send(mqim_client_t *c, mqim_str_t peer, mqim_str_t text, uint32_t *key)
 {
-    return send_to(c, MQIM_TOPIC_OUT_DM, peer, text, NULL, key);
+    return mqim_client_send_to(c, MQIM_TOPIC_OUT_DM, peer, text, NULL, key);
 }
 
 mqim_status_t mqim_client_send_group(mqim_client_t *c, mqim_str_t group, mqim_str_t text,
                                      uint32_t *key)
 {
-    return send_to(c, MQIM_TOPIC_OUT_GROUP, group, text, NULL, key);
-}
-
-mqim_status_t mqim_client_send_file(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t file_id,
-                                    mqim_str_t caption, uint32_t *key)
-{
-    mqim_status_t st = mqim_id_check(file_id);
-    if (st == MQIM_OK) {
-        st = send_to(c, group ? MQIM_TOPIC_OUT_GROUP : MQIM_TOPIC_OUT_DM, name, caption, &file_id, key);
-    }
-    return st;
+    return mqim_client_send_to(c, MQIM_TOPIC_OUT_GROUP, group, text, NULL, key);
 }
 
 /* A request to out/ctl or out/file, straight to the session (not queued). */
@@ -751,12 +738,6 @@ mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json)
 {
     return mqim_client_request_on(c, MQIM_TOPIC_OUT_CTL, request_json, false);
 }
-
-mqim_status_t mqim_client_file_request(mqim_client_t *c, mqim_str_t request_json)
-{
-    return mqim_client_request_on(c, MQIM_TOPIC_OUT_FILE, request_json, false);
-}
-
 
 /* Encode env and queue it for {root}/u/{me}/out/{dm|group}/{peer}. */
 mqim_status_t mqim_client_queue_envelope(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer,
@@ -799,8 +780,8 @@ mqim_status_t mqim_client_queue_envelope(mqim_client_t *c, mqim_topic_kind_t kin
 }
 
 /* file_id: NULL for a text message; a checked, non-empty id for a file message. */
-static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
-                             const mqim_str_t *file_id, uint32_t *key)
+mqim_status_t mqim_client_send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
+                                  const mqim_str_t *file_id, uint32_t *key)
 {
     uint8_t rnd[16];
     char id[32];
@@ -844,29 +825,6 @@ static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_
         }
     }
     return mqim_client_queue_envelope(c, kind, peer, &env, key);
-}
-
-mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t type)
-{
-    char topic[MQIM_TOPIC_MAX + 1];
-    mqim_envelope_t env;
-    mqim_str_t t;
-    size_t len = 0;
-    mqim_status_t st;
-    if (c == 0 || !c->connected || type.len == 0u || type.len > MQIM_TYPE_MAX ||
-        mqim_name_check(group ? MQIM_NAME_GROUP : MQIM_NAME_USER, name) != MQIM_OK) {
-        return MQIM_BAD_PARAMETER;
-    }
-    memset(&env, 0, sizeof(env));
-    env.type = type;
-    st = mqim_envelope_encode(&env, c->scratch, sizeof(c->scratch), &len);
-    if (st == MQIM_OK) {
-        st = user_topic(c, group ? MQIM_TOPIC_OUT_GROUP : MQIM_TOPIC_OUT_DM, name, topic, sizeof(topic), &t);
-    }
-    if (st == MQIM_OK) {
-        st = mqim_session_publish(&c->session, t, (const uint8_t *)c->scratch, len, 0, false, 0);
-    }
-    return st;
 }
 
 mqim_status_t mqim_client_mark_read(mqim_client_t *c, mqim_str_t peer, uint64_t upto)
