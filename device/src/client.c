@@ -2,6 +2,7 @@
 #include "mqim/client.h"
 #include "client_internal.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "mqim/json_read.h"
@@ -47,9 +48,9 @@ static mqim_status_t user_topic(mqim_client_t *c, mqim_topic_kind_t kind, mqim_s
     return st;
 }
 
-/* A small JSON control payload (receipt, ctl) published at QoS 1 outside the
- * outbox: losing one only delays a receipt or a sync, both repeatable. */
-static mqim_status_t publish_json(mqim_client_t *c, mqim_topic_kind_t kind, mqim_json_writer_t *w)
+/* A small JSON control payload (receipt, sync) published at QoS 1 outside
+ * the outbox: losing one only delays a receipt or a sync, both repeatable. */
+mqim_status_t mqim_client_publish_json(mqim_client_t *c, mqim_topic_kind_t kind, mqim_json_writer_t *w)
 {
     char topic[MQIM_TOPIC_MAX + 1];
     mqim_str_t t;
@@ -77,7 +78,7 @@ static mqim_status_t request_sync(mqim_client_t *c)
     }
     mqim_json_object_end(&w);
     c->sync_pending = true;
-    return publish_json(c, MQIM_TOPIC_OUT_CTL, &w);
+    return mqim_client_publish_json(c, MQIM_TOPIC_OUT_CTL, &w);
 }
 
 /* {"status":S,"seqs":[...],"code":C,"device":D}: delivered (no code) or
@@ -99,7 +100,7 @@ mqim_status_t mqim_client_publish_receipt(mqim_client_t *c, mqim_str_t status, c
     }
     mqim_json_key_str(&w, "device", c->cfg.device);
     mqim_json_object_end(&w);
-    return publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w);
+    return mqim_client_publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w);
 }
 
 static void flush_receipts(mqim_client_t *c)
@@ -291,28 +292,37 @@ static bool outbox_forget(mqim_client_t *c, mqim_str_t id)
     return false;
 }
 
+/* The ack statuses in mqim_ack_status_t order, one after the other ("" for
+ * MQIM_ACK_OTHER, which is also what any other status reads as), and the
+ * string members of an ack with where they go: tables, not a branch each. */
+static const char ack_statuses[] = "sent\0delivered\0read\0rejected\0\0refused";
+static const char ack_keys[] = "id\0by\0code\0reason\0re";
+static const uint8_t ack_fields[] = { offsetof(mqim_ack_t, id), offsetof(mqim_ack_t, by), offsetof(mqim_ack_t, code),
+                                      offsetof(mqim_ack_t, reason), offsetof(mqim_ack_t, re) };
+
 static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
 {
     mqim_json_value_t o, ack_status_value;
     mqim_ack_t ack;
     size_t used = 0;
-    const size_t cap = sizeof(c->arena);
+    unsigned i;
+    const char *name;
     if (!parse_payload(pub, &o)) {
         return;
     }
     memset(&ack, 0, sizeof(ack));
-    ack.status = mqim_json_find(&o, "status", &ack_status_value) != MQIM_OK ? MQIM_ACK_OTHER
-                 : mqim_json_string_eq(&ack_status_value, "sent")        ? MQIM_ACK_SENT
-                 : mqim_json_string_eq(&ack_status_value, "delivered")   ? MQIM_ACK_DELIVERED
-                 : mqim_json_string_eq(&ack_status_value, "read")        ? MQIM_ACK_READ
-                 : mqim_json_string_eq(&ack_status_value, "rejected")    ? MQIM_ACK_REJECTED
-                 : mqim_json_string_eq(&ack_status_value, "refused")     ? MQIM_ACK_REFUSED
-                                                                          : MQIM_ACK_OTHER;
-    ack.id = jstr(&o, "id", c->arena, cap, &used);
-    ack.by = jstr(&o, "by", c->arena, cap, &used);
-    ack.code = jstr(&o, "code", c->arena, cap, &used);
-    ack.reason = jstr(&o, "reason", c->arena, cap, &used);
-    ack.re = jstr(&o, "re", c->arena, cap, &used);
+    ack.status = MQIM_ACK_OTHER;
+    if (mqim_json_find(&o, "status", &ack_status_value) == MQIM_OK) {
+        for (i = 0, name = ack_statuses; i <= (unsigned)MQIM_ACK_REFUSED; i++, name += strlen(name) + 1u) {
+            if (mqim_json_string_eq(&ack_status_value, name)) {
+                ack.status = (mqim_ack_status_t)i;
+                break;
+            }
+        }
+    }
+    for (i = 0, name = ack_keys; i < sizeof(ack_fields); i++, name += strlen(name) + 1u) {
+        *(mqim_str_t *)((char *)&ack + ack_fields[i]) = jstr(&o, name, c->arena, sizeof(c->arena), &used);
+    }
     ack.seq = jnum(&o, "seq");
     /* Sent or rejected: the gateway decided; the outbox entry has done its job. */
     if ((ack.status == MQIM_ACK_SENT || ack.status == MQIM_ACK_REJECTED) && ack.id.len > 0u) {
@@ -716,29 +726,6 @@ mqim_status_t mqim_client_send_group(mqim_client_t *c, mqim_str_t group, mqim_st
     return mqim_client_send_to(c, MQIM_TOPIC_OUT_GROUP, group, text, NULL, key);
 }
 
-/* A request to out/ctl or out/file, straight to the session (not queued). */
-mqim_status_t mqim_client_request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json,
-                                     bool retain)
-{
-    char topic[MQIM_TOPIC_MAX + 1];
-    mqim_str_t t;
-    mqim_status_t st;
-    if (c == 0 || !c->connected || request_json.len > MQIM_CFG_TX_BUFFER_SIZE) {
-        return MQIM_BAD_PARAMETER;
-    }
-    st = user_topic(c, kind, (mqim_str_t){ 0, 0 }, topic, sizeof(topic), &t);
-    if (st == MQIM_OK) {
-        st = mqim_session_publish(&c->session, t, (const uint8_t *)request_json.ptr, request_json.len, 1,
-                                  retain, 0);
-    }
-    return st;
-}
-
-mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json)
-{
-    return mqim_client_request_on(c, MQIM_TOPIC_OUT_CTL, request_json, false);
-}
-
 /* Encode env and queue it for {root}/u/{me}/out/{dm|group}/{peer}. */
 mqim_status_t mqim_client_queue_envelope(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer,
                                          const mqim_envelope_t *env, uint32_t *key)
@@ -825,19 +812,4 @@ mqim_status_t mqim_client_send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim
         }
     }
     return mqim_client_queue_envelope(c, kind, peer, &env, key);
-}
-
-mqim_status_t mqim_client_mark_read(mqim_client_t *c, mqim_str_t peer, uint64_t upto)
-{
-    mqim_json_writer_t w;
-    if (mqim_name_check(MQIM_NAME_USER, peer) != MQIM_OK) {
-        return MQIM_BAD_PARAMETER;
-    }
-    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
-    mqim_json_object_begin(&w);
-    mqim_json_key_str(&w, "status", MQIM_STR("read"));
-    mqim_json_key_str(&w, "chat", peer);
-    mqim_json_key_u64(&w, "upto", upto);
-    mqim_json_object_end(&w);
-    return publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w);
 }
