@@ -12,20 +12,6 @@
 #include "mqim/topic.h"
 
 /* Outbox record: u8 id_len, id, u8 topic_len, topic, payload. */
-static size_t record_make(uint8_t *rec, size_t cap, mqim_str_t id, mqim_str_t topic, mqim_str_t payload)
-{
-    size_t len = 2u + id.len + topic.len + payload.len;
-    if (len > cap || id.len > 255u || topic.len > 255u) {
-        return 0;
-    }
-    rec[0] = (uint8_t)id.len;
-    memcpy(rec + 1, id.ptr, id.len);
-    rec[1 + id.len] = (uint8_t)topic.len;
-    memcpy(rec + 2 + id.len, topic.ptr, topic.len);
-    memcpy(rec + 2 + id.len + topic.len, payload.ptr, payload.len);
-    return len;
-}
-
 static bool record_parse(const uint8_t *rec, size_t len, mqim_str_t *id, mqim_str_t *topic,
                          mqim_str_t *payload)
 {
@@ -60,7 +46,7 @@ mqim_status_t mqim_client_publish_json(mqim_client_t *c, mqim_topic_kind_t kind,
         st = user_topic(c, kind, (mqim_str_t){ 0, 0 }, topic, sizeof(topic), &t);
     }
     if (st == MQIM_OK) {
-        st = mqim_session_publish(&c->session, t, (const uint8_t *)c->scratch, len, 1, false, 0);
+        st = mqim_session_publish(&c->session, t, (const uint8_t *)c->work.scratch, len, 1, false, 0);
     }
     return st;
 }
@@ -68,7 +54,7 @@ mqim_status_t mqim_client_publish_json(mqim_client_t *c, mqim_topic_kind_t kind,
 static mqim_status_t request_sync(mqim_client_t *c)
 {
     mqim_json_writer_t w;
-    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
+    mqim_json_init(&w, c->work.scratch, sizeof(c->work.scratch));
     mqim_json_object_begin(&w);
     mqim_json_key_str(&w, "op", MQIM_STR("sync"));
     mqim_json_key_u64(&w, "after", c->st.last_seq);
@@ -87,7 +73,7 @@ mqim_status_t mqim_client_publish_receipt(mqim_client_t *c, mqim_str_t status, c
                                           mqim_str_t code)
 {
     mqim_json_writer_t w;
-    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
+    mqim_json_init(&w, c->work.scratch, sizeof(c->work.scratch));
     mqim_json_object_begin(&w);
     mqim_json_key_str(&w, "status", status);
     mqim_json_array_begin(&w, "seqs");
@@ -274,11 +260,11 @@ static bool outbox_forget(mqim_client_t *c, mqim_str_t id)
     uint32_t key = 0;
     size_t len = 0;
     mqim_status_t peeked;
-    while ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, key, &key, c->record, sizeof(c->record),
+    while ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, key, &key, c->work.record, sizeof(c->work.record),
                                          &len)) == MQIM_OK ||
            peeked == MQIM_BUFFER_TOO_SMALL) {
         mqim_str_t rid, topic, payload;
-        if (peeked == MQIM_OK && record_parse(c->record, len, &rid, &topic, &payload) &&
+        if (peeked == MQIM_OK && record_parse(c->work.record, len, &rid, &topic, &payload) &&
             mqim_str_eq(rid, id)) {
             (void)c->cfg.outbox->remove(c->cfg.outbox_ctx, key);
             if (c->outbox_out > 0u) {
@@ -491,10 +477,10 @@ static void s_on_connected(void *ctx, bool session_present)
     c->epoch_check = c->st.store_epoch != 0u;
     c->epoch_dropped = false;
     (void)mqim_session_subscribe(&c->session, mqim_str_from_cstr(c->in_filter), 1);
-    memcpy(c->scratch, c->cfg.root.ptr, c->cfg.root.len);
-    memcpy(c->scratch + c->cfg.root.len, gw_status, sizeof(gw_status) - 1u);
+    memcpy(c->work.scratch, c->cfg.root.ptr, c->cfg.root.len);
+    memcpy(c->work.scratch + c->cfg.root.len, gw_status, sizeof(gw_status) - 1u);
     (void)mqim_session_subscribe(&c->session,
-                                 (mqim_str_t){ c->scratch, c->cfg.root.len + sizeof(gw_status) - 1u }, 1);
+                                 (mqim_str_t){ c->work.scratch, c->cfg.root.len + sizeof(gw_status) - 1u }, 1);
     if (c->cfg.cb.on_presence != 0) {
         (void)mqim_session_subscribe(&c->session, mqim_str_from_cstr(c->presence_filter), 1);
     }
@@ -516,9 +502,9 @@ static mqim_status_t s_get_publish(void *ctx, uint32_t key, mqim_mqtt_publish_t 
     size_t len = 0;
     mqim_str_t id, topic, payload;
     if (key == 0u ||
-        c->cfg.outbox->peek(c->cfg.outbox_ctx, key - 1u, &found, c->record, sizeof(c->record), &len) !=
+        c->cfg.outbox->peek(c->cfg.outbox_ctx, key - 1u, &found, c->work.record, sizeof(c->work.record), &len) !=
             MQIM_OK ||
-        found != key || !record_parse(c->record, len, &id, &topic, &payload)) {
+        found != key || !record_parse(c->work.record, len, &id, &topic, &payload)) {
         return MQIM_NOT_FOUND;
     }
     pub->topic = topic;
@@ -673,8 +659,8 @@ static void replay_outbox(mqim_client_t *c)
     size_t len = 0;
     mqim_status_t peeked;
     while (c->connected && c->gw_online && c->outbox_out < MQIM_CFG_OUTBOX_WINDOW &&
-           ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, c->replay_after, &key, c->record,
-                                          sizeof(c->record), &len)) == MQIM_OK ||
+           ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, c->replay_after, &key, c->work.record,
+                                          sizeof(c->work.record), &len)) == MQIM_OK ||
             peeked == MQIM_BUFFER_TOO_SMALL)) {
         mqim_str_t id, topic, payload;
         mqim_status_t st = MQIM_OK;
@@ -682,7 +668,7 @@ static void replay_outbox(mqim_client_t *c)
             /* Written by a build with larger buffers (the outbox outlived a
              * firmware update): this build cannot send it, a larger one
              * can, so it stays; the entries after it go on. */
-        } else if (record_parse(c->record, len, &id, &topic, &payload)) {
+        } else if (record_parse(c->work.record, len, &id, &topic, &payload)) {
             st = mqim_session_publish(&c->session, topic, (const uint8_t *)payload.ptr, payload.len, 1,
                                       false, key);
             c->outbox_out += st == MQIM_OK;
@@ -731,14 +717,24 @@ mqim_status_t mqim_client_queue_envelope(mqim_client_t *c, mqim_topic_kind_t kin
                                          const mqim_envelope_t *env, uint32_t *key)
 {
     char topic[MQIM_TOPIC_MAX + 1];
-    mqim_str_t t;
-    size_t len = 0, rlen;
-    mqim_status_t st = mqim_envelope_encode(env, c->scratch, sizeof(c->scratch), &len);
+    mqim_str_t t = { 0, 0 };
+    uint8_t *rec = c->work.record;
+    size_t len = 0, head;
+    /* The envelope is encoded in place, after the entry's head (record
+     * layout above), so it needs no buffer of its own; the topic comes
+     * first for the head's size, its error second as before. */
+    mqim_status_t topic_st = user_topic(c, kind, peer, topic, sizeof(topic), &t);
+    mqim_status_t st;
+    if (topic_st != MQIM_OK || t.len > 255u) {
+        t.len = 0; /* refused below; the encoding still says its own error first */
+    }
+    head = 2u + (env->id.len <= 255u ? env->id.len : 0u) + t.len;
+    st = mqim_envelope_encode(env, (char *)rec + head, sizeof(c->work.record) - head, &len);
     if (st == MQIM_BUFFER_TOO_SMALL) {
         return MQIM_PAYLOAD_TOO_LARGE;
     }
     if (st == MQIM_OK) {
-        st = user_topic(c, kind, peer, topic, sizeof(topic), &t);
+        st = topic_st;
     }
     if (st == MQIM_OK) {
         /* Refuse now what could never be sent: an outbox entry larger than
@@ -747,23 +743,23 @@ mqim_status_t mqim_client_queue_envelope(mqim_client_t *c, mqim_topic_kind_t kin
         size_t need = 0;
         memset(&probe, 0, sizeof(probe));
         probe.topic = t;
-        probe.payload = (const uint8_t *)c->scratch;
+        probe.payload = rec + head;
         probe.payload_len = len;
         probe.qos = 1;
         probe.packet_id = 1;
         if (mqim_mqtt_encode_publish(&probe, NULL, 0, &need) != MQIM_BUFFER_TOO_SMALL ||
-            need > MQIM_CFG_TX_BUFFER_SIZE) {
+            need > MQIM_CFG_TX_BUFFER_SIZE || t.len == 0u || env->id.len > 255u) {
             st = MQIM_PAYLOAD_TOO_LARGE;
         }
     }
     if (st != MQIM_OK) {
         return st;
     }
-    rlen = record_make(c->record, sizeof(c->record), env->id, t, (mqim_str_t){ c->scratch, len });
-    if (rlen == 0u) {
-        return MQIM_PAYLOAD_TOO_LARGE; /* cannot happen: the record is sized for a whole packet */
-    }
-    return c->cfg.outbox->put(c->cfg.outbox_ctx, c->record, rlen, key);
+    rec[0] = (uint8_t)env->id.len;
+    memcpy(rec + 1, env->id.ptr, env->id.len);
+    rec[1 + env->id.len] = (uint8_t)t.len;
+    memcpy(rec + 2 + env->id.len, t.ptr, t.len);
+    return c->cfg.outbox->put(c->cfg.outbox_ctx, rec, head + len, key);
 }
 
 /* file_id: NULL for a text message; a checked, non-empty id for a file message. */

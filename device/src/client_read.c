@@ -13,7 +13,7 @@ mqim_status_t mqim_client_mark_read(mqim_client_t *c, mqim_str_t peer, uint64_t 
     if (mqim_name_check(MQIM_NAME_USER, peer) != MQIM_OK) {
         return MQIM_BAD_PARAMETER;
     }
-    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
+    mqim_json_init(&w, c->work.scratch, sizeof(c->work.scratch));
     mqim_json_object_begin(&w);
     mqim_json_key_str(&w, "status", MQIM_STR("read"));
     mqim_json_key_str(&w, "chat", peer);

@@ -21,13 +21,13 @@ mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, 
     }
     memset(&env, 0, sizeof(env));
     env.type = type;
-    st = mqim_envelope_encode(&env, c->scratch, sizeof(c->scratch), &len);
+    st = mqim_envelope_encode(&env, c->work.scratch, sizeof(c->work.scratch), &len);
     if (st == MQIM_OK) {
         st = mqim_topic_build(c->cfg.root, group ? MQIM_TOPIC_OUT_GROUP : MQIM_TOPIC_OUT_DM, c->cfg.user, name,
                               topic, sizeof(topic), &tlen);
     }
     if (st == MQIM_OK) {
-        st = mqim_session_publish(&c->session, (mqim_str_t){ topic, tlen }, (const uint8_t *)c->scratch, len, 0, false, 0);
+        st = mqim_session_publish(&c->session, (mqim_str_t){ topic, tlen }, (const uint8_t *)c->work.scratch, len, 0, false, 0);
     }
     return st;
 }
