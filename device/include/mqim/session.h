@@ -96,7 +96,7 @@ typedef struct mqim_session {
     uint8_t rx[MQIM_CFG_RX_BUFFER_SIZE];
     size_t rx_len;
     size_t rx_discard;  /**< bytes of an oversized PUBLISH still to skip */
-    uint8_t tx[MQIM_CFG_TX_BUFFER_SIZE];
+    uint8_t tx[MQIM_SESSION_TX_SIZE]; /**< control packets and publish heads (payloads go out from where they lie) */
     uint32_t retry_at;
     uint32_t backoff_ms;
     uint32_t last_tx;
