@@ -9,6 +9,7 @@ set(MQIM_COMMON_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/src/name.c
   ${CMAKE_CURRENT_LIST_DIR}/src/utf8.c
   ${CMAKE_CURRENT_LIST_DIR}/src/topic.c
+  ${CMAKE_CURRENT_LIST_DIR}/src/topic_parse.c
   ${CMAKE_CURRENT_LIST_DIR}/src/json_write.c
   ${CMAKE_CURRENT_LIST_DIR}/src/json_read.c
   ${CMAKE_CURRENT_LIST_DIR}/src/envelope.c

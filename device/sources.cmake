@@ -24,6 +24,10 @@ set(MQIM_DEVICE_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/src/inflight.c
   ${CMAKE_CURRENT_LIST_DIR}/src/session.c
   ${CMAKE_CURRENT_LIST_DIR}/src/client.c
+  ${CMAKE_CURRENT_LIST_DIR}/src/client_file.c
+  ${CMAKE_CURRENT_LIST_DIR}/src/client_read.c
+  ${CMAKE_CURRENT_LIST_DIR}/src/client_request.c
+  ${CMAKE_CURRENT_LIST_DIR}/src/client_signal.c
   ${CMAKE_CURRENT_LIST_DIR}/src/file_transfer.c
   ${CMAKE_CURRENT_LIST_DIR}/src/e2e.c
   ${CMAKE_CURRENT_LIST_DIR}/src/client_e2e.c)

@@ -21,13 +21,12 @@ static size_t skip_ws(const char *p, size_t len, size_t i)
 
 static int hex_digit(char c)
 {
+    int lower = c | 0x20; /* 'A'..'F' to 'a'..'f'; nothing else lands there */
     int v = -1;
     if (c >= '0' && c <= '9') {
         v = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-        v = c - 'a' + 10;
-    } else if (c >= 'A' && c <= 'F') {
-        v = c - 'A' + 10;
+    } else if (lower >= 'a' && lower <= 'f') {
+        v = lower - 'a' + 10;
     }
     return v;
 }
@@ -55,20 +54,24 @@ static mqim_status_t hex4(const char *p, size_t len, size_t i, unsigned *cp)
  * and *cp holds the code point (surrogate pairs combined). */
 static mqim_status_t escape(const char *p, size_t len, size_t *i, unsigned *cp)
 {
+    /* The one-character escapes: a table, not a case each (a device counts
+     * its bytes). The NUL that ends `from` is not searched: p[k] == '\0'
+     * is malformed like any other unknown escape. */
+    static const char from[] = "\"\\/bfnrt";
+    static const char to[] = "\"\\/\b\f\n\r\t";
     mqim_status_t st = MQIM_OK;
     size_t k = *i;
     if (k >= len) {
         return MQIM_JSON_TRUNCATED;
     }
+    for (size_t e = 0; e < sizeof(from) - 1u; e++) {
+        if (p[k] == from[e]) {
+            *cp = (unsigned char)to[e];
+            *i = k + 1u;
+            return MQIM_OK;
+        }
+    }
     switch (p[k]) {
-    case '"': *cp = '"'; break;
-    case '\\': *cp = '\\'; break;
-    case '/': *cp = '/'; break;
-    case 'b': *cp = 0x08u; break;
-    case 'f': *cp = 0x0cu; break;
-    case 'n': *cp = 0x0au; break;
-    case 'r': *cp = 0x0du; break;
-    case 't': *cp = 0x09u; break;
     case 'u':
         st = hex4(p, len, k + 1u, cp);
         k += 4u;
@@ -478,6 +481,23 @@ static size_t utf8_put(unsigned cp, char out[4])
     return n;
 }
 
+/* The unescaped bytes of the next character of a string value's text at
+ * *i into enc: their count, or 0 on a bad escape. One decoder for both
+ * mqim_json_string and mqim_json_string_eq. */
+static size_t next_bytes(mqim_str_t t, size_t *i, char enc[4])
+{
+    unsigned cp = 0;
+    bool escaped = false;
+    if (!next_code_point(t, i, &cp, &escaped)) {
+        return 0;
+    }
+    if (escaped) {
+        return utf8_put(cp, enc);
+    }
+    enc[0] = (char)cp;
+    return 1;
+}
+
 mqim_status_t mqim_json_string(const mqim_json_value_t *v, char *buf, size_t cap, mqim_str_t *out)
 {
     size_t i = 0, n = 0;
@@ -489,17 +509,9 @@ mqim_status_t mqim_json_string(const mqim_json_value_t *v, char *buf, size_t cap
     }
     while (i < v->text.len) {
         char enc[4];
-        unsigned cp = 0;
-        bool escaped = false;
-        size_t m;
-        if (!next_code_point(v->text, &i, &cp, &escaped)) {
+        size_t m = next_bytes(v->text, &i, enc);
+        if (m == 0u) {
             return MQIM_JSON_MALFORMED; /* only for text the reader did not make */
-        }
-        if (escaped) {
-            m = utf8_put(cp, enc);
-        } else {
-            enc[0] = (char)cp;
-            m = 1;
         }
         if (m > cap - n) {
             return MQIM_BUFFER_TOO_SMALL;
@@ -521,17 +533,9 @@ bool mqim_json_string_eq(const mqim_json_value_t *v, const char *s)
     }
     while (i < v->text.len) {
         char enc[4];
-        unsigned cp = 0;
-        bool escaped = false;
-        size_t m;
-        if (!next_code_point(v->text, &i, &cp, &escaped)) {
+        size_t m = next_bytes(v->text, &i, enc);
+        if (m == 0u) {
             return false;
-        }
-        if (escaped) {
-            m = utf8_put(cp, enc);
-        } else {
-            enc[0] = (char)cp;
-            m = 1;
         }
         for (size_t k = 0; k < m; k++, j++) {
             if (s[j] == '\0' || s[j] != enc[k]) {

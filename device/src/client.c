@@ -2,6 +2,7 @@
 #include "mqim/client.h"
 #include "client_internal.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "mqim/json_read.h"
@@ -11,20 +12,6 @@
 #include "mqim/topic.h"
 
 /* Outbox record: u8 id_len, id, u8 topic_len, topic, payload. */
-static size_t record_make(uint8_t *rec, size_t cap, mqim_str_t id, mqim_str_t topic, mqim_str_t payload)
-{
-    size_t len = 2u + id.len + topic.len + payload.len;
-    if (len > cap || id.len > 255u || topic.len > 255u) {
-        return 0;
-    }
-    rec[0] = (uint8_t)id.len;
-    memcpy(rec + 1, id.ptr, id.len);
-    rec[1 + id.len] = (uint8_t)topic.len;
-    memcpy(rec + 2 + id.len, topic.ptr, topic.len);
-    memcpy(rec + 2 + id.len + topic.len, payload.ptr, payload.len);
-    return len;
-}
-
 static bool record_parse(const uint8_t *rec, size_t len, mqim_str_t *id, mqim_str_t *topic,
                          mqim_str_t *payload)
 {
@@ -47,9 +34,9 @@ static mqim_status_t user_topic(mqim_client_t *c, mqim_topic_kind_t kind, mqim_s
     return st;
 }
 
-/* A small JSON control payload (receipt, ctl) published at QoS 1 outside the
- * outbox: losing one only delays a receipt or a sync, both repeatable. */
-static mqim_status_t publish_json(mqim_client_t *c, mqim_topic_kind_t kind, mqim_json_writer_t *w)
+/* A small JSON control payload (receipt, sync) published at QoS 1 outside
+ * the outbox: losing one only delays a receipt or a sync, both repeatable. */
+mqim_status_t mqim_client_publish_json(mqim_client_t *c, mqim_topic_kind_t kind, mqim_json_writer_t *w)
 {
     char topic[MQIM_TOPIC_MAX + 1];
     mqim_str_t t;
@@ -59,7 +46,7 @@ static mqim_status_t publish_json(mqim_client_t *c, mqim_topic_kind_t kind, mqim
         st = user_topic(c, kind, (mqim_str_t){ 0, 0 }, topic, sizeof(topic), &t);
     }
     if (st == MQIM_OK) {
-        st = mqim_session_publish(&c->session, t, (const uint8_t *)c->scratch, len, 1, false, 0);
+        st = mqim_session_publish(&c->session, t, (const uint8_t *)c->work.scratch, len, 1, false, 0);
     }
     return st;
 }
@@ -67,7 +54,7 @@ static mqim_status_t publish_json(mqim_client_t *c, mqim_topic_kind_t kind, mqim
 static mqim_status_t request_sync(mqim_client_t *c)
 {
     mqim_json_writer_t w;
-    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
+    mqim_json_init(&w, c->work.scratch, sizeof(c->work.scratch));
     mqim_json_object_begin(&w);
     mqim_json_key_str(&w, "op", MQIM_STR("sync"));
     mqim_json_key_u64(&w, "after", c->st.last_seq);
@@ -77,7 +64,7 @@ static mqim_status_t request_sync(mqim_client_t *c)
     }
     mqim_json_object_end(&w);
     c->sync_pending = true;
-    return publish_json(c, MQIM_TOPIC_OUT_CTL, &w);
+    return mqim_client_publish_json(c, MQIM_TOPIC_OUT_CTL, &w);
 }
 
 /* {"status":S,"seqs":[...],"code":C,"device":D}: delivered (no code) or
@@ -86,7 +73,7 @@ mqim_status_t mqim_client_publish_receipt(mqim_client_t *c, mqim_str_t status, c
                                           mqim_str_t code)
 {
     mqim_json_writer_t w;
-    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
+    mqim_json_init(&w, c->work.scratch, sizeof(c->work.scratch));
     mqim_json_object_begin(&w);
     mqim_json_key_str(&w, "status", status);
     mqim_json_array_begin(&w, "seqs");
@@ -99,7 +86,7 @@ mqim_status_t mqim_client_publish_receipt(mqim_client_t *c, mqim_str_t status, c
     }
     mqim_json_key_str(&w, "device", c->cfg.device);
     mqim_json_object_end(&w);
-    return publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w);
+    return mqim_client_publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w);
 }
 
 static void flush_receipts(mqim_client_t *c)
@@ -273,11 +260,11 @@ static bool outbox_forget(mqim_client_t *c, mqim_str_t id)
     uint32_t key = 0;
     size_t len = 0;
     mqim_status_t peeked;
-    while ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, key, &key, c->record, sizeof(c->record),
+    while ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, key, &key, c->work.record, sizeof(c->work.record),
                                          &len)) == MQIM_OK ||
            peeked == MQIM_BUFFER_TOO_SMALL) {
         mqim_str_t rid, topic, payload;
-        if (peeked == MQIM_OK && record_parse(c->record, len, &rid, &topic, &payload) &&
+        if (peeked == MQIM_OK && record_parse(c->work.record, len, &rid, &topic, &payload) &&
             mqim_str_eq(rid, id)) {
             (void)c->cfg.outbox->remove(c->cfg.outbox_ctx, key);
             if (c->outbox_out > 0u) {
@@ -291,28 +278,37 @@ static bool outbox_forget(mqim_client_t *c, mqim_str_t id)
     return false;
 }
 
+/* The ack statuses in mqim_ack_status_t order, one after the other ("" for
+ * MQIM_ACK_OTHER, which is also what any other status reads as), and the
+ * string members of an ack with where they go: tables, not a branch each. */
+static const char ack_statuses[] = "sent\0delivered\0read\0rejected\0\0refused";
+static const char ack_keys[] = "id\0by\0code\0reason\0re";
+static const uint8_t ack_fields[] = { offsetof(mqim_ack_t, id), offsetof(mqim_ack_t, by), offsetof(mqim_ack_t, code),
+                                      offsetof(mqim_ack_t, reason), offsetof(mqim_ack_t, re) };
+
 static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
 {
     mqim_json_value_t o, ack_status_value;
     mqim_ack_t ack;
     size_t used = 0;
-    const size_t cap = sizeof(c->arena);
+    unsigned i;
+    const char *name;
     if (!parse_payload(pub, &o)) {
         return;
     }
     memset(&ack, 0, sizeof(ack));
-    ack.status = mqim_json_find(&o, "status", &ack_status_value) != MQIM_OK ? MQIM_ACK_OTHER
-                 : mqim_json_string_eq(&ack_status_value, "sent")        ? MQIM_ACK_SENT
-                 : mqim_json_string_eq(&ack_status_value, "delivered")   ? MQIM_ACK_DELIVERED
-                 : mqim_json_string_eq(&ack_status_value, "read")        ? MQIM_ACK_READ
-                 : mqim_json_string_eq(&ack_status_value, "rejected")    ? MQIM_ACK_REJECTED
-                 : mqim_json_string_eq(&ack_status_value, "refused")     ? MQIM_ACK_REFUSED
-                                                                          : MQIM_ACK_OTHER;
-    ack.id = jstr(&o, "id", c->arena, cap, &used);
-    ack.by = jstr(&o, "by", c->arena, cap, &used);
-    ack.code = jstr(&o, "code", c->arena, cap, &used);
-    ack.reason = jstr(&o, "reason", c->arena, cap, &used);
-    ack.re = jstr(&o, "re", c->arena, cap, &used);
+    ack.status = MQIM_ACK_OTHER;
+    if (mqim_json_find(&o, "status", &ack_status_value) == MQIM_OK) {
+        for (i = 0, name = ack_statuses; i <= (unsigned)MQIM_ACK_REFUSED; i++, name += strlen(name) + 1u) {
+            if (mqim_json_string_eq(&ack_status_value, name)) {
+                ack.status = (mqim_ack_status_t)i;
+                break;
+            }
+        }
+    }
+    for (i = 0, name = ack_keys; i < sizeof(ack_fields); i++, name += strlen(name) + 1u) {
+        *(mqim_str_t *)((char *)&ack + ack_fields[i]) = jstr(&o, name, c->arena, sizeof(c->arena), &used);
+    }
     ack.seq = jnum(&o, "seq");
     /* Sent or rejected: the gateway decided; the outbox entry has done its job. */
     if ((ack.status == MQIM_ACK_SENT || ack.status == MQIM_ACK_REJECTED) && ack.id.len > 0u) {
@@ -481,10 +477,10 @@ static void s_on_connected(void *ctx, bool session_present)
     c->epoch_check = c->st.store_epoch != 0u;
     c->epoch_dropped = false;
     (void)mqim_session_subscribe(&c->session, mqim_str_from_cstr(c->in_filter), 1);
-    memcpy(c->scratch, c->cfg.root.ptr, c->cfg.root.len);
-    memcpy(c->scratch + c->cfg.root.len, gw_status, sizeof(gw_status) - 1u);
+    memcpy(c->work.scratch, c->cfg.root.ptr, c->cfg.root.len);
+    memcpy(c->work.scratch + c->cfg.root.len, gw_status, sizeof(gw_status) - 1u);
     (void)mqim_session_subscribe(&c->session,
-                                 (mqim_str_t){ c->scratch, c->cfg.root.len + sizeof(gw_status) - 1u }, 1);
+                                 (mqim_str_t){ c->work.scratch, c->cfg.root.len + sizeof(gw_status) - 1u }, 1);
     if (c->cfg.cb.on_presence != 0) {
         (void)mqim_session_subscribe(&c->session, mqim_str_from_cstr(c->presence_filter), 1);
     }
@@ -506,9 +502,9 @@ static mqim_status_t s_get_publish(void *ctx, uint32_t key, mqim_mqtt_publish_t 
     size_t len = 0;
     mqim_str_t id, topic, payload;
     if (key == 0u ||
-        c->cfg.outbox->peek(c->cfg.outbox_ctx, key - 1u, &found, c->record, sizeof(c->record), &len) !=
+        c->cfg.outbox->peek(c->cfg.outbox_ctx, key - 1u, &found, c->work.record, sizeof(c->work.record), &len) !=
             MQIM_OK ||
-        found != key || !record_parse(c->record, len, &id, &topic, &payload)) {
+        found != key || !record_parse(c->work.record, len, &id, &topic, &payload)) {
         return MQIM_NOT_FOUND;
     }
     pub->topic = topic;
@@ -663,8 +659,8 @@ static void replay_outbox(mqim_client_t *c)
     size_t len = 0;
     mqim_status_t peeked;
     while (c->connected && c->gw_online && c->outbox_out < MQIM_CFG_OUTBOX_WINDOW &&
-           ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, c->replay_after, &key, c->record,
-                                          sizeof(c->record), &len)) == MQIM_OK ||
+           ((peeked = c->cfg.outbox->peek(c->cfg.outbox_ctx, c->replay_after, &key, c->work.record,
+                                          sizeof(c->work.record), &len)) == MQIM_OK ||
             peeked == MQIM_BUFFER_TOO_SMALL)) {
         mqim_str_t id, topic, payload;
         mqim_status_t st = MQIM_OK;
@@ -672,7 +668,7 @@ static void replay_outbox(mqim_client_t *c)
             /* Written by a build with larger buffers (the outbox outlived a
              * firmware update): this build cannot send it, a larger one
              * can, so it stays; the entries after it go on. */
-        } else if (record_parse(c->record, len, &id, &topic, &payload)) {
+        } else if (record_parse(c->work.record, len, &id, &topic, &payload)) {
             st = mqim_session_publish(&c->session, topic, (const uint8_t *)payload.ptr, payload.len, 1,
                                       false, key);
             c->outbox_out += st == MQIM_OK;
@@ -705,72 +701,40 @@ mqim_status_t mqim_client_poll(mqim_client_t *c, uint32_t timeout_ms)
 
 static const char hex[] = "0123456789abcdef";
 
-static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
-                             const mqim_str_t *file_id, uint32_t *key);
-
 mqim_status_t mqim_client_send(mqim_client_t *c, mqim_str_t peer, mqim_str_t text, uint32_t *key)
 {
-    return send_to(c, MQIM_TOPIC_OUT_DM, peer, text, NULL, key);
+    return mqim_client_send_to(c, MQIM_TOPIC_OUT_DM, peer, text, NULL, key);
 }
 
 mqim_status_t mqim_client_send_group(mqim_client_t *c, mqim_str_t group, mqim_str_t text,
                                      uint32_t *key)
 {
-    return send_to(c, MQIM_TOPIC_OUT_GROUP, group, text, NULL, key);
+    return mqim_client_send_to(c, MQIM_TOPIC_OUT_GROUP, group, text, NULL, key);
 }
-
-mqim_status_t mqim_client_send_file(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t file_id,
-                                    mqim_str_t caption, uint32_t *key)
-{
-    mqim_status_t st = mqim_id_check(file_id);
-    if (st == MQIM_OK) {
-        st = send_to(c, group ? MQIM_TOPIC_OUT_GROUP : MQIM_TOPIC_OUT_DM, name, caption, &file_id, key);
-    }
-    return st;
-}
-
-/* A request to out/ctl or out/file, straight to the session (not queued). */
-mqim_status_t mqim_client_request_on(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t request_json,
-                                     bool retain)
-{
-    char topic[MQIM_TOPIC_MAX + 1];
-    mqim_str_t t;
-    mqim_status_t st;
-    if (c == 0 || !c->connected || request_json.len > MQIM_CFG_TX_BUFFER_SIZE) {
-        return MQIM_BAD_PARAMETER;
-    }
-    st = user_topic(c, kind, (mqim_str_t){ 0, 0 }, topic, sizeof(topic), &t);
-    if (st == MQIM_OK) {
-        st = mqim_session_publish(&c->session, t, (const uint8_t *)request_json.ptr, request_json.len, 1,
-                                  retain, 0);
-    }
-    return st;
-}
-
-mqim_status_t mqim_client_ctl(mqim_client_t *c, mqim_str_t request_json)
-{
-    return mqim_client_request_on(c, MQIM_TOPIC_OUT_CTL, request_json, false);
-}
-
-mqim_status_t mqim_client_file_request(mqim_client_t *c, mqim_str_t request_json)
-{
-    return mqim_client_request_on(c, MQIM_TOPIC_OUT_FILE, request_json, false);
-}
-
 
 /* Encode env and queue it for {root}/u/{me}/out/{dm|group}/{peer}. */
 mqim_status_t mqim_client_queue_envelope(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer,
                                          const mqim_envelope_t *env, uint32_t *key)
 {
     char topic[MQIM_TOPIC_MAX + 1];
-    mqim_str_t t;
-    size_t len = 0, rlen;
-    mqim_status_t st = mqim_envelope_encode(env, c->scratch, sizeof(c->scratch), &len);
+    mqim_str_t t = { 0, 0 };
+    uint8_t *rec = c->work.record;
+    size_t len = 0, head;
+    /* The envelope is encoded in place, after the entry's head (record
+     * layout above), so it needs no buffer of its own; the topic comes
+     * first for the head's size, its error second as before. */
+    mqim_status_t topic_st = user_topic(c, kind, peer, topic, sizeof(topic), &t);
+    mqim_status_t st;
+    if (topic_st != MQIM_OK || t.len > 255u) {
+        t.len = 0; /* refused below; the encoding still says its own error first */
+    }
+    head = 2u + (env->id.len <= 255u ? env->id.len : 0u) + t.len;
+    st = mqim_envelope_encode(env, (char *)rec + head, sizeof(c->work.record) - head, &len);
     if (st == MQIM_BUFFER_TOO_SMALL) {
         return MQIM_PAYLOAD_TOO_LARGE;
     }
     if (st == MQIM_OK) {
-        st = user_topic(c, kind, peer, topic, sizeof(topic), &t);
+        st = topic_st;
     }
     if (st == MQIM_OK) {
         /* Refuse now what could never be sent: an outbox entry larger than
@@ -779,28 +743,28 @@ mqim_status_t mqim_client_queue_envelope(mqim_client_t *c, mqim_topic_kind_t kin
         size_t need = 0;
         memset(&probe, 0, sizeof(probe));
         probe.topic = t;
-        probe.payload = (const uint8_t *)c->scratch;
+        probe.payload = rec + head;
         probe.payload_len = len;
         probe.qos = 1;
         probe.packet_id = 1;
         if (mqim_mqtt_encode_publish(&probe, NULL, 0, &need) != MQIM_BUFFER_TOO_SMALL ||
-            need > MQIM_CFG_TX_BUFFER_SIZE) {
+            need > MQIM_CFG_TX_BUFFER_SIZE || t.len == 0u || env->id.len > 255u) {
             st = MQIM_PAYLOAD_TOO_LARGE;
         }
     }
     if (st != MQIM_OK) {
         return st;
     }
-    rlen = record_make(c->record, sizeof(c->record), env->id, t, (mqim_str_t){ c->scratch, len });
-    if (rlen == 0u) {
-        return MQIM_PAYLOAD_TOO_LARGE; /* cannot happen: the record is sized for a whole packet */
-    }
-    return c->cfg.outbox->put(c->cfg.outbox_ctx, c->record, rlen, key);
+    rec[0] = (uint8_t)env->id.len;
+    memcpy(rec + 1, env->id.ptr, env->id.len);
+    rec[1 + env->id.len] = (uint8_t)t.len;
+    memcpy(rec + 2 + env->id.len, t.ptr, t.len);
+    return c->cfg.outbox->put(c->cfg.outbox_ctx, rec, head + len, key);
 }
 
 /* file_id: NULL for a text message; a checked, non-empty id for a file message. */
-static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
-                             const mqim_str_t *file_id, uint32_t *key)
+mqim_status_t mqim_client_send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_t peer, mqim_str_t text,
+                                  const mqim_str_t *file_id, uint32_t *key)
 {
     uint8_t rnd[16];
     char id[32];
@@ -844,42 +808,4 @@ static mqim_status_t send_to(mqim_client_t *c, mqim_topic_kind_t kind, mqim_str_
         }
     }
     return mqim_client_queue_envelope(c, kind, peer, &env, key);
-}
-
-mqim_status_t mqim_client_signal(mqim_client_t *c, mqim_str_t name, bool group, mqim_str_t type)
-{
-    char topic[MQIM_TOPIC_MAX + 1];
-    mqim_envelope_t env;
-    mqim_str_t t;
-    size_t len = 0;
-    mqim_status_t st;
-    if (c == 0 || !c->connected || type.len == 0u || type.len > MQIM_TYPE_MAX ||
-        mqim_name_check(group ? MQIM_NAME_GROUP : MQIM_NAME_USER, name) != MQIM_OK) {
-        return MQIM_BAD_PARAMETER;
-    }
-    memset(&env, 0, sizeof(env));
-    env.type = type;
-    st = mqim_envelope_encode(&env, c->scratch, sizeof(c->scratch), &len);
-    if (st == MQIM_OK) {
-        st = user_topic(c, group ? MQIM_TOPIC_OUT_GROUP : MQIM_TOPIC_OUT_DM, name, topic, sizeof(topic), &t);
-    }
-    if (st == MQIM_OK) {
-        st = mqim_session_publish(&c->session, t, (const uint8_t *)c->scratch, len, 0, false, 0);
-    }
-    return st;
-}
-
-mqim_status_t mqim_client_mark_read(mqim_client_t *c, mqim_str_t peer, uint64_t upto)
-{
-    mqim_json_writer_t w;
-    if (mqim_name_check(MQIM_NAME_USER, peer) != MQIM_OK) {
-        return MQIM_BAD_PARAMETER;
-    }
-    mqim_json_init(&w, c->scratch, sizeof(c->scratch));
-    mqim_json_object_begin(&w);
-    mqim_json_key_str(&w, "status", MQIM_STR("read"));
-    mqim_json_key_str(&w, "chat", peer);
-    mqim_json_key_u64(&w, "upto", upto);
-    mqim_json_object_end(&w);
-    return publish_json(c, MQIM_TOPIC_OUT_RECEIPT, &w);
 }

@@ -147,8 +147,11 @@ mqim_status_t mqim_mqtt_encode_connect(const mqim_mqtt_connect_t *c, uint8_t *bu
     return finish(&w, out_len);
 }
 
-mqim_status_t mqim_mqtt_encode_publish(const mqim_mqtt_publish_t *p, uint8_t *buf, size_t cap,
-                                       size_t *out_len)
+/* The whole packet, or its head only (everything before the payload; the
+ * remaining length still counts the payload): a sender that has the
+ * payload in memory sends it from there, after the head. */
+static mqim_status_t encode_publish(const mqim_mqtt_publish_t *p, uint8_t *buf, size_t cap,
+                                    size_t *out_len, bool head_only)
 {
     writer_t w;
     size_t rl;
@@ -172,8 +175,22 @@ mqim_status_t mqim_mqtt_encode_publish(const mqim_mqtt_publish_t *p, uint8_t *bu
     if (p->qos > 0u) {
         put_u16(&w, p->packet_id);
     }
-    put_bytes(&w, p->payload, p->payload_len);
+    if (!head_only) {
+        put_bytes(&w, p->payload, p->payload_len);
+    }
     return finish(&w, out_len);
+}
+
+mqim_status_t mqim_mqtt_encode_publish(const mqim_mqtt_publish_t *p, uint8_t *buf, size_t cap,
+                                       size_t *out_len)
+{
+    return encode_publish(p, buf, cap, out_len, false);
+}
+
+mqim_status_t mqim_mqtt_encode_publish_head(const mqim_mqtt_publish_t *p, uint8_t *buf, size_t cap,
+                                            size_t *out_len)
+{
+    return encode_publish(p, buf, cap, out_len, true);
 }
 
 mqim_status_t mqim_mqtt_encode_ack(mqim_mqtt_type_t type, uint16_t packet_id, uint8_t *buf,

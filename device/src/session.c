@@ -161,10 +161,15 @@ static mqim_status_t send_all(mqim_session_t *s, const uint8_t *buf, size_t len)
     return MQIM_OK;
 }
 
-/* Send, and on failure take the link down; the caller returns the status. */
-static mqim_status_t send_or_drop(mqim_session_t *s, size_t len)
+/* Send len bytes of tx, then tail_len bytes of tail (a publish's payload
+ * from where it lies: never copied into tx), and on failure take the link
+ * down; the caller returns the status. */
+static mqim_status_t send_or_drop(mqim_session_t *s, size_t len, const uint8_t *tail, size_t tail_len)
 {
     mqim_status_t st = send_all(s, s->tx, len);
+    if (st == MQIM_OK) {
+        st = send_all(s, tail, tail_len);
+    }
     if (st != MQIM_OK) {
         drop_link(s, MQIM_SESSION_EV_LINK_LOST, st);
     }
@@ -175,7 +180,7 @@ static mqim_status_t send_ack(mqim_session_t *s, mqim_mqtt_type_t type, uint16_t
 {
     size_t len = 0;
     mqim_status_t st = mqim_mqtt_encode_ack(type, id, s->tx, sizeof(s->tx), &len);
-    return st == MQIM_OK ? send_or_drop(s, len) : st;
+    return st == MQIM_OK ? send_or_drop(s, len, 0, 0) : st;
 }
 
 static void try_connect(mqim_session_t *s)
@@ -222,9 +227,9 @@ static mqim_status_t resend_inflight(mqim_session_t *s)
             pub.packet_id = e.packet_id;
             pub.qos = e.state == MQIM_OUT_WAIT_PUBACK ? 1u : 2u;
             pub.dup = true;
-            st = mqim_mqtt_encode_publish(&pub, s->tx, sizeof(s->tx), &len);
+            st = mqim_mqtt_encode_publish_head(&pub, s->tx, sizeof(s->tx), &len);
             if (st == MQIM_OK) {
-                st = send_or_drop(s, len);
+                st = send_or_drop(s, len, pub.payload, pub.payload_len);
             }
         }
     }
@@ -399,7 +404,7 @@ static mqim_status_t keepalive(mqim_session_t *s, uint32_t t)
         (void)mqim_mqtt_encode_empty(MQIM_MQTT_PINGREQ, s->tx, sizeof(s->tx), &len);
         s->ping_outstanding = true;
         s->ping_sent_at = t;
-        return send_or_drop(s, len);
+        return send_or_drop(s, len, 0, 0);
     }
     return MQIM_OK;
 }
@@ -492,20 +497,19 @@ mqim_status_t mqim_session_publish(mqim_session_t *s, mqim_str_t topic, const ui
     if (s == 0 || s->state != MQIM_SESSION_CONNECTED || qos > 2u) {
         return MQIM_BAD_PARAMETER;
     }
-    /* Check it encodes before taking an in-flight entry (the id does not
-     * change the size). */
-    st = mqim_mqtt_encode_publish(&pub, s->tx, sizeof(s->tx), &need);
-    if (st != MQIM_OK) {
-        return st;
+    /* Check it encodes, and the whole packet is within the transmit size,
+     * before taking an in-flight entry (the id does not change the size). */
+    st = mqim_mqtt_encode_publish(&pub, 0, 0, &need);
+    if (st == MQIM_BUFFER_TOO_SMALL && need <= MQIM_CFG_TX_BUFFER_SIZE) {
+        st = mqim_mqtt_encode_publish_head(&pub, s->tx, sizeof(s->tx), &need);
     }
-    if (qos > 0u) {
+    if (st == MQIM_OK && qos > 0u) {
         st = mqim_inflight_add(&s->inflight, qos, outbox_key, &pub.packet_id);
-        if (st != MQIM_OK) {
-            return st;
+        if (st == MQIM_OK) {
+            st = mqim_mqtt_encode_publish_head(&pub, s->tx, sizeof(s->tx), &need);
         }
-        st = mqim_mqtt_encode_publish(&pub, s->tx, sizeof(s->tx), &need);
     }
-    return st == MQIM_OK ? send_or_drop(s, need) : st;
+    return st == MQIM_OK ? send_or_drop(s, need, payload, len) : st;
 }
 
 mqim_status_t mqim_session_subscribe(mqim_session_t *s, mqim_str_t filter, uint8_t qos)
@@ -521,7 +525,7 @@ mqim_status_t mqim_session_subscribe(mqim_session_t *s, mqim_str_t filter, uint8
     }
     st = mqim_mqtt_encode_subscribe(s->next_sub_id, &filter, &qos, 1u, s->tx, sizeof(s->tx), &len);
     s->next_sub_id++;
-    return st == MQIM_OK ? send_or_drop(s, len) : st;
+    return st == MQIM_OK ? send_or_drop(s, len, 0, 0) : st;
 }
 
 void mqim_session_stop(mqim_session_t *s)

@@ -261,6 +261,37 @@ static void test_publish_head(void)
     CHECK_EQ_INT(mqim_mqtt_decode_publish_head(pkt, 64, NULL), MQIM_BAD_PARAMETER);
 }
 
+/* The head of a PUBLISH and then its payload are the whole packet, byte
+ * for byte, for a remaining length of one to three bytes (the session
+ * sends a publish that way, without copying the payload). */
+static void test_encode_publish_head(void)
+{
+    static uint8_t payload[20000], whole[20100], gathered[20100];
+    static const size_t lens[] = { 0, 3, 120, 200, 16380, 20000 };
+    for (size_t i = 0; i < sizeof(payload); i++) {
+        payload[i] = (uint8_t)(i * 7u);
+    }
+    for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+        mqim_mqtt_publish_t p;
+        size_t n_whole = 0, n_head = 0;
+        memset(&p, 0, sizeof(p));
+        p.topic = MQIM_STR("im/u/a/out/dm/b");
+        p.payload = payload;
+        p.payload_len = lens[k];
+        p.qos = (uint8_t)(k % 2u);
+        p.packet_id = 513;
+        p.retain = k == 2u;
+        CHECK_EQ_INT(mqim_mqtt_encode_publish(&p, whole, sizeof(whole), &n_whole), MQIM_OK);
+        CHECK_EQ_INT(mqim_mqtt_encode_publish_head(&p, gathered, 64, &n_head), MQIM_OK);
+        CHECK_EQ_INT(n_head + lens[k], n_whole);
+        memcpy(gathered + n_head, payload, lens[k]);
+        CHECK(memcmp(whole, gathered, n_whole) == 0);
+        /* a head that does not fit says what it needs */
+        CHECK_EQ_INT(mqim_mqtt_encode_publish_head(&p, gathered, 4, &n_head), MQIM_BUFFER_TOO_SMALL);
+        CHECK_EQ_INT(n_head + lens[k], n_whole);
+    }
+}
+
 int main(void)
 {
     test_remaining_length_vectors();
@@ -269,5 +300,6 @@ int main(void)
     test_decode_table();
     test_decode_fields();
     test_publish_head();
+    test_encode_publish_head();
     return CHECK_REPORT();
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mqim/limits.h"
 #include "mqim/session.h"
 #include "mqim_check.h"
 
@@ -471,6 +472,70 @@ static void test_oversized_publish(void)
     CHECK_EQ_INT(last_reason, MQIM_MQTT_TOO_LARGE);
 }
 
+/* A publish goes out as its head from the session's small buffer and its
+ * payload from the caller's memory: a packet several times larger than
+ * that buffer arrives whole and in order; one above the transmit size is
+ * refused before it takes a packet id. */
+static void test_publish_gather(void)
+{
+    enum { PAYLOAD = MQIM_CFG_TX_BUFFER_SIZE - 32 };
+    static uint8_t payload[MQIM_CFG_TX_BUFFER_SIZE];
+    mqim_mqtt_packet_t p;
+    bool same = true;
+    CHECK(sizeof(S.tx) < PAYLOAD); /* it cannot have been copied there */
+    for (size_t i = 0; i < sizeof(payload); i++) {
+        payload[i] = (uint8_t)(i % 249u);
+    }
+    fresh(60);
+    connect_ok(false);
+    CHECK_EQ_INT(mqim_session_publish(&S, MQIM_STR("im/u/a/out/dm/b"), payload, PAYLOAD, 1, false, 5), MQIM_OK);
+    p = sent();
+    CHECK(p.type == MQIM_MQTT_PUBLISH && p.publish.qos == 1u && p.publish.packet_id == 1u);
+    CHECK_EQ_INT(p.publish.payload_len, PAYLOAD);
+    CHECK(mqim_str_eq(p.publish.topic, MQIM_STR("im/u/a/out/dm/b")));
+    for (size_t i = 0; i < PAYLOAD && p.publish.payload != NULL; i++) {
+        same = same && p.publish.payload[i] == payload[i];
+    }
+    CHECK(same && p.publish.payload != NULL);
+    CHECK_EQ_INT(mqim_inflight_count(&S.inflight), 1);
+    /* the whole packet over MQIM_CFG_TX_BUFFER_SIZE: refused, no id taken, nothing sent */
+    CHECK_EQ_INT(mqim_session_publish(&S, MQIM_STR("t"), payload, MQIM_CFG_TX_BUFFER_SIZE, 1, false, 6),
+                 MQIM_BUFFER_TOO_SMALL);
+    CHECK_EQ_INT(mqim_inflight_count(&S.inflight), 1);
+    CHECK_EQ_INT(sent().type, 0);
+}
+
+/* What device_config.h promises for MQIM_CFG_TX_CONTROL_SIZE: the
+ * client's CONNECT with the longest root, user and device names (client id
+ * {user}.{device}, will on {root}/u/{user}/out/status/{device} saying
+ * offline with the largest epoch) fits with a 275-byte password, not 276. */
+static void test_connect_fits_the_control_buffer(void)
+{
+    static char text[512];
+    static const char will[] = "{\"state\":\"offline\",\"epoch\":4294967295}";
+    mqim_mqtt_connect_t c;
+    size_t need = 0;
+    memset(text, 'a', sizeof(text));
+    memset(&c, 0, sizeof(c));
+    c.client_id = (mqim_str_t){ text, MQIM_USER_NAME_MAX + 1u + MQIM_DEVICE_NAME_MAX };
+    c.username = (mqim_str_t){ text, MQIM_USER_NAME_MAX };
+    c.has_username = true;
+    c.will_topic = (mqim_str_t){ text, MQIM_ROOT_MAX + 3u + MQIM_USER_NAME_MAX + 12u + MQIM_DEVICE_NAME_MAX };
+    c.will_payload = (mqim_str_t){ will, sizeof(will) - 1u };
+    c.has_will = true;
+    c.will_qos = 1;
+    c.will_retain = true;
+    c.keep_alive_s = 60;
+    c.clean_session = true;
+    c.has_password = true;
+    c.password = (mqim_str_t){ text, 275 };
+    CHECK_EQ_INT(mqim_mqtt_encode_connect(&c, NULL, 0, &need), MQIM_BUFFER_TOO_SMALL);
+    CHECK(need <= MQIM_SESSION_TX_SIZE);
+    c.password.len = 276;
+    CHECK_EQ_INT(mqim_mqtt_encode_connect(&c, NULL, 0, &need), MQIM_BUFFER_TOO_SMALL);
+    CHECK(need > MQIM_SESSION_TX_SIZE);
+}
+
 /* The five MQTT 3.1.1 refusals map one to one to five statuses; a code
  * 3.1.1 does not define is a protocol error (the decoder refuses it). */
 static void test_connack_codes_one_to_one(void)
@@ -590,6 +655,8 @@ int main(void)
     test_keepalive_and_dead_link();
     test_refusals_and_garbage();
     test_oversized_publish();
+    test_publish_gather();
+    test_connect_fits_the_control_buffer();
     test_connack_codes_one_to_one();
     test_open_failure_reasons();
     test_sleeps_until_the_next_deadline();

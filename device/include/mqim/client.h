@@ -147,10 +147,15 @@ typedef struct mqim_client {
     unsigned nreceipts;
     /* Sized from the MQTT buffers, not the wire's payload limit: a device
      * can send no more than its transmit buffer holds, and a decoded string
-     * never outgrows the payload that carried it. */
-    char scratch[MQIM_CFG_TX_BUFFER_SIZE];                     /**< encoding outgoing payloads */
-    uint8_t record[MQIM_CFG_TX_BUFFER_SIZE + MQIM_ID_MAX + 2]; /**< one outbox entry */
-    char arena[MQIM_CFG_RX_BUFFER_SIZE];                       /**< strings of the inbound payload */
+     * never outgrows the payload that carried it. The outbox entry and the
+     * scratch of small control payloads share their memory: never needed
+     * at the same time (each is built, or read, and handed to the session
+     * within one call; an envelope is encoded in place in its entry). */
+    union {
+        char scratch[MQIM_CFG_TX_BUFFER_SIZE];                     /**< encoding control payloads, signals */
+        uint8_t record[MQIM_CFG_TX_BUFFER_SIZE + MQIM_ID_MAX + 2]; /**< one outbox entry */
+    } work;
+    char arena[MQIM_CFG_RX_BUFFER_SIZE]; /**< strings of the inbound payload */
 } mqim_client_t;
 
 /**

@@ -24,6 +24,19 @@
 #define MQIM_CFG_TX_BUFFER_SIZE 2048
 #endif
 
+/** The session's own transmit buffer, bytes: the packets it encodes whole
+ *  (CONNECT with its will, user name and password; SUBSCRIBE; acks) and
+ *  the head of a PUBLISH, whose payload goes out from where it lies (the
+ *  outbox entry, the caller's memory), so no publish is copied. The
+ *  default fits a CONNECT of the longest root, user and device names with
+ *  a password of up to 275 bytes; a larger CONNECT fails with MQIM_BUFFER_TOO_SMALL
+ *  (as the link's reason). At most MQIM_CFG_TX_BUFFER_SIZE is used. */
+#ifndef MQIM_CFG_TX_CONTROL_SIZE
+#define MQIM_CFG_TX_CONTROL_SIZE 640
+#endif
+#define MQIM_SESSION_TX_SIZE \
+    (MQIM_CFG_TX_CONTROL_SIZE < MQIM_CFG_TX_BUFFER_SIZE ? MQIM_CFG_TX_CONTROL_SIZE : MQIM_CFG_TX_BUFFER_SIZE)
+
 /** QoS 1/2 publishes in flight at once; beyond it, sends wait
  *  (MQIM_INFLIGHT_FULL is back-pressure). 1..65535. */
 #ifndef MQIM_CFG_INFLIGHT_MAX

@@ -9,6 +9,9 @@
 #if MQIM_CFG_RX_BUFFER_SIZE < 128
 #error "MQIM_CFG_RX_BUFFER_SIZE must be at least 128 bytes (a CONNACK, acks and small publishes)"
 #endif
+#if MQIM_CFG_TX_CONTROL_SIZE < 128
+#error "MQIM_CFG_TX_CONTROL_SIZE must be at least 128 bytes (CONNECT with a will)"
+#endif
 #if MQIM_CFG_TX_BUFFER_SIZE < 128
 #error "MQIM_CFG_TX_BUFFER_SIZE must be at least 128 bytes (CONNECT with a will)"
 #endif

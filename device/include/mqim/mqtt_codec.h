@@ -102,6 +102,15 @@ mqim_status_t mqim_mqtt_encode_publish(const mqim_mqtt_publish_t *p, uint8_t *bu
                                        size_t *out_len);
 
 /**
+ * The head of a PUBLISH: fixed header (its remaining length counts the
+ * payload), topic and packet id; the payload follows it on the wire from
+ * wherever the caller keeps it (a gather send). *out_len is the head's
+ * length. @return as mqim_mqtt_encode_publish.
+ */
+mqim_status_t mqim_mqtt_encode_publish_head(const mqim_mqtt_publish_t *p, uint8_t *buf, size_t cap,
+                                            size_t *out_len);
+
+/**
  * PUBACK, PUBREC, PUBREL (flags 0b0010) or PUBCOMP.
  * @return MQIM_OK, MQIM_BUFFER_TOO_SMALL, MQIM_BAD_PARAMETER (other type, id 0).
  */

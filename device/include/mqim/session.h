@@ -96,7 +96,7 @@ typedef struct mqim_session {
     uint8_t rx[MQIM_CFG_RX_BUFFER_SIZE];
     size_t rx_len;
     size_t rx_discard;  /**< bytes of an oversized PUBLISH still to skip */
-    uint8_t tx[MQIM_CFG_TX_BUFFER_SIZE];
+    uint8_t tx[MQIM_SESSION_TX_SIZE]; /**< control packets and publish heads (payloads go out from where they lie) */
     uint32_t retry_at;
     uint32_t backoff_ms;
     uint32_t last_tx;
@@ -153,11 +153,14 @@ uint32_t mqim_session_next_deadline(const mqim_session_t *s);
 
 /**
  * Publish. QoS 1/2 publishes take an in-flight entry (outbox_key says where
- * the application keeps the message for a resend).
+ * the application keeps the message for a resend). The payload is sent
+ * from the caller's memory after the head (never copied): it must stay
+ * valid only during the call.
  * @return MQIM_OK, MQIM_INFLIGHT_FULL (back-pressure: poll, then retry),
  *         MQIM_BAD_PARAMETER (not connected, bad qos), the encoder's
- *         statuses (MQIM_MQTT_TOPIC, MQIM_BUFFER_TOO_SMALL for a message
- *         larger than MQIM_CFG_TX_BUFFER_SIZE), or a link error.
+ *         statuses (MQIM_MQTT_TOPIC, MQIM_BUFFER_TOO_SMALL for a packet
+ *         larger than MQIM_CFG_TX_BUFFER_SIZE or a topic whose head does
+ *         not fit MQIM_CFG_TX_CONTROL_SIZE), or a link error.
  */
 mqim_status_t mqim_session_publish(mqim_session_t *s, mqim_str_t topic, const uint8_t *payload,
                                    size_t len, uint8_t qos, bool retain, uint32_t outbox_key);

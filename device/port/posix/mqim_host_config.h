@@ -14,6 +14,8 @@
 
 #define MQIM_CFG_RX_BUFFER_SIZE (256u * 1024u)
 #define MQIM_CFG_TX_BUFFER_SIZE (32u * 1024u)
+/* CONNECT with a long password (a token) fits; publishes never go through it. */
+#define MQIM_CFG_TX_CONTROL_SIZE 4096u
 #define MQIM_CFG_INFLIGHT_MAX 32
 /* file transfers on a host: more requests in flight hide the round trips */
 #define MQIM_CFG_FILE_WINDOW 16
