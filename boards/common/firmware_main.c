@@ -14,6 +14,7 @@
 #include <mbedtls/memory_buffer_alloc.h>
 
 #include "board.h"
+#include "ram_state.h"
 #include "mqim/client.h"
 #include "mqim_fw_credentials.h"
 #include "mqim_tls.h"
@@ -40,27 +41,10 @@ static mqim_tls_t tls;
 static mqim_client_t client;
 static uint8_t outbox_ram[4096];
 static mqim_ram_outbox_t outbox;
-static mqim_device_state_t state; /* a real board keeps this in flash */
 
 static struct progress {
     unsigned queued, sent, replies, rejected, connects;
 } progress;
-
-static mqim_status_t state_load(void *ctx, mqim_device_state_t *s)
-{
-    (void)ctx;
-    *s = state;
-    return MQIM_OK;
-}
-
-static mqim_status_t state_save(void *ctx, const mqim_device_state_t *s)
-{
-    (void)ctx;
-    state = *s;
-    return MQIM_OK;
-}
-
-static const mqim_state_ops_t state_ops = { state_load, state_save };
 
 static void on_message(void *ctx, const mqim_envelope_t *env)
 {
@@ -161,7 +145,7 @@ int main(void)
     cfg.entropy = board_entropy;
     cfg.outbox = &mqim_ram_outbox_ops;
     cfg.outbox_ctx = &outbox;
-    cfg.state = &state_ops;
+    cfg.state = &fw_ram_state_ops; /* a real board keeps it in flash */
     cfg.cb.on_message = on_message;
     cfg.cb.on_ack = on_ack;
     cfg.sleep = board_sleep_ms; /* no connection: WFI until the retry */

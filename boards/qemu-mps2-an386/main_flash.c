@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "board.h"
+#include "ram_state.h"
 #include "board_flash.h"
 #include "mqim/client.h"
 #include "mqim/flash_outbox.h"
@@ -35,25 +36,8 @@ enum exit_code {
 static mqim_client_t client;
 static mqim_flash_outbox_t outbox;
 static mqim_flash_page_t pages[BOARD_FLASH_PAGES];
-static mqim_device_state_t state;
 static uint32_t boot;
 static unsigned rejected;
-
-static mqim_status_t state_load(void *ctx, mqim_device_state_t *s)
-{
-    (void)ctx;
-    *s = state;
-    return MQIM_OK;
-}
-
-static mqim_status_t state_save(void *ctx, const mqim_device_state_t *s)
-{
-    (void)ctx;
-    state = *s;
-    return MQIM_OK;
-}
-
-static const mqim_state_ops_t state_ops = { state_load, state_save };
 
 /* Message ids come from here: the board's (not random) entropy, with the
  * boot number mixed in so two boots never make the same ids. */
@@ -150,7 +134,7 @@ int main(void)
     cfg.entropy = entropy;
     cfg.outbox = &mqim_flash_outbox_ops;
     cfg.outbox_ctx = &outbox;
-    cfg.state = &state_ops;
+    cfg.state = &fw_ram_state_ops; /* a real board keeps it in flash */
     cfg.cb.on_ack = on_ack;
     if (mqim_client_init(&client, &cfg) != MQIM_OK || mqim_client_start(&client) != MQIM_OK) {
         board_exit(EXIT_CLIENT_INIT);
