@@ -1,5 +1,5 @@
 /* The client-stack benchmark (stack_common.h), pub only, on the gateway's
- * own MQTT v5 outbox publisher (gateway/src/publisher.c over mqtt5.c),
+ * own MQTT v5 outbox publisher (gateway/src/io/publisher.c over mqtt5.c),
  * driven as the pump drives it: publish while the window has room, poll,
  * mqim_pub_service. It has no subscriber side (the gateway's inbound
  * connection is Paho), so `sub` is refused. */

@@ -91,7 +91,7 @@ static void on_fail(void *ctx, MQTTAsync_failureData5 *r)
 }
 
 /* Paho sets no TCP_NODELAY: set it on this process's sockets to the broker,
- * as the gateway does (gateway/src/mqtt.c, nodelay_to_broker). */
+ * as the gateway does (gateway/src/io/mqtt.c, nodelay_to_broker). */
 static void nodelay_all(int port)
 {
     for (int fd = 3; fd < 1024; fd++) {

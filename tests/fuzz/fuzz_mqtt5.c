@@ -1,4 +1,4 @@
-/* Fuzz target: the gateway publisher's MQTT v5 decoder (gateway/src/mqtt5.c),
+/* Fuzz target: the gateway publisher's MQTT v5 decoder (gateway/src/io/mqtt5.c),
  * run over a byte stream as publisher.c runs it: packet after packet until
  * one is incomplete or the stream is broken. A decoded packet must lie
  * inside the input, its strings too, and decoding the same bytes again
