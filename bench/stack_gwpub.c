@@ -1,12 +1,12 @@
 /* The client-stack benchmark (stack_common.h), pub only, on the gateway's
  * own MQTT v5 outbox publisher (gateway/src/io/publisher.c over mqtt5.c),
  * driven as the pump drives it: publish while the window has room, poll,
- * mqim_pub_service. It has no subscriber side (the gateway's inbound
+ * mqim_conn_service. It has no subscriber side (the gateway's inbound
  * connection is Paho), so `sub` is refused. */
 #include <poll.h>
 #include <unistd.h>
 
-#include "publisher.h"
+#include "conn.h"
 #include "stack_common.h"
 
 static long acked, failed;
@@ -22,8 +22,8 @@ static void on_done(void *ctx, uint64_t key, uint8_t reason)
 int main(int argc, char **argv)
 {
     stack_args_t args;
-    mqim_pub_config_t cfg;
-    mqim_pub_t *p;
+    mqim_conn_config_t cfg;
+    mqim_conn_t *p;
     char cid[64], payload[256], err[256];
     long long t0, last_change;
     double cpu0;
@@ -40,8 +40,8 @@ int main(int argc, char **argv)
     cfg.client_id = cid;
     cfg.keepalive_s = 60;
     cfg.max_inflight = (unsigned)args.window;
-    p = mqim_pub_new(&cfg);
-    if (p == NULL || mqim_pub_connect(p, 5000, stack_mono_ns() / 1000000, err, sizeof(err)) != MQIM_OK) {
+    p = mqim_conn_new(&cfg);
+    if (p == NULL || mqim_conn_connect(p, 5000, stack_mono_ns() / 1000000, err, sizeof(err)) != MQIM_OK) {
         fprintf(stderr, "gwpub: connect: %s\n", p != NULL ? err : "out of memory");
         return 2;
     }
@@ -50,7 +50,7 @@ int main(int argc, char **argv)
     last_change = t0;
     while (acked < args.count) {
         struct pollfd pf;
-        while (sent < args.count && mqim_pub_room(p) > 0) {
+        while (sent < args.count && mqim_conn_room(p) > 0) {
             mqim_v5_publish_t m;
             int len = stack_payload(payload, sizeof(payload), sent);
             memset(&m, 0, sizeof(m));
@@ -58,16 +58,16 @@ int main(int argc, char **argv)
             m.payload.ptr = payload;
             m.payload.len = (size_t)len;
             m.qos = 1;
-            if (mqim_pub_publish(p, (uint64_t)sent, &m, on_done, NULL) != MQIM_OK) {
+            if (mqim_conn_publish(p, (uint64_t)sent, &m, on_done, NULL) != MQIM_OK) {
                 break; /* the output buffer is full: service first */
             }
             sent++;
         }
-        pf.fd = mqim_pub_fd(p);
-        pf.events = mqim_pub_poll_events(p);
+        pf.fd = mqim_conn_fd(p);
+        pf.events = mqim_conn_poll_events(p);
         pf.revents = 0;
         (void)poll(&pf, 1, 100);
-        if (mqim_pub_service(p, stack_mono_ns() / 1000000, on_done, NULL, err, sizeof(err)) != MQIM_OK) {
+        if (mqim_conn_service(p, stack_mono_ns() / 1000000, on_done, NULL, err, sizeof(err)) != MQIM_OK) {
             fprintf(stderr, "gwpub: %s\n", err);
             break;
         }
@@ -80,8 +80,8 @@ int main(int argc, char **argv)
     }
     {
         int rc = stack_report("gateway-v5", &args, acked - failed, t0, cpu0);
-        mqim_pub_close(p, true);
-        mqim_pub_free(p);
+        mqim_conn_close(p, true);
+        mqim_conn_free(p);
         return rc;
     }
 }

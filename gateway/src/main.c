@@ -13,7 +13,7 @@
 #include "config.h"
 #include "log.h"
 #include "mqim/name.h"
-#include "mqtt.h"
+#include "daemon.h"
 #include "pki.h"
 #include "store.h"
 #include "users.h"

@@ -17,7 +17,7 @@
 
 #include "mqim_check.h"
 #include "mqtt5.h"
-#include "publisher.h"
+#include "conn.h"
 
 static mqim_str_t S(const char *s)
 {
@@ -30,7 +30,7 @@ static void test_connect_encode(void)
         0x10, 0x1a, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0xC2, 0x00, 0x14, 0x00,
         0x00, 0x03, 'g', 'w', '1', 0x00, 0x02, 'g', 'w', 0x00, 0x04, 'p', 'a', 's', 's'
     };
-    mqim_v5_connect_t c = { S("gw1"), S("gw"), S("pass"), 20, 1 };
+    mqim_v5_connect_t c = { .client_id = S("gw1"), .username = S("gw"), .password = S("pass"), .keepalive_s = 20, .clean_start = 1 };
     uint8_t buf[64];
     size_t n = 0;
     CHECK_EQ_INT(mqim_v5_connect_encode(&c, NULL, 0, &n), MQIM_BUFFER_TOO_SMALL);
@@ -316,9 +316,9 @@ static int64_t ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static mqim_pub_config_t pub_config(int port, unsigned max_inflight, unsigned keepalive)
+static mqim_conn_config_t pub_config(int port, unsigned max_inflight, unsigned keepalive)
 {
-    mqim_pub_config_t c;
+    mqim_conn_config_t c;
     memset(&c, 0, sizeof(c));
     c.host = "127.0.0.1";
     c.port = port;
@@ -337,8 +337,8 @@ static void test_publisher_window(void)
     static const uint8_t connack[] = { 0x20, 0x06, 0x00, 0x00, 0x03, 0x21, 0x00, 0x03 };
     broker_t b;
     pthread_t th;
-    mqim_pub_t *p;
-    mqim_pub_config_t cfg;
+    mqim_conn_t *p;
+    mqim_conn_config_t cfg;
     done_log_t d;
     char err[256] = "";
     int64_t end;
@@ -348,39 +348,39 @@ static void test_publisher_window(void)
     b.refuse_reason = 0x87;
     broker_start(&b, connack, sizeof(connack), &th);
     cfg = pub_config(b.port, 10, 20);
-    p = mqim_pub_new(&cfg);
+    p = mqim_conn_new(&cfg);
     CHECK(p != NULL);
-    CHECK_EQ_INT(mqim_pub_connect(p, 2000, ms(), err, sizeof(err)), MQIM_OK);
-    CHECK(mqim_pub_connected(p));
-    CHECK_EQ_INT(mqim_pub_room(p), 3);
+    CHECK_EQ_INT(mqim_conn_connect(p, 2000, ms(), err, sizeof(err)), MQIM_OK);
+    CHECK(mqim_conn_connected(p));
+    CHECK_EQ_INT(mqim_conn_room(p), 3);
     for (unsigned i = 0; i < 4; i++) {
         char topic[8];
         mqim_v5_publish_t m = { { topic, 0 }, S("body"), S(""), 1, 0, 0 };
         m.topic.len = (size_t)snprintf(topic, sizeof(topic), "t/%u", i);
-        CHECK_EQ_INT(mqim_pub_publish(p, 100u + i, &m, on_done, &d), i < 3 ? MQIM_OK : MQIM_INFLIGHT_FULL);
+        CHECK_EQ_INT(mqim_conn_publish(p, 100u + i, &m, on_done, &d), i < 3 ? MQIM_OK : MQIM_INFLIGHT_FULL);
     }
     {
         mqim_v5_publish_t m = { S("t/q0"), S("x"), S(""), 0, 0, 0 };
-        CHECK_EQ_INT(mqim_pub_publish(p, 200u, &m, on_done, &d), MQIM_OK); /* QoS 0: no slot needed */
+        CHECK_EQ_INT(mqim_conn_publish(p, 200u, &m, on_done, &d), MQIM_OK); /* QoS 0: no slot needed */
         CHECK(d.n == 1 && d.keys[0] == 200u);
     }
-    CHECK_EQ_INT(mqim_pub_inflight(p), 3);
+    CHECK_EQ_INT(mqim_conn_inflight(p), 3);
     end = ms() + 3000;
     while (d.n < 4u && ms() < end) {
-        CHECK_EQ_INT(mqim_pub_service(p, ms(), on_done, &d, err, sizeof(err)), MQIM_OK);
+        CHECK_EQ_INT(mqim_conn_service(p, ms(), on_done, &d, err, sizeof(err)), MQIM_OK);
         usleep(1000);
     }
     CHECK_EQ_INT(d.n, 4);
     CHECK(d.keys[1] == 102u && d.reasons[1] == 0); /* reverse order: 102, 101 (refused), 100 */
     CHECK(d.keys[2] == 101u && d.reasons[2] == 0x87);
     CHECK(d.keys[3] == 100u && d.reasons[3] == 0);
-    CHECK_EQ_INT(mqim_pub_inflight(p), 0);
-    CHECK_EQ_INT(mqim_pub_room(p), 3);
+    CHECK_EQ_INT(mqim_conn_inflight(p), 0);
+    CHECK_EQ_INT(mqim_conn_room(p), 3);
     CHECK_EQ_STR(b.topics[0], strlen(b.topics[0]), "t/0");
     CHECK_EQ_INT(b.max_seen_unacked, 3); /* all three were out before the first PUBACK */
-    mqim_pub_close(p, true);
+    mqim_conn_close(p, true);
     broker_stop(&b, th);
-    mqim_pub_free(p);
+    mqim_conn_free(p);
 }
 
 /* A CONNACK that refuses: the reason reaches the caller. */
@@ -389,23 +389,23 @@ static void test_publisher_refused(void)
     static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x86, 0x00 };
     broker_t b;
     pthread_t th;
-    mqim_pub_t *p;
-    mqim_pub_config_t cfg;
+    mqim_conn_t *p;
+    mqim_conn_config_t cfg;
     char err[256] = "";
     memset(&b, 0, sizeof(b));
     broker_start(&b, connack, sizeof(connack), &th);
     cfg = pub_config(b.port, 4, 20);
-    p = mqim_pub_new(&cfg);
-    CHECK_EQ_INT(mqim_pub_connect(p, 2000, ms(), err, sizeof(err)), MQIM_CONNACK_REFUSED);
+    p = mqim_conn_new(&cfg);
+    CHECK_EQ_INT(mqim_conn_connect(p, 2000, ms(), err, sizeof(err)), MQIM_CONNACK_REFUSED);
     CHECK(strstr(err, "bad user name or password") != NULL);
-    CHECK(!mqim_pub_connected(p));
+    CHECK(!mqim_conn_connected(p));
     broker_stop(&b, th);
-    mqim_pub_free(p);
+    mqim_conn_free(p);
     /* nothing listens there any more: refused at once, and said so */
-    p = mqim_pub_new(&cfg);
-    CHECK_EQ_INT(mqim_pub_connect(p, 2000, ms(), err, sizeof(err)), MQIM_TRANSPORT_ERROR);
+    p = mqim_conn_new(&cfg);
+    CHECK_EQ_INT(mqim_conn_connect(p, 2000, ms(), err, sizeof(err)), MQIM_TRANSPORT_ERROR);
     CHECK(strstr(err, "cannot connect") != NULL);
-    mqim_pub_free(p);
+    mqim_conn_free(p);
 }
 
 /* A peer that takes the publishes and never answers: the publisher gives
@@ -415,8 +415,8 @@ static void test_publisher_dead_peer(void)
     static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
     broker_t b;
     pthread_t th;
-    mqim_pub_t *p;
-    mqim_pub_config_t cfg;
+    mqim_conn_t *p;
+    mqim_conn_config_t cfg;
     done_log_t d;
     char err[256] = "";
     mqim_v5_publish_t m = { S("t/x"), S("body"), S(""), 1, 0, 0 };
@@ -426,24 +426,24 @@ static void test_publisher_dead_peer(void)
     b.go_silent = true;
     broker_start(&b, connack, sizeof(connack), &th);
     cfg = pub_config(b.port, 4, 1);
-    p = mqim_pub_new(&cfg);
+    p = mqim_conn_new(&cfg);
     t0 = ms();
-    CHECK_EQ_INT(mqim_pub_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
-    CHECK_EQ_INT(mqim_pub_publish(p, 1, &m, on_done, &d), MQIM_OK);
-    CHECK_EQ_INT(mqim_pub_service(p, t0, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_publish(p, 1, &m, on_done, &d), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(p, t0, on_done, &d, err, sizeof(err)), MQIM_OK);
     /* the clock is the caller's: 1 s later a PINGREQ goes out, 1.5 s later it is over */
-    CHECK_EQ_INT(mqim_pub_service(p, t0 + 1000, on_done, &d, err, sizeof(err)), MQIM_OK);
-    CHECK_EQ_INT(mqim_pub_service(p, t0 + 1500, on_done, &d, err, sizeof(err)), MQIM_TIMEOUT);
+    CHECK_EQ_INT(mqim_conn_service(p, t0 + 1000, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(p, t0 + 1500, on_done, &d, err, sizeof(err)), MQIM_TIMEOUT);
     CHECK(strstr(err, "no PUBACK") != NULL);
     CHECK_EQ_INT(d.n, 0);
-    mqim_pub_close(p, false);
+    mqim_conn_close(p, false);
     broker_stop(&b, th);
-    mqim_pub_free(p);
+    mqim_conn_free(p);
 }
 
 /* Wait (real time, 5 s at most) until *counter reaches want, then let the
  * publisher read the answer, all at the caller's clock t. */
-static bool settle(mqim_pub_t *p, volatile unsigned *counter, unsigned want, int64_t t, done_log_t *d)
+static bool settle(mqim_conn_t *p, volatile unsigned *counter, unsigned want, int64_t t, done_log_t *d)
 {
     char err[256] = "";
     int64_t end = ms() + 5000;
@@ -457,14 +457,14 @@ static bool settle(mqim_pub_t *p, volatile unsigned *counter, unsigned want, int
     /* the answer is on its way over loopback: read until it is in */
     end = ms() + 5000;
     do {
-        struct pollfd pfd = { mqim_pub_fd(p), POLLIN, 0 };
+        struct pollfd pfd = { mqim_conn_fd(p), POLLIN, 0 };
         (void)poll(&pfd, 1, 10);
-        CHECK_EQ_INT(mqim_pub_service(p, t, on_done, d, err, sizeof(err)), MQIM_OK);
-    } while (mqim_pub_inflight(p) > 0u && ms() < end);
+        CHECK_EQ_INT(mqim_conn_service(p, t, on_done, d, err, sizeof(err)), MQIM_OK);
+    } while (mqim_conn_inflight(p) > 0u && ms() < end);
     {
-        struct pollfd pfd = { mqim_pub_fd(p), POLLIN, 0 };
+        struct pollfd pfd = { mqim_conn_fd(p), POLLIN, 0 };
         if (poll(&pfd, 1, 10) > 0) {
-            CHECK_EQ_INT(mqim_pub_service(p, t, on_done, d, err, sizeof(err)), MQIM_OK);
+            CHECK_EQ_INT(mqim_conn_service(p, t, on_done, d, err, sizeof(err)), MQIM_OK);
         }
     }
     return true;
@@ -481,8 +481,8 @@ static void test_publisher_idle_then_burst(void)
     static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
     broker_t b;
     pthread_t th;
-    mqim_pub_t *p;
-    mqim_pub_config_t cfg;
+    mqim_conn_t *p;
+    mqim_conn_config_t cfg;
     done_log_t d;
     char err[256] = "";
     int64_t t0, t;
@@ -492,11 +492,11 @@ static void test_publisher_idle_then_burst(void)
     b.answer_all = true;
     broker_start(&b, connack, sizeof(connack), &th);
     cfg = pub_config(b.port, 8, 4);
-    p = mqim_pub_new(&cfg);
+    p = mqim_conn_new(&cfg);
     t0 = ms();
-    CHECK_EQ_INT(mqim_pub_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
     for (t = t0; t <= t0 + 600000; t += 250) {
-        CHECK_EQ_INT(mqim_pub_service(p, t, on_done, &d, err, sizeof(err)), MQIM_OK);
+        CHECK_EQ_INT(mqim_conn_service(p, t, on_done, &d, err, sizeof(err)), MQIM_OK);
         if ((t - t0) % 2000 == 0 && t > t0) { /* a PINGREQ is due every 2 s: wait for its answer */
             pings++;
             if (!settle(p, &b.pings, pings, t, &d)) {
@@ -505,7 +505,7 @@ static void test_publisher_idle_then_burst(void)
         }
     }
     CHECK_EQ_INT(b.pings, 300); /* one per half keep-alive: 600 s / 2 s */
-    CHECK(mqim_pub_connected(p));
+    CHECK(mqim_conn_connected(p));
     /* the burst, 1.9 s after the last PINGRESP was read, to a slow broker
      * whose PUBACKs come 4.5 s later: 6.4 s after the last packet received
      * (more than 1.5 keep-alives: the old clock gave up here), 4.5 s after
@@ -514,16 +514,16 @@ static void test_publisher_idle_then_burst(void)
     b.puback_delay_ms = 200; /* real time: the call at t + 4500 comes before the PUBACKs */
     for (unsigned i = 0; i < 3; i++) {
         mqim_v5_publish_t m = { S("t/burst"), S("body"), S(""), 1, 0, 0 };
-        CHECK_EQ_INT(mqim_pub_publish(p, 10u + i, &m, on_done, &d), MQIM_OK);
+        CHECK_EQ_INT(mqim_conn_publish(p, 10u + i, &m, on_done, &d), MQIM_OK);
     }
-    CHECK_EQ_INT(mqim_pub_service(p, t, on_done, &d, err, sizeof(err)), MQIM_OK);
-    CHECK_EQ_INT(mqim_pub_service(p, t + 4500, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(p, t, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(p, t + 4500, on_done, &d, err, sizeof(err)), MQIM_OK);
     (void)settle(p, &b.publishes, 3, t + 4500, &d);
     CHECK_EQ_INT(d.n, 3);
-    CHECK_EQ_INT(mqim_pub_inflight(p), 0);
-    mqim_pub_close(p, true);
+    CHECK_EQ_INT(mqim_conn_inflight(p), 0);
+    mqim_conn_close(p, true);
     broker_stop(&b, th);
-    mqim_pub_free(p);
+    mqim_conn_free(p);
 }
 
 /* After a long idle period a publish whose PUBACK never comes is still
@@ -533,8 +533,8 @@ static void test_publisher_idle_then_dead(void)
     static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
     broker_t b;
     pthread_t th;
-    mqim_pub_t *p;
-    mqim_pub_config_t cfg;
+    mqim_conn_t *p;
+    mqim_conn_config_t cfg;
     done_log_t d;
     char err[256] = "";
     mqim_v5_publish_t m = { S("t/x"), S("body"), S(""), 1, 0, 0 };
@@ -544,23 +544,23 @@ static void test_publisher_idle_then_dead(void)
     b.go_silent = true; /* reads everything, answers nothing */
     broker_start(&b, connack, sizeof(connack), &th);
     cfg = pub_config(b.port, 4, 10);
-    p = mqim_pub_new(&cfg);
+    p = mqim_conn_new(&cfg);
     t0 = ms();
-    CHECK_EQ_INT(mqim_pub_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
     /* 4 s idle: no PINGREQ yet (due after 5 s), nothing waits */
-    CHECK_EQ_INT(mqim_pub_service(p, t0 + 4000, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(p, t0 + 4000, on_done, &d, err, sizeof(err)), MQIM_OK);
     t = t0 + 4000;
-    CHECK_EQ_INT(mqim_pub_publish(p, 1, &m, on_done, &d), MQIM_OK);
-    CHECK_EQ_INT(mqim_pub_service(p, t, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_publish(p, 1, &m, on_done, &d), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(p, t, on_done, &d, err, sizeof(err)), MQIM_OK);
     /* the old clock (last packet received: the CONNACK at t0) would give
      * up at t0 + 15 s; the publish went out at t0 + 4 s */
-    CHECK_EQ_INT(mqim_pub_service(p, t0 + 15000, on_done, &d, err, sizeof(err)), MQIM_OK);
-    CHECK_EQ_INT(mqim_pub_service(p, t + 14999, on_done, &d, err, sizeof(err)), MQIM_OK);
-    CHECK_EQ_INT(mqim_pub_service(p, t + 15000, on_done, &d, err, sizeof(err)), MQIM_TIMEOUT);
+    CHECK_EQ_INT(mqim_conn_service(p, t0 + 15000, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(p, t + 14999, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(p, t + 15000, on_done, &d, err, sizeof(err)), MQIM_TIMEOUT);
     CHECK(strstr(err, "no PUBACK") != NULL && strstr(err, "for 15 s with 1 publishes") != NULL);
-    mqim_pub_close(p, false);
+    mqim_conn_close(p, false);
     broker_stop(&b, th);
-    mqim_pub_free(p);
+    mqim_conn_free(p);
 }
 
 /* Idle, and the peer stops answering PINGREQs: given up one keep-alive
@@ -570,8 +570,8 @@ static void test_publisher_idle_no_pingresp(void)
     static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
     broker_t b;
     pthread_t th;
-    mqim_pub_t *p;
-    mqim_pub_config_t cfg;
+    mqim_conn_t *p;
+    mqim_conn_config_t cfg;
     done_log_t d;
     char err[256] = "";
     int64_t t0;
@@ -580,17 +580,17 @@ static void test_publisher_idle_no_pingresp(void)
     b.go_silent = true;
     broker_start(&b, connack, sizeof(connack), &th);
     cfg = pub_config(b.port, 4, 2);
-    p = mqim_pub_new(&cfg);
+    p = mqim_conn_new(&cfg);
     t0 = ms();
-    CHECK_EQ_INT(mqim_pub_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
-    CHECK_EQ_INT(mqim_pub_service(p, t0 + 999, on_done, &d, err, sizeof(err)), MQIM_OK);
-    CHECK_EQ_INT(mqim_pub_service(p, t0 + 1000, on_done, &d, err, sizeof(err)), MQIM_OK); /* PINGREQ */
-    CHECK_EQ_INT(mqim_pub_service(p, t0 + 2999, on_done, &d, err, sizeof(err)), MQIM_OK);
-    CHECK_EQ_INT(mqim_pub_service(p, t0 + 3000, on_done, &d, err, sizeof(err)), MQIM_TIMEOUT);
+    CHECK_EQ_INT(mqim_conn_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(p, t0 + 999, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(p, t0 + 1000, on_done, &d, err, sizeof(err)), MQIM_OK); /* PINGREQ */
+    CHECK_EQ_INT(mqim_conn_service(p, t0 + 2999, on_done, &d, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(p, t0 + 3000, on_done, &d, err, sizeof(err)), MQIM_TIMEOUT);
     CHECK(strstr(err, "no PINGRESP") != NULL);
-    mqim_pub_close(p, false);
+    mqim_conn_close(p, false);
     broker_stop(&b, th);
-    mqim_pub_free(p);
+    mqim_conn_free(p);
 }
 
 /* Only QoS 0 publishes go out (the gateway's stats every few seconds):
@@ -602,8 +602,8 @@ static void test_publisher_qos0_only_dead_peer(void)
     static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
     broker_t b;
     pthread_t th;
-    mqim_pub_t *p;
-    mqim_pub_config_t cfg;
+    mqim_conn_t *p;
+    mqim_conn_config_t cfg;
     done_log_t d;
     char err[256] = "";
     mqim_v5_publish_t m = { S("t/stats"), S("{}"), S(""), 0, 0, 0 };
@@ -614,21 +614,21 @@ static void test_publisher_qos0_only_dead_peer(void)
     b.go_silent = true;
     broker_start(&b, connack, sizeof(connack), &th);
     cfg = pub_config(b.port, 4, 2);
-    p = mqim_pub_new(&cfg);
+    p = mqim_conn_new(&cfg);
     t0 = ms();
-    CHECK_EQ_INT(mqim_pub_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_connect(p, 2000, t0, err, sizeof(err)), MQIM_OK);
     for (t = t0 + 500; t <= t0 + 10000 && st == MQIM_OK; t += 500) {
-        CHECK_EQ_INT(mqim_pub_publish(p, 1, &m, on_done, &d), MQIM_OK);
-        st = mqim_pub_service(p, t, on_done, &d, err, sizeof(err));
+        CHECK_EQ_INT(mqim_conn_publish(p, 1, &m, on_done, &d), MQIM_OK);
+        st = mqim_conn_service(p, t, on_done, &d, err, sizeof(err));
     }
     /* PINGREQ at t0 + 2 s (nothing received for a keep-alive), no answer
      * by t0 + 4 s */
     CHECK_EQ_INT(st, MQIM_TIMEOUT);
     CHECK_EQ_INT(t - 500, t0 + 4000);
     CHECK(strstr(err, "no PINGRESP") != NULL);
-    mqim_pub_close(p, false);
+    mqim_conn_close(p, false);
     broker_stop(&b, th);
-    mqim_pub_free(p);
+    mqim_conn_free(p);
 }
 
 int main(void)

@@ -62,6 +62,9 @@ struct mqim_inbound_q {
     struct timespec del_due; /* when the first of them must be deleted */
     bool stopping;
     pthread_t thread;
+    /* the retention sweep (mqim_inbound_sweep_every), under mu */
+    const mqim_router_config_t *sweep_cfg;
+    int64_t sweep_every_ms, next_sweep_ms;
 };
 
 /* The journal's write(2): a seam for tests that inject short and failed writes. */
@@ -200,6 +203,69 @@ static void run_batch(mqim_inbound_q_t *q, size_t n, uint64_t last_seq)
     }
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Run the retention sweep when it is due (the worker, q->mu held on entry
+ * and on return; released while sweeping). The sweep writes (one
+ * transaction per user and per group), so it runs here, between group
+ * commits: the worker stays LMDB's only writer and the pump never waits
+ * for the writer lock. */
+static void sweep_if_due(mqim_inbound_q_t *q)
+{
+    const mqim_router_config_t *cfg = q->sweep_cfg;
+    int64_t t;
+    uint64_t pruned = 0;
+    if (cfg == NULL || q->stopping) {
+        return;
+    }
+    t = wall_ms();
+    if (t < q->next_sweep_ms) {
+        return;
+    }
+    q->next_sweep_ms = t + q->sweep_every_ms;
+    pthread_mutex_unlock(&q->mu);
+    if (mqim_router_sweep(q->store, cfg, t, &pruned) == MQIM_OK && pruned > 0u) {
+        MQIM_LOGI(LOG_MOD, "retention removed %" PRIu64 " inbox entries", pruned);
+    }
+    pthread_mutex_lock(&q->mu);
+}
+
+/* Wait while nothing is queued (q->mu held): until a publish, a pending
+ * delete's due time, the next sweep or the stop. False: stop waiting
+ * (something to do or due). */
+static bool idle_wait(mqim_inbound_q_t *q)
+{
+    struct timespec due;
+    bool timed = false;
+    if (q->ndel >= DELETE_ALONE) {
+        return false;
+    }
+    if (q->ndel > 0u) {
+        due = q->del_due;
+        timed = true;
+    }
+    if (q->sweep_cfg != NULL) {
+        struct timespec sw = { (time_t)(q->next_sweep_ms / 1000), (long)(q->next_sweep_ms % 1000) * 1000000L };
+        if (!timed || sw.tv_sec < due.tv_sec || (sw.tv_sec == due.tv_sec && sw.tv_nsec < due.tv_nsec)) {
+            due = sw;
+        }
+        timed = true;
+    }
+    if (!timed) {
+        pthread_cond_wait(&q->not_empty, &q->mu);
+        return true;
+    }
+    if (pthread_cond_timedwait(&q->not_empty, &q->mu, &due) != ETIMEDOUT) {
+        return true;
+    }
+    return q->ndel == 0u && (q->sweep_cfg == NULL || wall_ms() < q->next_sweep_ms);
+}
+
 static void *worker(void *arg)
 {
     mqim_inbound_q_t *q = arg;
@@ -207,11 +273,9 @@ static void *worker(void *arg)
     for (;;) {
         unsigned n;
         uint64_t last_seq = 0;
-        while (q->count == 0u && !q->stopping) {
-            if (q->ndel == 0u) {
-                pthread_cond_wait(&q->not_empty, &q->mu);
-            } else if (q->ndel >= DELETE_ALONE ||
-                       pthread_cond_timedwait(&q->not_empty, &q->mu, &q->del_due) == ETIMEDOUT) {
+        sweep_if_due(q); /* between batches, and when idle */
+        while (q->count == 0u && !q->stopping && idle_wait(q)) {
+            if (q->sweep_cfg != NULL && wall_ms() >= q->next_sweep_ms) {
                 break;
             }
         }
@@ -251,14 +315,52 @@ static void *worker(void *arg)
     return NULL;
 }
 
-bool mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms)
+/* Append the record in slot s to the journal (q->mu held): MQIM_OK, or
+ * the write's failure (MQIM_DISK_FULL for ENOSPC) with the torn part cut
+ * off and logged. */
+static mqim_status_t journal_append(mqim_inbound_q_t *q, const slot_t *s, size_t need)
+{
+    for (size_t off = 0; off < need;) {
+        ssize_t w = journal_write(q->fd, s->buf + off, need - off);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            int e = w < 0 ? errno : ENOSPC;
+            /* Cut a torn record off: replay stops at the first record that
+             * does not parse, and would lose every later one. */
+            bool cut = off == 0u || ftruncate(q->fd, (off_t)q->journal_bytes) == 0;
+            MQIM_LOGE(LOG_MOD, "inbound journal write failed (%s)%s", strerror(e),
+                      cut ? "" : "; the torn record could not be cut off, later records are "
+                                 "not replayed after a crash");
+            if (!cut) {
+                q->journal_bytes += need; /* the file holds it, broken */
+            }
+            return e == ENOSPC ? MQIM_DISK_FULL : MQIM_STORE_ERROR;
+        }
+        off += (size_t)w;
+    }
+    q->journal_bytes += need;
+    return MQIM_OK;
+}
+
+/* Journal and queue one publish. wait: block while the queue is full
+ * (else MQIM_INFLIGHT_FULL). must_journal: a failed journal write leaves
+ * the publish out of the queue (else it is queued all the same). */
+static mqim_status_t put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms, bool wait,
+                         bool must_journal)
 {
     size_t need = rec_size(in);
     rec_hdr_t h;
     slot_t *s;
     char *p;
+    mqim_status_t st;
     pthread_mutex_lock(&q->mu);
     while (q->count == q->nslots) {
+        if (!wait) {
+            pthread_mutex_unlock(&q->mu);
+            return MQIM_INFLIGHT_FULL;
+        }
         pthread_cond_wait(&q->not_full, &q->mu);
     }
     s = &q->slots[(q->head + q->count) % q->nslots];
@@ -267,8 +369,8 @@ bool mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now
         if (nb == NULL) {
             pthread_mutex_unlock(&q->mu);
             MQIM_LOGE(LOG_MOD, "out of memory queueing a publish of %zu bytes; not acknowledged, "
-                      "Paho delivers it again", need);
-            return false;
+                      "the broker delivers it again", need);
+            return MQIM_INTERNAL;
         }
         s->buf = nb;
         s->cap = need;
@@ -301,31 +403,41 @@ bool mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now
     if (in->correlation.len > 0u) {
         memcpy(p, in->correlation.ptr, in->correlation.len);
     }
-    /* Before the callback returns (and Paho sends the PUBACK). */
-    for (size_t off = 0; off < need;) {
-        ssize_t w = journal_write(q->fd, s->buf + off, need - off);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            int e = w < 0 ? errno : ENOSPC;
-            /* Cut a torn record off: replay stops at the first record that
-             * does not parse, and would lose every later one. */
-            bool cut = off == 0u || ftruncate(q->fd, (off_t)q->journal_bytes) == 0;
-            MQIM_LOGE(LOG_MOD, "inbound journal write failed (%s): a crash before the next "
-                      "commit would lose this publish%s", strerror(e),
-                      cut ? "" : "; the torn record could not be cut off, later records are "
-                                 "not replayed after a crash");
-            need = cut ? 0u : need;
-            break;
-        }
-        off += (size_t)w;
+    /* Before the PUBACK (the caller sends it only on MQIM_OK). */
+    st = journal_append(q, s, need);
+    if (st != MQIM_OK && must_journal) {
+        q->next_seq--; /* never written: the seq is free again */
+        pthread_mutex_unlock(&q->mu);
+        return st;
     }
-    q->journal_bytes += need;
     q->count++;
     pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
-    return true;
+    return st;
+}
+
+bool mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms)
+{
+    return put(q, in, now_ms, true, false) != MQIM_INTERNAL;
+}
+
+mqim_status_t mqim_inbound_offer(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms)
+{
+    return put(q, in, now_ms, false, true);
+}
+
+void mqim_inbound_sweep_every(mqim_inbound_q_t *q, const mqim_router_config_t *cfg,
+                              unsigned interval_ms)
+{
+    if (q == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&q->mu);
+    q->sweep_cfg = interval_ms > 0u ? cfg : NULL;
+    q->sweep_every_ms = interval_ms;
+    q->next_sweep_ms = wall_ms() + interval_ms;
+    pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->mu);
 }
 
 /* Route the records past the applied point, in batches; the file is then

@@ -3,18 +3,20 @@
  * @brief Group commit of inbound publishes: an inbound journal, a bounded
  *        queue and the worker thread that routes in batches.
  *
- * Paho 1.3.12 (MQTTAsync) sends the PUBACK of a QoS 1 publish when the
- * message-arrived callback returns, and delivers the next publish only then
- * (docs/architecture.md, "Group commit"). The callback therefore cannot wait
- * for a group commit; instead mqim_inbound_put() appends the publish to an
- * append-only journal file (one write(), no fsync: it survives a kill of the
- * process, as the page cache does) and queues it. The worker takes every
+ * The pump thread reads the inbound connection (conn.h) and must not wait
+ * for a group commit before it acknowledges a publish; instead
+ * mqim_inbound_offer() appends the publish to an append-only journal file
+ * (one write(), no fsync: it survives a kill of the process, as the page
+ * cache does) and queues it, and the PUBACK goes out only after that
+ * (docs/architecture.md, "Group commit"). The worker takes every
  * queued publish (up to a batch limit) and routes them in one durable LMDB
  * transaction (mqim_router_handle_batch) that also records how far the
  * journal has been applied. At start, journal records past that point are
  * routed again, so a publish acknowledged to the broker is never lost by a
  * crash of the gateway, and no `sent` ack, delivery or rejection leaves
- * before the synced commit that holds it.
+ * before the synced commit that holds it. The worker also runs the
+ * retention sweep between batches (mqim_inbound_sweep_every): it is LMDB's
+ * only writer.
  */
 #ifndef MQIM_GW_INBOUND_H
 #define MQIM_GW_INBOUND_H
@@ -43,14 +45,30 @@ mqim_inbound_q_t *mqim_inbound_start(mqim_store_t *store, mqim_router_t *router,
                                      const char *journal_path, unsigned max_batch,
                                      mqim_inbound_done_fn done, void *done_ctx);
 
-/** Journal and queue one publish (copied); blocks while the queue is full.
- *  @return false when it could not be queued (out of memory): the caller
- *  must not acknowledge it (Paho then delivers it again). */
+/** Journal and queue one publish (copied); blocks while the queue is full;
+ *  a failed journal write is logged and the publish queued all the same.
+ *  @return false when it could not be queued (out of memory). */
 bool mqim_inbound_put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms);
 
 /**
+ * The inbound connection's put: never blocks, and a publish the journal
+ * does not hold is not queued either. MQIM_OK: journaled and queued (now
+ * acknowledge it). MQIM_INFLIGHT_FULL: the queue is full (offer it again
+ * after the worker's next commit). MQIM_DISK_FULL, MQIM_STORE_ERROR (the
+ * journal write failed, logged), MQIM_INTERNAL (out of memory): not taken;
+ * do not acknowledge it.
+ */
+mqim_status_t mqim_inbound_offer(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t now_ms);
+
+/** Run the retention sweep (mqim_router_sweep with cfg, which must outlive
+ *  the queue) on the worker every interval_ms, the first after one
+ *  interval; 0 stops it. */
+void mqim_inbound_sweep_every(mqim_inbound_q_t *q, const mqim_router_config_t *cfg,
+                              unsigned interval_ms);
+
+/**
  * Outbox entries the broker has taken (the pump's PUBACKs), to delete. The
- * worker, LMDB's only writer on the hot path, deletes them inside its next
+ * worker, LMDB's only writer, deletes them inside its next
  * group commit, or after DELETE_DELAY_MS without inbound publishes in a
  * commit of their own (no meta sync: a delete lost to a power cut only
  * sends that entry again, and devices drop repeats by seq). A second writer

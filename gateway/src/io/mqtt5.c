@@ -1,6 +1,7 @@
-/* MQTT v5 codec for the outbox publisher (see mqtt5.h). */
+/* MQTT v5 codec for the gateway's connections (see mqtt5.h). */
 #include "mqtt5.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 /* Property identifiers the decoder reads; every other valid one is skipped
@@ -10,6 +11,9 @@
 #define PROP_SERVER_KEEPALIVE 0x13u
 #define PROP_REASON_STRING 0x1Fu
 #define PROP_CORRELATION 0x09u
+#define PROP_RESPONSE_TOPIC 0x08u
+#define PROP_TOPIC_ALIAS 0x23u
+#define PROP_SESSION_EXPIRY 0x11u
 
 enum width { W_BAD, W_BYTE, W_TWO, W_FOUR, W_VARINT, W_STRING, W_PAIR };
 
@@ -90,17 +94,38 @@ static mqim_status_t get_varint(const uint8_t *buf, size_t len, size_t *pos, uin
     return MQIM_MQTT_BAD_LENGTH;
 }
 
+static uint8_t *put_u32(uint8_t *p, uint32_t v)
+{
+    *p++ = (uint8_t)(v >> 24);
+    *p++ = (uint8_t)(v >> 16);
+    *p++ = (uint8_t)(v >> 8);
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static bool connect_valid(const mqim_v5_connect_t *c)
+{
+    return c->client_id.len <= 65535u && c->username.len <= 65535u && c->password.len <= 65535u &&
+           (c->password.len == 0u || c->username.len > 0u) && c->will_topic.len <= 65535u &&
+           c->will_payload.len <= 65535u && c->will_qos >= 0 && c->will_qos <= 1 &&
+           (c->will_topic.len > 0u || c->will_payload.len == 0u);
+}
+
 mqim_status_t mqim_v5_connect_encode(const mqim_v5_connect_t *c, uint8_t *buf, size_t cap,
                                      size_t *needed)
 {
-    size_t rem, total;
+    size_t rem, total, props;
     uint8_t flags = 0, *p = buf;
-    if (c == NULL || needed == NULL || c->client_id.len > 65535u || c->username.len > 65535u ||
-        c->password.len > 65535u || (c->password.len > 0u && c->username.len == 0u)) {
+    if (c == NULL || needed == NULL || !connect_valid(c)) {
         return MQIM_BAD_PARAMETER;
     }
-    /* protocol name "MQTT", level 5, flags, keep alive, properties (none) */
-    rem = 6u + 1u + 1u + 2u + 1u + 2u + c->client_id.len;
+    props = (c->session_expiry_s > 0u ? 5u : 0u) + (c->max_packet > 0u ? 5u : 0u);
+    /* protocol name "MQTT", level 5, flags, keep alive, properties */
+    rem = 6u + 1u + 1u + 2u + 1u + props + 2u + c->client_id.len;
+    if (c->will_topic.len > 0u) {
+        rem += 1u + 2u + c->will_topic.len + 2u + c->will_payload.len; /* no will properties */
+        flags |= (uint8_t)(0x04u | ((unsigned)c->will_qos << 3) | (c->will_retain ? 0x20u : 0u));
+    }
     if (c->username.len > 0u) {
         rem += 2u + c->username.len;
         flags |= 0x80u;
@@ -123,14 +148,66 @@ mqim_status_t mqim_v5_connect_encode(const mqim_v5_connect_t *c, uint8_t *buf, s
     *p++ = 5u;
     *p++ = flags;
     p = put_u16(p, c->keepalive_s);
-    *p++ = 0u; /* no properties: session expiry 0, the broker's receive maximum for us */
+    *p++ = (uint8_t)props; /* under 128: one byte */
+    if (c->session_expiry_s > 0u) {
+        *p++ = PROP_SESSION_EXPIRY;
+        p = put_u32(p, c->session_expiry_s);
+    }
+    if (c->max_packet > 0u) {
+        *p++ = PROP_MAX_PACKET;
+        p = put_u32(p, c->max_packet);
+    }
     p = put_str(p, c->client_id);
+    if (c->will_topic.len > 0u) {
+        *p++ = 0u; /* will properties: none */
+        p = put_str(p, c->will_topic);
+        p = put_str(p, c->will_payload);
+    }
     if (c->username.len > 0u) {
         p = put_str(p, c->username);
     }
     if (c->password.len > 0u) {
         p = put_str(p, c->password);
     }
+    return MQIM_OK;
+}
+
+mqim_status_t mqim_v5_subscribe_encode(const mqim_v5_subscribe_t *s, uint8_t *buf, size_t cap,
+                                       size_t *needed)
+{
+    size_t rem, total;
+    uint8_t *p = buf;
+    if (s == NULL || needed == NULL || s->filter.len == 0u || s->filter.len > 65535u ||
+        s->qos < 0 || s->qos > 1 || s->retain_handling > 2u || s->packet_id == 0u) {
+        return MQIM_BAD_PARAMETER;
+    }
+    rem = 2u + 1u + 2u + s->filter.len + 1u; /* packet id, no properties, filter, options */
+    total = 1u + varint_len(rem) + rem;
+    *needed = total;
+    if (buf == NULL || cap < total) {
+        return MQIM_BUFFER_TOO_SMALL;
+    }
+    *p++ = (uint8_t)((MQIM_V5_SUBSCRIBE << 4) | 0x02u); /* reserved flags 0010 (3.8.1) */
+    p = put_varint(p, rem);
+    p = put_u16(p, s->packet_id);
+    *p++ = 0u;
+    p = put_str(p, s->filter);
+    *p = (uint8_t)((unsigned)s->qos | (s->retain_handling << 4));
+    return MQIM_OK;
+}
+
+mqim_status_t mqim_v5_puback_encode(uint16_t packet_id, uint8_t *buf, size_t cap, size_t *needed)
+{
+    if (needed == NULL || packet_id == 0u) {
+        return MQIM_BAD_PARAMETER;
+    }
+    *needed = 4u;
+    if (buf == NULL || cap < 4u) {
+        return MQIM_BUFFER_TOO_SMALL;
+    }
+    buf[0] = (uint8_t)(MQIM_V5_PUBACK << 4);
+    buf[1] = 2u; /* reason 0 and no properties: omitted (3.4.2.1) */
+    (void)put_u16(buf + 2, packet_id);
     return MQIM_OK;
 }
 
@@ -197,7 +274,8 @@ mqim_status_t mqim_v5_disconnect_encode(uint8_t *buf, size_t cap, size_t *needed
 
 /* Walk a property block buf[pos..end): every property must be one a valid
  * packet may carry and fit inside the block. */
-static mqim_status_t read_props(const uint8_t *buf, size_t pos, size_t end, mqim_v5_packet_t *out)
+static mqim_status_t read_props(const uint8_t *buf, size_t pos, size_t end, mqim_v5_packet_t *out,
+                                size_t *after)
 {
     uint32_t plen;
     size_t stop;
@@ -264,14 +342,133 @@ static mqim_status_t read_props(const uint8_t *buf, size_t pos, size_t end, mqim
             out->has_server_keepalive = 1;
         } else if (id == PROP_REASON_STRING) {
             out->reason_string = (mqim_str_t){ (const char *)buf + pos + 2u, n - 2u };
+        } else if (id == PROP_RESPONSE_TOPIC) {
+            out->response_topic = (mqim_str_t){ (const char *)buf + pos + 2u, n - 2u };
+        } else if (id == PROP_CORRELATION) {
+            out->correlation = (mqim_str_t){ (const char *)buf + pos + 2u, n - 2u };
+        } else if (id == PROP_TOPIC_ALIAS) {
+            return MQIM_MQTT_PROTOCOL; /* the gateway agrees no topic aliases (Topic Alias Maximum 0) */
         }
         pos += n;
+    }
+    if (after != NULL) {
+        *after = stop;
     }
     return MQIM_OK;
 }
 
-mqim_status_t mqim_v5_decode(const uint8_t *buf, size_t len, mqim_v5_packet_t *out,
-                             size_t *consumed)
+/* PUBLISH from the broker: buf[pos..end) is its variable header and payload. */
+static mqim_status_t decode_publish(const uint8_t *buf, uint8_t first, size_t pos, size_t end,
+                                    mqim_v5_packet_t *out)
+{
+    size_t tlen, after = 0;
+    mqim_status_t st;
+    out->dup = (first >> 3) & 1u;
+    out->qos = (first >> 1) & 3u;
+    out->retain = first & 1u;
+    if (out->qos > 1) {
+        return MQIM_MQTT_PROTOCOL; /* QoS 3 is malformed; QoS 2 was never subscribed to */
+    }
+    if (end - pos < 2u) {
+        return MQIM_MQTT_BAD_LENGTH;
+    }
+    tlen = ((size_t)buf[pos] << 8) | buf[pos + 1u];
+    pos += 2u;
+    if (tlen > end - pos) {
+        return MQIM_MQTT_BAD_LENGTH;
+    }
+    if (tlen == 0u) {
+        return MQIM_MQTT_TOPIC; /* an empty topic needs a topic alias, and none is agreed */
+    }
+    out->topic = (mqim_str_t){ (const char *)buf + pos, tlen };
+    pos += tlen;
+    if (out->qos > 0) {
+        if (end - pos < 2u) {
+            return MQIM_MQTT_BAD_LENGTH;
+        }
+        out->packet_id = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
+        if (out->packet_id == 0u) {
+            return MQIM_MQTT_PROTOCOL;
+        }
+        pos += 2u;
+    }
+    st = read_props(buf, pos, end, out, &after);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    out->payload = (mqim_str_t){ (const char *)buf + after, end - after };
+    return MQIM_OK;
+}
+
+/* SUBACK: packet id, properties, one reason code per filter (at least one). */
+static mqim_status_t decode_suback(const uint8_t *buf, size_t pos, size_t end, mqim_v5_packet_t *out)
+{
+    size_t after = 0;
+    mqim_status_t st;
+    if (end - pos < 3u) {
+        return MQIM_MQTT_BAD_LENGTH;
+    }
+    out->packet_id = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
+    if (out->packet_id == 0u) {
+        return MQIM_MQTT_PROTOCOL;
+    }
+    st = read_props(buf, pos + 2u, end, out, &after);
+    if (st != MQIM_OK) {
+        return st;
+    }
+    if (after == end) {
+        return MQIM_MQTT_BAD_LENGTH;
+    }
+    out->sub_reasons = buf + after;
+    out->sub_count = end - after;
+    return MQIM_OK;
+}
+
+/* The packet types without a payload of their own. */
+static mqim_status_t decode_control(const uint8_t *buf, size_t pos, size_t end, size_t rem,
+                                    mqim_v5_packet_t *out)
+{
+    switch (out->type) {
+    case MQIM_V5_CONNACK:
+        if (rem < 2u || (buf[pos] & 0xFEu) != 0u) {
+            return rem < 2u ? MQIM_MQTT_BAD_LENGTH : MQIM_MQTT_PROTOCOL;
+        }
+        out->session_present = buf[pos] & 1u;
+        out->reason = buf[pos + 1u];
+        /* A v3 broker answers a v5 CONNECT with a 2-byte CONNACK (return
+         * code 1, unacceptable protocol version): no property block. */
+        return rem == 2u ? MQIM_OK : read_props(buf, pos + 2u, end, out, NULL);
+    case MQIM_V5_PUBACK:
+        if (rem < 2u) {
+            return MQIM_MQTT_BAD_LENGTH;
+        }
+        out->packet_id = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
+        if (out->packet_id == 0u) {
+            return MQIM_MQTT_PROTOCOL;
+        }
+        if (rem > 2u) {
+            out->reason = buf[pos + 2u];
+        }
+        return rem > 3u ? read_props(buf, pos + 3u, end, out, NULL) : MQIM_OK;
+    case MQIM_V5_PINGRESP:
+        return rem == 0u ? MQIM_OK : MQIM_MQTT_BAD_LENGTH;
+    case MQIM_V5_DISCONNECT:
+        if (rem > 0u) {
+            out->reason = buf[pos];
+        }
+        return rem > 1u ? read_props(buf, pos + 1u, end, out, NULL) : MQIM_OK;
+    case MQIM_V5_SUBACK:
+        return decode_suback(buf, pos, end, out);
+    default:
+        return MQIM_MQTT_BAD_TYPE; /* a broker sends a client nothing else */
+    }
+}
+
+/* max_rem: the largest remaining length (mqim_v5_decode); max_total: the
+ * largest whole packet (mqim_v5_decode_limit); 0: not that check.
+ * subscriber: PUBLISH and SUBACK are packets this client receives. */
+static mqim_status_t decode(const uint8_t *buf, size_t len, size_t max_rem, size_t max_total,
+                            bool subscriber, mqim_v5_packet_t *out, size_t *consumed)
 {
     size_t pos = 1u, end;
     uint32_t rem;
@@ -288,7 +485,7 @@ mqim_status_t mqim_v5_decode(const uint8_t *buf, size_t len, mqim_v5_packet_t *o
     if (st != MQIM_OK) {
         return st;
     }
-    if (rem > MQIM_V5_MAX_IN_PACKET) {
+    if ((max_rem > 0u && rem > max_rem) || (max_total > 0u && (max_total < pos || (size_t)rem > max_total - pos))) {
         return MQIM_MQTT_TOO_LARGE;
     }
     if (len - pos < rem) {
@@ -298,49 +495,35 @@ mqim_status_t mqim_v5_decode(const uint8_t *buf, size_t len, mqim_v5_packet_t *o
     memset(out, 0, sizeof(*out));
     out->type = first >> 4;
     out->receive_max = 65535u;
-    if ((first & 0x0Fu) != 0u) {
-        return MQIM_MQTT_BAD_FLAGS; /* none of the four types has flags */
+    if (!subscriber && (out->type == MQIM_V5_PUBLISH || out->type == MQIM_V5_SUBACK)) {
+        return MQIM_MQTT_BAD_TYPE; /* the outbox publisher subscribes to nothing */
     }
-    switch (out->type) {
-    case MQIM_V5_CONNACK:
-        if (rem < 2u || (buf[pos] & 0xFEu) != 0u) {
-            return rem < 2u ? MQIM_MQTT_BAD_LENGTH : MQIM_MQTT_PROTOCOL;
-        }
-        out->session_present = buf[pos] & 1u;
-        out->reason = buf[pos + 1u];
-        /* A v3 broker answers a v5 CONNECT with a 2-byte CONNACK (return
-         * code 1, unacceptable protocol version): no property block. */
-        st = rem == 2u ? MQIM_OK : read_props(buf, pos + 2u, end, out);
-        break;
-    case MQIM_V5_PUBACK:
-        if (rem < 2u) {
-            return MQIM_MQTT_BAD_LENGTH;
-        }
-        out->packet_id = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
-        if (out->packet_id == 0u) {
-            return MQIM_MQTT_PROTOCOL;
-        }
-        if (rem > 2u) {
-            out->reason = buf[pos + 2u];
-        }
-        st = rem > 3u ? read_props(buf, pos + 3u, end, out) : MQIM_OK;
-        break;
-    case MQIM_V5_PINGRESP:
-        st = rem == 0u ? MQIM_OK : MQIM_MQTT_BAD_LENGTH;
-        break;
-    case MQIM_V5_DISCONNECT:
-        if (rem > 0u) {
-            out->reason = buf[pos];
-        }
-        st = rem > 1u ? read_props(buf, pos + 1u, end, out) : MQIM_OK;
-        break;
-    default:
-        return MQIM_MQTT_BAD_TYPE; /* the publisher subscribes to nothing */
+    if (out->type == MQIM_V5_PUBLISH) {
+        st = decode_publish(buf, first, pos, end, out);
+    } else if ((first & 0x0Fu) != 0u) {
+        return MQIM_MQTT_BAD_FLAGS; /* no other type a broker sends has flags */
+    } else {
+        st = decode_control(buf, pos, end, rem, out);
     }
     if (st == MQIM_OK) {
         *consumed = end;
     }
     return st;
+}
+
+mqim_status_t mqim_v5_decode(const uint8_t *buf, size_t len, mqim_v5_packet_t *out,
+                             size_t *consumed)
+{
+    return decode(buf, len, MQIM_V5_MAX_IN_PACKET, 0u, false, out, consumed);
+}
+
+mqim_status_t mqim_v5_decode_limit(const uint8_t *buf, size_t len, size_t max_packet,
+                                   mqim_v5_packet_t *out, size_t *consumed)
+{
+    if (max_packet < 2u) {
+        return MQIM_BAD_PARAMETER;
+    }
+    return decode(buf, len, 0u, max_packet, true, out, consumed);
 }
 
 const char *mqim_v5_reason_str(uint8_t reason)

@@ -1,18 +1,19 @@
 /**
- * @file mqtt.h
- * @brief The daemon: Paho MQTT C (async, MQTT v5) glue around the router and
- *        the outbox pump.
+ * @file daemon.h
+ * @brief The daemon: mqim_gateway_run wires the store, the router, the
+ *        inbound journal and worker, and the gateway's two MQTT v5
+ *        connections (conn.h), then runs the pump until stopped.
  *
- * Threads: Paho's receive thread calls messageArrived, which runs the router
- * and commits before returning, so Paho's PUBACK to the broker follows the
- * durable commit (a gateway killed mid-message gets it again from its
- * persistent session). The calling thread runs the pump: it sends outbox
- * entries in order while fewer than max_inflight are unacknowledged (never
- * more: Paho 1.3.12 stalls for a second when its queue exceeds the window)
- * and deletes entries once the broker acknowledged them.
+ * Threads (docs/architecture.md, "Threads"): the pump thread (the caller
+ * of mqim_gateway_run, pump.c) owns both connections: it reads the
+ * inbound connection, appends each publish to the inbound journal and
+ * queues it for the worker, and only then writes its PUBACK; it sends the
+ * outbox and the direct publishes on the publisher. The inbound worker
+ * (inbound.c) routes in group commits, deletes sent outbox entries and
+ * runs the retention sweep: the only LMDB writer.
  */
-#ifndef MQIM_GW_MQTT_H
-#define MQIM_GW_MQTT_H
+#ifndef MQIM_GW_DAEMON_H
+#define MQIM_GW_DAEMON_H
 
 #include <signal.h>
 
@@ -43,4 +44,4 @@ typedef struct mqim_gateway_reload {
 int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop,
                      const mqim_gateway_reload_t *reload);
 
-#endif /* MQIM_GW_MQTT_H */
+#endif /* MQIM_GW_DAEMON_H */

@@ -1,5 +1,6 @@
-/* The outbox publisher connection (see publisher.h). */
-#include "publisher.h"
+/* One MQTT v5 connection of the gateway: the outbox publisher or the
+ * inbound connection (see conn.h). */
+#include "conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,10 +21,12 @@
 #include <unistd.h>
 
 #define OUT_INITIAL (256u * 1024u) /* grows only for a single larger publish */
-#define IN_BYTES (MQIM_V5_MAX_IN_PACKET + 8u)
+#define IN_BYTES (MQIM_V5_MAX_IN_PACKET + 8u) /* grows to max_in for a larger publish */
+/* The SUBSCRIBE's packet id: the publish window stops below it. */
+#define SUB_PACKET_ID 65535u
 
-struct mqim_pub {
-    mqim_pub_config_t cfg;
+struct mqim_conn {
+    mqim_conn_config_t cfg;
     int fd;
     SSL_CTX *ssl_ctx;
     SSL *ssl;
@@ -31,7 +34,11 @@ struct mqim_pub {
     uint8_t *out;
     size_t out_cap, out_start, out_end;
     uint8_t *in;
-    size_t in_len;
+    size_t in_len, in_cap;
+    size_t max_in;        /* the largest packet taken from the broker */
+    bool paused;          /* on_publish said not now: buffered input waits */
+    bool subscribed;      /* SUBACK granted */
+    bool session_present;
     /* window: packet id i+1 <-> slot i; free slots on a stack */
     uint64_t *slot_key;
     bool *slot_used;
@@ -65,14 +72,14 @@ static bool has(const char *s)
     return s != NULL && s[0] != '\0';
 }
 
-mqim_pub_t *mqim_pub_new(const mqim_pub_config_t *cfg)
+mqim_conn_t *mqim_conn_new(const mqim_conn_config_t *cfg)
 {
-    mqim_pub_t *p;
+    mqim_conn_t *p;
     unsigned n;
     if (cfg == NULL || cfg->host == NULL || cfg->client_id == NULL || cfg->max_inflight == 0u) {
         return NULL;
     }
-    n = cfg->max_inflight > 65535u ? 65535u : cfg->max_inflight;
+    n = cfg->max_inflight > SUB_PACKET_ID - 1u ? SUB_PACKET_ID - 1u : cfg->max_inflight;
     p = calloc(1, sizeof(*p));
     if (p == NULL) {
         return NULL;
@@ -82,24 +89,27 @@ mqim_pub_t *mqim_pub_new(const mqim_pub_config_t *cfg)
     p->fd = -1;
     p->out_cap = OUT_INITIAL;
     p->out = malloc(p->out_cap);
-    p->in = malloc(IN_BYTES);
+    p->in_cap = IN_BYTES;
+    p->in = malloc(p->in_cap);
+    p->max_in = cfg->sub_filter != NULL && cfg->max_in_packet > MQIM_V5_MAX_IN_PACKET
+                    ? cfg->max_in_packet : MQIM_V5_MAX_IN_PACKET;
     p->slot_key = calloc(n, sizeof(uint64_t));
     p->slot_used = calloc(n, sizeof(bool));
     p->free_ids = calloc(n, sizeof(uint16_t));
     if (p->out == NULL || p->in == NULL || p->slot_key == NULL || p->slot_used == NULL ||
         p->free_ids == NULL) {
-        mqim_pub_free(p);
+        mqim_conn_free(p);
         return NULL;
     }
     return p;
 }
 
-void mqim_pub_free(mqim_pub_t *p)
+void mqim_conn_free(mqim_conn_t *p)
 {
     if (p == NULL) {
         return;
     }
-    mqim_pub_close(p, false);
+    mqim_conn_close(p, false);
     free(p->out);
     free(p->in);
     free(p->slot_key);
@@ -108,7 +118,7 @@ void mqim_pub_free(mqim_pub_t *p)
     free(p);
 }
 
-void mqim_pub_close(mqim_pub_t *p, bool graceful)
+void mqim_conn_close(mqim_conn_t *p, bool graceful)
 {
     if (p == NULL) {
         return;
@@ -144,32 +154,44 @@ void mqim_pub_close(mqim_pub_t *p, bool graceful)
     p->window = 0;
     p->ping_sent_ms = 0;
     p->ack_wait_since_ms = 0;
+    p->paused = false;
+    p->subscribed = false;
 }
 
-bool mqim_pub_connected(const mqim_pub_t *p)
+bool mqim_conn_connected(const mqim_conn_t *p)
 {
     return p != NULL && p->connected;
 }
 
-int mqim_pub_fd(const mqim_pub_t *p)
+bool mqim_conn_subscribed(const mqim_conn_t *p)
+{
+    return p != NULL && p->connected && p->subscribed;
+}
+
+bool mqim_conn_session_present(const mqim_conn_t *p)
+{
+    return p != NULL && p->connected && p->session_present;
+}
+
+int mqim_conn_fd(const mqim_conn_t *p)
 {
     return p != NULL && p->connected ? p->fd : -1;
 }
 
-short mqim_pub_poll_events(const mqim_pub_t *p)
+short mqim_conn_poll_events(const mqim_conn_t *p)
 {
     if (p == NULL || !p->connected) {
         return 0;
     }
-    return (short)(POLLIN | (p->out_end > p->out_start ? POLLOUT : 0));
+    return (short)((p->paused ? 0 : POLLIN) | (p->out_end > p->out_start ? POLLOUT : 0));
 }
 
-unsigned mqim_pub_inflight(const mqim_pub_t *p)
+unsigned mqim_conn_inflight(const mqim_conn_t *p)
 {
     return p != NULL ? p->inflight : 0u;
 }
 
-unsigned mqim_pub_room(const mqim_pub_t *p)
+unsigned mqim_conn_room(const mqim_conn_t *p)
 {
     return p != NULL && p->connected ? p->window - p->inflight : 0u;
 }
@@ -193,7 +215,7 @@ static void set_timeouts(int fd, int ms)
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static int tcp_connect(const mqim_pub_config_t *cfg, int timeout_ms, char *err, size_t err_len)
+static int tcp_connect(const mqim_conn_config_t *cfg, int timeout_ms, char *err, size_t err_len)
 {
     struct addrinfo hints, *res = NULL, *ai;
     char port[16];
@@ -245,22 +267,27 @@ static int tcp_connect(const mqim_pub_config_t *cfg, int timeout_ms, char *err, 
 }
 
 /* OpenSSL's reason for the last failure, with the certificate check's when
- * that was it. */
-static void tls_reason(mqim_pub_t *p, const char *what, char *err, size_t err_len)
+ * that was it: a name the certificate does not list, or a chain that does
+ * not lead to broker_cafile (the two usual configuration mistakes). */
+static void tls_reason(mqim_conn_t *p, const char *what, char *err, size_t err_len)
 {
     unsigned long e = ERR_get_error();
     char buf[256];
     long v = p->ssl != NULL ? SSL_get_verify_result(p->ssl) : X509_V_OK;
+    const char *ca = has(p->cfg.cafile) ? p->cfg.cafile : "(system CAs)";
     if (e != 0u) {
         ERR_error_string_n(e, buf, sizeof(buf));
     } else {
         snprintf(buf, sizeof(buf), "%s", strerror(errno));
     }
     ERR_clear_error();
-    if (v != X509_V_OK) {
-        set_err(err, err_len, "TLS %s with %s:%d: %s (%s; broker_cafile %s)", what, p->cfg.host,
-                p->cfg.port, buf, X509_verify_cert_error_string(v),
-                has(p->cfg.cafile) ? p->cfg.cafile : "(system CAs)");
+    if (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        set_err(err, err_len, "TLS %s with %s:%d: the broker's certificate does not name '%s': "
+                "broker_host must be a name or address the certificate lists (broker_cafile %s)",
+                what, p->cfg.host, p->cfg.port, p->cfg.host, ca);
+    } else if (v != X509_V_OK) {
+        set_err(err, err_len, "TLS %s with %s:%d: certificate verify failed (broker_cafile %s: %s)",
+                what, p->cfg.host, p->cfg.port, ca, X509_verify_cert_error_string(v));
     } else {
         set_err(err, err_len, "TLS %s with %s:%d: %s", what, p->cfg.host, p->cfg.port, buf);
     }
@@ -268,7 +295,7 @@ static void tls_reason(mqim_pub_t *p, const char *what, char *err, size_t err_le
 
 /* TLS 1.2 or newer; the broker's certificate must chain to cafile (or a
  * system CA) and name cfg.host (a DNS name or an IP address). */
-static mqim_status_t tls_start(mqim_pub_t *p, char *err, size_t err_len)
+static mqim_status_t tls_start(mqim_conn_t *p, char *err, size_t err_len)
 {
     struct in6_addr a6;
     struct in_addr a4;
@@ -312,7 +339,7 @@ static mqim_status_t tls_start(mqim_pub_t *p, char *err, size_t err_len)
 }
 
 /* Blocking (socket timeouts set) write of all of buf, for the handshake. */
-static bool write_all_blocking(mqim_pub_t *p, const uint8_t *buf, size_t len)
+static bool write_all_blocking(mqim_conn_t *p, const uint8_t *buf, size_t len)
 {
     while (len > 0u) {
         ssize_t n = p->ssl != NULL ? (ssize_t)SSL_write(p->ssl, buf, (int)len)
@@ -331,9 +358,9 @@ static bool write_all_blocking(mqim_pub_t *p, const uint8_t *buf, size_t len)
 
 /* Read into the input buffer: >0 bytes read, 0 nothing now (would block),
  * -1 closed or failed. */
-static ssize_t read_some(mqim_pub_t *p)
+static ssize_t read_some(mqim_conn_t *p)
 {
-    size_t room = IN_BYTES - p->in_len;
+    size_t room = p->in_cap - p->in_len;
     if (room == 0u) {
         return 0;
     }
@@ -367,10 +394,52 @@ static ssize_t read_some(mqim_pub_t *p)
     }
 }
 
-mqim_status_t mqim_pub_connect(mqim_pub_t *p, int timeout_ms, int64_t now_ms, char *err,
-                               size_t err_len)
+/* The first packet of buf: the subscriber's decoder takes PUBLISH and
+ * SUBACK up to max_in, the publisher's refuses them. */
+static mqim_status_t decode_one(const mqim_conn_t *p, const uint8_t *buf, size_t len,
+                                mqim_v5_packet_t *pk, size_t *used)
+{
+    if (p->cfg.sub_filter == NULL) {
+        return mqim_v5_decode(buf, len, pk, used);
+    }
+    return mqim_v5_decode_limit(buf, len, p->max_in, pk, used);
+}
+
+/* CONNECT as configured; false when it does not fit buf. */
+static bool encode_connect(const mqim_conn_t *p, uint8_t *buf, size_t cap, size_t *n)
 {
     mqim_v5_connect_t c;
+    memset(&c, 0, sizeof(c));
+    c.client_id = mqim_str_from_cstr(p->cfg.client_id);
+    c.username = mqim_str_from_cstr(has(p->cfg.username) ? p->cfg.username : NULL);
+    c.password = mqim_str_from_cstr(has(p->cfg.password) ? p->cfg.password : NULL);
+    c.keepalive_s = (uint16_t)(p->cfg.keepalive_s > 65535u ? 65535u : p->cfg.keepalive_s);
+    c.clean_start = p->cfg.resume_session ? 0 : 1;
+    c.session_expiry_s = p->cfg.resume_session ? p->cfg.session_expiry_s : 0u;
+    if (p->cfg.sub_filter != NULL) {
+        c.max_packet = (uint32_t)p->max_in; /* the broker drops larger publishes for us */
+    }
+    if (p->cfg.will_topic != NULL) {
+        c.will_topic = mqim_str_from_cstr(p->cfg.will_topic);
+        c.will_payload = mqim_str_from_cstr(p->cfg.will_payload);
+        c.will_qos = 1;
+        c.will_retain = 1;
+    }
+    return mqim_v5_connect_encode(&c, buf, cap, n) == MQIM_OK;
+}
+
+/* SUBSCRIBE to the configured filter (QoS 1; retained publishes only for a
+ * new subscription, not again on every reconnect of the session). */
+static bool encode_subscribe(const mqim_conn_t *p, uint8_t *buf, size_t cap, size_t *n)
+{
+    mqim_v5_subscribe_t sub = { mqim_str_from_cstr(p->cfg.sub_filter), 1,
+                                MQIM_V5_RETAIN_IF_NEW_SUB, (uint16_t)SUB_PACKET_ID };
+    return mqim_v5_subscribe_encode(&sub, buf, cap, n) == MQIM_OK;
+}
+
+mqim_status_t mqim_conn_connect(mqim_conn_t *p, int timeout_ms, int64_t now_ms, char *err,
+                               size_t err_len)
+{
     mqim_v5_packet_t pk;
     size_t n = 0, used = 0;
     mqim_status_t st;
@@ -378,7 +447,7 @@ mqim_status_t mqim_pub_connect(mqim_pub_t *p, int timeout_ms, int64_t now_ms, ch
     if (p == NULL) {
         return MQIM_BAD_PARAMETER;
     }
-    mqim_pub_close(p, false);
+    mqim_conn_close(p, false);
     p->fd = tcp_connect(&p->cfg, timeout_ms, err, err_len);
     if (p->fd < 0) {
         return MQIM_TRANSPORT_ERROR;
@@ -386,32 +455,26 @@ mqim_status_t mqim_pub_connect(mqim_pub_t *p, int timeout_ms, int64_t now_ms, ch
     /* The handshake blocks (with timeouts); the stream after it does not. */
     if (set_blocking(p->fd, true) != 0) {
         set_err(err, err_len, "fcntl: %s", strerror(errno));
-        mqim_pub_close(p, false);
+        mqim_conn_close(p, false);
         return MQIM_TRANSPORT_ERROR;
     }
     set_timeouts(p->fd, timeout_ms);
     if (p->cfg.tls) {
         st = tls_start(p, err, err_len);
         if (st != MQIM_OK) {
-            mqim_pub_close(p, false);
+            mqim_conn_close(p, false);
             return st;
         }
     }
-    memset(&c, 0, sizeof(c));
-    c.client_id = mqim_str_from_cstr(p->cfg.client_id);
-    c.username = mqim_str_from_cstr(has(p->cfg.username) ? p->cfg.username : NULL);
-    c.password = mqim_str_from_cstr(has(p->cfg.password) ? p->cfg.password : NULL);
-    c.keepalive_s = (uint16_t)(p->cfg.keepalive_s > 65535u ? 65535u : p->cfg.keepalive_s);
-    c.clean_start = 1;
-    if (mqim_v5_connect_encode(&c, buf, sizeof(buf), &n) != MQIM_OK || !write_all_blocking(p, buf, n)) {
+    if (!encode_connect(p, buf, sizeof(buf), &n) || !write_all_blocking(p, buf, n)) {
         set_err(err, err_len, "cannot send CONNECT to %s:%d: %s", p->cfg.host, p->cfg.port,
                 n > sizeof(buf) ? "credentials too long" : strerror(errno));
-        mqim_pub_close(p, false);
+        mqim_conn_close(p, false);
         return MQIM_TRANSPORT_ERROR;
     }
     for (;;) {
         ssize_t r;
-        st = mqim_v5_decode(p->in, p->in_len, &pk, &used);
+        st = decode_one(p, p->in, p->in_len, &pk, &used);
         if (st != MQIM_MQTT_NEED_MORE) {
             break;
         }
@@ -419,28 +482,36 @@ mqim_status_t mqim_pub_connect(mqim_pub_t *p, int timeout_ms, int64_t now_ms, ch
         if (r <= 0) {
             set_err(err, err_len, "no CONNACK from %s:%d: %s", p->cfg.host, p->cfg.port,
                     r == 0 ? "timed out" : "connection closed");
-            mqim_pub_close(p, false);
+            mqim_conn_close(p, false);
             return r == 0 ? MQIM_TIMEOUT : MQIM_TRANSPORT_ERROR;
         }
     }
     if (st != MQIM_OK || pk.type != MQIM_V5_CONNACK) {
         set_err(err, err_len, "bad answer to CONNECT from %s:%d (%s)", p->cfg.host, p->cfg.port,
                 st != MQIM_OK ? mqim_status_str(st) : "not a CONNACK");
-        mqim_pub_close(p, false);
+        mqim_conn_close(p, false);
         return MQIM_TRANSPORT_ERROR;
     }
     if (pk.reason != 0u) {
         set_err(err, err_len, "broker %s:%d refused the connection: %s%s%.*s", p->cfg.host,
                 p->cfg.port, mqim_v5_reason_str(pk.reason), pk.reason_string.len > 0u ? ": " : "",
                 (int)pk.reason_string.len, pk.reason_string.ptr != NULL ? pk.reason_string.ptr : "");
-        mqim_pub_close(p, false);
+        mqim_conn_close(p, false);
         return MQIM_CONNACK_REFUSED;
     }
-    memmove(p->in, p->in + used, p->in_len - used);
+    memmove(p->in, p->in + used, p->in_len - used); /* a resumed session's publishes may follow */
     p->in_len -= used;
+    p->session_present = pk.session_present != 0;
+    if (p->cfg.sub_filter != NULL &&
+        (!encode_subscribe(p, buf, sizeof(buf), &n) || !write_all_blocking(p, buf, n))) {
+        set_err(err, err_len, "cannot send SUBSCRIBE to %s:%d: %s", p->cfg.host, p->cfg.port,
+                n > sizeof(buf) ? "filter too long" : strerror(errno));
+        mqim_conn_close(p, false);
+        return MQIM_TRANSPORT_ERROR;
+    }
     if (set_blocking(p->fd, false) != 0) {
         set_err(err, err_len, "fcntl: %s", strerror(errno));
-        mqim_pub_close(p, false);
+        mqim_conn_close(p, false);
         return MQIM_TRANSPORT_ERROR;
     }
     set_timeouts(p->fd, 0);
@@ -463,7 +534,7 @@ mqim_status_t mqim_pub_connect(mqim_pub_t *p, int timeout_ms, int64_t now_ms, ch
 /* ---- the stream ---- */
 
 /* Room for n more bytes at the end of the output buffer. */
-static bool out_room(mqim_pub_t *p, size_t n)
+static bool out_room(mqim_conn_t *p, size_t n)
 {
     if (p->out_start == p->out_end) {
         p->out_start = p->out_end = 0;
@@ -491,8 +562,8 @@ static bool out_room(mqim_pub_t *p, size_t n)
     return false;
 }
 
-mqim_status_t mqim_pub_publish(mqim_pub_t *p, uint64_t key, const mqim_v5_publish_t *m,
-                               mqim_pub_done_fn done, void *ctx)
+mqim_status_t mqim_conn_publish(mqim_conn_t *p, uint64_t key, const mqim_v5_publish_t *m,
+                               mqim_conn_done_fn done, void *ctx)
 {
     mqim_v5_publish_t msg;
     size_t need = 0;
@@ -536,7 +607,7 @@ mqim_status_t mqim_pub_publish(mqim_pub_t *p, uint64_t key, const mqim_v5_publis
     return MQIM_OK;
 }
 
-static mqim_status_t flush_out(mqim_pub_t *p, int64_t now_ms, char *err, size_t err_len)
+static mqim_status_t flush_out(mqim_conn_t *p, int64_t now_ms, char *err, size_t err_len)
 {
     while (p->out_end > p->out_start) {
         size_t len = p->out_end - p->out_start;
@@ -570,35 +641,102 @@ static mqim_status_t flush_out(mqim_pub_t *p, int64_t now_ms, char *err, size_t 
     return MQIM_OK;
 }
 
-static mqim_status_t handle_packet(mqim_pub_t *p, const mqim_v5_packet_t *pk, int64_t now_ms,
-                                   mqim_pub_done_fn done, void *ctx, char *err, size_t err_len)
+/* A PUBACK for one of our publishes. */
+static mqim_status_t handle_puback(mqim_conn_t *p, const mqim_v5_packet_t *pk, int64_t now_ms,
+                                   mqim_conn_done_fn done, void *ctx, char *err, size_t err_len)
+{
+    unsigned i = pk->packet_id - 1u;
+    uint64_t key;
+    if (pk->packet_id > p->window || !p->slot_used[i]) {
+        set_err(err, err_len, "PUBACK for packet id %u, which is not in flight", pk->packet_id);
+        return MQIM_UNEXPECTED_ACK;
+    }
+    key = p->slot_key[i];
+    p->slot_used[i] = false;
+    p->free_ids[p->nfree++] = pk->packet_id;
+    p->inflight--;
+    /* The broker acknowledges in order (MQTT 5, 4.6): the publishes
+     * still waiting were sent before now, so the clock restarts here
+     * (a little lenient, never early). */
+    p->ack_wait_since_ms = p->inflight > 0u ? now_ms : 0;
+    if (done != NULL) {
+        done(ctx, key, pk->reason);
+    }
+    return MQIM_OK;
+}
+
+/* Every filter granted at the QoS asked (1): a lower QoS would deliver
+ * without PUBACK, and a gateway crash would lose what the journal had not
+ * written yet; a refusal means the gateway would never route. */
+static mqim_status_t handle_suback(mqim_conn_t *p, const mqim_v5_packet_t *pk, char *err,
+                                   size_t err_len)
+{
+    if (pk->packet_id != SUB_PACKET_ID || p->cfg.sub_filter == NULL) {
+        set_err(err, err_len, "SUBACK for packet id %u, which was never sent", pk->packet_id);
+        return MQIM_UNEXPECTED_ACK;
+    }
+    for (size_t i = 0; i < pk->sub_count; i++) {
+        uint8_t rc = pk->sub_reasons[i];
+        if (rc != MQIM_V5_RC_GRANTED_QOS1) {
+            set_err(err, err_len, "the broker refused the subscription to %s: %s (check the gateway "
+                    "user's ACL)", p->cfg.sub_filter,
+                    rc < MQIM_V5_RC_ERROR ? "granted QoS 0, QoS 1 is needed" : mqim_v5_reason_str(rc));
+            return MQIM_CONNACK_REFUSED;
+        }
+    }
+    if (pk->sub_count != 1u) {
+        set_err(err, err_len, "SUBACK with %zu reason codes for one filter", pk->sub_count);
+        return MQIM_MQTT_PROTOCOL;
+    }
+    p->subscribed = true;
+    return MQIM_OK;
+}
+
+/* An inbound PUBLISH: on_publish first, the PUBACK only once it took it. */
+static mqim_status_t handle_publish(mqim_conn_t *p, const mqim_v5_packet_t *pk, char *err,
+                                    size_t err_len)
+{
+    mqim_status_t st;
+    size_t n = 0;
+    if (p->cfg.on_publish == NULL) {
+        set_err(err, err_len, "PUBLISH on a connection that subscribes to nothing");
+        return MQIM_MQTT_PROTOCOL;
+    }
+    if (pk->qos > 0 && !out_room(p, 4u)) {
+        return MQIM_INFLIGHT_FULL; /* no room for its PUBACK yet: again after a write */
+    }
+    st = p->cfg.on_publish(p->cfg.on_publish_ctx, pk);
+    if (st == MQIM_INFLIGHT_FULL) {
+        return st;
+    }
+    if (st != MQIM_OK) {
+        set_err(err, err_len, "inbound publish to %.*s not taken (%s): not acknowledged; the broker "
+                "sends it again on the resumed session", (int)(pk->topic.len > 200u ? 200u : pk->topic.len),
+                pk->topic.ptr, mqim_status_str(st));
+        return st;
+    }
+    if (pk->qos > 0) {
+        (void)mqim_v5_puback_encode(pk->packet_id, p->out + p->out_end, p->out_cap - p->out_end, &n);
+        p->out_end += n;
+    }
+    return MQIM_OK;
+}
+
+static mqim_status_t handle_packet(mqim_conn_t *p, const mqim_v5_packet_t *pk, int64_t now_ms,
+                                   mqim_conn_done_fn done, void *ctx, char *err, size_t err_len)
 {
     switch (pk->type) {
-    case MQIM_V5_PUBACK: {
-        unsigned i = pk->packet_id - 1u;
-        uint64_t key;
-        if (pk->packet_id > p->window || !p->slot_used[i]) {
-            set_err(err, err_len, "PUBACK for packet id %u, which is not in flight", pk->packet_id);
-            return MQIM_UNEXPECTED_ACK;
-        }
-        key = p->slot_key[i];
-        p->slot_used[i] = false;
-        p->free_ids[p->nfree++] = pk->packet_id;
-        p->inflight--;
-        /* The broker acknowledges in order (MQTT 5, 4.6): the publishes
-         * still waiting were sent before now, so the clock restarts here
-         * (a little lenient, never early). */
-        p->ack_wait_since_ms = p->inflight > 0u ? now_ms : 0;
-        if (done != NULL) {
-            done(ctx, key, pk->reason);
-        }
-        return MQIM_OK;
-    }
+    case MQIM_V5_PUBACK:
+        return handle_puback(p, pk, now_ms, done, ctx, err, err_len);
+    case MQIM_V5_PUBLISH:
+        return handle_publish(p, pk, err, err_len);
+    case MQIM_V5_SUBACK:
+        return handle_suback(p, pk, err, err_len);
     case MQIM_V5_PINGRESP:
         p->ping_sent_ms = 0;
         return MQIM_OK;
     case MQIM_V5_DISCONNECT:
-        set_err(err, err_len, "the broker disconnected the outbox publisher: %s%s%.*s",
+        set_err(err, err_len, "the broker disconnected %s: %s%s%.*s", p->cfg.client_id,
                 mqim_v5_reason_str(pk->reason), pk->reason_string.len > 0u ? ": " : "",
                 (int)pk->reason_string.len, pk->reason_string.ptr != NULL ? pk->reason_string.ptr : "");
         return MQIM_TRANSPORT_ERROR;
@@ -608,7 +746,126 @@ static mqim_status_t handle_packet(mqim_pub_t *p, const mqim_v5_packet_t *pk, in
     }
 }
 
-mqim_status_t mqim_pub_service(mqim_pub_t *p, int64_t now_ms, mqim_pub_done_fn done, void *ctx,
+/* Handle every complete packet in the input buffer (until on_publish says
+ * not now), then drop what was handled. */
+static mqim_status_t handle_input(mqim_conn_t *p, int64_t now_ms, mqim_conn_done_fn done, void *ctx,
+                                  char *err, size_t err_len)
+{
+    size_t pos = 0;
+    mqim_status_t st = MQIM_OK;
+    p->paused = false;
+    while (st == MQIM_OK) {
+        mqim_v5_packet_t pk;
+        size_t used = 0;
+        st = decode_one(p, p->in + pos, p->in_len - pos, &pk, &used);
+        if (st == MQIM_MQTT_NEED_MORE) {
+            st = MQIM_OK;
+            break;
+        }
+        if (st != MQIM_OK) {
+            set_err(err, err_len, "malformed packet from the broker: %s (%s)", mqim_status_name(st),
+                    mqim_status_str(st));
+            break;
+        }
+        st = handle_packet(p, &pk, now_ms, done, ctx, err, err_len);
+        if (st == MQIM_INFLIGHT_FULL) {
+            p->paused = true; /* this packet stays: offered again at the next service */
+            st = MQIM_OK;
+            break;
+        }
+        pos += used;
+    }
+    if (pos > 0u) {
+        memmove(p->in, p->in + pos, p->in_len - pos);
+        p->in_len -= pos;
+    }
+    return st;
+}
+
+/* Room for a packet larger than the input buffer (up to max_in): the
+ * decoder has already refused anything larger. */
+static bool grow_input(mqim_conn_t *p)
+{
+    size_t cap = p->in_cap * 2u;
+    uint8_t *b;
+    if (p->in_len < p->in_cap || p->in_cap >= p->max_in + 8u) {
+        return true;
+    }
+    if (cap > p->max_in + 8u) {
+        cap = p->max_in + 8u;
+    }
+    b = realloc(p->in, cap);
+    if (b == NULL) {
+        return false;
+    }
+    p->in = b;
+    p->in_cap = cap;
+    return true;
+}
+
+/* Read and handle until the socket has nothing more (or on_publish says
+ * not now). */
+static mqim_status_t read_input(mqim_conn_t *p, int64_t now_ms, mqim_conn_done_fn done, void *ctx,
+                                char *err, size_t err_len)
+{
+    mqim_status_t st = handle_input(p, now_ms, done, ctx, err, err_len); /* what waited */
+    while (st == MQIM_OK && !p->paused) {
+        ssize_t r;
+        if (!grow_input(p)) {
+            set_err(err, err_len, "out of memory for a packet from the broker");
+            return MQIM_TRANSPORT_ERROR;
+        }
+        r = read_some(p);
+        if (r < 0) {
+            set_err(err, err_len, "connection to %s:%d closed", p->cfg.host, p->cfg.port);
+            return MQIM_TRANSPORT_ERROR;
+        }
+        if (r == 0) {
+            break;
+        }
+        p->last_in_ms = now_ms;
+        st = handle_input(p, now_ms, done, ctx, err, err_len);
+    }
+    return st;
+}
+
+/* PINGREQ when due; a dead peer is MQIM_TIMEOUT. */
+static mqim_status_t keep_alive(mqim_conn_t *p, int64_t now_ms, char *err, size_t err_len)
+{
+    int64_t ka = (int64_t)p->keepalive_s * 1000;
+    if (p->keepalive_s == 0u) {
+        return MQIM_OK;
+    }
+    if (p->ping_sent_ms != 0 && now_ms - p->ping_sent_ms >= ka) {
+        set_err(err, err_len, "no PINGRESP from %s:%d within %u s", p->cfg.host, p->cfg.port,
+                p->keepalive_s);
+        return MQIM_TIMEOUT;
+    }
+    /* A dead peer under load: PUBACKs stop and the socket fills, so no
+     * PINGREQ gets out either. */
+    if (p->ack_wait_since_ms != 0 && now_ms - p->ack_wait_since_ms >= ka + ka / 2) {
+        set_err(err, err_len, "no PUBACK from %s:%d for %u s with %u publishes in flight",
+                p->cfg.host, p->cfg.port, (unsigned)((now_ms - p->ack_wait_since_ms) / 1000),
+                p->inflight);
+        return MQIM_TIMEOUT;
+    }
+    /* The broker drops a client that sends nothing for 1.5 keep-alive
+     * intervals; a PINGREQ after half of one leaves a whole interval of
+     * margin for a busy pump or a slow link. And when only QoS 0
+     * publishes go out (the stats), which nothing answers, a PINGREQ
+     * once per interval without a packet received: a dead peer is
+     * found while idle too. */
+    if (p->ping_sent_ms == 0 && (now_ms - p->last_out_ms >= ka / 2 || now_ms - p->last_in_ms >= ka) &&
+        out_room(p, 2u)) {
+        size_t n = 0;
+        (void)mqim_v5_pingreq_encode(p->out + p->out_end, p->out_cap - p->out_end, &n);
+        p->out_end += n;
+        p->ping_sent_ms = now_ms;
+    }
+    return MQIM_OK;
+}
+
+mqim_status_t mqim_conn_service(mqim_conn_t *p, int64_t now_ms, mqim_conn_done_fn done, void *ctx,
                                char *err, size_t err_len)
 {
     mqim_status_t st;
@@ -616,76 +873,20 @@ mqim_status_t mqim_pub_service(mqim_pub_t *p, int64_t now_ms, mqim_pub_done_fn d
         set_err(err, err_len, "not connected");
         return MQIM_TRANSPORT_ERROR;
     }
-    for (;;) {
-        ssize_t r = read_some(p);
-        size_t pos = 0;
-        if (r < 0) {
-            set_err(err, err_len, "connection to %s:%d closed", p->cfg.host, p->cfg.port);
-            return MQIM_TRANSPORT_ERROR;
-        }
-        if (r > 0) {
-            p->last_in_ms = now_ms;
-        }
-        for (;;) {
-            mqim_v5_packet_t pk;
-            size_t used = 0;
-            st = mqim_v5_decode(p->in + pos, p->in_len - pos, &pk, &used);
-            if (st == MQIM_MQTT_NEED_MORE) {
-                break;
-            }
-            if (st != MQIM_OK) {
-                set_err(err, err_len, "malformed packet from the broker: %s", mqim_status_str(st));
-                return st;
-            }
-            pos += used;
-            st = handle_packet(p, &pk, now_ms, done, ctx, err, err_len);
-            if (st != MQIM_OK) {
-                return st;
-            }
-        }
-        if (pos > 0u) {
-            memmove(p->in, p->in + pos, p->in_len - pos);
-            p->in_len -= pos;
-        }
-        if (r == 0) {
-            break;
-        }
+    st = read_input(p, now_ms, done, ctx, err, err_len);
+    if (st == MQIM_OK) {
+        /* the PUBACKs of what on_publish took leave here, after it returned */
+        st = flush_out(p, now_ms, err, err_len);
     }
-    st = flush_out(p, now_ms, err, err_len);
     if (st != MQIM_OK) {
         return st;
     }
     if (p->inflight > 0u && p->ack_wait_since_ms == 0) {
         p->ack_wait_since_ms = now_ms; /* the first publish after nothing was waiting */
     }
-    if (p->keepalive_s > 0u) {
-        int64_t ka = (int64_t)p->keepalive_s * 1000;
-        if (p->ping_sent_ms != 0 && now_ms - p->ping_sent_ms >= ka) {
-            set_err(err, err_len, "no PINGRESP from %s:%d within %u s", p->cfg.host, p->cfg.port,
-                    p->keepalive_s);
-            return MQIM_TIMEOUT;
-        }
-        /* A dead peer under load: PUBACKs stop and the socket fills, so no
-         * PINGREQ gets out either. */
-        if (p->ack_wait_since_ms != 0 && now_ms - p->ack_wait_since_ms >= ka + ka / 2) {
-            set_err(err, err_len, "no PUBACK from %s:%d for %u s with %u publishes in flight",
-                    p->cfg.host, p->cfg.port, (unsigned)((now_ms - p->ack_wait_since_ms) / 1000),
-                    p->inflight);
-            return MQIM_TIMEOUT;
-        }
-        /* The broker drops a client that sends nothing for 1.5 keep-alive
-         * intervals; a PINGREQ after half of one leaves a whole interval of
-         * margin for a busy pump or a slow link. And when only QoS 0
-         * publishes go out (the stats), which nothing answers, a PINGREQ
-         * once per interval without a packet received: a dead peer is
-         * found while idle too. */
-        if (p->ping_sent_ms == 0 && (now_ms - p->last_out_ms >= ka / 2 || now_ms - p->last_in_ms >= ka) &&
-            out_room(p, 2u)) {
-            size_t n = 0;
-            (void)mqim_v5_pingreq_encode(p->out + p->out_end, p->out_cap - p->out_end, &n);
-            p->out_end += n;
-            p->ping_sent_ms = now_ms;
-        }
+    st = keep_alive(p, now_ms, err, err_len);
+    if (st != MQIM_OK) {
+        return st;
     }
     return flush_out(p, now_ms, err, err_len);
 }
