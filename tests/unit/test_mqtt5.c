@@ -15,6 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <stdio.h>
+
+#include "inbound.h"
 #include "mqim_check.h"
 #include "mqtt5.h"
 #include "conn.h"
@@ -631,6 +635,406 @@ static void test_publisher_qos0_only_dead_peer(void)
     mqim_conn_free(p);
 }
 
+/* ---- the subscriber side: codec ---- */
+
+static void test_subscriber_codec(void)
+{
+    /* CONNECT with a persistent session, Maximum Packet Size and a retained QoS 1 will */
+    static const uint8_t want_connect[] = {
+        0x10, 0x29, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0xEC, 0x00, 0x0A,
+        0x0A, 0x11, 0xFF, 0xFF, 0xFF, 0xFF, 0x27, 0x00, 0x40, 0x00, 0x00,
+        0x00, 0x02, 'g', 'w', 0x00, 0x00, 0x02, 's', '/', 0x00, 0x03, 'o', 'f', 'f',
+        0x00, 0x01, 'u', 0x00, 0x01, 'p'
+    };
+    static const uint8_t want_sub[] = { 0x82, 0x0C, 0xFF, 0xFF, 0x00, 0x00, 0x06,
+                                        'i', 'm', '/', 'u', '/', '#', 0x11 };
+    static const uint8_t want_puback[] = { 0x40, 0x02, 0x12, 0x34 };
+    mqim_v5_connect_t c = { .client_id = S("gw"), .username = S("u"), .password = S("p"),
+                            .keepalive_s = 10, .session_expiry_s = 0xFFFFFFFFu,
+                            .max_packet = 4u << 20, .will_topic = S("s/"), .will_payload = S("off"),
+                            .will_qos = 1, .will_retain = 1 };
+    mqim_v5_subscribe_t sub = { S("im/u/#"), 1, MQIM_V5_RETAIN_IF_NEW_SUB, 0xFFFF };
+    uint8_t buf[128];
+    size_t n = 0;
+    CHECK_EQ_INT(mqim_v5_connect_encode(&c, buf, sizeof(buf), &n), MQIM_OK);
+    CHECK_EQ_INT(n, sizeof(want_connect));
+    CHECK(memcmp(buf, want_connect, n) == 0);
+    c.will_qos = 2;
+    CHECK_EQ_INT(mqim_v5_connect_encode(&c, buf, sizeof(buf), &n), MQIM_BAD_PARAMETER);
+    CHECK_EQ_INT(mqim_v5_subscribe_encode(&sub, NULL, 0, &n), MQIM_BUFFER_TOO_SMALL);
+    CHECK_EQ_INT(n, sizeof(want_sub));
+    CHECK_EQ_INT(mqim_v5_subscribe_encode(&sub, buf, sizeof(buf), &n), MQIM_OK);
+    CHECK(n == sizeof(want_sub) && memcmp(buf, want_sub, n) == 0);
+    sub.packet_id = 0;
+    CHECK_EQ_INT(mqim_v5_subscribe_encode(&sub, buf, sizeof(buf), &n), MQIM_BAD_PARAMETER);
+    CHECK_EQ_INT(mqim_v5_puback_encode(0x1234, buf, 3, &n), MQIM_BUFFER_TOO_SMALL);
+    CHECK_EQ_INT(mqim_v5_puback_encode(0x1234, buf, sizeof(buf), &n), MQIM_OK);
+    CHECK(n == 4u && memcmp(buf, want_puback, 4) == 0);
+    CHECK_EQ_INT(mqim_v5_puback_encode(0, buf, sizeof(buf), &n), MQIM_BAD_PARAMETER);
+}
+
+static void test_subscriber_decode(void)
+{
+    /* QoS 1, DUP, retained; response topic "r" and correlation "c"; payload "hi" */
+    static const uint8_t pub1[] = { 0x3B, 0x12, 0x00, 0x03, 'a', '/', 'b', 0x00, 0x07,
+                                    0x08, 0x08, 0x00, 0x01, 'r', 0x09, 0x00, 0x01, 'c', 'h', 'i' };
+    static const uint8_t pub0[] = { 0x30, 0x05, 0x00, 0x01, 't', 0x00, 'x' };
+    static const uint8_t suback[] = { 0x90, 0x04, 0xFF, 0xFF, 0x00, 0x01 };
+    mqim_v5_packet_t pk;
+    size_t used = 0;
+    CHECK_EQ_INT(mqim_v5_decode_limit(pub1, sizeof(pub1), 1024, &pk, &used), MQIM_OK);
+    CHECK_EQ_INT(used, sizeof(pub1));
+    CHECK(pk.type == MQIM_V5_PUBLISH && pk.qos == 1 && pk.dup == 1 && pk.retain == 1 && pk.packet_id == 7);
+    CHECK_EQ_STR(pk.topic.ptr, pk.topic.len, "a/b");
+    CHECK_EQ_STR(pk.payload.ptr, pk.payload.len, "hi");
+    CHECK_EQ_STR(pk.response_topic.ptr, pk.response_topic.len, "r");
+    CHECK_EQ_STR(pk.correlation.ptr, pk.correlation.len, "c");
+    for (size_t k = 0; k < sizeof(pub1); k++) {
+        CHECK_EQ_INT(mqim_v5_decode_limit(pub1, k, 1024, &pk, &used), MQIM_MQTT_NEED_MORE);
+    }
+    CHECK_EQ_INT(mqim_v5_decode_limit(pub0, sizeof(pub0), 1024, &pk, &used), MQIM_OK);
+    CHECK(pk.qos == 0 && pk.packet_id == 0 && pk.payload.len == 1u);
+    CHECK_EQ_INT(mqim_v5_decode_limit(suback, sizeof(suback), 1024, &pk, &used), MQIM_OK);
+    CHECK(pk.type == MQIM_V5_SUBACK && pk.packet_id == 0xFFFF && pk.sub_count == 1u &&
+          pk.sub_reasons[0] == MQIM_V5_RC_GRANTED_QOS1);
+    /* the publisher's decoder still refuses both */
+    CHECK_EQ_INT(mqim_v5_decode(pub1, sizeof(pub1), &pk, &used), MQIM_MQTT_BAD_TYPE);
+    CHECK_EQ_INT(mqim_v5_decode(suback, sizeof(suback), &pk, &used), MQIM_MQTT_BAD_TYPE);
+    /* larger than the limit: refused from the header alone, before it is buffered */
+    CHECK_EQ_INT(mqim_v5_decode_limit(pub1, 3, sizeof(pub1) - 1u, &pk, &used), MQIM_MQTT_TOO_LARGE);
+    CHECK_EQ_INT(mqim_v5_decode_limit(pub1, sizeof(pub1), sizeof(pub1), &pk, &used), MQIM_OK);
+    {
+        static const uint8_t qos2[] = { 0x34, 0x06, 0x00, 0x01, 't', 0x00, 0x01, 0x00 };
+        static const uint8_t qos3[] = { 0x36, 0x06, 0x00, 0x01, 't', 0x00, 0x01, 0x00 };
+        static const uint8_t empty_topic[] = { 0x30, 0x03, 0x00, 0x00, 0x00 };
+        static const uint8_t alias[] = { 0x30, 0x07, 0x00, 0x01, 't', 0x03, 0x23, 0x00, 0x01 };
+        static const uint8_t id0[] = { 0x32, 0x06, 0x00, 0x01, 't', 0x00, 0x00, 0x00 };
+        static const uint8_t topic_long[] = { 0x30, 0x03, 0x00, 0x05, 't' };
+        static const uint8_t no_props[] = { 0x30, 0x03, 0x00, 0x01, 't' };
+        static const uint8_t suback_empty[] = { 0x90, 0x03, 0x00, 0x01, 0x00 };
+        static const uint8_t suback_flags[] = { 0x92, 0x04, 0x00, 0x01, 0x00, 0x01 };
+        CHECK_EQ_INT(mqim_v5_decode_limit(qos2, sizeof(qos2), 1024, &pk, &used), MQIM_MQTT_PROTOCOL);
+        CHECK_EQ_INT(mqim_v5_decode_limit(qos3, sizeof(qos3), 1024, &pk, &used), MQIM_MQTT_PROTOCOL);
+        CHECK_EQ_INT(mqim_v5_decode_limit(empty_topic, sizeof(empty_topic), 1024, &pk, &used), MQIM_MQTT_TOPIC);
+        CHECK_EQ_INT(mqim_v5_decode_limit(alias, sizeof(alias), 1024, &pk, &used), MQIM_MQTT_PROTOCOL);
+        CHECK_EQ_INT(mqim_v5_decode_limit(id0, sizeof(id0), 1024, &pk, &used), MQIM_MQTT_PROTOCOL);
+        CHECK_EQ_INT(mqim_v5_decode_limit(topic_long, sizeof(topic_long), 1024, &pk, &used), MQIM_MQTT_BAD_LENGTH);
+        CHECK_EQ_INT(mqim_v5_decode_limit(no_props, sizeof(no_props), 1024, &pk, &used), MQIM_MQTT_BAD_LENGTH);
+        CHECK_EQ_INT(mqim_v5_decode_limit(suback_empty, sizeof(suback_empty), 1024, &pk, &used), MQIM_MQTT_BAD_LENGTH);
+        CHECK_EQ_INT(mqim_v5_decode_limit(suback_flags, sizeof(suback_flags), 1024, &pk, &used), MQIM_MQTT_BAD_FLAGS);
+    }
+}
+
+/* ---- the inbound connection against a scripted broker ---- */
+
+typedef struct sub_broker {
+    int listen_fd, port, conn_fd;
+    uint8_t connect[512];   /* the CONNECT as received */
+    size_t connect_len;
+    bool session_present;
+    unsigned queued;        /* QoS 1 publishes sent right after the CONNACK (a resumed session) */
+    uint8_t suback_reason;  /* the SUBACK's reason code */
+    unsigned after_suback;  /* QoS 1 publishes after the SUBACK, in one send */
+    uint8_t subscribe[256];
+    size_t subscribe_len;
+    uint16_t pubacks[64];   /* PUBACK packet ids received, in order */
+    volatile unsigned npubacks;
+} sub_broker_t;
+
+/* QoS 1 publishes with ids first..first+n-1 on in/x, payload "m<id>", one send. */
+static void send_publishes(int fd, uint16_t first, unsigned n)
+{
+    uint8_t buf[64 * 16];
+    size_t len = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t id = (uint16_t)(first + i);
+        uint8_t p[] = { 0x32, 0x0B, 0x00, 0x04, 'i', 'n', '/', 'x', (uint8_t)(id >> 8), (uint8_t)id,
+                        0x00, 'm', (uint8_t)('0' + id % 10) };
+        memcpy(buf + len, p, sizeof(p));
+        len += sizeof(p);
+    }
+    (void)send(fd, buf, len, MSG_NOSIGNAL);
+}
+
+static void *sub_broker_main(void *arg)
+{
+    sub_broker_t *b = arg;
+    uint8_t buf[4096];
+    size_t n;
+    uint8_t connack[] = { 0x20, 0x03, b->session_present ? 0x01 : 0x00, 0x00, 0x00 };
+    uint8_t suback[] = { 0x90, 0x04, 0xFF, 0xFF, 0x00, b->suback_reason };
+    b->conn_fd = accept(b->listen_fd, NULL, NULL);
+    if (b->conn_fd < 0) {
+        return NULL;
+    }
+    b->connect_len = read_packet(b->conn_fd, b->connect, sizeof(b->connect));
+    if (b->connect_len == 0) {
+        return NULL;
+    }
+    (void)send(b->conn_fd, connack, sizeof(connack), MSG_NOSIGNAL);
+    if (b->queued > 0u) {
+        send_publishes(b->conn_fd, 1, b->queued); /* before the SUBACK, as Mosquitto does */
+    }
+    b->subscribe_len = read_packet(b->conn_fd, b->subscribe, sizeof(b->subscribe));
+    (void)send(b->conn_fd, suback, sizeof(suback), MSG_NOSIGNAL);
+    if (b->after_suback > 0u) {
+        send_publishes(b->conn_fd, (uint16_t)(b->queued + 1u), b->after_suback);
+    }
+    while ((n = read_packet(b->conn_fd, buf, sizeof(buf))) > 0) {
+        if (buf[0] == 0x40u && b->npubacks < 64u) {
+            b->pubacks[b->npubacks] = (uint16_t)((buf[2] << 8) | buf[3]);
+            __atomic_add_fetch(&b->npubacks, 1u, __ATOMIC_SEQ_CST);
+        } else if (buf[0] == 0xE0u) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+typedef struct taken {
+    char payloads[64][8];
+    unsigned n;
+    unsigned refuse_at;        /* 1-based: that publish is refused with refuse_status */
+    mqim_status_t refuse_status;
+    unsigned busy_once_at;     /* 1-based: that publish is "not now" once */
+} taken_t;
+
+static mqim_status_t take(void *ctx, const mqim_v5_packet_t *pk)
+{
+    taken_t *t = ctx;
+    unsigned nth = t->n + 1u;
+    if (nth == t->busy_once_at) {
+        t->busy_once_at = 0;
+        return MQIM_INFLIGHT_FULL;
+    }
+    if (nth == t->refuse_at) {
+        return t->refuse_status;
+    }
+    snprintf(t->payloads[t->n % 64u], sizeof(t->payloads[0]), "%.*s", (int)pk->payload.len, pk->payload.ptr);
+    t->n++;
+    return MQIM_OK;
+}
+
+static mqim_conn_config_t sub_config(int port, taken_t *t)
+{
+    mqim_conn_config_t c = pub_config(port, 4, 10);
+    c.client_id = "gw";
+    c.resume_session = true;
+    c.session_expiry_s = 0xFFFFFFFFu;
+    c.will_topic = "im/gateway/status";
+    c.will_payload = "{\"state\":\"offline\"}";
+    c.sub_filter = "im/u/+/out/#";
+    c.max_in_packet = 1u << 20;
+    c.on_publish = take;
+    c.on_publish_ctx = t;
+    return c;
+}
+
+static void sub_broker_start(sub_broker_t *b, pthread_t *th)
+{
+    broker_t lb;
+    memset(&lb, 0, sizeof(lb));
+    broker_listen(&lb);
+    b->listen_fd = lb.listen_fd;
+    b->port = lb.port;
+    CHECK(pthread_create(th, NULL, sub_broker_main, b) == 0);
+}
+
+static void sub_broker_stop(sub_broker_t *b, pthread_t th)
+{
+    pthread_join(th, NULL);
+    close(b->conn_fd);
+    close(b->listen_fd);
+}
+
+/* Service until want PUBACKs reached the broker (or 3 s). */
+static mqim_status_t serve_until(mqim_conn_t *c, sub_broker_t *b, unsigned want, char *err, size_t cap)
+{
+    int64_t end = ms() + 3000;
+    mqim_status_t st = MQIM_OK;
+    while (st == MQIM_OK && ms() < end &&
+           (__atomic_load_n(&b->npubacks, __ATOMIC_SEQ_CST) < want || !mqim_conn_subscribed(c))) {
+        struct pollfd pfd = { mqim_conn_fd(c), POLLIN, 0 };
+        (void)poll(&pfd, 1, 20);
+        st = mqim_conn_service(c, ms(), NULL, NULL, err, cap);
+    }
+    return st;
+}
+
+/* A resumed session: the broker sends what it queued while the gateway
+ * was away before the SUBACK; every one reaches on_publish and is
+ * acknowledged in order, the CONNECT asked for the session and carried the
+ * will, and a "not now" from on_publish holds the PUBACK back until the
+ * publish is taken. */
+static void test_inbound_session_resumption(void)
+{
+    sub_broker_t b;
+    taken_t t;
+    pthread_t th;
+    mqim_conn_t *c;
+    mqim_conn_config_t cfg;
+    char err[256] = "";
+    memset(&b, 0, sizeof(b));
+    memset(&t, 0, sizeof(t));
+    b.session_present = true;
+    b.queued = 3;
+    b.suback_reason = MQIM_V5_RC_GRANTED_QOS1;
+    b.after_suback = 2;
+    t.busy_once_at = 2;
+    sub_broker_start(&b, &th);
+    cfg = sub_config(b.port, &t);
+    c = mqim_conn_new(&cfg);
+    CHECK(c != NULL);
+    CHECK_EQ_INT(mqim_conn_connect(c, 2000, ms(), err, sizeof(err)), MQIM_OK);
+    CHECK(mqim_conn_session_present(c));
+    /* CONNECT flags: user, password, will retain, will QoS 1, will, clean start 0 */
+    CHECK_EQ_INT(b.connect[9], 0xEC);
+    CHECK(b.connect[12] == 0x0A && b.connect[13] == 0x11 && b.connect[14] == 0xFF && b.connect[17] == 0xFF);
+    CHECK_EQ_INT(serve_until(c, &b, 5, err, sizeof(err)), MQIM_OK);
+    CHECK(mqim_conn_subscribed(c));
+    CHECK_EQ_INT(t.n, 5);
+    CHECK_EQ_INT(b.npubacks, 5);
+    for (unsigned i = 0; i < 5u && i < b.npubacks; i++) {
+        char want[8];
+        CHECK_EQ_INT(b.pubacks[i], i + 1u);
+        snprintf(want, sizeof(want), "m%u", (i + 1u) % 10u);
+        CHECK_EQ_STR(t.payloads[i], strlen(t.payloads[i]), want);
+    }
+    /* SUBSCRIBE: id 0xFFFF, the filter, QoS 1 with retain handling 1 */
+    CHECK(b.subscribe[0] == 0x82 && b.subscribe[2] == 0xFF && b.subscribe[3] == 0xFF);
+    CHECK_EQ_INT(b.subscribe[b.subscribe_len - 1u], 0x11);
+    mqim_conn_close(c, true);
+    sub_broker_stop(&b, th);
+    mqim_conn_free(c);
+}
+
+/* A SUBACK that refuses the filter (not authorized), or grants only
+ * QoS 0: the connection reports it and is closed, never left up without
+ * routing. */
+static void test_inbound_suback_refused(void)
+{
+    static const uint8_t reasons[] = { 0x87, 0x00 };
+    for (size_t i = 0; i < sizeof(reasons); i++) {
+        sub_broker_t b;
+        taken_t t;
+        pthread_t th;
+        mqim_conn_t *c;
+        mqim_conn_config_t cfg;
+        char err[256] = "";
+        memset(&b, 0, sizeof(b));
+        memset(&t, 0, sizeof(t));
+        b.suback_reason = reasons[i];
+        sub_broker_start(&b, &th);
+        cfg = sub_config(b.port, &t);
+        c = mqim_conn_new(&cfg);
+        CHECK_EQ_INT(mqim_conn_connect(c, 2000, ms(), err, sizeof(err)), MQIM_OK);
+        CHECK_EQ_INT(serve_until(c, &b, 0, err, sizeof(err)), MQIM_CONNACK_REFUSED);
+        CHECK(strstr(err, "refused the subscription to im/u/+/out/#") != NULL);
+        CHECK(strstr(err, i == 0 ? "not authorized" : "granted QoS 0") != NULL);
+        CHECK(!mqim_conn_subscribed(c));
+        mqim_conn_close(c, false);
+        sub_broker_stop(&b, th);
+        mqim_conn_free(c);
+    }
+}
+
+/* A dead peer on the inbound connection: no SUBACK, no PINGRESP. The
+ * ping goes out after half a keep-alive, and a keep-alive later the link
+ * is declared dead. */
+static void test_inbound_dead_peer(void)
+{
+    broker_t b;
+    static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
+    pthread_t th;
+    mqim_conn_t *c;
+    taken_t t;
+    mqim_conn_config_t cfg;
+    char err[256] = "";
+    int64_t t0;
+    memset(&b, 0, sizeof(b));
+    memset(&t, 0, sizeof(t));
+    b.go_silent = true;
+    broker_start(&b, connack, sizeof(connack), &th);
+    cfg = sub_config(b.port, &t);
+    c = mqim_conn_new(&cfg);
+    t0 = ms();
+    CHECK_EQ_INT(mqim_conn_connect(c, 2000, t0, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(c, t0 + 5000, NULL, NULL, err, sizeof(err)), MQIM_OK); /* PINGREQ */
+    CHECK_EQ_INT(mqim_conn_service(c, t0 + 14000, NULL, NULL, err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(mqim_conn_service(c, t0 + 15000, NULL, NULL, err, sizeof(err)), MQIM_TIMEOUT);
+    CHECK(strstr(err, "no PINGRESP") != NULL);
+    CHECK(!mqim_conn_subscribed(c));
+    mqim_conn_close(c, false);
+    broker_stop(&b, th);
+    mqim_conn_free(c);
+}
+
+/* The journal write fails (a full disk) for the second publish: it is
+ * neither acknowledged nor queued; the first one is. The real inbound
+ * queue and journal (inbound.c) over a real LMDB store. */
+static int journal_calls;
+
+static ssize_t failing_write(int fd, const void *buf, size_t len)
+{
+    if (++journal_calls == 2) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return write(fd, buf, len);
+}
+
+static mqim_status_t offer(void *ctx, const mqim_v5_packet_t *pk)
+{
+    mqim_inbound_t in = { pk->topic, pk->payload, pk->qos, pk->retain != 0, pk->response_topic,
+                          pk->correlation };
+    return mqim_inbound_offer(ctx, &in, ms());
+}
+
+static void test_inbound_no_puback_without_journal(void)
+{
+    char dir[] = "/tmp/mqim-mqtt5-XXXXXX", journal[64], cmd[96], err[256] = "";
+    mqim_store_t *store = NULL;
+    mqim_router_t *router;
+    mqim_router_config_t rcfg = { .root = "im", .sync_page = 100 };
+    mqim_inbound_q_t *q;
+    sub_broker_t b;
+    pthread_t th;
+    mqim_conn_t *c;
+    mqim_conn_config_t cfg;
+    taken_t t;
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK_EQ_INT(mqim_store_open(dir, 8u << 20, false, &store), MQIM_OK);
+    router = mqim_router_new(store, &rcfg);
+    snprintf(journal, sizeof(journal), "%s/inbound.journal", dir);
+    q = mqim_inbound_start(store, router, journal, 4, NULL, NULL);
+    CHECK(q != NULL);
+    memset(&b, 0, sizeof(b));
+    b.suback_reason = MQIM_V5_RC_GRANTED_QOS1;
+    b.after_suback = 3;
+    sub_broker_start(&b, &th);
+    cfg = sub_config(b.port, &t);
+    cfg.on_publish = offer;
+    cfg.on_publish_ctx = q;
+    c = mqim_conn_new(&cfg);
+    journal_calls = 0;
+    mqim_inbound_set_journal_write(failing_write);
+    CHECK_EQ_INT(mqim_conn_connect(c, 2000, ms(), err, sizeof(err)), MQIM_OK);
+    CHECK_EQ_INT(serve_until(c, &b, 3, err, sizeof(err)), MQIM_DISK_FULL);
+    mqim_inbound_set_journal_write(NULL);
+    CHECK(strstr(err, "not acknowledged") != NULL);
+    mqim_conn_close(c, false); /* the pump closes it: the broker sends id 2 again */
+    sub_broker_stop(&b, th);
+    CHECK_EQ_INT(b.npubacks, 1);
+    CHECK_EQ_INT(b.pubacks[0], 1);
+    CHECK_EQ_INT(journal_calls, 2); /* the third was never offered */
+    mqim_conn_free(c);
+    mqim_inbound_stop(q);
+    mqim_router_free(router);
+    mqim_store_close(store);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     test_connect_encode();
@@ -643,5 +1047,11 @@ int main(void)
     test_publisher_idle_then_dead();
     test_publisher_idle_no_pingresp();
     test_publisher_qos0_only_dead_peer();
+    test_subscriber_codec();
+    test_subscriber_decode();
+    test_inbound_session_resumption();
+    test_inbound_suback_refused();
+    test_inbound_dead_peer();
+    test_inbound_no_puback_without_journal();
     return CHECK_REPORT();
 }

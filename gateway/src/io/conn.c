@@ -874,10 +874,15 @@ mqim_status_t mqim_conn_service(mqim_conn_t *p, int64_t now_ms, mqim_conn_done_f
         return MQIM_TRANSPORT_ERROR;
     }
     st = read_input(p, now_ms, done, ctx, err, err_len);
-    if (st == MQIM_OK) {
-        /* the PUBACKs of what on_publish took leave here, after it returned */
-        st = flush_out(p, now_ms, err, err_len);
+    if (st != MQIM_OK) {
+        /* what on_publish took before the failure is acknowledged all the
+         * same (best effort), so the broker does not send it again */
+        char ignored[8];
+        (void)flush_out(p, now_ms, ignored, sizeof(ignored));
+        return st;
     }
+    /* the PUBACKs of what on_publish took leave here, after it returned */
+    st = flush_out(p, now_ms, err, err_len);
     if (st != MQIM_OK) {
         return st;
     }
