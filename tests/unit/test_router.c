@@ -1937,6 +1937,48 @@ static void test_reply_store_failure(void)
     teardown();
 }
 
+/* The retention sweep runs on the inbound worker (LMDB's only writer), not
+ * on the pump: with the sweep set, age retention removes the messages the
+ * worker routed earlier; without it (the first run), nothing removes them. */
+static void test_sweep_on_worker(void)
+{
+    char journal[300];
+    mqim_router_config_t c = { .root = "im", .sync_page = 100, .retain_age_ms = 1000 };
+    mqim_inbound_q_t *q;
+    mqim_txn_t txn;
+    mqim_store_stats_t s;
+    setup(&c, 0);
+    snprintf(journal, sizeof(journal), "%s/inbound.journal", dir);
+    q = mqim_inbound_start(store, router, journal, 4, NULL, NULL);
+    CHECK(q != NULL);
+    for (int i = 0; i < 3; i++) {
+        mqim_inbound_t in = inb("im/u/alice/out/dm/bob", "old enough to go");
+        CHECK(mqim_inbound_put(q, &in, clock_ms)); /* clock_ms is long past: older than 1 s */
+    }
+    mqim_inbound_stop(q);
+    CHECK_EQ_INT(mqim_txn_begin(store, MQIM_TXN_READ, &txn), MQIM_OK);
+    CHECK_EQ_INT(mqim_store_stats(&txn, &s), MQIM_OK);
+    mqim_txn_abort(&txn);
+    CHECK_EQ_INT(s.messages, 3); /* routing itself prunes by count, not by age */
+    q = mqim_inbound_start(store, router, journal, 4, NULL, NULL);
+    CHECK(q != NULL);
+    mqim_inbound_sweep_every(q, &c, 20);
+    for (int i = 0; i < 100; i++) {
+        struct timespec ts = { 0, 20000000L };
+        nanosleep(&ts, NULL);
+        CHECK_EQ_INT(mqim_txn_begin(store, MQIM_TXN_READ, &txn), MQIM_OK);
+        CHECK_EQ_INT(mqim_store_stats(&txn, &s), MQIM_OK);
+        mqim_txn_abort(&txn);
+        if (s.messages == 0u) {
+            break;
+        }
+    }
+    mqim_inbound_stop(q);
+    CHECK_EQ_INT(s.messages, 0);
+    CHECK_EQ_INT(s.inbox_entries, 0);
+    teardown();
+}
+
 /* A journal write that fails part-way (a full disk) is cut off the file:
  * the records after it are still replayed after a crash. */
 static int torn_calls;
@@ -2308,6 +2350,7 @@ int main(void)
     test_batch_order_reject_dedupe();
     test_journal_replay();
     test_journal_torn_write();
+    test_sweep_on_worker();
     test_reply_store_failure();
     test_outbox_deletes_when_idle();
     test_batch_invisible_before_commit();
