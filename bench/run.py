@@ -422,6 +422,59 @@ def print_spread(sp):
               % (mode, f(c["loadgen"], "%.1f"), f(c["broker"], "%.1f"), f(c["gateway"], "%.1f")))
 
 
+def cpu_profile(b, pairs, reps, count, secs=10):
+    """Issue 13's gateway targets, in CPU time (steady on a shared machine,
+    unlike wall-clock rates): the gateway's CPU microseconds per routed
+    message at saturation (window 200) and paced at 500 and 1,000 msgs/s,
+    and the gateway-added p99 at 1,000 msgs/s (routed delivery p99 minus
+    the raw delivery p99 of a run at the same rate right after). reps
+    rounds, median (min-max). Returns the summary and a list of failures
+    (a lost or duplicated message)."""
+    rows, fails = [], []
+    for rep in range(reps):
+        row = {}
+        sat = b.load("routed", pairs, count)
+        b.wait_outbox_empty()
+        row["saturation"] = {"msgs_per_s": sat["msgs_per_s"], "cpu_us_per_msg": sat["cpu_us_per_msg"]}
+        ok = sat["ok"]
+        for rate in (500, 1000):
+            per_pair = int(rate * secs / pairs)
+            routed = b.load("routed", pairs, per_pair, rate=rate, window=10000)
+            b.wait_outbox_empty()
+            raw = b.load("raw", pairs, per_pair, rate=rate, window=10000)
+            ok = ok and routed["ok"] and raw["ok"]
+            row[str(rate)] = {"cpu_us_per_msg": routed["cpu_us_per_msg"],
+                              "routed_p99_us": routed["lat_delivery_us"]["p99"],
+                              "raw_p99_us": raw["lat_delivery_us"]["p99"],
+                              "added_p99_us": routed["lat_delivery_us"]["p99"] - raw["lat_delivery_us"]["p99"]}
+        if not ok:
+            fails.append("cpu rep %d: lost or duplicated messages or confirmations" % rep)
+        rows.append(row)
+        print("cpu rep %d: gateway us/msg saturation %.1f (%.0f msgs/s), 500/s %.1f, 1000/s %.1f; "
+              "p99 added at 1000/s %d us (routed %d, raw %d); at 500/s %d us"
+              % (rep, row["saturation"]["cpu_us_per_msg"]["gateway"], row["saturation"]["msgs_per_s"],
+                 row["500"]["cpu_us_per_msg"]["gateway"], row["1000"]["cpu_us_per_msg"]["gateway"],
+                 row["1000"]["added_p99_us"], row["1000"]["routed_p99_us"], row["1000"]["raw_p99_us"],
+                 row["500"]["added_p99_us"]), flush=True)
+    summary = {
+        "reps": rows,
+        "gateway_us_per_msg_saturation": spread([r["saturation"]["cpu_us_per_msg"]["gateway"] for r in rows]),
+        "gateway_us_per_msg_500": spread([r["500"]["cpu_us_per_msg"]["gateway"] for r in rows]),
+        "gateway_us_per_msg_1000": spread([r["1000"]["cpu_us_per_msg"]["gateway"] for r in rows]),
+        "broker_us_per_msg_saturation": spread([r["saturation"]["cpu_us_per_msg"]["broker"] for r in rows]),
+        "added_p99_us_1000": spread([r["1000"]["added_p99_us"] for r in rows]),
+    }
+    print("\nmedian (min-max) over %d reps: gateway CPU us per routed message: saturation %s, 500/s %s, "
+          "1000/s %s; broker at saturation %s; gateway-added p99 at 1000/s %s us"
+          % (reps, *("%(median).1f (%(min).1f-%(max).1f)" % summary[k] for k in (
+              "gateway_us_per_msg_saturation", "gateway_us_per_msg_500", "gateway_us_per_msg_1000",
+              "broker_us_per_msg_saturation")),
+             "%(median)d (%(min)d-%(max)d)" % summary["added_p99_us_1000"]), flush=True)
+    for f in fails:
+        print("FAIL: %s" % f, file=sys.stderr)
+    return summary, fails
+
+
 def matrix(b, reps, total=32000):
     """At the shipped settings: routed then raw (alternating per rep), 1, 4
     and 16 pairs x windows 20 and 200, `total` messages per run. Every run
@@ -510,9 +563,13 @@ def main():
     ap.add_argument("--matrix", action="store_true", help="shipped settings: 1/4/16 pairs x windows 20/200")
     ap.add_argument("--idle-burst", type=int, default=0, metavar="SECONDS",
                     help="shipped settings: idle SECONDS, then a burst")
+    ap.add_argument("--cpu", action="store_true",
+                    help="the gateway's CPU per routed message (saturation, 500/s, 1000/s) and p99 added at 1000/s")
     a = ap.parse_args()
     if a.matrix or a.idle_burst:
         return main_shipped(a)
+    if a.cpu:
+        return main_cpu(a)
     q = a.quick
     if a.scale < 0:
         a.scale = 2000 if q else 10000
@@ -624,6 +681,27 @@ def main():
                               summary["spread"]["ratio"]["max"], GATE), file=sys.stderr)
         return 1
     return 0
+
+
+def main_cpu(a):
+    """--cpu: cpu_profile with the bench settings of --quick (4 pairs)."""
+    pairs = 4
+    users = ["bs%d" % i for i in range(pairs)] + ["br%d" % i for i in range(pairs)]
+    b = Bench(a.build, a.keep)
+    try:
+        b.setup(users)
+        b.load("routed", pairs, 2000)  # warm-up (page cache, LMDB map growth)
+        b.load("raw", pairs, 2000)
+        b.wait_outbox_empty()
+        summary, fails = cpu_profile(b, pairs, a.reps or 5, a.count or 10000)
+    finally:
+        b.close()
+    summary["failures"] = fails
+    out = a.out or os.path.join(a.build, "bench-cpu.json")
+    with open(out, "w") as f:
+        json.dump(summary, f, indent=1)
+    print("results: %s" % out)
+    return 1 if fails else 0
 
 
 def main_shipped(a):
