@@ -84,6 +84,7 @@ static void test_every_key(void)
         { "username", "gw-1" },
         { "password_file", "" },
         { "client_id", "gw-1.main" },
+        { "share_group", "gw-pool" },
         { "data_dir", "/srv/mqim data" },
         { "map_size_mb", "4096" },
         { "accept_any_user", "yes" },
@@ -121,6 +122,7 @@ static void test_every_key(void)
     CHECK_EQ_INT(cfg.broker_port, 8883);
     CHECK(strcmp(cfg.username, "gw-1") == 0);
     CHECK(strcmp(cfg.client_id, "gw-1.main") == 0);
+    CHECK(strcmp(cfg.share_group, "gw-pool") == 0);
     CHECK(strcmp(cfg.data_dir, "/srv/mqim data") == 0);
     CHECK_EQ_INT(cfg.map_size_mb, 4096);
     CHECK(cfg.accept_any_user);
@@ -386,6 +388,8 @@ static void test_validate(void)
     BAD(snprintf(cfg.username, sizeof(cfg.username), "gw#1"), "username: 'gw#1' is not a valid");
     BAD(cfg.username[0] = '\0', "username");
     BAD(cfg.client_id[0] = '\0', "client_id");
+    BAD(snprintf(cfg.share_group, sizeof(cfg.share_group), "a/b"), "share_group: 'a/b' is not a valid");
+    BAD(snprintf(cfg.share_group, sizeof(cfg.share_group), "#"), "share_group");
     BAD(cfg.data_dir[0] = '\0', "data_dir: must not be empty");
     BAD(cfg.broker_acl_file[0] = '\0', "broker_acl_file: must not be empty");
     BAD(snprintf(cfg.broker_pid_file, sizeof(cfg.broker_pid_file), "a\nb"), "broker_pid_file");

@@ -117,7 +117,11 @@ static int io_init(gw_t *g)
                            (mqim_str_t){ NULL, 0 }, g->status_topic, sizeof(g->status_topic), &len);
     (void)mqim_topic_build(root, MQIM_TOPIC_GATEWAY_STATS, (mqim_str_t){ NULL, 0 },
                            (mqim_str_t){ NULL, 0 }, g->stats_topic, sizeof(g->stats_topic), &len);
-    snprintf(g->sub_filter, sizeof(g->sub_filter), "%s/u/+/out/#", cfg->root);
+    /* share_group: a shared subscription ("$share/GROUP/..."): the broker
+     * hands each publish to one of the gateways of the group. */
+    snprintf(g->sub_filter, sizeof(g->sub_filter), "%s%s%s%s/u/+/out/#",
+             cfg->share_group[0] != '\0' ? "$share/" : "", cfg->share_group,
+             cfg->share_group[0] != '\0' ? "/" : "", cfg->root);
     /* The publisher's client id: the gateway's (secret: see docs/security.md)
      * plus ".out", so neither connection takes over the other's session. */
     snprintf(g->pub_client_id, sizeof(g->pub_client_id), "%s.out", cfg->client_id);

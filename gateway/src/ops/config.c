@@ -39,6 +39,7 @@ static const key_def_t keys[] = {
     { "username", K_STR, F(username), 0, 0 },
     { "password_file", K_STR, F(password_file), 0, 0 },
     { "client_id", K_STR, F(client_id), 0, 0 },
+    { "share_group", K_STR, F(share_group), 0, 0 },
     { "data_dir", K_STR, F(data_dir), 0, 0 },
     { "map_size_mb", K_U64, F(map_size_mb), 1, UINT64_C(1) << 24 }, /* 16 TiB */
     { "accept_any_user", K_BOOL, F(accept_any_user), 0, 1 },
@@ -450,6 +451,11 @@ int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_l
     }
     if (cfg->client_id[0] == '\0' || has_control(cfg->client_id)) {
         return fail(err, err_len, "client_id: must be non-empty printable text");
+    }
+    if (cfg->share_group[0] != '\0' &&
+        mqim_name_check(MQIM_NAME_USER, mqim_str_from_cstr(cfg->share_group)) != MQIM_OK) {
+        return fail(err, err_len, "share_group: '%s' is not a valid group name (1..%u characters of "
+                    "[A-Za-z0-9_.-])", cfg->share_group, (unsigned)MQIM_USER_NAME_MAX);
     }
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
         const char *v = (const char *)cfg + required[i].offset;

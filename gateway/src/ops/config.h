@@ -22,6 +22,7 @@ typedef struct mqim_gw_config {
     char password[256];                /**< from password_file when set; never logged */
     char password_file[MQIM_GW_PATH_MAX]; /**< file holding the gateway's password (first line) */
     char client_id[128];               /**< MQTT client id; "mqim-gateway" (persistent session) */
+    char share_group[65];              /**< "" or a shared subscription group: the inbound filter is then $share/GROUP/{root}/u/+/out/#; "" */
     char data_dir[MQIM_GW_PATH_MAX];   /**< LMDB environment directory; "var/gateway" */
     uint64_t map_size_mb;              /**< LMDB map size in MiB; 1024 */
     bool accept_any_user;              /**< route to any valid name, not only registered users */
