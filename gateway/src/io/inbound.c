@@ -190,7 +190,8 @@ void mqim_inbound_outbox_done(mqim_inbound_q_t *q, const uint64_t *keys, size_t 
     pthread_mutex_unlock(&q->mu);
 }
 
-static void run_batch(mqim_inbound_q_t *q, size_t n, uint64_t last_seq)
+/* Route and commit n publishes; the number that were not MQIM_OK. */
+static size_t run_batch(mqim_inbound_q_t *q, size_t n, uint64_t last_seq)
 {
     size_t not_ok = 0;
     q->applying = last_seq;
@@ -198,6 +199,11 @@ static void run_batch(mqim_inbound_q_t *q, size_t n, uint64_t last_seq)
     for (size_t i = 0; i < n; i++) {
         not_ok += q->st[i] != MQIM_OK;
     }
+    return not_ok;
+}
+
+static void batch_done(mqim_inbound_q_t *q, size_t n, size_t not_ok)
+{
     if (q->done != NULL) {
         q->done(q->done_ctx, n, not_ok);
     }
@@ -273,6 +279,7 @@ static void *worker(void *arg)
     for (;;) {
         unsigned n;
         uint64_t last_seq = 0;
+        size_t not_ok;
         sweep_if_due(q); /* between batches, and when idle */
         while (q->count == 0u && !q->stopping && idle_wait(q)) {
             if (q->sweep_cfg != NULL && wall_ms() >= q->next_sweep_ms) {
@@ -297,7 +304,7 @@ static void *worker(void *arg)
         for (unsigned i = 0; i < n; i++) {
             last_seq = view(q->slots[(q->head + i) % q->nslots].buf, &q->in[i], &q->now[i]);
         }
-        run_batch(q, n, last_seq);
+        not_ok = run_batch(q, n, last_seq);
         q->nwdel = 0;
         pthread_mutex_lock(&q->mu);
         q->head = (q->head + n) % q->nslots;
@@ -310,6 +317,11 @@ static void *worker(void *arg)
             }
         }
         pthread_cond_broadcast(&q->not_full);
+        /* After the slots are free: the pump, told by done that the queue
+         * has room again, may offer at once what it held back. */
+        pthread_mutex_unlock(&q->mu);
+        batch_done(q, n, not_ok);
+        pthread_mutex_lock(&q->mu);
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -490,7 +502,7 @@ static int replay(mqim_inbound_q_t *q, const char *path)
             (void)view(data + off, &q->in[n], &q->now[n]);
             n++;
             if (n == q->max_batch) {
-                run_batch(q, n, h.seq);
+                batch_done(q, n, run_batch(q, n, h.seq));
                 replayed += n;
                 n = 0;
             }
@@ -498,7 +510,7 @@ static int replay(mqim_inbound_q_t *q, const char *path)
         off += h.len;
     }
     if (n > 0u) {
-        run_batch(q, n, last);
+        batch_done(q, n, run_batch(q, n, last));
         replayed += n;
     }
     free(data);

@@ -31,7 +31,8 @@
 
 typedef struct mqim_inbound_q mqim_inbound_q_t;
 
-/** After each committed batch: n publishes, of which not_ok were not MQIM_OK. */
+/** After each committed batch, once its queue slots are free again (the
+ *  worker thread): n publishes, of which not_ok were not MQIM_OK. */
 typedef void (*mqim_inbound_done_fn)(void *ctx, size_t n, size_t not_ok);
 
 /**
