@@ -889,7 +889,7 @@ static int read_options(mqim_gw_config_t *cfg, int argc, char **argv, int *next,
 }
 
 /* SIGHUP: the options read again, as at the start (flags still override
- * the file), and the live keys applied (mqtt.h, mqim_gateway_reload_t). */
+ * the file), and the live keys applied (daemon.h, mqim_gateway_reload_t). */
 typedef struct reload_ctx {
     mqim_gw_config_t *running;
     int argc;

@@ -1,5 +1,5 @@
 /* Unit tests: the gateway's MQTT v5 codec (mqtt5.c) byte for byte, and the
- * outbox publisher (publisher.c) against a scripted broker on a loopback
+ * outbox publisher and the inbound connection (conn.c) against a scripted broker on a loopback
  * socket in this process: the window, out-of-order PUBACKs, refusals, the
  * broker's Receive Maximum, a CONNACK refusal, and a dead link. The real
  * broker is in the integration tests (every one of them goes through it). */
@@ -108,7 +108,7 @@ static void test_decode(void)
     CHECK_EQ_INT(mqim_v5_decode(v3, sizeof(v3), &pk, &used), MQIM_OK);
     CHECK(pk.type == MQIM_V5_CONNACK && pk.reason == 1 && pk.receive_max == 65535);
 
-    /* a stream of packets, as publisher.c reads them */
+    /* a stream of packets, as conn.c reads them */
     CHECK_EQ_INT(mqim_v5_decode(stream, sizeof(stream), &pk, &used), MQIM_OK);
     CHECK(pk.type == MQIM_V5_PUBACK && pk.packet_id == 7 && pk.reason == 0 && used == 4);
     pos += used;

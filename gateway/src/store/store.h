@@ -57,7 +57,7 @@
  * inbox like any entry.
  *
  * Every publish the gateway makes because of stored state goes through the
- * outbox in the same transaction as the state change. The pump (mqtt.c)
+ * outbox in the same transaction as the state change. The pump (io/pump.c)
  * sends outbox entries in key order and deletes them when the broker has
  * acknowledged them, so a crash after a commit loses no delivery and no ack.
  *
