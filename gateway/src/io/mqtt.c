@@ -583,13 +583,13 @@ static void on_pub_done(void *ctx, uint64_t key, uint8_t reason)
 {
     pump_state_t *ps = ctx;
     if (key == DIRECT_KEY) {
-        if (reason >= 0x80u) {
+        if (reason >= MQIM_V5_RC_UNSPECIFIED_ERROR) {
             MQIM_LOGW(LOG_MOD, "the broker refused a direct publish (%s)", mqim_v5_reason_str(reason));
         }
         return; /* not an outbox entry */
     }
-    if (reason >= 0x80u) {
-        if (reason == 0x97u || reason == 0x89u || reason == 0x80u) {
+    if (reason >= MQIM_V5_RC_UNSPECIFIED_ERROR) {
+        if (reason == MQIM_V5_RC_QUOTA_EXCEEDED || reason == MQIM_V5_RC_SERVER_BUSY || reason == MQIM_V5_RC_UNSPECIFIED_ERROR) {
             /* quota exceeded, server busy, unspecified: try again shortly */
             if (key < ps->resend_from) {
                 ps->resend_from = key;

@@ -21,18 +21,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mqim/mqtt_wire.h"
 #include "mqim/status.h"
 #include "mqim/str.h"
 
-/* Packet types (the fixed header's high nibble). */
+/* Packet types (the fixed header's high nibble): the shared vocabulary's
+ * (common/include/mqim/mqtt_wire.h), under the names this codec uses. */
 enum {
-    MQIM_V5_CONNECT = 1,
-    MQIM_V5_CONNACK = 2,
-    MQIM_V5_PUBLISH = 3,
-    MQIM_V5_PUBACK = 4,
-    MQIM_V5_PINGREQ = 12,
-    MQIM_V5_PINGRESP = 13,
-    MQIM_V5_DISCONNECT = 14,
+    MQIM_V5_CONNECT = MQIM_MQTT_CONNECT,
+    MQIM_V5_CONNACK = MQIM_MQTT_CONNACK,
+    MQIM_V5_PUBLISH = MQIM_MQTT_PUBLISH,
+    MQIM_V5_PUBACK = MQIM_MQTT_PUBACK,
+    MQIM_V5_PINGREQ = MQIM_MQTT_PINGREQ,
+    MQIM_V5_PINGRESP = MQIM_MQTT_PINGRESP,
+    MQIM_V5_DISCONNECT = MQIM_MQTT_DISCONNECT,
 };
 
 /** Largest packet the decoder accepts from the broker (CONNACKs with long
