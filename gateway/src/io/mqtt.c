@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "inbound.h"
+#include "mqim/gateway_status.h"
 #include "log.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
@@ -258,21 +259,16 @@ static void publish_now(void *ctx, const mqim_outbound_t *o)
 
 /* ---- connection ---- */
 
-/* {"state":S,"ts":T,"store":ID,"store_epoch":E,"instance":N,"host":H,"boot":B,"pid":P}:
- * "state" first (devices match the prefix {"state":"online"). */
+/* The status document: common/include/mqim/gateway_status.h. */
 static int status_payload(const gw_t *g, const char *state, bool with_ts, char *buf, size_t cap)
 {
     const mqim_store_identity_t *id = mqim_store_identity(g->store);
-    char ts[40] = "";
-    int n;
-    if (with_ts) {
-        snprintf(ts, sizeof(ts), ",\"ts\":%" PRId64, now_ms());
-    }
-    n = snprintf(buf, cap,
-                 "{\"state\":\"%s\"%s,\"store\":\"%s\",\"store_epoch\":%" PRIu64
-                 ",\"instance\":\"%s\",\"host\":\"%s\",\"boot\":\"%s\",\"pid\":%ld}",
-                 state, ts, id->id, id->epoch, g->instance, g->host, g->boot_id, (long)getpid());
-    return n > 0 && (size_t)n < cap ? n : 0;
+    mqim_gateway_status_t s = { mqim_str_from_cstr(state), with_ts, with_ts ? now_ms() : 0,
+                                mqim_str_from_cstr(id->id), id->epoch, mqim_str_from_cstr(g->instance),
+                                mqim_str_from_cstr(g->host), mqim_str_from_cstr(g->boot_id), true,
+                                (int64_t)getpid() };
+    size_t n = 0;
+    return mqim_gateway_status_encode(&s, buf, cap, &n) == MQIM_OK ? (int)n : 0;
 }
 
 static void publish_gateway_status(gw_t *g, const char *state)
