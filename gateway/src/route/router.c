@@ -965,6 +965,33 @@ static mqim_status_t receipt_reject_seqs(req_t *q, mqim_status_t code, const uin
     return st == MQIM_OK ? code : st;
 }
 
+/* The receipt's fields, before any store access: MQIM_OK or the status
+ * and *why of the rejection. */
+static mqim_status_t receipt_check(const char *status, mqim_str_t code, mqim_str_t device,
+                                   const cJSON *seqs, const char **why)
+{
+    mqim_status_t st = MQIM_OK;
+    if (status == NULL ||
+        (strcmp(status, "delivered") != 0 && strcmp(status, "read") != 0 && strcmp(status, "refused") != 0)) {
+        st = MQIM_FIELD_TYPE;
+        *why = "\"status\" must be \"delivered\", \"read\" or \"refused\"";
+    } else if (strcmp(status, "refused") == 0 && !refusal_code_ok(code)) {
+        st = MQIM_FIELD_TYPE;
+        *why = "a refusal's \"code\" must be a status name ([a-z0-9_], 1..32 characters)";
+    } else if (device.len > 0u && mqim_name_check(MQIM_NAME_DEVICE, device) != MQIM_OK) {
+        st = MQIM_FIELD_TYPE;
+        *why = "\"device\" must be a valid device name";
+    } else if (seqs == NULL && strcmp(status, "read") != 0) {
+        st = MQIM_FIELD_MISSING;
+        *why = "\"seqs\" is required";
+    } else if (seqs != NULL && (!cJSON_IsArray(seqs) || cJSON_GetArraySize(seqs) == 0 ||
+                                cJSON_GetArraySize(seqs) > RECEIPT_SEQS_MAX)) {
+        st = MQIM_FIELD_RANGE;
+        *why = "\"seqs\" must be an array of 1..256 seqs";
+    }
+    return st;
+}
+
 static mqim_status_t handle_receipt(req_t *q)
 {
     mqim_status_t st;
@@ -984,24 +1011,7 @@ static mqim_status_t handle_receipt(req_t *q)
     device = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "device"));
     code = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "code"));
     seqs = cJSON_GetObjectItemCaseSensitive(root, "seqs");
-    if (status == NULL ||
-        (strcmp(status, "delivered") != 0 && strcmp(status, "read") != 0 && strcmp(status, "refused") != 0)) {
-        st = MQIM_FIELD_TYPE;
-        why = "\"status\" must be \"delivered\", \"read\" or \"refused\"";
-    } else if (strcmp(status, "refused") == 0 && !refusal_code_ok(code)) {
-        st = MQIM_FIELD_TYPE;
-        why = "a refusal's \"code\" must be a status name ([a-z0-9_], 1..32 characters)";
-    } else if (device.len > 0u && mqim_name_check(MQIM_NAME_DEVICE, device) != MQIM_OK) {
-        st = MQIM_FIELD_TYPE;
-        why = "\"device\" must be a valid device name";
-    } else if (seqs == NULL && strcmp(status, "read") != 0) {
-        st = MQIM_FIELD_MISSING;
-        why = "\"seqs\" is required";
-    } else if (seqs != NULL && (!cJSON_IsArray(seqs) || cJSON_GetArraySize(seqs) == 0 ||
-                                cJSON_GetArraySize(seqs) > RECEIPT_SEQS_MAX)) {
-        st = MQIM_FIELD_RANGE;
-        why = "\"seqs\" must be an array of 1..256 seqs";
-    }
+    st = receipt_check(status, code, device, seqs, &why);
     if (st == MQIM_OK) {
         st = mqim_txn_begin(q->r->store, MQIM_TXN_WRITE, &q->txn);
     }
