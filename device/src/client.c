@@ -10,6 +10,7 @@
 #include "mqim/limits.h"
 #include "mqim/name.h"
 #include "mqim/topic.h"
+#include "mqim/utf8.h"
 
 /* Outbox record: u8 id_len, id, u8 topic_len, topic, payload. */
 static bool record_parse(const uint8_t *rec, size_t len, mqim_str_t *id, mqim_str_t *topic,

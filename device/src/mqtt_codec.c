@@ -3,7 +3,7 @@
  * encode are the same code path. */
 #include "mqim/mqtt_codec.h"
 
-#include "mqim/name.h"
+#include "mqim/utf8.h"
 
 typedef struct writer {
     uint8_t *buf;

@@ -14,6 +14,7 @@
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/name.h"
+#include "mqim/utf8.h"
 #include "mqim/sha256.h"
 #include "mqim/status.h"
 #include "mqim/topic.h"

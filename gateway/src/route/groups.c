@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "mqim/name.h"
+#include "mqim/utf8.h"
 #include "router_internal.h"
 
 #define LOG_MOD "groups"

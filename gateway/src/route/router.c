@@ -18,6 +18,7 @@
 #include "mqim/limits.h"
 #include "mqim/name.h"
 #include "mqim/topic.h"
+#include "mqim/utf8.h"
 #include "ratelimit.h"
 
 #define LOG_MOD "router"
