@@ -12,6 +12,7 @@ set(MQIM_COMMON_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/src/topic_parse.c
   ${CMAKE_CURRENT_LIST_DIR}/src/json_write.c
   ${CMAKE_CURRENT_LIST_DIR}/src/json_read.c
+  ${CMAKE_CURRENT_LIST_DIR}/src/gateway_status.c
   ${CMAKE_CURRENT_LIST_DIR}/src/envelope.c
   ${CMAKE_CURRENT_LIST_DIR}/src/id.c
   ${CMAKE_CURRENT_LIST_DIR}/src/sha256.c

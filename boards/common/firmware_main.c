@@ -100,6 +100,8 @@ static void report_and_exit(int code)
     board_exit(code);
 }
 
+/* long because: the firmware's whole test script in order (board, TLS, client,
+ * the scripted exchange, the report), which the QEMU test reads top to bottom. */
 int main(void)
 {
     mqim_tls_config_t tc;

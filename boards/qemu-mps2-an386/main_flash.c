@@ -92,6 +92,8 @@ static void put_num(char *text, size_t *n, uint32_t v)
     }
 }
 
+/* long because: the power-cut test's whole script in order (mount, replay,
+ * send, cut), which tests/firmware reads top to bottom. */
 int main(void)
 {
     static char cmdline[128];

@@ -6,6 +6,7 @@
 #include "mqim/json_read.h"
 
 #include "mqim/name.h"
+#include "mqim/utf8.h"
 
 #if MQIM_JSON_READ_DEPTH_MAX > 32
 #error "the container stack is a uint32_t bit set"

@@ -1,7 +1,7 @@
 /* Strict UTF-8 validation (RFC 3629): no overlongs, no surrogates, nothing
  * above U+10FFFF. JSON we emit must be valid UTF-8, and so must anything we
  * store and hand to other devices. */
-#include "mqim/name.h"
+#include "mqim/utf8.h"
 
 bool mqim_utf8_valid(const char *s, size_t len)
 {

@@ -10,6 +10,7 @@
 #include "mqim/limits.h"
 #include "mqim/name.h"
 #include "mqim/topic.h"
+#include "mqim/utf8.h"
 
 /* Outbox record: u8 id_len, id, u8 topic_len, topic, payload. */
 static bool record_parse(const uint8_t *rec, size_t len, mqim_str_t *id, mqim_str_t *topic,
@@ -307,7 +308,9 @@ static void on_ack(mqim_client_t *c, const mqim_mqtt_publish_t *pub)
         }
     }
     for (i = 0, name = ack_keys; i < sizeof(ack_fields); i++, name += strlen(name) + 1u) {
-        *(mqim_str_t *)((char *)&ack + ack_fields[i]) = jstr(&o, name, c->arena, sizeof(c->arena), &used);
+        /* through void *: ack_fields holds offsetof() of mqim_str_t members, so
+         * aligned (clang's -Wcast-align cannot know) */
+        *(mqim_str_t *)(void *)((char *)&ack + ack_fields[i]) = jstr(&o, name, c->arena, sizeof(c->arena), &used);
     }
     ack.seq = jnum(&o, "seq");
     /* Sent or rejected: the gateway decided; the outbox entry has done its job. */
@@ -411,12 +414,15 @@ static void s_on_message(void *ctx, const mqim_mqtt_publish_t *pub)
          * that restarted without persistence drops what arrives before the
          * gateway subscribed again; replaying in key order before anything
          * newer keeps each sender's order (the gateway dedupes by id). */
-        mqim_json_value_t o;
-        c->gw_online = pub->payload_len >= 17u &&
-                       memcmp(pub->payload, "{\"state\":\"online\"", 17) == 0;
+        mqim_json_value_t o, state;
+        bool parsed = !pub->truncated && parse_payload(pub, &o);
+        /* The status document (common/include/mqim/gateway_status.h) read
+         * as JSON: "state" may stand anywhere in it. */
+        c->gw_online = parsed && mqim_json_find(&o, "state", &state) == MQIM_OK &&
+                       mqim_json_string_eq(&state, "online");
         c->replay_after = 0;
         c->outbox_out = 0;
-        if (!pub->truncated && parse_payload(pub, &o)) {
+        if (parsed) {
             (void)store_epoch_seen(c, &o);
         }
         return;

@@ -11,6 +11,7 @@
 #include "mqim/json_write.h"
 #include "mqim/name.h"
 #include "mqim/sha256.h"
+#include "mqim/utf8.h"
 
 static const uint8_t zero_nonce[MQIM_AEAD_NONCE_LEN] = { 0 };
 static const uint8_t base_point[MQIM_X25519_LEN] = { 9 };

@@ -3,7 +3,7 @@
  * encode are the same code path. */
 #include "mqim/mqtt_codec.h"
 
-#include "mqim/name.h"
+#include "mqim/utf8.h"
 
 typedef struct writer {
     uint8_t *buf;
@@ -40,6 +40,9 @@ static void put_str(writer_t *w, mqim_str_t s)
     put_bytes(w, s.ptr, s.len);
 }
 
+/* The variable byte integer of mqtt_wire.h, byte by byte through the
+ * bounded writer (so a size query writes nothing): the same bytes as
+ * mqim_wire_put_varint, which test_mqtt_codec checks. */
 static void put_remaining_length(writer_t *w, size_t rl)
 {
     do {
@@ -275,30 +278,18 @@ mqim_status_t mqim_mqtt_encode_empty(mqim_mqtt_type_t type, uint8_t *buf, size_t
 
 /* ---- decoding ---- */
 
-/* Parse the remaining length at buf[1..]; *hdr gets the fixed header size. */
+/* Parse the remaining length at buf[1..]; *hdr gets the fixed header size.
+ * An overlong or five-byte length is MQIM_MQTT_BAD_LENGTH (mqtt_wire.h). */
 static mqim_status_t read_remaining_length(const uint8_t *buf, size_t len, size_t *rl, size_t *hdr)
 {
-    size_t value = 0, mult = 1;
-    for (size_t i = 1; i <= 4u; i++) {
-        uint8_t b;
-        if (i >= len) {
-            return MQIM_MQTT_NEED_MORE;
-        }
-        b = buf[i];
-        value += (size_t)(b & 0x7fu) * mult;
-        mult *= 128u;
-        if ((b & 0x80u) == 0u) {
-            /* A last byte of zero after a continuation is a longer-than-needed
-             * encoding: refuse it, one value has one encoding. */
-            if (i > 1u && b == 0u) {
-                return MQIM_MQTT_BAD_LENGTH;
-            }
-            *rl = value;
-            *hdr = i + 1u;
-            return MQIM_OK;
-        }
+    size_t pos = 1;
+    uint32_t value = 0;
+    mqim_status_t st = mqim_wire_get_varint(buf, len, &pos, &value);
+    if (st == MQIM_OK) {
+        *rl = value;
+        *hdr = pos;
     }
-    return MQIM_MQTT_BAD_LENGTH; /* a fifth length byte */
+    return st;
 }
 
 mqim_status_t mqim_mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet, size_t *total)
@@ -318,11 +309,6 @@ mqim_status_t mqim_mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet,
         return MQIM_MQTT_TOO_LARGE;
     }
     return len >= *total ? MQIM_OK : MQIM_MQTT_NEED_MORE;
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)(((unsigned)p[0] << 8) | p[1]);
 }
 
 /* A PUBLISH of remaining length rl, of which `avail` bytes after the fixed
@@ -348,7 +334,7 @@ static mqim_status_t decode_publish(const uint8_t *buf, uint8_t flags, size_t hd
     if (avail < 2u) {
         return MQIM_MQTT_NEED_MORE;
     }
-    tlen = get_u16(p);
+    tlen = mqim_wire_get_u16(p);
     used = 2u + tlen + (pub->qos > 0u ? 2u : 0u);
     if (used > rl) {
         return MQIM_MQTT_BAD_LENGTH;
@@ -361,7 +347,7 @@ static mqim_status_t decode_publish(const uint8_t *buf, uint8_t flags, size_t hd
         return MQIM_MQTT_TOPIC; /* wildcards are not allowed in PUBLISH [MQTT-3.3.2-2] */
     }
     if (pub->qos > 0u) {
-        pub->packet_id = get_u16(p + 2 + tlen);
+        pub->packet_id = mqim_wire_get_u16(p + 2 + tlen);
         if (pub->packet_id == 0u) {
             return MQIM_MQTT_PROTOCOL;
         }
@@ -400,7 +386,7 @@ mqim_status_t mqim_mqtt_decode(const uint8_t *buf, size_t len, mqim_mqtt_packet_
             st = MQIM_MQTT_BAD_FLAGS;
         } else if (rl != 2u) {
             st = MQIM_MQTT_BAD_LENGTH;
-        } else if ((buf[hdr] & 0xfeu) != 0u || buf[hdr + 1u] > 5u ||
+        } else if ((buf[hdr] & 0xfeu) != 0u || buf[hdr + 1u] > MQIM_MQTT_CONNACK_NOT_AUTHORIZED ||
                    (buf[hdr + 1u] != 0u && (buf[hdr] & 1u) != 0u)) {
             /* reserved bits; known return codes; session present only when accepted */
             st = MQIM_MQTT_PROTOCOL;
@@ -422,7 +408,7 @@ mqim_status_t mqim_mqtt_decode(const uint8_t *buf, size_t len, mqim_mqtt_packet_
         } else if (rl != 2u) {
             st = MQIM_MQTT_BAD_LENGTH;
         } else {
-            pkt->packet_id = get_u16(buf + hdr);
+            pkt->packet_id = mqim_wire_get_u16(buf + hdr);
             st = pkt->packet_id == 0u ? MQIM_MQTT_PROTOCOL : MQIM_OK;
         }
         break;
@@ -432,13 +418,13 @@ mqim_status_t mqim_mqtt_decode(const uint8_t *buf, size_t len, mqim_mqtt_packet_
         } else if (rl < 3u) {
             st = MQIM_MQTT_BAD_LENGTH;
         } else {
-            pkt->packet_id = get_u16(buf + hdr);
+            pkt->packet_id = mqim_wire_get_u16(buf + hdr);
             pkt->suback_codes = buf + hdr + 2u;
             pkt->suback_count = rl - 2u;
             st = pkt->packet_id == 0u ? MQIM_MQTT_PROTOCOL : MQIM_OK;
             for (size_t i = 0; st == MQIM_OK && i < pkt->suback_count; i++) {
                 uint8_t c = pkt->suback_codes[i];
-                if (c > 2u && c != 0x80u) {
+                if (c > 2u && c != MQIM_MQTT_SUBACK_FAILURE) {
                     st = MQIM_MQTT_PROTOCOL;
                 }
             }

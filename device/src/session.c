@@ -134,7 +134,8 @@ static mqim_status_t open_failure(int32_t rc)
  * any other code; should one pass, it is still a refusal. */
 static mqim_status_t connack_status(uint8_t code)
 {
-    return code >= 1u && code <= 5u ? (mqim_status_t)(MQIM_CONNACK_PROTOCOL_VERSION - 1 + code)
+    return code >= MQIM_MQTT_CONNACK_BAD_PROTOCOL && code <= MQIM_MQTT_CONNACK_NOT_AUTHORIZED
+               ? (mqim_status_t)(MQIM_CONNACK_PROTOCOL_VERSION - 1 + code)
                                     : MQIM_CONNACK_REFUSED;
 }
 
@@ -238,7 +239,7 @@ static mqim_status_t resend_inflight(mqim_session_t *s)
 
 static mqim_status_t on_connack(mqim_session_t *s, const mqim_mqtt_packet_t *p)
 {
-    if (p->return_code != 0u) {
+    if (p->return_code != MQIM_MQTT_CONNACK_ACCEPTED) {
         mqim_status_t why = connack_status(p->return_code);
         drop_link(s, MQIM_SESSION_EV_CONNACK_REFUSED, why);
         return why;

@@ -447,6 +447,8 @@ static int cmd_user_certs(const mqim_gw_config_t *cfg, bool revoke, int argc, ch
     return reload_status(rc);
 }
 
+/* long because: the `user` subcommands (add, del, list, set, certs, revoke) with their
+ * usage and messages side by side; issue 19 reshapes the admin commands. */
 static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
 {
     char err[512];

@@ -11,6 +11,7 @@
 #include "mqim/envelope.h"
 #include "mqim/limits.h"
 #include "mqim/name.h"
+#include "mqim/utf8.h"
 #include "mqim_crypto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -693,6 +693,33 @@ static void test_gateway_online_replays_outbox(void)
     CHECK_EQ_INT(nseen, 0);
 }
 
+/* The gateway status is read as JSON (issue 16): "state" anywhere in the
+ * document, whitespace allowed; a document whose "state" is not online, or
+ * that only looks like it, keeps the outbox waiting. */
+static void test_gateway_status_reordered(void)
+{
+    static const uint8_t connack[] = { 0x20, 2, 0, 0 };
+    sent_pkt_t s;
+    uint32_t key = 0;
+    fresh();
+    CHECK_EQ_INT(mqim_client_send(&client, MQIM_STR("alice"), MQIM_STR("kept"), &key), MQIM_OK);
+    CHECK_EQ_INT(mqim_client_start(&client), MQIM_OK);
+    pump(1);
+    CHECK(next_sent(&s) && s.type == MQIM_MQTT_CONNECT);
+    inject_raw(connack, sizeof(connack));
+    pump(3);
+    /* not online: another state first, a prefix that is not JSON, a nested "state" */
+    gateway_status("{\"state\":\"starting\",\"ts\":1}", false, 20);
+    gateway_status("{\"state\":\"online\"", false, 21);
+    gateway_status("{\"ts\":1,\"x\":{\"state\":\"online\"}}", false, 22);
+    CHECK(!next_publish_on("im/u/bob/out/dm/alice", &s));
+    /* online with "state" last and spaces around it: the outbox goes */
+    gateway_status("{ \"ts\": 5, \"store\": \"ab\", \"pid\": 7, \"state\" : \"online\" }", false, 23);
+    CHECK(next_publish_on("im/u/bob/out/dm/alice", &s));
+    CHECK(strstr(s.payload, "\"body\":\"kept\"") != NULL);
+    CHECK_EQ_INT(nseen, 0);
+}
+
 /* Publish, PUBACK and collect every DM the device sends until it stops;
  * bodies[] gets their bodies (from index 0), ids[] their ids. */
 static unsigned collect_dms(char bodies[][16], char ids[][40], unsigned cap)
@@ -770,6 +797,7 @@ int main(void)
     test_tombstones_advance_seq();
     test_store_epoch_resync();
     test_gateway_online_replays_outbox();
+    test_gateway_status_reordered();
     test_outbox_window();
     return CHECK_REPORT();
 }

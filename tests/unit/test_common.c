@@ -7,12 +7,14 @@
 
 #include "mqim/base64.h"
 #include "mqim/envelope.h"
+#include "mqim/gateway_status.h"
 #include "mqim/file_meta.h"
 #include "mqim/id.h"
 #include "mqim/json_read.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/name.h"
+#include "mqim/utf8.h"
 #include "mqim/sha256.h"
 #include "mqim/status.h"
 #include "mqim/topic.h"
@@ -723,6 +725,47 @@ static void test_base64(void)
     CHECK_EQ_INT(mqim_base64_decode("Zm9v!A==", 8, dec, sizeof(dec), &len), MQIM_FIELD_TYPE);
 }
 
+/* The gateway status document (gateway_status.h): what the writer writes
+ * the reader reads back, in any member order. */
+static void test_gateway_status(void)
+{
+    mqim_gateway_status_t in = { MQIM_STR("online"), true, 1764000000000, MQIM_STR("0123abcd"), 7u,
+                                 MQIM_STR("feed"), MQIM_STR("host \"a\""), MQIM_STR("b00t"), true, 4242 };
+    mqim_gateway_status_t out;
+    char buf[256], arena[256];
+    size_t n = 0, need = 0;
+    CHECK_EQ_INT(mqim_gateway_status_encode(&in, NULL, 0, &need), MQIM_BUFFER_TOO_SMALL);
+    CHECK_EQ_INT(mqim_gateway_status_encode(&in, buf, sizeof(buf), &n), MQIM_OK);
+    CHECK_EQ_INT(n, need);
+    CHECK(strcmp(buf, "{\"state\":\"online\",\"ts\":1764000000000,\"store\":\"0123abcd\",\"store_epoch\":7,"
+                      "\"instance\":\"feed\",\"host\":\"host \\\"a\\\"\",\"boot\":\"b00t\",\"pid\":4242}") == 0);
+    CHECK_EQ_INT(mqim_gateway_status_decode((mqim_str_t){ buf, n }, &out, arena, sizeof(arena)), MQIM_OK);
+    CHECK(mqim_str_eq(out.state, in.state) && out.has_ts && out.ts == in.ts);
+    CHECK(mqim_str_eq(out.store, in.store) && out.store_epoch == 7u);
+    CHECK(mqim_str_eq(out.instance, in.instance) && mqim_str_eq(out.host, in.host));
+    CHECK(mqim_str_eq(out.boot, in.boot) && out.has_pid && out.pid == 4242);
+    /* reordered, with a member this reader does not know */
+    {
+        static const char re[] = "{\"pid\":9,\"new\":[1,{}],\"boot\":\"x\",\"state\":\"offline\"}";
+        CHECK_EQ_INT(mqim_gateway_status_decode(MQIM_STR(re), &out, arena, sizeof(arena)), MQIM_OK);
+        CHECK(mqim_str_eq_cstr(out.state, "offline") && out.pid == 9 && !out.has_ts);
+        CHECK(mqim_str_eq_cstr(out.boot, "x") && out.store.len == 0u);
+    }
+    CHECK_EQ_INT(mqim_gateway_status_decode(MQIM_STR("{\"ts\":1}"), &out, arena, sizeof(arena)),
+                 MQIM_FIELD_MISSING);
+    CHECK_EQ_INT(mqim_gateway_status_decode(MQIM_STR("{\"state\":1}"), &out, arena, sizeof(arena)),
+                 MQIM_FIELD_TYPE);
+    CHECK_EQ_INT(mqim_gateway_status_decode(MQIM_STR("{\"state\":\"online\",\"pid\":\"7\"}"), &out, arena,
+                                            sizeof(arena)), MQIM_FIELD_TYPE);
+    CHECK_EQ_INT(mqim_gateway_status_decode(MQIM_STR("{\"state\":\"online\",\"store_epoch\":-1}"), &out,
+                                            arena, sizeof(arena)), MQIM_FIELD_RANGE);
+    CHECK_EQ_INT(mqim_gateway_status_decode(MQIM_STR("[\"online\"]"), &out, arena, sizeof(arena)),
+                 MQIM_FIELD_TYPE);
+    CHECK_EQ_INT(mqim_gateway_status_decode(MQIM_STR("{\"state\":\"online\""), &out, arena, sizeof(arena)),
+                 MQIM_JSON_MALFORMED);
+    CHECK_EQ_INT(mqim_gateway_status_decode((mqim_str_t){ buf, n }, &out, arena, 4), MQIM_BUFFER_TOO_SMALL);
+}
+
 static void test_ulid(void)
 {
     mqim_idgen_t g;
@@ -762,6 +805,7 @@ int main(void)
     test_names();
     test_ids();
     test_utf8();
+    test_gateway_status();
     test_topics_roundtrip();
     test_topic_parse_errors();
     test_json_writer();

@@ -146,6 +146,32 @@ static void test_decode(void)
         CHECK_EQ_INT(mqim_v5_decode(strlong, sizeof(strlong), &pk, &used), MQIM_MQTT_BAD_LENGTH);
         CHECK_EQ_INT(mqim_v5_decode(pingbad, sizeof(pingbad), &pk, &used), MQIM_MQTT_BAD_LENGTH);
     }
+    /* An overlong variable byte integer is malformed, as in the device's
+     * codec (mqtt_wire.h, issue 16): remaining length 2 as 0x82 0x00, and a
+     * property length 0 as 0x80 0x00. */
+    {
+        static const uint8_t overlong_rl[] = { 0x40, 0x82, 0x00, 0x00, 0x01 };
+        static const uint8_t overlong_props[] = { 0x40, 0x05, 0x00, 0x01, 0x00, 0x80, 0x00 };
+        CHECK_EQ_INT(mqim_v5_decode(overlong_rl, sizeof(overlong_rl), &pk, &used), MQIM_MQTT_BAD_LENGTH);
+        CHECK_EQ_INT(mqim_v5_decode(overlong_props, sizeof(overlong_props), &pk, &used),
+                     MQIM_MQTT_BAD_LENGTH);
+    }
+    /* The shared primitives round-trip every length class at its edges. */
+    {
+        static const uint32_t values[] = { 0u, 127u, 128u, 16383u, 16384u, 2097151u, 2097152u,
+                                           MQIM_MQTT_REMAINING_MAX };
+        for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+            uint8_t b[4];
+            size_t n = (size_t)(mqim_wire_put_varint(b, values[i]) - b), pos = 0;
+            uint32_t back = 0;
+            CHECK_EQ_INT(n, mqim_wire_varint_len(values[i]));
+            CHECK_EQ_INT(mqim_wire_get_varint(b, n, &pos, &back), MQIM_OK);
+            CHECK(back == values[i] && pos == n);
+            pos = 0;
+            CHECK_EQ_INT(mqim_wire_get_varint(b, n - 1u, &pos, &back),
+                         MQIM_MQTT_NEED_MORE);
+        }
+    }
 }
 
 /* ---- the publisher against a scripted broker ---- */

@@ -590,6 +590,12 @@ static void test_sync_and_history(void)
     CHECK_EQ_INT(pub("im/u/bob/out/ctl", "{\"op\":\"dance\"}", 1), MQIM_UNKNOWN_OP);
     drain();
     CHECK_OUT(0, "im/u/bob/in/res", "code", "unknown_op");
+    /* the reason lists every op of the features' tables (issue 16) */
+    j = json_of(&outs[0]);
+    CHECK(strcmp(jstr(j, "reason"), "unknown \"op\" (known: sync, history, presence, group_create, "
+                 "group_add, group_remove, group_leave, group_rename, group_set, group_info, groups, "
+                 "msg_status, chats, file_begin, file_put, file_get, file_info, keys)") == 0);
+    cJSON_Delete(j);
     CHECK_EQ_INT(pub("im/u/bob/out/ctl", "{\"op\":\"history\",\"with\":\"a/b\"}", 1), MQIM_FIELD_TYPE);
     drain();
     CHECK_EQ_INT(nouts, 1);
@@ -1377,6 +1383,7 @@ static void test_files(void)
     cJSON_Delete(j);
     j = file_req("alice", "{\"op\":\"history\",\"with\":\"bob\"}");
     CHECK(res_code(j, "unknown_op"));
+    CHECK(strcmp(jstr(j, "reason"), "out/file takes file_begin, file_put, file_get, file_info") == 0);
     cJSON_Delete(j);
     teardown();
 }

@@ -541,7 +541,7 @@ static void test_copy_and_newer_format(void)
     mqim_txn_t txn;
     MDB_env *env;
     MDB_txn *t;
-    MDB_dbi dbi;
+    MDB_dbi dbi = 0; /* set only when mdb_txn_begin succeeded (clang -Wsometimes-uninitialized) */
     uint64_t three = 3;
     MDB_val k = { 6, (void *)"schema" }, v = { 8, &three };
     put_users(s, 5);

@@ -29,7 +29,4 @@ mqim_status_t mqim_name_check(mqim_name_kind_t kind, mqim_str_t name);
  */
 mqim_status_t mqim_id_check(mqim_str_t id);
 
-/** true when the bytes are well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-bool mqim_utf8_valid(const char *s, size_t len);
-
 #endif /* MQIM_NAME_H */

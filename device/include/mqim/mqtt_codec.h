@@ -17,28 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mqim/mqtt_wire.h"
 #include "mqim/status.h"
 #include "mqim/str.h"
 
-/** Packet types (the fixed header's high nibble). */
-typedef enum mqim_mqtt_type {
-    MQIM_MQTT_CONNECT = 1,
-    MQIM_MQTT_CONNACK = 2,
-    MQIM_MQTT_PUBLISH = 3,
-    MQIM_MQTT_PUBACK = 4,
-    MQIM_MQTT_PUBREC = 5,
-    MQIM_MQTT_PUBREL = 6,
-    MQIM_MQTT_PUBCOMP = 7,
-    MQIM_MQTT_SUBSCRIBE = 8,
-    MQIM_MQTT_SUBACK = 9,
-    MQIM_MQTT_UNSUBSCRIBE = 10,
-    MQIM_MQTT_UNSUBACK = 11,
-    MQIM_MQTT_PINGREQ = 12,
-    MQIM_MQTT_PINGRESP = 13,
-    MQIM_MQTT_DISCONNECT = 14
-} mqim_mqtt_type_t;
-
-#define MQIM_MQTT_REMAINING_MAX 268435455u /**< the largest remaining length (4 bytes) */
+/* Packet types, return codes and the byte-level primitives: mqtt_wire.h,
+ * shared with the gateway's v5 codec. */
 
 typedef struct mqim_mqtt_connect {
     mqim_str_t client_id;

@@ -157,6 +157,9 @@ static mqim_status_t fail(mqim_tls_t *t, int rc, const char *step, const char **
     return rc == 0 ? MQIM_BAD_PARAMETER : MQIM_INTERNAL;
 }
 
+/* long because: mbedTLS's setup is a fixed sequence of calls (DRBG, CA,
+ * own certificate, config, SSL context, BIO), each failing with its own step
+ * name; kept in order in one place like mbedTLS's own ssl_client2.c. */
 mqim_status_t mqim_tls_init(mqim_tls_t *t, const mqim_tls_config_t *cfg, const char **what)
 {
     static const unsigned char pers[] = "mqim-device";

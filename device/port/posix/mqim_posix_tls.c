@@ -1,6 +1,7 @@
 /* TLS for the `mqim` CLI (mqim_posix_tls.h): reads the credential files
  * and hands them to the portable TLS port (device/port/mbedtls/mqim_tls.c),
- * which holds every mbedTLS call, over the POSIX TCP transport. */
+ * which makes every mbedTLS call of the TLS transport, over the POSIX TCP
+ * transport. */
 #include "mqim_posix_tls.h"
 
 #include <stdio.h>

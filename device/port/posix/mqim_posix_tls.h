@@ -4,7 +4,7 @@
  *        transport: server verification against a CA file with the host
  *        name (SNI + name check), optional client certificate, or a
  *        pre-shared key (PSK) instead of certificates. It reads the files;
- *        every mbedTLS call is in the portable port
+ *        the TLS transport's mbedTLS calls are in the portable port
  *        (device/port/mbedtls/mqim_tls.c).
  */
 #ifndef MQIM_POSIX_TLS_H

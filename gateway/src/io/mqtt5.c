@@ -6,11 +6,11 @@
 
 /* Property identifiers the decoder reads; every other valid one is skipped
  * by its width (MQTT v5, section 2.2.2.2). */
-#define PROP_RECEIVE_MAX 0x21u
-#define PROP_MAX_PACKET 0x27u
-#define PROP_SERVER_KEEPALIVE 0x13u
-#define PROP_REASON_STRING 0x1Fu
-#define PROP_CORRELATION 0x09u
+#define PROP_RECEIVE_MAX MQIM_V5_PROP_RECEIVE_MAXIMUM
+#define PROP_MAX_PACKET MQIM_V5_PROP_MAXIMUM_PACKET_SIZE
+#define PROP_SERVER_KEEPALIVE MQIM_V5_PROP_SERVER_KEEP_ALIVE
+#define PROP_REASON_STRING MQIM_V5_PROP_REASON_STRING
+#define PROP_CORRELATION MQIM_V5_PROP_CORRELATION_DATA
 #define PROP_RESPONSE_TOPIC 0x08u
 #define PROP_TOPIC_ALIAS 0x23u
 #define PROP_SESSION_EXPIRY 0x11u
@@ -38,60 +38,16 @@ static enum width prop_width(uint32_t id)
     }
 }
 
-/* Bytes of a variable byte integer for v (v < 2^28). */
-static size_t varint_len(size_t v)
-{
-    return v < 128u ? 1u : v < 16384u ? 2u : v < 2097152u ? 3u : 4u;
-}
-
-static uint8_t *put_varint(uint8_t *p, size_t v)
-{
-    do {
-        uint8_t b = (uint8_t)(v % 128u);
-        v /= 128u;
-        if (v > 0u) {
-            b |= 0x80u;
-        }
-        *p++ = b;
-    } while (v > 0u);
-    return p;
-}
+/* The byte-level primitives are the shared ones (mqtt_wire.h): one
+ * strictness with the device's codec (overlong varints are malformed). */
+#define varint_len mqim_wire_varint_len
+#define put_varint mqim_wire_put_varint
+#define get_varint mqim_wire_get_varint
+#define put_str mqim_wire_put_str
 
 static uint8_t *put_u16(uint8_t *p, size_t v)
 {
-    *p++ = (uint8_t)(v >> 8);
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-static uint8_t *put_str(uint8_t *p, mqim_str_t s)
-{
-    p = put_u16(p, s.len);
-    if (s.len > 0u) {
-        memcpy(p, s.ptr, s.len);
-    }
-    return p + s.len;
-}
-
-/* Read a variable byte integer at buf[*pos..len). NEED_MORE when it may
- * continue past len, BAD_LENGTH when it is longer than four bytes. */
-static mqim_status_t get_varint(const uint8_t *buf, size_t len, size_t *pos, uint32_t *out)
-{
-    uint32_t v = 0, mult = 1;
-    for (unsigned i = 0; i < 4u; i++) {
-        uint8_t b;
-        if (*pos >= len) {
-            return MQIM_MQTT_NEED_MORE;
-        }
-        b = buf[(*pos)++];
-        v += (uint32_t)(b & 0x7Fu) * mult;
-        if ((b & 0x80u) == 0u) {
-            *out = v;
-            return MQIM_OK;
-        }
-        mult *= 128u;
-    }
-    return MQIM_MQTT_BAD_LENGTH;
+    return mqim_wire_put_u16(p, (uint16_t)v);
 }
 
 static uint8_t *put_u32(uint8_t *p, uint32_t v)
@@ -223,7 +179,7 @@ mqim_status_t mqim_v5_publish_encode(const mqim_v5_publish_t *m, uint8_t *buf, s
     }
     props = m->correlation.len > 0u ? 1u + 2u + m->correlation.len : 0u;
     rem = 2u + m->topic.len + (m->qos > 0 ? 2u : 0u) + varint_len(props) + props + m->payload.len;
-    if (rem > 268435455u) {
+    if (rem > MQIM_MQTT_REMAINING_MAX) {
         return MQIM_MQTT_TOO_LARGE;
     }
     total = 1u + varint_len(rem) + rem;
@@ -330,7 +286,7 @@ static mqim_status_t read_props(const uint8_t *buf, size_t pos, size_t end, mqim
             return MQIM_MQTT_BAD_LENGTH;
         }
         if (id == PROP_RECEIVE_MAX) {
-            out->receive_max = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
+            out->receive_max = mqim_wire_get_u16(buf + pos);
             if (out->receive_max == 0u) {
                 return MQIM_MQTT_PROTOCOL; /* "It is a Protocol Error to include the value 0" */
             }
@@ -338,7 +294,7 @@ static mqim_status_t read_props(const uint8_t *buf, size_t pos, size_t end, mqim
             out->max_packet = ((uint32_t)buf[pos] << 24) | ((uint32_t)buf[pos + 1u] << 16) |
                               ((uint32_t)buf[pos + 2u] << 8) | buf[pos + 3u];
         } else if (id == PROP_SERVER_KEEPALIVE) {
-            out->server_keepalive = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
+            out->server_keepalive = mqim_wire_get_u16(buf + pos);
             out->has_server_keepalive = 1;
         } else if (id == PROP_REASON_STRING) {
             out->reason_string = (mqim_str_t){ (const char *)buf + pos + 2u, n - 2u };
@@ -386,7 +342,7 @@ static mqim_status_t decode_publish(const uint8_t *buf, uint8_t first, size_t po
         if (end - pos < 2u) {
             return MQIM_MQTT_BAD_LENGTH;
         }
-        out->packet_id = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
+        out->packet_id = mqim_wire_get_u16(buf + pos);
         if (out->packet_id == 0u) {
             return MQIM_MQTT_PROTOCOL;
         }
@@ -408,7 +364,7 @@ static mqim_status_t decode_suback(const uint8_t *buf, size_t pos, size_t end, m
     if (end - pos < 3u) {
         return MQIM_MQTT_BAD_LENGTH;
     }
-    out->packet_id = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
+    out->packet_id = mqim_wire_get_u16(buf + pos);
     if (out->packet_id == 0u) {
         return MQIM_MQTT_PROTOCOL;
     }
@@ -442,7 +398,7 @@ static mqim_status_t decode_control(const uint8_t *buf, size_t pos, size_t end, 
         if (rem < 2u) {
             return MQIM_MQTT_BAD_LENGTH;
         }
-        out->packet_id = (uint16_t)(((unsigned)buf[pos] << 8) | buf[pos + 1u]);
+        out->packet_id = mqim_wire_get_u16(buf + pos);
         if (out->packet_id == 0u) {
             return MQIM_MQTT_PROTOCOL;
         }
@@ -529,29 +485,29 @@ mqim_status_t mqim_v5_decode_limit(const uint8_t *buf, size_t len, size_t max_pa
 const char *mqim_v5_reason_str(uint8_t reason)
 {
     switch (reason) {
-    case 0x00: return "success";
-    case 0x04: return "disconnect with will";
-    case 0x10: return "no matching subscribers";
-    case 0x80: return "unspecified error";
-    case 0x81: return "malformed packet";
-    case 0x82: return "protocol error";
-    case 0x83: return "implementation specific error";
-    case 0x84: return "unsupported protocol version";
-    case 0x85: return "client identifier not valid";
-    case 0x86: return "bad user name or password";
-    case 0x87: return "not authorized";
-    case 0x88: return "server unavailable";
-    case 0x89: return "server busy";
-    case 0x8A: return "banned";
-    case 0x8B: return "server shutting down";
-    case 0x8D: return "keep alive timeout";
-    case 0x8E: return "session taken over";
-    case 0x90: return "topic name invalid";
-    case 0x93: return "receive maximum exceeded";
-    case 0x95: return "packet too large";
-    case 0x97: return "quota exceeded";
-    case 0x99: return "payload format invalid";
-    case 0x9F: return "connection rate exceeded";
+    case MQIM_V5_RC_SUCCESS: return "success";
+    case MQIM_V5_RC_DISCONNECT_WITH_WILL: return "disconnect with will";
+    case MQIM_V5_RC_NO_MATCHING_SUBSCRIBERS: return "no matching subscribers";
+    case MQIM_V5_RC_UNSPECIFIED_ERROR: return "unspecified error";
+    case MQIM_V5_RC_MALFORMED_PACKET: return "malformed packet";
+    case MQIM_V5_RC_PROTOCOL_ERROR: return "protocol error";
+    case MQIM_V5_RC_IMPLEMENTATION_SPECIFIC: return "implementation specific error";
+    case MQIM_V5_RC_UNSUPPORTED_PROTOCOL: return "unsupported protocol version";
+    case MQIM_V5_RC_CLIENT_ID_NOT_VALID: return "client identifier not valid";
+    case MQIM_V5_RC_BAD_USER_OR_PASSWORD: return "bad user name or password";
+    case MQIM_V5_RC_NOT_AUTHORIZED: return "not authorized";
+    case MQIM_V5_RC_SERVER_UNAVAILABLE: return "server unavailable";
+    case MQIM_V5_RC_SERVER_BUSY: return "server busy";
+    case MQIM_V5_RC_BANNED: return "banned";
+    case MQIM_V5_RC_SERVER_SHUTTING_DOWN: return "server shutting down";
+    case MQIM_V5_RC_KEEP_ALIVE_TIMEOUT: return "keep alive timeout";
+    case MQIM_V5_RC_SESSION_TAKEN_OVER: return "session taken over";
+    case MQIM_V5_RC_TOPIC_NAME_INVALID: return "topic name invalid";
+    case MQIM_V5_RC_RECEIVE_MAX_EXCEEDED: return "receive maximum exceeded";
+    case MQIM_V5_RC_PACKET_TOO_LARGE: return "packet too large";
+    case MQIM_V5_RC_QUOTA_EXCEEDED: return "quota exceeded";
+    case MQIM_V5_RC_PAYLOAD_FORMAT_INVALID: return "payload format invalid";
+    case MQIM_V5_RC_CONNECTION_RATE_EXCEEDED: return "connection rate exceeded";
     default: return "other reason";
     }
 }

@@ -23,20 +23,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mqim/mqtt_wire.h"
 #include "mqim/status.h"
 #include "mqim/str.h"
 
-/* Packet types (the fixed header's high nibble). */
+/* Packet types (the fixed header's high nibble): the shared vocabulary's
+ * (common/include/mqim/mqtt_wire.h), under the names this codec uses. */
 enum {
-    MQIM_V5_CONNECT = 1,
-    MQIM_V5_CONNACK = 2,
-    MQIM_V5_PUBLISH = 3,
-    MQIM_V5_PUBACK = 4,
-    MQIM_V5_SUBSCRIBE = 8,
-    MQIM_V5_SUBACK = 9,
-    MQIM_V5_PINGREQ = 12,
-    MQIM_V5_PINGRESP = 13,
-    MQIM_V5_DISCONNECT = 14,
+    MQIM_V5_CONNECT = MQIM_MQTT_CONNECT,
+    MQIM_V5_CONNACK = MQIM_MQTT_CONNACK,
+    MQIM_V5_PUBLISH = MQIM_MQTT_PUBLISH,
+    MQIM_V5_PUBACK = MQIM_MQTT_PUBACK,
+    MQIM_V5_PINGREQ = MQIM_MQTT_PINGREQ,
+    MQIM_V5_PINGRESP = MQIM_MQTT_PINGRESP,
+    MQIM_V5_DISCONNECT = MQIM_MQTT_DISCONNECT,
+    MQIM_V5_SUBSCRIBE = MQIM_MQTT_SUBSCRIBE,
+    MQIM_V5_SUBACK = MQIM_MQTT_SUBACK,
 };
 
 /** Largest packet mqim_v5_decode accepts from the broker (CONNACKs with long
@@ -45,15 +47,10 @@ enum {
  *  limit with mqim_v5_decode_limit and announces it in CONNECT. */
 #define MQIM_V5_MAX_IN_PACKET 65536u
 
-/* Reason codes the gateway acts on (MQTT v5, 2.4); mqim_v5_reason_str names
- * them all. Below MQIM_V5_RC_ERROR is success (SUBACK: the granted QoS). */
-enum {
-    MQIM_V5_RC_SUCCESS = 0x00,
-    MQIM_V5_RC_GRANTED_QOS1 = 0x01,
-    MQIM_V5_RC_ERROR = 0x80,          /* unspecified error; the first failure code */
-    MQIM_V5_RC_SERVER_BUSY = 0x89,
-    MQIM_V5_RC_QUOTA_EXCEEDED = 0x97,
-};
+/* Reason codes: the shared vocabulary's MQIM_V5_RC_* (common/include/mqim/
+ * mqtt_wire.h); mqim_v5_reason_str names them all. Below
+ * MQIM_V5_RC_UNSPECIFIED_ERROR is success (SUBACK: the granted QoS). */
+#define MQIM_V5_RC_GRANTED_QOS1 0x01u
 
 /* SUBSCRIBE options (MQTT v5, 3.8.3.1): Retain Handling in bits 4-5. */
 #define MQIM_V5_RETAIN_IF_NEW_SUB 1u /* retained messages only for a new subscription */

@@ -12,27 +12,23 @@
 
 #include "daemon_internal.h"
 #include "log.h"
+#include "mqim/gateway_status.h"
 #include "mqim/json_write.h"
 
 #define LOG_MOD "status"
 #define PROBE_TIMEOUT_MS 5000
 #define PROBE_RETAINED_WAIT_MS 300 /* the retained status follows the SUBACK */
 
-/* {"state":S,"ts":T,"store":ID,"store_epoch":E,"instance":N,"host":H,"boot":B,"pid":P}:
- * "state" first (devices match the prefix {"state":"online"). */
+/* The status document: common/include/mqim/gateway_status.h. */
 int gw_status_payload(const gw_t *g, const char *state, bool with_ts, char *buf, size_t cap)
 {
     const mqim_store_identity_t *id = mqim_store_identity(g->store);
-    char ts[40] = "";
-    int n;
-    if (with_ts) {
-        snprintf(ts, sizeof(ts), ",\"ts\":%" PRId64, gw_now_ms());
-    }
-    n = snprintf(buf, cap,
-                 "{\"state\":\"%s\"%s,\"store\":\"%s\",\"store_epoch\":%" PRIu64
-                 ",\"instance\":\"%s\",\"host\":\"%s\",\"boot\":\"%s\",\"pid\":%ld}",
-                 state, ts, id->id, id->epoch, g->instance, g->host, g->boot_id, (long)getpid());
-    return n > 0 && (size_t)n < cap ? n : 0;
+    mqim_gateway_status_t s = { mqim_str_from_cstr(state), with_ts, with_ts ? gw_now_ms() : 0,
+                                mqim_str_from_cstr(id->id), id->epoch, mqim_str_from_cstr(g->instance),
+                                mqim_str_from_cstr(g->host), mqim_str_from_cstr(g->boot_id), true,
+                                (int64_t)getpid() };
+    size_t n = 0;
+    return mqim_gateway_status_encode(&s, buf, cap, &n) == MQIM_OK ? (int)n : 0;
 }
 
 void gw_publish_status(gw_t *g, const char *state)

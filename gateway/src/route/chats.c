@@ -15,21 +15,11 @@ typedef struct chat_item {
     uint8_t presence; /* the peer's most present device; groups: none */
 } chat_item_t;
 
-struct ch_work {
+typedef struct ch_work {
     req_t *q;
     chat_item_t items[CHATS_MAX];
     size_t n;
-};
-
-ch_work_t *ch_work_new(void)
-{
-    return calloc(1, sizeof(ch_work_t));
-}
-
-void ch_work_free(ch_work_t *w)
-{
-    free(w);
-}
+} ch_work_t;
 
 /* Keep the CHATS_MAX most recent: replace the oldest when full. */
 static int chat_visit(void *vctx, mqim_str_t chat, uint64_t last_seq)
@@ -123,14 +113,11 @@ static void body_chats(mqim_json_writer_t *w, const ctl_doc_t *d)
     mqim_json_array_end(w);
 }
 
-bool ch_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d)
+static mqim_status_t ctl_chats(req_t *q, const cJSON *root, ctl_doc_t *d, void *work)
 {
-    ch_work_t *w = q->r->chats;
+    ch_work_t *w = work;
     mqim_status_t st;
     (void)root;
-    if (strcmp(d->op, "chats") != 0) {
-        return false;
-    }
     w->q = q;
     w->n = 0;
     st = mqim_store_chat_each(&q->txn, q->t.user, chat_visit, w);
@@ -147,10 +134,15 @@ bool ch_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d)
         }
     }
     qsort(w->items, w->n, sizeof(w->items[0]), by_recency);
-    d->code = st;
     if (st == MQIM_OK) {
         d->body = body_chats;
         d->ctx = w;
     }
-    return true;
+    return st;
 }
+
+static const rt_ctl_op_t ch_ops[] = {
+    { "chats", ctl_chats, sizeof(ch_work_t) },
+};
+
+const rt_feature_t ch_feature = { RT_FEATURE_CHATS, ch_ops, sizeof(ch_ops) / sizeof(ch_ops[0]), 0, false };

@@ -49,7 +49,9 @@ typedef struct file_meta {
     char mime[MQIM_MIME_MAX + 1];
 } file_meta_t;
 
-struct fl_work {
+/* The feature's work area (fl_feature: one per router): the ctl ops' and
+ * fl_attach's. */
+typedef struct fl_work {
     file_meta_t meta;
     uint8_t chunk[MQIM_FILE_CHUNK_LIMIT];
     char b64[MQIM_BASE64_LEN(MQIM_FILE_CHUNK_LIMIT) + 1];
@@ -57,16 +59,11 @@ struct fl_work {
     uint64_t offset; /* file_get: where the data starts */
     bool eof;
     char reason[REASON_MAX];
-};
+} fl_work_t;
 
-fl_work_t *fl_work_new(void)
+static fl_work_t *fl_w(const mqim_router_t *r)
 {
-    return calloc(1, sizeof(fl_work_t));
-}
-
-void fl_work_free(fl_work_t *w)
-{
-    free(w);
+    return rt_work(r, RT_FEATURE_FILES);
 }
 
 static uint64_t max_bytes(const mqim_router_t *r)
@@ -208,7 +205,7 @@ static void body_info(mqim_json_writer_t *w, const ctl_doc_t *d)
 
 static void body_data(mqim_json_writer_t *w, const ctl_doc_t *d)
 {
-    const fl_work_t *fw = d->q->r->files;
+    const fl_work_t *fw = fl_w(d->q->r);
     mqim_json_key_str(w, "file", meta_str(fw->meta.id));
     mqim_json_key_u64(w, "offset", fw->offset);
     mqim_json_key_u64(w, "size", fw->meta.h.size);
@@ -220,7 +217,7 @@ static bool fail(ctl_doc_t *d, mqim_status_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static bool fail(ctl_doc_t *d, mqim_status_t code, const char *fmt, ...)
 {
-    fl_work_t *fw = d->q->r->files;
+    fl_work_t *fw = fl_w(d->q->r);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(fw->reason, sizeof(fw->reason), fmt, ap);
@@ -259,7 +256,7 @@ static bool req_file(req_t *q, const cJSON *root, ctl_doc_t *d, bool owner_only,
 static void op_begin(req_t *q, const cJSON *root, ctl_doc_t *d)
 {
     mqim_router_t *r = q->r;
-    file_meta_t *m = &r->files->meta;
+    file_meta_t *m = &fl_w(r)->meta;
     mqim_str_t upload = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "upload"));
     mqim_str_t name = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "name"));
     mqim_str_t mime = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "mime"));
@@ -347,7 +344,7 @@ static void op_begin(req_t *q, const cJSON *root, ctl_doc_t *d)
  * already has is acknowledged again (a resend after a reconnect). */
 static void op_put(req_t *q, const cJSON *root, ctl_doc_t *d)
 {
-    fl_work_t *fw = q->r->files;
+    fl_work_t *fw = fl_w(q->r);
     file_meta_t *m = &fw->meta;
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
     uint64_t offset = 0, expect;
@@ -418,7 +415,7 @@ static void op_put(req_t *q, const cJSON *root, ctl_doc_t *d)
 /* file_get: "len" bytes (default one chunk) from "offset" of a complete file. */
 static void op_get(req_t *q, const cJSON *root, ctl_doc_t *d)
 {
-    fl_work_t *fw = q->r->files;
+    fl_work_t *fw = fl_w(q->r);
     file_meta_t *m = &fw->meta;
     const cJSON *jlen = cJSON_GetObjectItemCaseSensitive(root, "len");
     uint64_t offset = 0, len = 0, end, pos;
@@ -472,7 +469,7 @@ static void op_get(req_t *q, const cJSON *root, ctl_doc_t *d)
 
 static void op_info(req_t *q, const cJSON *root, ctl_doc_t *d)
 {
-    file_meta_t *m = &q->r->files->meta;
+    file_meta_t *m = &fl_w(q->r)->meta;
     d->direct_response = true;
     if (req_file(q, root, d, false, m)) {
         d->code = MQIM_OK;
@@ -481,26 +478,33 @@ static void op_info(req_t *q, const cJSON *root, ctl_doc_t *d)
     }
 }
 
-bool fl_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d)
-{
-    if (strcmp(d->op, "file_begin") == 0) {
-        op_begin(q, root, d);
-    } else if (strcmp(d->op, "file_put") == 0) {
-        op_put(q, root, d);
-    } else if (strcmp(d->op, "file_get") == 0) {
-        op_get(q, root, d);
-    } else if (strcmp(d->op, "file_info") == 0) {
-        op_info(q, root, d);
-    } else {
-        return false;
+/* The ops answer in d (code, reason, body) themselves; work is fl_w's. */
+#define FL_CTL(name, fn)                                                                     \
+    static mqim_status_t name(req_t *q, const cJSON *root, ctl_doc_t *d, void *work)         \
+    {                                                                                        \
+        (void)work;                                                                          \
+        fn(q, root, d);                                                                      \
+        return d->code;                                                                      \
     }
-    return true;
-}
+FL_CTL(ctl_begin, op_begin)
+FL_CTL(ctl_put, op_put)
+FL_CTL(ctl_get, op_get)
+FL_CTL(ctl_info, op_info)
+
+static const rt_ctl_op_t fl_ops[] = {
+    { "file_begin", ctl_begin, sizeof(fl_work_t) },
+    { "file_put", ctl_put, sizeof(fl_work_t) },
+    { "file_get", ctl_get, sizeof(fl_work_t) },
+    { "file_info", ctl_info, sizeof(fl_work_t) },
+};
+
+const rt_feature_t fl_feature = { RT_FEATURE_FILES, fl_ops, sizeof(fl_ops) / sizeof(fl_ops[0]),
+                                  sizeof(fl_work_t), true };
 
 mqim_status_t fl_attach(req_t *q, dm_parse_t *p, const char **reason)
 {
-    file_meta_t *m = &q->r->files->meta;
-    fl_work_t *fw = q->r->files;
+    file_meta_t *m = &fl_w(q->r)->meta;
+    fl_work_t *fw = fl_w(q->r);
     mqim_envelope_t *env = &p->env;
     mqim_status_t st;
     *reason = NULL;

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "mqim/name.h"
+#include "mqim/utf8.h"
 #include "router_internal.h"
 
 #define LOG_MOD "groups"
@@ -85,9 +86,9 @@ typedef struct list_ctx {
     size_t title_lens[GROUP_USERS_MAX + 1];
 } list_ctx_t;
 
-/* Work areas of one request, allocated once per router (too big for the
- * stack; the response body is written after gr_handle_ctl returns). */
-struct gr_work {
+/* The feature's work area (gr_feature: one per router, too big for the
+ * stack; a ctl response body is written after its handler returns). */
+typedef struct gr_work {
     member_list_t members; /* the group's members, reloaded by each step */
     member_list_t users;   /* users named by the request */
     list_ctx_t list;
@@ -95,16 +96,11 @@ struct gr_work {
     char id[MQIM_ID_MAX];
     gr_resp_t resp;
     char why[REASON_MAX];
-};
+} gr_work_t;
 
-gr_work_t *gr_work_new(void)
+static gr_work_t *gr_w(const mqim_router_t *r)
 {
-    return calloc(1, sizeof(gr_work_t));
-}
-
-void gr_work_free(gr_work_t *w)
-{
-    free(w);
+    return rt_work(r, RT_FEATURE_GROUPS);
 }
 
 static mqim_str_t member_name(const member_list_t *l, size_t i)
@@ -265,7 +261,7 @@ static mqim_status_t fanout(req_t *q, mqim_msg_rec_t *m, const member_list_t *l,
 static mqim_status_t event(req_t *q, mqim_str_t group, const char *type, mqim_str_t body,
                            mqim_str_t extra)
 {
-    member_list_t *l = &q->r->grp->members;
+    member_list_t *l = &gr_w(q->r)->members;
     mqim_msg_rec_t m;
     uint8_t rnd[10];
     char id[MQIM_ULID_LEN + 1];
@@ -325,7 +321,7 @@ static mqim_status_t membership(req_t *q, mqim_str_t group, mqim_str_t user, mqi
 
 static mqim_status_t group_ephemeral(req_t *q, dm_parse_t *p)
 {
-    member_list_t *l = &q->r->grp->members;
+    member_list_t *l = &gr_w(q->r)->members;
     mqim_member_rec_t mr;
     char why[REASON_MAX];
     mqim_str_t payload;
@@ -360,7 +356,7 @@ mqim_status_t gr_handle_message(req_t *q)
 {
     mqim_router_t *r = q->r;
     dm_parse_t *p = r->dm;
-    member_list_t *l = &r->grp->members;
+    member_list_t *l = &gr_w(r)->members;
     const char *reason = NULL;
     char why[REASON_MAX] = ""; /* set by whichever step refuses */
     mqim_member_rec_t mr;
@@ -580,7 +576,7 @@ static mqim_status_t load_info(req_t *q, mqim_str_t group, gr_resp_t *g, member_
 
 static mqim_status_t op_create(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t *g, char *why)
 {
-    member_list_t *add = &q->r->grp->users;
+    member_list_t *add = &gr_w(q->r)->users;
     mqim_str_t group, title;
     mqim_group_rec_t rec;
     mqim_member_rec_t mr;
@@ -658,7 +654,7 @@ static mqim_status_t op_create(req_t *q, const cJSON *root, ctl_doc_t *d, gr_res
     }
     if (st == MQIM_OK) {
         g->kind = "group";
-        st = load_info(q, group, g, &q->r->grp->members);
+        st = load_info(q, group, g, &gr_w(q->r)->members);
     }
     return st;
 }
@@ -668,7 +664,7 @@ static mqim_status_t op_create(req_t *q, const cJSON *root, ctl_doc_t *d, gr_res
 static mqim_status_t op_add_remove(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t *g,
                                    char *why, bool add)
 {
-    member_list_t *users = &q->r->grp->users;
+    member_list_t *users = &gr_w(q->r)->users;
     mqim_str_t group;
     mqim_member_rec_t me, mr;
     mqim_group_rec_t rec;
@@ -754,14 +750,14 @@ static mqim_status_t op_add_remove(req_t *q, const cJSON *root, ctl_doc_t *d, gr
     }
     if (st == MQIM_OK) {
         g->kind = "group";
-        st = load_info(q, group, g, &q->r->grp->members);
+        st = load_info(q, group, g, &gr_w(q->r)->members);
     }
     return st;
 }
 
 static mqim_status_t op_leave(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t *g, char *why)
 {
-    member_list_t *l = &q->r->grp->users;
+    member_list_t *l = &gr_w(q->r)->users;
     mqim_str_t group;
     mqim_member_rec_t me;
     mqim_group_rec_t rec;
@@ -848,7 +844,7 @@ static mqim_status_t op_rename(req_t *q, const cJSON *root, ctl_doc_t *d, gr_res
     }
     if (st == MQIM_OK) {
         g->kind = "group";
-        st = load_info(q, group, g, &q->r->grp->members);
+        st = load_info(q, group, g, &gr_w(q->r)->members);
     }
     return st;
 }
@@ -925,7 +921,7 @@ static mqim_status_t op_set(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t
     }
     if (st == MQIM_OK) {
         g->kind = "group";
-        st = load_info(q, group, g, &q->r->grp->members);
+        st = load_info(q, group, g, &gr_w(q->r)->members);
     }
     return st;
 }
@@ -944,7 +940,7 @@ static mqim_status_t op_info(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_
         return st;
     }
     g->kind = "info";
-    return st == MQIM_OK ? load_info(q, group, g, &q->r->grp->members) : st;
+    return st == MQIM_OK ? load_info(q, group, g, &gr_w(q->r)->members) : st;
 }
 
 
@@ -1009,12 +1005,12 @@ static int status_visit(void *vctx, mqim_str_t member, uint8_t status, int64_t t
 
 static mqim_status_t op_msg_status(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t *g, char *why)
 {
-    member_list_t *l = &q->r->grp->members;
+    member_list_t *l = &gr_w(q->r)->members;
     uint64_t seq = 0;
     mqim_inbox_entry_t e;
     mqim_msg_rec_t m;
     mqim_status_t st;
-    status_ctx_t c = { l, q->r->grp->status };
+    status_ctx_t c = { l, gr_w(q->r)->status };
     (void)why;
     if (!rt_json_u64(cJSON_GetObjectItemCaseSensitive(root, "seq"), &seq)) {
         d->reason = "\"seq\" (your inbox seq of the message) is required";
@@ -1040,63 +1036,90 @@ static mqim_status_t op_msg_status(req_t *q, const cJSON *root, ctl_doc_t *d, gr
     }
     if (st == MQIM_OK) {
         size_t n = m.id.len < MQIM_ID_MAX ? m.id.len : MQIM_ID_MAX;
-        memcpy(q->r->grp->id, m.id.ptr, n);
-        g->id = (mqim_str_t){ q->r->grp->id, n };
+        memcpy(gr_w(q->r)->id, m.id.ptr, n);
+        g->id = (mqim_str_t){ gr_w(q->r)->id, n };
         g->group = m.group;
         st = load_members(q, m.group, l);
     }
     for (size_t i = 0; st == MQIM_OK && i < l->n; i++) {
-        q->r->grp->status[i] = mqim_str_eq(member_name(l, i), q->t.user) ? "sent" : "pending";
+        gr_w(q->r)->status[i] = mqim_str_eq(member_name(l, i), q->t.user) ? "sent" : "pending";
     }
     if (st == MQIM_OK) {
         st = mqim_store_receipt_each(&q->txn, e.mid, status_visit, &c);
     }
     g->kind = "status";
     g->l = l;
-    g->status = q->r->grp->status;
+    g->status = gr_w(q->r)->status;
     return st;
 }
 
 
-bool gr_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d)
+typedef mqim_status_t (*gr_op_fn)(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t *g, char *why);
+
+/* What every group op but "groups" shares: a clean response and reason,
+ * the group document as the body on success, a debug line. */
+static mqim_status_t gr_ctl(req_t *q, const cJSON *root, ctl_doc_t *d, gr_work_t *w, gr_op_fn op)
 {
-    gr_resp_t *g = &q->r->grp->resp;
-    char *why_work = q->r->grp->why;
-    const char *op = d->op;
-    memset(g, 0, sizeof(*g));
-    why_work[0] = '\0';
-    if (strcmp(op, "group_create") == 0) {
-        d->code = op_create(q, root, d, g, why_work);
-    } else if (strcmp(op, "group_add") == 0) {
-        d->code = op_add_remove(q, root, d, g, why_work, true);
-    } else if (strcmp(op, "group_remove") == 0) {
-        d->code = op_add_remove(q, root, d, g, why_work, false);
-    } else if (strcmp(op, "group_leave") == 0) {
-        d->code = op_leave(q, root, d, g, why_work);
-    } else if (strcmp(op, "group_rename") == 0) {
-        d->code = op_rename(q, root, d, g, why_work);
-    } else if (strcmp(op, "group_info") == 0) {
-        d->code = op_info(q, root, d, g, why_work);
-    } else if (strcmp(op, "group_set") == 0) {
-        d->code = op_set(q, root, d, g, why_work);
-    } else if (strcmp(op, "msg_status") == 0) {
-        d->code = op_msg_status(q, root, d, g, why_work);
-    } else if (strcmp(op, "groups") == 0) {
-        list_ctx_t *lc = &q->r->grp->list;
-        lc->q = q;
-        lc->l = &q->r->grp->members;
-        lc->l->n = 0;
-        d->code = mqim_store_membership_each(&q->txn, q->t.user, list_visit, lc);
-        d->body = body_groups;
-        d->ctx = lc;
-        return true;
-    } else {
-        return false;
-    }
-    if (d->code == MQIM_OK) {
+    mqim_status_t st;
+    memset(&w->resp, 0, sizeof(w->resp));
+    w->why[0] = '\0';
+    st = op(q, root, d, &w->resp, w->why);
+    if (st == MQIM_OK) {
         d->body = body_group;
-        d->ctx = g;
+        d->ctx = &w->resp;
     }
-    MQIM_LOGD(LOG_MOD, "%s by %.*s: %s", op, (int)q->t.user.len, q->t.user.ptr, mqim_status_name(d->code));
-    return true;
+    MQIM_LOGD(LOG_MOD, "%s by %.*s: %s", d->op, (int)q->t.user.len, q->t.user.ptr, mqim_status_name(st));
+    return st;
 }
+
+static mqim_status_t op_add(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t *g, char *why)
+{
+    return op_add_remove(q, root, d, g, why, true);
+}
+
+static mqim_status_t op_remove(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t *g, char *why)
+{
+    return op_add_remove(q, root, d, g, why, false);
+}
+
+#define GR_CTL(name, fn)                                                                     \
+    static mqim_status_t name(req_t *q, const cJSON *root, ctl_doc_t *d, void *work)         \
+    {                                                                                        \
+        return gr_ctl(q, root, d, work, fn);                                                 \
+    }
+GR_CTL(ctl_create, op_create)
+GR_CTL(ctl_add, op_add)
+GR_CTL(ctl_remove, op_remove)
+GR_CTL(ctl_leave, op_leave)
+GR_CTL(ctl_rename, op_rename)
+GR_CTL(ctl_set, op_set)
+GR_CTL(ctl_info, op_info)
+GR_CTL(ctl_msg_status, op_msg_status)
+
+static mqim_status_t ctl_groups(req_t *q, const cJSON *root, ctl_doc_t *d, void *work)
+{
+    gr_work_t *w = work;
+    list_ctx_t *lc = &w->list;
+    (void)root;
+    lc->q = q;
+    lc->l = &w->members;
+    lc->l->n = 0;
+    d->body = body_groups;
+    d->ctx = lc;
+    return mqim_store_membership_each(&q->txn, q->t.user, list_visit, lc);
+}
+
+static const rt_ctl_op_t gr_ops[] = {
+    { "group_create", ctl_create, sizeof(gr_work_t) },
+    { "group_add", ctl_add, sizeof(gr_work_t) },
+    { "group_remove", ctl_remove, sizeof(gr_work_t) },
+    { "group_leave", ctl_leave, sizeof(gr_work_t) },
+    { "group_rename", ctl_rename, sizeof(gr_work_t) },
+    { "group_set", ctl_set, sizeof(gr_work_t) },
+    { "group_info", ctl_info, sizeof(gr_work_t) },
+    { "groups", ctl_groups, sizeof(gr_work_t) },
+    { "msg_status", ctl_msg_status, sizeof(gr_work_t) },
+};
+
+const rt_feature_t gr_feature = { RT_FEATURE_GROUPS, gr_ops, sizeof(gr_ops) / sizeof(gr_ops[0]),
+                                  sizeof(gr_work_t), false };

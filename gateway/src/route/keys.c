@@ -17,24 +17,14 @@
 #define KEYS_PER_USER 16u
 #define KEY_B64_LEN MQIM_BASE64_LEN(MQIM_KEY_LEN)
 
-struct kx_work {
+typedef struct kx_work {
     req_t *q;
     /* keys of a user: the requester and the peer, in byte order, once each */
     char users[2][MQIM_USER_NAME_MAX];
     size_t user_lens[2];
     size_t nusers;
     mqim_str_t group; /* keys of a group: every member's instead (points into the request) */
-};
-
-kx_work_t *kx_work_new(void)
-{
-    return calloc(1, sizeof(kx_work_t));
-}
-
-void kx_work_free(kx_work_t *w)
-{
-    free(w);
-}
+} kx_work_t;
 
 static void key_b64(const mqim_key_rec_t *rec, char out[KEY_B64_LEN])
 {
@@ -308,9 +298,8 @@ static void add_user(kx_work_t *kw, mqim_str_t u)
     kw->user_lens[kw->nusers++] = u.len;
 }
 
-static mqim_status_t ctl_keys(req_t *q, const cJSON *root, ctl_doc_t *d)
+static mqim_status_t keys_request(req_t *q, const cJSON *root, ctl_doc_t *d, kx_work_t *kw)
 {
-    kx_work_t *kw = q->r->keys;
     const cJSON *ju = cJSON_GetObjectItemCaseSensitive(root, "user");
     const cJSON *jg = cJSON_GetObjectItemCaseSensitive(root, "group");
     mqim_str_t me = q->t.user;
@@ -360,17 +349,21 @@ static mqim_status_t ctl_keys(req_t *q, const cJSON *root, ctl_doc_t *d)
     return MQIM_OK;
 }
 
-bool kx_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d)
+static mqim_status_t ctl_keys(req_t *q, const cJSON *root, ctl_doc_t *d, void *work)
 {
-    if (strcmp(d->op, "keys") != 0) {
-        return false;
-    }
+    mqim_status_t st;
     /* A read: answered at once, never stored (a lost answer is asked again). */
     d->direct_response = true;
-    d->code = ctl_keys(q, root, d);
-    if (d->code == MQIM_OK) {
+    st = keys_request(q, root, d, work);
+    if (st == MQIM_OK) {
         d->body = keys_body;
-        d->ctx = q->r->keys;
+        d->ctx = work;
     }
-    return true;
+    return st;
 }
+
+static const rt_ctl_op_t kx_ops[] = {
+    { "keys", ctl_keys, sizeof(kx_work_t) },
+};
+
+const rt_feature_t kx_feature = { RT_FEATURE_KEYS, kx_ops, sizeof(kx_ops) / sizeof(kx_ops[0]), 0, false };

@@ -18,6 +18,7 @@
 #include "mqim/limits.h"
 #include "mqim/name.h"
 #include "mqim/topic.h"
+#include "mqim/utf8.h"
 #include "ratelimit.h"
 
 #define LOG_MOD "router"
@@ -965,6 +966,33 @@ static mqim_status_t receipt_reject_seqs(req_t *q, mqim_status_t code, const uin
     return st == MQIM_OK ? code : st;
 }
 
+/* The receipt's fields, before any store access: MQIM_OK or the status
+ * and *why of the rejection. */
+static mqim_status_t receipt_check(const char *status, mqim_str_t code, mqim_str_t device,
+                                   const cJSON *seqs, const char **why)
+{
+    mqim_status_t st = MQIM_OK;
+    if (status == NULL ||
+        (strcmp(status, "delivered") != 0 && strcmp(status, "read") != 0 && strcmp(status, "refused") != 0)) {
+        st = MQIM_FIELD_TYPE;
+        *why = "\"status\" must be \"delivered\", \"read\" or \"refused\"";
+    } else if (strcmp(status, "refused") == 0 && !refusal_code_ok(code)) {
+        st = MQIM_FIELD_TYPE;
+        *why = "a refusal's \"code\" must be a status name ([a-z0-9_], 1..32 characters)";
+    } else if (device.len > 0u && mqim_name_check(MQIM_NAME_DEVICE, device) != MQIM_OK) {
+        st = MQIM_FIELD_TYPE;
+        *why = "\"device\" must be a valid device name";
+    } else if (seqs == NULL && strcmp(status, "read") != 0) {
+        st = MQIM_FIELD_MISSING;
+        *why = "\"seqs\" is required";
+    } else if (seqs != NULL && (!cJSON_IsArray(seqs) || cJSON_GetArraySize(seqs) == 0 ||
+                                cJSON_GetArraySize(seqs) > RECEIPT_SEQS_MAX)) {
+        st = MQIM_FIELD_RANGE;
+        *why = "\"seqs\" must be an array of 1..256 seqs";
+    }
+    return st;
+}
+
 static mqim_status_t handle_receipt(req_t *q)
 {
     mqim_status_t st;
@@ -984,24 +1012,7 @@ static mqim_status_t handle_receipt(req_t *q)
     device = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "device"));
     code = rt_json_str(cJSON_GetObjectItemCaseSensitive(root, "code"));
     seqs = cJSON_GetObjectItemCaseSensitive(root, "seqs");
-    if (status == NULL ||
-        (strcmp(status, "delivered") != 0 && strcmp(status, "read") != 0 && strcmp(status, "refused") != 0)) {
-        st = MQIM_FIELD_TYPE;
-        why = "\"status\" must be \"delivered\", \"read\" or \"refused\"";
-    } else if (strcmp(status, "refused") == 0 && !refusal_code_ok(code)) {
-        st = MQIM_FIELD_TYPE;
-        why = "a refusal's \"code\" must be a status name ([a-z0-9_], 1..32 characters)";
-    } else if (device.len > 0u && mqim_name_check(MQIM_NAME_DEVICE, device) != MQIM_OK) {
-        st = MQIM_FIELD_TYPE;
-        why = "\"device\" must be a valid device name";
-    } else if (seqs == NULL && strcmp(status, "read") != 0) {
-        st = MQIM_FIELD_MISSING;
-        why = "\"seqs\" is required";
-    } else if (seqs != NULL && (!cJSON_IsArray(seqs) || cJSON_GetArraySize(seqs) == 0 ||
-                                cJSON_GetArraySize(seqs) > RECEIPT_SEQS_MAX)) {
-        st = MQIM_FIELD_RANGE;
-        why = "\"seqs\" must be an array of 1..256 seqs";
-    }
+    st = receipt_check(status, code, device, seqs, &why);
     if (st == MQIM_OK) {
         st = mqim_txn_begin(q->r->store, MQIM_TXN_WRITE, &q->txn);
     }
@@ -1431,9 +1442,9 @@ static unsigned page_limit(req_t *q, const cJSON *root)
     return q->r->cfg.sync_page;
 }
 
-static mqim_status_t ctl_sync(req_t *q, const cJSON *root, ctl_doc_t *d)
+static mqim_status_t ctl_sync(req_t *q, const cJSON *root, ctl_doc_t *d, void *work)
 {
-    sync_ctx_t *cp = q->r->sync;
+    sync_ctx_t *cp = work;
     mqim_user_rec_t u;
     const cJSON *after = cJSON_GetObjectItemCaseSensitive(root, "after");
     const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(root, "store_epoch");
@@ -1552,9 +1563,9 @@ static int first_held(void *vctx, const mqim_inbox_entry_t *e)
     return 1;
 }
 
-static mqim_status_t ctl_history(req_t *q, const cJSON *root, ctl_doc_t *d)
+static mqim_status_t ctl_history(req_t *q, const cJSON *root, ctl_doc_t *d, void *work)
 {
-    hist_ctx_t *hp = q->r->hist;
+    hist_ctx_t *hp = work;
     const cJSON *after = cJSON_GetObjectItemCaseSensitive(root, "after");
     const cJSON *before = cJSON_GetObjectItemCaseSensitive(root, "before");
     mqim_status_t st;
@@ -1627,8 +1638,9 @@ static void pres_body(mqim_json_writer_t *w, const ctl_doc_t *d)
     mqim_json_array_end(w);
 }
 
-static mqim_status_t ctl_presence(req_t *q, const cJSON *root, ctl_doc_t *d)
+static mqim_status_t ctl_presence(req_t *q, const cJSON *root, ctl_doc_t *d, void *work)
 {
+    pres_ctx_t *pc = work;
     const cJSON *users = cJSON_GetObjectItemCaseSensitive(root, "users");
     const cJSON *it;
     if (!cJSON_IsArray(users) || cJSON_GetArraySize(users) < 1 ||
@@ -1643,10 +1655,58 @@ static mqim_status_t ctl_presence(req_t *q, const cJSON *root, ctl_doc_t *d)
             return MQIM_FIELD_TYPE;
         }
     }
-    *q->r->pres = (pres_ctx_t){ q, users };
+    *pc = (pres_ctx_t){ q, users };
     d->body = pres_body;
-    d->ctx = q->r->pres;
+    d->ctx = pc;
     return MQIM_OK;
+}
+
+static const rt_ctl_op_t router_ops[] = {
+    { "sync", ctl_sync, sizeof(sync_ctx_t) },
+    { "history", ctl_history, sizeof(hist_ctx_t) },
+    { "presence", ctl_presence, sizeof(pres_ctx_t) },
+};
+
+const rt_feature_t rt_router_feature = { RT_FEATURE_ROUTER, router_ops,
+                                         sizeof(router_ops) / sizeof(router_ops[0]), 0, false };
+
+/* Every feature, in the order of rt_feature_id_t: the dispatcher's tables. */
+static const rt_feature_t *const rt_features[RT_FEATURES] = {
+    &rt_router_feature, &gr_feature, &ch_feature, &fl_feature, &kx_feature,
+};
+
+/* The op's entry among the tables (on out/file: only the file ops), or
+ * NULL; *id receives its feature. */
+static const rt_ctl_op_t *ctl_find(const char *op, bool file_topic, rt_feature_id_t *id)
+{
+    for (size_t f = 0; f < RT_FEATURES; f++) {
+        const rt_feature_t *ft = rt_features[f];
+        for (size_t i = 0; i < ft->n_ops && (ft->file_topic || !file_topic); i++) {
+            if (strcmp(ft->ops[i].op, op) == 0) {
+                *id = ft->id;
+                return &ft->ops[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+/* "unknown \"op\" (known: sync, history, ...)" or, for out/file, "out/file
+ * takes file_begin, ...": written from the tables once, at router_new. */
+static void ctl_known_ops(char *buf, size_t cap, bool file_topic)
+{
+    size_t len = (size_t)snprintf(buf, cap, "%s", file_topic ? "out/file takes " : "unknown \"op\" (known: ");
+    const char *sep = "";
+    for (size_t f = 0; f < RT_FEATURES; f++) {
+        const rt_feature_t *ft = rt_features[f];
+        for (size_t i = 0; i < ft->n_ops && (ft->file_topic || !file_topic) && len < cap; i++) {
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s", sep, ft->ops[i].op);
+            sep = ", ";
+        }
+    }
+    if (!file_topic && len < cap) {
+        (void)snprintf(buf + len, cap - len, ")");
+    }
 }
 
 static mqim_status_t handle_ctl(req_t *q)
@@ -1670,23 +1730,16 @@ static mqim_status_t handle_ctl(req_t *q)
     } else if (d.op == NULL) {
         d.code = MQIM_FIELD_MISSING;
         d.reason = "\"op\" is required";
-    } else if (q->t.kind == MQIM_TOPIC_OUT_FILE) {
-        if (!fl_handle_ctl(q, root, &d)) {
+    } else {
+        bool file_topic = q->t.kind == MQIM_TOPIC_OUT_FILE;
+        rt_feature_id_t id = RT_FEATURE_ROUTER;
+        const rt_ctl_op_t *op = ctl_find(d.op, file_topic, &id);
+        if (op != NULL) {
+            d.code = op->handle(q, root, &d, rt_work(q->r, id));
+        } else {
             d.code = MQIM_UNKNOWN_OP;
-            d.reason = "out/file takes file_begin, file_put, file_get and file_info";
+            d.reason = file_topic ? q->r->known_file_ops : q->r->known_ops;
         }
-    } else if (strcmp(d.op, "sync") == 0) {
-        d.code = ctl_sync(q, root, &d);
-    } else if (strcmp(d.op, "history") == 0) {
-        d.code = ctl_history(q, root, &d);
-    } else if (strcmp(d.op, "presence") == 0) {
-        d.code = ctl_presence(q, root, &d);
-    } else if (!gr_handle_ctl(q, root, &d) && !ch_handle_ctl(q, root, &d) &&
-               !fl_handle_ctl(q, root, &d) && !kx_handle_ctl(q, root, &d)) {
-        d.code = MQIM_UNKNOWN_OP;
-        d.reason = "unknown \"op\" (known: sync, history, presence, group_create, group_add, "
-                   "group_remove, group_leave, group_rename, group_set, group_info, groups, "
-                   "msg_status, chats, file_begin, file_put, file_get, file_info, keys)";
     }
     if (store_failure(d.code)) {
         cJSON_Delete(root);
@@ -1877,6 +1930,7 @@ mqim_status_t mqim_router_handle_batch(mqim_router_t *r, const mqim_inbound_t *i
 mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *cfg)
 {
     mqim_router_t *r;
+    bool ok = true;
     mqim_str_t root = mqim_str_from_cstr(cfg->root);
     if (mqim_topic_root_check(root) != MQIM_OK) {
         return NULL;
@@ -1894,16 +1948,21 @@ mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *
     r->rl = mqim_ratelimit_new(cfg->rate_per_sec, cfg->rate_burst, 4096u);
     r->rl_file = mqim_ratelimit_new(cfg->file_rate_per_sec,
                                     cfg->file_rate_burst != 0u ? cfg->file_rate_burst : 1u, 4096u);
-    r->files = fl_work_new();
     mqim_idgen_init(&r->idgen);
     r->dm = malloc(sizeof(*r->dm));
-    r->sync = malloc(sizeof(*r->sync));
-    r->hist = malloc(sizeof(*r->hist));
-    r->pres = malloc(sizeof(*r->pres));
-    r->grp = gr_work_new();
-    r->chats = ch_work_new();
-    r->keys = kx_work_new();
-    if (r->keys == NULL || r->files == NULL || r->rl_file == NULL || r->chats == NULL || r->grp == NULL || r->dm == NULL || r->sync == NULL || r->hist == NULL || r->pres == NULL || r->rl == NULL || !scratch_reserve(&r->doc, 4096u) || !scratch_reserve(&r->env, 4096u)) {
+    for (size_t f = 0; f < RT_FEATURES; f++) {
+        const rt_feature_t *ft = rt_features[f];
+        size_t size = ft->work_size;
+        for (size_t i = 0; i < ft->n_ops; i++) {
+            size = ft->ops[i].work_size > size ? ft->ops[i].work_size : size;
+        }
+        r->work[ft->id] = calloc(1, size != 0u ? size : 1u);
+        ok = ok && r->work[ft->id] != NULL;
+    }
+    ctl_known_ops(r->known_ops, sizeof(r->known_ops), false);
+    ctl_known_ops(r->known_file_ops, sizeof(r->known_file_ops), true);
+    if (!ok || r->rl_file == NULL || r->dm == NULL || r->rl == NULL || !scratch_reserve(&r->doc, 4096u) ||
+        !scratch_reserve(&r->env, 4096u)) {
         mqim_router_free(r);
         return NULL;
     }
@@ -1924,14 +1983,10 @@ void mqim_router_free(mqim_router_t *r)
     if (r != NULL) {
         mqim_ratelimit_free(r->rl);
         mqim_ratelimit_free(r->rl_file);
-        fl_work_free(r->files);
-        gr_work_free(r->grp);
-        ch_work_free(r->chats);
-        kx_work_free(r->keys);
+        for (size_t f = 0; f < RT_FEATURES; f++) {
+            free(r->work[f]);
+        }
         free(r->dm);
-        free(r->sync);
-        free(r->hist);
-        free(r->pres);
         free(r->doc.buf);
         free(r->env.buf);
         free(r);

@@ -1132,6 +1132,9 @@ static mqim_status_t inbox_tombstone(mqim_txn_t *txn, mqim_str_t user, uint64_t 
     return st;
 }
 
+/* long because: one pass over the group's index that prunes by count and
+ * by age, turns each member's copy into a tombstone and keeps the counters
+ * right; its steps share the pass's cursor and counts. */
 mqim_status_t mqim_store_group_prune(mqim_txn_t *txn, mqim_str_t group, uint64_t keep_count,
                                      int64_t min_ts, uint64_t *msgs, uint64_t *entries)
 {

@@ -58,8 +58,13 @@
  *
  * Every publish the gateway makes because of stored state goes through the
  * outbox in the same transaction as the state change. The pump (io/pump.c)
- * sends outbox entries in key order and deletes them when the broker has
- * acknowledged them, so a crash after a commit loses no delivery and no ack.
+ * sends outbox entries in key order on the outbox connection; the inbound
+ * worker (io/inbound.c) deletes the ones the broker acknowledged, inside its
+ * next group commit, so a crash after a commit loses no delivery and no ack
+ * (docs/architecture.md, "Data flow of a direct message", step 5).
+ *
+ * The store layer sees only base/ (log) and common/ (gateway/CMakeLists.txt):
+ * it knows nothing of routing, MQTT or threads.
  *
  * Strings returned by getters point into LMDB's map and are valid until the
  * transaction ends.

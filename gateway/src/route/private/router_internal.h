@@ -1,6 +1,8 @@
-/* Internal to the gateway's router: the state and helpers that router.c
- * (direct messages, receipts, presence, control requests) shares with
- * groups.c (group messages and membership). Not an API. */
+/* Internal to the gateway's route layer: the state and helpers that
+ * router.c (direct messages, receipts, presence, the ctl dispatcher) shares
+ * with its features, groups.c, chats.c, files.c and keys.c, and the tables
+ * by which each feature registers its ctl ops (rt_feature_t). Not an API:
+ * gateway/CMakeLists.txt keeps this folder out of the other layers' reach. */
 #ifndef MQIM_GW_ROUTER_INTERNAL_H
 #define MQIM_GW_ROUTER_INTERNAL_H
 
@@ -24,6 +26,17 @@ typedef struct scratch {
     size_t cap;
 } scratch_t;
 
+/* The features of the route layer, in the order their ctl ops are listed
+ * in the "unknown op" answer; index of mqim_router.work. */
+typedef enum rt_feature_id {
+    RT_FEATURE_ROUTER, /* sync, history, presence (router.c) */
+    RT_FEATURE_GROUPS,
+    RT_FEATURE_CHATS,
+    RT_FEATURE_FILES,
+    RT_FEATURE_KEYS,
+    RT_FEATURES
+} rt_feature_id_t;
+
 struct mqim_router {
     mqim_store_t *store;
     mqim_router_config_t cfg;
@@ -34,16 +47,16 @@ struct mqim_router {
     scratch_t doc;   /* the payload being written */
     scratch_t env;   /* an envelope embedded in a document */
     char topic[MQIM_TOPIC_MAX + 1];
-    /* Work areas of the handlers, allocated once: too big for the stack,
-     * and the ctl ones must outlive the handler that fills them. */
+    /* The DM path's decoded envelope (too big for the stack). */
     struct dm_parse *dm;
-    struct sync_ctx *sync;
-    struct hist_ctx *hist;
-    struct pres_ctx *pres;
-    struct gr_work *grp; /* groups.c */
-    struct ch_work *chats; /* chats.c */
-    struct fl_work *files; /* files.c */
-    struct kx_work *keys; /* keys.c */
+    /* Each feature's work area (rt_features[i]), allocated once at the
+     * largest size its table asks for: too big for the stack, and a ctl
+     * op's must outlive the handler that fills it (the response body is
+     * written after it returns). */
+    void *work[RT_FEATURES];
+    /* The "unknown op" reasons, written from the tables at router_new. */
+    char known_ops[512];
+    char known_file_ops[128];
     /* Storage failures (full map, full disk, errors) refuse every publish
      * while they last: one log line per STORE_LOG_INTERVAL_MS with a count. */
     int64_t store_log_at;
@@ -112,6 +125,41 @@ struct ctl_doc {
     bool direct_response;
 };
 
+/* ---- ctl ops as tables ---- */
+
+/** A ctl op's handler: reads the request (root), fills d (code, reason,
+ *  body, ctx) and may use the feature's work area (at least work_size
+ *  bytes, zeroed once at start; d->ctx may point into it). */
+typedef mqim_status_t (*rt_ctl_fn)(req_t *q, const cJSON *root, ctl_doc_t *d, void *work);
+
+typedef struct rt_ctl_op {
+    const char *op;
+    rt_ctl_fn handle;
+    size_t work_size;
+} rt_ctl_op_t;
+
+/** What a feature registers: its ops (adding an op is one line of its
+ *  table) and the work its other paths need (messages, file attachments). */
+typedef struct rt_feature {
+    rt_feature_id_t id;
+    const rt_ctl_op_t *ops;
+    size_t n_ops;
+    size_t work_size;
+    bool file_topic; /* its ops are the ones out/file takes (besides out/ctl) */
+} rt_feature_t;
+
+extern const rt_feature_t rt_router_feature; /* router.c */
+extern const rt_feature_t gr_feature;        /* groups.c */
+extern const rt_feature_t ch_feature;        /* chats.c */
+extern const rt_feature_t fl_feature;        /* files.c */
+extern const rt_feature_t kx_feature;        /* keys.c */
+
+/** A feature's work area. */
+static inline void *rt_work(const mqim_router_t *r, rt_feature_id_t id)
+{
+    return r->work[id];
+}
+
 /* ---- helpers (router.c) ---- */
 
 mqim_status_t rt_build_json(scratch_t *s, build_fn fn, const void *ctx, mqim_str_t *out);
@@ -149,10 +197,6 @@ mqim_status_t rt_receipt_forward(req_t *q, const char *status, const mqim_inbox_
 
 /* ---- groups.c ---- */
 
-typedef struct gr_work gr_work_t;
-gr_work_t *gr_work_new(void);
-void gr_work_free(gr_work_t *w);
-
 /** A group's retention: its own policy, else the configured default; 0 =
  *  no limit. g NULL is an ended group (age: the default; count: none). */
 uint64_t rt_group_keep(const mqim_router_config_t *cfg, const mqim_group_rec_t *g);
@@ -160,26 +204,9 @@ int64_t rt_group_age_ms(const mqim_router_config_t *cfg, const mqim_group_rec_t 
 
 /** A message published to {root}/u/{me}/out/group/{group}. */
 mqim_status_t gr_handle_message(req_t *q);
-/** Control ops group_create, group_add, group_remove, group_leave,
- *  group_rename, group_set, groups, group_info, msg_status; false when op is
- *  none of them. */
-bool gr_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
-
-/* ---- chats.c ---- */
-
-typedef struct ch_work ch_work_t;
-ch_work_t *ch_work_new(void);
-void ch_work_free(ch_work_t *w);
-/** The "chats" op; false when op is another. */
-bool ch_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
 
 /* ---- files.c ---- */
 
-typedef struct fl_work fl_work_t;
-fl_work_t *fl_work_new(void);
-void fl_work_free(fl_work_t *w);
-/** Control ops file_begin, file_put, file_get, file_info; false when op is none of them. */
-bool fl_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
 /**
  * A message naming a file (or of type "file"): check the sender uploaded
  * it completely and fill in its description (inside q->txn).
@@ -192,12 +219,7 @@ mqim_status_t fl_grant(req_t *q, const mqim_envelope_t *env, mqim_str_t user);
 
 /* ---- keys.c ---- */
 
-typedef struct kx_work kx_work_t;
-kx_work_t *kx_work_new(void);
-void kx_work_free(kx_work_t *w);
 /** A device's public key (or its removal) published to {root}/u/{me}/out/key. */
 mqim_status_t kx_handle_key(req_t *q);
-/** The "keys" op; false when op is another. */
-bool kx_handle_ctl(req_t *q, const cJSON *root, ctl_doc_t *d);
 
 #endif /* MQIM_GW_ROUTER_INTERNAL_H */
