@@ -680,7 +680,7 @@ static mqim_status_t handle_suback(mqim_conn_t *p, const mqim_v5_packet_t *pk, c
         if (rc != MQIM_V5_RC_GRANTED_QOS1) {
             set_err(err, err_len, "the broker refused the subscription to %s: %s (check the gateway "
                     "user's ACL)", p->cfg.sub_filter,
-                    rc < MQIM_V5_RC_ERROR ? "granted QoS 0, QoS 1 is needed" : mqim_v5_reason_str(rc));
+                    rc < MQIM_V5_RC_UNSPECIFIED_ERROR ? "granted QoS 0, QoS 1 is needed" : mqim_v5_reason_str(rc));
             return MQIM_CONNACK_REFUSED;
         }
     }

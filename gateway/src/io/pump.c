@@ -77,14 +77,14 @@ static void on_pub_done(void *ctx, uint64_t key, uint8_t reason)
 {
     pump_t *ps = ctx;
     if (key == GW_DIRECT_KEY) {
-        if (reason >= MQIM_V5_RC_ERROR) {
+        if (reason >= MQIM_V5_RC_UNSPECIFIED_ERROR) {
             MQIM_LOGW(LOG_MOD, "the broker refused a direct publish (%s)", mqim_v5_reason_str(reason));
         }
         return; /* not an outbox entry */
     }
-    if (reason >= MQIM_V5_RC_ERROR) {
+    if (reason >= MQIM_V5_RC_UNSPECIFIED_ERROR) {
         if (reason == MQIM_V5_RC_QUOTA_EXCEEDED || reason == MQIM_V5_RC_SERVER_BUSY ||
-            reason == MQIM_V5_RC_ERROR) {
+            reason == MQIM_V5_RC_UNSPECIFIED_ERROR) {
             /* try again shortly */
             if (key < ps->resend_from) {
                 ps->resend_from = key;
