@@ -7,7 +7,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Client, EnvTest
+from harness import Client, Env, EnvTest
 
 
 class Routing(EnvTest):
@@ -124,6 +124,19 @@ class Routing(EnvTest):
         self.assertEqual(len(a.confirmations()), 1)
         self.assertEqual(a.matching("in/ack"), [])
         self.assertEqual(confirmed[0]["id"], real["id"])
+
+
+class SharedSubscription(unittest.TestCase):
+    def test_share_group(self):
+        """share_group: the inbound connection subscribes as
+        $share/GROUP/im/u/+/out/# (the broker's ACL allows it) and routes."""
+        with Env(users=("alice", "bob"), gateway_conf="share_group pool") as env:
+            a, b = env.client("alice"), env.client("bob")
+            a.dm("bob", {"id": "shared-1", "body": "through a shared subscription"})
+            got = b.expect("in/msg", lambda p: p.get("id") == "shared-1")
+            self.assertEqual(got[0]["body"], "through a shared subscription")
+            a.expect_sent(lambda p: p.get("id") == "shared-1")
+            self.assertIn("subscribed to $share/pool/im/u/+/out/#", env.log_tail("gateway.log", 50))
 
 
 class ReadmeTryIt(EnvTest):

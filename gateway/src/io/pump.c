@@ -50,13 +50,20 @@ mqim_status_t gw_on_inbound(void *ctx, const mqim_v5_packet_t *pk)
 {
     gw_t *g = ctx;
     mqim_inbound_t in;
+    mqim_status_t st;
     in.topic = pk->topic;
     in.payload = pk->payload;
     in.qos = pk->qos;
     in.retained = pk->retain != 0;
     in.response_topic = pk->response_topic;
     in.correlation = pk->correlation;
-    return mqim_inbound_offer(g->inq, &in, gw_now_ms());
+    st = mqim_inbound_offer(g->inq, &in, gw_now_ms());
+    if (st != MQIM_OK && st != MQIM_INFLIGHT_FULL && pk->qos == 0) {
+        /* QoS 0: the broker never sends it again, so closing the
+         * connection would not bring it back (the failure is logged) */
+        return MQIM_OK;
+    }
+    return st;
 }
 
 /* ---- the outbox ---- */
