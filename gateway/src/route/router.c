@@ -352,7 +352,7 @@ void rt_build_sent(mqim_json_writer_t *w, const void *vctx)
     mqim_json_object_begin(w);
     mqim_json_key_str(w, "status", MQIM_STR("sent"));
     mqim_json_key_str(w, "id", d->id);
-    mqim_json_key_str(w, "to", d->to);
+    mqim_json_key_str(w, d->group ? "group" : "to", d->to);
     mqim_json_key_u64(w, "seq", d->seq);
     mqim_json_key_i64(w, "ts", d->ts);
     mqim_json_object_end(w);
@@ -621,7 +621,7 @@ static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id, con
         st = fl_grant(q, &env, to);
     }
     if (st == MQIM_OK && (p->env.ack_sent || sender_chose_id)) {
-        sent = (sent_doc_t){ env.id, to, m.sender_seq, q->now };
+        sent = (sent_doc_t){ env.id, to, m.sender_seq, q->now, false };
         st = rt_build_json(&r->doc, rt_build_sent, &sent, &payload);
     }
     /* The echo confirms the message to the sender's devices; a separate
