@@ -286,18 +286,6 @@ static mqim_status_t event(req_t *q, mqim_str_t group, const char *type, mqim_st
 
 /* ---- group messages ---- */
 
-static void build_group_sent(mqim_json_writer_t *w, const void *vctx)
-{
-    const sent_doc_t *d = vctx;
-    mqim_json_object_begin(w);
-    mqim_json_key_str(w, "status", MQIM_STR("sent"));
-    mqim_json_key_str(w, "id", d->id);
-    mqim_json_key_str(w, "group", d->to);
-    mqim_json_key_u64(w, "seq", d->seq);
-    mqim_json_key_i64(w, "ts", d->ts);
-    mqim_json_object_end(w);
-}
-
 /* Checks shared by messages and ops: the group exists and user is in it. */
 static mqim_status_t membership(req_t *q, mqim_str_t group, mqim_str_t user, mqim_member_rec_t *mr,
                                 char *why, size_t why_len)
@@ -422,8 +410,8 @@ mqim_status_t gr_handle_message(req_t *q)
         st = fanout(q, &m, l, (mqim_str_t){ NULL, 0 }, q->in->qos > 1 ? 1 : q->in->qos, &seq);
     }
     if (st == MQIM_OK && (p->env.ack_sent || chose_id)) {
-        sent_doc_t sent = { p->env.id, q->t.name, seq, q->now };
-        st = rt_build_json(&r->doc, build_group_sent, &sent, &payload);
+        sent_doc_t sent = { p->env.id, q->t.name, seq, q->now, true };
+        st = rt_build_json(&r->doc, rt_build_sent, &sent, &payload);
         /* The echo (fanout) confirms the message to the sender's devices;
          * a separate `sent` ack only when the sender asked for one. */
         if (st == MQIM_OK && p->env.ack_sent) {

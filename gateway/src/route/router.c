@@ -352,7 +352,7 @@ void rt_build_sent(mqim_json_writer_t *w, const void *vctx)
     mqim_json_object_begin(w);
     mqim_json_key_str(w, "status", MQIM_STR("sent"));
     mqim_json_key_str(w, "id", d->id);
-    mqim_json_key_str(w, "to", d->to);
+    mqim_json_key_str(w, d->group ? "group" : "to", d->to);
     mqim_json_key_u64(w, "seq", d->seq);
     mqim_json_key_i64(w, "ts", d->ts);
     mqim_json_object_end(w);
@@ -534,40 +534,45 @@ static int64_t policy_age_ms(const mqim_user_rec_t *u, const mqim_router_config_
 
 /* Full only when nothing may be pruned to make room: with count retention
  * the oldest message goes instead. *quota receives the limit for the reason. */
+static mqim_status_t quota_of(const req_t *q, const mqim_user_rec_t *u, uint64_t *quota)
+{
+    *quota = policy(u->inbox_quota, q->r->cfg.inbox_quota);
+    if (*quota != 0u && u->count >= *quota && policy(u->retain_count, q->r->cfg.retain_count) == 0u) {
+        return MQIM_QUOTA_FULL;
+    }
+    return MQIM_OK;
+}
+
 mqim_status_t rt_check_quota(req_t *q, mqim_str_t user, uint64_t *quota)
 {
     mqim_user_rec_t u;
     mqim_status_t st = mqim_store_user_get(&q->txn, user, &u);
     *quota = 0;
-    if (st == MQIM_OK) {
-        *quota = policy(u.inbox_quota, q->r->cfg.inbox_quota);
-        if (*quota != 0u && u.count >= *quota &&
-            policy(u.retain_count, q->r->cfg.retain_count) == 0u) {
-            st = MQIM_QUOTA_FULL;
-        }
-    }
-    return st;
+    return st == MQIM_OK ? quota_of(q, &u, quota) : st;
+}
+
+/* Count retention by u's policy (read before the message's appends: the
+ * policy fields do not change with them). */
+static mqim_status_t prune_count_of(req_t *q, mqim_str_t user, const mqim_user_rec_t *u)
+{
+    uint64_t pruned = 0, keep = policy(u->retain_count, q->r->cfg.retain_count);
+    return keep == 0u ? MQIM_OK : mqim_store_inbox_prune(&q->txn, user, keep, 0, &pruned);
 }
 
 mqim_status_t rt_prune_count(req_t *q, mqim_str_t user)
 {
     mqim_user_rec_t u;
-    uint64_t pruned = 0, keep;
     mqim_status_t st = mqim_store_user_get(&q->txn, user, &u);
-    if (st != MQIM_OK) {
-        return st;
-    }
-    keep = policy(u.retain_count, q->r->cfg.retain_count);
-    return keep == 0u ? MQIM_OK : mqim_store_inbox_prune(&q->txn, user, keep, 0, &pruned);
+    return st == MQIM_OK ? prune_count_of(q, user, &u) : st;
 }
 
 /* Everything a stored direct message does, inside q->txn. */
-static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
+static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id, const mqim_user_rec_t *su,
+                              const mqim_user_rec_t *ru)
 {
     mqim_router_t *r = q->r;
     mqim_str_t from = q->t.user, to = q->t.name;
     bool self = mqim_str_eq(from, to);
-    mqim_user_rec_t su, ru;
     mqim_msg_rec_t m;
     mqim_envelope_t env = p->env;
     mqim_str_t payload;
@@ -575,13 +580,6 @@ static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
     mqim_status_t st;
     int qos = q->in->qos > 1 ? 1 : q->in->qos;
 
-    st = mqim_store_user_get(&q->txn, from, &su);
-    if (st == MQIM_OK) {
-        st = mqim_store_user_get(&q->txn, to, &ru);
-    }
-    if (st != MQIM_OK) {
-        return st;
-    }
     memset(&m, 0, sizeof(m));
     m.ts = q->now;
     m.qos = (uint8_t)qos;
@@ -591,8 +589,8 @@ static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
     m.type = env.type;
     m.body = env.body;
     rt_msg_set_extras(&m, &env);
-    m.sender_seq = su.next_seq;
-    m.recipient_seq = self ? su.next_seq : ru.next_seq;
+    m.sender_seq = su->next_seq;
+    m.recipient_seq = self ? su->next_seq : ru->next_seq;
     m.refs = self ? 1u : 2u;
     st = mqim_store_msg_put(&q->txn, &m);
     if (st == MQIM_OK && !self) {
@@ -623,7 +621,7 @@ static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
         st = fl_grant(q, &env, to);
     }
     if (st == MQIM_OK && (p->env.ack_sent || sender_chose_id)) {
-        sent = (sent_doc_t){ env.id, to, m.sender_seq, q->now };
+        sent = (sent_doc_t){ env.id, to, m.sender_seq, q->now, false };
         st = rt_build_json(&r->doc, rt_build_sent, &sent, &payload);
     }
     /* The echo confirms the message to the sender's devices; a separate
@@ -635,10 +633,10 @@ static mqim_status_t dm_store(req_t *q, dm_parse_t *p, bool sender_chose_id)
         st = mqim_store_dedupe_put(&q->txn, from, env.id, payload);
     }
     if (st == MQIM_OK) {
-        st = rt_prune_count(q, to);
+        st = prune_count_of(q, to, ru);
     }
     if (st == MQIM_OK && !self) {
-        st = rt_prune_count(q, from);
+        st = prune_count_of(q, from, su);
     }
     if (st == MQIM_OK) {
         st = mqim_store_counter_add(&q->txn, "messages", 1u);
@@ -666,6 +664,52 @@ bool rt_user_known(req_t *q, mqim_str_t user)
     return mqim_store_user_get(&q->txn, user, &u) == MQIM_OK;
 }
 
+/* The sender's and the recipient's user records, read once for the whole
+ * DM (before, a DM read each about five times: issue 16), and the checks
+ * on them. true: the DM was rejected (txn aborted, *out the answer);
+ * false: *out is MQIM_OK or a store failure. */
+static bool dm_users(req_t *q, dm_parse_t *p, mqim_user_rec_t *su, mqim_user_rec_t *ru, mqim_status_t *out)
+{
+    mqim_status_t st = mqim_store_user_ensure(&q->txn, q->t.user, q->now);
+    if (st == MQIM_OK) {
+        st = mqim_store_user_get(&q->txn, q->t.name, ru);
+        if (st == MQIM_NOT_FOUND && q->r->cfg.accept_any_user) {
+            st = mqim_store_user_ensure(&q->txn, q->t.name, q->now);
+            st = st == MQIM_OK ? mqim_store_user_get(&q->txn, q->t.name, ru) : st;
+        } else if (st == MQIM_NOT_FOUND) {
+            mqim_txn_abort(&q->txn);
+            *out = rt_reject(q, "dm", p->env.id, q->t.name, MQIM_UNKNOWN_PEER, "no such user: %.*s",
+                          (int)q->t.name.len, q->t.name.ptr);
+            return true;
+        }
+    }
+    if (st == MQIM_OK) {
+        st = mqim_store_user_get(&q->txn, q->t.user, su);
+    }
+    if (st == MQIM_OK) {
+        uint64_t quota = 0;
+        st = quota_of(q, ru, &quota);
+        if (st == MQIM_QUOTA_FULL) {
+            mqim_txn_abort(&q->txn);
+            *out = rt_reject(q, "dm", p->env.id, q->t.name, st, "inbox of %.*s is full (%llu messages)",
+                          (int)q->t.name.len, q->t.name.ptr, (unsigned long long)quota);
+            return true;
+        }
+    }
+    if (st == MQIM_OK) {
+        uint64_t quota = 0;
+        st = quota_of(q, su, &quota);
+        if (st == MQIM_QUOTA_FULL) {
+            mqim_txn_abort(&q->txn);
+            *out = rt_reject(q, "dm", p->env.id, q->t.name, st, "your own inbox is full (%llu messages)",
+                          (unsigned long long)quota);
+            return true;
+        }
+    }
+    *out = st;
+    return false;
+}
+
 static mqim_status_t handle_dm(req_t *q)
 {
     dm_parse_t *p = q->r->dm;
@@ -674,6 +718,7 @@ static mqim_status_t handle_dm(req_t *q)
     mqim_status_t st = rt_dm_parse(q, p, &reason);
     bool chose_id;
     mqim_str_t dup;
+    mqim_user_rec_t su, ru;
 
     if (st != MQIM_OK) {
         return rt_reject(q, "dm", p->env.id, q->t.name, st, "%s",
@@ -713,33 +758,8 @@ static mqim_status_t handle_dm(req_t *q)
         return st == MQIM_OK ? MQIM_OK
                              : rt_reject(q, "dm", p->env.id, q->t.name, st, "%s", mqim_status_str(st));
     }
-    st = mqim_store_user_ensure(&q->txn, q->t.user, q->now);
-    if (st == MQIM_OK && !rt_user_known(q, q->t.name)) {
-        if (r->cfg.accept_any_user) {
-            st = mqim_store_user_ensure(&q->txn, q->t.name, q->now);
-        } else {
-            mqim_txn_abort(&q->txn);
-            return rt_reject(q, "dm", p->env.id, q->t.name, MQIM_UNKNOWN_PEER, "no such user: %.*s",
-                          (int)q->t.name.len, q->t.name.ptr);
-        }
-    }
-    if (st == MQIM_OK) {
-        uint64_t quota = 0;
-        st = rt_check_quota(q, q->t.name, &quota);
-        if (st == MQIM_QUOTA_FULL) {
-            mqim_txn_abort(&q->txn);
-            return rt_reject(q, "dm", p->env.id, q->t.name, st, "inbox of %.*s is full (%llu messages)",
-                          (int)q->t.name.len, q->t.name.ptr, (unsigned long long)quota);
-        }
-    }
-    if (st == MQIM_OK) {
-        uint64_t quota = 0;
-        st = rt_check_quota(q, q->t.user, &quota);
-        if (st == MQIM_QUOTA_FULL) {
-            mqim_txn_abort(&q->txn);
-            return rt_reject(q, "dm", p->env.id, q->t.name, st, "your own inbox is full (%llu messages)",
-                          (unsigned long long)quota);
-        }
+    if (st == MQIM_OK && dm_users(q, p, &su, &ru, &st)) {
+        return st; /* rejected (its own transaction) */
     }
     if (st == MQIM_OK) {
         const char *why = NULL;
@@ -751,7 +771,7 @@ static mqim_status_t handle_dm(req_t *q)
         }
     }
     if (st == MQIM_OK) {
-        st = dm_store(q, p, chose_id);
+        st = dm_store(q, p, chose_id, &su, &ru);
     }
     if (st == MQIM_OK) {
         st = mqim_txn_commit(&q->txn);

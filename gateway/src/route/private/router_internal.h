@@ -89,10 +89,12 @@ static inline void rt_body_status(req_t *q, mqim_status_t st)
 
 typedef void (*build_fn)(mqim_json_writer_t *w, const void *ctx);
 
+/* A `sent` ack: {"status":"sent","id":..,"to" or "group":..,"seq":..,"ts":..}. */
 typedef struct sent_doc {
-    mqim_str_t id, to;
+    mqim_str_t id, to; /* to: the peer, or the group when group */
     uint64_t seq;
     int64_t ts;
+    bool group;
 } sent_doc_t;
 
 /* Room for an envelope decoded from a payload of at most MQIM_PAYLOAD_MAX. */
