@@ -314,6 +314,7 @@ async function sendFile(file) {
 // ---------------------------------------------------------------- sending
 
 function sendEnvelope(chat, envelope, shownFile) {
+  envelope.device = app.session.device; // which of my devices: shown as alice/web… by others
   const shown = { ...envelope, ...(chat.group ? { group: chat.group } : { to: chat.peer }) };
   if (shownFile) shown.file = { id: envelope.file.id, ...shownFile };
   app.store.addPending(chat.key, shown);
