@@ -258,5 +258,29 @@ class WebClientTest(unittest.TestCase):
             self.assertEqual(texts.count(t), 1, "%r shown %d times: %s" % (t, texts.count(t), texts))
 
 
+    def test_wss_listener(self):
+        """wss:// for deployment: the TLS listeners' certificate, the same
+        passwords, the page over HTTPS."""
+        with Env(ws=True, tls=True, http_dir=DIST) as env:
+            ca = os.path.join(env.dir, "pki", "ca.crt")
+            ctx = ssl.create_default_context(cafile=ca)
+            with urllib.request.urlopen("https://localhost:%d/" % env.wss_port, timeout=10, context=ctx) as r:
+                self.assertIn(b"<title>mqim</title>", r.read())
+            for password, want in ((env.passwords["bob"], (0,)), ("wrong", (4, 5))):
+                c = mqtt.Client(client_id="bob.wss", transport="websockets", protocol=mqtt.MQTTv311)
+                c.tls_set(ca_certs=ca)
+                c.username_pw_set("bob", password)
+                rcs = []
+                c.on_connect = lambda cl, u, f, rc: rcs.append(rc)
+                c.connect("localhost", env.wss_port, 10)
+                c.loop_start()
+                try:
+                    wait_until(lambda: rcs, 10, "a CONNACK over wss://")
+                    self.assertIn(rcs[0], want)
+                finally:
+                    c.loop_stop()
+                    c.disconnect()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -57,8 +57,8 @@ function announce(text) {
 
 function preview(env) {
   if (!env) return '';
-  if (env.enc) return '🔒 encrypted message';
-  if (env.type === 'file') return '📎 ' + ((env.file && env.file.name) || 'file');
+  if (env.enc) return '[encrypted]';
+  if (env.type === 'file') return 'File: ' + ((env.file && env.file.name) || '');
   return env.body || '';
 }
 
@@ -93,7 +93,7 @@ async function login(user, password) {
   $('login-submit').disabled = false;
   $('login-view').hidden = true;
   $('app-view').hidden = false;
-  $('me').textContent = `${user} (${session.device})`;
+  $('me').replaceChildren(user, el('span', { class: 'device', text: ` (${session.device})` }));
   document.title = `mqim — ${user}`;
   $('new-chat-user').focus();
 }
@@ -127,23 +127,34 @@ async function refreshChats() {
   if (app.open && app.open.historyLoaded) markRead(app.open);
 }
 
+// The list is updated in place (one button per chat, moved only when the
+// order changed), so keyboard focus and a click in progress survive the
+// presence and message updates that re-render it.
 function renderChatList() {
   const list = $('chat-list');
-  list.replaceChildren();
-  for (const c of app.store.list()) {
+  const chats = app.store.list();
+  const items = new Map([...list.children].map((li) => [li.dataset.chat, li]));
+  chats.forEach((c, i) => {
+    let li = items.get(c.key);
+    if (!li) {
+      li = el('li', { 'data-chat': c.key },
+        el('button', { type: 'button', 'data-chat': c.key, onclick: () => openChat(c.key) }));
+    }
     const p = c.peer ? (app.presence.get(c.peer) || c.presence) : null;
     const last = c.last;
-    const button = el('button', { type: 'button', 'data-chat': c.key,
-      'aria-current': app.open === c ? 'true' : 'false', onclick: () => openChat(c.key) },
-    el('span', { class: 'chat-name' },
-      c.peer ? el('span', { class: 'dot ' + ((p && p.state) || ''), 'aria-hidden': 'true' }) : '',
-      c.group ? '#' + c.group : c.peer),
-    el('time', { class: 'chat-time', text: formatTime(last && last.ts) }),
-    el('span', { class: 'chat-last', text: (last && last.from === app.store.me ? 'You: ' : '') + preview(last) }),
-    el('span', { class: 'unread', 'aria-label': c.unread ? `${c.unread} unread` : '',
-      text: c.unread ? String(c.unread) : '' }));
-    list.append(el('li', {}, button));
-  }
+    const button = li.firstChild;
+    button.setAttribute('aria-current', app.open === c ? 'true' : 'false');
+    button.replaceChildren(
+      el('span', { class: 'chat-name' },
+        c.peer ? el('span', { class: 'dot ' + ((p && p.state) || ''), 'aria-hidden': 'true' }) : '',
+        c.group ? '#' + c.group : c.peer,
+        c.peer && p ? el('span', { class: 'sr-only', text: ` (${presenceText(p)})` }) : ''),
+      el('time', { class: 'chat-time', text: formatTime(last && last.ts) }),
+      el('span', { class: 'chat-last', text: (last && last.from === app.store.me ? 'You: ' : '') + preview(last) }),
+      el('span', { class: 'unread', 'aria-label': c.unread ? `${c.unread} unread` : '',
+        text: c.unread ? String(c.unread) : '' }));
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+  });
 }
 
 // ---------------------------------------------------------------- conversation
@@ -208,7 +219,7 @@ function renderMessage(chat, msg) {
   }
   if (chat.group || !msg.mine) li.append(el('div', { class: 'from', text: msg.mine ? 'You' : env.from }));
   if (env.enc) {
-    li.append(el('p', { class: 'body enc', text: '🔒 End-to-end encrypted message: this browser has no key to open it' }));
+    li.append(el('p', { class: 'body enc', text: 'End-to-end encrypted message: this browser has no key to open it' }));
   } else if (env.type === 'file' && env.file) {
     li.append(renderFile(env));
   } else {
@@ -265,7 +276,7 @@ async function groupStatus(li, msg) {
 function renderFile(env) {
   const f = env.file;
   const box = el('div', { class: 'file' },
-    el('span', { text: `📎 ${f.name} (${formatSize(f.size)})` }));
+    el('span', { text: `File: ${f.name} (${formatSize(f.size)})` }));
   const verify = el('span', { class: 'verify', role: 'status' });
   const bar = el('progress', { max: String(f.size || 1), value: '0', hidden: '', 'aria-label': `Download of ${f.name}` });
   const button = el('button', { type: 'button', text: 'Download', 'aria-label': `Download ${f.name}` });
