@@ -74,6 +74,7 @@ function presenceText(p) {
 async function login(user, password) {
   $('login-error').textContent = '';
   $('login-submit').disabled = true;
+  performance.mark('mqim-login'); // bench/web_bench.py: login to chat list
   const store = new ChatStore(user);
   const session = new Session({
     url: brokerUrl(), user, password, device: deviceName(user), storage: localStorage,
@@ -119,6 +120,7 @@ async function refreshChats() {
       if (c.presence && !app.presence.has(chat.peer)) chat.presence = { state: c.presence };
     }
     $('chats-status').textContent = '';
+    if (!document.body.dataset.chatsLoaded) performance.mark('mqim-chats');
     document.body.dataset.chatsLoaded = 'true';
   } catch (e) {
     $('chats-status').textContent = `Chats: ${e.message}`;
