@@ -120,6 +120,7 @@ class WebClientTest(unittest.TestCase):
             bob.dm("alice", {"id": "t-1", "body": "typed"})
             self.wait_text(b, "typed")
             b.wait("document.getElementById('typing').textContent === ''")  # a message ends the typing
+            self.e2e(env, b, bob)
 
             self.files_both_ways(env, b)
             self.screenshots(b)
@@ -127,6 +128,27 @@ class WebClientTest(unittest.TestCase):
             self.sync_after_login_again(env, b)
             self.broker_restart(env, b)
             self.assert_once_in_order(b)
+
+    def e2e(self, env, b, bob):
+        """bob's CLI device seals for alice's devices, this browser among
+        them (its key went out on connect): the page opens it (WebCrypto
+        X25519 and HKDF, ChaCha20-Poly1305) and receipts it delivered; a
+        tampered one is refused with its reason."""
+        keys = env.client("bob", subs=["im/keys/alice"])
+        keys.expect("keys/alice", lambda p: any(k["device"].startswith("web") for k in p.get("keys", [])))
+        out = self.cli(env, "--e2e", "send", "alice", "sealed for the browser")
+        mid = re.search(r"(?m)^sent (\S+) seq=", out).group(1)
+        b.wait("[...document.querySelectorAll('#messages li')].find(l => "
+               "l.querySelector('.body')?.textContent === 'sealed for the browser' && "
+               "/end-to-end encrypted, from bob\\/cli/.test(l.textContent))")
+        bob.expect("in/ack", lambda p: p.get("status") == "delivered" and p.get("id") == mid)
+        # the same enc under another id: the additional data no longer matches
+        sealed = [p for p in bob.matching("in/msg") if isinstance(p, dict) and p.get("id") == mid][0]
+        bob.dm("alice", json.dumps({"id": "e2e-moved", "enc": sealed["enc"]}))
+        b.wait("document.querySelector('#messages li[data-id=\"e2e-moved\"]')?.textContent"
+               ".includes('does not open here (e2e_auth_failed)')")
+        refused = bob.expect("in/ack", lambda p: p.get("status") == "refused" and p.get("id") == "e2e-moved")[0]
+        self.assertEqual(refused["code"], "e2e_auth_failed")
 
     def check_ws_acl(self, env):
         got = []

@@ -1,6 +1,7 @@
 // The mqim web client: the screen. Protocol and state live in session.js,
 // chats.js and files.js; docs/web.md maps each feature to docs/protocol.md.
 import { ChatStore } from './chats.js';
+import { DeviceKey } from './e2e.js';
 import { downloadFile, uploadFile } from './files.js';
 import { LoginError, Session } from './session.js';
 import { formatSize, formatTime, newId } from './util.js';
@@ -27,6 +28,7 @@ const app = {
   session: null,
   store: null,
   open: null, // the open chat
+  key: null, // this browser's E2E device key (null: WebCrypto without X25519)
   presence: new Map(), // user -> aggregate presence
   delivered: new Set(), // seqs this page sent a delivered receipt for
   deliverQueue: [],
@@ -57,7 +59,7 @@ function announce(text) {
 
 function preview(env) {
   if (!env) return '';
-  if (env.enc) return '[encrypted]';
+  if (env.enc) return '[encrypted]'; // the list never shows what E2E protects
   if (env.type === 'file') return 'File: ' + ((env.file && env.file.name) || '');
   return env.body || '';
 }
@@ -76,8 +78,16 @@ async function login(user, password) {
   $('login-submit').disabled = true;
   performance.mark('mqim-login'); // bench/web_bench.py: login to chat list
   const store = new ChatStore(user);
+  const device = deviceName(user);
+  try {
+    app.key = await DeviceKey.load(localStorage, user, device);
+  } catch (e) {
+    app.key = null; // encrypted messages are then shown as such, unopened
+    console.warn(`no E2E key: ${e.message}`);
+  }
   const session = new Session({
-    url: brokerUrl(), user, password, device: deviceName(user), storage: localStorage,
+    url: brokerUrl(), user, password, device, storage: localStorage,
+    keyPayload: app.key ? () => app.key.payload() : null,
     onMessage: onMessage, onAck: onAck, onPresence: onPresence, onLink: onLink,
     onResynced: () => refreshChats(), onGatewayStatus: () => {},
   });
@@ -188,7 +198,10 @@ async function loadHistory(chat, older) {
   if (older && oldest !== null) ask.before = oldest;
   try {
     const r = await app.session.request(ask);
-    for (const env of r.messages || []) app.store.add(env);
+    for (const env of r.messages || []) {
+      const added = app.store.add(env);
+      if (added.isNew && env.enc) openEncrypted(chat, added.msg, false);
+    }
     chat.historyLoaded = true;
     chat.historyComplete = !!r.complete;
     chat.pruned = !!r.pruned;
@@ -221,7 +234,7 @@ function renderMessage(chat, msg) {
   }
   if (chat.group || !msg.mine) li.append(el('div', { class: 'from', text: msg.mine ? 'You' : env.from }));
   if (env.enc) {
-    li.append(el('p', { class: 'body enc', text: 'End-to-end encrypted message: this browser has no key to open it' }));
+    li.append(...renderEncrypted(msg));
   } else if (env.type === 'file' && env.file) {
     li.append(renderFile(env));
   } else {
@@ -239,6 +252,39 @@ function renderMessage(chat, msg) {
   }
   li.append(meta);
   return li;
+}
+
+function renderEncrypted(msg) {
+  const e = msg.e2e;
+  if (e && e.text !== undefined) {
+    const parts = [el('p', { class: 'body', text: e.text }),
+      el('span', { class: 'e2e', text: `end-to-end encrypted, from ${msg.env.from}/${e.device}` })];
+    if (e.keyChanged) {
+      parts.push(el('span', { class: 'verify bad', text: `The key of ${msg.env.from}/${e.device} changed: compare fingerprints` }));
+    }
+    return parts;
+  }
+  let why = 'this browser has no key to open it';
+  if (e && e.error) why = `it does not open here (${e.error})`;
+  else if (app.key && !e) why = 'opening…';
+  return [el('p', { class: 'body enc', text: `End-to-end encrypted message: ${why}` })];
+}
+
+// An encrypted message is opened once, when it is first stored (live, by
+// sync or by history); a live one is then receipted delivered, or refused
+// with the reason (docs/e2e.md), so the sender is never told "delivered"
+// for what this device could not show.
+async function openEncrypted(chat, msg, receipt) {
+  if (!app.key || msg.mine && msg.env.device === app.session.device) return;
+  try {
+    msg.e2e = await app.key.open(msg.env);
+    if (receipt) deliver(msg.seq);
+  } catch (e) {
+    msg.e2e = { error: e.code || e.message };
+    if (receipt && e.code) app.session.receipt({ status: 'refused', seqs: [msg.seq], code: e.code, device: app.session.device });
+  }
+  updateMessage(chat, msg);
+  if (chat.last === msg.env) renderChatList();
 }
 
 function renderMessages(scroll = 'bottom') {
@@ -365,8 +411,9 @@ function onMessage(env) {
   if (!isNew) return;
   if (chat.typing.delete(env.from)) renderTyping();
   const open = app.open === chat;
+  if (env.enc) openEncrypted(chat, msg, !msg.mine);
   if (!msg.mine) {
-    if (!(env.type || '').startsWith('group.')) deliver(env.seq);
+    if (!(env.type || '').startsWith('group.') && !env.enc) deliver(env.seq);
     if (!open || document.hidden) chat.unread += 1;
     if (!open) announce(`New message from ${env.from}${chat.group ? ' in #' + chat.group : ''}: ${preview(env)}`);
   }

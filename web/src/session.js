@@ -63,7 +63,7 @@ class SeqState {
 export class Session {
   /**
    * opts: url, user, password, device, root ('im'), storage (localStorage),
-   * and callbacks: onMessage(env, live), onAck(ack), onPresence(p),
+   * keyPayload() (this device's out/key, or none), and callbacks: onMessage(env, live), onAck(ack), onPresence(p),
    * onLink(state, detail), onResynced(), onGatewayStatus(s).
    */
   constructor(opts) {
@@ -159,6 +159,9 @@ export class Session {
     await this.client.subscribeAsync(subs);
     this.client.publish(this.topic(`out/status/${this.device}`), this.statusPayload('online'),
       { qos: 1, retain: true });
+    // This device's E2E key (docs/e2e.md), retained; the same key again
+    // changes nothing at the gateway.
+    if (this.opts.keyPayload) this.client.publish(this.topic('out/key'), this.opts.keyPayload(), { qos: 1, retain: true });
     this.opts.onLink('online');
     await this.sync();
     this.opts.onResynced();
