@@ -197,11 +197,10 @@ export class Session {
   /** A stored message (QoS 1) or an ephemeral signal (QoS 0) to a chat. */
   send(chat, envelope, qos = 1) {
     const where = chat.group ? `out/group/${chat.group}` : `out/dm/${chat.peer}`;
-    if (!this.client || !this.client.connected) {
-      if (qos === 0) return;
-      // MQTT.js queues QoS 1 publishes made while offline and sends them on
-      // reconnect; the gateway drops a repeat by id.
-    }
+    // A typing signal is worth nothing later; a message made while offline
+    // waits in MQTT.js's queue for the reconnect (the gateway drops a
+    // repeat by id).
+    if (!this.client || (qos === 0 && !this.client.connected)) return;
     this.client.publish(this.topic(where), JSON.stringify(envelope), { qos });
   }
 
