@@ -140,7 +140,7 @@ bench-stacks: bench-build
 
 # The web client (docs/web.md) on the build of `make` (build/run: no sanitizers).
 bench-web: build
-	python3 bench/web_bench.py --build build/run
+	/usr/bin/python3 bench/web_bench.py --build build/run
 
 # Footprint on Cortex-M4F, measured like coreMQTT's table; the firmware
 # figures come from the last `make test` (build/test).

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """The web client's benchmark (docs/web.md, "Benchmark"; `make bench-web`):
 headless Chromium against a real Mosquitto (page from http_dir, MQTT over
 ws://) and the real gateway of a build tree (default build/run, what `make`
