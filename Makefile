@@ -17,6 +17,8 @@
 #               broker death, an expired client, a publisher stall, a lost message
 #   make bench-idle  shipped settings: 10 min idle, then a burst (~12 min)
 #   make bench-stacks  the MQTT client stacks side by side (docs/architecture.md)
+#   make bench-web  the web client in headless Chromium: first load to chat list, browser -> CLI
+#               device delivered mark (docs/web.md), ~1 min
 #   make test-broker-2.0.11  the broker-facing integration tests against Mosquitto 2.0.11 (docs/testing.md)
 #   make clean  remove build/
 #
@@ -25,7 +27,7 @@
 # FUZZ_TARGETS (names to run, e.g. "ctl router"; default every target),
 # MQIM_PORT / MQIM_DATA for `make run` (see scripts/run).
 .PHONY: all build deps run test fuzz size faults clean bench bench-quick bench-build bench-matrix bench-idle bench-cpu \
-        bench-stacks test-broker-2.0.11
+        bench-stacks bench-web test-broker-2.0.11
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS ?= $(JOBS)
@@ -140,6 +142,10 @@ bench-cpu: bench-build
 
 bench-stacks: bench-build
 	python3 bench/stacks.py --build build/bench
+
+# The web client (docs/web.md) on the build of `make` (build/run: no sanitizers).
+bench-web: build
+	/usr/bin/python3 bench/web_bench.py --build build/run
 
 # Footprint on Cortex-M4F, measured like coreMQTT's table; the firmware
 # figures come from the last `make test` (build/test).

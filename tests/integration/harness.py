@@ -298,8 +298,13 @@ class Env:
     """One broker + gateway in a temp dir. Use as a context manager."""
 
     def __init__(self, users=("alice", "bob", "carol"), gateway_args=(), tls=False, pki_dir=None,
-                 fixed_passwords=None, gateway_conf=""):
+                 fixed_passwords=None, gateway_conf="", ws=False, http_dir=None):
         self.users = users
+        # ws: a WebSocket listener on ws_port (scripts/broker-conf), serving
+        # http_dir (the web client's bundle) when given
+        self.ws_port = free_port() if ws else None
+        self.wss_port = free_port() if ws and tls else None  # with tls: wss:// as well
+        self.http_dir = http_dir
         self.gateway_conf = gateway_conf  # lines appended to gateway.conf before `init`
         self.pki_dir = pki_dir  # a CA + server certificate made beforehand (firmware tests)
         self.fixed_passwords = dict(fixed_passwords or {})
@@ -329,7 +334,10 @@ class Env:
         # The TLS listeners come from scripts/broker-conf, as in `make run`
         # (on free ports here; none for a plain Env).
         conf_env = dict(os.environ, MQIM_TLS_PORT=str(self.tls_port or 0),
-                        MQIM_CERT_PORT=str(self.cert_port or 0))
+                        MQIM_CERT_PORT=str(self.cert_port or 0), MQIM_WS_PORT=str(self.ws_port or 0),
+                        MQIM_WSS_PORT=str(self.wss_port or 0))
+        if self.http_dir:
+            conf_env["MQIM_HTTP_DIR"] = self.http_dir
         if self.tls:
             pki = os.path.join(self.dir, "pki")
             if self.pki_dir:

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import GATEWAY, SRC, Env, LinkProxy, free_port, mqtt, wait_until  # noqa: E402
@@ -317,9 +318,12 @@ class MakeRunTest(unittest.TestCase):
 
     def test_run_serves_tls(self):
         data = tempfile.mkdtemp(prefix="mqim-run-")
-        port, tls_port, cert_port = free_port(), free_port(), free_port()
+        port, tls_port, cert_port, ws_port = free_port(), free_port(), free_port(), free_port()
         env = dict(os.environ, MQIM_PORT=str(port), MQIM_TLS_PORT=str(tls_port),
-                   MQIM_CERT_PORT=str(cert_port), MQIM_DATA=data, MQIM_GATEWAY=GATEWAY)
+                   MQIM_CERT_PORT=str(cert_port), MQIM_WS_PORT=str(ws_port), MQIM_DATA=data, MQIM_GATEWAY=GATEWAY)
+        web_dist = os.environ.get("MQIM_WEB_DIST")  # the build's web client (docs/web.md), when built
+        if web_dist:
+            env["MQIM_WEB_DIR"] = web_dist
         out_path = os.path.join(data, "run.out")
         with open(out_path, "w") as out:
             proc = subprocess.Popen([os.path.join(SRC, "scripts", "run")], stdout=out, stderr=subprocess.STDOUT,
@@ -330,6 +334,12 @@ class MakeRunTest(unittest.TestCase):
             text = open(out_path).read()
             self.assertIsNone(proc.poll(), text)
             self.assertIn("TLS on %d, TLS with client certificates on %d" % (tls_port, cert_port), text)
+            if web_dist:
+                # the printed URL of the web client works: Mosquitto serves the page
+                url = "http://127.0.0.1:%d/" % ws_port
+                self.assertIn("Web client: %s" % url, text)
+                with urllib.request.urlopen(url, timeout=10) as page:
+                    self.assertIn(b"<title>mqim</title>", page.read())
             ca = os.path.join(os.path.realpath(data), "pki", "ca.crt")
             self.assertIn("mosquitto_sub -h localhost -p %d --cafile %s" % (tls_port, ca), text)
             creds = dict(line.split() for line in open(os.path.join(data, "demo-credentials")))
