@@ -1190,15 +1190,44 @@ static int count_device(void *vctx, mqim_str_t device, const mqim_device_rec_t *
     return ++*n >= DEVICES_PER_USER_MAX; /* enough to know the table is full */
 }
 
+/* A device status, parsed once by the strict reader ("state" and "epoch"
+ * are all it needs). *why: the reason of a field error, else NULL. */
+static mqim_status_t status_read(mqim_str_t payload, int *state, bool *has_epoch, uint64_t *epoch,
+                                 const char **why)
+{
+    mqim_json_value_t root, v;
+    int64_t epoch_in = 0;
+    mqim_status_t st = parse_object(payload, &root);
+    *why = NULL;
+    if (st != MQIM_OK) {
+        return st;
+    }
+    *state = -1;
+    if (mqim_json_find(&root, "state", &v) == MQIM_OK) {
+        for (int i = 0; *state < 0 && i < 4; i++) {
+            *state = mqim_json_string_eq(&v, state_names[i]) ? i : -1;
+        }
+    }
+    *has_epoch = mqim_json_find(&root, "epoch", &v) == MQIM_OK && v.type != MQIM_JSON_ABSENT;
+    if (*state < 0) {
+        *why = "\"state\" must be online, away, sleeping or offline";
+        return MQIM_FIELD_TYPE;
+    }
+    if (*has_epoch && (mqim_json_int(&v, &epoch_in) != MQIM_OK || epoch_in < 0)) {
+        *why = "\"epoch\" must be a non-negative integer";
+        return MQIM_FIELD_TYPE;
+    }
+    *epoch = *has_epoch ? (uint64_t)epoch_in : 0u;
+    return MQIM_OK;
+}
+
 static mqim_status_t handle_status(req_t *q)
 {
     mqim_status_t st;
     const char *why = NULL;
-    mqim_json_value_t root, v;
-    int64_t epoch_in = 0;
-    int state;
+    int state = -1;
     uint64_t epoch = 0;
-    bool has_epoch;
+    bool has_epoch = false;
     mqim_device_rec_t old, now;
     bool have_old;
 
@@ -1206,29 +1235,10 @@ static mqim_status_t handle_status(req_t *q)
         /* A device clearing its retained status: nothing to record. */
         return MQIM_OK;
     }
-    /* One parse, by the strict reader: "state" and "epoch" are all it needs. */
-    st = parse_object(q->in->payload, &root);
+    st = status_read(q->in->payload, &state, &has_epoch, &epoch, &why);
     if (st != MQIM_OK) {
         return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
-                      mqim_status_str(st));
-    }
-    state = -1;
-    if (mqim_json_find(&root, "state", &v) == MQIM_OK) {
-        for (int i = 0; state < 0 && i < 4; i++) {
-            state = mqim_json_string_eq(&v, state_names[i]) ? i : -1;
-        }
-    }
-    has_epoch = mqim_json_find(&root, "epoch", &v) == MQIM_OK && v.type != MQIM_JSON_ABSENT;
-    if (state < 0) {
-        st = MQIM_FIELD_TYPE;
-        why = "\"state\" must be online, away, sleeping or offline";
-    } else if (has_epoch && (mqim_json_int(&v, &epoch_in) != MQIM_OK || epoch_in < 0)) {
-        st = MQIM_FIELD_TYPE;
-        why = "\"epoch\" must be a non-negative integer";
-    }
-    epoch = has_epoch && st == MQIM_OK ? (uint64_t)epoch_in : 0u;
-    if (st != MQIM_OK) {
-        return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s", why);
+                         why != NULL ? why : mqim_status_str(st));
     }
     st = mqim_txn_begin(q->r->store, MQIM_TXN_WRITE, &q->txn);
     if (st != MQIM_OK) {
