@@ -297,6 +297,12 @@ static void test_rejections(void)
         { "im/u/alice/out/receipt", "[1,2]", MQIM_JSON_NOT_OBJECT },
         { "im/u/alice/out/receipt", "{\"status\":\"seen\",\"seqs\":[1]}", MQIM_FIELD_TYPE },
         { "im/u/alice/out/status/phone", "{\"state\":\"dancing\"}", MQIM_FIELD_TYPE },
+        /* read by the strict reader alone (issue 16): the same answers */
+        { "im/u/alice/out/status/phone", "{\"state\":1}", MQIM_FIELD_TYPE },
+        { "im/u/alice/out/status/phone", "{\"state\":\"online\",\"epoch\":\"3\"}", MQIM_FIELD_TYPE },
+        { "im/u/alice/out/status/phone", "{\"state\":\"online\",\"epoch\":-1}", MQIM_FIELD_TYPE },
+        { "im/u/alice/out/status/phone", "[\"online\"]", MQIM_JSON_NOT_OBJECT },
+        { "im/u/alice/out/status/phone", "{\"state\":\"onl", MQIM_JSON_MALFORMED },
     };
     memset(big_body, 'a', 4097);
     big_body[4097] = '\0';
@@ -599,6 +605,22 @@ static void test_sync_and_history(void)
     CHECK_EQ_INT(pub("im/u/bob/out/ctl", "{\"op\":\"history\",\"with\":\"a/b\"}", 1), MQIM_FIELD_TYPE);
     drain();
     CHECK_EQ_INT(nouts, 1);
+    teardown();
+}
+
+/* A device status read by the strict reader alone (issue 16): members in
+ * any order, "epoch" honoured wherever it stands. */
+static void test_status_reordered(void)
+{
+    setup(NULL, 0);
+    CHECK_EQ_INT(pub("im/u/alice/out/status/phone", "{\"epoch\":3, \"state\":\"online\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 1);
+    CHECK_OUT(0, "im/presence/alice", "state", "online");
+    /* an older connection's will: stale, ignored */
+    CHECK_EQ_INT(pub("im/u/alice/out/status/phone", "{\"epoch\":2,\"state\":\"offline\"}", 1), MQIM_OK);
+    drain();
+    CHECK_EQ_INT(nouts, 0);
     teardown();
 }
 
@@ -2340,6 +2362,7 @@ int main(void)
     test_presence_epochs();
     test_sync_and_history();
     test_response_topic_and_presence_op();
+    test_status_reordered();
     test_retention_and_pruned_sync();
     test_per_user_policy();
     test_store_full();

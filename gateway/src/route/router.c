@@ -298,18 +298,23 @@ mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
 /* Parse a request object; on failure *st says why. The strict reader
  * judges the text first (the same grammar, depth and UTF-8 rules as
  * envelopes and devices), then cJSON builds the tree the handlers walk. */
+/* A payload that must be one JSON object, by the strict reader: where its
+ * values are all a handler needs, this is the payload's only parse. */
+static mqim_status_t parse_object(mqim_str_t payload, mqim_json_value_t *root)
+{
+    mqim_status_t st;
+    if (payload.len > MQIM_PAYLOAD_MAX) {
+        return MQIM_PAYLOAD_TOO_LARGE;
+    }
+    st = mqim_json_parse(payload, MQIM_JSON_DEPTH_MAX, root);
+    return st == MQIM_OK && root->type != MQIM_JSON_OBJECT ? MQIM_JSON_NOT_OBJECT : st;
+}
+
 cJSON *rt_parse_object(mqim_str_t payload, mqim_status_t *st)
 {
     mqim_json_value_t root_value;
     cJSON *root;
-    if (payload.len > MQIM_PAYLOAD_MAX) {
-        *st = MQIM_PAYLOAD_TOO_LARGE;
-        return NULL;
-    }
-    *st = mqim_json_parse(payload, MQIM_JSON_DEPTH_MAX, &root_value);
-    if (*st == MQIM_OK && root_value.type != MQIM_JSON_OBJECT) {
-        *st = MQIM_JSON_NOT_OBJECT;
-    }
+    *st = parse_object(payload, &root_value);
     if (*st != MQIM_OK) {
         return NULL;
     }
@@ -1103,16 +1108,6 @@ static mqim_status_t handle_receipt(req_t *q)
 
 static const char *const state_names[] = { "offline", "sleeping", "away", "online" };
 
-static int state_parse(const char *s)
-{
-    for (int i = 0; s != NULL && i < 4; i++) {
-        if (strcmp(s, state_names[i]) == 0) {
-            return i;
-        }
-    }
-    return -1;
-}
-
 typedef struct agg {
     int state;
     int64_t since, last_seen;
@@ -1195,14 +1190,44 @@ static int count_device(void *vctx, mqim_str_t device, const mqim_device_rec_t *
     return ++*n >= DEVICES_PER_USER_MAX; /* enough to know the table is full */
 }
 
+/* A device status, parsed once by the strict reader ("state" and "epoch"
+ * are all it needs). *why: the reason of a field error, else NULL. */
+static mqim_status_t status_read(mqim_str_t payload, int *state, bool *has_epoch, uint64_t *epoch,
+                                 const char **why)
+{
+    mqim_json_value_t root, v;
+    int64_t epoch_in = 0;
+    mqim_status_t st = parse_object(payload, &root);
+    *why = NULL;
+    if (st != MQIM_OK) {
+        return st;
+    }
+    *state = -1;
+    if (mqim_json_find(&root, "state", &v) == MQIM_OK) {
+        for (int i = 0; *state < 0 && i < 4; i++) {
+            *state = mqim_json_string_eq(&v, state_names[i]) ? i : -1;
+        }
+    }
+    *has_epoch = mqim_json_find(&root, "epoch", &v) == MQIM_OK && v.type != MQIM_JSON_ABSENT;
+    if (*state < 0) {
+        *why = "\"state\" must be online, away, sleeping or offline";
+        return MQIM_FIELD_TYPE;
+    }
+    if (*has_epoch && (mqim_json_int(&v, &epoch_in) != MQIM_OK || epoch_in < 0)) {
+        *why = "\"epoch\" must be a non-negative integer";
+        return MQIM_FIELD_TYPE;
+    }
+    *epoch = *has_epoch ? (uint64_t)epoch_in : 0u;
+    return MQIM_OK;
+}
+
 static mqim_status_t handle_status(req_t *q)
 {
     mqim_status_t st;
     const char *why = NULL;
-    cJSON *root;
-    int state;
+    int state = -1;
     uint64_t epoch = 0;
-    bool has_epoch;
+    bool has_epoch = false;
     mqim_device_rec_t old, now;
     bool have_old;
 
@@ -1210,23 +1235,10 @@ static mqim_status_t handle_status(req_t *q)
         /* A device clearing its retained status: nothing to record. */
         return MQIM_OK;
     }
-    root = rt_parse_object(q->in->payload, &st);
-    if (root == NULL) {
-        return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
-                      mqim_status_str(st));
-    }
-    state = state_parse(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "state")));
-    has_epoch = cJSON_GetObjectItemCaseSensitive(root, "epoch") != NULL;
-    if (state < 0) {
-        st = MQIM_FIELD_TYPE;
-        why = "\"state\" must be online, away, sleeping or offline";
-    } else if (has_epoch && !rt_json_u64(cJSON_GetObjectItemCaseSensitive(root, "epoch"), &epoch)) {
-        st = MQIM_FIELD_TYPE;
-        why = "\"epoch\" must be a non-negative integer";
-    }
-    cJSON_Delete(root);
+    st = status_read(q->in->payload, &state, &has_epoch, &epoch, &why);
     if (st != MQIM_OK) {
-        return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s", why);
+        return rt_reject(q, "status", (mqim_str_t){ NULL, 0 }, (mqim_str_t){ NULL, 0 }, st, "%s",
+                         why != NULL ? why : mqim_status_str(st));
     }
     st = mqim_txn_begin(q->r->store, MQIM_TXN_WRITE, &q->txn);
     if (st != MQIM_OK) {
