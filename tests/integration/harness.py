@@ -21,6 +21,9 @@ GATEWAY = os.environ.get("MQIM_GATEWAY", os.path.join(SRC, "build", "test", "gat
 # The broker binary: the installed one (scripts/deps: 2.0.21 or newer), or
 # another version's, e.g. `make test-broker-2.0.11` (docs/testing.md).
 MOSQUITTO = os.environ.get("MQIM_MOSQUITTO") or "mosquitto"
+# How the broker authenticates (scripts/broker-conf): "plugin" (the mqim_auth
+# plugin, MQIM_AUTH_PLUGIN from ctest) or "files" (password_file + acl_file).
+BROKER_AUTH = os.environ.get("MQIM_BROKER_AUTH") or "plugin"
 
 
 def free_port():
@@ -298,8 +301,9 @@ class Env:
     """One broker + gateway in a temp dir. Use as a context manager."""
 
     def __init__(self, users=("alice", "bob", "carol"), gateway_args=(), tls=False, pki_dir=None,
-                 fixed_passwords=None, gateway_conf=""):
+                 fixed_passwords=None, gateway_conf="", auth=None):
         self.users = users
+        self.auth = auth or BROKER_AUTH  # "plugin" or "files"
         self.gateway_conf = gateway_conf  # lines appended to gateway.conf before `init`
         self.pki_dir = pki_dir  # a CA + server certificate made beforehand (firmware tests)
         self.fixed_passwords = dict(fixed_passwords or {})
@@ -329,7 +333,7 @@ class Env:
         # The TLS listeners come from scripts/broker-conf, as in `make run`
         # (on free ports here; none for a plain Env).
         conf_env = dict(os.environ, MQIM_TLS_PORT=str(self.tls_port or 0),
-                        MQIM_CERT_PORT=str(self.cert_port or 0))
+                        MQIM_CERT_PORT=str(self.cert_port or 0), MQIM_BROKER_AUTH=self.auth)
         if self.tls:
             pki = os.path.join(self.dir, "pki")
             if self.pki_dir:
@@ -473,11 +477,13 @@ class Env:
 
 
 class EnvTest(unittest.TestCase):
-    """A test case with a fresh Env per test (gateway args from GATEWAY_ARGS)."""
+    """A test case with a fresh Env per test (gateway args from GATEWAY_ARGS;
+    AUTH: the broker's auth mode, None = MQIM_BROKER_AUTH or plugin)."""
     GATEWAY_ARGS = ()
+    AUTH = None
 
     def setUp(self):
-        self.env = Env(gateway_args=self.GATEWAY_ARGS).__enter__()
+        self.env = Env(gateway_args=self.GATEWAY_ARGS, auth=self.AUTH).__enter__()
 
     def tearDown(self):
         self.env.failed = not getattr(self._outcome, "success", True)
