@@ -365,10 +365,10 @@ class Env:
         for u in self.users:
             # the broker is not started yet: 3, it reads the files when it starts
             if u in self.fixed_passwords:
-                self.cli("user", "add", u, "--password", self.fixed_passwords[u], ok=(3,))
+                self.cli("user", "add", u, "--password", self.fixed_passwords[u], ok=(0, 3))
                 self.passwords[u] = self.fixed_passwords[u]
             else:
-                self.passwords[u] = self.cli("user", "add", u, "--random", ok=(3,)).stdout.strip()
+                self.passwords[u] = self.cli("user", "add", u, "--random", ok=(0, 3)).stdout.strip()
         self.start_broker()
         self.start_gateway()
         return self

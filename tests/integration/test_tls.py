@@ -185,7 +185,9 @@ class DeviceCertificateTest(unittest.TestCase):
         return subprocess.run(argv + [str(a) for a in args], capture_output=True, text=True, timeout=60)
 
     def test_certificate_instead_of_password_then_revoked(self):
-        with TlsEnv() as env:
+        # Files mode: the CRL and SIGHUP path (plugin mode revokes at once
+        # and kicks: test_plugin.py, PluginTls).
+        with TlsEnv(auth="files") as env:
             out = os.path.join(env.dir, "devices")
             r = env.cli("user", "add", "dave", "--cert", "--out", out)
             crt, key = r.stdout.split()
@@ -263,7 +265,9 @@ class DeviceCertificateTest(unittest.TestCase):
 
 class CredentialHygieneTest(unittest.TestCase):
     def test_files_private_and_no_password_logged(self):
-        with TlsEnv(fixed_passwords={"alice": KNOWN_PW}) as env:
+        # Files mode: the password and ACL files are among the private ones
+        # (plugin mode's auth database: test_plugin.py).
+        with TlsEnv(fixed_passwords={"alice": KNOWN_PW}, auth="files") as env:
             # activity that touches passwords: logins over TCP and TLS, a
             # wrong password, a password change, a user with a password file
             alice = env.client("alice")
