@@ -477,6 +477,25 @@ static int cmd_user_certs(const mqim_gw_config_t *cfg, bool revoke, int argc, ch
     return reload_status(rc);
 }
 
+static int cmd_user_list(const mqim_gw_config_t *cfg)
+{
+    mqim_store_t *s;
+    mqim_txn_t txn;
+    if (open_store(cfg, true, &s) != 0) {
+        return 1;
+    }
+    if (mqim_txn_begin(s, MQIM_TXN_READ, &txn) == MQIM_OK) {
+        (void)mqim_store_user_each(&txn, print_user, NULL);
+        mqim_txn_abort(&txn);
+    }
+    mqim_store_close(s);
+    return 0;
+}
+
+/* user add|del|list|set|certs|revoke. Over 100 lines: `user add` parses its
+ * options and then makes its changes in order (certificate, password,
+ * registry, broker) in one place, so the order of the side effects and
+ * what each failure leaves behind can be read top to bottom. */
 static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
 {
     char err[512];
@@ -490,17 +509,7 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
     int told;
 
     if (strcmp(sub, "list") == 0) {
-        mqim_store_t *s;
-        mqim_txn_t txn;
-        if (open_store(cfg, true, &s) != 0) {
-            return 1;
-        }
-        if (mqim_txn_begin(s, MQIM_TXN_READ, &txn) == MQIM_OK) {
-            (void)mqim_store_user_each(&txn, print_user, NULL);
-            mqim_txn_abort(&txn);
-        }
-        mqim_store_close(s);
-        return 0;
+        return cmd_user_list(cfg);
     }
     if (strcmp(sub, "set") == 0) {
         return cmd_user_set(cfg, argc - 1, argv + 1);
