@@ -370,8 +370,18 @@ class MakeRunTest(unittest.TestCase):
         for pw in list(creds.values()) + [gw_pw]:
             self.assertNotIn(pw, text)
             self.assertNotIn(pw, broker_log)
-        for p in ("demo-credentials", "gateway.password", "mosquitto/passwd", "mosquitto/acl",
-                  "pki/ca.key", "pki/server.key", "devices/dave.key"):
+        # plugin mode (the default): the broker's users in mosquitto/auth (in the
+        # private mosquitto/ directory here: make run's broker is the same user);
+        # files mode: the password and ACL files
+        users = (("mosquitto/auth/data.mdb", "mosquitto/auth/lock.mdb")
+                 if os.path.exists(os.path.join(data, "mosquitto", "auth"))
+                 else ("mosquitto/passwd", "mosquitto/acl"))
+        for p in ("demo-credentials", "gateway.password", "pki/ca.key", "pki/server.key",
+                  "devices/dave.key") + users:
+            self.assertTrue(os.path.exists(os.path.join(data, p)), p)
+        for d in ("mosquitto",):
+            self.assertEqual(mode(os.path.join(data, d)) & 0o077, 0, d)
+        for p in ("demo-credentials", "gateway.password", "pki/ca.key", "pki/server.key", "devices/dave.key"):
             self.assertEqual(mode(os.path.join(data, p)) & 0o077, 0, p)
         shutil.rmtree(data, ignore_errors=True)
 
