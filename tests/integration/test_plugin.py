@@ -174,6 +174,11 @@ class Plugin(EnvTest):
         wait_until(lambda: "publish to im/gateway/status not allowed" in broker_log(env), 5,
                    "the refusal in the broker's log")
 
+
+class PluginFlood(EnvTest):
+    """(Its own ctest, integration.plugin_flood: the longest of these.)"""
+    AUTH = "plugin"
+
     def test_flood_refused_at_the_broker(self):
         """20,000 publishes from one user cost the gateway at most the
         budget's worth of parses (burst + rate x time): the rest is refused
