@@ -104,11 +104,13 @@ faults: deps
 	  $(if $(FAULTS_SEED),MQIM_FAULTS_SEED=$(FAULTS_SEED)) \
 	  MQIM_FAULTS_REPORT=$(CURDIR)/build/faults-report.txt \
 	  MQIM_GATEWAY=$(CURDIR)/build/test/gateway/mqim-gateway MQIM_CLI=$(CURDIR)/build/test/boards/posix/mqim \
+	  MQIM_AUTH_PLUGIN=$(CURDIR)/build/test/gateway/mqim_auth.so \
 	  MQIM_SOURCE_DIR=$(CURDIR) /usr/bin/python3 -W ignore::ResourceWarning test_faults.py -v
 	cd tests/integration && MQIM_FLASH_CUTS=$(FAULTS_FLASH_CUTS) \
 	  $(if $(FAULTS_SEED),MQIM_FLASH_SEED=$(FAULTS_SEED)) \
 	  MQIM_FAULTS_REPORT=$(CURDIR)/build/faults-report.txt \
 	  MQIM_GATEWAY=$(CURDIR)/build/test/gateway/mqim-gateway MQIM_SOURCE_DIR=$(CURDIR) \
+	  MQIM_AUTH_PLUGIN=$(CURDIR)/build/test/gateway/mqim_auth.so \
 	  MQIM_FLASH_FIRMWARE=$(CURDIR)/build/test/firmware/mqim-fw-flash.elf \
 	  MQIM_FW_MATERIAL=$(CURDIR)/build/test/firmware-material \
 	  /usr/bin/python3 -W ignore::ResourceWarning test_flash_firmware.py -v

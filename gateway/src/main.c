@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker_auth.h"
 #include "config.h"
 #include "log.h"
 #include "mqim/name.h"
@@ -43,11 +44,14 @@ static void usage(FILE *f)
           "                           and a random secret client_id into the config file\n"
           "                           when it has none (run refuses a guessable one)\n"
           "  user add NAME [--password P | --password-file F | --random] [--cert [--out DIR]]\n"
+          "           [--require-cert | --no-require-cert]\n"
           "                           add or update a user (--random prints the password);\n"
           "                           --cert issues a client certificate CN=NAME from the CA\n"
           "                           in pki_dir: DIR/NAME.crt, DIR/NAME.key (default DIR .),\n"
           "                           printed after the password; with --cert alone the user\n"
-          "                           gets no password\n"
+          "                           gets no password; --require-cert (mqim_auth plugin):\n"
+          "                           two-factor, a certificate CN=NAME and the password\n"
+          "                           (--no-require-cert: off again)\n"
           "  user del NAME            remove a user from the broker: the password, and every\n"
           "                           certificate issued to NAME revoked in pki_dir/crl.pem\n"
           "                           (history is kept)\n"
@@ -137,7 +141,11 @@ static int register_user(const mqim_gw_config_t *cfg, const char *name, bool add
 static int reload(const mqim_gw_config_t *cfg, bool quiet)
 {
     char err[256];
-    int rc = mqim_users_reload_broker(cfg, err, sizeof(err));
+    int rc;
+    if (mqim_broker_auth_plugin(cfg)) {
+        return 0; /* the plugin reads the auth database at once: nothing to tell */
+    }
+    rc = mqim_users_reload_broker(cfg, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "mqim-gateway: the change is saved, but the broker was not told: %s\n", err);
     } else if (rc > 0 && !quiet) {
@@ -210,7 +218,8 @@ static int cmd_init(mqim_gw_config_t *cfg, const char *conf_path)
 {
     char err[512];
     mqim_store_t *s;
-    if (mqim_users_write_acl(cfg, err, sizeof(err)) != 0) {
+    bool plugin = mqim_broker_auth_plugin(cfg);
+    if (!plugin && mqim_users_write_acl(cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
         return 1;
     }
@@ -230,8 +239,12 @@ static int cmd_init(mqim_gw_config_t *cfg, const char *conf_path)
             return 1;
         }
     }
-    if (cfg->password[0] != '\0' &&
-        mqim_users_passwd_set(cfg, cfg->username, cfg->password, err, sizeof(err)) != 0) {
+    if (init_client_id(cfg, conf_path) != 0) {
+        return 1; /* first: the plugin's settings name the gateway's client id */
+    }
+    if (plugin ? mqim_broker_auth_init(cfg, err, sizeof(err)) != 0
+               : (cfg->password[0] != '\0' &&
+                  mqim_users_passwd_set(cfg, cfg->username, cfg->password, err, sizeof(err)) != 0)) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
         return 1;
     }
@@ -244,9 +257,6 @@ static int cmd_init(mqim_gw_config_t *cfg, const char *conf_path)
         return 1;
     }
     mqim_store_close(s);
-    if (init_client_id(cfg, conf_path) != 0) {
-        return 1;
-    }
     /* No broker yet is the normal case at init: it reads the files when it starts. */
     return reload(cfg, true) < 0 ? 1 : 0;
 }
@@ -376,6 +386,18 @@ static int cmd_group(mqim_gw_config_t *cfg, int argc, char **argv)
     return st == MQIM_OK ? 0 : 1;
 }
 
+/* Plugin mode: the certificates revoked in pki_dir go into the auth
+ * database (the plugin refuses them and kicks their clients at once). */
+static int sync_revoked(const mqim_gw_config_t *cfg, const char *name)
+{
+    char err[512];
+    if (mqim_broker_auth_plugin(cfg) && mqim_broker_auth_sync_revoked(cfg, name, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mqim-gateway: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* user del NAME: the password, then the certificates (a user removed
  * from the password file can still connect with a valid certificate), then
  * the registry; one SIGHUP makes the broker read both files. */
@@ -384,13 +406,17 @@ static int cmd_user_del(const mqim_gw_config_t *cfg, const char *name)
     char err[512];
     unsigned revoked = 0;
     int rc;
-    if (mqim_users_passwd_del(cfg, name, err, sizeof(err)) != 0) {
+    if ((mqim_broker_auth_plugin(cfg) ? mqim_broker_auth_user_del(cfg, name, err, sizeof(err))
+                                      : mqim_users_passwd_del(cfg, name, err, sizeof(err))) != 0) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
         return 1;
     }
     if (cfg->pki_dir[0] != '\0' && mqim_pki_revoke(cfg, name, NULL, &revoked, err, sizeof(err)) != 0) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
         (void)reload(cfg, false); /* what was revoked before the failure is in the CRL */
+        return 1;
+    }
+    if (revoked > 0u && sync_revoked(cfg, name) != 0) {
         return 1;
     }
     if (register_user(cfg, name, false) != 0) {
@@ -440,6 +466,10 @@ static int cmd_user_certs(const mqim_gw_config_t *cfg, bool revoke, int argc, ch
                         sizeof(err)) != 0) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
         (void)reload(cfg, false);
+        (void)sync_revoked(cfg, argv[0]);
+        return 1;
+    }
+    if (revoked > 0u && sync_revoked(cfg, argv[0]) != 0) {
         return 1;
     }
     rc = revoked > 0u ? reload(cfg, false) : 0;
@@ -447,8 +477,25 @@ static int cmd_user_certs(const mqim_gw_config_t *cfg, bool revoke, int argc, ch
     return reload_status(rc);
 }
 
-/* long because: the `user` subcommands (add, del, list, set, certs, revoke) with their
- * usage and messages side by side; issue 19 reshapes the admin commands. */
+static int cmd_user_list(const mqim_gw_config_t *cfg)
+{
+    mqim_store_t *s;
+    mqim_txn_t txn;
+    if (open_store(cfg, true, &s) != 0) {
+        return 1;
+    }
+    if (mqim_txn_begin(s, MQIM_TXN_READ, &txn) == MQIM_OK) {
+        (void)mqim_store_user_each(&txn, print_user, NULL);
+        mqim_txn_abort(&txn);
+    }
+    mqim_store_close(s);
+    return 0;
+}
+
+/* user add|del|list|set|certs|revoke. Over 100 lines: `user add` parses its
+ * options and then makes its changes in order (certificate, password,
+ * registry, broker) in one place, so the order of the side effects and
+ * what each failure leaves behind can be read top to bottom. */
 static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
 {
     char err[512];
@@ -458,20 +505,11 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
     const char *name = argc > 1 ? argv[1] : NULL;
     const char *out_dir = NULL;
     bool random_pw = false, cert = false;
+    mqim_broker_2fa_t two_factor = MQIM_BROKER_2FA_KEEP;
     int told;
 
     if (strcmp(sub, "list") == 0) {
-        mqim_store_t *s;
-        mqim_txn_t txn;
-        if (open_store(cfg, true, &s) != 0) {
-            return 1;
-        }
-        if (mqim_txn_begin(s, MQIM_TXN_READ, &txn) == MQIM_OK) {
-            (void)mqim_store_user_each(&txn, print_user, NULL);
-            mqim_txn_abort(&txn);
-        }
-        mqim_store_close(s);
-        return 0;
+        return cmd_user_list(cfg);
     }
     if (strcmp(sub, "set") == 0) {
         return cmd_user_set(cfg, argc - 1, argv + 1);
@@ -501,6 +539,8 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
             cert = true;
         } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
             out_dir = argv[++i];
+        } else if (strcmp(argv[i], "--require-cert") == 0 || strcmp(argv[i], "--no-require-cert") == 0) {
+            two_factor = argv[i][2] == 'r' ? MQIM_BROKER_2FA_ON : MQIM_BROKER_2FA_OFF;
         } else if (strcmp(argv[i], "--random") == 0) {
             random_pw = true;
         } else if (strcmp(argv[i], "--password") == 0 && i + 1 < argc) {
@@ -519,9 +559,14 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (two_factor != MQIM_BROKER_2FA_KEEP && !mqim_broker_auth_plugin(cfg)) {
+        fprintf(stderr, "mqim-gateway: --require-cert needs the mqim_auth broker plugin "
+                        "(broker_auth_db; docs/security.md)\n");
+        return 2;
+    }
     /* --cert alone: a certificate user has no password at all, so there is
      * none to leak or guess. Otherwise a random one unless one was given. */
-    if (random_pw || (password[0] == '\0' && !cert)) {
+    if (random_pw || (password[0] == '\0' && (!cert || two_factor == MQIM_BROKER_2FA_ON))) {
         if (mqim_users_random_password(password, 20) != 0) {
             fprintf(stderr, "mqim-gateway: cannot make a random password\n");
             return 1;
@@ -534,7 +579,10 @@ static int cmd_user(mqim_gw_config_t *cfg, int argc, char **argv)
         memset(password, 0, sizeof(password));
         return 1;
     }
-    if (password[0] != '\0' && mqim_users_passwd_set(cfg, name, password, err, sizeof(err)) != 0) {
+    if (mqim_broker_auth_plugin(cfg)
+            ? mqim_broker_auth_user_set(cfg, name, password[0] != '\0' ? password : NULL, two_factor,
+                                        err, sizeof(err)) != 0
+            : (password[0] != '\0' && mqim_users_passwd_set(cfg, name, password, err, sizeof(err)) != 0)) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
         memset(password, 0, sizeof(password));
         return 1;

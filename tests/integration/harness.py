@@ -21,6 +21,9 @@ GATEWAY = os.environ.get("MQIM_GATEWAY", os.path.join(SRC, "build", "test", "gat
 # The broker binary: the installed one (scripts/deps: 2.0.21 or newer), or
 # another version's, e.g. `make test-broker-2.0.11` (docs/testing.md).
 MOSQUITTO = os.environ.get("MQIM_MOSQUITTO") or "mosquitto"
+# How the broker authenticates (scripts/broker-conf): "plugin" (the mqim_auth
+# plugin, MQIM_AUTH_PLUGIN from ctest) or "files" (password_file + acl_file).
+BROKER_AUTH = os.environ.get("MQIM_BROKER_AUTH") or "plugin"
 
 
 def free_port():
@@ -298,13 +301,14 @@ class Env:
     """One broker + gateway in a temp dir. Use as a context manager."""
 
     def __init__(self, users=("alice", "bob", "carol"), gateway_args=(), tls=False, pki_dir=None,
-                 fixed_passwords=None, gateway_conf="", ws=False, http_dir=None):
+                 fixed_passwords=None, gateway_conf="", ws=False, http_dir=None, auth=None):
         self.users = users
         # ws: a WebSocket listener on ws_port (scripts/broker-conf), serving
         # http_dir (the web client's bundle) when given
         self.ws_port = free_port() if ws else None
         self.wss_port = free_port() if ws and tls else None  # with tls: wss:// as well
         self.http_dir = http_dir
+        self.auth = auth or BROKER_AUTH  # "plugin" or "files"
         self.gateway_conf = gateway_conf  # lines appended to gateway.conf before `init`
         self.pki_dir = pki_dir  # a CA + server certificate made beforehand (firmware tests)
         self.fixed_passwords = dict(fixed_passwords or {})
@@ -335,7 +339,8 @@ class Env:
         # (on free ports here; none for a plain Env).
         conf_env = dict(os.environ, MQIM_TLS_PORT=str(self.tls_port or 0),
                         MQIM_CERT_PORT=str(self.cert_port or 0), MQIM_WS_PORT=str(self.ws_port or 0),
-                        MQIM_WSS_PORT=str(self.wss_port or 0))
+                        MQIM_WSS_PORT=str(self.wss_port or 0),
+                        MQIM_BROKER_AUTH=self.auth)
         if self.http_dir:
             conf_env["MQIM_HTTP_DIR"] = self.http_dir
         if self.tls:
@@ -369,10 +374,10 @@ class Env:
         for u in self.users:
             # the broker is not started yet: 3, it reads the files when it starts
             if u in self.fixed_passwords:
-                self.cli("user", "add", u, "--password", self.fixed_passwords[u], ok=(3,))
+                self.cli("user", "add", u, "--password", self.fixed_passwords[u], ok=(0, 3))
                 self.passwords[u] = self.fixed_passwords[u]
             else:
-                self.passwords[u] = self.cli("user", "add", u, "--random", ok=(3,)).stdout.strip()
+                self.passwords[u] = self.cli("user", "add", u, "--random", ok=(0, 3)).stdout.strip()
         self.start_broker()
         self.start_gateway()
         return self
@@ -481,11 +486,13 @@ class Env:
 
 
 class EnvTest(unittest.TestCase):
-    """A test case with a fresh Env per test (gateway args from GATEWAY_ARGS)."""
+    """A test case with a fresh Env per test (gateway args from GATEWAY_ARGS;
+    AUTH: the broker's auth mode, None = MQIM_BROKER_AUTH or plugin)."""
     GATEWAY_ARGS = ()
+    AUTH = None
 
     def setUp(self):
-        self.env = Env(gateway_args=self.GATEWAY_ARGS).__enter__()
+        self.env = Env(gateway_args=self.GATEWAY_ARGS, auth=self.AUTH).__enter__()
 
     def tearDown(self):
         self.env.failed = not getattr(self._outcome, "success", True)

@@ -222,8 +222,11 @@ class Unit(unittest.TestCase):
 class Provisioning(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="mqim-ops-")
+        # Files mode: these tests are about the password file and SIGHUP
+        # (plugin mode has neither: test_plugin.py).
         subprocess.run([os.path.join(SRC, "scripts", "broker-conf"), self.dir, "19899"], check=True,
-                       env=dict(os.environ, MQIM_TLS_PORT="0", MQIM_CERT_PORT="0"), capture_output=True)
+                       env=dict(os.environ, MQIM_TLS_PORT="0", MQIM_CERT_PORT="0", MQIM_BROKER_AUTH="files"),
+                       capture_output=True)
         self.conf = os.path.join(self.dir, "gateway.conf")
 
     def tearDown(self):

@@ -186,7 +186,9 @@ class DeviceCertificateTest(unittest.TestCase):
         return subprocess.run(argv + [str(a) for a in args], capture_output=True, text=True, timeout=60)
 
     def test_certificate_instead_of_password_then_revoked(self):
-        with TlsEnv() as env:
+        # Files mode: the CRL and SIGHUP path (plugin mode revokes at once
+        # and kicks: test_plugin.py, PluginTls).
+        with TlsEnv(auth="files") as env:
             out = os.path.join(env.dir, "devices")
             r = env.cli("user", "add", "dave", "--cert", "--out", out)
             crt, key = r.stdout.split()
@@ -264,7 +266,9 @@ class DeviceCertificateTest(unittest.TestCase):
 
 class CredentialHygieneTest(unittest.TestCase):
     def test_files_private_and_no_password_logged(self):
-        with TlsEnv(fixed_passwords={"alice": KNOWN_PW}) as env:
+        # Files mode: the password and ACL files are among the private ones
+        # (plugin mode's auth database: test_plugin.py).
+        with TlsEnv(fixed_passwords={"alice": KNOWN_PW}, auth="files") as env:
             # activity that touches passwords: logins over TCP and TLS, a
             # wrong password, a password change, a user with a password file
             alice = env.client("alice")
@@ -376,8 +380,18 @@ class MakeRunTest(unittest.TestCase):
         for pw in list(creds.values()) + [gw_pw]:
             self.assertNotIn(pw, text)
             self.assertNotIn(pw, broker_log)
-        for p in ("demo-credentials", "gateway.password", "mosquitto/passwd", "mosquitto/acl",
-                  "pki/ca.key", "pki/server.key", "devices/dave.key"):
+        # plugin mode (the default): the broker's users in mosquitto/auth (in the
+        # private mosquitto/ directory here: make run's broker is the same user);
+        # files mode: the password and ACL files
+        users = (("mosquitto/auth/data.mdb", "mosquitto/auth/lock.mdb")
+                 if os.path.exists(os.path.join(data, "mosquitto", "auth"))
+                 else ("mosquitto/passwd", "mosquitto/acl"))
+        for p in ("demo-credentials", "gateway.password", "pki/ca.key", "pki/server.key",
+                  "devices/dave.key") + users:
+            self.assertTrue(os.path.exists(os.path.join(data, p)), p)
+        for d in ("mosquitto",):
+            self.assertEqual(mode(os.path.join(data, d)) & 0o077, 0, d)
+        for p in ("demo-credentials", "gateway.password", "pki/ca.key", "pki/server.key", "devices/dave.key"):
             self.assertEqual(mode(os.path.join(data, p)) & 0o077, 0, p)
         shutil.rmtree(data, ignore_errors=True)
 

@@ -65,6 +65,9 @@ static const key_def_t keys[] = {
     { "broker_password_file", K_STR, F(broker_password_file), 0, 0 },
     { "broker_acl_file", K_STR, F(broker_acl_file), 0, 0 },
     { "broker_pid_file", K_STR, F(broker_pid_file), 0, 0 },
+    { "broker_auth_db", K_STR, F(broker_auth_db), 0, 0 },
+    { "broker_rate_per_sec", K_UINT, F(broker_rate_per_sec), 0, 1000000 },
+    { "broker_rate_burst", K_UINT, F(broker_rate_burst), 0, 10000000 },
     { "broker_tls", K_BOOL, F(broker_tls), 0, 1 },
     { "broker_cafile", K_STR, F(broker_cafile), 0, 0 },
     { "broker_certfile", K_STR, F(broker_certfile), 0, 0 },
@@ -430,6 +433,7 @@ int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_l
         { offsetof(mqim_gw_config_t, broker_certfile), "broker_certfile" },
         { offsetof(mqim_gw_config_t, broker_keyfile), "broker_keyfile" },
         { offsetof(mqim_gw_config_t, pki_dir), "pki_dir" },
+        { offsetof(mqim_gw_config_t, broker_auth_db), "broker_auth_db" },
     };
     if (mqim_topic_root_check(mqim_str_from_cstr(cfg->root)) != MQIM_OK || has_control(cfg->root)) {
         return fail(err, err_len,

@@ -49,6 +49,10 @@ typedef struct mqim_gw_config {
     char broker_password_file[MQIM_GW_PATH_MAX]; /**< mosquitto password_file; "var/mosquitto/passwd" */
     char broker_acl_file[MQIM_GW_PATH_MAX];      /**< mosquitto acl_file; "var/mosquitto/acl" */
     char broker_pid_file[MQIM_GW_PATH_MAX];      /**< mosquitto pid_file, SIGHUP to reload; "var/mosquitto/mosquitto.pid" */
+    /* The mqim_auth broker plugin instead of those files (docs/security.md) */
+    char broker_auth_db[MQIM_GW_PATH_MAX]; /**< the plugin's auth database (authdb.h); "" = files mode */
+    unsigned broker_rate_per_sec;      /**< per-user publish budget at the broker; 0 = rate_per_sec + file_rate_per_sec */
+    unsigned broker_rate_burst;        /**< its burst; 0 = rate_burst + file_rate_burst */
     /* TLS to the broker (docs/deploy.md, "TLS and provisioning") */
     bool broker_tls;                   /**< connect with TLS (ssl://); false */
     char broker_cafile[MQIM_GW_PATH_MAX];   /**< CA the broker's certificate must chain to; "" = system CAs */
