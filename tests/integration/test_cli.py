@@ -1,0 +1,316 @@
+"""The `mqim` command as a shell user meets it (issue 20): conventions
+(--help, --version, mosquitto's short options, one exit-code table shared
+with mqim-gateway, the man pages), output for people and for scripts
+(--json, local times, quiet first sync, consistent errors), the chat on a
+pseudo-terminal (pexpect) and on a pipe, and bots (`mqim bot --exec`).
+A real Mosquitto and the real gateway, as everywhere (harness.py)."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import pexpect
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Env, GATEWAY, SRC, wait_until  # noqa: E402
+
+MQIM = os.environ.get("MQIM_CLI")
+HHMM = r"\d\d:\d\d"
+
+
+def read_text(*parts):
+    with open(os.path.join(SRC, *parts), encoding="utf-8") as f:
+        return f.read()
+
+
+def run(argv, **kw):
+    return subprocess.run([MQIM] + [str(a) for a in argv], capture_output=True, text=True, timeout=60, **kw)
+
+
+class Conventions(unittest.TestCase):
+    """No broker needed: help, version, usage errors, the documents."""
+
+    def test_help_version_usage(self):
+        r = run(["--help"])
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        commands = re.findall(r"(?m)^  ([a-z-]+) ", r.stdout.split("options")[0])
+        for cmd in ("send", "flush", "listen", "read", "chat", "history", "presence", "chats", "groups",
+                    "group", "send-file", "get-file", "keys", "bot"):
+            self.assertIn(cmd, commands)
+            h = run([cmd, "--help"])
+            self.assertEqual(h.returncode, 0, cmd)
+            self.assertTrue(h.stdout.startswith("usage: mqim [OPTIONS] %s" % cmd), h.stdout)
+        for opt in ("--host HOST, -h", "--port PORT, -p", "--user USER, -u", "--password PASSWORD, -P",
+                    "--device DEVICE, -i", "--config FILE, -c", "--password-file", "--tls-ca FILE, --cafile",
+                    "--tls-cert FILE, --cert", "--tls-key FILE, --key", "--tls-psk HEX, --psk", "--tls-server-name",
+                    "--tls-psk-identity", "--json", "--e2e", "--keep-trying", "--refuse-changed-keys",
+                    "--timeout", "--wait SECONDS, -W", "--state-dir", "--version"):
+            self.assertIn(opt, r.stdout)
+        version = re.search(r"#define MQIM_VERSION_MAJOR (\d+)\n#define MQIM_VERSION_MINOR (\d+)\n"
+                            r"#define MQIM_VERSION_PATCH (\d+)",
+                            read_text("common/include/mqim/version.h")).groups()
+        r = run(["--version"])
+        self.assertEqual((r.returncode, r.stdout), (0, "mqim %s\n" % ".".join(version)))
+        r = subprocess.run([GATEWAY, "--version"], capture_output=True, text=True)
+        self.assertEqual((r.returncode, r.stdout), (0, "mqim-gateway %s\n" % ".".join(version)))
+        # usage errors: 2 in both programs, the reason on stderr
+        for argv, words in ((["--bogus"], "unknown option --bogus"), (["-u", "a", "frob"], "unknown command"),
+                            (["-u", "a", "send", "bob"], "wrong arguments for send"), ([], "usage: mqim"),
+                            (["-u", "a", "--port"], "--port needs a value"), (["send", "b", "t"], "--user")):
+            r = run(argv, env=dict(os.environ, HOME=tempfile.gettempdir(), XDG_CONFIG_HOME=""))
+            self.assertEqual(r.returncode, 2, argv)
+            self.assertIn(words, r.stderr)
+            self.assertEqual(r.stdout, "")
+        r = subprocess.run([GATEWAY, "--bogus", "x"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        r = subprocess.run([GATEWAY, "-c", "/nonexistent/x.conf", "frobnicate"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+
+    def test_exit_codes_documented_once(self):
+        """The header's table is the README's and both man pages'."""
+        header = read_text("common/include/mqim/exit_code.h")
+        codes = [int(n) for n in re.findall(r"MQIM_EXIT_\w+ = (\d+)", header)]
+        self.assertEqual(codes, list(range(14)))
+        readme = read_text("README.md")
+        self.assertEqual([int(n) for n in re.findall(r"(?m)^\| (\d+) \| ", readme.split("## Exit status")[1])[:14]],
+                         codes)
+        for page in ("mqim.1", "mqim-gateway.8"):
+            text = read_text("docs/man", page)
+            section = text.split(".SH EXIT STATUS")[1].split(".SH ")[0]
+            self.assertEqual([int(n) for n in re.findall(r"(?m)^\.IP (\d+)$", section)], codes, page)
+
+    def test_man_pages_complete(self):
+        """Every option and command of --help is in the man page."""
+        page = read_text("docs/man/mqim.1").replace("\\-", "-")
+        usage = run(["--help"]).stdout
+        for opt in re.findall(r"(?m)^  (--[a-z-]+)", usage):
+            self.assertIn(opt, page)
+        for alias in re.findall(r", (-[A-Za-z]|--[a-z-]+) ", usage):
+            self.assertIn(alias, page)
+        for cmd in re.findall(r"(?m)^  ([a-z-]+) ", usage.split("options")[0]):
+            self.assertIn(".B %s" % cmd, page)
+        gw = read_text("docs/man/mqim-gateway.8").replace("\\-", "-")
+        gusage = subprocess.run([GATEWAY, "--help"], capture_output=True, text=True).stdout
+        for cmd in set(re.findall(r"(?m)^  ([a-z-]+)", gusage)) | {"status", "online", "check", "log-level"}:
+            self.assertIn(".B %s" % cmd, gw)
+        for opt in ("--config", "--help", "--version", "-c"):
+            self.assertIn(opt, gw)
+
+
+class CliTest(unittest.TestCase):
+    """One broker and gateway for the tests that need them."""
+    env = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env(users=("alice", "bob", "carol", "dave", "botty")).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.__exit__(None, None, None)
+
+    def mqim_json(self, user, device, *args):
+        argv = self.env.mqim_cmd(user, device, *args)
+        return subprocess.run(argv[:1] + ["--json"] + argv[1:], capture_output=True, text=True, timeout=60)
+
+    def mqim(self, user, device, *args, timeout_ms=10000, **kw):
+        return subprocess.run(self.env.mqim_cmd(user, device, *args, timeout_ms=timeout_ms), capture_output=True,
+                              text=True, timeout=60, **kw)
+
+
+class Output(CliTest):
+    def test_short_options_and_errors(self):
+        env = self.env
+        r = run(["-h", "127.0.0.1", "-p", env.port, "-u", "alice", "-P", env.passwords["alice"], "-i", "short",
+                 "--state-dir", os.path.join(env.dir, "short"), "send", "bob", "via short options"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^sent [0-9a-f]{32} seq=\d+\n$")
+        # a wrong password: 5 as mosquitto_pub, said on stderr
+        r = run(["-p", env.port, "-u", "alice", "-P", "wrong", "-i", "bad", "--state-dir",
+                 os.path.join(env.dir, "bad"), "send", "bob", "x"])
+        self.assertEqual(r.returncode, 5, r.stdout + r.stderr)
+        self.assertIn("not authorised", r.stderr)
+        # an unknown peer: the same answer for send and history; a group I am not in
+        for args in (("send", "nobody", "hi"), ("history", "nobody")):
+            r = self.mqim("alice", "phone", *args)
+            self.assertEqual(r.returncode, 4, args)
+            self.assertIn("unknown_peer", r.stdout)
+            self.assertIn("no such user: nobody", r.stderr)
+        r = self.mqim("alice", "phone", "group", "info", "nope")
+        self.assertEqual(r.returncode, 4)
+        self.assertIn("not_member (alice is not a member of nope (or there is no such group))", r.stdout)
+
+    def test_quiet_first_sync_json_and_times(self):
+        for i in range(3):
+            self.assertEqual(self.mqim("bob", "tab", "send", "carol", "old %d" % i).returncode, 0)
+        # carol's new device sends first: only "sent", no history dump
+        r = self.mqim("carol", "newphone", "send", "bob", "hi bob")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^sent [0-9a-f]{32} seq=\d+\n$")
+        self.assertEqual(self.mqim("carol", "newphone", "send", "bob", "as json").returncode, 0)
+        # --json: one object per line, an event each
+        r = self.mqim_json("carol", "js", "history", "bob", 3)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [json.loads(x) for x in r.stdout.splitlines()]
+        self.assertEqual([(x["event"], x["body"]) for x in lines],
+                         [("message", "old 2"), ("message", "hi bob"), ("message", "as json")])
+        self.assertTrue(all(isinstance(x["ts"], (int, float)) and x["from"] for x in lines))
+        for user, cmd, event in (("carol", ["send", "bob", "j"], "sent"), ("carol", ["presence", "bob", "zed"],
+                                 "presence"), ("carol", ["chats"], "chat"), ("bob", ["listen", "1"], "message"),
+                                 ("carol", ["history", "nobody"], "error")):
+            r = self.mqim_json(user, "js", *cmd)
+            self.assertEqual(r.returncode, 4 if event == "error" else 0, (cmd, r.stderr))
+            events = [json.loads(x)["event"] for x in r.stdout.splitlines()]
+            self.assertIn(event, events, cmd)
+        r = self.mqim("carol", "js", "presence", "botty", "zed")
+        self.assertRegex(r.stdout, r"(?m)^botty offline, last seen (%s|\w{3} \d\d %s)$" % (HHMM, HHMM))
+        self.assertIn("zed unknown", r.stdout)
+        # on a terminal, local times
+        child = pexpect.spawn(MQIM, self.env.mqim_cmd("carol", "js", "history", "bob", 2)[1:], encoding="utf-8",
+                              timeout=20)
+        child.expect(r"%s \[\d+\] carol -> bob: j" % HHMM)
+        child.expect(pexpect.EOF)
+        child = pexpect.spawn(MQIM, self.env.mqim_cmd("carol", "js", "chats")[1:], encoding="utf-8", timeout=20)
+        child.expect(r"chat bob unread=\d+ \w+ last=\[\d+\] %s carol: j" % HHMM)
+        child.expect(pexpect.EOF)
+
+
+class Chat(CliTest):
+    def test_chat_on_a_terminal(self):
+        """Prompt, marks updated in place, typing both ways, read receipts,
+        /commands."""
+        env = self.env
+        bob = env.client("bob")
+        chat = pexpect.spawn(MQIM, env.mqim_cmd("alice", "term", "chat", "bob")[1:], encoding="utf-8", timeout=20,
+                             dimensions=(40, 160))
+        chat.expect("/help for commands")
+        chat.expect_exact("bob> ")
+        time.sleep(1.0)  # connected
+        chat.send("hel")
+        bob.expect("in/msg", lambda p: isinstance(p, dict) and p.get("type") == "typing" and p.get("from") == "alice")
+        chat.send("lo bob\r")
+        chat.expect_exact("me: hello bob")
+        msg = bob.expect("in/msg", lambda p: isinstance(p, dict) and p.get("body") == "hello bob")[0]
+        # ✓ once stored: the line is rewritten in place (cursor up, the line, cursor down)
+        chat.expect(r"\x1b\[\d+A\rme: hello bob \u2713\x1b\[K")
+        bob.pub("im/u/bob/out/receipt", {"status": "delivered", "seqs": [msg["seq"]]})
+        chat.expect(r"\x1b\[\d+A\rme: hello bob \u2713\u2713\x1b\[K")
+        bob.pub("im/u/bob/out/receipt", {"status": "read", "seqs": [msg["seq"]]})
+        chat.expect(r"\x1b\[\d+A\rme: hello bob \u2713\u2713 read\x1b\[K")
+        # the peer types, then writes: shown, and marked read for the peer
+        bob.pub("im/u/bob/out/dm/alice", {"type": "typing"}, qos=0)
+        chat.expect_exact("(bob is typing)")
+        bob.clear()
+        bob.dm("alice", {"id": "b1", "body": "hi alice"})
+        chat.expect(r"%s\x1b\[0m bob: hi alice" % HHMM)
+        read = bob.expect("in/ack", lambda p: p.get("status") == "read" and p.get("by") == "alice")[0]
+        self.assertEqual(read["id"], "b1")
+        chat.send("/history 2\r")
+        chat.expect(r"me: hello bob\r\n")
+        chat.send("/help\r")
+        chat.expect_exact("/group NAME")
+        chat.send("/quit\r")
+        chat.expect(pexpect.EOF)
+        chat.close()
+        self.assertEqual(chat.exitstatus, 0)
+
+    def test_chat_on_a_pipe(self):
+        """One line per message in; appended status lines out, no echo."""
+        r = self.mqim("dave", "pipe", "chat", "carol", input="one\ntwo\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(re.findall(r"(?m)^(\w+) ", r.stdout), ["sent", "sent"], r.stdout)
+        self.assertNotIn("dave/pipe -> carol", r.stdout)
+
+    def test_send_file_progress_on_a_terminal(self):
+        path = os.path.join(self.env.dir, "blob.bin")
+        with open(path, "wb") as f:
+            f.write(os.urandom(600 * 1024))
+        child = pexpect.spawn(MQIM, self.env.mqim_cmd("alice", "files", "send-file", "bob", path)[1:],
+                              encoding="utf-8", timeout=60)
+        child.expect(r"\r\x1b\[K +\d+%  \d+ KB of 600 KB  [\d.]+ [KM]B/s  \d+ s left")
+        child.expect(r"100%  600 KB of 600 KB")
+        child.expect("uploaded blob.bin")
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0)
+
+
+BOT = r'''import os, subprocess, sys, time
+text = sys.stdin.read()
+if text == "hang":
+    with open(os.environ["PIDS"], "w") as f:
+        kid = subprocess.Popen(["sleep", "60"])
+        f.write("%d %d\n" % (os.getpid(), kid.pid))
+    time.sleep(60)
+if text.startswith("slow"):
+    time.sleep(1.5)
+print("%s from %s in %s (%s): %s" % (os.environ["MQIM_USER"], os.environ["MQIM_FROM"], os.environ["MQIM_CHAT"],
+                                    os.environ["MQIM_ID"][:4] and "id", text))
+'''
+
+
+class Bot(CliTest):
+    def test_bot(self):
+        env = self.env
+        script = os.path.join(env.dir, "bot.py")
+        pids = os.path.join(env.dir, "pids")
+        with open(script, "w") as f:
+            f.write(BOT)
+        self.assertEqual(self.mqim("alice", "g", "group", "create", "ops", "botty").returncode, 0)
+        argv = env.mqim_cmd("botty", "srv", "bot", "--allow", "alice", "bob", "carol", "--jobs", "4",
+                            "--run-timeout", "2500", "--exec", sys.executable, script)
+        bot = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PIDS=pids))
+        try:
+            clients = {u: env.client(u) for u in ("alice", "bob", "carol", "dave")}
+            time.sleep(1.5)  # the bot is connected
+            # three users at once: each gets its answer; in parallel (3 x 1.5 s serially)
+            t0 = time.time()
+            for u in ("alice", "bob", "carol"):
+                clients[u].dm("botty", {"id": "s-" + u, "body": "slow " + u})
+            for u in ("alice", "bob", "carol"):
+                got = clients[u].expect("in/msg", lambda p: isinstance(p, dict) and p.get("from") == "botty",
+                                        timeout=15)[0]
+                self.assertEqual(got["body"], "botty from %s in %s (id): slow %s" % (u, u, u))
+            self.assertLess(time.time() - t0, 4.0)
+            # a hanging command is killed with its process group; the bot goes on
+            clients["alice"].dm("botty", {"id": "h1", "body": "hang"})
+            wait_until(lambda: os.path.exists(pids) and open(pids).read().endswith("\n"), 10, "the pid file")
+            procs = [int(p) for p in open(pids).read().split()]
+            wait_until(lambda: not any(os.path.exists("/proc/%d" % p) and
+                                       open("/proc/%d/stat" % p).read().split()[2] != "Z" for p in procs),
+                       10, "the hanging command and its child killed")
+            # text is never shell: nothing created, the text answered as it is
+            marker = os.path.join(env.dir, "pwned")
+            for i, evil in enumerate(("$(touch %s)" % marker, "; touch %s" % marker, "`touch %s`" % marker)):
+                clients["bob"].clear()
+                clients["bob"].dm("botty", {"id": "e%d" % i, "body": evil})
+                got = clients["bob"].expect("in/msg", lambda p: isinstance(p, dict) and p.get("from") == "botty")[0]
+                self.assertTrue(got["body"].endswith(": " + evil), got)
+            self.assertFalse(os.path.exists(marker))
+            # dave is not in --allow: no command, no answer
+            clients["dave"].dm("botty", {"id": "d1", "body": "hello?"})
+            # a group: the answer goes to the group
+            clients["alice"].clear()
+            clients["alice"].pub("im/u/alice/out/group/ops", {"id": "g1", "body": "status?"})
+            got = clients["alice"].expect("in/msg", lambda p: isinstance(p, dict) and p.get("from") == "botty"
+                                          and p.get("group") == "ops")[0]
+            self.assertEqual(got["body"], "botty from alice in #ops (id): status?")
+            time.sleep(1.0)
+            self.assertEqual(clients["dave"].matching("in/msg", lambda p: isinstance(p, dict)
+                                                      and p.get("from") == "botty"), [])
+        finally:
+            bot.terminate()
+            out, err = bot.communicate(timeout=20)
+        self.assertEqual(bot.returncode, 0, err)
+        self.assertIn("not answering dave (not in --allow)", err)
+        self.assertIn("did not finish within 2500 ms", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
