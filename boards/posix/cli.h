@@ -137,6 +137,9 @@ void cli_print_presence(cli_t *c, mqim_str_t user, mqim_str_t json);
 void cli_print_read(cli_t *c, const mqim_envelope_t *env);
 void cli_print_response(cli_t *c, const cJSON *o);
 void cli_json_line(cJSON *o);
+void cli_say_resuming(const cli_t *c, const char *human_fmt, uint64_t bytes);
+void cli_print_unshown(const cli_t *c, const mqim_envelope_t *env, const char *code, const char *reason,
+                       size_t payload_size);
 const char *cli_sender(const mqim_envelope_t *env, char *buf, size_t cap);
 const char *cli_history_body(const cJSON *it, char *out, size_t cap);
 

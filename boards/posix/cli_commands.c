@@ -300,7 +300,7 @@ static int keys_step(cli_t *c, void *vctx)
     if (cli_e2e_keys_failed()) {
         return MQIM_EXIT_REJECTED;
     }
-    return cli_e2e_keys_ready() ? cli_e2e_print_fetched(k->user, k->trust_device) : CLI_MORE;
+    return cli_e2e_keys_ready() ? cli_e2e_print_fetched(k->user, k->trust_device, c->json) : CLI_MORE;
 }
 
 int cli_cmd_keys(cli_t *c, int argc, char **argv)
@@ -322,7 +322,7 @@ int cli_cmd_keys(cli_t *c, int argc, char **argv)
         return rc;
     }
     if (k.user == NULL) {
-        cli_e2e_print_trusted(c->store); /* local: no connection needed */
+        cli_e2e_print_trusted(c->store, c->json); /* local: no connection needed */
         return MQIM_EXIT_OK;
     }
     c->timeout_rc = MQIM_EXIT_TIMEOUT;

@@ -43,6 +43,44 @@ void cli_json_line(cJSON *o)
     cJSON_Delete(o);
 }
 
+/* A transfer goes on where an earlier run stopped. */
+void cli_say_resuming(const cli_t *c, const char *human_fmt, uint64_t bytes)
+{
+    if (c->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "event", "resuming");
+        cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+        cli_json_line(o);
+    } else {
+        printf(human_fmt, (unsigned long long)bytes);
+    }
+}
+
+/* An encrypted message that does not open (refused to its sender), or one
+ * too large for this device's buffers: said instead of a silent skip. */
+void cli_print_unshown(const cli_t *c, const mqim_envelope_t *env, const char *code, const char *reason,
+                       size_t payload_size)
+{
+    char who[80];
+    cli_sender(env, who, sizeof(who));
+    if (c->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "event", "unshown");
+        cJSON_AddNumberToObject(o, "seq", (double)env->seq);
+        cJSON_AddStringToObject(o, "from", who);
+        cJSON_AddStringToObject(o, "code", code);
+        cJSON_AddStringToObject(o, "reason", reason);
+        cli_json_line(o);
+    } else if (payload_size > 0u) {
+        printf("[%llu] %.*s -> %.*s: (a %zu-byte message, too large for this device)\n",
+               (unsigned long long)env->seq, (int)env->from.len, env->from.ptr, (int)env->to.len, env->to.ptr,
+               payload_size);
+    } else {
+        printf("[%llu] e2e refused from %s: %s (%s)\n", (unsigned long long)env->seq, who, code, reason);
+    }
+    fflush(stdout);
+}
+
 /* "alice" or "alice/phone": which of the sender's devices it came from. */
 const char *cli_sender(const mqim_envelope_t *env, char *buf, size_t cap)
 {

@@ -70,11 +70,8 @@ static void on_message(void *ctx, const mqim_envelope_t *env)
         /* Only a message that opens is shown as one (docs/e2e.md). */
         mqim_status_t st = cli_e2e_open(env, true, &plain);
         if (st != MQIM_OK) {
-            char who[80];
             c->e2e_refused++;
-            printf("[%llu] e2e refused from %s: %s (%s)\n", (unsigned long long)env->seq,
-                   cli_sender(env, who, sizeof(who)), mqim_status_name(st), mqim_status_str(st));
-            fflush(stdout);
+            cli_print_unshown(c, env, mqim_status_name(st), mqim_status_str(st), 0);
             if (env->has_seq && !mqim_str_eq(env->from, mqim_str_from_cstr(c->opt.user))) {
                 /* not `delivered`: the sender learns why */
                 (void)mqim_client_refuse(&c->client, env->seq, mqim_str_from_cstr(mqim_status_name(st)));
@@ -100,9 +97,7 @@ static void on_oversized(void *ctx, const mqim_envelope_t *env, size_t payload_s
 {
     cli_t *c = ctx;
     c->messages++;
-    printf("[%llu] %.*s -> %.*s: (a %zu-byte message, too large for this device)\n", (unsigned long long)env->seq,
-           (int)env->from.len, env->from.ptr, (int)env->to.len, env->to.ptr, payload_size);
-    fflush(stdout);
+    cli_print_unshown(c, env, "payload_too_large", "too large for this device", payload_size);
 }
 
 static void on_ack(void *ctx, const mqim_ack_t *ack)

@@ -90,7 +90,7 @@ int cli_transfer_download(cli_t *c, cli_transfer_t *t, const char *file_id, cons
             mqim_file_download_hash_prefix(&t->download, buf, (size_t)n);
             off += n;
         }
-        printf("resuming at %llu bytes\n", (unsigned long long)t->download.received);
+        cli_say_resuming(c, "resuming at %llu bytes\n", t->download.received);
     }
     t->downloading = true;
     t->had = t->download.received;
@@ -116,8 +116,11 @@ static void progress(const cli_t *c, cli_transfer_t *t, uint64_t now, uint64_t s
     uint32_t ms = mqim_posix_clock_ms(NULL);
     if (c->json) {
         if (now / (256u * 1024u) != t->had / (256u * 1024u) && now < size) {
-            printf("{\"event\":\"progress\",\"bytes\":%llu,\"size\":%llu}\n", (unsigned long long)now,
-                   (unsigned long long)size);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "event", "progress");
+            cJSON_AddNumberToObject(o, "bytes", (double)now);
+            cJSON_AddNumberToObject(o, "size", (double)size);
+            cli_json_line(o);
         }
     } else if (c->tty) {
         double secs = (double)(ms - t->began_ms) / 1000.0, rate = secs > 0.0 ? (double)now / secs : 0.0;
@@ -144,7 +147,7 @@ static int upload_step(cli_t *c, cli_transfer_t *t)
     if (u->begun && !t->said_resume) {
         t->said_resume = true;
         if (u->have > 0u) {
-            printf("resuming upload at %llu bytes\n", (unsigned long long)u->have);
+            cli_say_resuming(c, "resuming upload at %llu bytes\n", u->have);
         }
     }
     if (u->have != t->had) {
@@ -165,8 +168,12 @@ static int upload_step(cli_t *c, cli_transfer_t *t)
             return MQIM_EXIT_FAILURE;
         }
         if (c->json) {
-            printf("{\"event\":\"uploaded\",\"name\":\"%s\",\"size\":%llu,\"file\":\"%s\"}\n", u->name,
-                   (unsigned long long)u->size, u->file_id);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "event", "uploaded");
+            cJSON_AddStringToObject(o, "name", u->name);
+            cJSON_AddNumberToObject(o, "size", (double)u->size);
+            cJSON_AddStringToObject(o, "file", u->file_id);
+            cli_json_line(o);
         } else {
             printf("uploaded %s (%llu bytes) file=%s\n", u->name, (unsigned long long)u->size, u->file_id);
         }
@@ -201,8 +208,12 @@ static int download_step(cli_t *c, cli_transfer_t *t)
         return MQIM_EXIT_FAILURE;
     }
     if (c->json) {
-        printf("{\"event\":\"saved\",\"path\":\"%s\",\"size\":%llu,\"sha256\":\"%s\"}\n", t->out,
-               (unsigned long long)d->size, d->sha256);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "event", "saved");
+        cJSON_AddStringToObject(o, "path", t->out);
+        cJSON_AddNumberToObject(o, "size", (double)d->size);
+        cJSON_AddStringToObject(o, "sha256", d->sha256);
+        cli_json_line(o);
     } else {
         printf("saved %s (%llu bytes, sha256 %s ok)\n", t->out, (unsigned long long)d->size, d->sha256);
     }

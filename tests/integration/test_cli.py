@@ -102,17 +102,23 @@ class Conventions(unittest.TestCase):
             self.assertIn(opt, gw)
 
 
+ENV = []  # one broker and gateway for every test of the module (each Env costs seconds)
+
+
+def setUpModule():
+    ENV.append(Env(users=("alice", "bob", "carol", "dave", "botty", "sensor")).__enter__())
+
+
+def tearDownModule():
+    ENV.pop().__exit__(None, None, None)
+
+
 class CliTest(unittest.TestCase):
-    """One broker and gateway for the tests that need them."""
-    env = None
+    """The tests that need the broker and the gateway (each its own devices)."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.env = Env(users=("alice", "bob", "carol", "dave", "botty")).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.__exit__(None, None, None)
+    @property
+    def env(self):
+        return ENV[0]
 
     def mqim_json(self, user, device, *args):
         argv = self.env.mqim_cmd(user, device, *args)
@@ -160,15 +166,18 @@ class Output(CliTest):
         self.assertEqual([(x["event"], x["body"]) for x in lines],
                          [("message", "old 2"), ("message", "hi bob"), ("message", "as json")])
         self.assertTrue(all(isinstance(x["ts"], (int, float)) and x["from"] for x in lines))
+        self.assertEqual(self.mqim_json("carol", "js", "group", "create", "cg").returncode, 0)
         for user, cmd, event in (("carol", ["send", "bob", "j"], "sent"), ("carol", ["presence", "bob", "zed"],
                                  "presence"), ("carol", ["chats"], "chat"), ("bob", ["listen", "1"], "message"),
-                                 ("carol", ["history", "nobody"], "error")):
+                                 ("carol", ["history", "nobody"], "error"), ("carol", ["keys"], "key"),
+                                 ("carol", ["groups"], "group")):
             r = self.mqim_json(user, "js", *cmd)
             self.assertEqual(r.returncode, 4 if event == "error" else 0, (cmd, r.stderr))
             events = [json.loads(x)["event"] for x in r.stdout.splitlines()]
             self.assertIn(event, events, cmd)
-        r = self.mqim("carol", "js", "presence", "bob", "zed")
-        self.assertRegex(r.stdout, r"(?m)^bob offline, last seen (%s|\w{3} \d\d %s)$" % (HHMM, HHMM))
+        self.assertEqual(self.mqim("dave", "seen", "flush").returncode, 0)  # dave was online, now is not
+        r = self.mqim("carol", "js", "presence", "dave", "zed")
+        self.assertRegex(r.stdout, r"(?m)^dave offline, last seen (%s|\w{3} \d\d %s)$" % (HHMM, HHMM))
         self.assertIn("zed unknown", r.stdout)
         # on a terminal, local times
         child = pexpect.spawn(MQIM, self.env.mqim_cmd("carol", "js", "history", "bob", 2)[1:], encoding="utf-8",
@@ -314,6 +323,31 @@ class Bot(CliTest):
         self.assertEqual(bot.returncode, 0, err)
         self.assertIn("not answering dave (not in --allow)", err)
         self.assertIn("did not finish within 4000 ms", err)
+
+    def test_readme_bot_example(self):
+        """README.md, "Bots": its two lines, as written (the broker options
+        of this test added to $B)."""
+        env = self.env
+        lines = read_text("README.md").split("### Bots")[1].split("## Exit status")[0]
+        make, serve = re.findall(r"(?m)^    \$ (.*)$", lines)
+        subprocess.run(["sh", "-c", make], cwd=env.dir, check=True)
+        with open(os.path.join(env.dir, "temperature"), "w") as f:
+            f.write("21.5\n")
+        b = " ".join(env.mqim_cmd("sensor", "pi")[:-2]).replace(" --user sensor", "")  # without --timeout
+        bot = subprocess.Popen(["sh", "-c", serve], cwd=env.dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, env=dict(os.environ, B=b, SENSOR_PW=env.passwords["sensor"]),
+                               start_new_session=True)
+        try:
+            alice = env.client("alice")
+            time.sleep(1.5)
+            for i, (ask, answer) in enumerate((("temp?", "21.5 \u00b0C"), ("hello", "ask me: temp?"))):
+                alice.dm("sensor", {"id": "t%d" % i, "body": ask})
+                got = alice.expect("in/msg", lambda p: isinstance(p, dict) and p.get("from") == "sensor"
+                                   and p.get("seq", 0) > 0, count=i + 1)
+                self.assertEqual(got[i]["body"], answer)
+        finally:
+            os.killpg(bot.pid, 15)
+            bot.communicate(timeout=20)
 
 
 if __name__ == "__main__":
