@@ -188,6 +188,27 @@ class Output(CliTest):
         child.expect(r"chat bob unread=\d+ \w+ last=\[\d+\] %s carol: j" % HHMM)
         child.expect(pexpect.EOF)
 
+    def test_presence_said_once(self):
+        """listen: a user's presence is printed when it changes, not again
+        when another device of an online user comes and goes."""
+        env = self.env
+        watch = subprocess.Popen(env.mqim_cmd("carol", "watch", "listen"), stdout=subprocess.PIPE, text=True)
+        online = subprocess.Popen(env.mqim_cmd("botty", "tab", "listen"), stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(1.5)
+            for _ in range(2):
+                self.assertEqual(self.mqim("botty", "other", "flush").returncode, 0)
+            time.sleep(1.0)
+        finally:
+            online.terminate()
+            online.wait(10)
+            time.sleep(1.0)
+            watch.terminate()
+            out = watch.communicate(timeout=10)[0]
+        said = re.findall(r"(?m)^presence botty (\w+)$", out)
+        self.assertEqual(said[-2:], ["online", "offline"], out)
+        self.assertEqual(said.count("online"), 1, out)
+
 
 class Chat(CliTest):
     def test_chat_on_a_terminal(self):
