@@ -91,7 +91,8 @@ static void set_env_u64(const char *name, unsigned long long v)
 }
 
 /* In the child: its own process group (so a timeout kills what it
- * started too), the text as stdin, the message in the environment. */
+ * started too), the text as stdin, the message in the environment, no
+ * other descriptor. */
 static void child(const bot_t *b, const bot_msg_t *m, int in_fd, int out_fd)
 {
     char chat[48];
@@ -99,8 +100,10 @@ static void child(const bot_t *b, const bot_msg_t *m, int in_fd, int out_fd)
     if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0) {
         _exit(127);
     }
-    close(in_fd);
-    close(out_fd);
+    /* nothing of mqim's own: not its broker socket, not its LMDB files */
+    for (long fd = 3, max = sysconf(_SC_OPEN_MAX); fd < (max > 0 && max < 65536 ? max : 65536); fd++) {
+        (void)close((int)fd);
+    }
     snprintf(chat, sizeof(chat), "%s%s", m->group[0] != '\0' ? "#" : "", m->group[0] != '\0' ? m->group : m->from);
     setenv("MQIM_FROM", m->from, 1);
     setenv("MQIM_DEVICE_FROM", m->device, 1);

@@ -236,7 +236,11 @@ static bool on_chat_message(cli_t *c, const mqim_envelope_t *env, bool e2e)
             cli_time(env->ts, t, sizeof(t));
         }
         cli_sender(env, who, sizeof(who));
-        if (in_this_chat(ch, env)) {
+        if (env->has_file) {
+            snprintf(buf, sizeof(buf), "\033[2m%s\033[0m %s: file %.*s (%llu bytes): /get %.*s", t, mine ? "me" : who,
+                     (int)env->file.name.len, env->file.name.ptr, (unsigned long long)env->file.size,
+                     (int)env->file.id.len, env->file.id.ptr);
+        } else if (in_this_chat(ch, env)) {
             snprintf(buf, sizeof(buf), "\033[2m%s\033[0m %s%s: %.*s", t, e2e ? "(e2e) " : "", mine ? "me" : who,
                      (int)env->body.len, env->body.ptr);
         } else {

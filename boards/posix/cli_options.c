@@ -88,7 +88,8 @@ int cli_options_parse(cli_options_t *o, int argc, char **argv, int *next)
         if (op->arg == NULL) {
             *field(o, op) = "yes";
         } else if (i + 1 >= argc) {
-            fprintf(stderr, "mqim: %s needs a value (%s)\n", argv[i], op->arg);
+            fprintf(stderr, "mqim: %s needs a value (%s)%s\n", argv[i], op->arg,
+                    strcmp(argv[i], "-h") == 0 ? "; -h is the host, as in mosquitto_pub: help is --help" : "");
             return MQIM_EXIT_USAGE;
         } else {
             *field(o, op) = argv[++i];

@@ -61,7 +61,7 @@ class Conventions(unittest.TestCase):
         # usage errors: 2 in both programs, the reason on stderr
         for argv, words in ((["--bogus"], "unknown option --bogus"), (["-u", "a", "frob"], "unknown command"),
                             (["-u", "a", "send", "bob"], "wrong arguments for send"), ([], "usage: mqim"),
-                            (["-u", "a", "--port"], "--port needs a value"), (["send", "b", "t"], "--user")):
+                            (["-u", "a", "--port"], "--port needs a value"), (["-h"], "help is --help"), (["send", "b", "t"], "--user")):
             r = run(argv, env=dict(os.environ, HOME=tempfile.gettempdir(), XDG_CONFIG_HOME=""))
             self.assertEqual(r.returncode, 2, argv)
             self.assertIn(words, r.stderr)
