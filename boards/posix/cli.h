@@ -97,7 +97,7 @@ struct cli {
     const cli_hooks_t *hooks;
     void *hook_ctx;
     cli_transfer_t *xfer; /* the transfer whose responses on_response routes */
-    bool busy;            /* a bot's commands run: poll briefly (the loop's wait) */
+    bool busy;            /* a bot's commands run: its step waits (on them and the socket), not the poll */
 
     /* listen: the last state printed per user, so a repeat is not shown */
     char presence_user[CLI_PRESENCE_MAX][33];

@@ -327,7 +327,10 @@ int cli_loop(cli_t *c, cli_step_fn step, void *ctx)
         /* A transfer keeps a window of requests going: wait little for
          * input. Without a link nothing happens but the library's retry
          * (the poll sleeps until then): wake less often. */
-        (void)mqim_client_poll(&c->client, c->link != MQIM_LINK_CONNECTED ? 250 : c->xfer != NULL || c->busy ? 1 : 20);
+        (void)mqim_client_poll(&c->client, c->link != MQIM_LINK_CONNECTED ? 250
+                                           : c->busy                         ? 0 /* the step waits */
+                                           : c->xfer != NULL                 ? 1
+                                                                             : 20);
         if (c->failed_now) {
             c->failed_now = false;
             if (link_fatal(c->why) && !c->keep_trying) {
