@@ -111,7 +111,7 @@ typedef struct cli_command {
     int (*run)(cli_t *c, int argc, char **argv); /* argv: after the name */
     const char *usage;                           /* the arguments */
     const char *help;                            /* what it does */
-    bool quiet_first_sync;                       /* all but listen, chat, bot: no history dump on a new device */
+    bool quiet_first_sync;                       /* send, flush, files: no history dump on a new device */
 } cli_command_t;
 
 /* cli_options.c */

@@ -22,7 +22,7 @@ static const cli_command_t commands[] = {
       "themselves); with N, stop after N messages (exit 6 if they do not come in time).",
       false },
     { "read", cli_cmd_read, "PEER [SEQ]",
-      "Mark everything from PEER up to SEQ read (without SEQ: everything this device showed).", true },
+      "Mark everything from PEER up to SEQ read (without SEQ: everything this device showed).", false },
     { "chat", cli_cmd_chat, "PEER | chat --group GROUP",
       "Chat: each line typed is a message; messages arrive as they come, with their\n"
       "time; your lines get a mark: \u2713 sent, \u2713\u2713 delivered, read. Typing is shown both\n"
@@ -31,17 +31,17 @@ static const cli_command_t commands[] = {
       "message in, status lines appended; EOF ends after what was typed is acknowledged.",
       false },
     { "history", cli_cmd_history, "PEER [N] | history --group GROUP [N]",
-      "The last N (20) messages with PEER or in the group, with their local times.", true },
-    { "presence", cli_cmd_presence, "USER...", "Who is online, or when they were last seen.", true },
+      "The last N (20) messages with PEER or in the group, with their local times.", false },
+    { "presence", cli_cmd_presence, "USER...", "Who is online, or when they were last seen.", false },
     { "chats", cli_cmd_chats, "", "My conversations, most recent first: unread count, last message and its time.",
-      true },
-    { "groups", cli_cmd_groups, "", "The groups I am in.", true },
+      false },
+    { "groups", cli_cmd_groups, "", "The groups I am in.", false },
     { "group", cli_cmd_group,
       "create G [USER...] | add G USER... | remove G USER... | leave G | info G |\n"
       "        rename G TITLE | status SEQ | set G retain_count|retain_days N|none|default",
       "Manage a group (docs/protocol.md, \"Groups\"); status SEQ: who got and read my\n"
       "group message SEQ.",
-      true },
+      false },
     { "send-file", cli_cmd_send_file, "PEER PATH [MIME] | send-file --group GROUP PATH [MIME]",
       "Upload a file in chunks and announce it; run again after an interruption to\n"
       "resume. Progress: percent, rate and time left on a terminal, `progress N/SIZE`\n"
@@ -54,7 +54,7 @@ static const cli_command_t commands[] = {
     { "keys", cli_cmd_keys, "| keys USER | keys trust USER DEVICE",
       "This device's key fingerprint and the keys it trusts; USER's device keys (trusted,\n"
       "new or CHANGED); trust a changed key after comparing fingerprints (docs/e2e.md).",
-      true },
+      false },
     { "bot", cli_cmd_bot, "[--allow USER...] [--jobs N] [--run-timeout MS] [--max-output BYTES] --exec CMD [ARG...]",
       "Answer each incoming message (direct or in a group) with the output of CMD, run\n"
       "without a shell (execvp): the text on its stdin; MQIM_FROM, MQIM_DEVICE_FROM,\n"

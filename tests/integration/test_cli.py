@@ -159,7 +159,8 @@ class Output(CliTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"^sent [0-9a-f]{32} seq=\d+\n$")
         self.assertEqual(self.mqim("carol", "newphone", "send", "bob", "as json").returncode, 0)
-        # --json: one object per line, an event each
+        # --json: one object per line, an event each (a device that synced: only the answer)
+        self.assertEqual(self.mqim("carol", "js", "flush").returncode, 0)
         r = self.mqim_json("carol", "js", "history", "bob", 3)
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = [json.loads(x) for x in r.stdout.splitlines()]
