@@ -26,7 +26,7 @@ static const cli_command_t commands[] = {
     { "chat", cli_cmd_chat, "PEER | chat --group GROUP",
       "Chat: each line typed is a message; messages arrive as they come, with their\n"
       "time; your lines get a mark: \u2713 sent, \u2713\u2713 delivered, read. Typing is shown both\n"
-      "ways; messages shown are marked read. Commands: /file PATH, /get ID [OUT],\n"
+      "ways; direct messages shown are marked read. Commands: /file PATH, /get ID [OUT],\n"
       "/history [N], /dm USER, /group NAME, /help, /quit. On a pipe: one line per\n"
       "message in, status lines appended; EOF ends after what was typed is acknowledged.",
       false },
