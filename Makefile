@@ -19,6 +19,7 @@
 #   make bench-stacks  the MQTT client stacks side by side (docs/architecture.md)
 #   make bench-web  the web client in headless Chromium: first load to chat list, browser -> CLI
 #               device delivered mark (docs/web.md), ~1 min
+#   make bench-bot  `mqim bot` round trip: message in, command run, reply delivered (target < 100 ms)
 #   make test-broker-2.0.11  the broker-facing integration tests against Mosquitto 2.0.11 (docs/testing.md)
 #   make clean  remove build/
 #
@@ -27,7 +28,7 @@
 # FUZZ_TARGETS (names to run, e.g. "ctl router"; default every target),
 # MQIM_PORT / MQIM_DATA for `make run` (see scripts/run).
 .PHONY: all build deps run test fuzz size faults clean bench bench-quick bench-build bench-matrix bench-idle bench-cpu \
-        bench-stacks bench-web test-broker-2.0.11
+        bench-stacks bench-web bench-bot test-broker-2.0.11
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS ?= $(JOBS)
@@ -127,6 +128,11 @@ bench-build: deps
 
 bench: bench-build
 	python3 bench/run.py --build build/bench
+
+bench-bot: deps
+	cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQIM_SANITIZE=OFF -DMQIM_BUILD_TESTS=OFF
+	cmake --build build/bench -j $(JOBS) --target mqim-gateway mqim
+	/usr/bin/python3 bench/bot_roundtrip.py --build build/bench
 
 bench-quick: bench-build
 	python3 bench/run.py --quick --build build/bench

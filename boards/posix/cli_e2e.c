@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mqim/exit_code.h"
 #include "mqim/json_read.h"
 #include "mqim/limits.h"
 #include "mqim_crypto.h"
@@ -145,24 +146,38 @@ mqim_status_t cli_e2e_open(const mqim_envelope_t *env, bool live, mqim_envelope_
     return mqim_e2e_open_message(&e2e, env, live, plain, &sender);
 }
 
+/* One key: "STATE USER/DEVICE FP" for people (states first as before:
+ * "this device", "trusted"), or {"event":"key",...} with --json. */
+static void key_line(bool json, const char *state, mqim_str_t user, mqim_str_t device, const char *fp,
+                     bool state_last)
+{
+    if (json) {
+        printf("{\"event\":\"key\",\"user\":\"%.*s\",\"device\":\"%.*s\",\"fingerprint\":\"%s\","
+               "\"state\":\"%s\"}\n", /* names and fingerprints need no JSON escapes */
+               (int)user.len, user.ptr, (int)device.len, device.ptr, fp, state);
+    } else if (state_last) {
+        printf("%.*s/%.*s %s %s\n", (int)user.len, user.ptr, (int)device.len, device.ptr, fp, state);
+    } else {
+        printf("%s %.*s/%.*s %s\n", state, (int)user.len, user.ptr, (int)device.len, device.ptr, fp);
+    }
+}
+
 static void print_one(void *ctx, mqim_str_t user, mqim_str_t device, const uint8_t pk[MQIM_E2E_KEY_LEN])
 {
     char fp[MQIM_E2E_FINGERPRINT_LEN + 1];
-    (void)ctx;
     mqim_e2e_fingerprint(pk, fp);
-    printf("trusted %.*s/%.*s %s\n", (int)user.len, user.ptr, (int)device.len, device.ptr, fp);
+    key_line(*(const bool *)ctx, "trusted", user, device, fp, false);
 }
 
-void cli_e2e_print_trusted(mqim_lmdb_store_t *store)
+void cli_e2e_print_trusted(mqim_lmdb_store_t *store, bool json)
 {
     char fp[MQIM_E2E_FINGERPRINT_LEN + 1];
     mqim_e2e_fingerprint(e2e.pk, fp);
-    printf("this device %.*s/%.*s %s\n", (int)e2e.cfg.user.len, e2e.cfg.user.ptr, (int)e2e.cfg.device.len,
-           e2e.cfg.device.ptr, fp);
-    (void)mqim_lmdb_e2e_list(store, print_one, NULL);
+    key_line(json, "this device", e2e.cfg.user, e2e.cfg.device, fp, false);
+    (void)mqim_lmdb_e2e_list(store, print_one, &json);
 }
 
-int cli_e2e_print_fetched(const char *user, const char *trust_device)
+int cli_e2e_print_fetched(const char *user, const char *trust_device, bool json)
 {
     int found = 0;
     for (size_t i = 0; i < nkeys; i++) {
@@ -177,7 +192,7 @@ int cli_e2e_print_fetched(const char *user, const char *trust_device)
         if (trust_device != NULL) {
             if (mqim_str_eq_cstr(keys[i].device, trust_device) &&
                 mqim_e2e_accept(&e2e, keys[i].user, keys[i].device, keys[i].pk) == MQIM_OK) {
-                printf("trusted %s/%s %s\n", user, trust_device, fp);
+                key_line(json, "trusted", keys[i].user, keys[i].device, fp, false);
                 found = 1;
             }
             continue;
@@ -187,15 +202,14 @@ int cli_e2e_print_fetched(const char *user, const char *trust_device)
                 : st == MQIM_OK && memcmp(known, keys[i].pk, 32) == 0 ? "trusted"
                 : st == MQIM_OK                                           ? "CHANGED"
                                                                           : "unknown";
-        printf("%.*s/%.*s %s %s\n", (int)keys[i].user.len, keys[i].user.ptr, (int)keys[i].device.len,
-               keys[i].device.ptr, fp, state);
+        key_line(json, state, keys[i].user, keys[i].device, fp, true);
         found = 1;
     }
     if (!found && trust_device != NULL) {
         fprintf(stderr, "mqim: %s has no key for a device named %s\n", user, trust_device);
-        return 4;
+        return MQIM_EXIT_REJECTED;
     }
-    if (!found) {
+    if (!found && !json) {
         printf("%s has no device keys (no device of %s has published one)\n", user, user);
     }
     return 0;

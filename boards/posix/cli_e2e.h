@@ -33,12 +33,12 @@ mqim_status_t cli_e2e_send(mqim_client_t *c, const char *name, bool group, mqim_
  *  history); on MQIM_OK *plain holds the text. */
 mqim_status_t cli_e2e_open(const mqim_envelope_t *env, bool live, mqim_envelope_t *plain);
 
-/** `mqim keys`: this device's fingerprint and the keys it trusts. */
-void cli_e2e_print_trusted(mqim_lmdb_store_t *store);
+/** `mqim keys`: this device's fingerprint and the keys it trusts (json: one object per key). */
+void cli_e2e_print_trusted(mqim_lmdb_store_t *store, bool json);
 
 /** `mqim keys USER`: the fetched keys, each with its trust state; with
  *  trust_device set, trust that device's current key instead. 0, or 4
  *  when trust_device had no key. */
-int cli_e2e_print_fetched(const char *user, const char *trust_device);
+int cli_e2e_print_fetched(const char *user, const char *trust_device, bool json);
 
 #endif /* MQIM_CLI_E2E_H */

@@ -13,8 +13,10 @@
 #include "broker_auth.h"
 #include "config.h"
 #include "log.h"
+#include "mqim/exit_code.h"
 #include "mqim/name.h"
 #include "daemon.h"
+#include "mqim/version.h"
 #include "pki.h"
 #include "store.h"
 #include "users.h"
@@ -85,8 +87,10 @@ static void usage(FILE *f)
           "signals (run): SIGTERM/SIGINT stop cleanly; SIGHUP reads the options again and\n"
           "applies log_level and the rate limits at once (the log names keys that need a\n"
           "restart).\n"
-          "exit status: 0 ok, 1 failure, 2 usage or configuration error, 3 a user change\n"
-          "saved but the broker could not be told (it applies it when it starts).\n",
+          "--help this text; --version the version.\n"
+          "exit status (the same table as mqim's, man mqim-gateway): 0 ok, 1 failure,\n"
+          "2 usage or configuration error, 3 a user change saved but the broker could not\n"
+          "be told (it applies it when it starts).\n",
           f);
 }
 
@@ -898,8 +902,8 @@ static int cmd_stats(mqim_gw_config_t *cfg)
 }
 
 /* The global options: defaults, then each -c FILE and --key value in order
- * (later wins). *next: the first argument after them. 0; 1 for --help; -1
- * with a message in err. */
+ * (later wins). *next: the first argument after them. 0; 1 for --help; 2
+ * for --version; -1 with a message in err. */
 static int read_options(mqim_gw_config_t *cfg, int argc, char **argv, int *next,
                         const char **conf_path, char *err, size_t err_len)
 {
@@ -908,6 +912,9 @@ static int read_options(mqim_gw_config_t *cfg, int argc, char **argv, int *next,
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             return 1;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            return 2;
         }
         if (i + 1 >= argc) {
             snprintf(err, err_len, "%s needs a value", argv[i]);
@@ -978,15 +985,19 @@ int main(int argc, char **argv)
     /* Global options first: the config file, then flags that override it. */
     rc = read_options(&cfg, argc, argv, &i, &conf_path, err, sizeof(err));
     if (rc > 0) {
-        usage(stdout);
-        return 0;
+        if (rc == 2) {
+            printf("mqim-gateway %s\n", MQIM_VERSION_STRING);
+        } else {
+            usage(stdout);
+        }
+        return MQIM_EXIT_OK;
     }
     if (rc < 0) {
         fprintf(stderr, "mqim-gateway: %s\n", err);
         if (strncmp(err, "unknown option", 14) == 0) {
             usage(stderr);
         }
-        return 2;
+        return MQIM_EXIT_USAGE;
     }
     mqim_log_set_level((mqim_log_level_t)cfg.log_level);
     if (i < argc) {
@@ -1057,5 +1068,5 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "mqim-gateway: unknown command '%s'\n", cmd);
     usage(stderr);
-    return 2;
+    return MQIM_EXIT_USAGE;
 }

@@ -75,7 +75,8 @@ class DeviceIm(EnvTest):
         self.assertEqual([m[3] for m in self.messages(r.stdout)], ["hello 2", "fourth"])
         r = self.mqim("carol", "pc", "presence", "bob", "zed")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertRegex(r.stdout, r"(?m)^bob offline last_seen=\d+$")
+        # a local time, not the raw epoch (issue 20; was "last_seen=<ms>")
+        self.assertRegex(r.stdout, r"(?m)^bob offline, last seen (\w{3} \d\d |\d{4}-\d\d-\d\d )?\d\d:\d\d$")
         self.assertIn("zed unknown", r.stdout)
 
     def test_message_larger_than_a_small_device(self):

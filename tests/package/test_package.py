@@ -71,7 +71,8 @@ class Package(unittest.TestCase):
             self.assertTrue(os.path.isfile(os.path.join(lib, "lib%s.a" % name)), name)
         for rel in ("include/mqim/client.h", "include/mqim/version.h", "include/mqim/status.h",
                     "include/mqim/posix/mqim_posix_tcp.h", "include/mqim/mbedtls/mqim_tls.h",
-                    "share/doc/mqim/LICENSE", "share/doc/mqim/CHANGELOG.md"):
+                    "share/doc/mqim/LICENSE", "share/doc/mqim/CHANGELOG.md",
+                    "share/man/man1/mqim.1", "share/man/man8/mqim-gateway.8"):
             self.assertTrue(os.path.isfile(os.path.join(prefix, rel)), rel)
         for rel in ("cmake/mqim/mqimConfig.cmake", "cmake/mqim/mqimConfigVersion.cmake",
                     "cmake/mqim/mqimTargets.cmake", "pkgconfig/mqim-device-posix.pc"):

@@ -605,6 +605,10 @@ static void test_sync_and_history(void)
     CHECK_EQ_INT(pub("im/u/bob/out/ctl", "{\"op\":\"history\",\"with\":\"a/b\"}", 1), MQIM_FIELD_TYPE);
     drain();
     CHECK_EQ_INT(nouts, 1);
+    /* a user that does not exist: what a message to it gets, not an empty page */
+    CHECK_EQ_INT(pub("im/u/bob/out/ctl", "{\"op\":\"history\",\"with\":\"nobody\"}", 1), MQIM_UNKNOWN_PEER);
+    drain();
+    CHECK_OUT(0, "im/u/bob/in/res", "code", "unknown_peer");
     teardown();
 }
 

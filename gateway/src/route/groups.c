@@ -293,7 +293,10 @@ static mqim_status_t membership(req_t *q, mqim_str_t group, mqim_str_t user, mqi
     mqim_group_rec_t g;
     mqim_status_t st = mqim_store_group_get(&q->txn, group, &g);
     if (st == MQIM_NOT_FOUND) {
-        snprintf(why, why_len, "no such group: %.*s", (int)group.len, group.ptr);
+        /* the same answer as for a group I am not in: a non-member cannot
+         * tell which groups exist (docs/protocol.md, "Groups") */
+        snprintf(why, why_len, "%.*s is not a member of %.*s (or there is no such group)", (int)user.len,
+                 user.ptr, (int)group.len, group.ptr);
         return MQIM_NOT_MEMBER;
     }
     if (st == MQIM_OK) {

@@ -1533,6 +1533,7 @@ typedef struct hist_ctx {
     bool complete;
     bool pruned;        /* retention removed messages of this chat */
     uint64_t first_seq; /* then: the oldest seq of it still held; 0 = none */
+    char why[MQIM_USER_NAME_MAX + 24]; /* the reason of unknown_peer */
 } hist_ctx_t;
 
 static int hist_visit(void *vctx, const mqim_inbox_entry_t *e)
@@ -1636,6 +1637,16 @@ static mqim_status_t ctl_history(req_t *q, const cJSON *root, ctl_doc_t *d, void
         hp->before = UINT64_MAX; /* the latest page */
     }
     st = mqim_store_chat_scan(&q->txn, q->t.user, hp->with, hp->after, hp->before, hist_visit, hp);
+    if (st == MQIM_OK && hp->count == 0u && hp->group.len == 0u) {
+        /* no chat with a name that is no user: the answer a message to it
+         * gets (a deleted user's history is still there, and shown) */
+        mqim_user_rec_t u;
+        if (mqim_store_user_get(&q->txn, hp->with, &u) == MQIM_NOT_FOUND) {
+            snprintf(hp->why, sizeof(hp->why), "no such user: %.*s", (int)hp->with.len, hp->with.ptr);
+            d->reason = hp->why;
+            return MQIM_UNKNOWN_PEER;
+        }
+    }
     if (st == MQIM_OK && mqim_store_chat_pruned(&q->txn, q->t.user, hp->with) != 0u) {
         hp->pruned = true;
         st = mqim_store_chat_scan(&q->txn, q->t.user, hp->with, 0, 0, first_held, &hp->first_seq);
