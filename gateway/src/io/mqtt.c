@@ -22,6 +22,8 @@
 
 #include "inbound.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_server.h"
 #include "mqim/json_write.h"
 #include "mqim/limits.h"
 #include "mqim/topic.h"
@@ -97,6 +99,7 @@ typedef struct gw {
     size_t direct_bytes;
     uint64_t direct_dropped;
     int64_t direct_drop_logged;
+    mqim_metrics_server_t *metrics; /* the OpenMetrics endpoint and the control socket */
 } gw_t;
 
 /* The pump's own state (its thread only). */
@@ -293,6 +296,8 @@ static void on_subscribed(void *context, MQTTAsync_successData5 *response)
         return;
     }
     MQIM_LOGI(LOG_MOD, "subscribed to %s", g->sub_filter);
+    mqim_metrics_set_connected(true);
+    mqim_metrics_count(MQIM_METRIC_BROKER_CONNECTS);
     /* Routing from here on: systemd may start what comes After= us. Again
      * after a reconnect, which systemd takes as a no-op. */
     mqim_notify("READY=1\nSTATUS=connected and routing");
@@ -375,6 +380,7 @@ static void on_connection_lost(void *context, char *cause)
 {
     gw_t *g = context;
     pthread_mutex_lock(&g->mu);
+    mqim_metrics_set_connected(false);
     g->connected = false;
     g->link_up = false; /* from here on nothing more is handed to this client */
     g->lost = true;     /* the pump replaces it and reconnects */
@@ -602,6 +608,7 @@ static void on_pub_done(void *ctx, uint64_t key, uint8_t reason)
         MQIM_LOGE(LOG_MOD, "the broker refused outbox entry %" PRIu64 " (%s): dropped; check the "
                   "gateway user's ACL", key, mqim_v5_reason_str(reason));
     }
+    mqim_metrics_count(MQIM_METRIC_OUTBOX_SENT);
     if (ps->ndone == ps->done_cap) {
         size_t cap = ps->done_cap * 2u;
         uint64_t *d = realloc(ps->done, cap * sizeof(uint64_t));
@@ -728,6 +735,7 @@ static bool pub_connect(gw_t *g, int64_t t)
         return false;
     }
     MQIM_LOGI(LOG_MOD, "outbox publisher connected to %s as %s", g->uri, g->pub_client_id);
+    mqim_metrics_count(MQIM_METRIC_PUBLISHER_CONNECTS);
     return true;
 }
 
@@ -1322,9 +1330,11 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop,
     }
     /* Before any delivery of this run (direct publishes go out ahead of the
      * outbox on the publisher): devices learn a new store epoch first. */
+    g.metrics = mqim_metrics_server_start(cfg, g.store); /* NULL: logged why */
     publish_gateway_status(&g, "starting");
-    rc = make_client(&g);
+    rc = g.metrics != NULL ? make_client(&g) : MQTTASYNC_FAILURE;
     if (rc != MQTTASYNC_SUCCESS) {
+        mqim_metrics_server_stop(g.metrics);
         mqim_inbound_stop(g.inq);
         mqim_router_free(g.router);
         mqim_store_close(g.store);
@@ -1367,6 +1377,7 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop,
     if (g.client != NULL) {
         MQTTAsync_destroy(&g.client);
     }
+    mqim_metrics_server_stop(g.metrics);
     mqim_inbound_stop(g.inq); /* routes what was queued */
     mqim_router_free(g.router);
     mqim_store_close(g.store);
