@@ -230,7 +230,7 @@ static void render_commits(out_t *o, const mqim_metrics_snapshot_t *s)
 
 static void render_store(out_t *o, const mqim_metrics_gauges_t *g)
 {
-    gauge(o, "mqim_devices_online", "Devices whose last status was online, away or sleeping.",
+    gauge(o, "mqim_devices_online", "Devices whose last status was online or away (sleeping and offline ones are not).",
           g->devices_online);
     gauge(o, "mqim_users_online", "Users with at least one device online.", g->users_online);
     gauge(o, "mqim_devices_known", "Devices the store has a presence record of.", g->devices_known);
