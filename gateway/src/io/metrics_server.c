@@ -438,6 +438,21 @@ static void serve_control(mqim_metrics_server_t *m, int fd)
 
 /* ---- the thread ---- */
 
+/* Close after the reply was read: a close with unread request bytes (a
+ * request refused as too large) sends a reset that may destroy the reply
+ * in the client's buffers. Bounded by the receive timeout and 64 KiB. */
+static void linger_close(int fd)
+{
+    char sink[4096];
+    size_t drained = 0;
+    ssize_t n;
+    (void)shutdown(fd, SHUT_WR);
+    while (drained < 65536u && (n = recv(fd, sink, sizeof(sink), 0)) > 0) {
+        drained += (size_t)n;
+    }
+    close(fd);
+}
+
 static void *run(void *arg)
 {
     mqim_metrics_server_t *m = arg;
@@ -475,7 +490,7 @@ static void *run(void *arg)
             } else {
                 serve_http(m, fd);
             }
-            close(fd);
+            linger_close(fd);
         }
     }
 }
