@@ -127,7 +127,8 @@ static bool broker_may(const broker_user_t *b, const struct stat *st, unsigned w
     return (st->st_mode & want) == want;
 }
 
-/* A file the broker reads: it and every directory above it. */
+/* A file the broker reads: every directory above it (the first one closed
+ * to the broker is the one to fix), then the file. */
 static void check_broker_reads(report_t *r, const broker_user_t *b, const char *what, const char *path)
 {
     struct stat st;
@@ -141,12 +142,6 @@ static void check_broker_reads(report_t *r, const broker_user_t *b, const char *
             "check it may read it", what, path);
         return;
     }
-    if (!broker_may(b, &st, 4u)) {
-        say(r, FIND_FAIL, "%s %s: the broker (%s, uid %lu) cannot read it (mode %03o, owner %lu:%lu)", what,
-            path, b->how, (unsigned long)b->uid, (unsigned)(st.st_mode & 0777u), (unsigned long)st.st_uid,
-            (unsigned long)st.st_gid);
-        return;
-    }
     if (realpath(path, dir) != NULL) {
         for (char *slash = strrchr(dir, '/'); slash != NULL && slash != dir; slash = strrchr(dir, '/')) {
             *slash = '\0';
@@ -156,6 +151,12 @@ static void check_broker_reads(report_t *r, const broker_user_t *b, const char *
                 return;
             }
         }
+    }
+    if (stat(path, &st) == 0 && !broker_may(b, &st, 4u)) {
+        say(r, FIND_FAIL, "%s %s: the broker (%s, uid %lu) cannot read it (mode %03o, owner %lu:%lu)", what,
+            path, b->how, (unsigned long)b->uid, (unsigned)(st.st_mode & 0777u), (unsigned long)st.st_uid,
+            (unsigned long)st.st_gid);
+        return;
     }
     if (stat(path, &st) == 0 && (st.st_mode & 004u) != 0u) {
         say(r, FIND_WARN, "%s %s is readable by every user (mode %03o): chmod o-r (Mosquitto 2.0.16+ warns "
