@@ -239,6 +239,9 @@ static void log_rejection(req_t *q, const char *re, mqim_status_t code, const ch
 {
     uint64_t more = 0;
     char tail[96] = "";
+    if (mqim_log_get_level() < MQIM_LOG_INFO) {
+        return; /* not printed: not counted against the user's next line either */
+    }
     if (!mqim_log_limit_admit(&q->r->reject_log, q->t.user, q->now, &more)) {
         return;
     }
