@@ -42,7 +42,7 @@ struct mqim_metrics_server {
     const mqim_gw_config_t *cfg;
     mqim_store_t *store;
     int http_fd, ctl_fd, wake[2];
-    char ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char ctl_path[MQIM_GW_PATH_MAX + 32];
     pthread_t thread;
     sample_t ring[SAMPLES];
     size_t nsamples, head; /* head: where the next sample goes */
@@ -240,30 +240,48 @@ static char *render(mqim_metrics_server_t *m, mqim_metrics_format_t fmt, size_t 
     return buf;
 }
 
-/* The Accept header asks for the Prometheus text format (and not for
- * OpenMetrics, which Prometheus itself lists first). */
+/* The value of the Accept header asks for text/plain, not OpenMetrics. */
 static bool wants_prometheus_text(const char *req)
 {
     for (const char *line = strstr(req, "\r\n"); line != NULL; line = strstr(line + 2, "\r\n")) {
         if (strncasecmp(line + 2, "accept:", 7) == 0) {
-            const char *eol = strstr(line + 2, "\r\n");
-            size_t n = eol != NULL ? (size_t)(eol - line) : strlen(line);
-            char value[1024];
-            snprintf(value, sizeof(value), "%.*s", (int)(n < sizeof(value) ? n : sizeof(value) - 1u),
-                     line + 2);
-            return strstr(value, "openmetrics-text") == NULL && strstr(value, "text/plain") != NULL;
+            const char *value = line + 9, *eol = strstr(value, "\r\n");
+            size_t n = eol != NULL ? (size_t)(eol - value) : strlen(value);
+            bool om = false, text = false;
+            for (size_t i = 0; i < n; i++) {
+                om = om || (n - i >= 16u && strncasecmp(value + i, "openmetrics-text", 16) == 0);
+                text = text || (n - i >= 10u && strncasecmp(value + i, "text/plain", 10) == 0);
+            }
+            return text && !om;
         }
     }
     return false;
 }
 
-static void http_reply(int fd, const char *status, const char *type, const char *body, size_t len)
+mqim_http_route_t mqim_metrics_http_route(const char *req, bool *head_only, bool *prometheus_text)
+{
+    const char *path;
+    *head_only = strncmp(req, "HEAD ", 5) == 0;
+    *prometheus_text = false;
+    if (strncmp(req, "GET ", 4) != 0 && !*head_only) {
+        return MQIM_HTTP_BAD_METHOD;
+    }
+    path = req + (*head_only ? 5 : 4);
+    if (strncmp(path, "/metrics ", 9) != 0 && strncmp(path, "/metrics?", 9) != 0) {
+        return MQIM_HTTP_NOT_FOUND;
+    }
+    *prometheus_text = wants_prometheus_text(req);
+    return MQIM_HTTP_METRICS;
+}
+
+static void http_reply(int fd, const char *status, const char *type, const char *body, size_t len,
+                       bool send_body)
 {
     char head[256];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                      status, type, len);
-    if (send_all(fd, head, (size_t)n)) {
+    if (send_all(fd, head, (size_t)n) && send_body) {
         (void)send_all(fd, body, len);
     }
 }
@@ -273,34 +291,34 @@ static void serve_http(mqim_metrics_server_t *m, int fd)
     char req[REQUEST_MAX];
     size_t len = 0;
     char *body;
-    bool text;
+    bool text, head_only;
+    mqim_http_route_t route;
     if (read_request(fd, req, "\r\n\r\n") < 0) {
         static const char msg[] = "request too large, incomplete or too slow\n";
-        http_reply(fd, "400 Bad Request", "text/plain; charset=utf-8", msg, sizeof(msg) - 1u);
+        http_reply(fd, "400 Bad Request", "text/plain; charset=utf-8", msg, sizeof(msg) - 1u, true);
         return;
     }
-    if (strncmp(req, "GET ", 4) != 0 && strncmp(req, "HEAD ", 5) != 0) {
+    route = mqim_metrics_http_route(req, &head_only, &text);
+    if (route == MQIM_HTTP_BAD_METHOD) {
         static const char msg[] = "only GET /metrics\n";
-        http_reply(fd, "405 Method Not Allowed", "text/plain; charset=utf-8", msg, sizeof(msg) - 1u);
+        http_reply(fd, "405 Method Not Allowed", "text/plain; charset=utf-8", msg, sizeof(msg) - 1u, true);
         return;
     }
-    if (strncmp(strchr(req, ' ') + 1, "/metrics ", 9) != 0 &&
-        strncmp(strchr(req, ' ') + 1, "/metrics?", 9) != 0) {
+    if (route == MQIM_HTTP_NOT_FOUND) {
         static const char msg[] = "not found: the metrics are at /metrics\n";
-        http_reply(fd, "404 Not Found", "text/plain; charset=utf-8", msg, sizeof(msg) - 1u);
+        http_reply(fd, "404 Not Found", "text/plain; charset=utf-8", msg, sizeof(msg) - 1u, true);
         return;
     }
-    text = wants_prometheus_text(req);
     body = render(m, text ? MQIM_METRICS_PROMETHEUS : MQIM_METRICS_OPENMETRICS, &len);
     if (body == NULL) {
         static const char msg[] = "out of memory\n";
-        http_reply(fd, "500 Internal Server Error", "text/plain; charset=utf-8", msg, sizeof(msg) - 1u);
+        http_reply(fd, "500 Internal Server Error", "text/plain; charset=utf-8", msg, sizeof(msg) - 1u, true);
         return;
     }
     http_reply(fd, "200 OK",
                text ? "text/plain; version=0.0.4; charset=utf-8"
                     : "application/openmetrics-text; version=1.0.0; charset=utf-8",
-               body, strncmp(req, "HEAD ", 5) == 0 ? 0u : len);
+               body, len, !head_only);
     free(body);
 }
 
@@ -538,24 +556,37 @@ static int bind_http(const mqim_gw_config_t *cfg)
     return fd;
 }
 
+int mqim_control_socket_addr(const char *data_dir, struct sockaddr_un *a, int *dir_fd)
+{
+    memset(a, 0, sizeof(*a));
+    a->sun_family = AF_UNIX;
+    *dir_fd = -1;
+    if ((size_t)snprintf(a->sun_path, sizeof(a->sun_path), "%s/%s", data_dir, MQIM_CONTROL_SOCKET) <
+        sizeof(a->sun_path)) {
+        return 0;
+    }
+    /* sun_path holds 108 bytes: a longer data_dir is reached through the
+     * directory's descriptor, which /proc resolves like the path. */
+    *dir_fd = open(data_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*dir_fd < 0) {
+        return -1;
+    }
+    snprintf(a->sun_path, sizeof(a->sun_path), "/proc/self/fd/%d/%s", *dir_fd, MQIM_CONTROL_SOCKET);
+    return 0;
+}
+
 /* control.sock, 0600: the umask makes the socket file private from its
  * creation (a chmod after bind would leave a window). */
 static int bind_control(mqim_metrics_server_t *m)
 {
     struct sockaddr_un a;
-    int fd;
+    int fd = -1, dir_fd = -1;
     mode_t old;
-    memset(&a, 0, sizeof(a));
-    a.sun_family = AF_UNIX;
-    if ((size_t)snprintf(m->ctl_path, sizeof(m->ctl_path), "%s/%s", m->cfg->data_dir,
-                         MQIM_CONTROL_SOCKET) >= sizeof(m->ctl_path)) {
-        MQIM_LOGE(LOG_MOD, "data_dir %s is too long for the control socket (%zu bytes at most)",
-                  m->cfg->data_dir, sizeof(m->ctl_path) - sizeof(MQIM_CONTROL_SOCKET) - 1u);
-        return -1;
-    }
-    memcpy(a.sun_path, m->ctl_path, sizeof(a.sun_path));
+    snprintf(m->ctl_path, sizeof(m->ctl_path), "%s/%s", m->cfg->data_dir, MQIM_CONTROL_SOCKET);
     (void)unlink(m->ctl_path); /* left by a gateway that was killed: the data dir lock is ours */
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (mqim_control_socket_addr(m->cfg->data_dir, &a, &dir_fd) == 0) {
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    }
     old = umask(0177);
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 8) != 0) {
         umask(old);
@@ -563,9 +594,15 @@ static int bind_control(mqim_metrics_server_t *m)
         if (fd >= 0) {
             close(fd);
         }
+        if (dir_fd >= 0) {
+            close(dir_fd);
+        }
         return -1;
     }
     umask(old);
+    if (dir_fd >= 0) {
+        close(dir_fd);
+    }
     return fd;
 }
 

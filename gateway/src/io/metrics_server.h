@@ -16,6 +16,8 @@
 #ifndef MQIM_GW_METRICS_SERVER_H
 #define MQIM_GW_METRICS_SERVER_H
 
+#include <stdbool.h>
+
 #include "config.h"
 #include "store.h"
 
@@ -23,6 +25,31 @@ typedef struct mqim_metrics_server mqim_metrics_server_t;
 
 /** The control socket's file name in the data directory. */
 #define MQIM_CONTROL_SOCKET "control.sock"
+
+/** What an HTTP request head asks for (mqim_metrics_http_route). */
+typedef enum mqim_http_route {
+    MQIM_HTTP_METRICS,    /**< GET or HEAD /metrics (a query string is ignored) */
+    MQIM_HTTP_NOT_FOUND,  /**< another path: 404 */
+    MQIM_HTTP_BAD_METHOD  /**< not GET or HEAD: 405 */
+} mqim_http_route_t;
+
+/**
+ * Classify a request head (NUL-terminated, up to and including the blank
+ * line; any bytes). *head_only: a HEAD request (no body in the answer);
+ * *prometheus_text: the Accept header asks for text/plain and not for
+ * OpenMetrics (what Prometheus itself lists first).
+ */
+mqim_http_route_t mqim_metrics_http_route(const char *req, bool *head_only, bool *prometheus_text);
+
+struct sockaddr_un;
+
+/**
+ * The control socket's address for data_dir: the path, or, when it does not
+ * fit a sockaddr_un, /proc/self/fd/N/control.sock through a descriptor of
+ * the directory (*dir_fd, to close after bind or connect; -1 when none).
+ * -1 (errno set) when the directory cannot be opened.
+ */
+int mqim_control_socket_addr(const char *data_dir, struct sockaddr_un *a, int *dir_fd);
 
 /**
  * Bind the metrics endpoint (when cfg->metrics_listen is set) and the

@@ -30,18 +30,19 @@ static char *ask(const mqim_gw_config_t *cfg, const char *request)
     struct timeval tv = { 10, 0 };
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    int fd;
-    memset(&a, 0, sizeof(a));
-    a.sun_family = AF_UNIX;
-    if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", cfg->data_dir, MQIM_CONTROL_SOCKET) >=
-        sizeof(a.sun_path)) {
-        fprintf(stderr, "mqim-gateway: data_dir %s is too long for a control socket\n", cfg->data_dir);
-        return NULL;
+    int fd = -1, dir_fd = -1, rc = -1;
+    if (mqim_control_socket_addr(cfg->data_dir, &a, &dir_fd) == 0 &&
+        (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0) {
+        rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        fprintf(stderr, "mqim-gateway: not running: no gateway answers on %s (%s)\n", a.sun_path,
-                strerror(errno));
+    if (rc != 0) {
+        fprintf(stderr, "mqim-gateway: not running: no gateway answers on %s/%s (%s)\n", cfg->data_dir,
+                MQIM_CONTROL_SOCKET, strerror(errno));
+    }
+    if (dir_fd >= 0) {
+        close(dir_fd);
+    }
+    if (rc != 0) {
         if (fd >= 0) {
             close(fd);
         }
