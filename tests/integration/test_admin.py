@@ -125,6 +125,24 @@ class Admin(unittest.TestCase):
             r = env.cli("online", check=False)
             self.assertEqual(r.returncode, 1)
 
+    def test_control_socket_with_a_long_data_dir(self):
+        """A data_dir longer than a Unix socket path holds (108 bytes): the
+        socket is still made (0600), answered, and removed at the stop."""
+        with Env(users=("alice",)) as env:
+            env.stop_gateway()
+            long_dir = os.path.join(env.dir, "d" * 60, "e" * 60, "gateway")
+            os.makedirs(long_dir, mode=0o700)
+            self.assertGreater(len(os.path.join(long_dir, "control.sock")), 108)
+            env.gateway_args = ["--data-dir", long_dir]
+            env.start_gateway()
+            r = env.cli("--data-dir", long_dir, "status", check=False)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(fields(r.stdout)["pid"], str(env.gateway.pid))
+            sock = os.path.join(long_dir, "control.sock")
+            self.assertEqual(os.stat(sock).st_mode & 0o777, 0o600)
+            env.stop_gateway()
+            self.assertFalse(os.path.exists(sock))
+
     def test_rejection_flood_logs_one_line_per_user(self):
         with Env(gateway_conf="rate_per_sec 1\nrate_burst 5") as env:
             env.stop_gateway()
