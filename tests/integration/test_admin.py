@@ -141,11 +141,21 @@ class Admin(unittest.TestCase):
             self.assertFalse(os.path.exists(sock))
 
     def test_check(self):
-        with Env() as env:
+        with Env(tls=True) as env:
             r = env.cli("check", check=False)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.assertEqual(check_lines(r.stdout, "FAIL"), [])
             self.assertTrue(any("MQTT CONNECT" in ln for ln in check_lines(r.stdout, "ok")), r.stdout)
+
+            # over TLS: the broker's server certificate and the CA file
+            tls = ["--broker-host", "localhost", "--broker-port", str(env.tls_port), "--broker-tls", "true",
+                   "--broker-cafile", os.path.join(env.dir, "pki", "ca.crt")]
+            r = env.cli(*(tls + ["check"]), check=False)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            oks = check_lines(r.stdout, "ok")
+            self.assertTrue(any("broker's server certificate" in ln and "more days" in ln for ln in oks), r.stdout)
+            self.assertTrue(any("broker_cafile" in ln and "more days" in ln for ln in oks), r.stdout)
+            self.assertTrue(any("(TLS, verified)" in ln for ln in oks), r.stdout)
 
             # a default, a missing (the default again) and a short client id
             for cid in ("mqim-gateway", "short"):
@@ -166,6 +176,8 @@ class Admin(unittest.TestCase):
             try:
                 for name in ("passwd", "acl"):
                     shutil.copy(os.path.join(env.dir, "mosquitto", name), os.path.join(work, name))
+                for name in ("crl.pem", "ca.crt"):  # pki_dir: the broker reads the CRL
+                    shutil.copy(os.path.join(env.dir, "pki", name), os.path.join(work, name))
                 import pwd
                 mos = pwd.getpwnam("mosquitto")
                 sleeper = subprocess.Popen(["sleep", "60"], preexec_fn=lambda: (os.setgid(mos.pw_gid),
@@ -174,14 +186,14 @@ class Admin(unittest.TestCase):
                 with open(pidfile, "w") as f:
                     f.write("%d\n" % sleeper.pid)
                 args = ["--broker-pid-file", pidfile, "--broker-password-file", os.path.join(work, "passwd"),
-                        "--broker-acl-file", os.path.join(work, "acl"), "check"]
-                for name in ("passwd", "acl"):
+                        "--broker-acl-file", os.path.join(work, "acl"), "--pki-dir", work, "check"]
+                for name in ("passwd", "acl", "crl.pem"):
                     os.chown(os.path.join(work, name), 0, mos.pw_gid)
                     os.chmod(os.path.join(work, name), 0o640)
                 r = env.cli(*args, check=False)
                 self.assertEqual(r.returncode, 0, r.stdout)
                 self.assertEqual(len([ln for ln in check_lines(r.stdout, "ok") if "readable by the broker" in ln
-                                      and "pid %d" % sleeper.pid in ln]), 2, r.stdout)
+                                      and "pid %d" % sleeper.pid in ln]), 3, r.stdout)
                 os.chmod(os.path.join(work, "acl"), 0o600)  # root's alone now
                 r = env.cli(*args, check=False)
                 self.assertEqual(r.returncode, 1, r.stdout)
