@@ -1,6 +1,7 @@
 /* The metrics module (metrics.c): counters, the histogram, both exposition
  * formats and their size reporting; the per-user log limit (log_limit.c);
- * metrics_listen parsing (config.c). */
+ * metrics_listen parsing (config.c); the oldest outbox entry's age
+ * (outbox_age.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "log_limit.h"
 #include "metrics.h"
 #include "mqim_check.h"
+#include "outbox_age.h"
 
 static char *render(mqim_metrics_format_t fmt, const mqim_metrics_gauges_t *g)
 {
@@ -122,6 +124,35 @@ static void test_log_limit(void)
     }
 }
 
+static void test_outbox_age(void)
+{
+    static mqim_outbox_age_t a; /* 64 KiB */
+    mqim_outbox_age_init(&a, 1000);
+    CHECK(mqim_outbox_age_of(&a, 1, 5000) == 0.0); /* no sample yet */
+    mqim_outbox_age_sample(&a, 0, 10000);           /* empty outbox, nothing made yet */
+    mqim_outbox_age_sample(&a, 5, 11000);           /* keys 1..5 made in this second */
+    mqim_outbox_age_sample(&a, 5, 11500);           /* within the interval: skipped */
+    mqim_outbox_age_sample(&a, 5, 12000);
+    mqim_outbox_age_sample(&a, 9, 13000);
+    /* Key 5, the newest at 11000 and still the oldest entry: since 11000
+     * (the sample that saw it last-keyed counts: the key is the last one). */
+    CHECK(mqim_outbox_age_of(&a, 5, 20000) == 9.0);
+    CHECK(mqim_outbox_age_of(&a, 3, 20000) == 9.0);
+    CHECK(mqim_outbox_age_of(&a, 6, 20000) == 7.0); /* made after 12000, seen at 13000 */
+    CHECK(mqim_outbox_age_of(&a, 10, 20000) == 0.0); /* younger than the last sample */
+    /* One stuck entry and no traffic: its age keeps growing. */
+    for (int64_t t = 14000; t <= 60000; t += 1000) {
+        mqim_outbox_age_sample(&a, 9, t);
+    }
+    CHECK(mqim_outbox_age_of(&a, 9, 60000) == 47.0);
+    /* Older than the ring: the ring's age (a lower bound). */
+    for (int64_t t = 61000; t < 61000 + (int64_t)MQIM_OUTBOX_AGE_SAMPLES * 1000; t += 1000) {
+        mqim_outbox_age_sample(&a, 9, t);
+    }
+    CHECK(mqim_outbox_age_of(&a, 9, 61000 + (int64_t)MQIM_OUTBOX_AGE_SAMPLES * 1000) ==
+          (double)MQIM_OUTBOX_AGE_SAMPLES);
+}
+
 static void test_listen_parse(void)
 {
     char addr[64], err[256];
@@ -164,6 +195,7 @@ int main(void)
 {
     test_counters_and_formats();
     test_log_limit();
+    test_outbox_age();
     test_listen_parse();
     return CHECK_REPORT();
 }

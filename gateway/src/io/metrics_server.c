@@ -25,27 +25,18 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "outbox_age.h"
 
 #define LOG_MOD "metrics"
 #define REQUEST_MAX 4096u
 #define IO_TIMEOUT_MS 2000
-/* One sample of the outbox's next key per second, for the oldest entry's
- * age; an entry older than the ring (68 min) shows the ring's age. */
-#define SAMPLES 4096u
-
-typedef struct sample {
-    uint64_t next_key;
-    int64_t ms;
-} sample_t;
-
 struct mqim_metrics_server {
     const mqim_gw_config_t *cfg;
     mqim_store_t *store;
     int http_fd, ctl_fd, wake[2];
     char ctl_path[MQIM_GW_PATH_MAX + 32];
     pthread_t thread;
-    sample_t ring[SAMPLES];
-    size_t nsamples, head; /* head: where the next sample goes */
+    mqim_outbox_age_t outbox_age;
 };
 
 static int64_t wall_ms(void)
@@ -92,25 +83,7 @@ static int count_user(void *ctx, mqim_str_t user, const mqim_user_rec_t *rec)
 
 static void take_sample(mqim_metrics_server_t *m, mqim_txn_t *txn, int64_t now)
 {
-    m->ring[m->head] = (sample_t){ mqim_store_counter_get(txn, "next_outbox"), now };
-    m->head = (m->head + 1u) % SAMPLES;
-    if (m->nsamples < SAMPLES) {
-        m->nsamples++;
-    }
-}
-
-/* The oldest outbox entry (key `first`) existed at the earliest sample
- * whose next key had passed it. */
-static double oldest_age_s(const mqim_metrics_server_t *m, uint64_t first, int64_t now)
-{
-    size_t start = (m->head + SAMPLES - m->nsamples) % SAMPLES;
-    for (size_t i = 0; i < m->nsamples; i++) {
-        const sample_t *s = &m->ring[(start + i) % SAMPLES];
-        if (s->next_key > first) {
-            return (double)(now - s->ms) / 1000.0;
-        }
-    }
-    return 0.0;
+    mqim_outbox_age_sample(&m->outbox_age, mqim_store_counter_get(txn, "next_outbox"), now);
 }
 
 static void read_process(mqim_metrics_gauges_t *g)
@@ -167,7 +140,7 @@ static void collect(mqim_metrics_server_t *m, mqim_metrics_gauges_t *g)
     g->store_messages = st.messages;
     take_sample(m, &txn, now);
     if (st.outbox > 0u && mqim_store_outbox_next(&txn, 0, &first) == MQIM_OK) {
-        g->outbox_oldest_age_s = oldest_age_s(m, first.key, now);
+        g->outbox_oldest_age_s = mqim_outbox_age_of(&m->outbox_age, first.key, now);
     }
     {
         online_count_t c = { &txn, g, false };
@@ -618,6 +591,7 @@ mqim_metrics_server_t *mqim_metrics_server_start(const mqim_gw_config_t *cfg, mq
     m->http_fd = -1;
     m->ctl_fd = -1;
     m->wake[0] = m->wake[1] = -1;
+    mqim_outbox_age_init(&m->outbox_age, 1000);
     mqim_metrics_start(wall_ms());
     if (pipe2(m->wake, O_CLOEXEC) != 0 || (m->ctl_fd = bind_control(m)) < 0 ||
         (cfg->metrics_listen[0] != '\0' && (m->http_fd = bind_http(cfg)) < 0) ||
