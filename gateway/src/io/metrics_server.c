@@ -39,11 +39,23 @@ struct mqim_metrics_server {
     mqim_outbox_age_t outbox_age;
 };
 
-static int64_t wall_ms(void)
+static int64_t clock_ms(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Uptime and start time: the wall clock. The outbox samples: the
+ * monotonic one (a clock step must not age or rejuvenate an entry). */
+static int64_t wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+static int64_t mono_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
 }
 
 /* ---- what a scrape reads ---- */
@@ -125,7 +137,7 @@ static void collect(mqim_metrics_server_t *m, mqim_metrics_gauges_t *g)
     mqim_outbox_rec_t first;
     char path[MQIM_GW_PATH_MAX + 16];
     struct stat sb;
-    int64_t now = wall_ms();
+    int64_t now = mono_ms();
     memset(g, 0, sizeof(*g));
     read_process(g);
     if (mqim_txn_begin(m->store, MQIM_TXN_READ, &txn) != MQIM_OK) {
@@ -452,7 +464,7 @@ static void *run(void *arg)
         struct pollfd p[3] = { { m->wake[0], POLLIN, 0 }, { m->ctl_fd, POLLIN, 0 },
                                { m->http_fd, POLLIN, 0 } };
         int n = poll(p, m->http_fd >= 0 ? 3u : 2u, 1000);
-        int64_t now = wall_ms();
+        int64_t now = mono_ms();
         if (n < 0 && errno != EINTR) {
             MQIM_LOGE(LOG_MOD, "poll: %s; metrics and control socket stop", strerror(errno));
             return NULL;
