@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +36,6 @@ struct mqim_metrics_server {
     const mqim_gw_config_t *cfg;
     mqim_store_t *store;
     int http_fd, ctl_fd, wake[2];
-    char ctl_path[MQIM_GW_PATH_MAX + 32];
     pthread_t thread;
     mqim_outbox_age_t outbox_age;
 };
@@ -456,6 +457,16 @@ static void linger_close(int fd)
     close(fd);
 }
 
+/* Only the gateway's own user and root may ask (an abstract socket has no
+ * file whose mode could say so). */
+static bool peer_allowed(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+           (cred.uid == 0 || cred.uid == geteuid());
+}
+
 static void *run(void *arg)
 {
     mqim_metrics_server_t *m = arg;
@@ -488,7 +499,10 @@ static void *run(void *arg)
             if ((p[i].revents & POLLIN) == 0 || (fd = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
                 continue;
             }
-            if (i == 1) {
+            if (i == 1 && !peer_allowed(fd)) {
+                static const char msg[] = "error\tonly the gateway's user and root may use the control socket\n";
+                (void)send_all(fd, msg, sizeof(msg) - 1u);
+            } else if (i == 1) {
                 serve_control(m, fd);
             } else {
                 serve_http(m, fd);
@@ -541,52 +555,34 @@ static int bind_http(const mqim_gw_config_t *cfg)
     return fd;
 }
 
-int mqim_control_socket_addr(const char *data_dir, struct sockaddr_un *a, int *dir_fd)
+socklen_t mqim_control_socket_addr(const char *data_dir, struct sockaddr_un *a)
 {
+    char real[PATH_MAX];
+    const char *path = realpath(data_dir, real) != NULL ? real : data_dir;
+    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a 64 */
+    int n;
+    for (const char *p = path; *p != '\0'; p++) {
+        h = (h ^ (uint8_t)*p) * UINT64_C(1099511628211);
+    }
     memset(a, 0, sizeof(*a));
     a->sun_family = AF_UNIX;
-    *dir_fd = -1;
-    if ((size_t)snprintf(a->sun_path, sizeof(a->sun_path), "%s/%s", data_dir, MQIM_CONTROL_SOCKET) <
-        sizeof(a->sun_path)) {
-        return 0;
-    }
-    /* sun_path holds 108 bytes: a longer data_dir is reached through the
-     * directory's descriptor, which /proc resolves like the path. */
-    *dir_fd = open(data_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (*dir_fd < 0) {
-        return -1;
-    }
-    snprintf(a->sun_path, sizeof(a->sun_path), "/proc/self/fd/%d/%s", *dir_fd, MQIM_CONTROL_SOCKET);
-    return 0;
+    /* sun_path[0] = '\0': an abstract name, no file */
+    n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1u, "mqim-gateway.%016" PRIx64, h);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1u + (size_t)n);
 }
 
-/* control.sock, 0600: the umask makes the socket file private from its
- * creation (a chmod after bind would leave a window). */
-static int bind_control(mqim_metrics_server_t *m)
+static int bind_control(const mqim_gw_config_t *cfg)
 {
     struct sockaddr_un a;
-    int fd = -1, dir_fd = -1;
-    mode_t old;
-    snprintf(m->ctl_path, sizeof(m->ctl_path), "%s/%s", m->cfg->data_dir, MQIM_CONTROL_SOCKET);
-    (void)unlink(m->ctl_path); /* left by a gateway that was killed: the data dir lock is ours */
-    if (mqim_control_socket_addr(m->cfg->data_dir, &a, &dir_fd) == 0) {
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    }
-    old = umask(0177);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 8) != 0) {
-        umask(old);
-        MQIM_LOGE(LOG_MOD, "control socket %s: %s", m->ctl_path, strerror(errno));
+    socklen_t len = mqim_control_socket_addr(cfg->data_dir, &a);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, len) != 0 || listen(fd, 8) != 0) {
+        MQIM_LOGE(LOG_MOD, "control socket @%s (for %s): %s", a.sun_path + 1, cfg->data_dir,
+                  strerror(errno));
         if (fd >= 0) {
             close(fd);
         }
-        if (dir_fd >= 0) {
-            close(dir_fd);
-        }
         return -1;
-    }
-    umask(old);
-    if (dir_fd >= 0) {
-        close(dir_fd);
     }
     return fd;
 }
@@ -605,11 +601,10 @@ mqim_metrics_server_t *mqim_metrics_server_start(const mqim_gw_config_t *cfg, mq
     m->wake[0] = m->wake[1] = -1;
     mqim_outbox_age_init(&m->outbox_age, 1000);
     mqim_metrics_start(wall_ms());
-    if (pipe2(m->wake, O_CLOEXEC) != 0 || (m->ctl_fd = bind_control(m)) < 0 ||
+    if (pipe2(m->wake, O_CLOEXEC) != 0 || (m->ctl_fd = bind_control(cfg)) < 0 ||
         (cfg->metrics_listen[0] != '\0' && (m->http_fd = bind_http(cfg)) < 0) ||
         pthread_create(&m->thread, NULL, run, m) != 0) {
         if (m->ctl_fd >= 0) {
-            (void)unlink(m->ctl_path);
             close(m->ctl_fd);
         }
         if (m->http_fd >= 0) {
@@ -634,7 +629,6 @@ void mqim_metrics_server_stop(mqim_metrics_server_t *m)
         MQIM_LOGW(LOG_MOD, "cannot wake the metrics thread: %s", strerror(errno));
     }
     pthread_join(m->thread, NULL);
-    (void)unlink(m->ctl_path);
     close(m->ctl_fd);
     if (m->http_fd >= 0) {
         close(m->http_fd);

@@ -3,10 +3,11 @@
  * @brief One thread of the running gateway that answers operators:
  *   - the OpenMetrics endpoint (metrics_listen; HTTP/1.1, GET /metrics, one
  *     request per connection, requests of at most 4 KiB);
- *   - the control socket, `control.sock` in the data directory (mode 0600:
- *     only the gateway's user and root), where `mqim-gateway status`,
- *     `online` and `log-level` (ops/admin.c) ask their questions: one line
- *     in, text out, then the server closes.
+ *   - the control socket (an abstract Unix socket named after the data
+ *     directory, mqim_control_socket_addr; only the gateway's user and root
+ *     may use it: SO_PEERCRED), where `mqim-gateway status`, `online` and
+ *     `log-level` (ops/admin.c) ask their questions: one line in, text out,
+ *     then the server closes.
  *
  * It reads the store in read-only LMDB transactions (readers never wait for
  * the writer and never block it), so a scrape or an admin command never
@@ -17,14 +18,13 @@
 #define MQIM_GW_METRICS_SERVER_H
 
 #include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "config.h"
 #include "store.h"
 
 typedef struct mqim_metrics_server mqim_metrics_server_t;
-
-/** The control socket's file name in the data directory. */
-#define MQIM_CONTROL_SOCKET "control.sock"
 
 /** What an HTTP request head asks for (mqim_metrics_http_route). */
 typedef enum mqim_http_route {
@@ -41,15 +41,13 @@ typedef enum mqim_http_route {
  */
 mqim_http_route_t mqim_metrics_http_route(const char *req, bool *head_only, bool *prometheus_text);
 
-struct sockaddr_un;
-
 /**
- * The control socket's address for data_dir: the path, or, when it does not
- * fit a sockaddr_un, /proc/self/fd/N/control.sock through a descriptor of
- * the directory (*dir_fd, to close after bind or connect; -1 when none).
- * -1 (errno set) when the directory cannot be opened.
+ * The control socket's address for data_dir: an abstract Unix socket (no
+ * file: nothing in the data directory to trip a copy of it, nothing left
+ * behind by a kill), "mqim-gateway." and a hash of the directory's real
+ * path. Returns the address length for bind/connect.
  */
-int mqim_control_socket_addr(const char *data_dir, struct sockaddr_un *a, int *dir_fd);
+socklen_t mqim_control_socket_addr(const char *data_dir, struct sockaddr_un *a);
 
 /**
  * Bind the metrics endpoint (when cfg->metrics_listen is set) and the
@@ -59,7 +57,7 @@ int mqim_control_socket_addr(const char *data_dir, struct sockaddr_un *a, int *d
  */
 mqim_metrics_server_t *mqim_metrics_server_start(const mqim_gw_config_t *cfg, mqim_store_t *store);
 
-/** Stop the thread, close both sockets, remove control.sock. NULL is a no-op. */
+/** Stop the thread, close both sockets. NULL is a no-op. */
 void mqim_metrics_server_stop(mqim_metrics_server_t *m);
 
 #endif /* MQIM_GW_METRICS_SERVER_H */

@@ -1,9 +1,9 @@
 /* status, online, log-level: questions to the running gateway over its
  * control socket (admin.h). A socket, not a read of the store: only the
  * running gateway knows whether it is connected to the broker and how far
- * its journal is behind, and only it can change its own log level; the
- * socket file's mode (0600, in the data directory) is the access control,
- * the same as the store's. */
+ * its journal is behind, and only it can change its own log level. The
+ * socket is abstract (no file in the data directory); the gateway answers
+ * only its own user and root (SO_PEERCRED). */
 #include "admin.h"
 
 #include <errno.h>
@@ -30,19 +30,14 @@ static char *ask(const mqim_gw_config_t *cfg, const char *request)
     struct timeval tv = { 10, 0 };
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    int fd = -1, dir_fd = -1, rc = -1;
-    if (mqim_control_socket_addr(cfg->data_dir, &a, &dir_fd) == 0 &&
-        (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0) {
-        rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    socklen_t alen = mqim_control_socket_addr(cfg->data_dir, &a);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
+    if (fd >= 0) {
+        rc = connect(fd, (struct sockaddr *)&a, alen);
     }
     if (rc != 0) {
-        fprintf(stderr, "mqim-gateway: not running: no gateway answers on %s/%s (%s)\n", cfg->data_dir,
-                MQIM_CONTROL_SOCKET, strerror(errno));
-    }
-    if (dir_fd >= 0) {
-        close(dir_fd);
-    }
-    if (rc != 0) {
+        fprintf(stderr, "mqim-gateway: not running: no gateway answers for the data directory %s "
+                "(control socket @%s: %s)\n", cfg->data_dir, a.sun_path + 1, strerror(errno));
         if (fd >= 0) {
             close(fd);
         }
