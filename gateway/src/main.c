@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "broker_auth.h"
+#include "admin.h"
 #include "config.h"
 #include "log.h"
 #include "mqim/exit_code.h"
@@ -80,6 +81,16 @@ static void usage(FILE *f)
           "                           re-sync instead of dropping seqs handed out again\n"
           "  new-epoch                begin a new store epoch (after any recovery that may\n"
           "                           have lost history; the gateway must be stopped)\n"
+          "  status                   ask the running gateway: connected, store id and epoch,\n"
+          "                           outbox depth and oldest age, journal lag (exit 1 when\n"
+          "                           not running or not connected to the broker)\n"
+          "  online [--all]           users and devices online, last seen (local time);\n"
+          "                           --all: every device the store knows\n"
+          "  log-level LEVEL          set the running gateway's log level (error, warn, info,\n"
+          "                           debug) until the next SIGHUP or restart\n"
+          "  check                    check the installation: client_id, files and their\n"
+          "                           permissions, certificates and expiry, clock, data dir,\n"
+          "                           disk, the broker (exit 1 when a check failed)\n"
           "\n"
           "options: -c/--config FILE, then any config key as a flag: --broker-port 1884,\n"
           "--data-dir DIR, --log-level debug, ... (see config/gateway.conf.example).\n"
@@ -1065,6 +1076,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "new-epoch") == 0) {
         return cmd_new_epoch(&cfg);
+    }
+    if (mqim_admin_is_command(cmd)) { /* status, online, check, log-level: admin/admin.c */
+        return mqim_admin_run(&cfg, conf_path, cmd, argc - i, argv + i);
     }
     fprintf(stderr, "mqim-gateway: unknown command '%s'\n", cmd);
     usage(stderr);

@@ -297,6 +297,10 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop,
     }
     /* Before any delivery of this run (direct publishes go out ahead of the
      * outbox on the publisher): devices learn a new store epoch first. */
+    g.metrics = mqim_metrics_server_start(cfg, g.store); /* NULL: logged why */
+    if (g.metrics == NULL) {
+        goto out;
+    }
     gw_publish_status(&g, "starting");
     MQIM_LOGI(LOG_MOD, "mqim-gateway starting: broker %s, data %s, root %s, store %s epoch %" PRIu64
               ", instance %s", g.uri, cfg->data_dir, cfg->root, mqim_store_identity(g.store)->id,
@@ -306,6 +310,7 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop,
     MQIM_LOGI(LOG_MOD, "mqim-gateway stopped");
     rc = 0;
 out:
+    mqim_metrics_server_stop(g.metrics);
     core_free(&g);
     io_free(&g);
     pthread_mutex_destroy(&g.mu);

@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "daemon.h"
 #include "inbound.h"
+#include "metrics_server.h"
 #include "mqim/limits.h"
 #include "router.h"
 #include "store.h"
@@ -54,6 +55,7 @@ typedef struct gw {
     size_t direct_bytes;
     uint64_t direct_dropped;
     int64_t direct_drop_logged;
+    mqim_metrics_server_t *metrics; /* the OpenMetrics endpoint and the control socket */
 } gw_t;
 
 int64_t gw_now_ms(void);

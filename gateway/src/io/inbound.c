@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define LOG_MOD "inbound"
 #define REC_MAGIC 0x4d51494au /* "MQIJ" */
@@ -194,8 +195,11 @@ void mqim_inbound_outbox_done(mqim_inbound_q_t *q, const uint64_t *keys, size_t 
 static size_t run_batch(mqim_inbound_q_t *q, size_t n, uint64_t last_seq)
 {
     size_t not_ok = 0;
+    uint64_t t0 = mqim_metrics_now_us();
     q->applying = last_seq;
     (void)mqim_router_handle_batch(q->router, q->in, q->now, n, q->st, applied_hook, q);
+    mqim_metrics_commit(mqim_metrics_now_us() - t0, n);
+    mqim_metrics_journal_applied(last_seq);
     for (size_t i = 0; i < n; i++) {
         not_ok += q->st[i] != MQIM_OK;
     }
@@ -391,6 +395,7 @@ static mqim_status_t put(mqim_inbound_q_t *q, const mqim_inbound_t *in, int64_t 
     h.magic = REC_MAGIC;
     h.len = (uint32_t)need;
     h.seq = q->next_seq++;
+    mqim_metrics_journal_written(h.seq);
     h.now_ms = now_ms;
     h.topic_len = (uint32_t)in->topic.len;
     h.payload_len = (uint32_t)in->payload.len;

@@ -15,6 +15,7 @@
 
 #include "daemon_internal.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 
 #define LOG_MOD "pump"
@@ -104,6 +105,7 @@ static void on_pub_done(void *ctx, uint64_t key, uint8_t reason)
         MQIM_LOGE(LOG_MOD, "the broker refused outbox entry %" PRIu64 " (%s): dropped; check the "
                   "gateway user's ACL", key, mqim_v5_reason_str(reason));
     }
+    mqim_metrics_count(MQIM_METRIC_OUTBOX_SENT);
     if (ps->ndone == ps->done_cap) {
         size_t cap = ps->done_cap * 2u;
         uint64_t *d = realloc(ps->done, cap * sizeof(uint64_t));
@@ -211,6 +213,7 @@ static void link_service(pump_t *ps, mqim_conn_t *c, link_t *l, int64_t t)
     mqim_conn_close(c, false);
     if (c == ps->g->in) {
         ps->routing = false;
+        mqim_metrics_set_connected(false);
     }
 }
 
@@ -219,6 +222,7 @@ static void supervise(pump_t *ps, int64_t t)
 {
     gw_t *g = ps->g;
     if (link_up(ps, g->pub, &ps->pub_link, t)) {
+        mqim_metrics_count(MQIM_METRIC_PUBLISHER_CONNECTS);
         /* whatever the old connection had in flight is sent again: the
          * outbox is the truth, devices drop repeats by seq */
         ps->next = 0;
@@ -232,6 +236,8 @@ static void supervise(pump_t *ps, int64_t t)
     if (!ps->routing && mqim_conn_subscribed(g->in)) {
         ps->routing = true;
         MQIM_LOGI(LOG_MOD, "subscribed to %s", g->sub_filter);
+        mqim_metrics_set_connected(true);
+        mqim_metrics_count(MQIM_METRIC_BROKER_CONNECTS);
         /* Routing from here on: systemd may start what comes After= us.
          * Again after a reconnect, which systemd takes as a no-op. */
         mqim_notify("READY=1\nSTATUS=connected and routing");

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 
 #include "log.h"
 #include "mqim/limits.h"
@@ -74,6 +75,8 @@ static const key_def_t keys[] = {
     { "broker_keyfile", K_STR, F(broker_keyfile), 0, 0 },
     { "pki_dir", K_STR, F(pki_dir), 0, 0 },
     { "cert_days", K_UINT, F(cert_days), 1, 3650 },
+    { "metrics_listen", K_STR, F(metrics_listen), 0, 0 },
+    { "metrics_allow_remote", K_BOOL, F(metrics_allow_remote), 0, 1 },
 };
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
 
@@ -421,6 +424,73 @@ static bool has_control(const char *s)
     return false;
 }
 
+int mqim_gw_metrics_listen_parse(const char *text, char *addr, size_t addr_cap, int *port,
+                                 bool *loopback, char *err, size_t err_len)
+{
+    const char *colon = strrchr(text, ':');
+    const char *host = text;
+    size_t host_len;
+    unsigned char bin[16];
+    char *end = NULL;
+    long p;
+    if (colon == NULL) {
+        return fail(err, err_len, "metrics_listen: '%s' is not ADDRESS:PORT (e.g. 127.0.0.1:9464)", text);
+    }
+    host_len = (size_t)(colon - text);
+    if (host_len >= 2u && text[0] == '[' && text[host_len - 1u] == ']') {
+        host++;
+        host_len -= 2u;
+    }
+    if (host_len == 0u || host_len >= addr_cap) {
+        return fail(err, err_len, "metrics_listen: '%s' has no address (e.g. 127.0.0.1:9464)", text);
+    }
+    memcpy(addr, host, host_len);
+    addr[host_len] = '\0';
+    if (strcmp(addr, "localhost") == 0) {
+        snprintf(addr, addr_cap, "127.0.0.1");
+    }
+    errno = 0;
+    p = strtol(colon + 1, &end, 10);
+    if (errno != 0 || end == colon + 1 || *end != '\0' || p < 1 || p > 65535) {
+        return fail(err, err_len, "metrics_listen: '%s': the port must be 1..65535", text);
+    }
+    *port = (int)p;
+    if (inet_pton(AF_INET, addr, bin) == 1) {
+        *loopback = bin[0] == 127u;
+    } else if (inet_pton(AF_INET6, addr, bin) == 1) {
+        static const unsigned char v6_loopback[16] = { [15] = 1 };
+        *loopback = memcmp(bin, v6_loopback, 16) == 0;
+    } else {
+        return fail(err, err_len, "metrics_listen: '%s' is not an IP address (give 127.0.0.1 or [::1])",
+                    addr);
+    }
+    return 0;
+}
+
+/* The metrics tell who is online and how busy the gateway is: loopback
+ * only unless the operator says otherwise (behind a proxy with TLS and
+ * authentication, or a firewalled monitoring network). */
+static int validate_metrics(const mqim_gw_config_t *cfg, char *err, size_t err_len)
+{
+    char addr[64];
+    int port;
+    bool loopback;
+    if (cfg->metrics_listen[0] == '\0') {
+        return 0;
+    }
+    if (mqim_gw_metrics_listen_parse(cfg->metrics_listen, addr, sizeof(addr), &port, &loopback, err,
+                                     err_len) != 0) {
+        return -1;
+    }
+    if (!loopback && !cfg->metrics_allow_remote) {
+        return fail(err, err_len, "metrics_listen: %s is not a loopback address: the endpoint has no "
+                    "authentication and shows who is online. Listen on 127.0.0.1 (and let Prometheus "
+                    "scrape through a proxy), or set metrics_allow_remote true to serve it on %s",
+                    cfg->metrics_listen, addr);
+    }
+    return 0;
+}
+
 int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_len)
 {
     static const struct { size_t offset; const char *name; } required[] = {
@@ -511,7 +581,7 @@ int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_l
     if (cfg->log_level < (int)MQIM_LOG_ERROR || cfg->log_level > (int)MQIM_LOG_DEBUG) {
         return fail(err, err_len, "log_level: %d is not a level (0..3)", cfg->log_level);
     }
-    return 0;
+    return validate_metrics(cfg, err, err_len);
 }
 
 bool mqim_gw_config_client_id_guessable(const mqim_gw_config_t *cfg)

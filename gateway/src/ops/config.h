@@ -61,6 +61,10 @@ typedef struct mqim_gw_config {
     /* Device certificates issued by `user add NAME --cert` */
     char pki_dir[MQIM_GW_PATH_MAX];    /**< holds ca.crt, ca.key (scripts/pki), the CA database and crl.pem; "" = no certificates */
     unsigned cert_days;                /**< validity of an issued device certificate; 825 */
+    /* Monitoring (docs/operations.md) */
+    char metrics_listen[64];           /**< "ADDR:PORT" of the OpenMetrics endpoint ("127.0.0.1:9464",
+                                            "[::1]:9464"); "" = off (the default) */
+    bool metrics_allow_remote;         /**< allow a non-loopback metrics_listen; false */
 } mqim_gw_config_t;
 
 /** Fill the defaults listed above. */
@@ -104,6 +108,14 @@ void mqim_gw_config_reload(mqim_gw_config_t *running, const mqim_gw_config_t *ne
  * session over (docs/security.md), so `run` refuses such an id.
  */
 bool mqim_gw_config_client_id_guessable(const mqim_gw_config_t *cfg);
+
+/**
+ * Parse metrics_listen: an IPv4 address or a bracketed IPv6 address, ':',
+ * a port 1..65535 ("localhost" is 127.0.0.1). Fills addr (the bare
+ * address), *port and *loopback. -1 with a message in err when malformed.
+ */
+int mqim_gw_metrics_listen_parse(const char *text, char *addr, size_t addr_cap, int *port,
+                                 bool *loopback, char *err, size_t err_len);
 
 /** Check cross-field rules (root valid, port range, sizes > 0). -1 + err on failure. */
 int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_len);

@@ -11,6 +11,7 @@
 #include <sys/random.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "mqim/envelope.h"
 #include "mqim/id.h"
 #include "mqim/json_read.h"
@@ -230,6 +231,29 @@ static bool store_failure(mqim_status_t st)
     return st == MQIM_STORE_FULL || st == MQIM_DISK_FULL || st == MQIM_STORE_ERROR;
 }
 
+/* One line per refused publish of a flood would fill the journal: at most
+ * one per user per REJECT_LOG_INTERVAL_MS, saying how many were left out
+ * (the metrics count each: mqim_rejections_total). */
+#define REJECT_LOG_INTERVAL_MS 10000
+
+static void log_rejection(req_t *q, const char *re, mqim_status_t code, const char *reason)
+{
+    uint64_t more = 0;
+    char tail[96] = "";
+    if (mqim_log_get_level() < MQIM_LOG_INFO) {
+        return; /* not printed: not counted against the user's next line either */
+    }
+    if (!mqim_log_limit_admit(&q->r->reject_log, q->t.user, q->now, &more)) {
+        return;
+    }
+    if (more > 0u) {
+        snprintf(tail, sizeof(tail), "; %" PRIu64 " more rejections of this user since its last line",
+                 more);
+    }
+    MQIM_LOGI(LOG_MOD, "rejected %s from %.*s: %s (%s)%s", re, (int)q->t.user.len, q->t.user.ptr,
+              mqim_status_name(code), reason, tail);
+}
+
 mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
                             mqim_status_t code, const char *reason_fmt, ...)
 {
@@ -243,12 +267,8 @@ mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
     vsnprintf(reason, sizeof(reason), reason_fmt, ap);
     va_end(ap);
 
-    if (code == MQIM_RATE_LIMITED) {
-        /* One line per refused publish of a flood would fill the journal:
-         * the "not_ok" counter of im/gateway/stats counts them. */
-        MQIM_LOGD(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
-                  mqim_status_name(code), reason);
-    } else if (store_failure(code)) {
+    mqim_metrics_rejected(code);
+    if (store_failure(code)) {
         /* A full disk refuses every publish until it is fixed: one line
          * per interval, with how many were refused since the last one. */
         if (q->now - r->store_log_at >= STORE_LOG_INTERVAL_MS || r->store_log_at == 0) {
@@ -261,8 +281,7 @@ mqim_status_t rt_reject(req_t *q, const char *re, mqim_str_t id, mqim_str_t to,
             r->store_log_skipped++;
         }
     } else {
-        MQIM_LOGI(LOG_MOD, "rejected %s from %.*s: %s (%s)", re, (int)q->t.user.len, q->t.user.ptr,
-                  mqim_status_name(code), reason);
+        log_rejection(q, re, code, reason);
     }
     if (rt_build_json(&r->doc, build_reject, &d, &payload) != MQIM_OK ||
         rt_user_topic(r, MQIM_TOPIC_IN_ACK, q->t.user, &topic) != MQIM_OK) {
@@ -1911,6 +1930,9 @@ mqim_status_t mqim_router_handle(mqim_router_t *r, const mqim_inbound_t *in, int
         st = MQIM_OK; /* in/, presence, gateway topics: written by the gateway itself */
         break;
     }
+    if (st == MQIM_OK) {
+        mqim_metrics_routed(q.t.kind);
+    }
     return st;
 }
 
@@ -1989,6 +2011,7 @@ mqim_router_t *mqim_router_new(mqim_store_t *store, const mqim_router_config_t *
         r->cfg.sync_page = 100u;
     }
     r->rl = mqim_ratelimit_new(cfg->rate_per_sec, cfg->rate_burst, 4096u);
+    mqim_log_limit_init(&r->reject_log, REJECT_LOG_INTERVAL_MS);
     r->rl_file = mqim_ratelimit_new(cfg->file_rate_per_sec,
                                     cfg->file_rate_burst != 0u ? cfg->file_rate_burst : 1u, 4096u);
     mqim_idgen_init(&r->idgen);

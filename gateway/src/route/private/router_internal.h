@@ -14,6 +14,7 @@
 #include "mqim/limits.h"
 #include "mqim/sha256.h"
 #include "mqim/topic.h"
+#include "log_limit.h"
 #include "ratelimit.h"
 #include "router.h"
 
@@ -61,6 +62,7 @@ struct mqim_router {
      * while they last: one log line per STORE_LOG_INTERVAL_MS with a count. */
     int64_t store_log_at;
     uint64_t store_log_skipped;
+    mqim_log_limit_t reject_log; /* rejection lines: one per user per interval under a flood */
 };
 
 /* What is being handled: shared by the handlers of one inbound publish. */
