@@ -507,7 +507,7 @@ static int cmd_user_list(const mqim_gw_config_t *cfg)
     return 0;
 }
 
-/* user add|del|list|set|certs|revoke. Over 100 lines: `user add` parses its
+/* user add|del|list|set|certs|revoke. long because: `user add` parses its
  * options and then makes its changes in order (certificate, password,
  * registry, broker) in one place, so the order of the side effects and
  * what each failure leaves behind can be read top to bottom. */
