@@ -158,8 +158,17 @@ class Admin(unittest.TestCase):
             env.stop_gateway()
             self.assertNotIn(control_name(long_dir), open("/proc/net/unix").read())
 
+    def test_check_plugin_mode(self):
+        # the mqim_auth plugin (the default): the broker reads the auth
+        # database, not password and ACL files
+        with Env() as env:
+            r = env.cli("check", check=False)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertTrue(any("broker_auth_db" in ln for ln in check_lines(r.stdout, "ok")), r.stdout)
+
     def test_check(self):
-        with Env(tls=True) as env:
+        # files mode: the broker's password and ACL files (other brokers)
+        with Env(tls=True, auth="files") as env:
             r = env.cli("check", check=False)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.assertEqual(check_lines(r.stdout, "FAIL"), [])

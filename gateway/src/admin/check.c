@@ -386,8 +386,18 @@ int mqim_check_run(const mqim_gw_config_t *cfg, const char *conf_path)
         check_secret(&r, "broker_keyfile", cfg->broker_keyfile);
     }
     find_broker_user(cfg, &b);
-    check_broker_reads(&r, &b, "broker_password_file", cfg->broker_password_file);
-    check_broker_reads(&r, &b, "broker_acl_file", cfg->broker_acl_file);
+    if (cfg->broker_auth_db[0] != '\0') {
+        /* plugin mode (docs/security.md): the broker reads the auth
+         * database, not password and ACL files */
+        char db[MQIM_GW_PATH_MAX + 16];
+        snprintf(db, sizeof(db), "%s/data.mdb", cfg->broker_auth_db);
+        check_broker_reads(&r, &b, "broker_auth_db", db);
+        snprintf(db, sizeof(db), "%s/lock.mdb", cfg->broker_auth_db);
+        check_broker_reads(&r, &b, "broker_auth_db", db);
+    } else {
+        check_broker_reads(&r, &b, "broker_password_file", cfg->broker_password_file);
+        check_broker_reads(&r, &b, "broker_acl_file", cfg->broker_acl_file);
+    }
     if (cfg->pki_dir[0] != '\0') {
         snprintf(crl, sizeof(crl), "%s/crl.pem", cfg->pki_dir);
         snprintf(ca, sizeof(ca), "%s/ca.crt", cfg->pki_dir);
