@@ -95,7 +95,11 @@ static int64_t now_ms(void)
 
 static int open_store(const mqim_gw_config_t *cfg, bool ro, mqim_store_t **s)
 {
-    if (mqim_store_open(cfg->data_dir, (size_t)cfg->map_size_mb << 20, ro, s) != MQIM_OK) {
+    mqim_store_config_t sc = {
+        .engine = strcmp(cfg->store_engine, "postgresql") == 0 ? MQIM_STORE_POSTGRESQL : MQIM_STORE_LMDB,
+        .dir = cfg->data_dir, .map_size = (size_t)cfg->map_size_mb << 20, .dsn = cfg->store_dsn
+    };
+    if (mqim_store_open_config(&sc, ro, s) != MQIM_OK) {
         fprintf(stderr, "mqim-gateway: cannot open the store in %s\n", cfg->data_dir);
         return -1;
     }

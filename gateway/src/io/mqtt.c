@@ -1228,7 +1228,11 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop,
                            (mqim_str_t){ NULL, 0 }, g.status_topic, sizeof(g.status_topic), &len);
     (void)mqim_topic_build(root, MQIM_TOPIC_GATEWAY_STATS, (mqim_str_t){ NULL, 0 },
                            (mqim_str_t){ NULL, 0 }, g.stats_topic, sizeof(g.stats_topic), &len);
-    snprintf(g.sub_filter, sizeof(g.sub_filter), "%s/u/+/out/#", cfg->root);
+    if (cfg->sub_filter[0] != '\0') {
+        snprintf(g.sub_filter, sizeof(g.sub_filter), "%s", cfg->sub_filter); /* e.g. $share/mqim/... */
+    } else {
+        snprintf(g.sub_filter, sizeof(g.sub_filter), "%s/u/+/out/#", cfg->root);
+    }
     /* The publisher's client id: the gateway's (secret: see docs/security.md)
      * plus ".out", so neither connection takes over the other's session. */
     snprintf(g.pub_client_id, sizeof(g.pub_client_id), "%s.out", cfg->client_id);
@@ -1254,7 +1258,10 @@ int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop,
         free_io(&g);
         return 1;
     }
-    if (mqim_store_open(cfg->data_dir, (size_t)cfg->map_size_mb << 20, false, &g.store) != MQIM_OK) {
+    if (mqim_store_open_config(&(mqim_store_config_t){
+            .engine = strcmp(cfg->store_engine, "postgresql") == 0 ? MQIM_STORE_POSTGRESQL : MQIM_STORE_LMDB,
+            .dir = cfg->data_dir, .map_size = (size_t)cfg->map_size_mb << 20, .dsn = cfg->store_dsn },
+            false, &g.store) != MQIM_OK) {
         free_io(&g);
         return 1;
     }
