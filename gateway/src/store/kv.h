@@ -56,6 +56,9 @@ typedef enum mqim_kv_txn_kind {
 
 /** put flag: the key is greater than every key of the database (a hint). */
 #define MQIM_KV_APPEND 1u
+/** del flag: the caller ignores MQIM_NOT_FOUND (an engine may then delete
+ *  without first finding out whether the key exists). */
+#define MQIM_KV_BLIND 2u
 
 typedef struct mqim_kv mqim_kv_t;
 typedef struct mqim_kv_txn mqim_kv_txn_t;
@@ -88,7 +91,7 @@ typedef struct mqim_kv_engine {
      *  next call on this transaction (LMDB writes it in place in the map). */
     mqim_status_t (*reserve)(mqim_kv_txn_t *txn, int db, const mqim_kv_val_t *key, size_t len,
                              unsigned flags, void **buf);
-    mqim_status_t (*del)(mqim_kv_txn_t *txn, int db, const mqim_kv_val_t *key);
+    mqim_status_t (*del)(mqim_kv_txn_t *txn, int db, const mqim_kv_val_t *key, unsigned flags);
     mqim_status_t (*cursor_open)(mqim_kv_txn_t *txn, int db, mqim_kv_cursor_t **out);
     /** SET_RANGE reads *key; every op returns the position in *key, *val. */
     mqim_status_t (*cursor_get)(mqim_kv_cursor_t *c, mqim_kv_val_t *key, mqim_kv_val_t *val,

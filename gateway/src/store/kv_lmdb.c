@@ -208,10 +208,11 @@ static mqim_status_t lmdb_reserve(mqim_kv_txn_t *txn, int db, const mqim_kv_val_
     return map_rc(rc, "put");
 }
 
-static mqim_status_t lmdb_del(mqim_kv_txn_t *txn, int db, const mqim_kv_val_t *key)
+static mqim_status_t lmdb_del(mqim_kv_txn_t *txn, int db, const mqim_kv_val_t *key, unsigned flags)
 {
     MDB_val k = mval(key);
-    return map_rc(mdb_del(T(txn), D(txn, db), &k, NULL), "del");
+    mqim_status_t st = map_rc(mdb_del(T(txn), D(txn, db), &k, NULL), "del");
+    return (st == MQIM_NOT_FOUND && (flags & MQIM_KV_BLIND) != 0u) ? MQIM_OK : st;
 }
 
 static mqim_status_t lmdb_cursor_open(mqim_kv_txn_t *txn, int db, mqim_kv_cursor_t **out)

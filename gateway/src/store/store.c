@@ -309,10 +309,15 @@ static mqim_status_t db_reserve(mqim_txn_t *txn, int db, keybuf_t *k, size_t len
     return st;
 }
 
-static mqim_status_t db_del(mqim_txn_t *txn, int db, keybuf_t *k)
+static mqim_status_t db_del_flags(mqim_txn_t *txn, int db, keybuf_t *k, unsigned flags)
 {
     mqim_kv_val_t key = kval(k);
-    return E(txn)->del(T(txn), db, &key);
+    return E(txn)->del(T(txn), db, &key, flags);
+}
+
+static mqim_status_t db_del(mqim_txn_t *txn, int db, keybuf_t *k)
+{
+    return db_del_flags(txn, db, k, 0u);
 }
 
 /* ---- meta counters ---- */
@@ -1537,7 +1542,8 @@ mqim_status_t mqim_store_outbox_del(mqim_txn_t *txn, uint64_t key)
 {
     keybuf_t k = { .len = 0 };
     key_u64(&k, key);
-    return db_del(txn, DB_OUTBOX, &k);
+    /* MQIM_OK when it was gone already (store.h): the engine need not look first */
+    return db_del_flags(txn, DB_OUTBOX, &k, MQIM_KV_BLIND);
 }
 
 static uint64_t db_entries(mqim_txn_t *txn, int db)

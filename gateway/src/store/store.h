@@ -345,6 +345,7 @@ mqim_status_t mqim_store_outbox_put(mqim_txn_t *txn, mqim_str_t topic, int qos, 
                                     mqim_str_t corr, mqim_str_t payload, uint64_t *key);
 /** First entry with key >= from; MQIM_NOT_FOUND when none. */
 mqim_status_t mqim_store_outbox_next(mqim_txn_t *txn, uint64_t from, mqim_outbox_rec_t *rec);
+/** MQIM_OK also when the entry was gone already. */
 mqim_status_t mqim_store_outbox_del(mqim_txn_t *txn, uint64_t key);
 uint64_t mqim_store_outbox_count(mqim_txn_t *txn);
 
