@@ -120,6 +120,12 @@ struct mqim_kv_txn {
     size_t nkept, capkept;
     void **blocks;   /* written keys and values */
     size_t nblocks, capblocks;
+    /* the last ascending batch a cursor fetched: a later seek inside it
+     * (the outbox pump seeks entry after entry) needs no round trip */
+    PGresult *ra;
+    int ra_db;
+    bool ra_short;
+    uint64_t ra_writes;
 };
 
 struct mqim_kv_cursor {
@@ -979,7 +985,63 @@ static mqim_status_t fetch(mqim_kv_cursor_t *c, const char *stmt, const mqim_kv_
     c->writes_at = c->txn->root->writes;
     c->positioned = true;
     value_of(r, 0, 0, &c->key);
+    if (asc) {
+        mqim_kv_txn_t *root = c->txn->root;
+        root->ra = r;
+        root->ra_db = c->db;
+        root->ra_short = c->short_batch;
+        root->ra_writes = root->writes;
+    }
     return MQIM_OK;
+}
+
+static int key_cmp(const mqim_kv_val_t *a, const mqim_kv_val_t *b)
+{
+    size_t n = a->size < b->size ? a->size : b->size;
+    int c = n > 0u ? memcmp(a->data, b->data, n) : 0;
+    return c != 0 ? c : (a->size < b->size ? -1 : (a->size > b->size ? 1 : 0));
+}
+
+/* A seek the last ascending batch answers (true): *st MQIM_OK (positioned)
+ * or MQIM_NOT_FOUND (past a batch that held everything to the end); false
+ * when the server must be asked. */
+static bool seek_cached(mqim_kv_cursor_t *c, const mqim_kv_val_t *key, mqim_status_t *st)
+{
+    mqim_kv_txn_t *root = c->txn->root;
+    mqim_kv_val_t first, k;
+    int lo = 0, hi, n;
+    if (root->ra == NULL || root->ra_db != c->db || root->ra_writes != root->writes) {
+        return false;
+    }
+    n = PQntuples(root->ra);
+    value_of(root->ra, 0, 0, &first);
+    if (key_cmp(key, &first) < 0) {
+        return false; /* before the batch: rows may lie between */
+    }
+    hi = n;
+    while (lo < hi) { /* the first row >= key */
+        int mid = lo + (hi - lo) / 2;
+        value_of(root->ra, mid, 0, &k);
+        if (key_cmp(&k, key) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == n) {
+        *st = MQIM_NOT_FOUND;
+        return root->ra_short;
+    }
+    c->res = root->ra;
+    c->row = lo;
+    c->nrows = n;
+    c->asc = true;
+    c->short_batch = root->ra_short;
+    c->writes_at = root->writes;
+    c->positioned = true;
+    value_of(c->res, lo, 0, &c->key);
+    *st = MQIM_OK;
+    return true;
 }
 
 /* The next row in the batch's direction, without a round trip when the
@@ -1014,7 +1076,10 @@ static mqim_status_t pg_cursor_get(mqim_kv_cursor_t *c, mqim_kv_val_t *key, mqim
         st = fetch(c, "last", NULL, false, PG_FIRST_BATCH);
         break;
     case MQIM_KV_SET_RANGE:
-        st = fetch(c, "ge", key, true, PG_FIRST_BATCH);
+        if (!seek_cached(c, key, &st)) {
+            /* a reader (the outbox pump) reads on: a larger batch */
+            st = fetch(c, "ge", key, true, c->txn->write ? PG_FIRST_BATCH : PG_BATCH);
+        }
         break;
     case MQIM_KV_NEXT:
         st = step(c, true);
