@@ -50,6 +50,49 @@ static int count_visit(void *ctx, const mqim_inbox_entry_t *e)
     return 0;
 }
 
+/* Group commit: a request (nested transaction) that aborts leaves nothing,
+ * whether its writes were still queued or already sent to the engine (on
+ * PostgreSQL a read the cache cannot answer sends them), and the requests
+ * around it keep theirs. */
+static void test_batch_nested_abort(void)
+{
+    mqim_store_t *s = open_fresh();
+    mqim_txn_t batch, txn;
+    mqim_user_rec_t rec;
+    uint64_t key = 0;
+    for (int sent = 0; sent < 2; sent++) {
+        const mqim_str_t kept = sent ? MQIM_STR("carol") : MQIM_STR("alice");
+        const mqim_str_t undone = sent ? MQIM_STR("dave") : MQIM_STR("bob");
+        CHECK_EQ_INT(mqim_store_batch_begin(s, &batch), MQIM_OK);
+        CHECK_EQ_INT(mqim_txn_begin(s, MQIM_TXN_WRITE, &txn), MQIM_OK);
+        CHECK_EQ_INT(mqim_store_user_ensure(&txn, kept, 1), MQIM_OK);
+        CHECK_EQ_INT(mqim_txn_commit(&txn), MQIM_OK);
+        CHECK_EQ_INT(mqim_txn_begin(s, MQIM_TXN_WRITE, &txn), MQIM_OK);
+        memset(&rec, 0, sizeof(rec));
+        rec.next_seq = 1;
+        CHECK_EQ_INT(mqim_store_user_put(&txn, undone, &rec), MQIM_OK); /* a write, no read first */
+        if (sent) {
+            CHECK_EQ_INT(mqim_store_outbox_put(&txn, MQIM_STR("t"), 1, false, MQIM_STR(""), MQIM_STR("x"),
+                                               &key), MQIM_OK);
+            /* a key nobody wrote: the engine must be asked */
+            CHECK_EQ_INT(mqim_store_user_get(&txn, MQIM_STR("nobody"), &rec), MQIM_NOT_FOUND);
+        }
+        mqim_txn_abort(&txn);
+        CHECK_EQ_INT(mqim_txn_begin(s, MQIM_TXN_READ, &txn), MQIM_OK);
+        CHECK_EQ_INT(mqim_store_user_get(&txn, undone, &rec), MQIM_NOT_FOUND);
+        CHECK_EQ_INT(mqim_store_user_get(&txn, kept, &rec), MQIM_OK);
+        mqim_txn_abort(&txn);
+        CHECK_EQ_INT(mqim_store_batch_commit(&batch), MQIM_OK);
+        CHECK_EQ_INT(mqim_txn_begin(s, MQIM_TXN_READ, &txn), MQIM_OK);
+        CHECK_EQ_INT(mqim_store_user_get(&txn, undone, &rec), MQIM_NOT_FOUND);
+        CHECK_EQ_INT(mqim_store_user_get(&txn, kept, &rec), MQIM_OK);
+        CHECK(mqim_store_outbox_count(&txn) == 0u);
+        mqim_txn_abort(&txn);
+    }
+    mqim_store_close(s);
+    remove_dir();
+}
+
 /* The outbox survives a close/reopen (a crash after commit) and keeps order;
  * keys are never reused even after the outbox was emptied. */
 static void test_outbox_durable_order(void)
@@ -616,6 +659,7 @@ int main(void)
     test_copy_and_newer_format();
     test_upgrade_from_v1_fixture();
     test_outbox_durable_order();
+    test_batch_nested_abort();
     test_inbox_chat_prune();
     test_dedupe_cursor_device();
     test_map_full();
