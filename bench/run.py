@@ -98,6 +98,7 @@ class Bench:
         self.procs = []
         self.passwords = {}
         self.stats_interval_s = 1
+        self.extra_conf = ""  # more gateway.conf lines (sub_filter, ...)
 
     def cli(self, *args):
         r = subprocess.run([self.gw_bin, "-c", self.conf] + list(args), capture_output=True, text=True,
@@ -129,6 +130,7 @@ class Bench:
                     % self.stats_interval_s)
             if STORE == "postgresql":
                 f.write("store_engine postgresql\nstore_dsn %s\n" % self.pg_dsn)
+            f.write(self.extra_conf)
             if not shipped:
                 f.write("max_inflight %d\n" % GW_INFLIGHT)
         self.cli("init")
