@@ -62,6 +62,12 @@ MOSQUITTO = os.environ.get("MQIM_BENCH_MOSQUITTO", "mosquitto")
 # The target of issue 13: routed/raw throughput against the efficient baseline.
 GATE = float(os.environ.get("MQIM_BENCH_GATE", "0.25"))
 
+# MQIM_BENCH_STORE=postgresql: the gateway on the PostgreSQL store engine, a
+# server of its own (scripts/pg-temp, durable: fsync and synchronous commit
+# on, as LMDB's commits are synced); its CPU (postmaster and backends) is
+# read around each run as "store".
+STORE = os.environ.get("MQIM_BENCH_STORE", "lmdb")
+
 
 def free_port():
     with socket.socket() as s:
@@ -91,6 +97,8 @@ class Bench:
         self.raw_port = free_port()
         self.procs = []
         self.passwords = {}
+        self.stats_interval_s = 1
+        self.extra_conf = ""  # more gateway.conf lines (sub_filter, ...)
 
     def cli(self, *args):
         r = subprocess.run([self.gw_bin, "-c", self.conf] + list(args), capture_output=True, text=True,
@@ -112,9 +120,19 @@ class Bench:
         subprocess.run([os.path.join(SRC, "scripts", "broker-conf"), self.dir, str(self.port)], check=True,
                        env=env, stdout=subprocess.DEVNULL)
         self.conf = os.path.join(self.dir, "gateway.conf")
+        if STORE == "postgresql":
+            # not under self.dir (0700): the server runs as the postgres user
+            self.pg_dir = tempfile.mkdtemp(prefix="mqim-bench-pg-")
+            self.pg_dsn = subprocess.run([os.path.join(SRC, "scripts", "pg-temp"), "start", self.pg_dir],
+                                         check=True, capture_output=True, text=True,
+                                         env=dict(os.environ, PG_TEMP_DURABLE="1")).stdout.strip()
         with open(self.conf, "a") as f:
             # no per-user limits in the way of a benchmark; room for the history
-            f.write("\nrate_per_sec 0\ninbox_quota 0\nmap_size_mb 8192\nstats_interval_s 1\n")
+            f.write("\nrate_per_sec 0\ninbox_quota 0\nmap_size_mb 8192\nstats_interval_s %d\n"
+                    % self.stats_interval_s)
+            if STORE == "postgresql":
+                f.write("store_engine postgresql\nstore_dsn %s\n" % self.pg_dsn)
+            f.write(self.extra_conf)
             if not shipped:
                 f.write("max_inflight %d\n" % GW_INFLIGHT)
         self.cli("init")
@@ -185,17 +203,48 @@ class Bench:
                 "--port", str(self.raw_port if mode == "raw" else self.port)]
         if mode != "raw" or SAME_BROKER:
             argv += ["--passwords", self.pwfile]
+        store0 = self.store_cpu_s()
         r = subprocess.run(argv, capture_output=True, text=True)
+        store1 = self.store_cpu_s()
         try:
             res = json.loads(r.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
             raise RuntimeError("mqim_load failed (%d): %s %s" % (r.returncode, r.stdout, r.stderr[-2000:]))
         res["ok"] = r.returncode == 0
         n = max(1, pairs * count if mode != "group" else count)
+        if store0 is not None and store1 is not None:
+            # the whole run (connects included), not only the send phase
+            res.setdefault("cpu_s", {})["store"] = store1 - store0
         res["cpu_us_per_msg"] = {k: round(v * 1e6 / n, 1) for k, v in res.get("cpu_s", {}).items()}
         if not res["ok"]:
             sys.stderr.write("LOST OR DUPLICATED MESSAGES: %s\n%s\n" % (json.dumps(res), r.stderr[-2000:]))
         return res
+
+    def store_cpu_s(self):
+        """CPU seconds of the PostgreSQL server: the postmaster, its children
+        (the backends, the WAL writer...) and the children it reaped."""
+        if STORE != "postgresql":
+            return None
+        try:
+            with open(os.path.join(self.pg_dir, "data", "postmaster.pid")) as f:
+                pm = int(f.readline())
+        except (OSError, ValueError):
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(pid) == pm:
+                total += sum(int(x) for x in st[11:15])  # utime stime cutime cstime
+            elif int(st[1]) == pm:
+                total += int(st[11]) + int(st[12])
+        return total / tick
 
     def broker_log_count(self, needle):
         """Lines of the broker's log that contain needle."""
@@ -242,6 +291,8 @@ class Bench:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        if STORE == "postgresql" and not self.keep:
+            subprocess.run([os.path.join(SRC, "scripts", "pg-temp"), "stop", self.pg_dir])
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -552,6 +603,45 @@ def mqtt_ctl(b, user, payload):
                     "-q", "1", "-t", "im/u/%s/out/ctl" % user, "-m", payload], check=True)
 
 
+def main_store_cpu(a):
+    """The store engines side by side (docs/benchmarks.md, section 9): the
+    routed throughput run of section 1 without the raw baseline, on the
+    engine MQIM_BENCH_STORE names; CPU per routed message per process."""
+    pairs, count, reps = 4, a.count or 10000, a.reps or 3
+    users = ["bs%d" % i for i in range(pairs)] + ["br%d" % i for i in range(pairs)]
+    b = Bench(a.build, a.keep)
+    # The gateway's own stats publication counts entries, which PostgreSQL
+    # does by scanning: not per second here, so the runs measure routing.
+    b.stats_interval_s = 60
+    rows, failed = [], False
+    try:
+        b.setup(users)
+        b.load("routed", pairs, 2000)
+        b.wait_outbox_empty()
+        for rep in range(reps):
+            s0 = b.stats()
+            r = b.load("routed", pairs, count)
+            s1 = b.stats()
+            failed |= not r["ok"] or not b.wait_outbox_empty()
+            commits = max(1, s1.get("commits_total", 0) - s0.get("commits_total", 0))
+            r["msgs_per_commit"] = round((s1.get("batched_total", 0) - s0.get("batched_total", 0)) / commits, 1)
+            rows.append(r)
+            c = r["cpu_us_per_msg"]
+            print("store %s rep %d: %d msgs/s, %.1f msgs/commit, CPU us/msg gateway %.1f broker %.1f "
+                  "store %s loadgen %.1f%s" % (STORE, rep, r["msgs_per_s"], r["msgs_per_commit"],
+                                               c["gateway"], c["broker"], c.get("store", "-"), c["loadgen"],
+                                               "" if r["ok"] else "  LOST OR DUPLICATED"), flush=True)
+        med = {k: statistics.median([r["cpu_us_per_msg"][k] for r in rows])
+               for k in rows[0]["cpu_us_per_msg"]}
+        print("store %s median CPU us/msg: %s" % (STORE, json.dumps(med)), flush=True)
+        if a.out:
+            with open(a.out, "w") as f:
+                json.dump({"store": STORE, "runs": rows, "median_cpu_us_per_msg": med}, f, indent=1)
+    finally:
+        b.close()
+    return 1 if failed else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -567,11 +657,16 @@ def main():
                     help="shipped settings: idle SECONDS, then a burst")
     ap.add_argument("--cpu", action="store_true",
                     help="the gateway's CPU per routed message (saturation, 500/s, 1000/s) and p99 added at 1000/s")
+    ap.add_argument("--store-cpu", action="store_true",
+                    help="routed runs only: CPU per routed message of the gateway, the broker and "
+                         "(MQIM_BENCH_STORE=postgresql) the store server")
     a = ap.parse_args()
     if a.matrix or a.idle_burst:
         return main_shipped(a)
     if a.cpu:
         return main_cpu(a)
+    if a.store_cpu:
+        return main_store_cpu(a)
     q = a.quick
     if a.scale < 0:
         a.scale = 2000 if q else 10000
@@ -606,7 +701,8 @@ def main():
                 "routed_msgs_per_s": spread([t["routed"]["msgs_per_s"] for t in thr]),
                 "raw_msgs_per_s": spread([t["raw"]["msgs_per_s"] for t in thr]),
                 "routed_cpu_us_per_msg": {k: spread([t["routed"]["cpu_us_per_msg"][k] for t in thr])
-                                          for k in ("loadgen", "broker", "gateway")},
+                                          for k in ("loadgen", "broker", "gateway", "store")
+                                          if all(k in t["routed"]["cpu_us_per_msg"] for t in thr)},
                 "raw_cpu_us_per_msg": {k: spread([t["raw"]["cpu_us_per_msg"][k] for t in thr])
                                        for k in ("loadgen", "broker", "gateway")}}
             print_spread(summary["spread"])

@@ -114,7 +114,8 @@ static int64_t now_ms(void)
 
 static int open_store(const mqim_gw_config_t *cfg, bool ro, mqim_store_t **s)
 {
-    if (mqim_store_open(cfg->data_dir, (size_t)cfg->map_size_mb << 20, ro, s) != MQIM_OK) {
+    mqim_store_config_t sc = mqim_gateway_store_config(cfg);
+    if (mqim_store_open_config(&sc, ro, s) != MQIM_OK) {
         fprintf(stderr, "mqim-gateway: cannot open the store in %s\n", cfg->data_dir);
         return -1;
     }

@@ -19,6 +19,7 @@
 #include "inbound.h"
 #include "router.h"
 #include "store.h"
+#include "store_engine.h"
 
 #define MAX_OUT 512
 
@@ -68,7 +69,7 @@ static void setup(const mqim_router_config_t *over, size_t map_size)
         perror("mkdtemp");
         exit(2);
     }
-    if (mqim_store_open(dir, map_size, false, &store) != MQIM_OK) {
+    if (test_store_open(dir, map_size, false, &store) != MQIM_OK) {
         fprintf(stderr, "store open failed\n");
         exit(2);
     }
@@ -746,6 +747,7 @@ static void test_per_user_policy(void)
 
 static void test_store_full(void)
 {
+    TEST_LMDB_ONLY();
     int full = 0;
     static char body[4000];
     memset(body, 'z', sizeof(body) - 1);
@@ -777,6 +779,7 @@ static void test_disk_full(void)
     char path[300];
     int full = 0;
     memset(body, 'd', sizeof(body) - 1);
+    TEST_LMDB_ONLY();
     setup(NULL, 0);
     snprintf(path, sizeof(path), "%s/data.mdb", dir);
     CHECK(stat(path, &sb) == 0);
@@ -2197,6 +2200,7 @@ static void test_batch_invisible_before_commit(void)
  * the rest is rejected with store_full; nothing is dropped silently. */
 static void test_batch_store_full(void)
 {
+    TEST_LMDB_ONLY();
     enum { N = 48 };
     static mqim_inbound_t in[N];
     static char payloads[N][4100];

@@ -183,12 +183,22 @@ static void router_config(gw_t *g)
     };
 }
 
+mqim_store_config_t mqim_gateway_store_config(const mqim_gw_config_t *cfg)
+{
+    mqim_store_config_t sc = {
+        .engine = strcmp(cfg->store_engine, "postgresql") == 0 ? MQIM_STORE_POSTGRESQL : MQIM_STORE_LMDB,
+        .dir = cfg->data_dir, .map_size = (size_t)cfg->map_size_mb << 20, .dsn = cfg->store_dsn
+    };
+    return sc;
+}
+
 /* Store, router, journal replay and the worker; 0, or -1 (logged). */
 static int core_init(gw_t *g)
 {
     const mqim_gw_config_t *cfg = g->cfg;
     char journal[sizeof(cfg->data_dir) + 32];
-    if (mqim_store_open(cfg->data_dir, (size_t)cfg->map_size_mb << 20, false, &g->store) != MQIM_OK) {
+    mqim_store_config_t sc = mqim_gateway_store_config(cfg);
+    if (mqim_store_open_config(&sc, false, &g->store) != MQIM_OK) {
         return -1;
     }
     router_config(g);

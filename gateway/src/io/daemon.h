@@ -18,6 +18,7 @@
 #include <signal.h>
 
 #include "config.h"
+#include "store.h"
 
 /**
  * A reload (SIGHUP): when *requested becomes nonzero the pump thread clears
@@ -41,6 +42,11 @@ typedef struct mqim_gateway_reload {
  * from the pump loop, RELOADING=1 / READY=1 around a reload and STOPPING=1
  * at the stop. Returns 0, or 1 on a startup error (which is logged).
  */
+/** The store settings of cfg (store_engine, store_dsn, data_dir, map size)
+ *  for mqim_store_open_config: the daemon and the command line open the
+ *  same store. */
+mqim_store_config_t mqim_gateway_store_config(const mqim_gw_config_t *cfg);
+
 int mqim_gateway_run(const mqim_gw_config_t *cfg, volatile sig_atomic_t *stop,
                      const mqim_gateway_reload_t *reload);
 

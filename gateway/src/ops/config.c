@@ -43,6 +43,8 @@ static const key_def_t keys[] = {
     { "share_group", K_STR, F(share_group), 0, 0 },
     { "data_dir", K_STR, F(data_dir), 0, 0 },
     { "map_size_mb", K_U64, F(map_size_mb), 1, UINT64_C(1) << 24 }, /* 16 TiB */
+    { "store_engine", K_STR, F(store_engine), 0, 0 },
+    { "store_dsn", K_STR, F(store_dsn), 0, 0 },
     { "accept_any_user", K_BOOL, F(accept_any_user), 0, 1 },
     { "max_inflight", K_UINT, F(max_inflight), 1, 65535 },
     { "keepalive_s", K_UINT, F(keepalive_s), 2, 65535 },
@@ -95,6 +97,7 @@ void mqim_gw_config_defaults(mqim_gw_config_t *cfg)
     copy_str(cfg->client_id, sizeof(cfg->client_id), "mqim-gateway");
     copy_str(cfg->data_dir, sizeof(cfg->data_dir), "var/gateway");
     cfg->map_size_mb = 1024;
+    copy_str(cfg->store_engine, sizeof(cfg->store_engine), "lmdb");
     cfg->accept_any_user = false;
     cfg->max_inflight = 64;
     cfg->keepalive_s = 20;
@@ -552,6 +555,13 @@ int mqim_gw_config_validate(const mqim_gw_config_t *cfg, char *err, size_t err_l
     }
     if (cfg->cert_days < 1u || cfg->cert_days > 3650u) {
         return fail(err, err_len, "cert_days: %u is out of range 1..3650", cfg->cert_days);
+    }
+    if (strcmp(cfg->store_engine, "lmdb") != 0 && strcmp(cfg->store_engine, "postgresql") != 0) {
+        return fail(err, err_len, "store_engine: '%s' is not lmdb or postgresql", cfg->store_engine);
+    }
+    if (strcmp(cfg->store_engine, "postgresql") == 0 && cfg->store_dsn[0] == '\0') {
+        return fail(err, err_len, "store_engine postgresql needs store_dsn (a libpq connection "
+                    "string, e.g. \"host=db1,db2 dbname=mqim target_session_attrs=read-write\")");
     }
     if (cfg->map_size_mb < 1u || cfg->map_size_mb > (UINT64_C(1) << 24)) {
         return fail(err, err_len, "map_size_mb: %llu is out of range 1..%llu",

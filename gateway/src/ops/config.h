@@ -23,8 +23,13 @@ typedef struct mqim_gw_config {
     char password_file[MQIM_GW_PATH_MAX]; /**< file holding the gateway's password (first line) */
     char client_id[128];               /**< MQTT client id; "mqim-gateway" (persistent session) */
     char share_group[65];              /**< "" or a shared subscription group: the inbound filter is then $share/GROUP/{root}/u/+/out/#; "" */
-    char data_dir[MQIM_GW_PATH_MAX];   /**< LMDB environment directory; "var/gateway" */
+    char data_dir[MQIM_GW_PATH_MAX];   /**< LMDB environment, lock, inbound journal; "var/gateway" */
     uint64_t map_size_mb;              /**< LMDB map size in MiB; 1024 */
+    /* The store engine (docs/scale.md): "lmdb" (embedded, in data_dir) or
+     * "postgresql" (store_dsn; data_dir still holds the lock and the
+     * inbound journal, one per gateway instance). */
+    char store_engine[16];             /**< "lmdb" */
+    char store_dsn[MQIM_GW_PATH_MAX];  /**< libpq connection string; "" (may hold a password: never logged) */
     bool accept_any_user;              /**< route to any valid name, not only registered users */
     unsigned max_inflight;             /**< outstanding QoS>0 publishes to the broker; 64 */
     unsigned keepalive_s;              /**< MQTT keep-alive of both broker connections; 20 */

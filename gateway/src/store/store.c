@@ -8,7 +8,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stddef.h>
-#include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -18,6 +17,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "kv.h"
 #include "log.h"
 #include "mqim/limits.h"
 #include "mqim/sha256.h"
@@ -38,11 +38,11 @@ static const char *const db_names[DB_COUNT_] = {
 #define DB_FIRST_OF_V2 DB_EPOCHS
 
 struct mqim_store {
-    MDB_env *env;
-    MDB_dbi dbi[DB_COUNT_];
+    mqim_kv_t *kv; /* the engine (kv.h): LMDB or PostgreSQL */
+    mqim_store_engine_t engine;
     /* Group commit: while a batch is open, every transaction the batch's
      * thread begins is a nested transaction of it (see mqim_store_batch_begin). */
-    MDB_txn *batch;
+    mqim_kv_txn_t *batch;
     pthread_t batch_thread;
     mqim_store_identity_t identity; /* read (and made, upgraded) at open */
     mqim_status_t scan_failure;     /* test seam: every prefix scan fails with it (mqim_store_fail_scans) */
@@ -100,105 +100,90 @@ static void key_u64(keybuf_t *k, uint64_t v)
     }
 }
 
-static MDB_val kval(keybuf_t *k)
+static mqim_kv_txn_t *T(mqim_txn_t *txn)
 {
-    MDB_val v = { k->len, k->b };
-    return v;
+    return (mqim_kv_txn_t *)txn->impl;
 }
 
-static MDB_txn *T(mqim_txn_t *txn)
+static const mqim_kv_engine_t *E(const mqim_txn_t *txn)
 {
-    return (MDB_txn *)txn->impl;
+    return txn->store->kv->engine;
 }
 
-static mqim_status_t map_rc(int rc, const char *what)
+static mqim_status_t kv_cursor_open(mqim_txn_t *txn, int db, mqim_kv_cursor_t **c)
 {
-    mqim_status_t st = MQIM_OK;
-    if (rc == MDB_SUCCESS) {
-        st = MQIM_OK;
-    } else if (rc == MDB_NOTFOUND) {
-        st = MQIM_NOT_FOUND;
-    } else if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
-        st = MQIM_STORE_FULL;
-    } else if (rc == ENOSPC || rc == EDQUOT || rc == EFBIG) {
-        /* The disk (or a quota, or a file size limit), not the map: the
-         * operator frees disk space, not map_size_mb. */
-        st = MQIM_DISK_FULL;
-    } else {
-        MQIM_LOGE(LOG_MOD, "%s: %s", what, mdb_strerror(rc));
-        st = MQIM_STORE_ERROR;
-    }
-    return st;
+    return E(txn)->cursor_open(T(txn), db, c);
+}
+
+static mqim_status_t kv_cursor_get(mqim_txn_t *txn, mqim_kv_cursor_t *c, mqim_kv_val_t *key,
+                                   mqim_kv_val_t *val, mqim_kv_op_t op)
+{
+    return E(txn)->cursor_get(c, key, val, op);
+}
+
+static void kv_cursor_close(mqim_txn_t *txn, mqim_kv_cursor_t *c)
+{
+    E(txn)->cursor_close(c);
+}
+
+/* The engines report statuses already (and log store errors). */
+static mqim_status_t map_rc(mqim_status_t rc, const char *what)
+{
+    (void)what;
+    return rc;
 }
 
 static void identity_read(mqim_txn_t *txn, mqim_store_identity_t *id);
 static mqim_status_t identity_setup(mqim_store_t *s, const char *dir);
 
-mqim_status_t mqim_store_open(const char *dir, size_t map_size, bool read_only, mqim_store_t **out)
+static const mqim_kv_engine_t *engine_of(mqim_store_engine_t e)
 {
-    mqim_store_t *s = calloc(1, sizeof(*s));
-    mqim_status_t st = MQIM_STORE_ERROR;
-    int rc;
+    return e == MQIM_STORE_POSTGRESQL ? mqim_kv_postgresql : &mqim_kv_lmdb;
+}
+
+mqim_status_t mqim_store_open_config(const mqim_store_config_t *cfg, bool read_only,
+                                     mqim_store_t **out)
+{
+    const mqim_kv_engine_t *engine = engine_of(cfg->engine);
+    const char *where = cfg->engine == MQIM_STORE_POSTGRESQL ? "the PostgreSQL store" : cfg->dir;
+    mqim_kv_open_args_t args = {
+        .dir = cfg->dir, .map_size = cfg->map_size, .dsn = cfg->dsn, .dbs = db_names,
+        .ndbs = DB_COUNT_, .first_optional = DB_FIRST_OF_V2, .read_only = read_only
+    };
+    mqim_store_t *s;
+    mqim_status_t st;
+    if (engine == NULL) {
+        MQIM_LOGE(LOG_MOD, "this mqim-gateway was built without PostgreSQL (libpq-dev)");
+        return MQIM_UNSUPPORTED;
+    }
+    s = calloc(1, sizeof(*s));
     if (s == NULL) {
         return MQIM_INTERNAL;
     }
-    if (!read_only && mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        MQIM_LOGE(LOG_MOD, "cannot create %s: %s", dir, strerror(errno));
-        free(s);
-        return MQIM_STORE_ERROR;
+    s->engine = cfg->engine;
+    st = engine->open(&args, &s->kv);
+    if (st == MQIM_UNSUPPORTED) {
+        MQIM_LOGE(LOG_MOD, "the store in %s has format 1: start the gateway (or run any "
+                  "command that writes) once to upgrade it", where);
     }
-    rc = mdb_env_create(&s->env);
-    if (rc == 0) {
-        rc = mdb_env_set_maxdbs(s->env, DB_COUNT_);
-    }
-    if (rc == 0 && map_size > 0u) {
-        rc = mdb_env_set_mapsize(s->env, map_size);
-    }
-    if (rc == 0) {
-        /* NOTLS: read transactions may be used from the pump thread while the
-         * Paho thread writes; each transaction stays on one thread anyway. */
-        rc = mdb_env_open(s->env, dir, MDB_NOTLS | (read_only ? MDB_RDONLY : 0u), 0600);
-    }
-    if (rc == 0) {
-        MDB_txn *t = NULL;
-        rc = mdb_txn_begin(s->env, NULL, read_only ? MDB_RDONLY : 0u, &t);
-        for (int i = 0; rc == 0 && i < DB_COUNT_; i++) {
-            rc = mdb_dbi_open(t, db_names[i], read_only ? 0u : MDB_CREATE, &s->dbi[i]);
-            if (rc == MDB_NOTFOUND && read_only && i >= DB_FIRST_OF_V2) {
-                MQIM_LOGE(LOG_MOD, "the store in %s has format 1: start the gateway (or run any "
-                          "command that writes) once to upgrade it", dir);
+    if (st == MQIM_OK && read_only) {
+        mqim_txn_t txn;
+        st = mqim_txn_begin(s, MQIM_TXN_READ, &txn);
+        if (st == MQIM_OK) {
+            identity_read(&txn, &s->identity);
+            mqim_txn_abort(&txn);
+            if (s->identity.schema > MQIM_STORE_SCHEMA) {
+                MQIM_LOGE(LOG_MOD, "the store in %s has format %" PRIu64 ", newer than this "
+                          "mqim-gateway's (%u)", where, s->identity.schema, MQIM_STORE_SCHEMA);
                 st = MQIM_UNSUPPORTED;
             }
         }
-        if (rc == 0) {
-            rc = mdb_txn_commit(t);
-        } else if (t != NULL) {
-            mdb_txn_abort(t);
-        }
-    }
-    if (rc == 0) {
-        if (read_only) {
-            mqim_txn_t txn;
-            st = mqim_txn_begin(s, MQIM_TXN_READ, &txn);
-            if (st == MQIM_OK) {
-                identity_read(&txn, &s->identity);
-                mqim_txn_abort(&txn);
-                if (s->identity.schema > MQIM_STORE_SCHEMA) {
-                    MQIM_LOGE(LOG_MOD, "the store in %s has format %" PRIu64 ", newer than this "
-                              "mqim-gateway's (%u)", dir, s->identity.schema, MQIM_STORE_SCHEMA);
-                    st = MQIM_UNSUPPORTED;
-                }
-            }
-        } else {
-            st = identity_setup(s, dir);
-        }
-    } else if (st != MQIM_UNSUPPORTED) {
-        MQIM_LOGE(LOG_MOD, "cannot open LMDB environment %s: %s", dir, mdb_strerror(rc));
-        st = MQIM_STORE_ERROR;
+    } else if (st == MQIM_OK) {
+        st = identity_setup(s, where);
     }
     if (st != MQIM_OK) {
-        if (s->env != NULL) {
-            mdb_env_close(s->env);
+        if (s->kv != NULL) {
+            s->kv->engine->close(s->kv);
         }
         free(s);
         return st;
@@ -207,69 +192,72 @@ mqim_status_t mqim_store_open(const char *dir, size_t map_size, bool read_only, 
     return MQIM_OK;
 }
 
+mqim_status_t mqim_store_open(const char *dir, size_t map_size, bool read_only, mqim_store_t **out)
+{
+    mqim_store_config_t cfg = { .engine = MQIM_STORE_LMDB, .dir = dir, .map_size = map_size };
+    return mqim_store_open_config(&cfg, read_only, out);
+}
 
 void mqim_store_close(mqim_store_t *store)
 {
     if (store != NULL) {
-        mdb_env_close(store->env);
+        store->kv->engine->close(store->kv);
         free(store);
     }
 }
 
+mqim_store_engine_t mqim_store_engine(const mqim_store_t *store)
+{
+    return store->engine;
+}
+
 mqim_status_t mqim_txn_begin(mqim_store_t *store, mqim_txn_mode_t mode, mqim_txn_t *txn)
 {
-    unsigned flags = 0;
-    MDB_txn *t = NULL;
-    int rc;
+    const mqim_kv_engine_t *e = store->kv->engine;
+    mqim_kv_txn_t *t = NULL;
+    mqim_status_t st;
+    txn->store = store;
     if (store->batch != NULL && pthread_equal(store->batch_thread, pthread_self())) {
         /* Inside a batch: a child of the batch's transaction. Its commit
          * merges into the batch (no fsync); its abort undoes only its own
          * writes. A read becomes a child too (aborted by the caller), so it
          * sees what the batch wrote so far. */
-        rc = mdb_txn_begin(store->env, store->batch, 0u, &t);
-        txn->store = store;
-        txn->impl = t;
+        st = e->txn_begin(store->kv, store->batch, MQIM_KV_WRITE, &t);
+        txn->impl = st == MQIM_OK ? t : NULL;
         txn->write = true;
-        return map_rc(rc, "nested txn begin");
+        return st;
     }
-    if (mode == MQIM_TXN_READ) {
-        flags = MDB_RDONLY;
-    } else if (mode == MQIM_TXN_WRITE_LAZY) {
-        /* NOMETASYNC, not NOSYNC: data pages are still flushed before the
-         * meta page is written, so a power loss can lose this commit but
-         * never leave a meta page pointing at unwritten pages. */
-        flags = MDB_NOMETASYNC;
-    }
-    rc = mdb_txn_begin(store->env, NULL, flags, &t);
-    txn->store = store;
-    txn->impl = t;
+    st = e->txn_begin(store->kv, NULL,
+                      mode == MQIM_TXN_READ ? MQIM_KV_READ
+                      : mode == MQIM_TXN_WRITE_LAZY ? MQIM_KV_WRITE_LAZY : MQIM_KV_WRITE, &t);
+    txn->impl = st == MQIM_OK ? t : NULL;
     txn->write = mode != MQIM_TXN_READ;
-    return map_rc(rc, "txn begin");
+    return st;
 }
 
 mqim_status_t mqim_txn_commit(mqim_txn_t *txn)
 {
-    int rc = mdb_txn_commit(T(txn));
+    mqim_status_t st = E(txn)->txn_commit(T(txn));
     txn->impl = NULL;
-    return map_rc(rc, "commit");
+    return st;
 }
 
 mqim_status_t mqim_store_batch_begin(mqim_store_t *store, mqim_txn_t *batch)
 {
-    MDB_txn *t = NULL;
-    int rc;
+    mqim_kv_txn_t *t = NULL;
+    mqim_status_t st;
     if (store->batch != NULL) {
         return MQIM_INTERNAL;
     }
-    rc = mdb_txn_begin(store->env, NULL, 0u, &t);
+    st = store->kv->engine->txn_begin(store->kv, NULL, MQIM_KV_WRITE, &t);
     batch->store = store;
-    batch->impl = t;
+    batch->impl = st == MQIM_OK ? t : NULL;
     batch->write = true;
-    if (rc == 0) {
+    if (st == MQIM_OK) {
         store->batch_thread = pthread_self();
         store->batch = t;
     }
-    return map_rc(rc, "batch begin");
+    return st;
 }
 
 mqim_status_t mqim_store_batch_commit(mqim_txn_t *batch)
@@ -287,28 +275,49 @@ void mqim_store_batch_abort(mqim_txn_t *batch)
 void mqim_txn_abort(mqim_txn_t *txn)
 {
     if (txn->impl != NULL) {
-        mdb_txn_abort(T(txn));
+        E(txn)->txn_abort(T(txn));
         txn->impl = NULL;
     }
 }
 
-static mqim_status_t db_get(mqim_txn_t *txn, int db, keybuf_t *k, MDB_val *val)
+static mqim_kv_val_t kval(const keybuf_t *k)
 {
-    MDB_val key = kval(k);
-    return map_rc(mdb_get(T(txn), txn->store->dbi[db], &key, val), "get");
+    mqim_kv_val_t v = { k->len, (void *)(uintptr_t)k->b };
+    return v;
+}
+
+static mqim_status_t db_get(mqim_txn_t *txn, int db, keybuf_t *k, mqim_kv_val_t *val)
+{
+    mqim_kv_val_t key = kval(k);
+    return E(txn)->get(T(txn), db, &key, val);
 }
 
 static mqim_status_t db_put(mqim_txn_t *txn, int db, keybuf_t *k, const void *data, size_t len)
 {
-    MDB_val key = kval(k);
-    MDB_val val = { len, (void *)(uintptr_t)data };
-    return map_rc(mdb_put(T(txn), txn->store->dbi[db], &key, &val, 0), "put");
+    mqim_kv_val_t key = kval(k);
+    mqim_kv_val_t val = { len, (void *)(uintptr_t)data };
+    return E(txn)->put(T(txn), db, &key, &val, 0u);
+}
+
+static mqim_status_t db_reserve(mqim_txn_t *txn, int db, keybuf_t *k, size_t len, unsigned flags,
+                                unsigned char **buf)
+{
+    mqim_kv_val_t key = kval(k);
+    void *p = NULL;
+    mqim_status_t st = E(txn)->reserve(T(txn), db, &key, len, flags, &p);
+    *buf = p;
+    return st;
+}
+
+static mqim_status_t db_del_flags(mqim_txn_t *txn, int db, keybuf_t *k, unsigned flags)
+{
+    mqim_kv_val_t key = kval(k);
+    return E(txn)->del(T(txn), db, &key, flags);
 }
 
 static mqim_status_t db_del(mqim_txn_t *txn, int db, keybuf_t *k)
 {
-    MDB_val key = kval(k);
-    return map_rc(mdb_del(T(txn), txn->store->dbi[db], &key, NULL), "del");
+    return db_del_flags(txn, db, k, 0u);
 }
 
 /* ---- meta counters ---- */
@@ -316,11 +325,11 @@ static mqim_status_t db_del(mqim_txn_t *txn, int db, keybuf_t *k)
 static uint64_t meta_get(mqim_txn_t *txn, const char *name)
 {
     keybuf_t k = { .len = 0 };
-    MDB_val v;
+    mqim_kv_val_t v;
     uint64_t value = 0;
     key_str(&k, mqim_str_from_cstr(name));
-    if (db_get(txn, DB_META, &k, &v) == MQIM_OK && v.mv_size == sizeof(value)) {
-        memcpy(&value, v.mv_data, sizeof(value));
+    if (db_get(txn, DB_META, &k, &v) == MQIM_OK && v.size == sizeof(value)) {
+        memcpy(&value, v.data, sizeof(value));
     }
     return value;
 }
@@ -360,17 +369,17 @@ uint64_t mqim_store_counter_get(mqim_txn_t *txn, const char *name)
 mqim_status_t mqim_store_user_get(mqim_txn_t *txn, mqim_str_t user, mqim_user_rec_t *rec)
 {
     keybuf_t k = { .len = 0 };
-    MDB_val v;
+    mqim_kv_val_t v;
     mqim_status_t st;
     key_str(&k, user);
     st = db_get(txn, DB_USERS, &k, &v);
     if (st == MQIM_OK) {
-        if (v.mv_size != sizeof(*rec)) {
+        if (v.size != sizeof(*rec)) {
             MQIM_LOGE(LOG_MOD, "user record of %.*s has size %zu", (int)user.len, user.ptr,
-                      v.mv_size);
+                      v.size);
             return MQIM_STORE_ERROR;
         }
-        memcpy(rec, v.mv_data, sizeof(*rec));
+        memcpy(rec, v.data, sizeof(*rec));
     }
     return st;
 }
@@ -405,25 +414,25 @@ mqim_status_t mqim_store_user_del(mqim_txn_t *txn, mqim_str_t user)
 
 mqim_status_t mqim_store_user_each(mqim_txn_t *txn, mqim_user_visit_fn fn, void *ctx)
 {
-    MDB_cursor *c = NULL;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_USERS], &c);
+    mqim_kv_cursor_t *c = NULL;
+    mqim_kv_val_t k, v;
+    int rc = kv_cursor_open(txn, DB_USERS, &c);
     if (rc != 0) {
         return map_rc(rc, "cursor");
     }
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    for (rc = kv_cursor_get(txn, c, &k, &v, MQIM_KV_FIRST); rc == 0; rc = kv_cursor_get(txn, c, &k, &v, MQIM_KV_NEXT)) {
         mqim_user_rec_t rec;
-        mqim_str_t name = { (const char *)k.mv_data, k.mv_size };
-        if (v.mv_size != sizeof(rec)) {
+        mqim_str_t name = { (const char *)k.data, k.size };
+        if (v.size != sizeof(rec)) {
             continue;
         }
-        memcpy(&rec, v.mv_data, sizeof(rec));
+        memcpy(&rec, v.data, sizeof(rec));
         if (fn(ctx, name, &rec) != 0) {
             break;
         }
     }
-    mdb_cursor_close(c);
-    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "user scan");
+    kv_cursor_close(txn, c);
+    return (rc == 0 || rc == MQIM_NOT_FOUND) ? MQIM_OK : map_rc(rc, "user scan");
 }
 
 /* ---- messages ---- */
@@ -508,15 +517,9 @@ static mqim_status_t msg_write(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
 
     /* Reserve in the map and write in place: one copy, no temporary buffer. */
     key_u64(&k, rec->mid);
-    {
-        MDB_val key = kval(&k);
-        MDB_val val = { len, NULL };
-        int rc = mdb_put(T(txn), txn->store->dbi[DB_MSGS], &key, &val, MDB_RESERVE);
-        st = map_rc(rc, "msg put");
-        if (st != MQIM_OK) {
-            return st;
-        }
-        buf = val.mv_data;
+    st = db_reserve(txn, DB_MSGS, &k, len, 0u, &buf);
+    if (st != MQIM_OK) {
+        return st;
     }
     memcpy(buf, &h, sizeof(h));
     p = buf + sizeof(h);
@@ -548,7 +551,7 @@ mqim_status_t mqim_store_msg_put(mqim_txn_t *txn, mqim_msg_rec_t *rec)
 mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *rec)
 {
     keybuf_t k = { .len = 0 };
-    MDB_val v;
+    mqim_kv_val_t v;
     msg_hdr_t h;
     const char *p;
     size_t need, hdr_size;
@@ -558,13 +561,13 @@ mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *
     if (st != MQIM_OK) {
         return st;
     }
-    if (v.mv_size < MSG_HDR_V1_SIZE) {
+    if (v.size < MSG_HDR_V1_SIZE) {
         return MQIM_STORE_ERROR;
     }
     memset(&h, 0, sizeof(h));
-    memcpy(&h, v.mv_data, v.mv_size < sizeof(h) ? v.mv_size : sizeof(h));
+    memcpy(&h, v.data, v.size < sizeof(h) ? v.size : sizeof(h));
     need = (size_t)h.id_len + h.from_len + h.to_len + h.group_len + h.type_len + h.body_len;
-    if (h.device_len == 0u && v.mv_size == MSG_HDR_V1_SIZE + need) {
+    if (h.device_len == 0u && v.size == MSG_HDR_V1_SIZE + need) {
         hdr_size = MSG_HDR_V1_SIZE; /* a first-release record */
         h.file_size = 0;
         h.file_id_len = h.file_name_len = h.file_mime_len = h.file_sha256_len = 0;
@@ -572,7 +575,7 @@ mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *
         hdr_size = sizeof(h);
         need += (size_t)h.device_len + h.file_id_len + h.file_name_len + h.file_mime_len +
                 h.file_sha256_len;
-        if (v.mv_size != hdr_size + need) {
+        if (v.size != hdr_size + need) {
             MQIM_LOGE(LOG_MOD, "message %llu: corrupt record", (unsigned long long)mid);
             return MQIM_STORE_ERROR;
         }
@@ -584,7 +587,7 @@ mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *
     rec->refs = h.refs;
     rec->qos = (uint8_t)(h.qos & MSG_QOS_MASK);
     rec->enc = (h.qos & MSG_QOS_ENC) != 0u;
-    p = (const char *)v.mv_data + hdr_size;
+    p = (const char *)v.data + hdr_size;
     rec->id = (mqim_str_t){ p, h.id_len };
     p += h.id_len;
     rec->from = (mqim_str_t){ p, h.from_len };
@@ -613,7 +616,7 @@ mqim_status_t mqim_store_msg_get(mqim_txn_t *txn, uint64_t mid, mqim_msg_rec_t *
 mqim_status_t mqim_store_msg_update(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
 {
     keybuf_t k = { .len = 0 };
-    MDB_val v;
+    mqim_kv_val_t v;
     msg_hdr_t h;
     mqim_status_t st;
     key_u64(&k, rec->mid);
@@ -621,22 +624,22 @@ mqim_status_t mqim_store_msg_update(mqim_txn_t *txn, const mqim_msg_rec_t *rec)
     if (st != MQIM_OK) {
         return st;
     }
-    if (v.mv_size < MSG_HDR_V1_SIZE) {
+    if (v.size < MSG_HDR_V1_SIZE) {
         return MQIM_STORE_ERROR;
     }
     /* Copy out the whole value, patch the counters (at the same offsets in
-     * both record layouts), write back: LMDB values are read-only outside
-     * MDB_RESERVE/WRITEMAP. */
+     * both record layouts), write back: values the engines return are
+     * read-only (LMDB's map). */
     {
-        unsigned char *copy = malloc(v.mv_size);
+        unsigned char *copy = malloc(v.size);
         if (copy == NULL) {
             return MQIM_INTERNAL;
         }
-        memcpy(copy, v.mv_data, v.mv_size);
+        memcpy(copy, v.data, v.size);
         memcpy(copy + offsetof(msg_hdr_t, sender_seq), &rec->sender_seq, sizeof(h.sender_seq));
         memcpy(copy + offsetof(msg_hdr_t, recipient_seq), &rec->recipient_seq, sizeof(h.recipient_seq));
         memcpy(copy + offsetof(msg_hdr_t, refs), &rec->refs, sizeof(h.refs));
-        st = db_put(txn, DB_MSGS, &k, copy, v.mv_size);
+        st = db_put(txn, DB_MSGS, &k, copy, v.size);
         free(copy);
     }
     return st;
@@ -696,25 +699,25 @@ static void chat_key(keybuf_t *k, mqim_str_t user, mqim_str_t chat, uint64_t seq
     key_u64(k, seq);
 }
 
-static bool inbox_decode(const MDB_val *k, const MDB_val *v, mqim_inbox_entry_t *e)
+static bool inbox_decode(const mqim_kv_val_t *k, const mqim_kv_val_t *v, mqim_inbox_entry_t *e)
 {
-    const unsigned char *val = v->mv_data;
-    if (v->mv_size < 9u || k->mv_size < 8u) {
+    const unsigned char *val = v->data;
+    if (v->size < 9u || k->size < 8u) {
         return false;
     }
-    e->seq = be64_get((const unsigned char *)k->mv_data + k->mv_size - 8u);
+    e->seq = be64_get((const unsigned char *)k->data + k->size - 8u);
     e->mid = be64_get(val);
     e->dir = (val[8] & 1u) == 1u ? MQIM_INBOX_SENT : MQIM_INBOX_RECEIVED;
     e->pruned = (val[8] & TOMBSTONE_FLAG) != 0u;
     e->ts = 0;
     if (e->pruned) {
-        if (v->mv_size < 17u || e->mid != 0u) {
+        if (v->size < 17u || e->mid != 0u) {
             return false;
         }
         e->ts = (int64_t)be64_get(val + 9);
-        e->chat = (mqim_str_t){ (const char *)val + 17, v->mv_size - 17u };
+        e->chat = (mqim_str_t){ (const char *)val + 17, v->size - 17u };
     } else {
-        e->chat = (mqim_str_t){ (const char *)val + 9, v->mv_size - 9u };
+        e->chat = (mqim_str_t){ (const char *)val + 9, v->size - 9u };
     }
     return true;
 }
@@ -758,7 +761,7 @@ mqim_status_t mqim_store_inbox_get(mqim_txn_t *txn, mqim_str_t user, uint64_t se
                                    mqim_inbox_entry_t *entry)
 {
     keybuf_t k;
-    MDB_val v, key;
+    mqim_kv_val_t v, key;
     mqim_status_t st;
     inbox_key(&k, user, seq);
     st = db_get(txn, DB_INBOX, &k, &v);
@@ -774,9 +777,9 @@ mqim_status_t mqim_store_inbox_get(mqim_txn_t *txn, mqim_str_t user, uint64_t se
 mqim_status_t mqim_store_inbox_scan(mqim_txn_t *txn, mqim_str_t user, uint64_t after,
                                     mqim_inbox_visit_fn fn, void *ctx)
 {
-    MDB_cursor *c = NULL;
+    mqim_kv_cursor_t *c = NULL;
     keybuf_t k;
-    MDB_val key, val;
+    mqim_kv_val_t key, val;
     size_t prefix = user.len + 1u;
     int rc;
     if (after == UINT64_MAX) {
@@ -784,14 +787,14 @@ mqim_status_t mqim_store_inbox_scan(mqim_txn_t *txn, mqim_str_t user, uint64_t a
     }
     inbox_key(&k, user, after + 1u);
     key = kval(&k);
-    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_INBOX], &c);
+    rc = kv_cursor_open(txn, DB_INBOX, &c);
     if (rc != 0) {
         return map_rc(rc, "cursor");
     }
-    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+    for (rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_SET_RANGE); rc == 0;
+         rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_NEXT)) {
         mqim_inbox_entry_t e;
-        if (key.mv_size != prefix + 8u || memcmp(key.mv_data, k.b, prefix) != 0) {
+        if (key.size != prefix + 8u || memcmp(key.data, k.b, prefix) != 0) {
             break; /* past this user's entries */
         }
         if (!inbox_decode(&key, &val, &e)) {
@@ -801,100 +804,100 @@ mqim_status_t mqim_store_inbox_scan(mqim_txn_t *txn, mqim_str_t user, uint64_t a
             break;
         }
     }
-    mdb_cursor_close(c);
-    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "inbox scan");
+    kv_cursor_close(txn, c);
+    return (rc == 0 || rc == MQIM_NOT_FOUND) ? MQIM_OK : map_rc(rc, "inbox scan");
 }
 
 mqim_status_t mqim_store_chat_scan(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat,
                                    uint64_t after, uint64_t before, mqim_inbox_visit_fn fn,
                                    void *ctx)
 {
-    MDB_cursor *c = NULL;
+    mqim_kv_cursor_t *c = NULL;
     keybuf_t k;
-    MDB_val key, val;
+    mqim_kv_val_t key, val;
     size_t prefix = user.len + 1u + chat.len + 1u;
     bool descending = before != 0u;
     int rc;
     chat_key(&k, user, chat, descending ? before : after + 1u);
     key = kval(&k);
-    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_CHATS], &c);
+    rc = kv_cursor_open(txn, DB_CHATS, &c);
     if (rc != 0) {
         return map_rc(rc, "cursor");
     }
-    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_SET_RANGE);
     if (descending) {
         /* SET_RANGE lands on the first key >= before (or nothing): step back once. */
-        rc = (rc == 0) ? mdb_cursor_get(c, &key, &val, MDB_PREV)
-                       : mdb_cursor_get(c, &key, &val, MDB_LAST);
+        rc = (rc == 0) ? kv_cursor_get(txn, c, &key, &val, MQIM_KV_PREV)
+                       : kv_cursor_get(txn, c, &key, &val, MQIM_KV_LAST);
     }
     while (rc == 0) {
         mqim_inbox_entry_t e;
         mqim_inbox_entry_t full;
-        if (key.mv_size != prefix + 8u || memcmp(key.mv_data, k.b, prefix) != 0 ||
-            val.mv_size != 8u) {
+        if (key.size != prefix + 8u || memcmp(key.data, k.b, prefix) != 0 ||
+            val.size != 8u) {
             break;
         }
-        e.seq = be64_get((const unsigned char *)key.mv_data + prefix);
+        e.seq = be64_get((const unsigned char *)key.data + prefix);
         /* The chat index holds the mid; the inbox entry has the direction. */
         if (mqim_store_inbox_get(txn, user, e.seq, &full) == MQIM_OK) {
             if (fn(ctx, &full) != 0) {
                 break;
             }
         }
-        rc = mdb_cursor_get(c, &key, &val, descending ? MDB_PREV : MDB_NEXT);
+        rc = kv_cursor_get(txn, c, &key, &val, descending ? MQIM_KV_PREV : MQIM_KV_NEXT);
     }
-    mdb_cursor_close(c);
-    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "chat scan");
+    kv_cursor_close(txn, c);
+    return (rc == 0 || rc == MQIM_NOT_FOUND) ? MQIM_OK : map_rc(rc, "chat scan");
 }
 
 mqim_status_t mqim_store_chat_each(mqim_txn_t *txn, mqim_str_t user, mqim_chat_visit_fn fn, void *ctx)
 {
-    MDB_cursor *c = NULL;
+    mqim_kv_cursor_t *c = NULL;
     keybuf_t k = { .len = 0 };
-    MDB_val key, val;
+    mqim_kv_val_t key, val;
     size_t ulen = user.len + 1u;
     int rc;
     key_str(&k, user);
     key_sep(&k);
     key = kval(&k);
-    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_CHATS], &c);
+    rc = kv_cursor_open(txn, DB_CHATS, &c);
     if (rc != 0) {
         return map_rc(rc, "cursor");
     }
     /* One seek per chat: to its first key, then past its last one. */
-    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_SET_RANGE);
     while (rc == 0) {
         unsigned char chat[MQIM_GROUP_NAME_MAX + 2];
         size_t clen;
         keybuf_t next;
-        if (key.mv_size < ulen + 1u + 8u || memcmp(key.mv_data, k.b, ulen) != 0) {
+        if (key.size < ulen + 1u + 8u || memcmp(key.data, k.b, ulen) != 0) {
             break;
         }
-        clen = key.mv_size - ulen - 1u - 8u;
+        clen = key.size - ulen - 1u - 8u;
         if (clen > sizeof(chat)) {
             break;
         }
-        memcpy(chat, (const unsigned char *)key.mv_data + ulen, clen);
+        memcpy(chat, (const unsigned char *)key.data + ulen, clen);
         /* user \0 chat \1 sorts after every user \0 chat \0 seq */
         next = k;
         key_str(&next, (mqim_str_t){ (const char *)chat, clen });
         next.b[next.len++] = 1u;
         key = kval(&next);
-        rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-        rc = rc == 0 ? mdb_cursor_get(c, &key, &val, MDB_PREV) : mdb_cursor_get(c, &key, &val, MDB_LAST);
-        if (rc != 0 || key.mv_size != ulen + clen + 1u + 8u) {
+        rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_SET_RANGE);
+        rc = rc == 0 ? kv_cursor_get(txn, c, &key, &val, MQIM_KV_PREV) : kv_cursor_get(txn, c, &key, &val, MQIM_KV_LAST);
+        if (rc != 0 || key.size != ulen + clen + 1u + 8u) {
             break;
         }
         if (fn(ctx, (mqim_str_t){ (const char *)chat, clen },
-               be64_get((const unsigned char *)key.mv_data + ulen + clen + 1u)) != 0) {
-            rc = MDB_NOTFOUND;
+               be64_get((const unsigned char *)key.data + ulen + clen + 1u)) != 0) {
+            rc = MQIM_NOT_FOUND;
             break;
         }
         key = kval(&next);
-        rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+        rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_SET_RANGE);
     }
-    mdb_cursor_close(c);
-    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "chat list");
+    kv_cursor_close(txn, c);
+    return (rc == 0 || rc == MQIM_NOT_FOUND) ? MQIM_OK : map_rc(rc, "chat list");
 }
 
 static int take_first(void *ctx, const mqim_inbox_entry_t *e)
@@ -922,10 +925,10 @@ static mqim_status_t pruned_mark(mqim_txn_t *txn, mqim_str_t user, mqim_str_t ch
 uint64_t mqim_store_chat_pruned(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat)
 {
     keybuf_t k;
-    MDB_val v;
+    mqim_kv_val_t v;
     cursor_key(&k, user, chat);
-    if (db_get(txn, DB_PRUNED, &k, &v) == MQIM_OK && v.mv_size == 8u) {
-        return be64_get(v.mv_data);
+    if (db_get(txn, DB_PRUNED, &k, &v) == MQIM_OK && v.size == 8u) {
+        return be64_get(v.data);
     }
     return 0;
 }
@@ -946,23 +949,23 @@ static void gindex_key(keybuf_t *k, mqim_str_t group, uint64_t mid, mqim_str_t m
 
 /* The first key of db starting with the prefix in p (key/val point into
  * the map until the next write). */
-static mqim_status_t first_with_prefix(mqim_txn_t *txn, int db, const keybuf_t *p, MDB_val *key,
-                                       MDB_val *val)
+static mqim_status_t first_with_prefix(mqim_txn_t *txn, int db, const keybuf_t *p, mqim_kv_val_t *key,
+                                       mqim_kv_val_t *val)
 {
-    MDB_cursor *c = NULL;
-    int rc = mdb_cursor_open(T(txn), txn->store->dbi[db], &c);
+    mqim_kv_cursor_t *c = NULL;
+    int rc = kv_cursor_open(txn, db, &c);
     mqim_status_t st;
     if (rc != 0) {
         return map_rc(rc, "cursor");
     }
-    key->mv_size = p->len;
-    key->mv_data = (void *)(uintptr_t)p->b;
-    rc = mdb_cursor_get(c, key, val, MDB_SET_RANGE);
+    key->size = p->len;
+    key->data = (void *)(uintptr_t)p->b;
+    rc = kv_cursor_get(txn, c, key, val, MQIM_KV_SET_RANGE);
     st = map_rc(rc, "prefix seek");
-    if (st == MQIM_OK && (key->mv_size < p->len || memcmp(key->mv_data, p->b, p->len) != 0)) {
+    if (st == MQIM_OK && (key->size < p->len || memcmp(key->data, p->b, p->len) != 0)) {
         st = MQIM_NOT_FOUND;
     }
-    mdb_cursor_close(c);
+    kv_cursor_close(txn, c);
     return st;
 }
 
@@ -997,7 +1000,7 @@ static mqim_status_t group_msgs_dec(mqim_txn_t *txn, mqim_str_t group)
 static mqim_status_t gindex_drop(mqim_txn_t *txn, mqim_str_t group, uint64_t mid, mqim_str_t member)
 {
     keybuf_t k;
-    MDB_val key, val;
+    mqim_kv_val_t key, val;
     mqim_status_t st;
     gindex_key(&k, group, mid, member);
     st = db_del(txn, DB_GINDEX, &k);
@@ -1014,9 +1017,9 @@ static mqim_status_t gindex_drop(mqim_txn_t *txn, mqim_str_t group, uint64_t mid
 
 mqim_status_t mqim_store_gindex_count(mqim_txn_t *txn, mqim_str_t group, uint64_t *msgs)
 {
-    MDB_cursor *c = NULL;
+    mqim_kv_cursor_t *c = NULL;
     keybuf_t k = { .len = 0 };
-    MDB_val key, val;
+    mqim_kv_val_t key, val;
     size_t plen = group.len + 1u;
     uint64_t last = 0;
     int rc;
@@ -1024,63 +1027,63 @@ mqim_status_t mqim_store_gindex_count(mqim_txn_t *txn, mqim_str_t group, uint64_
     key_str(&k, group);
     key_sep(&k);
     key = kval(&k);
-    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_GINDEX], &c);
+    rc = kv_cursor_open(txn, DB_GINDEX, &c);
     if (rc != 0) {
         return map_rc(rc, "cursor");
     }
-    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+    for (rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_SET_RANGE); rc == 0;
+         rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_NEXT)) {
         uint64_t mid;
-        if (key.mv_size < plen + 9u || memcmp(key.mv_data, k.b, plen) != 0) {
+        if (key.size < plen + 9u || memcmp(key.data, k.b, plen) != 0) {
             break;
         }
-        mid = be64_get((const unsigned char *)key.mv_data + plen);
+        mid = be64_get((const unsigned char *)key.data + plen);
         if (mid != last) { /* keys of one message are adjacent */
             (*msgs)++;
             last = mid;
         }
     }
-    mdb_cursor_close(c);
-    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "gindex count");
+    kv_cursor_close(txn, c);
+    return (rc == 0 || rc == MQIM_NOT_FOUND) ? MQIM_OK : map_rc(rc, "gindex count");
 }
 
 mqim_status_t mqim_store_gindex_each(mqim_txn_t *txn, mqim_membership_visit_fn fn, void *ctx)
 {
-    MDB_cursor *c = NULL;
-    MDB_val key, val;
-    int rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_GINDEX], &c);
+    mqim_kv_cursor_t *c = NULL;
+    mqim_kv_val_t key, val;
+    int rc = kv_cursor_open(txn, DB_GINDEX, &c);
     if (rc != 0) {
         return map_rc(rc, "cursor");
     }
     /* One seek per group: its first key, then past its last one. */
-    rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
+    rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_FIRST);
     while (rc == 0) {
-        const unsigned char *sep = memchr(key.mv_data, 0, key.mv_size);
+        const unsigned char *sep = memchr(key.data, 0, key.size);
         char group[MQIM_GROUP_NAME_MAX];
         keybuf_t next = { .len = 0 };
         size_t glen;
         if (sep == NULL) {
-            rc = mdb_cursor_get(c, &key, &val, MDB_NEXT); /* not a gindex key: skip */
+            rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_NEXT); /* not a gindex key: skip */
             continue;
         }
-        glen = (size_t)(sep - (const unsigned char *)key.mv_data);
+        glen = (size_t)(sep - (const unsigned char *)key.data);
         if (glen == 0u || glen > sizeof(group)) {
-            rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+            rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_NEXT);
             continue;
         }
-        memcpy(group, key.mv_data, glen);
+        memcpy(group, key.data, glen);
         if (fn(ctx, (mqim_str_t){ group, glen }) != 0) {
-            rc = MDB_NOTFOUND;
+            rc = MQIM_NOT_FOUND;
             break;
         }
         /* group \1 sorts after every group \0 ... */
         key_str(&next, (mqim_str_t){ group, glen });
         next.b[next.len++] = 1u;
         key = kval(&next);
-        rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+        rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_SET_RANGE);
     }
-    mdb_cursor_close(c);
-    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "gindex scan");
+    kv_cursor_close(txn, c);
+    return (rc == 0 || rc == MQIM_NOT_FOUND) ? MQIM_OK : map_rc(rc, "gindex scan");
 }
 
 /* Turn a member's inbox entry seq (holding mid) into a tombstone: the seq
@@ -1151,7 +1154,7 @@ mqim_status_t mqim_store_group_prune(mqim_txn_t *txn, mqim_str_t group, uint64_t
      * fresh seeks, so no cursor walks over pages this loop modifies. */
     while (st == MQIM_OK) {
         keybuf_t p;
-        MDB_val key, val;
+        mqim_kv_val_t key, val;
         mqim_msg_rec_t m;
         uint64_t mid;
         int64_t ts = 0;
@@ -1165,11 +1168,11 @@ mqim_status_t mqim_store_group_prune(mqim_txn_t *txn, mqim_str_t group, uint64_t
             st = MQIM_OK;
             break;
         }
-        if (st != MQIM_OK || key.mv_size < p.len + 9u) {
+        if (st != MQIM_OK || key.size < p.len + 9u) {
             st = st == MQIM_OK ? MQIM_STORE_ERROR : st;
             break;
         }
-        mid = be64_get((const unsigned char *)key.mv_data + p.len);
+        mid = be64_get((const unsigned char *)key.data + p.len);
         have_msg = mqim_store_msg_get(txn, mid, &m) == MQIM_OK;
         if (have_msg) {
             ts = m.ts;
@@ -1195,13 +1198,13 @@ mqim_status_t mqim_store_group_prune(mqim_txn_t *txn, mqim_str_t group, uint64_t
             if (st != MQIM_OK) {
                 break;
             }
-            mlen = key.mv_size - mk.len;
-            if (mlen > sizeof(member) || val.mv_size != 8u) {
+            mlen = key.size - mk.len;
+            if (mlen > sizeof(member) || val.size != 8u) {
                 st = MQIM_STORE_ERROR;
                 break;
             }
-            memcpy(member, (const unsigned char *)key.mv_data + mk.len, mlen);
-            seq = be64_get(val.mv_data);
+            memcpy(member, (const unsigned char *)key.data + mk.len, mlen);
+            seq = be64_get(val.data);
             st = inbox_tombstone(txn, (mqim_str_t){ member, mlen }, seq, mid, ts);
             if (st == MQIM_OK) {
                 tombstoned++;
@@ -1331,12 +1334,12 @@ mqim_status_t mqim_store_dedupe_get(mqim_txn_t *txn, mqim_str_t from, mqim_str_t
                                     mqim_str_t *ack_payload)
 {
     keybuf_t k;
-    MDB_val v;
+    mqim_kv_val_t v;
     mqim_status_t st;
     dedupe_key(&k, from, id);
     st = db_get(txn, DB_DEDUPE, &k, &v);
     if (st == MQIM_OK) {
-        *ack_payload = (mqim_str_t){ (const char *)v.mv_data, v.mv_size };
+        *ack_payload = (mqim_str_t){ (const char *)v.data, v.size };
     }
     return st;
 }
@@ -1362,10 +1365,10 @@ static void cursor_key(keybuf_t *k, mqim_str_t user, mqim_str_t chat)
 uint64_t mqim_store_cursor_get(mqim_txn_t *txn, mqim_str_t user, mqim_str_t chat)
 {
     keybuf_t k;
-    MDB_val v;
+    mqim_kv_val_t v;
     cursor_key(&k, user, chat);
-    if (db_get(txn, DB_CURSORS, &k, &v) == MQIM_OK && v.mv_size == 8u) {
-        return be64_get(v.mv_data);
+    if (db_get(txn, DB_CURSORS, &k, &v) == MQIM_OK && v.size == 8u) {
+        return be64_get(v.data);
     }
     return 0;
 }
@@ -1386,15 +1389,15 @@ mqim_status_t mqim_store_device_get(mqim_txn_t *txn, mqim_str_t user, mqim_str_t
                                     mqim_device_rec_t *rec)
 {
     keybuf_t k;
-    MDB_val v;
+    mqim_kv_val_t v;
     mqim_status_t st;
     cursor_key(&k, user, device);
     st = db_get(txn, DB_DEVICES, &k, &v);
     if (st == MQIM_OK) {
-        if (v.mv_size != sizeof(*rec)) {
+        if (v.size != sizeof(*rec)) {
             return MQIM_STORE_ERROR;
         }
-        memcpy(rec, v.mv_data, sizeof(*rec));
+        memcpy(rec, v.data, sizeof(*rec));
     }
     return st;
 }
@@ -1419,35 +1422,35 @@ mqim_status_t mqim_store_device_put(mqim_txn_t *txn, mqim_str_t user, mqim_str_t
 mqim_status_t mqim_store_device_each(mqim_txn_t *txn, mqim_str_t user, mqim_device_visit_fn fn,
                                      void *ctx)
 {
-    MDB_cursor *c = NULL;
+    mqim_kv_cursor_t *c = NULL;
     keybuf_t k = { .len = 0 };
-    MDB_val key, val;
+    mqim_kv_val_t key, val;
     size_t prefix = user.len + 1u;
     int rc;
     key_str(&k, user);
     key_sep(&k);
     key = kval(&k);
-    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_DEVICES], &c);
+    rc = kv_cursor_open(txn, DB_DEVICES, &c);
     if (rc != 0) {
         return map_rc(rc, "cursor");
     }
-    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+    for (rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_SET_RANGE); rc == 0;
+         rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_NEXT)) {
         mqim_device_rec_t rec;
-        if (key.mv_size <= prefix || memcmp(key.mv_data, k.b, prefix) != 0) {
+        if (key.size <= prefix || memcmp(key.data, k.b, prefix) != 0) {
             break;
         }
-        if (val.mv_size != sizeof(rec)) {
+        if (val.size != sizeof(rec)) {
             continue;
         }
-        memcpy(&rec, val.mv_data, sizeof(rec));
-        if (fn(ctx, (mqim_str_t){ (const char *)key.mv_data + prefix, key.mv_size - prefix },
+        memcpy(&rec, val.data, sizeof(rec));
+        if (fn(ctx, (mqim_str_t){ (const char *)key.data + prefix, key.size - prefix },
                &rec) != 0) {
             break;
         }
     }
-    mdb_cursor_close(c);
-    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "device scan");
+    kv_cursor_close(txn, c);
+    return (rc == 0 || rc == MQIM_NOT_FOUND) ? MQIM_OK : map_rc(rc, "device scan");
 }
 
 /* ---- outbox ---- */
@@ -1469,16 +1472,10 @@ mqim_status_t mqim_store_outbox_put(mqim_txn_t *txn, mqim_str_t topic, int qos, 
         return st;
     }
     key_u64(&k, n);
-    {
-        MDB_val kv = kval(&k);
-        MDB_val val = { len, NULL };
-        /* Keys only grow: MDB_APPEND keeps the outbox pages dense. */
-        st = map_rc(mdb_put(T(txn), txn->store->dbi[DB_OUTBOX], &kv, &val, MDB_RESERVE | MDB_APPEND),
-                    "outbox put");
-        if (st != MQIM_OK) {
-            return st;
-        }
-        p = val.mv_data;
+    /* Keys only grow: appending keeps LMDB's outbox pages dense. */
+    st = db_reserve(txn, DB_OUTBOX, &k, len, MQIM_KV_APPEND, &p);
+    if (st != MQIM_OK) {
+        return st;
     }
     p[0] = (unsigned char)qos;
     p[1] = retain ? 1u : 0u;
@@ -1506,41 +1503,41 @@ mqim_status_t mqim_store_outbox_put(mqim_txn_t *txn, mqim_str_t topic, int qos, 
 
 mqim_status_t mqim_store_outbox_next(mqim_txn_t *txn, uint64_t from, mqim_outbox_rec_t *rec)
 {
-    MDB_cursor *c = NULL;
+    mqim_kv_cursor_t *c = NULL;
     keybuf_t k = { .len = 0 };
-    MDB_val key, val;
+    mqim_kv_val_t key, val;
     int rc;
     mqim_status_t st = MQIM_OK;
     key_u64(&k, from);
     key = kval(&k);
-    rc = mdb_cursor_open(T(txn), txn->store->dbi[DB_OUTBOX], &c);
+    rc = kv_cursor_open(txn, DB_OUTBOX, &c);
     if (rc != 0) {
         return map_rc(rc, "cursor");
     }
-    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_SET_RANGE);
     if (rc != 0) {
         st = map_rc(rc, "outbox next");
     } else {
-        const unsigned char *p = val.mv_data;
+        const unsigned char *p = val.data;
         size_t tl, cl;
-        if (key.mv_size != 8u || val.mv_size < 6u) {
+        if (key.size != 8u || val.size < 6u) {
             st = MQIM_STORE_ERROR;
         } else {
             tl = ((size_t)p[2] << 8) | p[3];
             cl = ((size_t)p[4] << 8) | p[5];
-            if (6u + tl + cl > val.mv_size) {
+            if (6u + tl + cl > val.size) {
                 st = MQIM_STORE_ERROR;
             } else {
-                rec->key = be64_get(key.mv_data);
+                rec->key = be64_get(key.data);
                 rec->qos = p[0];
                 rec->retain = p[1] != 0u;
                 rec->topic = (mqim_str_t){ (const char *)p + 6, tl };
                 rec->corr = (mqim_str_t){ (const char *)p + 6 + tl, cl };
-                rec->payload = (mqim_str_t){ (const char *)p + 6 + tl + cl, val.mv_size - 6u - tl - cl };
+                rec->payload = (mqim_str_t){ (const char *)p + 6 + tl + cl, val.size - 6u - tl - cl };
             }
         }
     }
-    mdb_cursor_close(c);
+    kv_cursor_close(txn, c);
     return st;
 }
 
@@ -1548,16 +1545,14 @@ mqim_status_t mqim_store_outbox_del(mqim_txn_t *txn, uint64_t key)
 {
     keybuf_t k = { .len = 0 };
     key_u64(&k, key);
-    return db_del(txn, DB_OUTBOX, &k);
+    /* MQIM_OK when it was gone already (store.h): the engine need not look first */
+    return db_del_flags(txn, DB_OUTBOX, &k, MQIM_KV_BLIND);
 }
 
 static uint64_t db_entries(mqim_txn_t *txn, int db)
 {
-    MDB_stat st;
-    if (mdb_stat(T(txn), txn->store->dbi[db], &st) != 0) {
-        return 0;
-    }
-    return st.ms_entries;
+    uint64_t n = 0;
+    return E(txn)->count(T(txn), db, &n) == MQIM_OK ? n : 0u;
 }
 
 uint64_t mqim_store_outbox_count(mqim_txn_t *txn)
@@ -1567,18 +1562,13 @@ uint64_t mqim_store_outbox_count(mqim_txn_t *txn)
 
 mqim_status_t mqim_store_stats(mqim_txn_t *txn, mqim_store_stats_t *stats)
 {
-    MDB_envinfo info;
-    MDB_stat est;
     memset(stats, 0, sizeof(*stats));
     stats->users = db_entries(txn, DB_USERS);
     stats->messages = db_entries(txn, DB_MSGS);
     stats->inbox_entries = db_entries(txn, DB_INBOX);
     stats->outbox = db_entries(txn, DB_OUTBOX);
-    if (mdb_env_info(txn->store->env, &info) == 0 && mdb_env_stat(txn->store->env, &est) == 0) {
-        stats->map_size_bytes = info.me_mapsize;
-        stats->map_used_bytes = (uint64_t)(info.me_last_pgno + 1u) * est.ms_psize;
-    }
-    return MQIM_OK;
+    return txn->store->kv->engine->space(txn->store->kv, &stats->map_used_bytes,
+                                         &stats->map_size_bytes);
 }
 
 /* ---- groups ---- */
@@ -1591,7 +1581,7 @@ mqim_status_t mqim_store_stats(mqim_txn_t *txn, mqim_store_stats_t *stats)
 mqim_status_t mqim_store_group_get(mqim_txn_t *txn, mqim_str_t group, mqim_group_rec_t *rec)
 {
     keybuf_t k = { .len = 0 };
-    MDB_val v;
+    mqim_kv_val_t v;
     mqim_status_t st;
     const unsigned char *b;
     size_t tl;
@@ -1600,9 +1590,9 @@ mqim_status_t mqim_store_group_get(mqim_txn_t *txn, mqim_str_t group, mqim_group
     if (st != MQIM_OK) {
         return st;
     }
-    b = v.mv_data;
-    tl = v.mv_size >= 18u ? (((size_t)b[16] << 8) | b[17]) : 0u;
-    if (v.mv_size < 18u || (v.mv_size != 18u + tl && v.mv_size != 18u + tl + GROUP_EXT)) {
+    b = v.data;
+    tl = v.size >= 18u ? (((size_t)b[16] << 8) | b[17]) : 0u;
+    if (v.size < 18u || (v.size != 18u + tl && v.size != 18u + tl + GROUP_EXT)) {
         return MQIM_STORE_ERROR;
     }
     rec->created_ms = (int64_t)be64_get(b);
@@ -1611,7 +1601,7 @@ mqim_status_t mqim_store_group_get(mqim_txn_t *txn, mqim_str_t group, mqim_group
     rec->retain_count = 0;
     rec->retain_days = 0;
     rec->msgs = 0;
-    if (v.mv_size == 18u + tl + GROUP_EXT) {
+    if (v.size == 18u + tl + GROUP_EXT) {
         rec->retain_count = be64_get(b + 18 + tl);
         rec->retain_days = be64_get(b + 26 + tl);
         rec->msgs = be64_get(b + 34 + tl);
@@ -1650,16 +1640,16 @@ mqim_status_t mqim_store_member_get(mqim_txn_t *txn, mqim_str_t group, mqim_str_
                                     mqim_member_rec_t *rec)
 {
     keybuf_t k;
-    MDB_val v;
+    mqim_kv_val_t v;
     mqim_status_t st;
     cursor_key(&k, group, user);
     st = db_get(txn, DB_MEMBERS, &k, &v);
     if (st == MQIM_OK) {
-        if (v.mv_size != 9u) {
+        if (v.size != 9u) {
             return MQIM_STORE_ERROR;
         }
-        rec->role = ((const unsigned char *)v.mv_data)[0];
-        rec->joined_ms = (int64_t)be64_get((const unsigned char *)v.mv_data + 1);
+        rec->role = ((const unsigned char *)v.data)[0];
+        rec->joined_ms = (int64_t)be64_get((const unsigned char *)v.data + 1);
     }
     return st;
 }
@@ -1697,14 +1687,14 @@ mqim_status_t mqim_store_member_del(mqim_txn_t *txn, mqim_str_t group, mqim_str_
 
 /* Visit every key of db starting with prefix \0, handing the rest of the
  * key and the value to fn. */
-typedef int (*prefix_visit_fn)(void *ctx, mqim_str_t rest, const MDB_val *val);
+typedef int (*prefix_visit_fn)(void *ctx, mqim_str_t rest, const mqim_kv_val_t *val);
 
 static mqim_status_t prefix_each(mqim_txn_t *txn, int db, mqim_str_t prefix, prefix_visit_fn fn,
                                  void *ctx)
 {
-    MDB_cursor *c = NULL;
+    mqim_kv_cursor_t *c = NULL;
     keybuf_t k = { .len = 0 };
-    MDB_val key, val;
+    mqim_kv_val_t key, val;
     size_t plen = prefix.len + 1u;
     int rc;
     if (txn->store->scan_failure != MQIM_OK) {
@@ -1713,21 +1703,21 @@ static mqim_status_t prefix_each(mqim_txn_t *txn, int db, mqim_str_t prefix, pre
     key_str(&k, prefix);
     key_sep(&k);
     key = kval(&k);
-    rc = mdb_cursor_open(T(txn), txn->store->dbi[db], &c);
+    rc = kv_cursor_open(txn, db, &c);
     if (rc != 0) {
         return map_rc(rc, "cursor");
     }
-    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-        if (key.mv_size <= plen || memcmp(key.mv_data, k.b, plen) != 0) {
+    for (rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_SET_RANGE); rc == 0;
+         rc = kv_cursor_get(txn, c, &key, &val, MQIM_KV_NEXT)) {
+        if (key.size <= plen || memcmp(key.data, k.b, plen) != 0) {
             break;
         }
-        if (fn(ctx, (mqim_str_t){ (const char *)key.mv_data + plen, key.mv_size - plen }, &val) != 0) {
+        if (fn(ctx, (mqim_str_t){ (const char *)key.data + plen, key.size - plen }, &val) != 0) {
             break;
         }
     }
-    mdb_cursor_close(c);
-    return (rc == 0 || rc == MDB_NOTFOUND) ? MQIM_OK : map_rc(rc, "prefix scan");
+    kv_cursor_close(txn, c);
+    return (rc == 0 || rc == MQIM_NOT_FOUND) ? MQIM_OK : map_rc(rc, "prefix scan");
 }
 
 typedef struct member_visit {
@@ -1735,15 +1725,15 @@ typedef struct member_visit {
     void *ctx;
 } member_visit_t;
 
-static int member_visit(void *vctx, mqim_str_t user, const MDB_val *val)
+static int member_visit(void *vctx, mqim_str_t user, const mqim_kv_val_t *val)
 {
     member_visit_t *m = vctx;
     mqim_member_rec_t rec;
-    if (val->mv_size != 9u) {
+    if (val->size != 9u) {
         return 0;
     }
-    rec.role = ((const unsigned char *)val->mv_data)[0];
-    rec.joined_ms = (int64_t)be64_get((const unsigned char *)val->mv_data + 1);
+    rec.role = ((const unsigned char *)val->data)[0];
+    rec.joined_ms = (int64_t)be64_get((const unsigned char *)val->data + 1);
     return m->fn(m->ctx, user, &rec);
 }
 
@@ -1759,7 +1749,7 @@ typedef struct membership_visit {
     void *ctx;
 } membership_visit_t;
 
-static int membership_visit(void *vctx, mqim_str_t group, const MDB_val *val)
+static int membership_visit(void *vctx, mqim_str_t group, const mqim_kv_val_t *val)
 {
     membership_visit_t *m = vctx;
     (void)val;
@@ -1786,11 +1776,11 @@ mqim_status_t mqim_store_receipt_put(mqim_txn_t *txn, uint64_t mid, mqim_str_t m
                                      uint8_t status, int64_t ts)
 {
     keybuf_t k;
-    MDB_val v;
+    mqim_kv_val_t v;
     unsigned char b[9];
     receipt_key(&k, mid, member);
-    if (db_get(txn, DB_RECEIPTS, &k, &v) == MQIM_OK && v.mv_size == 9u &&
-        ((const unsigned char *)v.mv_data)[0] >= status) {
+    if (db_get(txn, DB_RECEIPTS, &k, &v) == MQIM_OK && v.size == 9u &&
+        ((const unsigned char *)v.data)[0] >= status) {
         return MQIM_OK; /* already at least that far */
     }
     b[0] = status;
@@ -1803,18 +1793,18 @@ mqim_status_t mqim_store_receipt_put(mqim_txn_t *txn, uint64_t mid, mqim_str_t m
 static mqim_status_t receipts_del(mqim_txn_t *txn, uint64_t mid)
 {
     keybuf_t p;
-    MDB_val key, val;
+    mqim_kv_val_t key, val;
     mqim_status_t st;
     p.len = 0;
     key_u64(&p, mid);
     key_sep(&p);
     while ((st = first_with_prefix(txn, DB_RECEIPTS, &p, &key, &val)) == MQIM_OK) {
         keybuf_t k;
-        if (key.mv_size > KEY_MAX) {
+        if (key.size > KEY_MAX) {
             return MQIM_STORE_ERROR;
         }
-        memcpy(k.b, key.mv_data, key.mv_size);
-        k.len = key.mv_size;
+        memcpy(k.b, key.data, key.size);
+        k.len = key.size;
         st = db_del(txn, DB_RECEIPTS, &k);
         if (st != MQIM_OK) {
             return st;
@@ -1828,14 +1818,14 @@ typedef struct receipt_visit {
     void *ctx;
 } receipt_visit_t;
 
-static int receipt_visit(void *vctx, mqim_str_t member, const MDB_val *val)
+static int receipt_visit(void *vctx, mqim_str_t member, const mqim_kv_val_t *val)
 {
     receipt_visit_t *r = vctx;
-    if (val->mv_size != 9u) {
+    if (val->size != 9u) {
         return 0;
     }
-    return r->fn(r->ctx, member, ((const unsigned char *)val->mv_data)[0],
-                 (int64_t)be64_get((const unsigned char *)val->mv_data + 1));
+    return r->fn(r->ctx, member, ((const unsigned char *)val->data)[0],
+                 (int64_t)be64_get((const unsigned char *)val->data + 1));
 }
 
 mqim_status_t mqim_store_receipt_each(mqim_txn_t *txn, uint64_t mid, mqim_receipt_visit_fn fn,
@@ -1852,12 +1842,12 @@ mqim_status_t mqim_store_receipt_each(mqim_txn_t *txn, uint64_t mid, mqim_receip
 mqim_status_t mqim_store_file_get(mqim_txn_t *txn, mqim_str_t file, mqim_str_t *meta)
 {
     keybuf_t k = { .len = 0 };
-    MDB_val v;
+    mqim_kv_val_t v;
     mqim_status_t st;
     key_str(&k, file);
     st = db_get(txn, DB_FILES, &k, &v);
     if (st == MQIM_OK) {
-        *meta = (mqim_str_t){ v.mv_data, v.mv_size };
+        *meta = (mqim_str_t){ v.data, v.size };
     }
     return st;
 }
@@ -1885,12 +1875,12 @@ static void chunk_key(keybuf_t *k, mqim_str_t file, uint32_t index)
 mqim_status_t mqim_store_chunk_get(mqim_txn_t *txn, mqim_str_t file, uint32_t index, mqim_str_t *data)
 {
     keybuf_t k;
-    MDB_val v;
+    mqim_kv_val_t v;
     mqim_status_t st;
     chunk_key(&k, file, index);
     st = db_get(txn, DB_CHUNKS, &k, &v);
     if (st == MQIM_OK) {
-        *data = (mqim_str_t){ v.mv_data, v.mv_size };
+        *data = (mqim_str_t){ v.data, v.size };
     }
     return st;
 }
@@ -1923,12 +1913,12 @@ mqim_status_t mqim_store_file_del(mqim_txn_t *txn, mqim_str_t file, uint32_t chu
 mqim_status_t mqim_store_upload_get(mqim_txn_t *txn, mqim_str_t from, mqim_str_t id, mqim_str_t *file)
 {
     keybuf_t k;
-    MDB_val v;
+    mqim_kv_val_t v;
     mqim_status_t st;
     dedupe_key(&k, from, id);
     st = db_get(txn, DB_UPLOADS, &k, &v);
     if (st == MQIM_OK) {
-        *file = (mqim_str_t){ v.mv_data, v.mv_size };
+        *file = (mqim_str_t){ v.data, v.size };
     }
     return st;
 }
@@ -1958,7 +1948,7 @@ mqim_status_t mqim_store_file_grant(mqim_txn_t *txn, mqim_str_t file, mqim_str_t
 mqim_status_t mqim_store_file_granted(mqim_txn_t *txn, mqim_str_t file, mqim_str_t user)
 {
     keybuf_t k;
-    MDB_val v;
+    mqim_kv_val_t v;
     access_key(&k, file, user);
     return db_get(txn, DB_FILE_ACCESS, &k, &v);
 }
@@ -1967,13 +1957,13 @@ mqim_status_t mqim_store_file_granted(mqim_txn_t *txn, mqim_str_t file, mqim_str
 
 #define KEY_REC_LEN (MQIM_KEY_LEN + 8u)
 
-static bool key_rec_decode(const MDB_val *v, mqim_key_rec_t *rec)
+static bool key_rec_decode(const mqim_kv_val_t *v, mqim_key_rec_t *rec)
 {
-    if (v->mv_size != KEY_REC_LEN) {
+    if (v->size != KEY_REC_LEN) {
         return false;
     }
-    memcpy(rec->x25519, v->mv_data, MQIM_KEY_LEN);
-    rec->ts_ms = (int64_t)be64_get((const unsigned char *)v->mv_data + MQIM_KEY_LEN);
+    memcpy(rec->x25519, v->data, MQIM_KEY_LEN);
+    rec->ts_ms = (int64_t)be64_get((const unsigned char *)v->data + MQIM_KEY_LEN);
     return true;
 }
 
@@ -1981,7 +1971,7 @@ mqim_status_t mqim_store_key_get(mqim_txn_t *txn, mqim_str_t user, mqim_str_t de
                                  mqim_key_rec_t *rec)
 {
     keybuf_t k;
-    MDB_val v;
+    mqim_kv_val_t v;
     mqim_status_t st;
     cursor_key(&k, user, device);
     st = db_get(txn, DB_KEYS, &k, &v);
@@ -2014,7 +2004,7 @@ typedef struct key_visit {
     void *ctx;
 } key_visit_t;
 
-static int key_visit(void *vctx, mqim_str_t device, const MDB_val *val)
+static int key_visit(void *vctx, mqim_str_t device, const mqim_kv_val_t *val)
 {
     key_visit_t *kv = vctx;
     mqim_key_rec_t rec;
@@ -2077,12 +2067,12 @@ static int random_epoch(uint64_t *epoch)
 static void identity_read(mqim_txn_t *txn, mqim_store_identity_t *id)
 {
     keybuf_t k = { .len = 0 };
-    MDB_val v;
+    mqim_kv_val_t v;
     static const char hex[] = "0123456789abcdef";
     memset(id, 0, sizeof(*id));
     key_str(&k, mqim_str_from_cstr(META_STORE_ID));
-    if (db_get(txn, DB_META, &k, &v) == MQIM_OK && v.mv_size == MQIM_STORE_ID_BYTES) {
-        const unsigned char *b = v.mv_data;
+    if (db_get(txn, DB_META, &k, &v) == MQIM_OK && v.size == MQIM_STORE_ID_BYTES) {
+        const unsigned char *b = v.data;
         for (size_t i = 0; i < MQIM_STORE_ID_BYTES; i++) {
             id->id[2u * i] = hex[b[i] >> 4];
             id->id[2u * i + 1u] = hex[b[i] & 15u];
@@ -2158,7 +2148,7 @@ static mqim_status_t identity_setup(mqim_store_t *s, const char *dir)
     struct stat sb;
     bool fresh, copied = false;
     keybuf_t k = { .len = 0 };
-    MDB_val v;
+    mqim_kv_val_t v;
     st = mqim_txn_begin(s, MQIM_TXN_WRITE, &txn);
     if (st != MQIM_OK) {
         return st;
@@ -2198,7 +2188,7 @@ static mqim_status_t identity_setup(mqim_store_t *s, const char *dir)
      * copied to a second machine, moved): a copy's history may go on apart
      * from the original's, so it starts a new epoch. */
     snprintf(path, sizeof(path), "%s/data.mdb", dir);
-    if (st == MQIM_OK && stat(path, &sb) == 0) {
+    if (st == MQIM_OK && s->engine == MQIM_STORE_LMDB && stat(path, &sb) == 0) {
         uint64_t dev = meta_get(&txn, META_HOME_DEV), ino = meta_get(&txn, META_HOME_INO);
         if (ino != 0u && (dev != (uint64_t)sb.st_dev || ino != (uint64_t)sb.st_ino)) {
             st = epoch_switch(&txn, "the store file is a copy: restored, moved or a second instance");
@@ -2233,17 +2223,16 @@ const mqim_store_identity_t *mqim_store_identity(const mqim_store_t *store)
 
 mqim_status_t mqim_store_copy(mqim_store_t *store, const char *dir)
 {
-    int rc;
+    if (store->engine != MQIM_STORE_LMDB) {
+        MQIM_LOGE(LOG_MOD, "backup copies the LMDB store only: back up PostgreSQL with its own "
+                  "tools (pg_basebackup, pg_dump; docs/scale.md)");
+        return MQIM_UNSUPPORTED;
+    }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         MQIM_LOGE(LOG_MOD, "cannot create %s: %s", dir, strerror(errno));
         return MQIM_STORE_ERROR;
     }
-    rc = mdb_env_copy2(store->env, dir, MDB_CP_COMPACT);
-    if (rc != 0) {
-        MQIM_LOGE(LOG_MOD, "cannot copy the store to %s: %s", dir, mdb_strerror(rc));
-        return rc == ENOSPC ? MQIM_DISK_FULL : MQIM_STORE_ERROR;
-    }
-    return MQIM_OK;
+    return store->kv->engine->copy(store->kv, dir);
 }
 
 mqim_status_t mqim_store_new_epoch(mqim_store_t *store, const char *why)
@@ -2267,15 +2256,15 @@ typedef struct fork_min {
     bool any;
 } fork_min_t;
 
-static int fork_min_visit(void *ctx, mqim_str_t rest, const MDB_val *val)
+static int fork_min_visit(void *ctx, mqim_str_t rest, const mqim_kv_val_t *val)
 {
     fork_min_t *m = ctx;
     uint64_t ordinal, seq;
-    if (rest.len != 8u || val->mv_size != 8u) {
+    if (rest.len != 8u || val->size != 8u) {
         return 0;
     }
     ordinal = be64_get((const unsigned char *)rest.ptr);
-    seq = be64_get(val->mv_data);
+    seq = be64_get(val->data);
     if (ordinal > m->after_ordinal) {
         m->found++;
         if (!m->any || seq < m->seq) {
@@ -2290,7 +2279,7 @@ mqim_status_t mqim_store_epoch_seq(mqim_txn_t *txn, mqim_str_t user, uint64_t si
                                    uint64_t *seq)
 {
     keybuf_t k = { .len = 0 };
-    MDB_val v;
+    mqim_kv_val_t v;
     fork_min_t m = { 0, 0, 0, false };
     uint64_t current = meta_get(txn, META_EPOCH_ORDINAL);
     mqim_status_t st;
@@ -2301,8 +2290,8 @@ mqim_status_t mqim_store_epoch_seq(mqim_txn_t *txn, mqim_str_t user, uint64_t si
     if (since_epoch != 0u) {
         key_u64(&k, since_epoch);
         st = db_get(txn, DB_EPOCHS, &k, &v);
-        if (st == MQIM_OK && v.mv_size == 8u) {
-            m.after_ordinal = be64_get(v.mv_data);
+        if (st == MQIM_OK && v.size == 8u) {
+            m.after_ordinal = be64_get(v.data);
         } else if (st != MQIM_OK && st != MQIM_NOT_FOUND) {
             return st;
         }

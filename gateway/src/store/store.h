@@ -1,6 +1,7 @@
 /**
  * @file store.h
- * @brief The gateway's durable state in one LMDB environment.
+ * @brief The gateway's durable state: on LMDB (one environment, the
+ *        default) or PostgreSQL, through the engine interface of kv.h.
  *
  * Databases (keys use '\0' between names, which valid names never contain,
  * and big-endian u64 seqs so byte order is numeric order):
@@ -84,7 +85,7 @@ typedef struct mqim_store mqim_store_t;
 /** A transaction; lives on the caller's stack. */
 typedef struct mqim_txn {
     mqim_store_t *store;
-    void *impl; /* MDB_txn * */
+    void *impl; /* the engine's transaction (mqim_kv_txn_t *) */
     bool write;
 } mqim_txn_t;
 
@@ -177,6 +178,31 @@ typedef struct mqim_store_identity {
     uint64_t schema; /**< the store's format */
     bool copied;     /**< this open found a copy of the recorded store file and began an epoch */
 } mqim_store_identity_t;
+
+/** The engine under the store (kv.h; docs/scale.md): LMDB, embedded, the
+ *  default; or PostgreSQL through libpq (gateway.conf `store_engine`). */
+typedef enum mqim_store_engine {
+    MQIM_STORE_LMDB = 0,
+    MQIM_STORE_POSTGRESQL = 1
+} mqim_store_engine_t;
+
+typedef struct mqim_store_config {
+    mqim_store_engine_t engine;
+    const char *dir;  /**< LMDB: the environment's directory */
+    size_t map_size;  /**< LMDB: the map size in bytes (0: LMDB's default) */
+    const char *dsn;  /**< PostgreSQL: the libpq connection string (`store_dsn`) */
+} mqim_store_config_t;
+
+/**
+ * Open the store on the configured engine; as mqim_store_open otherwise.
+ * With PostgreSQL the store's table is made when missing; a copy of the
+ * store is not detected by file identity (that is LMDB's), and
+ * mqim_store_copy answers MQIM_UNSUPPORTED (PostgreSQL's own backups).
+ * MQIM_UNSUPPORTED also when the engine was not built in.
+ */
+mqim_status_t mqim_store_open_config(const mqim_store_config_t *cfg, bool read_only,
+                                     mqim_store_t **out);
+mqim_store_engine_t mqim_store_engine(const mqim_store_t *store);
 
 /**
  * Open (creating) the environment in directory `dir` (created 0700 if
@@ -324,6 +350,7 @@ mqim_status_t mqim_store_outbox_put(mqim_txn_t *txn, mqim_str_t topic, int qos, 
                                     mqim_str_t corr, mqim_str_t payload, uint64_t *key);
 /** First entry with key >= from; MQIM_NOT_FOUND when none. */
 mqim_status_t mqim_store_outbox_next(mqim_txn_t *txn, uint64_t from, mqim_outbox_rec_t *rec);
+/** MQIM_OK also when the entry was gone already. */
 mqim_status_t mqim_store_outbox_del(mqim_txn_t *txn, uint64_t key);
 uint64_t mqim_store_outbox_count(mqim_txn_t *txn);
 
