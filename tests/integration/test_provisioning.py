@@ -90,11 +90,12 @@ class Provisioning(unittest.TestCase):
             for bad in ("connection lost", "reconnecting", "unreachable"):
                 self.assertNotIn(bad, gw_log)
             # every user can log in (the broker has the final file)
-            with open(os.path.join(env.dir, "mosquitto", "passwd")) as f:
-                names = [line.split(":", 1)[0] for line in f if line.strip()]
-            self.assertEqual(len(names), len(set(names)))
-            for u in added:
-                self.assertIn(u, names)
+            if env.auth == "files":  # the plugin has no password file: the logins below say it
+                with open(os.path.join(env.dir, "mosquitto", "passwd")) as f:
+                    names = [line.split(":", 1)[0] for line in f if line.strip()]
+                self.assertEqual(len(names), len(set(names)))
+                for u in added:
+                    self.assertIn(u, names)
             for u, pw in added.items():
                 self.assertTrue(can_log_in(env.port, u, pw), "%s logs in" % u)
 
