@@ -76,7 +76,12 @@ class Provisioning(unittest.TestCase):
                        20, "every message of the flow at bob")
             broker_log = open(os.path.join(env.dir, "mosquitto", "mosquitto.log"), errors="replace").read()
             gw_log = open(os.path.join(env.dir, "gateway.log"), errors="replace").read()
-            self.assertGreaterEqual(broker_log.count("Reloading config"), 1)
+            # files mode: each user add sends SIGHUP; with the plugin nothing
+            # reloads (the users are read from its database)
+            if env.auth == "files":
+                self.assertGreaterEqual(broker_log.count("Reloading config"), 1)
+            else:
+                self.assertEqual(broker_log.count("Reloading config"), 0)
             cid = re.search(r"^client_id (\S+)", open(env.conf).read(), re.M).group(1)
             self.assertNotRegex(broker_log, r"Client %s(\.out)? (disconnected|closed its connection|has exceeded)"
                                 % re.escape(cid))
@@ -85,11 +90,12 @@ class Provisioning(unittest.TestCase):
             for bad in ("connection lost", "reconnecting", "unreachable"):
                 self.assertNotIn(bad, gw_log)
             # every user can log in (the broker has the final file)
-            with open(os.path.join(env.dir, "mosquitto", "passwd")) as f:
-                names = [line.split(":", 1)[0] for line in f if line.strip()]
-            self.assertEqual(len(names), len(set(names)))
-            for u in added:
-                self.assertIn(u, names)
+            if env.auth == "files":  # the plugin has no password file: the logins below say it
+                with open(os.path.join(env.dir, "mosquitto", "passwd")) as f:
+                    names = [line.split(":", 1)[0] for line in f if line.strip()]
+                self.assertEqual(len(names), len(set(names)))
+                for u in added:
+                    self.assertIn(u, names)
             for u, pw in added.items():
                 self.assertTrue(can_log_in(env.port, u, pw), "%s logs in" % u)
 
