@@ -650,6 +650,24 @@ static mqim_status_t op_create(req_t *q, const cJSON *root, ctl_doc_t *d, gr_res
     return st;
 }
 
+/* The requester's membership of group in *me when it is the owner or an
+ * admin. NOT_MEMBER and FORBIDDEN come with d->reason set (FORBIDDEN's is
+ * refusal); any other failure is the store's, for the caller to handle. */
+static mqim_status_t require_admin(req_t *q, mqim_str_t group, mqim_member_rec_t *me, ctl_doc_t *d,
+                                   char *why, const char *refusal)
+{
+    mqim_status_t st = membership(q, group, q->t.user, me, why, REASON_MAX);
+    if (st == MQIM_NOT_MEMBER) {
+        d->reason = why;
+        return st;
+    }
+    if (st == MQIM_OK && me->role == MQIM_ROLE_MEMBER) {
+        d->reason = refusal;
+        return MQIM_FORBIDDEN;
+    }
+    return st;
+}
+
 /* Who may change membership: owner and admins; only the owner makes or
  * removes admins; nobody removes the owner (the owner leaves instead). */
 static mqim_status_t op_add_remove(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t *g,
@@ -665,14 +683,9 @@ static mqim_status_t op_add_remove(req_t *q, const cJSON *root, ctl_doc_t *d, gr
     if (!req_group(root, d, &group) || !req_users(q, root, "users", false, d, users, why, REASON_MAX)) {
         return d->code;
     }
-    st = membership(q, group, q->t.user, &me, why, REASON_MAX);
-    if (st == MQIM_NOT_MEMBER) {
-        d->reason = why;
+    st = require_admin(q, group, &me, d, why, "only the owner and admins change membership");
+    if (st == MQIM_NOT_MEMBER || st == MQIM_FORBIDDEN) {
         return st;
-    }
-    if (st == MQIM_OK && me.role == MQIM_ROLE_MEMBER) {
-        d->reason = "only the owner and admins change membership";
-        return MQIM_FORBIDDEN;
     }
     if (st == MQIM_OK && add && role != NULL && strcmp(role, "admin") != 0 && strcmp(role, "member") != 0) {
         d->reason = "\"role\" must be \"member\" or \"admin\"";
@@ -814,14 +827,9 @@ static mqim_status_t op_rename(req_t *q, const cJSON *root, ctl_doc_t *d, gr_res
         d->reason = "\"title\" must be UTF-8 of 1..128 bytes";
         return MQIM_FIELD_RANGE;
     }
-    st = membership(q, group, q->t.user, &me, why, REASON_MAX);
-    if (st == MQIM_NOT_MEMBER) {
-        d->reason = why;
+    st = require_admin(q, group, &me, d, why, "only the owner and admins rename a group");
+    if (st == MQIM_NOT_MEMBER || st == MQIM_FORBIDDEN) {
         return st;
-    }
-    if (st == MQIM_OK && me.role == MQIM_ROLE_MEMBER) {
-        d->reason = "only the owner and admins rename a group";
-        return MQIM_FORBIDDEN;
     }
     if (st == MQIM_OK) {
         st = mqim_store_group_get(&q->txn, group, &rec);
@@ -890,14 +898,9 @@ static mqim_status_t op_set(req_t *q, const cJSON *root, ctl_doc_t *d, gr_resp_t
         d->reason = "give \"retain_count\" and/or \"retain_days\"";
         return MQIM_FIELD_MISSING;
     }
-    st = membership(q, group, q->t.user, &me, why, REASON_MAX);
-    if (st == MQIM_NOT_MEMBER) {
-        d->reason = why;
+    st = require_admin(q, group, &me, d, why, "only the owner and admins set a group's retention");
+    if (st == MQIM_NOT_MEMBER || st == MQIM_FORBIDDEN) {
         return st;
-    }
-    if (st == MQIM_OK && me.role == MQIM_ROLE_MEMBER) {
-        d->reason = "only the owner and admins set a group's retention";
-        return MQIM_FORBIDDEN;
     }
     if (st == MQIM_OK) {
         st = mqim_store_group_get(&q->txn, group, &rec);
